@@ -1,1 +1,41 @@
-fn main() {}
+//! The `clvd` binary: configuration, telemetry, then serve or migrate.
+
+use anyhow::Context;
+use clap::Parser;
+use clvd::{
+    config::{Cli, Command},
+    startup::{database, Application},
+    storage::{PoolSettings, Storage},
+    telemetry::{get_subscriber, init_subscriber},
+};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Cli { command, settings } = Cli::parse();
+    init_subscriber(get_subscriber(settings.log_format));
+    tracing::info!(config = %settings, "clvd {} starting", env!("CARGO_PKG_VERSION"));
+    match command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            app.run_until_stopped(clvd::shutdown::signal_received())
+                .await
+        }
+        Command::Migrate => {
+            let (options, embedded) = database(&settings).await?;
+            let storage = Storage::connect_lazy(
+                options,
+                &PoolSettings {
+                    max_connections: 1,
+                    acquire_timeout: settings.db_acquire_timeout(),
+                },
+            );
+            storage.migrate().await.context("migrations failed")?;
+            storage.close().await;
+            tracing::info!("migrations applied");
+            if let Some(pg) = embedded {
+                pg.stop();
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The Gamma-Gamma spend model: parameters, likelihood, fit and the
+//! conditional expected spend per occasion.
+//!
+//! Fader, Hardie & Lee (2005), "RFM and CLV: Using Iso-Value Curves for
+//! Customer Base Analysis", Journal of Marketing Research 42(4), 415-430,
+//! after Colombo & Jiang (1999); formulas as in MODELS.md (and Fader &
+//! Hardie's note "The Gamma-Gamma Model of Monetary Value", eq. 5 for the
+//! conditional expectation). Spend per occasion ~ Gamma(p, ν) across a
+//! customer's occasions, ν ~ Gamma(q, γ) across customers; γ is in currency
+//! units. Knows nothing of purchase timing.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::error::{ModelError, ModelKind};
+use crate::fit::{log_parameter_standard_errors, minimize, FitOptions, FitReport, MeanNegLogLikelihood};
+use crate::special::{digamma, ln_gamma};
+use crate::summary::{group_spend, CustomerSummary, SpendGroup};
+
+/// Gamma-Gamma parameters p, q, γ (γ in currency units).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GammaGammaParams {
+    p: f64,
+    q: f64,
+    gamma: f64,
+}
+
+/// Standard errors of the Gamma-Gamma parameters (delta method).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GammaGammaStandardErrors {
+    /// se(p).
+    pub p: f64,
+    /// se(q).
+    pub q: f64,
+    /// se(γ).
+    pub gamma: f64,
+}
+
+impl GammaGammaParams {
+    /// Validates parameters (positive, finite).
+    pub fn new(p: f64, q: f64, gamma: f64) -> Result<Self, ModelError> {
+        let check = |name, value: f64| {
+            if value.is_finite() && value > 0.0 {
+                Ok(value)
+            } else {
+                Err(ModelError::InvalidParameter { model: ModelKind::GammaGamma, name, value })
+            }
+        };
+        Ok(Self { p: check("p", p)?, q: check("q", q)?, gamma: check("gamma", gamma)? })
+    }
+
+    /// Shape p of spend per occasion.
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+    /// Shape q of the customers' spend scales.
+    pub fn q(&self) -> f64 {
+        self.q
+    }
+    /// Scale γ of the customers' spend scales (currency units).
+    pub fn gamma(&self) -> f64 {
+        self.gamma
+    }
+
+    /// Log-likelihood of one customer with x > 0 occasions of mean value m > 0 (MODELS.md).
+    pub fn customer_log_likelihood(&self, x: f64, m: f64) -> f64 {
+        let Self { p, q, gamma } = *self;
+        let px = p * x;
+        ln_gamma(px + q) - ln_gamma(px) - ln_gamma(q) + q * gamma.ln() + (px - 1.0) * m.ln() + px * x.ln()
+            - (px + q) * (gamma + m * x).ln()
+    }
+
+    /// Total log-likelihood over grouped customers.
+    pub fn log_likelihood(&self, input: &GammaGammaFitInput) -> f64 {
+        input.groups.iter().map(|g| g.count as f64 * self.customer_log_likelihood(g.x, g.m)).sum()
+    }
+
+    /// E[spend per occasion | m, x] = p(γ + m·x)/(p·x + q − 1) (Fader &
+    /// Hardie's Gamma-Gamma note, eq. 5); the population mean pγ/(q−1) for
+    /// x = 0. Needs q > 1.
+    pub fn expected_spend(&self, customer: &CustomerSummary) -> Result<f64, ModelError> {
+        self.expected_spend_at(customer.x(), customer.m())
+    }
+
+    pub(crate) fn expected_spend_at(&self, x: f64, m: f64) -> Result<f64, ModelError> {
+        let Self { p, q, gamma } = *self;
+        if q <= 1.0 {
+            return Err(ModelError::SpendUndefined { q });
+        }
+        let m = if x > 0.0 { m } else { 0.0 };
+        Ok(p * (gamma + m * x) / (p * x + q - 1.0))
+    }
+}
+
+/// Validated, grouped Gamma-Gamma fitting input: distinct (x, m), x > 0, m > 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GammaGammaFitInput {
+    groups: Vec<SpendGroup>,
+    customers: u64,
+}
+
+impl GammaGammaFitInput {
+    /// From rows `(x, m, count)`. Rows with x = 0 or m ≤ 0 are left out (the
+    /// model is fitted on repeat buyers with positive spend); x must be a
+    /// whole number ≥ 0 and m finite.
+    pub fn from_groups(rows: impl IntoIterator<Item = (f64, f64, u64)>) -> Result<Self, ModelError> {
+        let mut index: HashMap<[u64; 2], usize> = HashMap::new();
+        let mut groups: Vec<SpendGroup> = Vec::new();
+        let mut customers = 0;
+        for (x, m, count) in rows {
+            if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0) || !m.is_finite() {
+                let reason = "x must be a non-negative whole number and m finite";
+                return Err(ModelError::InvalidSummary { x, t_x: f64::NAN, t: f64::NAN, m, reason });
+            }
+            if x == 0.0 || m <= 0.0 || count == 0 {
+                continue;
+            }
+            customers += count;
+            let slot = *index.entry([x.to_bits(), m.to_bits()]).or_insert_with(|| {
+                groups.push(SpendGroup { x, m, count: 0 });
+                groups.len() - 1
+            });
+            groups[slot].count += count;
+        }
+        Ok(Self { groups, customers })
+    }
+
+    /// From per-customer summaries (keeps x > 0 and m > 0, groups equal (x, m)).
+    pub fn from_summaries(summaries: &[CustomerSummary]) -> Self {
+        let groups = group_spend(summaries);
+        let customers = groups.iter().map(|g| g.count).sum();
+        Self { groups, customers }
+    }
+
+    /// The distinct groups.
+    pub fn groups(&self) -> &[SpendGroup] {
+        &self.groups
+    }
+
+    /// Number of customers the fit uses.
+    pub fn customers(&self) -> u64 {
+        self.customers
+    }
+
+    /// Pearson correlation of x and m over the customers (count-weighted).
+    /// The model assumes spend independent of frequency; a large |ρ| says
+    /// the assumption is doubtful. NaN with fewer than two distinct values.
+    pub fn frequency_spend_correlation(&self) -> f64 {
+        let n = self.customers as f64;
+        let mean = |f: fn(&SpendGroup) -> f64| self.groups.iter().map(|g| g.count as f64 * f(g)).sum::<f64>() / n;
+        let (mx, mm) = (mean(|g| g.x), mean(|g| g.m));
+        let (mut sxx, mut smm, mut sxm) = (0.0, 0.0, 0.0);
+        for g in &self.groups {
+            let (dx, dm, w) = (g.x - mx, g.m - mm, g.count as f64);
+            sxx += w * dx * dx;
+            smm += w * dm * dm;
+            sxm += w * dx * dm;
+        }
+        sxm / (sxx * smm).sqrt()
+    }
+}
+
+/// A fitted Gamma-Gamma model with its report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GammaGammaFit {
+    /// Maximum-likelihood parameters (γ in currency units).
+    pub params: GammaGammaParams,
+    /// Standard errors, when requested and the Hessian is positive definite.
+    pub standard_errors: Option<GammaGammaStandardErrors>,
+    /// Pearson correlation of x and m over the fitted customers.
+    pub frequency_spend_correlation: f64,
+    /// Log-likelihood, iterations, convergence, sizes, duration.
+    pub report: FitReport,
+}
+
+/// Compiled input, m rescaled by `scale` (so that γ' = γ/scale is O(1)).
+struct Objective {
+    /// Distinct x and, per x, Σw and Σw·ln m (scaled).
+    x_values: Vec<f64>,
+    x_weights: Vec<f64>,
+    x_weighted_ln_m: Vec<f64>,
+    /// Per group: (x, scaled m, weight).
+    groups: Vec<(f64, f64, f64)>,
+    total_weight: f64,
+}
+
+impl Objective {
+    fn new(input: &GammaGammaFitInput, scale: f64) -> Self {
+        let mut per_x: HashMap<u64, (f64, f64)> = HashMap::new();
+        let mut groups = Vec::with_capacity(input.groups.len());
+        for g in &input.groups {
+            let (w, m) = (g.count as f64, g.m / scale);
+            let entry = per_x.entry(g.x.to_bits()).or_insert((0.0, 0.0));
+            entry.0 += w;
+            entry.1 += w * m.ln();
+            groups.push((g.x, m, w));
+        }
+        let mut xs: Vec<(f64, f64, f64)> = per_x.into_iter().map(|(x, (w, l))| (f64::from_bits(x), w, l)).collect();
+        xs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Self {
+            x_values: xs.iter().map(|v| v.0).collect(),
+            x_weights: xs.iter().map(|v| v.1).collect(),
+            x_weighted_ln_m: xs.iter().map(|v| v.2).collect(),
+            groups,
+            total_weight: input.customers as f64,
+        }
+    }
+}
+
+impl MeanNegLogLikelihood for Objective {
+    fn evaluate(&self, theta: &[f64]) -> (f64, Vec<f64>) {
+        let (p, q, gamma) = (theta[0].exp(), theta[1].exp(), theta[2].exp());
+        let (lg_q, dg_q, ln_gamma_) = (ln_gamma(q), digamma(q), gamma.ln());
+        let (mut ll, mut g_p, mut g_q, mut g_gamma) = (0.0, 0.0, 0.0, 0.0);
+        for ((&x, &w), &wlm) in self.x_values.iter().zip(&self.x_weights).zip(&self.x_weighted_ln_m) {
+            let px = p * x;
+            let (dg_pxq, dg_px) = (digamma(px + q), digamma(px));
+            ll += w * (ln_gamma(px + q) - ln_gamma(px) - lg_q + q * ln_gamma_ + px * x.ln()) + (px - 1.0) * wlm;
+            g_p += x * (w * (dg_pxq - dg_px + x.ln()) + wlm);
+            g_q += w * (dg_pxq - dg_q + ln_gamma_);
+            g_gamma += w * q / gamma;
+        }
+        for &(x, m, w) in &self.groups {
+            let px = p * x;
+            let denom = gamma + m * x;
+            let ln_denom = denom.ln();
+            ll -= w * (px + q) * ln_denom;
+            g_p -= w * x * ln_denom;
+            g_q -= w * ln_denom;
+            g_gamma -= w * (px + q) / denom;
+        }
+        let n = self.total_weight;
+        (-ll / n, vec![-g_p * p / n, -g_q * q / n, -g_gamma * gamma / n])
+    }
+
+    fn weight(&self) -> f64 {
+        self.total_weight
+    }
+}
+
+const MAX_ABS_LOG_PARAMETER: f64 = 25.0;
+
+/// Maximum-likelihood fit of the Gamma-Gamma model. Spend is rescaled by
+/// the customers' mean m during the fit (γ scales with the currency), from
+/// p = q = γ' = 1 as the reference implementation starts.
+pub fn fit_gamma_gamma(input: &GammaGammaFitInput, options: &FitOptions) -> Result<GammaGammaFit, ModelError> {
+    let started = Instant::now();
+    let model = ModelKind::GammaGamma;
+    if input.customers == 0 {
+        return Err(ModelError::NoSpendData);
+    }
+    if input.customers < options.min_customers.max(1) {
+        return Err(ModelError::TooFewCustomers { model, needed: options.min_customers.max(1), got: input.customers });
+    }
+    let scale = input.groups.iter().map(|g| g.count as f64 * g.m).sum::<f64>() / input.customers as f64;
+    let objective = Objective::new(input, scale);
+    let optimum = minimize(&objective, vec![0.0; 3], options);
+    for (name, &theta) in ["p", "q", "gamma"].iter().zip(&optimum.theta) {
+        if theta.abs() > MAX_ABS_LOG_PARAMETER {
+            let value = if *name == "gamma" { theta.exp() * scale } else { theta.exp() };
+            return Err(ModelError::Unidentified { model, name, value });
+        }
+    }
+    if !optimum.converged && options.require_convergence {
+        return Err(ModelError::NotConverged {
+            model,
+            iterations: optimum.iterations,
+            gradient_norm: optimum.gradient_norm,
+            reason: optimum.reason,
+        });
+    }
+    let e = |i: usize| optimum.theta[i].exp();
+    let params = GammaGammaParams::new(e(0), e(1), e(2) * scale)?;
+    let log_likelihood = params.log_likelihood(input);
+    if !log_likelihood.is_finite() {
+        return Err(ModelError::NonFinite { what: "the Gamma-Gamma log-likelihood at the optimum" });
+    }
+    let standard_errors = if options.standard_errors {
+        log_parameter_standard_errors(&objective, &optimum.theta).map(|se| GammaGammaStandardErrors {
+            p: params.p * se[0],
+            q: params.q * se[1],
+            gamma: params.gamma * se[2],
+        })
+    } else {
+        None
+    };
+    Ok(GammaGammaFit {
+        params,
+        standard_errors,
+        frequency_spend_correlation: input.frequency_spend_correlation(),
+        report: FitReport {
+            log_likelihood,
+            iterations: optimum.iterations,
+            converged: optimum.converged,
+            gradient_norm: optimum.gradient_norm,
+            customers: input.customers,
+            groups: input.groups.len(),
+            duration: started.elapsed(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analytic_gradient_matches_finite_differences() {
+        let input = GammaGammaFitInput::from_groups([(1.0, 20.0, 3), (3.0, 35.5, 2), (10.0, 12.0, 1), (1.0, 80.0, 4)]).unwrap();
+        let objective = Objective::new(&input, 30.0);
+        let theta = [0.7, 0.3, -0.2];
+        let (_, grad) = objective.evaluate(&theta);
+        for i in 0..3 {
+            let h = 1e-6;
+            let (mut p, mut m) = (theta, theta);
+            p[i] += h;
+            m[i] -= h;
+            let numeric = (objective.evaluate(&p).0 - objective.evaluate(&m).0) / (2.0 * h);
+            assert!((numeric - grad[i]).abs() < 1e-7, "component {i}: {numeric} vs {}", grad[i]);
+        }
+    }
+
+    #[test]
+    fn expected_spend_needs_q_above_one() {
+        let params = GammaGammaParams::new(2.0, 0.8, 10.0).unwrap();
+        let err = params.expected_spend_at(2.0, 30.0).unwrap_err();
+        assert!(err.to_string().contains("q > 1"), "{err}");
+    }
+
+    #[test]
+    fn expected_spend_of_a_new_customer_is_the_population_mean() {
+        let params = GammaGammaParams::new(6.25, 3.74, 15.44).unwrap();
+        let mean = 6.25 * 15.44 / 2.74;
+        assert!((params.expected_spend_at(0.0, 123.0).unwrap() - mean).abs() < 1e-12);
+    }
+
+    #[test]
+    fn correlation_is_reported_over_customers() {
+        let input = GammaGammaFitInput::from_groups([(1.0, 10.0, 1), (2.0, 20.0, 1), (3.0, 30.0, 1)]).unwrap();
+        assert!((input.frequency_spend_correlation() - 1.0).abs() < 1e-12);
+    }
+}

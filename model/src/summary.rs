@@ -1,0 +1,162 @@
+//! Per-customer summaries `(x, t_x, T, m)` as defined in Fader, Hardie & Lee
+//! (2005, Marketing Science 24(2), section 2) and DESIGN.md, validated once,
+//! and their grouping: customers with identical `(x, t_x, T)` share one
+//! likelihood term, so fitting costs grow with distinct summaries, not
+//! customers. Knows nothing of how summaries are computed from transactions.
+
+use std::collections::HashMap;
+
+use crate::error::ModelError;
+
+/// One customer's history, in days, from the first purchase occasion.
+///
+/// Invariants (checked by [`CustomerSummary::new`]): `x` is a finite
+/// non-negative integer, `0 ≤ t_x ≤ T` and finite, `m` finite; `x = 0`
+/// implies `t_x = 0`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CustomerSummary {
+    x: f64,
+    t_x: f64,
+    t: f64,
+    m: f64,
+}
+
+impl CustomerSummary {
+    /// Validates a summary.
+    ///
+    /// - `x`: repeat purchase occasions (occasions − 1).
+    /// - `t_x`: days from the first to the last occasion (recency).
+    /// - `t`: days from the first occasion to the end of observation (T).
+    /// - `m`: mean value of the repeat occasions (0 when x = 0).
+    pub fn new(x: f64, t_x: f64, t: f64, m: f64) -> Result<Self, ModelError> {
+        let invalid = |reason| ModelError::InvalidSummary { x, t_x, t, m, reason };
+        if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0) {
+            return Err(invalid("x must be a non-negative whole number"));
+        }
+        if !(t.is_finite() && t >= 0.0) {
+            return Err(invalid("T must be a finite number of days >= 0"));
+        }
+        if !(t_x.is_finite() && t_x >= 0.0 && t_x <= t) {
+            return Err(invalid("t_x must satisfy 0 <= t_x <= T"));
+        }
+        if x == 0.0 && t_x != 0.0 {
+            return Err(invalid("t_x must be 0 when x = 0"));
+        }
+        if !m.is_finite() {
+            return Err(invalid("m must be finite"));
+        }
+        Ok(Self { x, t_x, t, m })
+    }
+
+    /// Repeat purchase occasions, x.
+    pub fn x(&self) -> f64 {
+        self.x
+    }
+
+    /// Days from the first to the last occasion, t_x.
+    pub fn t_x(&self) -> f64 {
+        self.t_x
+    }
+
+    /// Days from the first occasion to the end of observation, T.
+    pub fn t(&self) -> f64 {
+        self.t
+    }
+
+    /// Mean value of the repeat occasions, m.
+    pub fn m(&self) -> f64 {
+        self.m
+    }
+}
+
+/// Customers sharing one `(x, t_x, T)`: the unit of the BG/NBD likelihood.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PurchaseGroup {
+    /// Repeat occasions.
+    pub x: f64,
+    /// Days from first to last occasion.
+    pub t_x: f64,
+    /// Days observed.
+    pub t: f64,
+    /// Number of customers with exactly this history.
+    pub count: u64,
+}
+
+/// Customers sharing one `(x, m)`: the unit of the Gamma-Gamma likelihood.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpendGroup {
+    /// Repeat occasions (> 0).
+    pub x: f64,
+    /// Mean repeat-occasion value (> 0).
+    pub m: f64,
+    /// Number of customers with exactly this (x, m).
+    pub count: u64,
+}
+
+/// Groups `(x, t_x, T)` of the summaries with their counts, in first-seen order.
+pub fn group_purchases(summaries: &[CustomerSummary]) -> Vec<PurchaseGroup> {
+    let mut index: HashMap<[u64; 3], usize> = HashMap::with_capacity(summaries.len() / 8 + 16);
+    let mut groups: Vec<PurchaseGroup> = Vec::new();
+    for s in summaries {
+        let key = [s.x.to_bits(), s.t_x.to_bits(), s.t.to_bits()];
+        let slot = *index.entry(key).or_insert_with(|| {
+            groups.push(PurchaseGroup { x: s.x, t_x: s.t_x, t: s.t, count: 0 });
+            groups.len() - 1
+        });
+        groups[slot].count += 1;
+    }
+    groups
+}
+
+/// Groups `(x, m)` of the summaries with x > 0 and m > 0 (the customers the
+/// spend model is fitted on), with their counts.
+pub fn group_spend(summaries: &[CustomerSummary]) -> Vec<SpendGroup> {
+    let mut index: HashMap<[u64; 2], usize> = HashMap::new();
+    let mut groups: Vec<SpendGroup> = Vec::new();
+    for s in summaries.iter().filter(|s| s.x > 0.0 && s.m > 0.0) {
+        let key = [s.x.to_bits(), s.m.to_bits()];
+        let slot = *index.entry(key).or_insert_with(|| {
+            groups.push(SpendGroup { x: s.x, m: s.m, count: 0 });
+            groups.len() - 1
+        });
+        groups[slot].count += 1;
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_fractional_or_negative_x() {
+        assert!(CustomerSummary::new(1.5, 1.0, 2.0, 1.0).is_err());
+        assert!(CustomerSummary::new(-1.0, 0.0, 2.0, 1.0).is_err());
+    }
+
+    #[test]
+    fn rejects_recency_after_age() {
+        let err = CustomerSummary::new(2.0, 5.0, 4.0, 1.0).unwrap_err();
+        assert!(err.to_string().contains("t_x must satisfy 0 <= t_x <= T"), "{err}");
+    }
+
+    #[test]
+    fn rejects_non_finite_values() {
+        assert!(CustomerSummary::new(1.0, 1.0, f64::INFINITY, 1.0).is_err());
+        assert!(CustomerSummary::new(1.0, 1.0, 2.0, f64::NAN).is_err());
+    }
+
+    #[test]
+    fn accepts_last_purchase_on_the_last_day() {
+        assert!(CustomerSummary::new(3.0, 10.0, 10.0, 5.0).is_ok());
+    }
+
+    #[test]
+    fn grouping_counts_identical_histories() {
+        let s = |x, tx, t| CustomerSummary::new(x, tx, t, 1.0).unwrap();
+        let groups = group_purchases(&[s(0.0, 0.0, 5.0), s(1.0, 2.0, 5.0), s(0.0, 0.0, 5.0)]);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].count, 2);
+        assert_eq!(groups[1].count, 1);
+    }
+}

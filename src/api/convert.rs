@@ -1,0 +1,80 @@
+//! Protobuf messages to and from domain types. Every message is
+//! destructured field by field, so a new proto field does not compile until
+//! it is handled here.
+
+use chrono::{DateTime, Utc};
+
+use super::pb;
+use crate::domain::{
+    CustomerId, FieldViolation, IngestRules, Transaction, UncheckedKind, UncheckedMoney,
+    UncheckedTransaction,
+};
+
+pub fn unchecked_transaction(t: pb::Transaction) -> UncheckedTransaction {
+    let pb::Transaction {
+        customer_id,
+        transaction_id,
+        occurred_at,
+        kind,
+        amount,
+        cost,
+        refunded_transaction_id,
+    } = t;
+    UncheckedTransaction {
+        customer_id,
+        transaction_id,
+        occurred_at: occurred_at.map(|ts| (ts.seconds, ts.nanos)),
+        kind: match pb::TransactionKind::try_from(kind) {
+            Ok(pb::TransactionKind::Purchase) => UncheckedKind::Purchase,
+            Ok(pb::TransactionKind::Refund) => UncheckedKind::Refund,
+            Ok(pb::TransactionKind::Unspecified) => UncheckedKind::Unspecified,
+            Err(_) => UncheckedKind::Unknown(kind),
+        },
+        amount: amount.map(unchecked_money),
+        cost: cost.map(unchecked_money),
+        refunded_transaction_id,
+    }
+}
+
+fn unchecked_money(m: pb::Money) -> UncheckedMoney {
+    let pb::Money {
+        currency_code,
+        units,
+        nanos,
+    } = m;
+    UncheckedMoney {
+        currency_code,
+        units,
+        nanos,
+    }
+}
+
+/// Validates a list of transactions; violations are prefixed with
+/// `prefix[i]`. All entries are checked, so the caller sees every problem.
+pub fn transactions(
+    rules: &IngestRules,
+    prefix: &str,
+    raw: Vec<pb::Transaction>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Transaction>, Vec<FieldViolation>> {
+    let mut parsed = Vec::with_capacity(raw.len());
+    let mut violations = Vec::new();
+    for (i, t) in raw.into_iter().enumerate() {
+        match rules.parse_transaction(unchecked_transaction(t), now) {
+            Ok(t) => parsed.push(t),
+            Err(vs) => {
+                let at = format!("{prefix}[{i}]");
+                violations.extend(vs.into_iter().map(|v| v.under(&at)));
+            }
+        }
+    }
+    if violations.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(violations)
+    }
+}
+
+pub fn customer_id(field: &str, raw: &str) -> Result<CustomerId, FieldViolation> {
+    CustomerId::parse(raw).map_err(|d| FieldViolation::new(field, d))
+}

@@ -1,0 +1,136 @@
+//! clv.v1.IngestService over the [`Ingest`] use-case.
+
+use chrono::Utc;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{convert, pb, status::invalid_argument};
+use crate::{
+    domain::FieldViolation,
+    service::{Ingest, IngestError},
+};
+
+pub struct IngestApi {
+    ingest: Ingest,
+}
+
+impl IngestApi {
+    pub fn new(ingest: Ingest) -> Self {
+        Self { ingest }
+    }
+
+    pub fn into_server(self) -> pb::ingest_service_server::IngestServiceServer<Self> {
+        pb::ingest_service_server::IngestServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::ingest_service_server::IngestService for IngestApi {
+    async fn record_transaction(
+        &self,
+        request: Request<pb::RecordTransactionRequest>,
+    ) -> Result<Response<pb::RecordTransactionResponse>, Status> {
+        let pb::RecordTransactionRequest { transaction } = request.into_inner();
+        let Some(transaction) = transaction else {
+            return Err(invalid_argument(&[FieldViolation::new(
+                "transaction",
+                "is required",
+            )]));
+        };
+        let rules = self.ingest.rules();
+        let transaction = rules
+            .parse_transaction(convert::unchecked_transaction(transaction), Utc::now())
+            .map_err(|vs| {
+                invalid_argument(
+                    &vs.into_iter()
+                        .map(|v| v.under("transaction"))
+                        .collect::<Vec<_>>(),
+                )
+            })?;
+        let recorded = self.ingest.record(transaction).await.map_err(single)?;
+        Ok(Response::new(pb::RecordTransactionResponse {
+            duplicate: recorded.duplicate,
+        }))
+    }
+
+    async fn import_transactions(
+        &self,
+        request: Request<Streaming<pb::ImportTransactionsRequest>>,
+    ) -> Result<Response<pb::ImportTransactionsResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut totals = pb::ImportTransactionsResponse::default();
+        while let Some(message) = stream.message().await? {
+            let pb::ImportTransactionsRequest { transactions } = message;
+            let batch = totals.batches;
+            let in_batch = |e: Status| {
+                Status::with_details(
+                    e.code(),
+                    format!(
+                        "batch {batch} (0-based) was rejected and nothing of it was stored; \
+                         the {batch} batches before it are committed: {}",
+                        e.message()
+                    ),
+                    tonic::codegen::Bytes::copy_from_slice(e.details()),
+                )
+            };
+            let max = self.ingest.rules().max_batch;
+            if transactions.is_empty() || transactions.len() > max {
+                return Err(in_batch(invalid_argument(&[FieldViolation::new(
+                    "transactions",
+                    format!(
+                        "a batch must hold 1 to {max} transactions, got {}",
+                        transactions.len()
+                    ),
+                )])));
+            }
+            let parsed = convert::transactions(
+                self.ingest.rules(),
+                "transactions",
+                transactions,
+                Utc::now(),
+            )
+            .map_err(|vs| in_batch(invalid_argument(&vs)))?;
+            let recorded = self
+                .ingest
+                .record_batch(parsed)
+                .await
+                .map_err(|e| in_batch(e.into()))?;
+            totals.batches += 1;
+            totals.recorded += recorded.recorded as u64;
+            totals.duplicates += recorded.duplicates as u64;
+        }
+        Ok(Response::new(totals))
+    }
+
+    async fn delete_customer(
+        &self,
+        request: Request<pb::DeleteCustomerRequest>,
+    ) -> Result<Response<pb::DeleteCustomerResponse>, Status> {
+        let pb::DeleteCustomerRequest { customer_id } = request.into_inner();
+        let id = convert::customer_id("customer_id", &customer_id)
+            .map_err(|v| invalid_argument(&[v]))?;
+        let deleted = self.ingest.delete_customer(&id).await?;
+        Ok(Response::new(pb::DeleteCustomerResponse {
+            transactions_deleted: deleted.transactions,
+            existed: deleted.existed,
+        }))
+    }
+}
+
+/// A single transaction was recorded as a batch of one: name its fields
+/// `transaction.*` rather than `transactions[0].*`.
+fn single(e: IngestError) -> Status {
+    match e {
+        IngestError::Invalid(vs) => invalid_argument(
+            &vs.into_iter()
+                .map(|mut v| {
+                    v.field = v.field.replacen("transactions[0]", "transaction", 1);
+                    v
+                })
+                .collect::<Vec<_>>(),
+        ),
+        IngestError::AlreadyExists { key, .. } => Status::already_exists(format!(
+            "{key} was already recorded with other content; nothing was changed"
+        )),
+        other => other.into(),
+    }
+}

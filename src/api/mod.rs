@@ -1,0 +1,20 @@
+//! The gRPC transport: one file per service. Each method validates and
+//! converts the request ([`convert`]), calls the use-case in
+//! [`crate::service`], and converts the answer; every error becomes a
+//! `Status` in one place ([`status`]).
+
+pub mod convert;
+mod ingest;
+pub mod status;
+
+pub use ingest::IngestApi;
+
+/// Code generated from `proto/` (package `clv.v1`).
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("clv.v1");
+
+    /// Encoded descriptors of every clvd proto, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/clv_v1_descriptor.bin"));
+}

@@ -1,0 +1,202 @@
+//! One typed configuration, from flags and environment variables
+//! (12-factor). `Display` prints it with secrets redacted.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use chrono_tz::Tz;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "clvd",
+    version,
+    about = "Customer lifetime value service (gRPC over PostgreSQL)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Args)]
+pub struct Settings {
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(
+        long,
+        env = "CLVD_LISTEN_ADDR",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
+    pub listen_addr: SocketAddr,
+
+    /// PostgreSQL to use. Unset: start a private PostgreSQL in --data-dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Data directory of the embedded PostgreSQL (when DATABASE_URL is unset).
+    /// Default: /var/lib/clvd/postgres as root, else ~/.local/share/clvd/postgres.
+    #[arg(long, env = "CLVD_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Directory holding the PostgreSQL server binaries (initdb, postgres).
+    /// Default: found under /usr/lib/postgresql/*/bin, or on PATH.
+    #[arg(long, env = "CLVD_PG_BIN_DIR", global = true)]
+    pub pg_bin_dir: Option<PathBuf>,
+
+    /// Reporting currency (ISO 4217); transactions in others are rejected.
+    #[arg(long, env = "CLVD_CURRENCY", default_value = "USD", global = true)]
+    pub currency: String,
+
+    /// Business time zone (IANA name): purchase occasions are its calendar days.
+    #[arg(long, env = "CLVD_TIME_ZONE", default_value = "UTC", global = true)]
+    pub time_zone: Tz,
+
+    /// Most transactions per ImportTransactions message.
+    #[arg(long, env = "CLVD_MAX_BATCH", default_value_t = 10_000, global = true)]
+    pub max_batch: usize,
+
+    /// Largest database connection pool.
+    #[arg(
+        long,
+        env = "CLVD_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_max_connections: u32,
+
+    /// Seconds a call waits for a database connection before UNAVAILABLE.
+    #[arg(
+        long,
+        env = "CLVD_DB_ACQUIRE_TIMEOUT_SECONDS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub db_acquire_timeout_seconds: u64,
+
+    /// Seconds between database health checks (grpc.health.v1).
+    #[arg(
+        long,
+        env = "CLVD_HEALTH_INTERVAL_SECONDS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub health_interval_seconds: u64,
+
+    /// Seconds in-flight calls get to finish after SIGTERM/SIGINT.
+    #[arg(
+        long,
+        env = "CLVD_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub shutdown_grace_seconds: u64,
+
+    /// Log format: text for people, json for log pipelines.
+    #[arg(long, env = "CLVD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    pub fn db_acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_acquire_timeout_seconds)
+    }
+
+    pub fn health_interval(&self) -> Duration {
+        Duration::from_secs(self.health_interval_seconds.max(1))
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    /// Settings for tests and tools: the defaults with the given database.
+    pub fn for_database(database_url: String) -> Self {
+        let mut s = Cli::parse_from(["clvd"]).settings;
+        s.database_url = Some(database_url);
+        s.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        s
+    }
+}
+
+/// The database URL with any password replaced by `***`.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let db = match &self.database_url {
+            Some(url) => redact_url(url),
+            None => "embedded".to_owned(),
+        };
+        write!(
+            f,
+            "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
+             db_max_connections={} db_acquire_timeout={}s health_interval={}s shutdown_grace={}s log_format={:?}",
+            self.listen_addr,
+            db,
+            self.data_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "default".into()),
+            self.currency,
+            self.time_zone,
+            self.max_batch,
+            self.db_max_connections,
+            self.db_acquire_timeout_seconds,
+            self.health_interval_seconds,
+            self.shutdown_grace_seconds,
+            self.log_format,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_database_urls() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_url("postgres:///db?host=/tmp"),
+            "postgres:///db?host=/tmp"
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! The business's vocabulary as validated types: identifiers, money,
+//! transactions and the rules that turn raw input into them.
+//!
+//! Nothing here knows about gRPC or SQL. Input is parsed once, at the edge,
+//! into types that cannot be invalid ("parse, don't validate"); every
+//! rejection is a [`FieldViolation`] naming the offending field relative to
+//! the value being parsed, so the API layer only prefixes the request path.
+
+mod ids;
+mod money;
+mod plan;
+mod rules;
+mod transaction;
+mod violation;
+
+pub use ids::{CustomerId, TransactionId, MAX_ID_BYTES};
+pub use money::{Amount, MAX_AMOUNT_UNITS};
+pub use plan::{plan_batch, DayDelta, NewRow, Plan, PlanError, StoredTransaction};
+pub use rules::IngestRules;
+pub use transaction::{
+    dedupe_batch, Batch, BatchEntry, Transaction, TransactionKind, UncheckedKind, UncheckedMoney,
+    UncheckedTransaction,
+};
+pub use violation::FieldViolation;

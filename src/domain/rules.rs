@@ -1,0 +1,218 @@
+//! The deployment's ingest rules: reporting currency, business time zone,
+//! batch limit and the window of plausible timestamps. They turn unchecked
+//! input into a [`Transaction`] or the list of every offending field.
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::{
+    money::Amount,
+    transaction::{
+        Transaction, TransactionKind, UncheckedKind, UncheckedMoney, UncheckedTransaction,
+    },
+    CustomerId, FieldViolation, TransactionId,
+};
+
+/// Timestamps before this are taken as mistakes (zero or unset clocks).
+const EARLIEST_PLAUSIBLE: i64 = 946_684_800; // 2000-01-01T00:00:00Z
+
+#[derive(Debug, Clone)]
+pub struct IngestRules {
+    /// ISO 4217 code every amount must be in (an empty code means this one).
+    pub currency: String,
+    /// Purchase occasions are calendar days in this zone.
+    pub time_zone: Tz,
+    /// Most transactions in one batch (one ImportTransactions message).
+    pub max_batch: usize,
+    /// How far in the future (clock skew) a timestamp may be.
+    pub max_future_skew: Duration,
+}
+
+impl Default for IngestRules {
+    fn default() -> Self {
+        Self {
+            currency: "USD".into(),
+            time_zone: Tz::UTC,
+            max_batch: 10_000,
+            max_future_skew: Duration::hours(24),
+        }
+    }
+}
+
+impl IngestRules {
+    /// The purchase occasion (business calendar day) of an instant.
+    pub fn occasion_day(&self, at: DateTime<Utc>) -> NaiveDate {
+        self.time_zone
+            .from_utc_datetime(&at.naive_utc())
+            .date_naive()
+    }
+
+    /// Validates every field; returns all violations, not just the first.
+    pub fn parse_transaction(
+        &self,
+        raw: UncheckedTransaction,
+        now: DateTime<Utc>,
+    ) -> Result<Transaction, Vec<FieldViolation>> {
+        let mut violations = Vec::new();
+        let mut check = |field: &str, r: Result<(), String>| {
+            if let Err(d) = r {
+                violations.push(FieldViolation::new(field, d));
+            }
+        };
+
+        let customer_id = CustomerId::parse(&raw.customer_id);
+        check(
+            "customer_id",
+            customer_id.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let transaction_id = TransactionId::parse(&raw.transaction_id);
+        check(
+            "transaction_id",
+            transaction_id.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+
+        let occurred_at = self.parse_instant(raw.occurred_at, now);
+        if let Err((field, d)) = &occurred_at {
+            violations.push(FieldViolation::new(*field, d.clone()));
+        }
+
+        let amount = self.parse_money(raw.amount.as_ref(), "amount", true);
+        if let Err(v) = &amount {
+            violations.push(v.clone());
+        }
+        let cost = match raw.cost.as_ref() {
+            None => Ok(None),
+            Some(_) => self.parse_money(raw.cost.as_ref(), "cost", false).map(Some),
+        };
+        if let Err(v) = &cost {
+            violations.push(v.clone());
+        }
+
+        let kind = match raw.kind {
+            UncheckedKind::Purchase => {
+                if let Ok(a) = amount {
+                    if a.is_negative() {
+                        violations.push(FieldViolation::new("amount", "a purchase must be >= 0"));
+                    }
+                }
+                if !raw.refunded_transaction_id.is_empty() {
+                    violations.push(FieldViolation::new(
+                        "refunded_transaction_id",
+                        "must be empty for a purchase",
+                    ));
+                }
+                Some(TransactionKind::Purchase)
+            }
+            UncheckedKind::Refund => {
+                if let Ok(a) = amount {
+                    if a.nanos() <= 0 {
+                        violations.push(FieldViolation::new("amount", "a refund must be > 0"));
+                    }
+                }
+                if let Ok(Some(_)) = cost {
+                    violations.push(FieldViolation::new("cost", "only purchases carry a cost"));
+                }
+                match TransactionId::parse(&raw.refunded_transaction_id) {
+                    Ok(of) => Some(TransactionKind::Refund { of }),
+                    Err(d) => {
+                        violations.push(FieldViolation::new(
+                            "refunded_transaction_id",
+                            format!("a refund must name the purchase it refunds: {d}"),
+                        ));
+                        None
+                    }
+                }
+            }
+            UncheckedKind::Unspecified => {
+                violations.push(FieldViolation::new("kind", "must be PURCHASE or REFUND"));
+                None
+            }
+            UncheckedKind::Unknown(n) => {
+                violations.push(FieldViolation::new("kind", format!("unknown value {n}")));
+                None
+            }
+        };
+        if let Ok(Some(c)) = cost {
+            if c.is_negative() {
+                violations.push(FieldViolation::new("cost", "must be >= 0"));
+            }
+        }
+
+        match (customer_id, transaction_id, occurred_at, amount, cost, kind) {
+            (
+                Ok(customer_id),
+                Ok(transaction_id),
+                Ok(occurred_at),
+                Ok(amount),
+                Ok(cost),
+                Some(kind),
+            ) if violations.is_empty() => Ok(Transaction {
+                occasion_day: self.occasion_day(occurred_at),
+                customer_id,
+                transaction_id,
+                occurred_at,
+                kind,
+                amount,
+                cost,
+            }),
+            _ => Err(violations),
+        }
+    }
+
+    fn parse_instant(
+        &self,
+        raw: Option<(i64, i32)>,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, (&'static str, String)> {
+        let (seconds, nanos) = raw.ok_or(("occurred_at", "is required".to_owned()))?;
+        if !(0..1_000_000_000).contains(&nanos) {
+            return Err((
+                "occurred_at.nanos",
+                format!("must be in [0, 1e9), got {nanos}"),
+            ));
+        }
+        if seconds < EARLIEST_PLAUSIBLE {
+            return Err((
+                "occurred_at",
+                "is before 2000-01-01, which is not plausible".into(),
+            ));
+        }
+        // PostgreSQL keeps microseconds: truncate now, so that a resent
+        // transaction compares equal to what was stored.
+        let at = DateTime::from_timestamp(seconds, (nanos / 1000 * 1000) as u32)
+            .ok_or(("occurred_at", "is out of range".to_owned()))?;
+        if at > now + self.max_future_skew {
+            return Err((
+                "occurred_at",
+                format!(
+                    "is in the future (more than {}h after now)",
+                    self.max_future_skew.num_hours()
+                ),
+            ));
+        }
+        Ok(at)
+    }
+
+    fn parse_money(
+        &self,
+        raw: Option<&UncheckedMoney>,
+        field: &str,
+        required: bool,
+    ) -> Result<Amount, FieldViolation> {
+        let Some(m) = raw else {
+            debug_assert!(required);
+            return Err(FieldViolation::new(field, "is required"));
+        };
+        if !m.currency_code.is_empty() && m.currency_code != self.currency {
+            return Err(FieldViolation::new(
+                format!("{field}.currency_code"),
+                format!(
+                    "must be the reporting currency {}, got {:?}",
+                    self.currency, m.currency_code
+                ),
+            ));
+        }
+        Amount::from_units_nanos(m.units, m.nanos)
+            .map_err(|(sub, d)| FieldViolation::new(format!("{field}.{sub}"), d))
+    }
+}

@@ -1,0 +1,31 @@
+//! clvd: customer lifetime value as a gRPC service over PostgreSQL.
+//!
+//! Other systems send purchase transactions; clvd records each exactly once
+//! and keeps every customer's purchase summary current, from which the
+//! models (BG/NBD and Gamma-Gamma, in the `clv-model` crate) answer with
+//! lifetime value, churn risk and segments.
+//!
+//! # Layout
+//! - [`api`]: the gRPC transport (tonic). Validate → convert → call a
+//!   use-case → convert back; every error becomes a `Status` in
+//!   [`api::status`].
+//! - [`service`]: use-cases shared by the API and background jobs; no gRPC,
+//!   no SQL.
+//! - [`domain`]: validated types (ids, money, transactions) and the pure
+//!   rules of ingest (batch planning: duplicates, conflicts, refunds).
+//! - [`storage`]: PostgreSQL; owns every SQL statement and the migrations.
+//! - `clv-model` (workspace crate `model/`): pure numerics, no I/O.
+//! - [`startup`]: wires everything into an [`startup::Application`];
+//!   [`embedded_postgres`] is the private PostgreSQL used when no
+//!   `DATABASE_URL` is given; [`config`], [`telemetry`] and [`shutdown`] do
+//!   what they say.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod embedded_postgres;
+pub mod service;
+pub mod shutdown;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,124 @@
+//! Recording transactions and erasing customers.
+
+use crate::{
+    domain::{dedupe_batch, CustomerId, FieldViolation, IngestRules, PlanError, Transaction},
+    storage::{DeletedCustomer, RecordError, Storage, StorageError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Input that can never be recorded (INVALID_ARGUMENT). Field paths are
+    /// relative to the batch: `transactions[3].amount`.
+    #[error("invalid input: {}", .0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldViolation>),
+    /// The key of entry `index` is taken by other content (ALREADY_EXISTS).
+    #[error("transaction {index} ({key}) was already recorded with other content")]
+    AlreadyExists { index: usize, key: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What recording one transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub duplicate: bool,
+}
+
+/// What recording a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRecorded {
+    pub recorded: usize,
+    /// Already recorded with the same content, or repeated within the batch.
+    pub duplicates: usize,
+}
+
+/// The ingest use-case: validated transactions in, exactly-once storage.
+#[derive(Clone, Debug)]
+pub struct Ingest {
+    storage: Storage,
+    rules: IngestRules,
+}
+
+impl Ingest {
+    pub fn new(storage: Storage, rules: IngestRules) -> Self {
+        Self { storage, rules }
+    }
+
+    pub fn rules(&self) -> &IngestRules {
+        &self.rules
+    }
+
+    pub async fn record(&self, transaction: Transaction) -> Result<Recorded, IngestError> {
+        let outcome = self.record_batch(vec![transaction]).await?;
+        Ok(Recorded {
+            duplicate: outcome.recorded == 0,
+        })
+    }
+
+    /// Records one batch atomically. Errors name entries by their index.
+    pub async fn record_batch(
+        &self,
+        transactions: Vec<Transaction>,
+    ) -> Result<BatchRecorded, IngestError> {
+        let keys: Vec<String> = transactions
+            .iter()
+            .map(|t| format!("{}/{}", t.customer_id, t.transaction_id))
+            .collect();
+        let batch = dedupe_batch(transactions).map_err(|(index, first)| {
+            IngestError::Invalid(vec![FieldViolation::new(
+                format!("transactions[{index}]"),
+                format!("repeats the key of transactions[{first}] with other content"),
+            )])
+        })?;
+        let repeats = batch.repeats;
+        let outcome = self
+            .storage
+            .record_batch(&batch)
+            .await
+            .map_err(|e| match e {
+                RecordError::Storage(s) => IngestError::Storage(s),
+                RecordError::Rejected(p) => rejected(p, &keys),
+            })?;
+        Ok(BatchRecorded {
+            recorded: outcome.recorded,
+            duplicates: outcome.duplicate_indexes.len() + repeats,
+        })
+    }
+
+    pub async fn delete_customer(&self, id: &CustomerId) -> Result<DeletedCustomer, IngestError> {
+        Ok(self.storage.delete_customer(id).await?)
+    }
+}
+
+fn rejected(p: PlanError, keys: &[String]) -> IngestError {
+    let at = |i: usize, field: &str, d: String| {
+        IngestError::Invalid(vec![FieldViolation::new(
+            format!("transactions[{i}].{field}"),
+            d,
+        )])
+    };
+    match p {
+        PlanError::Conflict { index } => IngestError::AlreadyExists {
+            index,
+            key: keys[index].clone(),
+        },
+        PlanError::UnknownRefundTarget { index } => at(
+            index,
+            "refunded_transaction_id",
+            "names no recorded purchase of this customer".into(),
+        ),
+        PlanError::RefundOfRefund { index } => at(
+            index,
+            "refunded_transaction_id",
+            "names a refund, not a purchase".into(),
+        ),
+        PlanError::OverRefund { index, remaining } => {
+            let (u, n) = remaining.units_nanos();
+            at(
+                index,
+                "amount",
+                format!("exceeds what is left of the purchase ({u}.{:09})", n.abs()),
+            )
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Use-cases shared by the gRPC API and background jobs. They speak domain
+//! types, call storage, and know nothing of gRPC.
+
+mod ingest;
+
+pub use ingest::{BatchRecorded, Ingest, IngestError, Recorded};

@@ -1,0 +1,229 @@
+//! The application: database (given or embedded), migrations, the gRPC
+//! server with health and reflection, the health-check job, and graceful
+//! shutdown. `main` and the tests both build it with [`Application::build`].
+
+use std::{future::Future, net::SocketAddr, str::FromStr, time::Duration};
+
+use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::{server::HealthReporter, ServingStatus};
+
+use crate::{
+    api::{pb, IngestApi},
+    config::Settings,
+    domain::IngestRules,
+    embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
+    service::Ingest,
+    storage::{PoolSettings, Storage},
+};
+
+/// Services whose health follows the database's.
+const DATABASE_BACKED: &[&str] = &["", "clv.v1.IngestService"];
+const EMBEDDED_DATABASE: &str = "clvd";
+
+/// Where the database comes from: the user's, or our embedded one.
+pub async fn database(
+    settings: &Settings,
+) -> anyhow::Result<(PgConnectOptions, Option<EmbeddedPostgres>)> {
+    if let Some(url) = &settings.database_url {
+        let options = PgConnectOptions::from_str(url)
+            .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        return Ok((options, None));
+    }
+    let data_dir = settings.data_dir.clone().unwrap_or_else(default_data_dir);
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        data_dir,
+        bin_dir: settings.pg_bin_dir.clone(),
+        unsafe_fast: false,
+    })
+    .await?;
+    pg.ensure_database(EMBEDDED_DATABASE).await?;
+    tracing::info!(
+        data_dir = %pg.data_dir().display(),
+        psql = %format!("psql '{}'", pg.url(EMBEDDED_DATABASE)),
+        "using the embedded PostgreSQL (set DATABASE_URL to use another)"
+    );
+    Ok((pg.connect_options(EMBEDDED_DATABASE), Some(pg)))
+}
+
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    settings: Settings,
+    storage: Storage,
+    /// Kept so that the embedded server stops when the application does.
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Application {
+    /// Connects (lazily: a database that is down does not stop start-up),
+    /// binds the listener and records the real port (port 0 works).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let (options, embedded) = database(&settings).await?;
+        let storage = Storage::connect_lazy(
+            options,
+            &PoolSettings {
+                max_connections: settings.db_max_connections,
+                acquire_timeout: settings.db_acquire_timeout(),
+            },
+        );
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local_addr,
+            settings,
+            storage,
+            embedded,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// Serves until `shutdown` resolves, then reports NOT_SERVING, lets
+    /// in-flight calls finish within the configured grace, and returns.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            local_addr,
+            settings,
+            storage,
+            embedded,
+        } = self;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&reporter, ServingStatus::NotServing).await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let rules = IngestRules {
+            currency: settings.currency.clone(),
+            time_zone: settings.time_zone,
+            max_batch: settings.max_batch,
+            ..IngestRules::default()
+        };
+        let ingest = IngestApi::new(Ingest::new(storage.clone(), rules));
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let health_job = tokio::spawn(watch_database(
+            storage.clone(),
+            reporter.clone(),
+            settings.health_interval(),
+            stop_rx.clone(),
+        ));
+
+        let reporter_on_stop = reporter.clone();
+        let mut server_stop = stop_rx.clone();
+        let server = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(ingest.into_server())
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async move {
+                    let _ = server_stop.wait_for(|stop| *stop).await;
+                },
+            );
+        tracing::info!(%local_addr, "clvd is listening");
+
+        let mut server = tokio::spawn(server);
+        tokio::select! {
+            result = &mut server => {
+                result.context("server task failed")?.context("server failed")?;
+            }
+            () = shutdown => {
+                tracing::info!(grace = ?settings.shutdown_grace(), "shutting down: NOT_SERVING, draining in-flight calls");
+                set_health(&reporter_on_stop, ServingStatus::NotServing).await;
+                let _ = stop_tx.send(true);
+                match tokio::time::timeout(settings.shutdown_grace(), &mut server).await {
+                    Ok(result) => result.context("server task failed")?.context("server failed")?,
+                    Err(_) => {
+                        tracing::warn!("in-flight calls did not finish within the grace period; stopping anyway");
+                        server.abort();
+                    }
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+        let _ = health_job.await;
+        storage.close().await;
+        if let Some(pg) = embedded {
+            tokio::task::spawn_blocking(move || pg.stop()).await?;
+        }
+        tracing::info!("clvd stopped");
+        Ok(())
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for service in DATABASE_BACKED {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+/// Applies the migrations as soon as the database is reachable, then keeps
+/// health in step with the database: NOT_SERVING while it cannot be reached.
+async fn watch_database(
+    storage: Storage,
+    reporter: HealthReporter,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut migrated = false;
+    let mut serving = None;
+    loop {
+        if !migrated {
+            match storage.migrate().await {
+                Ok(()) => {
+                    migrated = true;
+                    tracing::info!("database migrations applied");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot apply migrations yet; will retry"),
+            }
+        }
+        let healthy = migrated && storage.ping().await.is_ok();
+        if serving != Some(healthy) && !*stop.borrow() {
+            if healthy {
+                tracing::info!("database reachable: SERVING");
+            } else {
+                tracing::warn!("database unreachable: NOT_SERVING");
+            }
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&reporter, status).await;
+            serving = Some(healthy);
+        }
+        let wait = if migrated {
+            interval
+        } else {
+            Duration::from_millis(500)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

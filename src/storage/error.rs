@@ -1,0 +1,61 @@
+//! Storage errors, classified for the callers: unreachable database
+//! (retryable) versus everything else (a bug or a broken database).
+
+use crate::domain::PlanError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database cannot be reached or went away mid-call; retrying later
+    /// is safe.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl StorageError {
+    /// Deadlocks and serialization failures: the transaction was rolled
+    /// back and may simply be run again.
+    pub fn is_retryable_conflict(&self) -> bool {
+        matches!(self, StorageError::Database(sqlx::Error::Database(e))
+            if matches!(e.code().as_deref(), Some("40P01") | Some("40001")))
+    }
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => StorageError::Unavailable(e),
+            // Class 08 (connection exception), 57P01-57P03 (admin shutdown,
+            // crash shutdown, cannot connect now).
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+            {
+                StorageError::Unavailable(e)
+            }
+            _ => StorageError::Database(e),
+        }
+    }
+}
+
+/// Recording a batch failed: the batch itself is wrong, or storage is.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Rejected(#[from] PlanError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<sqlx::Error> for RecordError {
+    fn from(e: sqlx::Error) -> Self {
+        RecordError::Storage(e.into())
+    }
+}

@@ -1,0 +1,66 @@
+//! PostgreSQL storage: owns the pool, the migrations and every SQL statement
+//! of the service. Callers get domain types and [`StorageError`]s back; no
+//! SQL leaves this module.
+
+mod customers;
+mod error;
+mod ingest;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+pub use customers::{CustomerSummary, DeletedCustomer};
+pub use error::{RecordError, StorageError};
+pub use ingest::BatchOutcome;
+
+/// Embedded migrations, applied at start-up and by `clvd migrate`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations");
+
+/// Pool settings the service exposes as configuration.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a call waits for a connection before failing UNAVAILABLE.
+    pub acquire_timeout: Duration,
+}
+
+/// The database behind the service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pool: PgPool,
+}
+
+impl Storage {
+    /// A lazily connecting pool: the service starts (and reports
+    /// NOT_SERVING) even while the database is still down.
+    pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> Self {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Self { pool }
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(StorageError::Migrate)
+    }
+
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
