@@ -127,19 +127,22 @@ impl<O: MeanNegLogLikelihood> Problem<'_, O> {
     }
 }
 
-impl<O: MeanNegLogLikelihood> CostFunction for Problem<'_, O> {
+/// argmin takes its problem by value; this lends it ours.
+struct Lent<'p, 'a, O>(&'p Problem<'a, O>);
+
+impl<O: MeanNegLogLikelihood> CostFunction for Lent<'_, '_, O> {
     type Param = Vec<f64>;
     type Output = f64;
     fn cost(&self, p: &Self::Param) -> Result<f64, argmin::core::Error> {
-        Ok(self.eval(p).0)
+        Ok(self.0.eval(p).0)
     }
 }
 
-impl<O: MeanNegLogLikelihood> Gradient for Problem<'_, O> {
+impl<O: MeanNegLogLikelihood> Gradient for Lent<'_, '_, O> {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
     fn gradient(&self, p: &Self::Param) -> Result<Vec<f64>, argmin::core::Error> {
-        Ok(self.eval(p).1)
+        Ok(self.0.eval(p).1)
     }
 }
 
@@ -159,7 +162,7 @@ pub(crate) fn minimize<O: MeanNegLogLikelihood>(objective: &O, theta0: Vec<f64>,
     let (iterations, reason) = match solver {
         Err(e) => (0, format!("solver set-up failed: {e}")),
         Ok(solver) => {
-            let run = Executor::new(&problem, solver)
+            let run = Executor::new(Lent(&problem), solver)
                 .configure(|state| state.param(theta0.clone()).max_iters(options.max_iterations))
                 .run();
             match run {
