@@ -120,15 +120,23 @@ pub fn sum_ratio_series(first: f64, z: f64, mut ratio: impl FnMut(u64) -> f64) -
     None
 }
 
-/// The Gauss series Σ (a)ₙ(b)ₙ/((c)ₙ n!) zⁿ as a scaled sum (may be signed).
-fn gauss_series(a: f64, b: f64, c: f64, z: f64) -> Option<ScaledSum> {
-    if z == 0.0 {
-        return Some(ScaledSum { value: 1.0, log_scale: 0.0 });
+/// ln of the Gauss series Σ (a)ₙ(b)ₙ/((c)ₙ n!) zⁿ, which must be positive.
+/// The terms after the first are summed on their own so that values close
+/// to 1 keep their relative accuracy in the logarithm (ln_1p).
+fn ln_gauss_series(a: f64, b: f64, c: f64, z: f64) -> f64 {
+    let first = a * b / c * z;
+    if first == 0.0 {
+        return 0.0;
     }
-    sum_ratio_series(1.0, z, |n| {
-        let n = n as f64;
+    let rest = sum_ratio_series(first, z, |n| {
+        let n = (n + 1) as f64;
         (a + n) * (b + n) / ((c + n) * (n + 1.0)) * z
-    })
+    });
+    match rest {
+        Some(s) if s.log_scale == 0.0 && s.value > -1.0 => s.value.ln_1p(),
+        Some(s) if s.log_scale > 0.0 && s.value > 0.0 => (s.value + (-s.log_scale).exp()).ln() + s.log_scale,
+        _ => f64::NAN,
+    }
 }
 
 /// ln ₂F₁(a, b; c; z) for a, b, c > 0 and 0 ≤ z < 1 (then every term of the
@@ -145,14 +153,10 @@ pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
         return f64::NAN;
     }
     let excess = c - a - b;
-    let (sum, prefactor) = if excess < 0.0 {
-        (gauss_series(c - a, c - b, c, z), excess * (-z).ln_1p())
+    if excess < 0.0 {
+        excess * (-z).ln_1p() + ln_gauss_series(c - a, c - b, c, z)
     } else {
-        (gauss_series(a, b, c, z), 0.0)
-    };
-    match sum {
-        Some(s) if s.value > 0.0 => prefactor + s.ln_abs(),
-        _ => f64::NAN,
+        ln_gauss_series(a, b, c, z)
     }
 }
 
@@ -160,10 +164,7 @@ pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
 /// does not overflow, but slow for z near 1 and large parameters). Kept as
 /// an independent cross-check of [`ln_hyp2f1`].
 pub fn ln_hyp2f1_direct(a: f64, b: f64, c: f64, z: f64) -> f64 {
-    match gauss_series(a, b, c, z) {
-        Some(s) if s.value > 0.0 => s.ln_abs(),
-        _ => f64::NAN,
-    }
+    ln_gauss_series(a, b, c, z)
 }
 
 #[cfg(test)]
