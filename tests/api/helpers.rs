@@ -1,0 +1,218 @@
+//! Test harness: one private PostgreSQL per test binary (started from the
+//! machine's binaries, stopped by the kernel when the binary exits), a fresh
+//! database per test, and the real server on 127.0.0.1:0.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        OnceLock,
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, TimeZone, Utc};
+use clvd::{
+    api::pb::{self, ingest_service_client::IngestServiceClient},
+    config::Settings,
+    embedded_postgres::{EmbeddedOptions, EmbeddedPostgres},
+    startup::Application,
+    storage::{CustomerSummary, Storage},
+};
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use tonic::transport::Channel;
+use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+
+struct Cluster {
+    pg: EmbeddedPostgres,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static NEXT_DB: AtomicU64 = AtomicU64::new(0);
+
+fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("clvd-test-{}", std::process::id()));
+        remove_stale_clusters();
+        let _ = std::fs::remove_dir_all(&dir);
+        // Started on a thread of its own: the cluster must outlive the
+        // runtime of whichever test gets here first.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let pg = rt
+                .block_on(EmbeddedPostgres::start(&EmbeddedOptions { data_dir: dir, bin_dir: None, unsafe_fast: true }))
+                .expect("start the test PostgreSQL");
+            Cluster { pg }
+        })
+        .join()
+        .expect("cluster thread")
+    })
+}
+
+/// Data directories of earlier test runs whose process is gone.
+fn remove_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("clvd-test-").and_then(|p| p.parse::<u32>().ok()) {
+            if !PathBuf::from(format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// A fresh, migrated database on the test cluster.
+pub async fn fresh_database() -> (String, PgPool) {
+    let c = cluster();
+    let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
+    c.pg.ensure_database(&name).await.expect("create test database");
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(c.pg.connect_options(&name))
+        .await
+        .expect("connect test database");
+    Storage::from_pool(pool.clone()).migrate().await.expect("migrate");
+    (c.pg.url(&name), pool)
+}
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub pool: PgPool,
+    pub storage: Storage,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn ingest(&self) -> IngestServiceClient<Channel> {
+        IngestServiceClient::connect(self.endpoint()).await.expect("connect")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count query")
+    }
+
+    pub async fn transactions_stored(&self) -> i64 {
+        self.count("SELECT count(*) FROM transactions").await
+    }
+
+    /// Every table's row count: used to show that nothing was stored.
+    pub async fn row_counts(&self) -> (i64, i64, i64) {
+        (
+            self.count("SELECT count(*) FROM transactions").await,
+            self.count("SELECT count(*) FROM customer_days").await,
+            self.count("SELECT count(*) FROM customers").await,
+        )
+    }
+
+    pub async fn summary(&self, customer: &str) -> Option<CustomerSummary> {
+        let id = clvd::domain::CustomerId::parse(customer).expect("customer id");
+        self.storage.customer_summary(&id).await.expect("summary")
+    }
+
+    /// Stops the server (as on SIGTERM) and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the real server on a fresh database, after `configure` adjusts
+/// the settings, and waits until it reports SERVING.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let (database_url, pool) = fresh_database().await;
+    let mut settings = Settings::for_database(database_url);
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("build application");
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let test_app =
+        TestApp { addr, storage: Storage::from_pool(pool.clone()), pool, stop: Some(stop), server: Some(server) };
+    wait_serving(&test_app.endpoint()).await;
+    test_app
+}
+
+pub async fn channel(endpoint: &str) -> Result<Channel, tonic::transport::Error> {
+    Channel::from_shared(endpoint.to_owned()).expect("endpoint").connect().await
+}
+
+pub async fn wait_serving(endpoint: &str) {
+    for _ in 0..200 {
+        if let Ok(mut health) = channel(endpoint).await.map(HealthClient::new) {
+            if let Ok(r) = health.check(HealthCheckRequest { service: String::new() }).await {
+                if r.into_inner().status == ServingStatus::Serving as i32 {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server at {endpoint} never reported SERVING");
+}
+
+pub fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).single().expect("valid test time")
+}
+
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+/// USD from integer cents.
+pub fn usd_cents(cents: i64) -> pb::Money {
+    pb::Money { currency_code: "USD".into(), units: cents / 100, nanos: ((cents % 100) * 10_000_000) as i32 }
+}
+
+pub fn purchase(customer: &str, id: &str, when: DateTime<Utc>, cents: i64) -> pb::Transaction {
+    pb::Transaction {
+        customer_id: customer.into(),
+        transaction_id: id.into(),
+        occurred_at: Some(timestamp(when)),
+        kind: pb::TransactionKind::Purchase as i32,
+        amount: Some(usd_cents(cents)),
+        cost: None,
+        refunded_transaction_id: String::new(),
+    }
+}
+
+pub fn refund(customer: &str, id: &str, of: &str, when: DateTime<Utc>, cents: i64) -> pb::Transaction {
+    pb::Transaction {
+        kind: pb::TransactionKind::Refund as i32,
+        refunded_transaction_id: of.into(),
+        ..purchase(customer, id, when, cents)
+    }
+}
+
+pub fn record(t: pb::Transaction) -> pb::RecordTransactionRequest {
+    pb::RecordTransactionRequest { transaction: Some(t) }
+}
+
+/// Nanos of an amount given in cents.
+pub fn nanos(cents: i64) -> i64 {
+    cents * 10_000_000
+}
+
+/// The field paths of a status's google.rpc.BadRequest.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real server over a socket, a real PostgreSQL.
+
+mod helpers;
+mod oracle;
+
+mod delete_customer;
+mod health;
+mod import_stream;
+mod ingest_concurrency;
+mod ingest_property;
+mod ingest_semantics;
+mod ingest_validation;
+mod reflection;
