@@ -20,17 +20,37 @@ async fn delete_removes_every_row_of_the_customer_and_nothing_else() {
     }
     let kept_before = app.summary("kept").await;
 
-    let r = client.delete_customer(pb::DeleteCustomerRequest { customer_id: "gone".into() }).await.unwrap().into_inner();
+    let r = client
+        .delete_customer(pb::DeleteCustomerRequest {
+            customer_id: "gone".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.transactions_deleted, 3);
     assert!(r.existed);
     for table in ["transactions", "customer_days", "customers"] {
-        let n = app.count(&format!("SELECT count(*) FROM {table} WHERE customer_id = 'gone'")).await;
+        let n = app
+            .count(&format!(
+                "SELECT count(*) FROM {table} WHERE customer_id = 'gone'"
+            ))
+            .await;
         assert_eq!(n, 0, "{table} still holds the customer");
     }
-    assert_eq!(app.count("SELECT count(*) FROM transactions WHERE customer_id = 'kept'").await, 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM transactions WHERE customer_id = 'kept'")
+            .await,
+        2
+    );
     assert_eq!(app.summary("kept").await, kept_before);
 
-    let again = client.delete_customer(pb::DeleteCustomerRequest { customer_id: "gone".into() }).await.unwrap().into_inner();
+    let again = client
+        .delete_customer(pb::DeleteCustomerRequest {
+            customer_id: "gone".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!again.existed);
     assert_eq!(again.transactions_deleted, 0);
 }
@@ -39,17 +59,38 @@ async fn delete_removes_every_row_of_the_customer_and_nothing_else() {
 async fn after_deletion_the_customer_starts_afresh() {
     let app = spawn_app().await;
     let mut client = app.ingest().await;
-    client.record_transaction(record(purchase("c", "p1", at(2026, 1, 1, 0, 0), 1_000))).await.unwrap();
-    client.delete_customer(pb::DeleteCustomerRequest { customer_id: "c".into() }).await.unwrap();
-    let r = client.record_transaction(record(purchase("c", "p1", at(2026, 2, 1, 0, 0), 300))).await.unwrap();
+    client
+        .record_transaction(record(purchase("c", "p1", at(2026, 1, 1, 0, 0), 1_000)))
+        .await
+        .unwrap();
+    client
+        .delete_customer(pb::DeleteCustomerRequest {
+            customer_id: "c".into(),
+        })
+        .await
+        .unwrap();
+    let r = client
+        .record_transaction(record(purchase("c", "p1", at(2026, 2, 1, 0, 0), 300)))
+        .await
+        .unwrap();
     assert!(!r.into_inner().duplicate);
-    assert_eq!(app.summary("c").await.unwrap().net_revenue.nanos(), nanos(300));
+    assert_eq!(
+        app.summary("c").await.unwrap().net_revenue.nanos(),
+        nanos(300)
+    );
 }
 
 #[tokio::test]
 async fn delete_requires_a_customer_id() {
     let app = spawn_app().await;
-    let status = app.ingest().await.delete_customer(pb::DeleteCustomerRequest { customer_id: String::new() }).await.unwrap_err();
+    let status = app
+        .ingest()
+        .await
+        .delete_customer(pb::DeleteCustomerRequest {
+            customer_id: String::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&status), vec!["customer_id"]);
 }

@@ -21,7 +21,9 @@ use clvd::{
 };
 use sqlx::{postgres::PgPoolOptions, PgPool};
 use tonic::transport::Channel;
-use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
 
 struct Cluster {
     pg: EmbeddedPostgres,
@@ -38,9 +40,16 @@ fn cluster() -> &'static Cluster {
         // Started on a thread of its own: the cluster must outlive the
         // runtime of whichever test gets here first.
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             let pg = rt
-                .block_on(EmbeddedPostgres::start(&EmbeddedOptions { data_dir: dir, bin_dir: None, unsafe_fast: true }))
+                .block_on(EmbeddedPostgres::start(&EmbeddedOptions {
+                    data_dir: dir,
+                    bin_dir: None,
+                    unsafe_fast: true,
+                }))
                 .expect("start the test PostgreSQL");
             Cluster { pg }
         })
@@ -51,10 +60,15 @@ fn cluster() -> &'static Cluster {
 
 /// Data directories of earlier test runs whose process is gone.
 fn remove_stale_clusters() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("clvd-test-").and_then(|p| p.parse::<u32>().ok()) {
+        if let Some(pid) = name
+            .strip_prefix("clvd-test-")
+            .and_then(|p| p.parse::<u32>().ok())
+        {
             if !PathBuf::from(format!("/proc/{pid}")).exists() {
                 let _ = std::fs::remove_dir_all(e.path());
             }
@@ -65,14 +79,23 @@ fn remove_stale_clusters() {
 /// A fresh, migrated database on the test cluster.
 pub async fn fresh_database() -> (String, PgPool) {
     let c = cluster();
-    let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
-    c.pg.ensure_database(&name).await.expect("create test database");
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::SeqCst)
+    );
+    c.pg.ensure_database(&name)
+        .await
+        .expect("create test database");
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .connect_with(c.pg.connect_options(&name))
         .await
         .expect("connect test database");
-    Storage::from_pool(pool.clone()).migrate().await.expect("migrate");
+    Storage::from_pool(pool.clone())
+        .migrate()
+        .await
+        .expect("migrate");
     (c.pg.url(&name), pool)
 }
 
@@ -90,11 +113,16 @@ impl TestApp {
     }
 
     pub async fn ingest(&self) -> IngestServiceClient<Channel> {
-        IngestServiceClient::connect(self.endpoint()).await.expect("connect")
+        IngestServiceClient::connect(self.endpoint())
+            .await
+            .expect("connect")
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count query")
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count query")
     }
 
     pub async fn transactions_stored(&self) -> i64 {
@@ -136,26 +164,41 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let (database_url, pool) = fresh_database().await;
     let mut settings = Settings::for_database(database_url);
     configure(&mut settings);
-    let app = Application::build(settings).await.expect("build application");
+    let app = Application::build(settings)
+        .await
+        .expect("build application");
     let addr = app.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let test_app =
-        TestApp { addr, storage: Storage::from_pool(pool.clone()), pool, stop: Some(stop), server: Some(server) };
+    let test_app = TestApp {
+        addr,
+        storage: Storage::from_pool(pool.clone()),
+        pool,
+        stop: Some(stop),
+        server: Some(server),
+    };
     wait_serving(&test_app.endpoint()).await;
     test_app
 }
 
 pub async fn channel(endpoint: &str) -> Result<Channel, tonic::transport::Error> {
-    Channel::from_shared(endpoint.to_owned()).expect("endpoint").connect().await
+    Channel::from_shared(endpoint.to_owned())
+        .expect("endpoint")
+        .connect()
+        .await
 }
 
 pub async fn wait_serving(endpoint: &str) {
     for _ in 0..200 {
         if let Ok(mut health) = channel(endpoint).await.map(HealthClient::new) {
-            if let Ok(r) = health.check(HealthCheckRequest { service: String::new() }).await {
+            if let Ok(r) = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+            {
                 if r.into_inner().status == ServingStatus::Serving as i32 {
                     return;
                 }
@@ -167,16 +210,25 @@ pub async fn wait_serving(endpoint: &str) {
 }
 
 pub fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).single().expect("valid test time")
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+        .single()
+        .expect("valid test time")
 }
 
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 /// USD from integer cents.
 pub fn usd_cents(cents: i64) -> pb::Money {
-    pb::Money { currency_code: "USD".into(), units: cents / 100, nanos: ((cents % 100) * 10_000_000) as i32 }
+    pb::Money {
+        currency_code: "USD".into(),
+        units: cents / 100,
+        nanos: ((cents % 100) * 10_000_000) as i32,
+    }
 }
 
 pub fn purchase(customer: &str, id: &str, when: DateTime<Utc>, cents: i64) -> pb::Transaction {
@@ -191,7 +243,13 @@ pub fn purchase(customer: &str, id: &str, when: DateTime<Utc>, cents: i64) -> pb
     }
 }
 
-pub fn refund(customer: &str, id: &str, of: &str, when: DateTime<Utc>, cents: i64) -> pb::Transaction {
+pub fn refund(
+    customer: &str,
+    id: &str,
+    of: &str,
+    when: DateTime<Utc>,
+    cents: i64,
+) -> pb::Transaction {
     pb::Transaction {
         kind: pb::TransactionKind::Refund as i32,
         refunded_transaction_id: of.into(),
@@ -200,7 +258,9 @@ pub fn refund(customer: &str, id: &str, of: &str, when: DateTime<Utc>, cents: i6
 }
 
 pub fn record(t: pb::Transaction) -> pb::RecordTransactionRequest {
-    pb::RecordTransactionRequest { transaction: Some(t) }
+    pb::RecordTransactionRequest {
+        transaction: Some(t),
+    }
 }
 
 /// Nanos of an amount given in cents.

@@ -14,15 +14,27 @@ fn workload(rng: &mut StdRng) -> Vec<pb::Transaction> {
     while out.len() < 1_000 {
         let c = format!("cust-{}", rng.random_range(0..60));
         if rng.random_bool(0.15) && !purchases.is_empty() {
-            let (pc, pid, amount, when) = purchases.swap_remove(rng.random_range(0..purchases.len()));
+            let (pc, pid, amount, when) =
+                purchases.swap_remove(rng.random_range(0..purchases.len()));
             if amount > 0 {
                 let part = rng.random_range(1..=amount);
-                out.push(refund(&pc, &format!("r-{}", out.len()), &pid, when + chrono::Duration::days(3), part));
+                out.push(refund(
+                    &pc,
+                    &format!("r-{}", out.len()),
+                    &pid,
+                    when + chrono::Duration::days(3),
+                    part,
+                ));
             }
             continue;
         }
-        let when = at(2026, 1, 1, 0, 0) + chrono::Duration::minutes(rng.random_range(0..60 * 24 * 200));
-        let cents = if rng.random_bool(0.05) { 0 } else { rng.random_range(1..50_000) };
+        let when =
+            at(2026, 1, 1, 0, 0) + chrono::Duration::minutes(rng.random_range(0..60 * 24 * 200));
+        let cents = if rng.random_bool(0.05) {
+            0
+        } else {
+            rng.random_range(1..50_000)
+        };
         let id = format!("p-{}", out.len());
         let mut t = purchase(&c, &id, when, cents);
         if rng.random_bool(0.3) {
@@ -46,7 +58,12 @@ async fn three_concurrent_passes_store_each_transaction_once() {
     // A clean pass: one by one, in time order (refunds after purchases).
     let clean = spawn_app().await;
     let mut ordered = transactions.clone();
-    ordered.sort_by_key(|t| (is_refund(t), t.occurred_at.as_ref().map(|ts| (ts.seconds, ts.nanos))));
+    ordered.sort_by_key(|t| {
+        (
+            is_refund(t),
+            t.occurred_at.as_ref().map(|ts| (ts.seconds, ts.nanos)),
+        )
+    });
     let mut client = clean.ingest().await;
     for t in &ordered {
         client.record_transaction(record(t.clone())).await.unwrap();
@@ -70,20 +87,28 @@ async fn three_concurrent_passes_store_each_transaction_once() {
             mine.sort_by_key(is_refund);
             let endpoint = app.endpoint();
             tasks.push(tokio::spawn(async move {
-                let mut client = pb::ingest_service_client::IngestServiceClient::connect(endpoint).await.unwrap();
+                let mut client = pb::ingest_service_client::IngestServiceClient::connect(endpoint)
+                    .await
+                    .unwrap();
                 if (pass + part) % 2 == 0 {
                     for t in mine {
                         client.record_transaction(record(t)).await.unwrap();
                     }
                 } else {
-                    let (purchases, refunds): (Vec<_>, Vec<_>) = mine.into_iter().partition(|t| !is_refund(t));
+                    let (purchases, refunds): (Vec<_>, Vec<_>) =
+                        mine.into_iter().partition(|t| !is_refund(t));
                     for group in [purchases, refunds] {
                         let batches: Vec<pb::ImportTransactionsRequest> = group
                             .chunks(37)
-                            .map(|c| pb::ImportTransactionsRequest { transactions: c.to_vec() })
+                            .map(|c| pb::ImportTransactionsRequest {
+                                transactions: c.to_vec(),
+                            })
                             .collect();
                         if !batches.is_empty() {
-                            client.import_transactions(futures::stream::iter(batches)).await.unwrap();
+                            client
+                                .import_transactions(futures::stream::iter(batches))
+                                .await
+                                .unwrap();
                         }
                     }
                 }
@@ -103,5 +128,8 @@ async fn three_concurrent_passes_store_each_transaction_once() {
         assert_eq!(concurrent, one_by_one, "{customer}");
         assert_eq!(concurrent, expected[customer], "{customer}");
     }
-    assert_eq!(app.count("SELECT count(*) FROM customers").await, expected.len() as i64);
+    assert_eq!(
+        app.count("SELECT count(*) FROM customers").await,
+        expected.len() as i64
+    );
 }

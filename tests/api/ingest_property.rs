@@ -21,8 +21,22 @@ struct Purchase {
 }
 
 fn purchase_strategy() -> impl Strategy<Value = Purchase> {
-    (0u8..5, 0u8..12, 0u16..1440, prop_oneof![Just(0i64), 1i64..100_000], any::<bool>(), prop::collection::vec(1u8..=100, 0..3))
-        .prop_map(|(customer, day, minute, cents, cost, refunds)| Purchase { customer, day, minute, cents, cost, refunds })
+    (
+        0u8..5,
+        0u8..12,
+        0u16..1440,
+        prop_oneof![Just(0i64), 1i64..100_000],
+        any::<bool>(),
+        prop::collection::vec(1u8..=100, 0..3),
+    )
+        .prop_map(|(customer, day, minute, cents, cost, refunds)| Purchase {
+            customer,
+            day,
+            minute,
+            cents,
+            cost,
+            refunds,
+        })
 }
 
 /// The transactions of a case, each refund after its purchase in the list.
@@ -30,7 +44,9 @@ fn transactions(case: u64, purchases: &[Purchase]) -> Vec<pb::Transaction> {
     let mut out = Vec::new();
     for (i, p) in purchases.iter().enumerate() {
         let customer = format!("case{case}-c{}", p.customer);
-        let when = at(2026, 1, 1, 0, 0) + chrono::Duration::days(p.day.into()) + chrono::Duration::minutes(p.minute.into());
+        let when = at(2026, 1, 1, 0, 0)
+            + chrono::Duration::days(p.day.into())
+            + chrono::Duration::minutes(p.minute.into());
         let id = format!("p{i}");
         let mut t = purchase(&customer, &id, when, p.cents);
         if p.cost {
@@ -42,7 +58,13 @@ fn transactions(case: u64, purchases: &[Purchase]) -> Vec<pb::Transaction> {
             let amount = (p.cents * i64::from(*share) / 100).min(left);
             if amount > 0 {
                 left -= amount;
-                out.push(refund(&customer, &format!("r{i}-{j}"), &id, when + chrono::Duration::hours(30), amount));
+                out.push(refund(
+                    &customer,
+                    &format!("r{i}-{j}"),
+                    &id,
+                    when + chrono::Duration::hours(30),
+                    amount,
+                ));
             }
         }
     }
@@ -52,17 +74,25 @@ fn transactions(case: u64, purchases: &[Purchase]) -> Vec<pb::Transaction> {
 /// A random interleaving in which every refund stays after its purchase:
 /// each purchase with its refunds goes to one random sender, at random
 /// positions, refunds later than the purchase.
-fn senders(transactions: &[pb::Transaction], n: usize, rng: &mut StdRng) -> Vec<Vec<pb::Transaction>> {
+fn senders(
+    transactions: &[pb::Transaction],
+    n: usize,
+    rng: &mut StdRng,
+) -> Vec<Vec<pb::Transaction>> {
     let mut lanes: Vec<Vec<(f64, pb::Transaction)>> = vec![Vec::new(); n];
     let mut lane_of = std::collections::HashMap::new();
     for t in transactions {
         if t.kind == pb::TransactionKind::Purchase as i32 {
             let lane = rng.random_range(0..n);
             let pos: f64 = rng.random_range(0.0..1.0);
-            lane_of.insert((t.customer_id.clone(), t.transaction_id.clone()), (lane, pos));
+            lane_of.insert(
+                (t.customer_id.clone(), t.transaction_id.clone()),
+                (lane, pos),
+            );
             lanes[lane].push((pos, t.clone()));
         } else {
-            let (lane, after) = lane_of[&(t.customer_id.clone(), t.refunded_transaction_id.clone())];
+            let (lane, after) =
+                lane_of[&(t.customer_id.clone(), t.refunded_transaction_id.clone())];
             lanes[lane].push((rng.random_range(after..1.0 + f64::EPSILON), t.clone()));
         }
     }
@@ -89,7 +119,9 @@ async fn check(app: &TestApp, case: u64, purchases: Vec<Purchase>, seed: u64, cl
             lane.extend(again);
         }
         tasks.push(tokio::spawn(async move {
-            let mut client = pb::ingest_service_client::IngestServiceClient::connect(endpoint).await.unwrap();
+            let mut client = pb::ingest_service_client::IngestServiceClient::connect(endpoint)
+                .await
+                .unwrap();
             if i % 2 == 0 {
                 for t in lane {
                     client.record_transaction(record(t)).await.unwrap();
@@ -98,10 +130,17 @@ async fn check(app: &TestApp, case: u64, purchases: Vec<Purchase>, seed: u64, cl
                 // Batches may not split a purchase from an earlier-lane
                 // refund: lanes keep refunds after purchases, and each batch
                 // plans purchases first, so any chunking is valid.
-                let batches: Vec<_> =
-                    lane.chunks(batch_size).map(|c| pb::ImportTransactionsRequest { transactions: c.to_vec() }).collect();
+                let batches: Vec<_> = lane
+                    .chunks(batch_size)
+                    .map(|c| pb::ImportTransactionsRequest {
+                        transactions: c.to_vec(),
+                    })
+                    .collect();
                 if !batches.is_empty() {
-                    client.import_transactions(futures::stream::iter(batches)).await.unwrap();
+                    client
+                        .import_transactions(futures::stream::iter(batches))
+                        .await
+                        .unwrap();
                 }
             }
         }));
@@ -114,16 +153,28 @@ async fn check(app: &TestApp, case: u64, purchases: Vec<Purchase>, seed: u64, cl
         let got = oracle::observed(&app.summary(customer).await.expect("customer stored"));
         assert_eq!(&got, want, "customer {customer}");
     }
-    let stored = app.count(&format!("SELECT count(*) FROM transactions WHERE customer_id LIKE 'case{case}-%'")).await;
+    let stored = app
+        .count(&format!(
+            "SELECT count(*) FROM transactions WHERE customer_id LIKE 'case{case}-%'"
+        ))
+        .await;
     assert_eq!(stored, all.len() as i64);
 }
 
 #[test]
 fn random_orders_and_concurrency_give_the_independent_summaries() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
     let app = rt.block_on(spawn_app());
     let case = std::sync::atomic::AtomicU64::new(0);
-    let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
+    let config = ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     proptest!(config, |(purchases in prop::collection::vec(purchase_strategy(), 1..40), seed in any::<u64>(), clients in 1usize..5)| {
         let n = case.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         rt.block_on(check(&app, n, purchases, seed, clients));

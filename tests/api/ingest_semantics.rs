@@ -11,8 +11,16 @@ async fn resending_the_same_transaction_is_a_duplicate_success() {
     let app = spawn_app().await;
     let mut client = app.ingest().await;
     let t = purchase("c1", "t1", at(2026, 1, 5, 10, 0), 2_550);
-    let first = client.record_transaction(record(t.clone())).await.unwrap().into_inner();
-    let second = client.record_transaction(record(t)).await.unwrap().into_inner();
+    let first = client
+        .record_transaction(record(t.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = client
+        .record_transaction(record(t))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!first.duplicate);
     assert!(second.duplicate);
     assert_eq!(app.transactions_stored().await, 1);
@@ -25,12 +33,18 @@ async fn resending_the_same_transaction_is_a_duplicate_success() {
 async fn the_same_key_with_other_content_is_already_exists_and_changes_nothing() {
     let app = spawn_app().await;
     let mut client = app.ingest().await;
-    client.record_transaction(record(purchase("c1", "t1", at(2026, 1, 5, 10, 0), 2_550))).await.unwrap();
+    client
+        .record_transaction(record(purchase("c1", "t1", at(2026, 1, 5, 10, 0), 2_550)))
+        .await
+        .unwrap();
     let before = app.summary("c1").await;
     for other in [
         purchase("c1", "t1", at(2026, 1, 5, 10, 0), 2_551),
         purchase("c1", "t1", at(2026, 1, 6, 10, 0), 2_550),
-        pb::Transaction { cost: Some(usd_cents(100)), ..purchase("c1", "t1", at(2026, 1, 5, 10, 0), 2_550) },
+        pb::Transaction {
+            cost: Some(usd_cents(100)),
+            ..purchase("c1", "t1", at(2026, 1, 5, 10, 0), 2_550)
+        },
     ] {
         let status = client.record_transaction(record(other)).await.unwrap_err();
         assert_eq!(status.code(), Code::AlreadyExists);
@@ -54,8 +68,14 @@ async fn same_day_purchases_are_one_occasion_and_zero_value_purchases_count() {
     let s = app.summary("c1").await.unwrap();
     assert_eq!(s.purchase_occasions, 3);
     assert_eq!(s.purchase_count, 4);
-    assert_eq!(s.first_purchase_day, NaiveDate::from_ymd_opt(2026, 2, 1).unwrap());
-    assert_eq!(s.last_purchase_day, NaiveDate::from_ymd_opt(2026, 2, 20).unwrap());
+    assert_eq!(
+        s.first_purchase_day,
+        NaiveDate::from_ymd_opt(2026, 2, 1).unwrap()
+    );
+    assert_eq!(
+        s.last_purchase_day,
+        NaiveDate::from_ymd_opt(2026, 2, 20).unwrap()
+    );
     assert_eq!(s.first_purchase_at, at(2026, 2, 1, 9, 0));
     assert_eq!(s.last_purchase_at, at(2026, 2, 20, 12, 0));
     assert_eq!(s.net_revenue.nanos(), nanos(2_200));
@@ -76,13 +96,23 @@ async fn refunds_change_value_on_the_purchase_day_not_occasions() {
         client.record_transaction(record(t)).await.unwrap();
     }
     let s = app.summary("c1").await.unwrap();
-    assert_eq!(s.purchase_occasions, 2, "a fully refunded purchase is still an occasion");
+    assert_eq!(
+        s.purchase_occasions, 2,
+        "a fully refunded purchase is still an occasion"
+    );
     assert_eq!(s.refund_count, 2);
     assert_eq!(s.net_revenue.nanos(), nanos(1_000));
     assert_eq!(s.repeat_value.nanos(), 0);
-    assert_eq!(s.last_purchase_day, NaiveDate::from_ymd_opt(2026, 3, 5).unwrap(), "refund days are not occasions");
+    assert_eq!(
+        s.last_purchase_day,
+        NaiveDate::from_ymd_opt(2026, 3, 5).unwrap(),
+        "refund days are not occasions"
+    );
     // Nothing is left of p2: any further refund is an over-refund.
-    let status = client.record_transaction(record(refund("c1", "r3", "p2", at(2026, 3, 22, 0, 0), 1))).await.unwrap_err();
+    let status = client
+        .record_transaction(record(refund("c1", "r3", "p2", at(2026, 3, 22, 0, 0), 1)))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&status), vec!["transaction.amount"]);
 }
@@ -96,9 +126,18 @@ async fn a_refund_may_name_a_purchase_of_the_same_batch_wherever_it_sits() {
             purchase("c1", "p1", at(2026, 3, 1, 10, 0), 1_000),
         ],
     };
-    let r = app.ingest().await.import_transactions(futures::stream::iter(vec![batch])).await.unwrap().into_inner();
+    let r = app
+        .ingest()
+        .await
+        .import_transactions(futures::stream::iter(vec![batch]))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((r.batches, r.recorded, r.duplicates), (1, 2, 0));
-    assert_eq!(app.summary("c1").await.unwrap().net_revenue.nanos(), nanos(700));
+    assert_eq!(
+        app.summary("c1").await.unwrap().net_revenue.nanos(),
+        nanos(700)
+    );
 }
 
 #[tokio::test]
@@ -106,14 +145,29 @@ async fn occasions_are_days_of_the_business_time_zone() {
     let app = spawn_app_with(|s| s.time_zone = chrono_tz::America::New_York).await;
     let mut client = app.ingest().await;
     // 03:30 UTC on the 2nd is 22:30 on the 1st in New York (EST, UTC-5).
-    client.record_transaction(record(purchase("c1", "a", at(2026, 1, 1, 15, 0), 100))).await.unwrap();
-    client.record_transaction(record(purchase("c1", "b", at(2026, 1, 2, 3, 30), 100))).await.unwrap();
+    client
+        .record_transaction(record(purchase("c1", "a", at(2026, 1, 1, 15, 0), 100)))
+        .await
+        .unwrap();
+    client
+        .record_transaction(record(purchase("c1", "b", at(2026, 1, 2, 3, 30), 100)))
+        .await
+        .unwrap();
     // 05:30 UTC on the 2nd is 00:30 on the 2nd in New York.
-    client.record_transaction(record(purchase("c1", "c", at(2026, 1, 2, 5, 30), 100))).await.unwrap();
+    client
+        .record_transaction(record(purchase("c1", "c", at(2026, 1, 2, 5, 30), 100)))
+        .await
+        .unwrap();
     let s = app.summary("c1").await.unwrap();
     assert_eq!(s.purchase_occasions, 2);
-    assert_eq!(s.first_purchase_day, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
-    assert_eq!(s.last_purchase_day, NaiveDate::from_ymd_opt(2026, 1, 2).unwrap());
+    assert_eq!(
+        s.first_purchase_day,
+        NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
+    );
+    assert_eq!(
+        s.last_purchase_day,
+        NaiveDate::from_ymd_opt(2026, 1, 2).unwrap()
+    );
 }
 
 #[tokio::test]
@@ -127,7 +181,10 @@ async fn costs_are_summed_and_purchases_without_one_are_counted() {
         }))
         .await
         .unwrap();
-    client.record_transaction(record(purchase("c1", "b", at(2026, 1, 2, 0, 0), 1_000))).await.unwrap();
+    client
+        .record_transaction(record(purchase("c1", "b", at(2026, 1, 2, 0, 0), 1_000)))
+        .await
+        .unwrap();
     let s = app.summary("c1").await.unwrap();
     assert_eq!(s.cost.nanos(), nanos(400));
     assert_eq!(s.uncosted_purchases, 1);
@@ -137,9 +194,18 @@ async fn costs_are_summed_and_purchases_without_one_are_counted() {
 async fn an_earlier_purchase_arriving_late_becomes_the_first_occasion() {
     let app = spawn_app().await;
     let mut client = app.ingest().await;
-    client.record_transaction(record(purchase("c1", "late", at(2026, 5, 1, 0, 0), 5_000))).await.unwrap();
-    client.record_transaction(record(purchase("c1", "early", at(2026, 4, 1, 0, 0), 1_000))).await.unwrap();
+    client
+        .record_transaction(record(purchase("c1", "late", at(2026, 5, 1, 0, 0), 5_000)))
+        .await
+        .unwrap();
+    client
+        .record_transaction(record(purchase("c1", "early", at(2026, 4, 1, 0, 0), 1_000)))
+        .await
+        .unwrap();
     let s = app.summary("c1").await.unwrap();
-    assert_eq!(s.first_purchase_day, NaiveDate::from_ymd_opt(2026, 4, 1).unwrap());
+    assert_eq!(
+        s.first_purchase_day,
+        NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()
+    );
     assert_eq!(s.repeat_value.nanos(), nanos(5_000));
 }

@@ -22,7 +22,9 @@ pub struct Expected {
 }
 
 fn money_nanos(m: &Option<pb::Money>) -> i64 {
-    m.as_ref().map(|m| m.units * 1_000_000_000 + i64::from(m.nanos)).unwrap_or(0)
+    m.as_ref()
+        .map(|m| m.units * 1_000_000_000 + i64::from(m.nanos))
+        .unwrap_or(0)
 }
 
 fn time(t: &pb::Transaction) -> DateTime<Utc> {
@@ -38,17 +40,30 @@ pub fn expected(transactions: &[pb::Transaction]) -> HashMap<String, Expected> {
     }
     let mut out = HashMap::new();
     for (customer, ts) in by_customer {
-        let purchases: Vec<_> = ts.iter().filter(|t| t.kind == pb::TransactionKind::Purchase as i32).collect();
-        let refunds: Vec<_> = ts.iter().filter(|t| t.kind == pb::TransactionKind::Refund as i32).collect();
+        let purchases: Vec<_> = ts
+            .iter()
+            .filter(|t| t.kind == pb::TransactionKind::Purchase as i32)
+            .collect();
+        let refunds: Vec<_> = ts
+            .iter()
+            .filter(|t| t.kind == pb::TransactionKind::Refund as i32)
+            .collect();
         if purchases.is_empty() {
             continue;
         }
         let refunded = |purchase: &str| -> i64 {
-            refunds.iter().filter(|r| r.refunded_transaction_id == purchase).map(|r| money_nanos(&r.amount)).sum()
+            refunds
+                .iter()
+                .filter(|r| r.refunded_transaction_id == purchase)
+                .map(|r| money_nanos(&r.amount))
+                .sum()
         };
         let days: BTreeSet<NaiveDate> = purchases.iter().map(|p| time(p).date_naive()).collect();
         let first_day = *days.first().expect("a day");
-        let net: i64 = purchases.iter().map(|p| money_nanos(&p.amount) - refunded(&p.transaction_id)).sum();
+        let net: i64 = purchases
+            .iter()
+            .map(|p| money_nanos(&p.amount) - refunded(&p.transaction_id))
+            .sum();
         let repeat: i64 = purchases
             .iter()
             .filter(|p| time(p).date_naive() != first_day)

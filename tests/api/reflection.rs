@@ -22,19 +22,32 @@ fn ingest_methods(files: &[Vec<u8>]) -> Vec<String> {
 
 #[tokio::test]
 async fn v1_lists_and_describes_the_services() {
-    use v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-             server_reflection_response::MessageResponse, ServerReflectionRequest};
+    use v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
     let app = spawn_app().await;
     let mut client = ServerReflectionClient::new(channel(&app.endpoint()).await.unwrap());
     let requests = vec![
-        ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) },
         ServerReflectionRequest {
             host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol("clv.v1.IngestService".into())),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "clv.v1.IngestService".into(),
+            )),
         },
     ];
-    let mut responses = client.server_reflection_info(futures::stream::iter(requests)).await.unwrap().into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) = responses.message().await.unwrap().unwrap().message_response
+    let mut responses = client
+        .server_reflection_info(futures::stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.message().await.unwrap().unwrap().message_response
     else {
         panic!("expected a service list")
     };
@@ -47,24 +60,40 @@ async fn v1_lists_and_describes_the_services() {
     else {
         panic!("expected descriptors")
     };
-    assert_eq!(ingest_methods(&files.file_descriptor_proto), ["DeleteCustomer", "ImportTransactions", "RecordTransaction"]);
+    assert_eq!(
+        ingest_methods(&files.file_descriptor_proto),
+        ["DeleteCustomer", "ImportTransactions", "RecordTransaction"]
+    );
 }
 
 #[tokio::test]
 async fn v1alpha_lists_and_describes_the_services() {
-    use v1alpha::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-                  server_reflection_response::MessageResponse, ServerReflectionRequest};
+    use v1alpha::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
     let app = spawn_app().await;
     let mut client = ServerReflectionClient::new(channel(&app.endpoint()).await.unwrap());
     let requests = vec![
-        ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) },
         ServerReflectionRequest {
             host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol("clv.v1.IngestService".into())),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "clv.v1.IngestService".into(),
+            )),
         },
     ];
-    let mut responses = client.server_reflection_info(futures::stream::iter(requests)).await.unwrap().into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) = responses.message().await.unwrap().unwrap().message_response
+    let mut responses = client
+        .server_reflection_info(futures::stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.message().await.unwrap().unwrap().message_response
     else {
         panic!("expected a service list")
     };
@@ -77,7 +106,10 @@ async fn v1alpha_lists_and_describes_the_services() {
     else {
         panic!("expected descriptors")
     };
-    assert_eq!(ingest_methods(&files.file_descriptor_proto), ["DeleteCustomer", "ImportTransactions", "RecordTransaction"]);
+    assert_eq!(
+        ingest_methods(&files.file_descriptor_proto),
+        ["DeleteCustomer", "ImportTransactions", "RecordTransaction"]
+    );
 }
 
 /// grpcurl 1.8.6 speaks only v1alpha: the reflection a deployed grpcurl
@@ -86,27 +118,47 @@ async fn v1alpha_lists_and_describes_the_services() {
 #[tokio::test(flavor = "multi_thread")]
 async fn grpcurl_lists_describes_and_calls_without_proto_files() {
     let Ok(grpcurl) = which("grpcurl") else {
-        assert!(std::env::var("CLVD_REQUIRE_GRPCURL").is_err(), "grpcurl is required but not on PATH");
+        assert!(
+            std::env::var("CLVD_REQUIRE_GRPCURL").is_err(),
+            "grpcurl is required but not on PATH"
+        );
         eprintln!("grpcurl not on PATH: skipped");
         return;
     };
     let app = spawn_app().await;
     let addr = app.addr.to_string();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(&grpcurl).arg("-plaintext").args(args).output().expect("run grpcurl");
-        assert!(out.status.success(), "grpcurl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new(&grpcurl)
+            .arg("-plaintext")
+            .args(args)
+            .output()
+            .expect("run grpcurl");
+        assert!(
+            out.status.success(),
+            "grpcurl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let list = tokio::task::block_in_place(|| run(&[&addr, "list"]));
     for s in SERVICES {
         assert!(list.contains(s), "{s} not in {list}");
     }
-    let described = tokio::task::block_in_place(|| run(&[&addr, "describe", "clv.v1.IngestService"]));
-    assert!(described.contains("rpc ImportTransactions ( stream .clv.v1.ImportTransactionsRequest )"), "{described}");
+    let described =
+        tokio::task::block_in_place(|| run(&[&addr, "describe", "clv.v1.IngestService"]));
+    assert!(
+        described.contains("rpc ImportTransactions ( stream .clv.v1.ImportTransactionsRequest )"),
+        "{described}"
+    );
     let body = r#"{"transaction":{"customer_id":"g1","transaction_id":"t1","occurred_at":"2026-01-05T10:00:00Z",
         "kind":"TRANSACTION_KIND_PURCHASE","amount":{"currency_code":"USD","units":"12","nanos":340000000}}}"#;
-    tokio::task::block_in_place(|| run(&["-d", body, &addr, "clv.v1.IngestService/RecordTransaction"]));
-    assert_eq!(app.summary("g1").await.unwrap().net_revenue.nanos(), 12_340_000_000);
+    tokio::task::block_in_place(|| {
+        run(&["-d", body, &addr, "clv.v1.IngestService/RecordTransaction"])
+    });
+    assert_eq!(
+        app.summary("g1").await.unwrap().net_revenue.nanos(),
+        12_340_000_000
+    );
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
