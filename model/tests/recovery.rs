@@ -1,0 +1,94 @@
+//! Parameter recovery: customers simulated from known parameters (the
+//! simulator follows the models' story, not the likelihood) are fitted, and
+//! every estimate must lie within 4 standard errors of the truth.
+//!
+//! Sizes are chosen so that the debug-mode test suite stays quick.
+
+use clv_model::{
+    fit_bgnbd, fit_gamma_gamma, simulate, Acquisition, BgNbdFitInput, BgNbdParams, CustomerSummary, FitOptions,
+    GammaGammaFitInput, GammaGammaParams, SimulationConfig, TimeResolution,
+};
+
+/// Estimates must be within this many standard errors of the truth.
+const STANDARD_ERRORS: f64 = 4.0;
+
+fn simulated(purchases: BgNbdParams, customers: usize, seed: u64) -> Vec<CustomerSummary> {
+    let config = SimulationConfig {
+        purchases,
+        spend: Some(GammaGammaParams::new(6.0, 4.0, 15.0).unwrap()),
+        customers,
+        calibration_days: 548.0,
+        holdout_days: 0.0,
+        acquisition: Acquisition::Uniform { window_days: 365.0 },
+        resolution: TimeResolution::Continuous,
+        seed,
+    };
+    simulate(&config).into_iter().map(|c| c.summary).collect()
+}
+
+fn assert_recovers(truth: BgNbdParams, customers: usize, seed: u64) {
+    let summaries = simulated(truth, customers, seed);
+    let fit = fit_bgnbd(&BgNbdFitInput::from_summaries(&summaries), &FitOptions::default()).expect("fit");
+    let se = fit.standard_errors.expect("standard errors");
+    let p = fit.params;
+    for (name, estimate, se, true_value) in [
+        ("r", p.r(), se.r, truth.r()),
+        ("alpha", p.alpha(), se.alpha, truth.alpha()),
+        ("a", p.a(), se.a, truth.a()),
+        ("b", p.b(), se.b, truth.b()),
+    ] {
+        let z = (estimate - true_value) / se;
+        assert!(z.abs() < STANDARD_ERRORS, "{name}: estimate {estimate} ± {se}, truth {true_value} (z = {z:.2})");
+        assert!(se > 0.0 && se < true_value, "{name}: implausible standard error {se}");
+    }
+}
+
+#[test]
+fn recovers_cdnow_like_parameters_with_a_below_one() {
+    assert_recovers(BgNbdParams::from_weeks(0.243, 4.414, 0.793, 2.426).unwrap(), 30_000, 1);
+}
+
+#[test]
+fn recovers_a_large_alpha() {
+    assert_recovers(BgNbdParams::new(2.0, 50.0, 1.5, 4.0).unwrap(), 20_000, 2);
+}
+
+#[test]
+fn recovers_fast_dropout_with_small_a() {
+    assert_recovers(BgNbdParams::new(0.8, 10.0, 0.4, 1.2).unwrap(), 20_000, 3);
+}
+
+#[test]
+fn recovers_gamma_gamma_parameters() {
+    let summaries = simulated(BgNbdParams::new(1.5, 20.0, 0.7, 3.0).unwrap(), 20_000, 4);
+    let fit = fit_gamma_gamma(&GammaGammaFitInput::from_summaries(&summaries), &FitOptions::default()).expect("fit");
+    let se = fit.standard_errors.expect("standard errors");
+    for (name, estimate, se, truth) in [("p", fit.params.p(), se.p, 6.0), ("q", fit.params.q(), se.q, 4.0), ("gamma", fit.params.gamma(), se.gamma, 15.0)] {
+        let z = (estimate - truth) / se;
+        assert!(z.abs() < STANDARD_ERRORS, "{name}: estimate {estimate} ± {se}, truth {truth} (z = {z:.2})");
+    }
+    // Spend is simulated independently of frequency.
+    assert!(fit.frequency_spend_correlation.abs() < 0.05, "{}", fit.frequency_spend_correlation);
+}
+
+#[test]
+fn holdout_purchases_match_the_conditional_expectation() {
+    // Calibration/holdout: the sum of E[Y(holdout)] over customers predicts
+    // the simulated holdout total (FHL section 4's check), at the true parameters.
+    let truth = BgNbdParams::new(0.5, 15.0, 0.8, 2.5).unwrap();
+    let config = SimulationConfig {
+        purchases: truth,
+        spend: None,
+        customers: 20_000,
+        calibration_days: 365.0,
+        holdout_days: 180.0,
+        acquisition: Acquisition::Uniform { window_days: 180.0 },
+        resolution: TimeResolution::Continuous,
+        seed: 5,
+    };
+    let customers = simulate(&config);
+    let actual: f64 = customers.iter().map(|c| c.holdout_purchases as f64).sum();
+    let predicted: f64 = customers.iter().map(|c| truth.expected_purchases(&c.summary, 180.0)).sum();
+    // Poisson-like noise on ~10⁴ purchases, plus heterogeneity: a few percent.
+    assert!(((predicted - actual) / actual).abs() < 0.05, "predicted {predicted} vs actual {actual}");
+}
