@@ -7,7 +7,6 @@
 //! r, a, b are unitless and α is in days ([`BgNbdParams::alpha_weeks`]
 //! reports it per week). Knows nothing of spend or money.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -15,7 +14,7 @@ use rayon::prelude::*;
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{log_parameter_standard_errors, minimize, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::special::{digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series};
-use crate::summary::{group_purchases, CustomerSummary, PurchaseGroup};
+use crate::summary::{fast_map, group_purchases, CustomerSummary, FastHashMap, PurchaseGroup};
 
 /// Days per week, for reporting α per week.
 pub const DAYS_PER_WEEK: f64 = 7.0;
@@ -252,7 +251,7 @@ impl BgNbdFitInput {
     /// Rows are validated like [`CustomerSummary`]; repeated keys are merged
     /// and zero counts dropped.
     pub fn from_groups(rows: impl IntoIterator<Item = (f64, f64, f64, u64)>) -> Result<Self, ModelError> {
-        let mut index: HashMap<[u64; 3], usize> = HashMap::new();
+        let mut index: FastHashMap<[u64; 3], usize> = fast_map(1024);
         let mut groups: Vec<PurchaseGroup> = Vec::new();
         let mut customers = 0u64;
         for (x, t_x, t, count) in rows {
@@ -327,46 +326,62 @@ struct Objective {
 /// Rows per rayon task; below this many rows the evaluation stays serial.
 const PARALLEL_CHUNK: usize = 16_384;
 
-fn dedup_index(values: impl Iterator<Item = f64>) -> (Vec<f64>, HashMap<u64, u32>) {
-    let mut distinct: Vec<f64> = values.collect();
-    distinct.sort_by(f64::total_cmp);
-    distinct.dedup();
-    let index = distinct.iter().enumerate().map(|(i, v)| (v.to_bits(), i as u32)).collect();
-    (distinct, index)
+/// Distinct values in first-seen order, and the index of a value.
+struct Distinct {
+    values: Vec<f64>,
+    index: FastHashMap<u64, u32>,
+}
+
+impl Distinct {
+    fn new() -> Self {
+        Self { values: Vec::new(), index: fast_map(1024) }
+    }
+
+    fn of(&mut self, value: f64) -> u32 {
+        let values = &mut self.values;
+        *self.index.entry(value.to_bits()).or_insert_with(|| {
+            values.push(value);
+            (values.len() - 1) as u32
+        })
+    }
 }
 
 impl Objective {
     fn new(input: &BgNbdFitInput, scale: f64) -> Self {
-        let g = &input.groups;
-        let (x_values, x_index) = dedup_index(g.iter().map(|g| g.x));
-        let (t_values, t_index) = dedup_index(g.iter().map(|g| g.t / scale));
-        let (t_x_values, t_x_index) = dedup_index(g.iter().filter(|g| g.x > 0.0).map(|g| g.t_x / scale));
-        let mut x_weights = vec![0.0; x_values.len()];
-        let mut zero = vec![0.0; t_values.len()];
-        let mut rows = Vec::new();
-        for grp in g {
+        let (mut xs, mut ts, mut txs) = (Distinct::new(), Distinct::new(), Distinct::new());
+        let mut x_weights: Vec<f64> = Vec::new();
+        let mut zero: Vec<f64> = Vec::new();
+        let mut rows = Vec::with_capacity(input.groups.len());
+        for grp in &input.groups {
             let w = grp.count as f64;
-            let xi = x_index[&grp.x.to_bits()];
-            let ti = t_index[&(grp.t / scale).to_bits()];
-            x_weights[xi as usize] += w;
+            let x_index = xs.of(grp.x);
+            let t_index = ts.of(grp.t / scale);
+            x_weights.resize(xs.values.len(), 0.0);
+            zero.resize(ts.values.len(), 0.0);
+            x_weights[x_index as usize] += w;
             if grp.x > 0.0 {
-                rows.push(Row {
-                    x: grp.x,
-                    x_index: xi,
-                    t_x_index: t_x_index[&(grp.t_x / scale).to_bits()],
-                    t_index: ti,
-                    weight: w,
-                });
+                let t_x_index = txs.of(grp.t_x / scale);
+                rows.push(Row { x: grp.x, x_index, t_x_index, t_index, weight: w });
             } else {
-                zero[ti as usize] += w;
+                zero[t_index as usize] += w;
             }
         }
         let zero_rows = zero.into_iter().enumerate().filter(|(_, w)| *w > 0.0).map(|(i, w)| (i as u32, w)).collect();
-        Self { x_values, x_weights, t_values, t_x_values, rows, zero_rows, total_weight: input.customers as f64 }
+        Self {
+            x_values: xs.values,
+            x_weights,
+            t_values: ts.values,
+            t_x_values: txs.values,
+            rows,
+            zero_rows,
+            total_weight: input.customers as f64,
+        }
     }
 }
 
-/// Sums over rows with x > 0: [LL, ∂r, ∂α, Σw·w4, Σw·w4/(b+x−1)].
+/// Sums over rows with x > 0: [LL, ∂r, ∂α, Σw·w4, Σw·w4/(b+x−1)], where
+/// w4 = e^A4/(e^A3+e^A4) is the weight of the "dropped out after t_x" term.
+#[allow(clippy::too_many_arguments)]
 fn row_sums(rows: &[Row], r: f64, ln_a: f64, ln_b1: &[f64], inv_b1: &[f64], ln_t: &[f64], inv_t: &[f64], ln_tx: &[f64], inv_tx: &[f64]) -> [f64; 5] {
     let mut s = [0.0; 5];
     for row in rows {
@@ -375,14 +390,11 @@ fn row_sums(rows: &[Row], r: f64, ln_a: f64, ln_b1: &[f64], inv_b1: &[f64], ln_t
         let (lx, ix) = (ln_tx[row.t_x_index as usize], inv_tx[row.t_x_index as usize]);
         let a3 = -rx * lt;
         let a4 = ln_a - ln_b1[row.x_index as usize] - rx * lx;
-        let d = a4 - a3;
-        let (lse, w4) = if d > 0.0 {
-            let e = (-d).exp();
-            (a4 + e.ln_1p(), 1.0 / (1.0 + e))
-        } else {
-            let e = d.exp();
-            (a3 + e.ln_1p(), e / (1.0 + e))
-        };
+        // Branch-free log-sum-exp: e = e^(−|A4−A3|) ≤ 1.
+        let e = (-(a4 - a3).abs()).exp();
+        let lse = a3.max(a4) + e.ln_1p();
+        let w_larger = 1.0 / (1.0 + e);
+        let w4 = if a4 > a3 { w_larger } else { 1.0 - w_larger };
         let w3 = 1.0 - w4;
         let w = row.weight;
         s[0] += w * lse;
@@ -455,6 +467,9 @@ impl MeanNegLogLikelihood for Objective {
 
 /// Log-parameters beyond ±this are reported as unidentified.
 const MAX_ABS_LOG_PARAMETER: f64 = 25.0;
+/// An unconverged fit with a log-parameter beyond ±this (in the rescaled
+/// problem) is running off to a boundary, not merely slow.
+const DRIFTING_ABS_LOG_PARAMETER: f64 = 10.0;
 
 /// Maximum-likelihood fit of the BG/NBD model on grouped summaries.
 ///
@@ -476,7 +491,8 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
     let optimum = minimize(&objective, vec![0.0; 4], options);
     let names = ["r", "alpha", "a", "b"];
     for (name, &theta) in names.iter().zip(&optimum.theta) {
-        if theta.abs() > MAX_ABS_LOG_PARAMETER {
+        let drifting = !optimum.converged && theta.abs() > DRIFTING_ABS_LOG_PARAMETER;
+        if theta.abs() > MAX_ABS_LOG_PARAMETER || drifting {
             let value = if *name == "alpha" { theta.exp() * scale } else { theta.exp() };
             return Err(ModelError::Unidentified { model, name, value });
         }

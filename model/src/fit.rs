@@ -28,6 +28,11 @@ pub struct FitOptions {
     pub max_iterations: u64,
     /// Stop when ‖∇‖ of the mean negative log-likelihood in θ is below this.
     pub gradient_tolerance: f64,
+    /// Stop when an iteration changes the mean negative log-likelihood by
+    /// less than this times max(1, |its starting value|): the rounding floor
+    /// of a sum over many customers, below which the line search only
+    /// chases noise.
+    pub cost_tolerance: f64,
     /// A fit counts as converged when the final gradient norm is below this.
     pub convergence_threshold: f64,
     /// Fewest customers a fit accepts.
@@ -43,7 +48,8 @@ impl Default for FitOptions {
         Self {
             l2_penalty: 0.0,
             max_iterations: 1000,
-            gradient_tolerance: 1e-10,
+            gradient_tolerance: 1e-9,
+            cost_tolerance: 1e-13,
             convergence_threshold: 1e-6,
             min_customers: 2,
             standard_errors: true,
@@ -156,29 +162,46 @@ fn norm(v: &[f64]) -> f64 {
 /// (which happens when the cost is flat to rounding).
 pub(crate) fn minimize<O: MeanNegLogLikelihood>(objective: &O, theta0: Vec<f64>, options: &FitOptions) -> Optimum {
     let problem = Problem { objective, penalty: options.l2_penalty, last: Mutex::new(None), best: Mutex::new(None) };
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
-        .with_tolerance_grad(options.gradient_tolerance)
-        .and_then(|s| s.with_tolerance_cost(0.0));
-    let (iterations, reason) = match solver {
-        Err(e) => (0, format!("solver set-up failed: {e}")),
-        Ok(solver) => {
-            let run = Executor::new(Lent(&problem), solver)
-                .configure(|state| state.param(theta0.clone()).max_iters(options.max_iterations))
-                .run();
-            match run {
-                Ok(result) => {
-                    let state = result.state();
-                    let reason = state
-                        .get_termination_reason()
-                        .map(TerminationReason::text)
-                        .unwrap_or("stopped")
-                        .to_string();
-                    (state.get_iter(), reason)
-                }
-                Err(e) => (0, format!("optimiser stopped: {e}")),
+    let start_cost = problem.eval(&theta0).0;
+    let cost_tolerance = options.cost_tolerance * start_cost.abs().max(1.0);
+    let cost_tolerance = if cost_tolerance.is_finite() { cost_tolerance } else { 0.0 };
+    let mut iterations = 0;
+    let mut reason = String::new();
+    let mut start = theta0.clone();
+    // L-BFGS restarted from the best point with a fresh memory when the
+    // line search gives up early (a stale curvature pair can make the
+    // direction uphill); at most MAX_RESTARTS times.
+    for _ in 0..=MAX_RESTARTS {
+        let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
+            .with_tolerance_grad(options.gradient_tolerance)
+            .and_then(|s| s.with_tolerance_cost(cost_tolerance));
+        let budget = options.max_iterations.saturating_sub(iterations);
+        let run = match solver {
+            Err(e) => Err(e),
+            Ok(solver) => Executor::new(Lent(&problem), solver).configure(|state| state.param(start.clone()).max_iters(budget)).run(),
+        };
+        match run {
+            Ok(result) => {
+                let state = result.state();
+                reason = state.get_termination_reason().map(TerminationReason::text).unwrap_or("stopped").to_string();
+                iterations += state.get_iter();
+            }
+            Err(e) => {
+                reason = format!("optimiser stopped: {e}");
+                iterations += 1;
             }
         }
-    };
+        let best = problem.best.lock().expect("cache lock").clone();
+        match best {
+            Some((theta, _, grad)) if norm(&grad) >= options.convergence_threshold && iterations < options.max_iterations => {
+                if theta == start {
+                    break; // no progress since the last restart
+                }
+                start = theta;
+            }
+            _ => break,
+        }
+    }
     let best = problem.best.into_inner().expect("cache lock");
     match best {
         Some((theta, _, grad)) => {
@@ -188,6 +211,9 @@ pub(crate) fn minimize<O: MeanNegLogLikelihood>(objective: &O, theta0: Vec<f64>,
         None => Optimum { theta: theta0, iterations, gradient_norm: f64::INFINITY, converged: false, reason },
     }
 }
+
+/// Restarts of L-BFGS after an early stop.
+const MAX_RESTARTS: usize = 3;
 
 /// Standard errors of θ = ln(params) from the Hessian of the total negative
 /// log-likelihood (no penalty), by central differences of the gradient.

@@ -9,13 +9,13 @@
 //! customer's occasions, ν ~ Gamma(q, γ) across customers; γ is in currency
 //! units. Knows nothing of purchase timing.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{log_parameter_standard_errors, minimize, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::special::{digamma, ln_gamma};
-use crate::summary::{group_spend, CustomerSummary, SpendGroup};
+use crate::summary::{fast_map, group_spend, CustomerSummary, FastHashMap, SpendGroup};
+use rayon::prelude::*;
 
 /// Gamma-Gamma parameters p, q, γ (γ in currency units).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,7 +104,7 @@ impl GammaGammaFitInput {
     /// model is fitted on repeat buyers with positive spend); x must be a
     /// whole number ≥ 0 and m finite.
     pub fn from_groups(rows: impl IntoIterator<Item = (f64, f64, u64)>) -> Result<Self, ModelError> {
-        let mut index: HashMap<[u64; 2], usize> = HashMap::new();
+        let mut index: FastHashMap<[u64; 2], usize> = fast_map(1024);
         let mut groups: Vec<SpendGroup> = Vec::new();
         let mut customers = 0;
         for (x, m, count) in rows {
@@ -186,7 +186,7 @@ struct Objective {
 
 impl Objective {
     fn new(input: &GammaGammaFitInput, scale: f64) -> Self {
-        let mut per_x: HashMap<u64, (f64, f64)> = HashMap::new();
+        let mut per_x: FastHashMap<u64, (f64, f64)> = fast_map(256);
         let mut groups = Vec::with_capacity(input.groups.len());
         for g in &input.groups {
             let (w, m) = (g.count as f64, g.m / scale);
@@ -220,15 +220,34 @@ impl MeanNegLogLikelihood for Objective {
             g_q += w * (dg_pxq - dg_q + ln_gamma_);
             g_gamma += w * q / gamma;
         }
-        for &(x, m, w) in &self.groups {
-            let px = p * x;
-            let denom = gamma + m * x;
-            let ln_denom = denom.ln();
-            ll -= w * (px + q) * ln_denom;
-            g_p -= w * x * ln_denom;
-            g_q -= w * ln_denom;
-            g_gamma -= w * (px + q) / denom;
-        }
+        // Σ over customers of (w·ln(γ+mx), w·x·ln(γ+mx), w·(px+q)/(γ+mx)).
+        let sums_of = |groups: &[(f64, f64, f64)]| {
+            let mut s = [0.0; 4];
+            for &(x, m, w) in groups {
+                let denom = gamma + m * x;
+                let ln_denom = denom.ln();
+                s[0] += w * ln_denom;
+                s[1] += w * x * ln_denom;
+                s[2] += w * (p * x + q) / denom;
+            }
+            s
+        };
+        let s = if self.groups.len() > 2 * PARALLEL_CHUNK {
+            self.groups.par_chunks(PARALLEL_CHUNK).map(sums_of).reduce(
+                || [0.0; 4],
+                |mut acc, part| {
+                    acc.iter_mut().zip(part).for_each(|(a, p)| *a += p);
+                    acc
+                },
+            )
+        } else {
+            sums_of(&self.groups)
+        };
+        // Σ w(px+q)·ln(γ+mx) = p·Σ w·x·ln(γ+mx) + q·Σ w·ln(γ+mx).
+        ll -= p * s[1] + q * s[0];
+        g_p -= s[1];
+        g_q -= s[0];
+        g_gamma -= s[2];
         let n = self.total_weight;
         (-ll / n, vec![-g_p * p / n, -g_q * q / n, -g_gamma * gamma / n])
     }
@@ -239,6 +258,12 @@ impl MeanNegLogLikelihood for Objective {
 }
 
 const MAX_ABS_LOG_PARAMETER: f64 = 25.0;
+/// An unconverged fit with a log-parameter beyond ±this (in the rescaled
+/// problem) is running off to a boundary, not merely slow.
+const DRIFTING_ABS_LOG_PARAMETER: f64 = 10.0;
+
+/// Customers per rayon task; below twice this the evaluation stays serial.
+const PARALLEL_CHUNK: usize = 32_768;
 
 /// Maximum-likelihood fit of the Gamma-Gamma model. Spend is rescaled by
 /// the customers' mean m during the fit (γ scales with the currency), from
@@ -256,7 +281,8 @@ pub fn fit_gamma_gamma(input: &GammaGammaFitInput, options: &FitOptions) -> Resu
     let objective = Objective::new(input, scale);
     let optimum = minimize(&objective, vec![0.0; 3], options);
     for (name, &theta) in ["p", "q", "gamma"].iter().zip(&optimum.theta) {
-        if theta.abs() > MAX_ABS_LOG_PARAMETER {
+        let drifting = !optimum.converged && theta.abs() > DRIFTING_ABS_LOG_PARAMETER;
+        if theta.abs() > MAX_ABS_LOG_PARAMETER || drifting {
             let value = if *name == "gamma" { theta.exp() * scale } else { theta.exp() };
             return Err(ModelError::Unidentified { model, name, value });
         }

@@ -21,14 +21,32 @@
 //!
 //! # Example
 //! ```
-//! use clv_model::{fit_bgnbd, BgNbdFitInput, FitOptions};
-//! // Grouped rows (x, t_x, T, count), as from SQL GROUP BY.
-//! let input = BgNbdFitInput::from_groups([
-//!     (0.0, 0.0, 300.0, 40), (1.0, 100.0, 300.0, 12), (3.0, 250.0, 290.0, 7),
-//!     (2.0, 40.0, 310.0, 9), (0.0, 0.0, 200.0, 30), (5.0, 180.0, 200.0, 2),
-//! ])?;
-//! let fit = fit_bgnbd(&input, &FitOptions::default())?;
-//! assert!(fit.report.converged);
+//! use clv_model::*;
+//! // Customers simulated from known parameters, standing in for real ones.
+//! let config = SimulationConfig {
+//!     purchases: BgNbdParams::new(0.5, 20.0, 0.8, 2.5)?,
+//!     spend: Some(GammaGammaParams::new(6.0, 4.0, 15.0)?),
+//!     customers: 5_000,
+//!     calibration_days: 365.0,
+//!     holdout_days: 0.0,
+//!     acquisition: Acquisition::Uniform { window_days: 300.0 },
+//!     resolution: TimeResolution::WholeDays,
+//!     seed: 1,
+//! };
+//! let summaries: Vec<CustomerSummary> = simulate(&config).into_iter().map(|c| c.summary).collect();
+//!
+//! // Fit from grouped rows (x, t_x, T, count), as SQL GROUP BY returns them,
+//! // and the spend model from rows (x, m, count).
+//! let rows = group_purchases(&summaries).into_iter().map(|g| (g.x, g.t_x, g.t, g.count));
+//! let purchases = fit_bgnbd(&BgNbdFitInput::from_groups(rows)?, &FitOptions::default())?;
+//! let spend_rows = group_spend(&summaries).into_iter().map(|g| (g.x, g.m, g.count));
+//! let spend = fit_gamma_gamma(&GammaGammaFitInput::from_groups(spend_rows)?, &FitOptions::default())?;
+//! println!("r = {}, alpha = {} weeks", purchases.params.r(), purchases.params.alpha_weeks());
+//!
+//! // Score one customer: 2 repeat occasions, last on day 30, observed 200 days.
+//! let model = ClvModel { purchases: purchases.params, spend: spend.params };
+//! let score = model.score(&CustomerSummary::new(2.0, 30.0, 200.0, 25.0)?, &ScoreOptions::default())?;
+//! assert!(score.probability_alive > 0.0 && score.predicted_value > 0.0);
 //! # Ok::<(), clv_model::ModelError>(())
 //! ```
 

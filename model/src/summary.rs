@@ -5,8 +5,44 @@
 //! customers. Knows nothing of how summaries are computed from transactions.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::error::ModelError;
+
+/// A fast hasher for keys made of f64 bit patterns (folded 128-bit
+/// multiply, as in foldhash): whole-number days have all-zero low mantissa
+/// bits, which the mixing spreads over the whole word. Not DoS-resistant;
+/// keys here are numbers, not attacker-chosen strings.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, word: u64) {
+        let product = u128::from(self.0 ^ word ^ 0x243f_6a88_85a3_08d3) * 0x9e37_79b9_7f4a_7c15_u128;
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+}
+
+/// HashMap with [`FoldHasher`].
+pub(crate) type FastHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
+
+/// An empty [`FastHashMap`] with room for `capacity` entries.
+pub(crate) fn fast_map<K, V>(capacity: usize) -> FastHashMap<K, V> {
+    HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default())
+}
 
 /// One customer's history, in days, from the first purchase occasion.
 ///
@@ -95,7 +131,7 @@ pub struct SpendGroup {
 
 /// Groups `(x, t_x, T)` of the summaries with their counts, in first-seen order.
 pub fn group_purchases(summaries: &[CustomerSummary]) -> Vec<PurchaseGroup> {
-    let mut index: HashMap<[u64; 3], usize> = HashMap::with_capacity(summaries.len() / 8 + 16);
+    let mut index: FastHashMap<[u64; 3], usize> = fast_map(summaries.len() / 2 + 16);
     let mut groups: Vec<PurchaseGroup> = Vec::new();
     for s in summaries {
         let key = [s.x.to_bits(), s.t_x.to_bits(), s.t.to_bits()];
@@ -111,7 +147,7 @@ pub fn group_purchases(summaries: &[CustomerSummary]) -> Vec<PurchaseGroup> {
 /// Groups `(x, m)` of the summaries with x > 0 and m > 0 (the customers the
 /// spend model is fitted on), with their counts.
 pub fn group_spend(summaries: &[CustomerSummary]) -> Vec<SpendGroup> {
-    let mut index: HashMap<[u64; 2], usize> = HashMap::new();
+    let mut index: FastHashMap<[u64; 2], usize> = fast_map(summaries.len() / 2 + 16);
     let mut groups: Vec<SpendGroup> = Vec::new();
     for s in summaries.iter().filter(|s| s.x > 0.0 && s.m > 0.0) {
         let key = [s.x.to_bits(), s.m.to_bits()];

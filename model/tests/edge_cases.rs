@@ -68,12 +68,44 @@ fn identical_customers_give_finite_parameters_or_a_clear_error() {
 
 #[test]
 fn last_purchase_on_the_last_day_fits_and_scores() {
-    let mut rows: Vec<(f64, f64, f64, u64)> = (1..40).map(|t| (0.0, 0.0, t as f64 * 5.0, 10)).collect();
-    rows.extend((1..40).map(|t| ((t % 7 + 1) as f64, t as f64 * 5.0, t as f64 * 5.0, 3)));
-    let fit = fit_bgnbd(&BgNbdFitInput::from_groups(rows).unwrap(), &FitOptions::default()).expect("fit");
+    // Simulated customers, every third repeat buyer moved to a purchase on the last day.
+    let customers: Vec<CustomerSummary> = whole_day_customers(5_000, 12)
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| if c.x() > 0.0 && i % 3 == 0 { CustomerSummary::new(c.x(), c.t(), c.t(), c.m()).unwrap() } else { c })
+        .collect();
+    let fit = fit_bgnbd(&BgNbdFitInput::from_summaries(&customers), &FitOptions::default()).expect("fit");
     let c = CustomerSummary::new(4.0, 100.0, 100.0, 20.0).unwrap();
     let alive = fit.params.probability_alive(&c);
     assert!(alive.is_finite() && alive > 0.0 && alive <= 1.0);
+}
+
+#[test]
+fn no_observed_dropout_is_unidentified_or_finite() {
+    // Every repeat buyer bought on the last day: nothing shows dropout, so the
+    // likelihood keeps rising as a → 0.
+    let mut rows: Vec<(f64, f64, f64, u64)> = (1..40).map(|t| (0.0, 0.0, t as f64 * 5.0, 10)).collect();
+    rows.extend((1..40).map(|t| ((t % 7 + 1) as f64, t as f64 * 5.0, t as f64 * 5.0, 3)));
+    match fit_bgnbd(&BgNbdFitInput::from_groups(rows).unwrap(), &FitOptions::default()) {
+        Ok(fit) => assert!(fit.params.a().is_finite() && fit.report.log_likelihood.is_finite()),
+        Err(e) => {
+            assert!(matches!(e, ModelError::Unidentified { name: "a", .. }), "{e:?}");
+            assert!(e.to_string().contains("do not identify"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn homogeneous_dropout_is_unidentified_or_finite() {
+    // Synthetic histories whose likelihood keeps rising as a, b → ∞ with
+    // a/(a+b) fixed (no heterogeneity in the dropout probability).
+    let mut rows: Vec<(f64, f64, f64, u64)> = (1..40).map(|t| (0.0, 0.0, t as f64 * 5.0, 10)).collect();
+    rows.extend((1..40).map(|t| ((t % 7 + 1) as f64, t as f64 * 5.0, t as f64 * 5.0, 3)));
+    rows.extend((1..40).map(|t| ((t % 5 + 1) as f64, t as f64 * 2.0, t as f64 * 5.0, 2)));
+    match fit_bgnbd(&BgNbdFitInput::from_groups(rows).unwrap(), &FitOptions::default()) {
+        Ok(fit) => assert!(fit.params.a().is_finite() && fit.report.log_likelihood.is_finite()),
+        Err(e) => assert!(matches!(e, ModelError::Unidentified { .. }), "{e:?}"),
+    }
 }
 
 #[test]
@@ -114,7 +146,8 @@ fn grouped_fit_equals_per_customer_fit() {
     let (a, b) = (fit_bgnbd(&per_customer, &FitOptions::default()).unwrap(), fit_bgnbd(&grouped, &FitOptions::default()).unwrap());
     assert_eq!(a.report.customers, b.report.customers);
     for (x, y) in [(a.params.r(), b.params.r()), (a.params.alpha(), b.params.alpha()), (a.params.a(), b.params.a()), (a.params.b(), b.params.b())] {
-        assert!(relative(x, y) < 1e-8, "{x} vs {y}");
+        // Equal up to where the optimiser stops (summation order differs).
+        assert!(relative(x, y) < 1e-6, "{x} vs {y}");
     }
     assert!(relative(a.report.log_likelihood, b.report.log_likelihood) < 1e-12);
     // The grouped likelihood is the sum of the per-customer likelihoods.
@@ -125,7 +158,7 @@ fn grouped_fit_equals_per_customer_fit() {
         fit_gamma_gamma(&GammaGammaFitInput::from_summaries(&customers), &FitOptions::default()).unwrap(),
         fit_gamma_gamma(&GammaGammaFitInput::from_groups(spend_rows).unwrap(), &FitOptions::default()).unwrap(),
     );
-    assert!(relative(c.params.q(), d.params.q()) < 1e-8 && relative(c.params.gamma(), d.params.gamma()) < 1e-8);
+    assert!(relative(c.params.q(), d.params.q()) < 1e-6 && relative(c.params.gamma(), d.params.gamma()) < 1e-6);
 }
 
 #[test]
