@@ -12,7 +12,9 @@
 use std::time::Instant;
 
 use crate::error::{ModelError, ModelKind};
-use crate::fit::{log_parameter_standard_errors, minimize, FitOptions, FitReport, MeanNegLogLikelihood};
+use crate::fit::{
+    log_parameter_standard_errors, minimize, warm_start_options, FitOptions, FitReport, MeanNegLogLikelihood, WARM_START_GROUPS,
+};
 use crate::special::{digamma, ln_gamma};
 use crate::summary::{fast_map, group_spend, CustomerSummary, FastHashMap, SpendGroup};
 use rayon::prelude::*;
@@ -104,24 +106,26 @@ impl GammaGammaFitInput {
     /// model is fitted on repeat buyers with positive spend); x must be a
     /// whole number ≥ 0 and m finite.
     pub fn from_groups(rows: impl IntoIterator<Item = (f64, f64, u64)>) -> Result<Self, ModelError> {
-        let mut index: FastHashMap<[u64; 2], usize> = fast_map(1024);
         let mut groups: Vec<SpendGroup> = Vec::new();
-        let mut customers = 0;
         for (x, m, count) in rows {
             if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0) || !m.is_finite() {
                 let reason = "x must be a non-negative whole number and m finite";
                 return Err(ModelError::InvalidSummary { x, t_x: f64::NAN, t: f64::NAN, m, reason });
             }
-            if x == 0.0 || m <= 0.0 || count == 0 {
-                continue;
+            if x > 0.0 && m > 0.0 && count > 0 {
+                groups.push(SpendGroup { x, m, count });
             }
-            customers += count;
-            let slot = *index.entry([x.to_bits(), m.to_bits()]).or_insert_with(|| {
-                groups.push(SpendGroup { x, m, count: 0 });
-                groups.len() - 1
-            });
-            groups[slot].count += count;
         }
+        // Positive floats order like their bit patterns.
+        groups.par_sort_unstable_by_key(|g| [g.x.to_bits(), g.m.to_bits()]);
+        groups.dedup_by(|next, kept| {
+            let same = (next.x, next.m) == (kept.x, kept.m);
+            if same {
+                kept.count += next.count;
+            }
+            same
+        });
+        let customers = groups.iter().map(|g| g.count).sum();
         Ok(Self { groups, customers })
     }
 
@@ -265,6 +269,20 @@ const DRIFTING_ABS_LOG_PARAMETER: f64 = 10.0;
 /// Customers per rayon task; below twice this the evaluation stays serial.
 const PARALLEL_CHUNK: usize = 32_768;
 
+/// With many groups, a fit on every k-th group (counts × k) gives a start
+/// close to the optimum.
+fn warm_start(input: &GammaGammaFitInput, scale: f64, options: &FitOptions) -> Option<Vec<f64>> {
+    if input.groups.len() <= options.warm_start_above_groups || options.l2_penalty != 0.0 {
+        return None;
+    }
+    let k = (input.groups.len() / WARM_START_GROUPS).max(4);
+    let groups: Vec<SpendGroup> = input.groups.iter().step_by(k).map(|g| SpendGroup { count: g.count * k as u64, ..*g }).collect();
+    let customers = groups.iter().map(|g| g.count).sum();
+    let sample = Objective::new(&GammaGammaFitInput { groups, customers }, scale);
+    let optimum = minimize(&sample, vec![0.0; 3], &warm_start_options(options));
+    optimum.theta.iter().all(|t| t.abs() < DRIFTING_ABS_LOG_PARAMETER).then_some(optimum.theta)
+}
+
 /// Maximum-likelihood fit of the Gamma-Gamma model. Spend is rescaled by
 /// the customers' mean m during the fit (γ scales with the currency), from
 /// p = q = γ' = 1 as the reference implementation starts.
@@ -279,7 +297,8 @@ pub fn fit_gamma_gamma(input: &GammaGammaFitInput, options: &FitOptions) -> Resu
     }
     let scale = input.groups.iter().map(|g| g.count as f64 * g.m).sum::<f64>() / input.customers as f64;
     let objective = Objective::new(input, scale);
-    let optimum = minimize(&objective, vec![0.0; 3], options);
+    let start = warm_start(input, scale, options).unwrap_or_else(|| vec![0.0; 3]);
+    let optimum = minimize(&objective, start, options);
     for (name, &theta) in ["p", "q", "gamma"].iter().zip(&optimum.theta) {
         let drifting = !optimum.converged && theta.abs() > DRIFTING_ABS_LOG_PARAMETER;
         if theta.abs() > MAX_ABS_LOG_PARAMETER || drifting {
@@ -297,7 +316,9 @@ pub fn fit_gamma_gamma(input: &GammaGammaFitInput, options: &FitOptions) -> Resu
     }
     let e = |i: usize| optimum.theta[i].exp();
     let params = GammaGammaParams::new(e(0), e(1), e(2) * scale)?;
-    let log_likelihood = params.log_likelihood(input);
+    // LL in currency units from the rescaled objective: m = s·m', γ = s·γ'
+    // shift each customer's LL by −ln s.
+    let log_likelihood = -(objective.evaluate(&optimum.theta).0 + scale.ln()) * objective.total_weight;
     if !log_likelihood.is_finite() {
         return Err(ModelError::NonFinite { what: "the Gamma-Gamma log-likelihood at the optimum" });
     }

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use rayon::prelude::*;
+
 use crate::error::ModelError;
 
 /// A fast hasher for keys made of f64 bit patterns (folded 128-bit
@@ -129,8 +131,45 @@ pub struct SpendGroup {
     pub count: u64,
 }
 
-/// Groups `(x, t_x, T)` of the summaries with their counts, in first-seen order.
+/// Largest whole number of days (or occasions) the packed grouping key holds.
+const PACKED_LIMIT: f64 = (1u64 << 21) as f64;
+
+/// `x << 42 | t_x << 21 | T` when all three are whole numbers below 2²¹
+/// (calendar-day summaries, as the service computes them).
+fn packed_day_key(s: &CustomerSummary) -> Option<u64> {
+    let fits = |v: f64| v.fract() == 0.0 && v < PACKED_LIMIT;
+    (fits(s.x) && fits(s.t_x) && fits(s.t)).then(|| ((s.x as u64) << 42) | ((s.t_x as u64) << 21) | s.t as u64)
+}
+
+/// Counts runs of equal keys in a sorted slice.
+fn runs<K: PartialEq + Copy>(sorted: &[K]) -> Vec<(K, u64)> {
+    let mut out: Vec<(K, u64)> = Vec::new();
+    for &k in sorted {
+        match out.last_mut() {
+            Some((last, n)) if *last == k => *n += 1,
+            _ => out.push((k, 1)),
+        }
+    }
+    out
+}
+
+/// Groups `(x, t_x, T)` of the summaries with their counts. Whole-day
+/// summaries are grouped by a parallel sort of packed keys (ordered by x,
+/// then t_x, then T); others by hashing, in first-seen order.
 pub fn group_purchases(summaries: &[CustomerSummary]) -> Vec<PurchaseGroup> {
+    let packed: Option<Vec<u64>> = summaries.par_iter().map(packed_day_key).collect();
+    if let Some(mut keys) = packed {
+        keys.par_sort_unstable();
+        let mask = (1u64 << 21) - 1;
+        return runs(&keys)
+            .into_iter()
+            .map(|(k, count)| PurchaseGroup { x: (k >> 42) as f64, t_x: ((k >> 21) & mask) as f64, t: (k & mask) as f64, count })
+            .collect();
+    }
+    group_purchases_by_hash(summaries)
+}
+
+fn group_purchases_by_hash(summaries: &[CustomerSummary]) -> Vec<PurchaseGroup> {
     let mut index: FastHashMap<[u64; 3], usize> = fast_map(summaries.len() / 2 + 16);
     let mut groups: Vec<PurchaseGroup> = Vec::new();
     for s in summaries {
@@ -145,19 +184,19 @@ pub fn group_purchases(summaries: &[CustomerSummary]) -> Vec<PurchaseGroup> {
 }
 
 /// Groups `(x, m)` of the summaries with x > 0 and m > 0 (the customers the
-/// spend model is fitted on), with their counts.
+/// spend model is fitted on), with their counts, ordered by x then m (a
+/// parallel sort: for positive numbers the bit patterns sort like the values).
 pub fn group_spend(summaries: &[CustomerSummary]) -> Vec<SpendGroup> {
-    let mut index: FastHashMap<[u64; 2], usize> = fast_map(summaries.len() / 2 + 16);
-    let mut groups: Vec<SpendGroup> = Vec::new();
-    for s in summaries.iter().filter(|s| s.x > 0.0 && s.m > 0.0) {
-        let key = [s.x.to_bits(), s.m.to_bits()];
-        let slot = *index.entry(key).or_insert_with(|| {
-            groups.push(SpendGroup { x: s.x, m: s.m, count: 0 });
-            groups.len() - 1
-        });
-        groups[slot].count += 1;
-    }
-    groups
+    let mut keys: Vec<u128> = summaries
+        .par_iter()
+        .filter(|s| s.x > 0.0 && s.m > 0.0)
+        .map(|s| (u128::from(s.x.to_bits()) << 64) | u128::from(s.m.to_bits()))
+        .collect();
+    keys.par_sort_unstable();
+    runs(&keys)
+        .into_iter()
+        .map(|(k, count)| SpendGroup { x: f64::from_bits((k >> 64) as u64), m: f64::from_bits(k as u64), count })
+        .collect()
 }
 
 #[cfg(test)]
@@ -191,8 +230,23 @@ mod tests {
     fn grouping_counts_identical_histories() {
         let s = |x, tx, t| CustomerSummary::new(x, tx, t, 1.0).unwrap();
         let groups = group_purchases(&[s(0.0, 0.0, 5.0), s(1.0, 2.0, 5.0), s(0.0, 0.0, 5.0)]);
-        assert_eq!(groups.len(), 2);
-        assert_eq!(groups[0].count, 2);
-        assert_eq!(groups[1].count, 1);
+        assert_eq!(groups, vec![PurchaseGroup { x: 0.0, t_x: 0.0, t: 5.0, count: 2 }, PurchaseGroup { x: 1.0, t_x: 2.0, t: 5.0, count: 1 }]);
+    }
+
+    #[test]
+    fn fractional_days_group_like_whole_days() {
+        let s = |x, tx, t| CustomerSummary::new(x, tx, t, 1.0).unwrap();
+        let customers = [s(1.0, 2.5, 5.25), s(0.0, 0.0, 5.0), s(1.0, 2.5, 5.25), s(3.0, 4.0, 5.0)];
+        let mut groups = group_purchases(&customers);
+        groups.sort_by(|a, b| a.x.total_cmp(&b.x));
+        assert_eq!(groups.iter().map(|g| g.count).collect::<Vec<_>>(), vec![1, 2, 1]);
+        assert_eq!((groups[1].t_x, groups[1].t), (2.5, 5.25));
+    }
+
+    #[test]
+    fn spend_grouping_keeps_repeat_buyers_with_positive_value() {
+        let s = |x, m| CustomerSummary::new(x, 0.0_f64.min(x), 10.0, m).unwrap();
+        let groups = group_spend(&[s(0.0, 0.0), s(2.0, 10.5), s(1.0, 0.0), s(2.0, 10.5), s(1.0, 3.0)]);
+        assert_eq!(groups, vec![SpendGroup { x: 1.0, m: 3.0, count: 1 }, SpendGroup { x: 2.0, m: 10.5, count: 2 }]);
     }
 }
