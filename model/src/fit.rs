@@ -227,6 +227,7 @@ pub(crate) const WARM_START_GROUPS: usize = 20_000;
 /// Restarts of L-BFGS after an early stop.
 const MAX_RESTARTS: usize = 3;
 
+#[allow(clippy::needless_range_loop)] // index loops read like the matrix algebra
 /// Standard errors of θ = ln(params) from the Hessian of the total negative
 /// log-likelihood (no penalty), by forward differences of the analytic
 /// gradient with step 1e-5 (truncation error ~1e-5 relative, which is far
@@ -257,6 +258,7 @@ pub(crate) fn log_parameter_standard_errors<O: MeanNegLogLikelihood>(objective: 
 }
 
 /// Inverse of a symmetric positive definite matrix by Cholesky.
+#[allow(clippy::needless_range_loop)] // index loops read like the matrix algebra
 fn invert_spd(m: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
     let n = m.len();
     let mut l = vec![vec![0.0; n]; n];
@@ -264,7 +266,7 @@ fn invert_spd(m: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
         for j in 0..=i {
             let s: f64 = m[i][j] - (0..j).map(|k| l[i][k] * l[j][k]).sum::<f64>();
             if i == j {
-                if !(s > 0.0) {
+                if s <= 0.0 || s.is_nan() {
                     return None;
                 }
                 l[i][i] = s.sqrt();

@@ -108,7 +108,7 @@ impl GammaGammaFitInput {
     pub fn from_groups(rows: impl IntoIterator<Item = (f64, f64, u64)>) -> Result<Self, ModelError> {
         let mut groups: Vec<SpendGroup> = Vec::new();
         for (x, m, count) in rows {
-            if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0) || !m.is_finite() {
+            if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0 && m.is_finite()) {
                 let reason = "x must be a non-negative whole number and m finite";
                 return Err(ModelError::InvalidSummary { x, t_x: f64::NAN, t: f64::NAN, m, reason });
             }

@@ -124,8 +124,7 @@ pub fn simulate_customer(config: &SimulationConfig, acquired_at: f64, rng: &mut 
     let mut now = 0.0;
     let mut alive_at_end = true;
     let waiting = Exp::new(lambda).ok();
-    loop {
-        let Some(gap) = waiting.as_ref().map(|w| w.sample(rng)) else { break };
+    while let Some(gap) = waiting.as_ref().map(|w| w.sample(rng)) {
         now += gap;
         if now >= end {
             break;

@@ -138,7 +138,7 @@ const PACKED_LIMIT: f64 = (1u64 << 21) as f64;
 /// (calendar-day summaries, as the service computes them).
 fn packed_day_key(s: &CustomerSummary) -> Option<u64> {
     let fits = |v: f64| v.fract() == 0.0 && v < PACKED_LIMIT;
-    (fits(s.x) && fits(s.t_x) && fits(s.t)).then(|| ((s.x as u64) << 42) | ((s.t_x as u64) << 21) | s.t as u64)
+    (fits(s.x) && fits(s.t_x) && fits(s.t)).then_some(((s.x as u64) << 42) | ((s.t_x as u64) << 21) | s.t as u64)
 }
 
 /// Counts runs of equal keys in a sorted slice.
