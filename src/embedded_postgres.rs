@@ -82,6 +82,7 @@ pub struct EmbeddedOptions {
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
     data_dir: PathBuf,
+    bin_dir: PathBuf,
     pid: Pid,
     exited: Arc<AtomicBool>,
     keeper: Option<JoinHandle<()>>,
@@ -264,6 +265,7 @@ impl EmbeddedPostgres {
 
         let this = Self {
             data_dir,
+            bin_dir: bin,
             pid: Pid::from_raw(pid as i32),
             exited,
             keeper: Some(keeper),
@@ -275,6 +277,11 @@ impl EmbeddedPostgres {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Where the PostgreSQL binaries (psql, pgbench, ...) are.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
     }
 
     /// Options to connect to `database` as the superuser over the socket.

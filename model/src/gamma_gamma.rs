@@ -79,7 +79,9 @@ impl GammaGammaParams {
 
     /// E[spend per occasion | m, x] = p(γ + m·x)/(p·x + q − 1) (Fader &
     /// Hardie's Gamma-Gamma note, eq. 5); the population mean pγ/(q−1) for
-    /// x = 0. Needs q > 1.
+    /// x = 0. Needs q > 1. The model is defined for m > 0 only; a repeat
+    /// buyer whose net value is m ≤ 0 (refunds) is scored with m = 0, which
+    /// keeps the prediction between 0 and the population mean.
     pub fn expected_spend(&self, customer: &CustomerSummary) -> Result<f64, ModelError> {
         self.expected_spend_at(customer.x(), customer.m())
     }
@@ -89,7 +91,7 @@ impl GammaGammaParams {
         if q <= 1.0 {
             return Err(ModelError::SpendUndefined { q });
         }
-        let m = if x > 0.0 { m } else { 0.0 };
+        let m = if x > 0.0 { m.max(0.0) } else { 0.0 };
         Ok(p * (gamma + m * x) / (p * x + q - 1.0))
     }
 }
@@ -379,6 +381,14 @@ mod tests {
         let params = GammaGammaParams::new(6.25, 3.74, 15.44).unwrap();
         let mean = 6.25 * 15.44 / 2.74;
         assert!((params.expected_spend_at(0.0, 123.0).unwrap() - mean).abs() < 1e-12);
+    }
+
+    #[test]
+    fn refunded_repeat_buyers_get_a_spend_between_zero_and_the_mean() {
+        let params = GammaGammaParams::new(6.25, 3.74, 15.44).unwrap();
+        let refunded = params.expected_spend_at(3.0, -40.0).unwrap();
+        assert!(refunded > 0.0 && refunded < params.expected_spend_at(0.0, 0.0).unwrap());
+        assert_eq!(refunded, params.expected_spend_at(3.0, 0.0).unwrap());
     }
 
     #[test]

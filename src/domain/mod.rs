@@ -10,13 +10,17 @@ mod ids;
 mod money;
 mod plan;
 mod rules;
+mod summary;
 mod transaction;
 mod violation;
 
 pub use ids::{CustomerId, TransactionId, MAX_ID_BYTES};
 pub use money::{Amount, MAX_AMOUNT_UNITS};
-pub use plan::{plan_batch, DayDelta, NewRow, Plan, PlanError, StoredTransaction};
+pub use plan::{
+    plan_batch, Atomicity, DayDelta, EntryOutcome, NewRow, Plan, PlanError, StoredTransaction, SummaryUpdate,
+};
 pub use rules::IngestRules;
+pub use summary::CustomerSummary;
 pub use transaction::{
     dedupe_batch, Batch, BatchEntry, Transaction, TransactionKind, UncheckedKind, UncheckedMoney,
     UncheckedTransaction,

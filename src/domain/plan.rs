@@ -1,13 +1,21 @@
 //! Planning a batch against what is already stored: which transactions are
-//! new, which are duplicates, which clash, and how refunds and per-day
-//! rollups change. Pure logic; storage fetches the inputs under the
+//! new, which are duplicates, which are rejected, how refunds book onto
+//! their purchases, how the per-day rollups change, and each touched
+//! customer's new summary. Pure logic: storage reads the inputs under the
 //! customers' locks and applies the plan in the same database transaction.
+//!
+//! Summaries are updated incrementally: a purchase on a day before the
+//! first occasion makes that day the first occasion (the old first becomes
+//! a repeat occasion); anything on the first day changes the first
+//! occasion's value; anything later is repeat value. Only the count of
+//! occasions needs storage's answer (was the day new?), which the write
+//! statement adds itself.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Amount, Batch, CustomerId, Transaction, TransactionId, TransactionKind};
+use super::{Amount, Batch, CustomerId, CustomerSummary, Transaction, TransactionId, TransactionKind};
 
 /// A transaction as stored, with what has been refunded of it so far.
 #[derive(Debug, Clone)]
@@ -17,8 +25,7 @@ pub struct StoredTransaction {
     pub refunded: Amount,
 }
 
-/// Why a batch cannot be recorded; `index` is the entry's position in the
-/// request.
+/// Why an entry cannot be recorded; `index` is its position in the request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("transaction {index} has the key of a recorded transaction with other content")]
@@ -27,10 +34,27 @@ pub enum PlanError {
     UnknownRefundTarget { index: usize },
     #[error("transaction {index} refunds a transaction that is itself a refund")]
     RefundOfRefund { index: usize },
-    #[error(
-        "transaction {index} refunds more than is left of the purchase ({remaining:?} nanos left)"
-    )]
+    #[error("transaction {index} refunds more than is left of the purchase ({remaining:?} nanos left)")]
     OverRefund { index: usize, remaining: Amount },
+}
+
+impl PlanError {
+    pub fn index(&self) -> usize {
+        match self {
+            PlanError::Conflict { index }
+            | PlanError::UnknownRefundTarget { index }
+            | PlanError::RefundOfRefund { index }
+            | PlanError::OverRefund { index, .. } => *index,
+        }
+    }
+}
+
+/// Whether one bad entry rejects the whole batch (an import batch is
+/// atomic) or only itself (independent calls grouped into one commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Atomicity {
+    AllOrNothing,
+    EachOnItsOwn,
 }
 
 /// A new row for the transactions table.
@@ -54,6 +78,23 @@ pub struct DayDelta {
     pub last_purchase_at: DateTime<Utc>,
 }
 
+/// A customer's summary after the batch, but for the count of occasions:
+/// storage adds the number of day rows the batch creates to
+/// `occasions_before`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryUpdate {
+    pub summary: CustomerSummary,
+    pub occasions_before: i32,
+}
+
+/// The outcome of one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryOutcome {
+    Recorded,
+    Duplicate,
+    Rejected(PlanError),
+}
+
 /// What storage must do for a batch.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
@@ -61,152 +102,269 @@ pub struct Plan {
     /// Refunds of already stored purchases: (customer, purchase, amount to add).
     pub refund_updates: Vec<(CustomerId, TransactionId, Amount)>,
     pub day_deltas: Vec<DayDelta>,
-    /// Request indexes of entries that were already stored with the same content.
-    pub duplicate_indexes: Vec<usize>,
-}
-
-impl Plan {
-    pub fn is_noop(&self) -> bool {
-        self.inserts.is_empty()
-    }
-
-    /// Customers whose summary must be recomputed.
-    pub fn touched_customers(&self) -> Vec<CustomerId> {
-        let mut ids: Vec<CustomerId> = self
-            .day_deltas
-            .iter()
-            .map(|d| d.customer_id.clone())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids
-    }
+    pub summaries: Vec<SummaryUpdate>,
+    /// Customers locked for the batch that turn out to have no purchase
+    /// (every entry of theirs was rejected): their placeholder rows go.
+    pub placeholders_to_drop: Vec<CustomerId>,
+    /// Per batch entry, in batch order.
+    pub outcomes: Vec<(usize, EntryOutcome)>,
 }
 
 type Key = (CustomerId, TransactionId);
 
+/// The running state of one customer while planning.
+struct Running {
+    before: Option<CustomerSummary>,
+    first_day: Option<NaiveDate>,
+    last_day: Option<NaiveDate>,
+    first_at: Option<DateTime<Utc>>,
+    last_at: Option<DateTime<Utc>>,
+    purchases: i32,
+    refunds: i32,
+    net: i64,
+    /// Net value of the first occasion.
+    first_net: i64,
+    cost: i64,
+    uncosted: i32,
+    touched: bool,
+}
+
+impl Running {
+    fn new(before: Option<CustomerSummary>) -> Self {
+        let mut r = Running {
+            first_day: None,
+            last_day: None,
+            first_at: None,
+            last_at: None,
+            purchases: 0,
+            refunds: 0,
+            net: 0,
+            first_net: 0,
+            cost: 0,
+            uncosted: 0,
+            touched: false,
+            before: None,
+        };
+        if let Some(s) = &before {
+            r.first_day = Some(s.first_purchase_day);
+            r.last_day = Some(s.last_purchase_day);
+            r.first_at = Some(s.first_purchase_at);
+            r.last_at = Some(s.last_purchase_at);
+            r.purchases = s.purchase_count;
+            r.refunds = s.refund_count;
+            r.net = s.net_revenue.nanos();
+            r.first_net = s.first_occasion_value();
+            r.cost = s.cost.nanos();
+            r.uncosted = s.uncosted_purchases;
+        }
+        r.before = before;
+        r
+    }
+
+    fn purchase(&mut self, t: &Transaction) {
+        let day = t.occasion_day;
+        let amount = t.amount.nanos();
+        match self.first_day {
+            Some(first) if day > first => {}
+            Some(first) if day == first => self.first_net += amount,
+            // A new first occasion: the old first becomes a repeat occasion.
+            _ => {
+                self.first_day = Some(day);
+                self.first_net = amount;
+            }
+        }
+        self.last_day = Some(self.last_day.map_or(day, |d| d.max(day)));
+        self.first_at = Some(self.first_at.map_or(t.occurred_at, |a| a.min(t.occurred_at)));
+        self.last_at = Some(self.last_at.map_or(t.occurred_at, |a| a.max(t.occurred_at)));
+        self.purchases += 1;
+        self.net += amount;
+        match t.cost {
+            Some(c) => self.cost += c.nanos(),
+            None => self.uncosted += 1,
+        }
+        self.touched = true;
+    }
+
+    fn refund(&mut self, amount: i64, purchase_day: NaiveDate) {
+        if self.first_day == Some(purchase_day) {
+            self.first_net -= amount;
+        }
+        self.refunds += 1;
+        self.net -= amount;
+        self.touched = true;
+    }
+
+    fn update(self, customer_id: CustomerId) -> Option<SummaryUpdate> {
+        if !self.touched {
+            return None;
+        }
+        Some(SummaryUpdate {
+            occasions_before: self.before.as_ref().map_or(0, |b| b.purchase_occasions),
+            summary: CustomerSummary {
+                customer_id,
+                first_purchase_day: self.first_day?,
+                last_purchase_day: self.last_day?,
+                first_purchase_at: self.first_at?,
+                last_purchase_at: self.last_at?,
+                purchase_occasions: self.before.as_ref().map_or(0, |b| b.purchase_occasions),
+                purchase_count: self.purchases,
+                refund_count: self.refunds,
+                net_revenue: Amount::from_nanos(self.net),
+                repeat_value: Amount::from_nanos(self.net - self.first_net),
+                cost: Amount::from_nanos(self.cost),
+                uncosted_purchases: self.uncosted,
+            },
+        })
+    }
+}
+
 /// Plans `batch` given the stored transactions among its keys and its
-/// refunds' targets. Purchases are applied before refunds, so a refund may
-/// name a purchase of the same batch wherever it sits in the batch.
+/// refunds' targets, and the locked summaries of its customers (`None` for
+/// a customer with nothing stored yet). Purchases are applied before
+/// refunds, so a refund may name a purchase of the same batch wherever it
+/// sits in the batch.
 pub fn plan_batch(
     batch: &Batch,
     stored: &HashMap<Key, StoredTransaction>,
+    summaries: HashMap<CustomerId, Option<CustomerSummary>>,
+    atomicity: Atomicity,
 ) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
+    let mut running: HashMap<CustomerId, Running> =
+        summaries.into_iter().map(|(id, s)| (id, Running::new(s))).collect();
     let mut new_purchase_rows: HashMap<Key, usize> = HashMap::new();
     let mut stored_refund_adds: HashMap<Key, i64> = HashMap::new();
     let mut days: HashMap<(CustomerId, NaiveDate), DayDelta> = HashMap::new();
 
     let purchases = batch.entries.iter().filter(|e| e.transaction.is_purchase());
-    let refunds = batch
-        .entries
-        .iter()
-        .filter(|e| !e.transaction.is_purchase());
+    let refunds = batch.entries.iter().filter(|e| !e.transaction.is_purchase());
     for entry in purchases.chain(refunds) {
         let t = &entry.transaction;
         let key = (t.customer_id.clone(), t.transaction_id.clone());
-        if let Some(existing) = stored.get(&key) {
-            if existing.transaction != *t {
-                return Err(PlanError::Conflict { index: entry.index });
+        let outcome = if let Some(existing) = stored.get(&key) {
+            if existing.transaction == *t {
+                EntryOutcome::Duplicate
+            } else {
+                EntryOutcome::Rejected(PlanError::Conflict { index: entry.index })
             }
-            plan.duplicate_indexes.push(entry.index);
-            continue;
-        }
-        match &t.kind {
-            TransactionKind::Purchase => {
-                new_purchase_rows.insert(key, plan.inserts.len());
-                plan.inserts.push(NewRow {
-                    transaction: t.clone(),
-                    refunded: Amount::ZERO,
-                });
-                let day = days
-                    .entry((t.customer_id.clone(), t.occasion_day))
-                    .or_insert_with(|| DayDelta {
-                        customer_id: t.customer_id.clone(),
-                        day: t.occasion_day,
-                        purchases: 0,
-                        refunds: 0,
-                        net: 0,
-                        cost: 0,
-                        uncosted_purchases: 0,
-                        first_purchase_at: t.occurred_at,
-                        last_purchase_at: t.occurred_at,
-                    });
-                day.purchases += 1;
-                day.net += t.amount.nanos();
-                match t.cost {
-                    Some(c) => day.cost += c.nanos(),
-                    None => day.uncosted_purchases += 1,
-                }
-                day.first_purchase_at = day.first_purchase_at.min(t.occurred_at);
-                day.last_purchase_at = day.last_purchase_at.max(t.occurred_at);
-            }
-            TransactionKind::Refund { of } => {
-                let target_key = (t.customer_id.clone(), of.clone());
-                let (target, remaining) = if let Some(&row) = new_purchase_rows.get(&target_key) {
-                    let r = &plan.inserts[row];
-                    (
-                        r.transaction.clone(),
-                        r.transaction.amount.nanos() - r.refunded.nanos(),
-                    )
-                } else if let Some(s) = stored.get(&target_key) {
-                    if !s.transaction.is_purchase() {
-                        return Err(PlanError::RefundOfRefund { index: entry.index });
+        } else {
+            match &t.kind {
+                TransactionKind::Purchase => {
+                    new_purchase_rows.insert(key, plan.inserts.len());
+                    plan.inserts.push(NewRow { transaction: t.clone(), refunded: Amount::ZERO });
+                    customer(&mut running, &t.customer_id).purchase(t);
+                    let day = day_delta(&mut days, &t.customer_id, t.occasion_day, t.occurred_at);
+                    day.purchases += 1;
+                    day.net += t.amount.nanos();
+                    match t.cost {
+                        Some(c) => day.cost += c.nanos(),
+                        None => day.uncosted_purchases += 1,
                     }
-                    let pending = stored_refund_adds.get(&target_key).copied().unwrap_or(0);
-                    (
-                        s.transaction.clone(),
-                        s.transaction.amount.nanos() - s.refunded.nanos() - pending,
-                    )
-                } else {
-                    return Err(PlanError::UnknownRefundTarget { index: entry.index });
-                };
-                if t.amount.nanos() > remaining {
-                    return Err(PlanError::OverRefund {
-                        index: entry.index,
-                        remaining: Amount::from_nanos(remaining),
-                    });
+                    day.first_purchase_at = day.first_purchase_at.min(t.occurred_at);
+                    day.last_purchase_at = day.last_purchase_at.max(t.occurred_at);
+                    EntryOutcome::Recorded
                 }
-                if let Some(&row) = new_purchase_rows.get(&target_key) {
-                    let r = &mut plan.inserts[row];
-                    r.refunded = Amount::from_nanos(r.refunded.nanos() + t.amount.nanos());
-                } else {
-                    *stored_refund_adds.entry(target_key).or_insert(0) += t.amount.nanos();
+                TransactionKind::Refund { of } => {
+                    match refund_target(&plan, stored, &new_purchase_rows, &stored_refund_adds, t, of, entry.index) {
+                        Err(e) => EntryOutcome::Rejected(e),
+                        Ok(target) => {
+                            let target_key = (t.customer_id.clone(), of.clone());
+                            let amount = t.amount.nanos();
+                            if let Some(&row) = new_purchase_rows.get(&target_key) {
+                                let r = &mut plan.inserts[row];
+                                r.refunded = Amount::from_nanos(r.refunded.nanos() + amount);
+                            } else {
+                                *stored_refund_adds.entry(target_key).or_insert(0) += amount;
+                            }
+                            plan.inserts.push(NewRow { transaction: t.clone(), refunded: Amount::ZERO });
+                            customer(&mut running, &t.customer_id).refund(amount, target.occasion_day);
+                            // The target lies inside the stored row's time
+                            // range, so these times leave it unchanged; they
+                            // only fill the proposed row.
+                            let day = day_delta(&mut days, &t.customer_id, target.occasion_day, target.occurred_at);
+                            day.refunds += 1;
+                            day.net -= amount;
+                            EntryOutcome::Recorded
+                        }
+                    }
                 }
-                plan.inserts.push(NewRow {
-                    transaction: t.clone(),
-                    refunded: Amount::ZERO,
-                });
-                let day = days
-                    .entry((t.customer_id.clone(), target.occasion_day))
-                    .or_insert_with(|| DayDelta {
-                        customer_id: t.customer_id.clone(),
-                        day: target.occasion_day,
-                        purchases: 0,
-                        refunds: 0,
-                        net: 0,
-                        cost: 0,
-                        uncosted_purchases: 0,
-                        // The target lies inside the stored row's range, so these
-                        // leave it unchanged; they only fill the proposed row.
-                        first_purchase_at: target.occurred_at,
-                        last_purchase_at: target.occurred_at,
-                    });
-                day.refunds += 1;
-                day.net -= t.amount.nanos();
             }
+        };
+        if let (EntryOutcome::Rejected(e), Atomicity::AllOrNothing) = (&outcome, atomicity) {
+            return Err(e.clone());
+        }
+        plan.outcomes.push((entry.index, outcome));
+    }
+
+    plan.refund_updates =
+        stored_refund_adds.into_iter().map(|((c, t), add)| (c, t, Amount::from_nanos(add))).collect();
+    plan.day_deltas = days.into_values().collect();
+    for (id, r) in running {
+        let placeholder = r.before.is_none();
+        match r.update(id.clone()) {
+            Some(u) => plan.summaries.push(u),
+            None if placeholder => plan.placeholders_to_drop.push(id),
+            None => {}
         }
     }
-    plan.refund_updates = stored_refund_adds
-        .into_iter()
-        .map(|((c, t), add)| (c, t, Amount::from_nanos(add)))
-        .collect();
-    plan.day_deltas = days.into_values().collect();
-    // A stable order keeps lock and write order deterministic.
-    plan.day_deltas
-        .sort_by(|a, b| (&a.customer_id, a.day).cmp(&(&b.customer_id, b.day)));
-    plan.refund_updates
-        .sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    plan.duplicate_indexes.sort_unstable();
+    // A stable order keeps write order deterministic.
+    plan.day_deltas.sort_by(|a, b| (&a.customer_id, a.day).cmp(&(&b.customer_id, b.day)));
+    plan.refund_updates.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    plan.summaries.sort_by(|a, b| a.summary.customer_id.cmp(&b.summary.customer_id));
+    plan.placeholders_to_drop.sort();
+    plan.outcomes.sort_by_key(|(i, _)| *i);
     Ok(plan)
+}
+
+fn customer<'a>(running: &'a mut HashMap<CustomerId, Running>, id: &CustomerId) -> &'a mut Running {
+    running.entry(id.clone()).or_insert_with(|| Running::new(None))
+}
+
+fn day_delta<'a>(
+    days: &'a mut HashMap<(CustomerId, NaiveDate), DayDelta>,
+    customer_id: &CustomerId,
+    day: NaiveDate,
+    at: DateTime<Utc>,
+) -> &'a mut DayDelta {
+    days.entry((customer_id.clone(), day)).or_insert_with(|| DayDelta {
+        customer_id: customer_id.clone(),
+        day,
+        purchases: 0,
+        refunds: 0,
+        net: 0,
+        cost: 0,
+        uncosted_purchases: 0,
+        first_purchase_at: at,
+        last_purchase_at: at,
+    })
+}
+
+/// The purchase a refund names, if it exists, is a purchase and has enough
+/// left (counting refunds planned earlier in this batch).
+fn refund_target(
+    plan: &Plan,
+    stored: &HashMap<Key, StoredTransaction>,
+    new_purchase_rows: &HashMap<Key, usize>,
+    stored_refund_adds: &HashMap<Key, i64>,
+    t: &Transaction,
+    of: &TransactionId,
+    index: usize,
+) -> Result<Transaction, PlanError> {
+    let target_key = (t.customer_id.clone(), of.clone());
+    let (target, remaining) = if let Some(&row) = new_purchase_rows.get(&target_key) {
+        let r = &plan.inserts[row];
+        (r.transaction.clone(), r.transaction.amount.nanos() - r.refunded.nanos())
+    } else if let Some(s) = stored.get(&target_key) {
+        if !s.transaction.is_purchase() {
+            return Err(PlanError::RefundOfRefund { index });
+        }
+        let pending = stored_refund_adds.get(&target_key).copied().unwrap_or(0);
+        (s.transaction.clone(), s.transaction.amount.nanos() - s.refunded.nanos() - pending)
+    } else {
+        return Err(PlanError::UnknownRefundTarget { index });
+    };
+    if t.amount.nanos() > remaining {
+        return Err(PlanError::OverRefund { index, remaining: Amount::from_nanos(remaining) });
+    }
+    Ok(target)
 }

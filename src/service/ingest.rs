@@ -1,9 +1,15 @@
 //! Recording transactions and erasing customers.
 
+use super::group_commit::GroupCommit;
 use crate::{
-    domain::{dedupe_batch, CustomerId, FieldViolation, IngestRules, PlanError, Transaction},
+    domain::{dedupe_batch, Atomicity, CustomerId, EntryOutcome, FieldViolation, IngestRules, PlanError, Transaction},
     storage::{DeletedCustomer, RecordError, Storage, StorageError},
 };
+
+/// Database transactions that grouped single calls may hold at once.
+const GROUP_COMMIT_SLOTS: usize = 4;
+/// Most single calls recorded in one database transaction.
+const MAX_GROUP: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -37,22 +43,28 @@ pub struct BatchRecorded {
 pub struct Ingest {
     storage: Storage,
     rules: IngestRules,
+    group_commit: GroupCommit,
 }
 
 impl Ingest {
     pub fn new(storage: Storage, rules: IngestRules) -> Self {
-        Self { storage, rules }
+        let group_commit = GroupCommit::start(storage.clone(), GROUP_COMMIT_SLOTS, MAX_GROUP);
+        Self { storage, rules, group_commit }
     }
 
     pub fn rules(&self) -> &IngestRules {
         &self.rules
     }
 
+    /// Records one transaction, grouped with concurrent calls into one
+    /// commit; its outcome is its own.
     pub async fn record(&self, transaction: Transaction) -> Result<Recorded, IngestError> {
-        let outcome = self.record_batch(vec![transaction]).await?;
-        Ok(Recorded {
-            duplicate: outcome.recorded == 0,
-        })
+        let key = format!("{}/{}", transaction.customer_id, transaction.transaction_id);
+        match self.group_commit.record(transaction).await? {
+            EntryOutcome::Recorded => Ok(Recorded { duplicate: false }),
+            EntryOutcome::Duplicate => Ok(Recorded { duplicate: true }),
+            EntryOutcome::Rejected(p) => Err(rejected(p, std::slice::from_ref(&key))),
+        }
     }
 
     /// Records one batch atomically. Errors name entries by their index.
@@ -73,15 +85,15 @@ impl Ingest {
         let repeats = batch.repeats;
         let outcome = self
             .storage
-            .record_batch(&batch)
+            .record_batch(&batch, Atomicity::AllOrNothing)
             .await
             .map_err(|e| match e {
                 RecordError::Storage(s) => IngestError::Storage(s),
                 RecordError::Rejected(p) => rejected(p, &keys),
             })?;
         Ok(BatchRecorded {
-            recorded: outcome.recorded,
-            duplicates: outcome.duplicate_indexes.len() + repeats,
+            recorded: outcome.recorded(),
+            duplicates: outcome.duplicates() + repeats,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Use-cases shared by the gRPC API and background jobs. They speak domain
 //! types, call storage, and know nothing of gRPC.
 
+mod group_commit;
 mod ingest;
 
 pub use ingest::{BatchRecorded, Ingest, IngestError, Recorded};

@@ -1,30 +1,9 @@
 //! Per-customer reads and erasure.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::Row;
+use sqlx::{postgres::PgRow, Row};
 
 use super::{Storage, StorageError};
-use crate::domain::{Amount, CustomerId};
-
-/// A customer's purchase summary, as kept current at ingest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomerSummary {
-    pub customer_id: CustomerId,
-    pub first_purchase_day: NaiveDate,
-    pub last_purchase_day: NaiveDate,
-    pub first_purchase_at: DateTime<Utc>,
-    pub last_purchase_at: DateTime<Utc>,
-    pub purchase_occasions: i32,
-    pub purchase_count: i32,
-    pub refund_count: i32,
-    pub net_revenue: Amount,
-    /// Net value of every occasion but the first.
-    pub repeat_value: Amount,
-    /// Total cost of the purchases that carried one.
-    pub cost: Amount,
-    /// Purchases recorded without a cost (margin is known only when 0).
-    pub uncosted_purchases: i32,
-}
+use crate::domain::{Amount, CustomerId, CustomerSummary};
 
 /// What an erasure removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,45 +12,43 @@ pub struct DeletedCustomer {
     pub existed: bool,
 }
 
+/// A `customers` row (all columns) as a summary.
+pub(super) fn summary_from_row(row: &PgRow) -> Result<CustomerSummary, sqlx::Error> {
+    Ok(CustomerSummary {
+        customer_id: CustomerId::parse(row.try_get("customer_id")?)
+            .map_err(|e| sqlx::Error::Decode(format!("stored customer_id: {e}").into()))?,
+        first_purchase_day: row.try_get("first_purchase_day")?,
+        last_purchase_day: row.try_get("last_purchase_day")?,
+        first_purchase_at: row.try_get("first_purchase_at")?,
+        last_purchase_at: row.try_get("last_purchase_at")?,
+        purchase_occasions: row.try_get("purchase_occasions")?,
+        purchase_count: row.try_get("purchase_count")?,
+        refund_count: row.try_get("refund_count")?,
+        net_revenue: Amount::from_nanos(row.try_get("net_revenue_nanos")?),
+        repeat_value: Amount::from_nanos(row.try_get("repeat_value_nanos")?),
+        cost: Amount::from_nanos(row.try_get("cost_nanos")?),
+        uncosted_purchases: row.try_get("uncosted_purchases")?,
+    })
+}
+
 impl Storage {
-    pub async fn customer_summary(
-        &self,
-        id: &CustomerId,
-    ) -> Result<Option<CustomerSummary>, StorageError> {
-        let row = sqlx::query(
-            "SELECT customer_id, first_purchase_day, last_purchase_day, first_purchase_at, last_purchase_at,
-                    purchase_occasions, purchase_count, refund_count, net_revenue_nanos, repeat_value_nanos,
-                    cost_nanos, uncosted_purchases
-               FROM customers WHERE customer_id = $1",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(CustomerSummary {
-            customer_id: id.clone(),
-            first_purchase_day: row.try_get("first_purchase_day")?,
-            last_purchase_day: row.try_get("last_purchase_day")?,
-            first_purchase_at: row.try_get("first_purchase_at")?,
-            last_purchase_at: row.try_get("last_purchase_at")?,
-            purchase_occasions: row.try_get("purchase_occasions")?,
-            purchase_count: row.try_get("purchase_count")?,
-            refund_count: row.try_get("refund_count")?,
-            net_revenue: Amount::from_nanos(row.try_get("net_revenue_nanos")?),
-            repeat_value: Amount::from_nanos(row.try_get("repeat_value_nanos")?),
-            cost: Amount::from_nanos(row.try_get("cost_nanos")?),
-            uncosted_purchases: row.try_get("uncosted_purchases")?,
-        }))
+    pub async fn customer_summary(&self, id: &CustomerId) -> Result<Option<CustomerSummary>, StorageError> {
+        let row = sqlx::query("SELECT * FROM customers WHERE customer_id = $1 AND purchase_occasions > 0")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(summary_from_row).transpose()?)
     }
 
-    /// Erases every row of the customer, under the same lock that ingest
-    /// takes, so no batch of theirs is half-applied around it.
+    /// Erases every row of the customer under the customer's row lock (the
+    /// one ingest takes), so no batch of theirs is half-applied around it.
     pub async fn delete_customer(&self, id: &CustomerId) -> Result<DeletedCustomer, StorageError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        let customers = sqlx::query("DELETE FROM customers WHERE customer_id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
         let transactions = sqlx::query("DELETE FROM transactions WHERE customer_id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -81,15 +58,7 @@ impl Storage {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
-        let customers = sqlx::query("DELETE FROM customers WHERE customer_id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
         tx.commit().await?;
-        Ok(DeletedCustomer {
-            transactions,
-            existed: transactions > 0 || customers > 0,
-        })
+        Ok(DeletedCustomer { transactions, existed: transactions > 0 || customers > 0 })
     }
 }

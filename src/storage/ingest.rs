@@ -1,54 +1,65 @@
 //! Recording batches of transactions exactly once.
 //!
-//! One database transaction per batch:
-//! 1. take a transaction-scoped advisory lock per customer of the batch, in
-//!    sorted order (concurrent batches of the same customer serialise;
-//!    different customers never wait on each other);
+//! One database transaction per batch, in four statements:
+//! 1. lock the batch's customers by upserting their summary rows in sorted
+//!    order (a new customer gets a zeroed row), which also returns the
+//!    current summaries;
 //! 2. read the stored rows among the batch's keys and its refunds' targets;
 //! 3. plan the batch in the domain ([`plan_batch`]): duplicates, conflicts,
-//!    refund limits, per-day deltas;
-//! 4. insert the new transactions, book refunds on their purchases, upsert
-//!    the per-day rollups and recompute the touched customers' summaries
-//!    from their rollups.
+//!    refund limits, per-day deltas and each customer's new summary;
+//! 4. one statement writes it all: new transactions, refunds booked on their
+//!    purchases, per-day rollups, summaries (adding the occasions whose day
+//!    rows it created), and drops placeholders of customers left without a
+//!    purchase.
 //!
-//! Because every summary is recomputed from the complete per-day rows under
-//! the customer's lock, arrival order and concurrency cannot change it.
+//! The row locks serialise batches of the same customer and nothing else,
+//! so arrival order and concurrency cannot change a summary.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Postgres, Row, Transaction as PgTx};
 
-use super::{RecordError, Storage, StorageError};
+use super::{customers::summary_from_row, RecordError, Storage, StorageError};
 use crate::domain::{
-    plan_batch, Amount, Batch, CustomerId, Plan, StoredTransaction, Transaction, TransactionId,
-    TransactionKind,
+    plan_batch, Amount, Atomicity, Batch, CustomerId, CustomerSummary, EntryOutcome, Plan, StoredTransaction,
+    Transaction, TransactionId, TransactionKind,
 };
 
 const KIND_PURCHASE: i16 = 1;
 const KIND_REFUND: i16 = 2;
-/// Deadlocks cannot happen with sorted lock order, but a rolled-back
-/// attempt is always safe to retry, so a few retries cost nothing.
+/// Sorted lock order rules out deadlocks between batches, but a
+/// rolled-back attempt is always safe to retry, so a few retries are cheap
+/// insurance.
 const MAX_ATTEMPTS: usize = 5;
 
-/// What a committed batch did.
+/// What a committed batch did, per entry (request index, outcome).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
-    pub recorded: usize,
-    /// Request indexes of transactions that were stored before (same content).
-    pub duplicate_indexes: Vec<usize>,
+    pub outcomes: Vec<(usize, EntryOutcome)>,
+}
+
+impl BatchOutcome {
+    pub fn recorded(&self) -> usize {
+        self.outcomes.iter().filter(|(_, o)| *o == EntryOutcome::Recorded).count()
+    }
+
+    pub fn duplicates(&self) -> usize {
+        self.outcomes.iter().filter(|(_, o)| *o == EntryOutcome::Duplicate).count()
+    }
 }
 
 impl Storage {
-    /// Records a batch atomically: everything or (on any error) nothing.
-    pub async fn record_batch(&self, batch: &Batch) -> Result<BatchOutcome, RecordError> {
+    /// Records a batch. With [`Atomicity::AllOrNothing`] any rejected entry
+    /// rejects the batch and nothing is stored; with
+    /// [`Atomicity::EachOnItsOwn`] rejected entries are reported in the
+    /// outcome and the rest commit.
+    pub async fn record_batch(&self, batch: &Batch, atomicity: Atomicity) -> Result<BatchOutcome, RecordError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_record_batch(batch).await {
-                Err(RecordError::Storage(e))
-                    if e.is_retryable_conflict() && attempt < MAX_ATTEMPTS =>
-                {
+            match self.try_record_batch(batch, atomicity).await {
+                Err(RecordError::Storage(e)) if e.is_retryable_conflict() && attempt < MAX_ATTEMPTS => {
                     tracing::debug!(attempt, error = %e, "retrying batch after a transient conflict");
                 }
                 other => return other,
@@ -56,37 +67,43 @@ impl Storage {
         }
     }
 
-    async fn try_record_batch(&self, batch: &Batch) -> Result<BatchOutcome, RecordError> {
+    async fn try_record_batch(&self, batch: &Batch, atomicity: Atomicity) -> Result<BatchOutcome, RecordError> {
         let mut tx = self.pool.begin().await.map_err(StorageError::from)?;
-        lock_customers(&mut tx, batch).await?;
+        let summaries = lock_customers(&mut tx, batch).await?;
         let stored = fetch_stored(&mut tx, batch).await?;
-        let plan = plan_batch(batch, &stored)?;
-        if !plan.is_noop() {
-            apply(&mut tx, &plan).await?;
-        }
+        let plan = plan_batch(batch, &stored, summaries, atomicity)?;
+        apply(&mut tx, &plan).await?;
         tx.commit().await.map_err(StorageError::from)?;
-        Ok(BatchOutcome {
-            recorded: plan.inserts.len(),
-            duplicate_indexes: plan.duplicate_indexes,
-        })
+        Ok(BatchOutcome { outcomes: plan.outcomes })
     }
 }
 
-async fn lock_customers(tx: &mut PgTx<'_, Postgres>, batch: &Batch) -> Result<(), StorageError> {
-    let customers: Vec<&str> = batch
-        .entries
-        .iter()
-        .map(|e| e.transaction.customer_id.as_str())
-        .collect();
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(k)
-           FROM (SELECT DISTINCT hashtextextended(c, 0) AS k FROM unnest($1::text[]) AS c) AS keys
-          ORDER BY k",
+/// Locks every customer of the batch (creating zeroed rows for new ones)
+/// and returns their summaries: `None` for a customer with nothing stored.
+async fn lock_customers(
+    tx: &mut PgTx<'_, Postgres>,
+    batch: &Batch,
+) -> Result<HashMap<CustomerId, Option<CustomerSummary>>, StorageError> {
+    let mut customers: Vec<&str> = batch.entries.iter().map(|e| e.transaction.customer_id.as_str()).collect();
+    customers.sort_unstable();
+    customers.dedup();
+    let rows = sqlx::query(
+        "INSERT INTO customers AS c (customer_id) SELECT * FROM unnest($1::text[])
+         ON CONFLICT (customer_id) DO UPDATE SET customer_id = excluded.customer_id
+         RETURNING c.*",
     )
     .bind(&customers)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(())
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id = CustomerId::parse(row.try_get("customer_id")?)
+            .map_err(|e| StorageError::Database(sqlx::Error::Decode(e.into())))?;
+        let occasions: i32 = row.try_get("purchase_occasions")?;
+        let summary = if occasions > 0 { Some(summary_from_row(&row)?) } else { None };
+        out.insert(id, summary);
+    }
+    Ok(out)
 }
 
 async fn fetch_stored(
@@ -162,151 +179,125 @@ fn stored_from_row(row: &sqlx::postgres::PgRow) -> Result<StoredTransaction, sql
     })
 }
 
-async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageError> {
-    insert_transactions(tx, plan).await?;
-    if !plan.refund_updates.is_empty() {
-        let (customers, ids, adds): (Vec<&str>, Vec<&str>, Vec<i64>) = plan
-            .refund_updates
-            .iter()
-            .map(|(c, t, a)| (c.as_str(), t.as_str(), a.nanos()))
-            .fold((vec![], vec![], vec![]), |mut acc, (c, t, a)| {
-                acc.0.push(c);
-                acc.1.push(t);
-                acc.2.push(a);
-                acc
-            });
-        sqlx::query(
-            "UPDATE transactions t SET refunded_nanos = t.refunded_nanos + u.add
-               FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(c, i, add)
-              WHERE t.customer_id = u.c AND t.transaction_id = u.i",
-        )
-        .bind(&customers)
-        .bind(&ids)
-        .bind(&adds)
-        .execute(&mut **tx)
-        .await?;
-    }
-    upsert_days(tx, plan).await?;
-    recompute_summaries(tx, &plan.touched_customers()).await
+/// Column arrays for `unnest`, one Vec per column.
+#[derive(Default)]
+struct Columns<'a> {
+    customers: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    kinds: Vec<i16>,
+    occurred: Vec<DateTime<Utc>>,
+    days: Vec<NaiveDate>,
+    amounts: Vec<i64>,
+    costs: Vec<Option<i64>>,
+    targets: Vec<Option<&'a str>>,
+    refunded: Vec<i64>,
 }
 
-async fn insert_transactions(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageError> {
-    let n = plan.inserts.len();
-    let mut customers = Vec::with_capacity(n);
-    let mut ids = Vec::with_capacity(n);
-    let mut kinds = Vec::with_capacity(n);
-    let mut occurred: Vec<DateTime<Utc>> = Vec::with_capacity(n);
-    let mut days: Vec<NaiveDate> = Vec::with_capacity(n);
-    let mut amounts = Vec::with_capacity(n);
-    let mut costs: Vec<Option<i64>> = Vec::with_capacity(n);
-    let mut targets: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut refunded = Vec::with_capacity(n);
+/// Writes the whole plan in one statement. The day upsert reports which
+/// rows it created (`xmax = 0` marks an inserted row), so the summary
+/// update can add the new occasions without another round trip.
+async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageError> {
+    if plan.inserts.is_empty() && plan.placeholders_to_drop.is_empty() {
+        return Ok(());
+    }
+    let mut t = Columns::default();
     for row in &plan.inserts {
-        let t = &row.transaction;
-        customers.push(t.customer_id.as_str());
-        ids.push(t.transaction_id.as_str());
-        let (kind, target) = match &t.kind {
+        let x = &row.transaction;
+        t.customers.push(x.customer_id.as_str());
+        t.ids.push(x.transaction_id.as_str());
+        let (kind, target) = match &x.kind {
             TransactionKind::Purchase => (KIND_PURCHASE, None),
             TransactionKind::Refund { of } => (KIND_REFUND, Some(of.as_str())),
         };
-        kinds.push(kind);
-        targets.push(target);
-        occurred.push(t.occurred_at);
-        days.push(t.occasion_day);
-        amounts.push(t.amount.nanos());
-        costs.push(t.cost.map(Amount::nanos));
-        refunded.push(row.refunded.nanos());
+        t.kinds.push(kind);
+        t.targets.push(target);
+        t.occurred.push(x.occurred_at);
+        t.days.push(x.occasion_day);
+        t.amounts.push(x.amount.nanos());
+        t.costs.push(x.cost.map(Amount::nanos));
+        t.refunded.push(row.refunded.nanos());
     }
-    sqlx::query(
-        "INSERT INTO transactions (customer_id, transaction_id, kind, occurred_at, occasion_day,
-                                   amount_nanos, cost_nanos, refunded_transaction_id, refunded_nanos)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::int2[], $4::timestamptz[], $5::date[],
-                              $6::int8[], $7::int8[], $8::text[], $9::int8[])",
-    )
-    .bind(&customers)
-    .bind(&ids)
-    .bind(&kinds)
-    .bind(&occurred)
-    .bind(&days)
-    .bind(&amounts)
-    .bind(&costs)
-    .bind(&targets)
-    .bind(&refunded)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn upsert_days(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageError> {
+    let r = &plan.refund_updates;
     let d = &plan.day_deltas;
-    let customers: Vec<&str> = d.iter().map(|x| x.customer_id.as_str()).collect();
-    let days: Vec<NaiveDate> = d.iter().map(|x| x.day).collect();
-    let purchases: Vec<i32> = d.iter().map(|x| x.purchases).collect();
-    let refunds: Vec<i32> = d.iter().map(|x| x.refunds).collect();
-    let net: Vec<i64> = d.iter().map(|x| x.net).collect();
-    let cost: Vec<i64> = d.iter().map(|x| x.cost).collect();
-    let uncosted: Vec<i32> = d.iter().map(|x| x.uncosted_purchases).collect();
-    let first: Vec<DateTime<Utc>> = d.iter().map(|x| x.first_purchase_at).collect();
-    let last: Vec<DateTime<Utc>> = d.iter().map(|x| x.last_purchase_at).collect();
+    let s: Vec<&CustomerSummary> = plan.summaries.iter().map(|u| &u.summary).collect();
+    let drop: Vec<&str> = plan.placeholders_to_drop.iter().map(CustomerId::as_str).collect();
     sqlx::query(
-        "INSERT INTO customer_days AS d (customer_id, day, purchases, refunds, net_nanos, cost_nanos,
-                                         uncosted_purchases, first_purchase_at, last_purchase_at)
-         SELECT * FROM unnest($1::text[], $2::date[], $3::int4[], $4::int4[], $5::int8[], $6::int8[],
-                              $7::int4[], $8::timestamptz[], $9::timestamptz[])
-         ON CONFLICT (customer_id, day) DO UPDATE SET
-             purchases = d.purchases + excluded.purchases,
-             refunds = d.refunds + excluded.refunds,
-             net_nanos = d.net_nanos + excluded.net_nanos,
-             cost_nanos = d.cost_nanos + excluded.cost_nanos,
-             uncosted_purchases = d.uncosted_purchases + excluded.uncosted_purchases,
-             first_purchase_at = least(d.first_purchase_at, excluded.first_purchase_at),
-             last_purchase_at = greatest(d.last_purchase_at, excluded.last_purchase_at)",
+        "WITH new_transactions AS (
+             INSERT INTO transactions (customer_id, transaction_id, kind, occurred_at, occasion_day,
+                                       amount_nanos, cost_nanos, refunded_transaction_id, refunded_nanos)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int2[], $4::timestamptz[], $5::date[],
+                                  $6::int8[], $7::int8[], $8::text[], $9::int8[])
+         ), refunded AS (
+             UPDATE transactions t SET refunded_nanos = t.refunded_nanos + u.add
+               FROM unnest($10::text[], $11::text[], $12::int8[]) AS u(c, i, add)
+              WHERE t.customer_id = u.c AND t.transaction_id = u.i
+         ), days AS (
+             INSERT INTO customer_days AS d (customer_id, day, purchases, refunds, net_nanos, cost_nanos,
+                                             uncosted_purchases, first_purchase_at, last_purchase_at)
+             SELECT * FROM unnest($13::text[], $14::date[], $15::int4[], $16::int4[], $17::int8[], $18::int8[],
+                                  $19::int4[], $20::timestamptz[], $21::timestamptz[])
+             ON CONFLICT (customer_id, day) DO UPDATE SET
+                 purchases = d.purchases + excluded.purchases,
+                 refunds = d.refunds + excluded.refunds,
+                 net_nanos = d.net_nanos + excluded.net_nanos,
+                 cost_nanos = d.cost_nanos + excluded.cost_nanos,
+                 uncosted_purchases = d.uncosted_purchases + excluded.uncosted_purchases,
+                 first_purchase_at = least(d.first_purchase_at, excluded.first_purchase_at),
+                 last_purchase_at = greatest(d.last_purchase_at, excluded.last_purchase_at)
+             RETURNING d.customer_id, (d.xmax = 0) AS created
+         ), new_occasions AS (
+             SELECT customer_id, count(*) FILTER (WHERE created) AS n FROM days GROUP BY customer_id
+         ), dropped AS (
+             DELETE FROM customers WHERE customer_id = ANY($22::text[])
+         )
+         UPDATE customers c SET
+             first_purchase_day = u.first_day, last_purchase_day = u.last_day,
+             first_purchase_at = u.first_at, last_purchase_at = u.last_at,
+             purchase_occasions = u.occasions_before + coalesce(n.n, 0),
+             purchase_count = u.purchases, refund_count = u.refunds,
+             net_revenue_nanos = u.net, repeat_value_nanos = u.repeat,
+             cost_nanos = u.cost, uncosted_purchases = u.uncosted, updated_at = now()
+           FROM unnest($23::text[], $24::date[], $25::date[], $26::timestamptz[], $27::timestamptz[], $28::int4[],
+                       $29::int4[], $30::int4[], $31::int8[], $32::int8[], $33::int8[], $34::int4[])
+                AS u(customer_id, first_day, last_day, first_at, last_at, occasions_before,
+                     purchases, refunds, net, repeat, cost, uncosted)
+           LEFT JOIN new_occasions n ON n.customer_id = u.customer_id
+          WHERE c.customer_id = u.customer_id",
     )
-    .bind(&customers)
-    .bind(&days)
-    .bind(&purchases)
-    .bind(&refunds)
-    .bind(&net)
-    .bind(&cost)
-    .bind(&uncosted)
-    .bind(&first)
-    .bind(&last)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn recompute_summaries(
-    tx: &mut PgTx<'_, Postgres>,
-    customers: &[CustomerId],
-) -> Result<(), StorageError> {
-    let ids: Vec<&str> = customers.iter().map(CustomerId::as_str).collect();
-    sqlx::query(
-        "INSERT INTO customers AS c (customer_id, first_purchase_day, last_purchase_day, first_purchase_at,
-                                     last_purchase_at, purchase_occasions, purchase_count, refund_count,
-                                     net_revenue_nanos, repeat_value_nanos, cost_nanos, uncosted_purchases)
-         SELECT customer_id, min(day), max(day), min(first_purchase_at), max(last_purchase_at), count(*),
-                sum(purchases), sum(refunds), sum(net_nanos),
-                sum(net_nanos) - (array_agg(net_nanos ORDER BY day))[1],
-                sum(cost_nanos), sum(uncosted_purchases)
-           FROM customer_days
-          WHERE customer_id = ANY($1::text[])
-          GROUP BY customer_id
-         ON CONFLICT (customer_id) DO UPDATE SET
-             first_purchase_day = excluded.first_purchase_day,
-             last_purchase_day = excluded.last_purchase_day,
-             first_purchase_at = excluded.first_purchase_at,
-             last_purchase_at = excluded.last_purchase_at,
-             purchase_occasions = excluded.purchase_occasions,
-             purchase_count = excluded.purchase_count,
-             refund_count = excluded.refund_count,
-             net_revenue_nanos = excluded.net_revenue_nanos,
-             repeat_value_nanos = excluded.repeat_value_nanos,
-             cost_nanos = excluded.cost_nanos,
-             uncosted_purchases = excluded.uncosted_purchases,
-             updated_at = now()",
-    )
-    .bind(&ids)
+    .bind(&t.customers)
+    .bind(&t.ids)
+    .bind(&t.kinds)
+    .bind(&t.occurred)
+    .bind(&t.days)
+    .bind(&t.amounts)
+    .bind(&t.costs)
+    .bind(&t.targets)
+    .bind(&t.refunded)
+    .bind(r.iter().map(|x| x.0.as_str()).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.1.as_str()).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.2.nanos()).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.customer_id.as_str()).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.day).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.purchases).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.refunds).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.net).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.cost).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.uncosted_purchases).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.first_purchase_at).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.last_purchase_at).collect::<Vec<_>>())
+    .bind(&drop)
+    .bind(s.iter().map(|x| x.customer_id.as_str()).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.first_purchase_day).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.last_purchase_day).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.first_purchase_at).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.last_purchase_at).collect::<Vec<_>>())
+    .bind(plan.summaries.iter().map(|u| u.occasions_before).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.purchase_count).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.refund_count).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.net_revenue.nanos()).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.repeat_value.nanos()).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.cost.nanos()).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.uncosted_purchases).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())

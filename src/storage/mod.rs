@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-pub use customers::{CustomerSummary, DeletedCustomer};
+pub use customers::DeletedCustomer;
 pub use error::{RecordError, StorageError};
 pub use ingest::BatchOutcome;
+pub use crate::domain::CustomerSummary;
 
 /// Embedded migrations, applied at start-up and by `clvd migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations");

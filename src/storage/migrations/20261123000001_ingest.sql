@@ -42,22 +42,24 @@ CREATE TABLE customer_days (
     PRIMARY KEY (customer_id, day)
 );
 
--- The purchase summary the models read, kept current at ingest: it is
--- always exactly the aggregate of the customer's customer_days rows.
+-- The purchase summary the models read, kept current at ingest: always
+-- exactly the aggregate of the customer's customer_days rows. Ingest locks
+-- a customer by upserting this row first (creating it, zeroed, for a new
+-- customer); a committed row always has purchase_occasions >= 1.
 CREATE TABLE customers (
     customer_id         text        NOT NULL PRIMARY KEY,
-    first_purchase_day  date        NOT NULL,
-    last_purchase_day   date        NOT NULL,
-    first_purchase_at   timestamptz NOT NULL,
-    last_purchase_at    timestamptz NOT NULL,
+    first_purchase_day  date,
+    last_purchase_day   date,
+    first_purchase_at   timestamptz,
+    last_purchase_at    timestamptz,
     -- purchase occasions (x = purchase_occasions - 1)
-    purchase_occasions  integer     NOT NULL,
-    purchase_count      integer     NOT NULL,
-    refund_count        integer     NOT NULL,
-    net_revenue_nanos   bigint      NOT NULL,
+    purchase_occasions  integer     NOT NULL DEFAULT 0,
+    purchase_count      integer     NOT NULL DEFAULT 0,
+    refund_count        integer     NOT NULL DEFAULT 0,
+    net_revenue_nanos   bigint      NOT NULL DEFAULT 0,
     -- net value of all occasions but the first (m = this / x)
-    repeat_value_nanos  bigint      NOT NULL,
-    cost_nanos          bigint      NOT NULL,
-    uncosted_purchases  integer     NOT NULL,
+    repeat_value_nanos  bigint      NOT NULL DEFAULT 0,
+    cost_nanos          bigint      NOT NULL DEFAULT 0,
+    uncosted_purchases  integer     NOT NULL DEFAULT 0,
     updated_at          timestamptz NOT NULL DEFAULT now()
 );

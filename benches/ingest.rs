@@ -1,0 +1,381 @@
+//! Ingest benchmark: clvd against PostgreSQL's own speed, in one run, on the
+//! same machine, database and data.
+//!
+//! 1. Unary RecordTransaction at concurrency C (default 32) against pgbench
+//!    running single-row INSERTs into a table of the same shape at the same
+//!    concurrency: throughput, p50/p99 latency, ratio.
+//! 2. ImportTransactions of N transactions (default 1,000,000) over M
+//!    customers (default 200,000) against COPY of the same rows into a table
+//!    of the same shape: rows per second, ratio.
+//!
+//! Both sides use one private PostgreSQL with durable settings (fsync on),
+//! started here from the machine's binaries; clvd runs as its own process
+//! (the release binary). Rounds alternate baseline and clvd; medians are
+//! reported. Run: `cargo bench --bench ingest` (env knobs below).
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use clvd::{
+    api::pb::{self, ingest_service_client::IngestServiceClient},
+    embedded_postgres::{EmbeddedOptions, EmbeddedPostgres},
+    storage::Storage,
+};
+use hdrhistogram::Histogram;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use tonic::transport::Channel;
+
+struct Knobs {
+    seconds: u64,
+    rounds: usize,
+    concurrency: usize,
+    connections: usize,
+    import_rows: usize,
+    import_customers: usize,
+    batch: usize,
+    streams: usize,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+impl Knobs {
+    fn from_env() -> Self {
+        Self {
+            seconds: env_or("BENCH_SECONDS", 15),
+            rounds: env_or("BENCH_ROUNDS", 3),
+            concurrency: env_or("BENCH_CONCURRENCY", 32),
+            connections: env_or("BENCH_CONNECTIONS", 4),
+            import_rows: env_or("BENCH_IMPORT_ROWS", 1_000_000),
+            import_customers: env_or("BENCH_IMPORT_CUSTOMERS", 200_000),
+            batch: env_or("BENCH_BATCH", 5_000),
+            streams: env_or("BENCH_STREAMS", 2),
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes --bench; nothing else is expected.
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(Knobs::from_env()))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+async fn run(k: Knobs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("clvd-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions { data_dir: dir.clone(), bin_dir: None, unsafe_fast: false })
+        .await?;
+    pg.ensure_database("bench").await?;
+    let pool = PgPoolOptions::new().max_connections(2).connect_with(pg.connect_options("bench")).await?;
+    Storage::from_pool(pool.clone()).migrate().await?;
+    sqlx::query("CREATE TABLE baseline_tx (LIKE transactions INCLUDING ALL)").execute(&pool).await?;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_clvd"))
+        .env("DATABASE_URL", pg.url("bench"))
+        .env("CLVD_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("CLVD_DB_MAX_CONNECTIONS", k.concurrency.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("start clvd")?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let channels = connect(&endpoint, k.connections).await?;
+
+    println!("machine: {} cores, {}", num_cpus(), cpu_model());
+    println!("postgres: {}", pg.bin_dir().display());
+    println!();
+
+    // 1. Unary.
+    let script = dir.join("insert.sql");
+    std::fs::write(
+        &script,
+        "\\set cid random(1, 200000)\n\
+         INSERT INTO baseline_tx (customer_id, transaction_id, kind, occurred_at, occasion_day, amount_nanos) \
+         VALUES ('c' || :cid, gen_random_uuid()::text, 1, now(), current_date, 25000000000);\n",
+    )?;
+    let (mut pg_tps, mut clvd_tps, mut p50s, mut p99s) = (vec![], vec![], vec![], vec![]);
+    for round in 0..k.rounds {
+        let tps = pgbench(&pg, &script, k.concurrency, k.seconds)?;
+        let (tps_clvd, hist) = unary_load(&channels, k.concurrency, Duration::from_secs(k.seconds), round).await?;
+        let (p50, p99) = (hist.value_at_quantile(0.5) as f64 / 1000.0, hist.value_at_quantile(0.99) as f64 / 1000.0);
+        println!(
+            "round {round}: pgbench {tps:.0} tps | clvd RecordTransaction {tps_clvd:.0} tps, p50 {p50:.2} ms, p99 {p99:.2} ms"
+        );
+        pg_tps.push(tps);
+        clvd_tps.push(tps_clvd);
+        p50s.push(p50);
+        p99s.push(p99);
+    }
+    let (pg_tps, clvd_tps) = (median(pg_tps), median(clvd_tps));
+    println!(
+        "UNARY (median of {} rounds, concurrency {}): pgbench INSERT {pg_tps:.0} tps; clvd {clvd_tps:.0} tps \
+         (ratio {:.2}), p50 {:.2} ms, p99 {:.2} ms",
+        k.rounds,
+        k.concurrency,
+        clvd_tps / pg_tps,
+        median(p50s),
+        median(p99s)
+    );
+    println!();
+
+    // 2. Bulk import vs COPY.
+    if std::env::var("BENCH_LOG_STATEMENTS").is_ok() {
+        sqlx::query("ALTER SYSTEM SET log_min_duration_statement = 0").execute(&pool).await?;
+        sqlx::query("SELECT pg_reload_conf()").execute(&pool).await?;
+    }
+    let rows = import_rows(k.import_rows, k.import_customers);
+    let csv = dir.join("rows.csv");
+    write_csv(&csv, &rows)?;
+    let (mut copy_rps, mut import_rps) = (vec![], vec![]);
+    for round in 0..k.rounds {
+        sqlx::query("TRUNCATE baseline_tx").execute(&pool).await?;
+        sqlx::query("CHECKPOINT").execute(&pool).await?;
+        let secs = copy(&pg, &csv)?;
+        let copied: i64 = sqlx::query_scalar("SELECT count(*) FROM baseline_tx").fetch_one(&pool).await?;
+        anyhow::ensure!(copied as usize == rows.len(), "COPY stored {copied} rows");
+        sqlx::query("TRUNCATE transactions, customer_days, customers").execute(&pool).await?;
+        sqlx::query("CHECKPOINT").execute(&pool).await?;
+        let import_secs = import(&channels, &rows, k.batch, k.streams).await?;
+        check_import(&pool, rows.len(), k.import_customers).await?;
+        let (c, i) = (rows.len() as f64 / secs, rows.len() as f64 / import_secs);
+        println!("round {round}: COPY {c:.0} rows/s ({secs:.2} s) | clvd ImportTransactions {i:.0} tx/s ({import_secs:.2} s)");
+        copy_rps.push(c);
+        import_rps.push(i);
+    }
+    let (copy_rps, import_rps) = (median(copy_rps), median(import_rps));
+    println!(
+        "IMPORT (median of {} rounds, {} transactions over {} customers, batches of {}, {} streams): \
+         COPY {copy_rps:.0} rows/s; clvd {import_rps:.0} tx/s (ratio {:.2})",
+        k.rounds,
+        rows.len(),
+        k.import_customers,
+        k.batch,
+        k.streams,
+        import_rps / copy_rps
+    );
+
+    let _ = server.kill();
+    let _ = server.wait();
+    pool.close().await;
+    pg.stop();
+    if std::env::var("BENCH_LOG_STATEMENTS").is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+async fn connect(endpoint: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let started = Instant::now();
+    loop {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            match Channel::from_shared(endpoint.to_owned())?.connect().await {
+                Ok(c) => out.push(c),
+                Err(_) => break,
+            }
+        }
+        if out.len() == n {
+            // The server migrates on start; wait until a call succeeds.
+            let mut client = IngestServiceClient::new(out[0].clone());
+            let probe = client.delete_customer(pb::DeleteCustomerRequest { customer_id: "probe".into() }).await;
+            if probe.is_ok() {
+                return Ok(out);
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("clvd did not come up at {endpoint}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn pgbench(pg: &EmbeddedPostgres, script: &std::path::Path, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+    let out = Command::new(pg.bin_dir().join("pgbench"))
+        .args(["-n", "-M", "prepared", "-j", "2", "-c", &clients.to_string(), "-T", &seconds.to_string(), "-f"])
+        .arg(script)
+        .arg("-h")
+        .arg(pg.data_dir())
+        .args(["-p", "5432", "-U", "postgres", "bench"])
+        .output()
+        .context("run pgbench")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("pgbench failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .context("pgbench printed no tps")
+}
+
+fn money(cents: i64) -> pb::Money {
+    pb::Money { currency_code: "USD".into(), units: cents / 100, nanos: ((cents % 100) * 10_000_000) as i32 }
+}
+
+async fn unary_load(
+    channels: &[Channel],
+    concurrency: usize,
+    duration: Duration,
+    round: usize,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let mut client = IngestServiceClient::new(channels[worker % channels.len()].clone());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new(3).expect("histogram");
+            let mut rng = StdRng::seed_from_u64((round * 1000 + worker) as u64);
+            let now = chrono::Utc::now().timestamp();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t = pb::Transaction {
+                    customer_id: format!("c{}", rng.random_range(1..=200_000)),
+                    transaction_id: format!("u{round}-{worker}-{n}"),
+                    occurred_at: Some(prost_types::Timestamp { seconds: now - rng.random_range(0..86_400 * 700), nanos: 0 }),
+                    kind: pb::TransactionKind::Purchase as i32,
+                    amount: Some(money(rng.random_range(100..20_000))),
+                    cost: None,
+                    refunded_transaction_id: String::new(),
+                };
+                let sent = Instant::now();
+                client.record_transaction(pb::RecordTransactionRequest { transaction: Some(t) }).await?;
+                hist.record(sent.elapsed().as_micros() as u64).expect("record latency");
+                n += 1;
+            }
+            anyhow::Ok((n, hist))
+        }));
+    }
+    let mut total = 0;
+    let mut hist = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        let (n, h) = t.await??;
+        total += n;
+        hist.add(h)?;
+    }
+    Ok((total as f64 / started.elapsed().as_secs_f64(), hist))
+}
+
+struct Row {
+    customer: u32,
+    id: u32,
+    seconds: i64,
+    cents: i64,
+}
+
+fn import_rows(n: usize, customers: usize) -> Vec<Row> {
+    let mut rng = StdRng::seed_from_u64(42);
+    let now = chrono::Utc::now().timestamp();
+    (0..n)
+        .map(|i| Row {
+            customer: (i % customers) as u32,
+            id: i as u32,
+            seconds: now - rng.random_range(86_400..86_400 * 700),
+            cents: rng.random_range(100..20_000),
+        })
+        .collect()
+}
+
+fn write_csv(path: &std::path::Path, rows: &[Row]) -> anyhow::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for r in rows {
+        let at = chrono::DateTime::from_timestamp(r.seconds, 0).context("time")?;
+        writeln!(
+            f,
+            "c{},i{},1,{},{},{}",
+            r.customer,
+            r.id,
+            at.to_rfc3339(),
+            at.date_naive(),
+            r.cents * 10_000_000
+        )?;
+    }
+    f.flush()?;
+    // The postgres user reads nothing here: psql (root) streams the file.
+    Ok(())
+}
+
+fn copy(pg: &EmbeddedPostgres, csv: &std::path::Path) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let out = Command::new(pg.bin_dir().join("psql"))
+        .arg(pg.url("bench"))
+        .args(["-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!(
+            "\\copy baseline_tx (customer_id, transaction_id, kind, occurred_at, occasion_day, amount_nanos) \
+             FROM '{}' WITH (FORMAT csv)",
+            csv.display()
+        ))
+        .output()?;
+    if !out.status.success() {
+        bail!("COPY failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn import(channels: &[Channel], rows: &[Row], batch: usize, streams: usize) -> anyhow::Result<f64> {
+    // Each stream takes whole customers, as a partitioned loader would.
+    let mut lanes: Vec<Vec<pb::Transaction>> = vec![Vec::new(); streams];
+    for r in rows {
+        lanes[r.customer as usize % streams].push(pb::Transaction {
+            customer_id: format!("c{}", r.customer),
+            transaction_id: format!("i{}", r.id),
+            occurred_at: Some(prost_types::Timestamp { seconds: r.seconds, nanos: 0 }),
+            kind: pb::TransactionKind::Purchase as i32,
+            amount: Some(money(r.cents)),
+            cost: None,
+            refunded_transaction_id: String::new(),
+        });
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, lane) in lanes.into_iter().enumerate() {
+        let mut client = IngestServiceClient::new(channels[i % channels.len()].clone())
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        let batches: Vec<pb::ImportTransactionsRequest> =
+            lane.chunks(batch).map(|c| pb::ImportTransactionsRequest { transactions: c.to_vec() }).collect();
+        tasks.push(tokio::spawn(async move {
+            client.import_transactions(futures::stream::iter(batches)).await.map(|r| r.into_inner())
+        }));
+    }
+    let mut recorded = 0;
+    for t in tasks {
+        recorded += t.await??.recorded;
+    }
+    anyhow::ensure!(recorded as usize == rows.len(), "clvd recorded {recorded} of {}", rows.len());
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn check_import(pool: &PgPool, rows: usize, customers: usize) -> anyhow::Result<()> {
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions").fetch_one(pool).await?;
+    let summarised: i64 = sqlx::query_scalar("SELECT count(*) FROM customers").fetch_one(pool).await?;
+    anyhow::ensure!(stored as usize == rows && summarised as usize == customers, "import incomplete");
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into())
+}
