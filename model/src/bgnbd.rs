@@ -15,7 +15,7 @@ use crate::error::{ModelError, ModelKind};
 use crate::fit::{
     log_parameter_standard_errors, minimize, warm_start_options, FitOptions, FitReport, MeanNegLogLikelihood, WARM_START_GROUPS,
 };
-use crate::special::{digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series};
+use crate::special::{digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series, CompensatedSum};
 use crate::summary::{fast_map, group_purchases, CustomerSummary, FastHashMap, PurchaseGroup};
 
 
@@ -386,10 +386,25 @@ impl Objective {
     }
 }
 
+/// Per-evaluation tables indexed by the rows.
+struct Tables {
+    /// A1 + A2 per distinct x.
+    a1_a2: Vec<f64>,
+    ln_b1: Vec<f64>,
+    inv_b1: Vec<f64>,
+    ln_t: Vec<f64>,
+    inv_t: Vec<f64>,
+    ln_tx: Vec<f64>,
+    inv_tx: Vec<f64>,
+}
+
 /// Sums over rows with x > 0: [LL, ∂r, ∂α, Σw·w4, Σw·w4/(b+x−1)], where
 /// w4 = e^A4/(e^A3+e^A4) is the weight of the "dropped out after t_x" term.
-#[allow(clippy::too_many_arguments)]
-fn row_sums(rows: &[Row], r: f64, ln_a: f64, ln_b1: &[f64], inv_b1: &[f64], ln_t: &[f64], inv_t: &[f64], ln_tx: &[f64], inv_tx: &[f64]) -> [f64; 5] {
+/// Each row's whole LL (A1+A2 included) is added to a compensated sum, so
+/// the total carries no more rounding than a few of its ulps.
+fn row_sums(rows: &[Row], r: f64, ln_a: f64, tables: &Tables) -> [f64; 5] {
+    let Tables { a1_a2, ln_b1, inv_b1, ln_t, inv_t, ln_tx, inv_tx } = tables;
+    let mut ll = CompensatedSum::default();
     let mut s = [0.0; 5];
     for row in rows {
         let rx = r + row.x;
@@ -405,12 +420,13 @@ fn row_sums(rows: &[Row], r: f64, ln_a: f64, ln_b1: &[f64], inv_b1: &[f64], ln_t
         let w4 = if a4 > a3 { w_larger } else { 1.0 - w_larger };
         let w3 = 1.0 - w4;
         let w = row.weight;
-        s[0] += w * lse;
+        ll.add(w * (a1_a2[row.x_index as usize] + lse));
         s[1] -= w * (w3 * lt + w4 * lx);
         s[2] -= w * rx * (w3 * it + w4 * ix);
         s[3] += w * w4;
         s[4] += w * w4 * inv_b1[row.x_index as usize];
     }
+    s[0] = ll.value();
     s
 }
 
@@ -424,9 +440,10 @@ impl MeanNegLogLikelihood for Objective {
         let ln_alpha = alpha.ln();
         let mut ln_b1 = vec![0.0; self.x_values.len()];
         let mut inv_b1 = vec![0.0; self.x_values.len()];
+        let mut a1_a2 = vec![0.0; self.x_values.len()];
         for (i, (&x, &w)) in self.x_values.iter().zip(&self.x_weights).enumerate() {
             let dg_abx = digamma(a + b + x);
-            ll += w * (ln_gamma(r + x) - lg_r + r * ln_alpha + lg_ab + ln_gamma(b + x) - lg_b - ln_gamma(a + b + x));
+            a1_a2[i] = ln_gamma(r + x) - lg_r + r * ln_alpha + lg_ab + ln_gamma(b + x) - lg_b - ln_gamma(a + b + x);
             g_r += w * (digamma(r + x) - dg_r + ln_alpha);
             g_alpha += w * r / alpha;
             g_a += w * (dg_ab - dg_abx);
@@ -440,13 +457,16 @@ impl MeanNegLogLikelihood for Objective {
         let inv_t: Vec<f64> = self.t_values.iter().map(|t| 1.0 / (alpha + t)).collect();
         let ln_tx: Vec<f64> = self.t_x_values.iter().map(|t| (alpha + t).ln()).collect();
         let inv_tx: Vec<f64> = self.t_x_values.iter().map(|t| 1.0 / (alpha + t)).collect();
+        // x = 0: A1 + A2 = r·ln α, LL = r·ln(α/(α+T)).
+        let mut zero_ll = CompensatedSum::default();
         for &(ti, w) in &self.zero_rows {
-            ll -= w * r * ln_t[ti as usize];
+            zero_ll.add(w * r * (ln_alpha - ln_t[ti as usize]));
             g_r -= w * ln_t[ti as usize];
             g_alpha -= w * r * inv_t[ti as usize];
         }
         let ln_a = a.ln();
-        let sums_of = |rows: &[Row]| row_sums(rows, r, ln_a, &ln_b1, &inv_b1, &ln_t, &inv_t, &ln_tx, &inv_tx);
+        let tables = Tables { a1_a2, ln_b1, inv_b1, ln_t, inv_t, ln_tx, inv_tx };
+        let sums_of = |rows: &[Row]| row_sums(rows, r, ln_a, &tables);
         let s = if self.rows.len() > 2 * PARALLEL_CHUNK {
             self.rows.par_chunks(PARALLEL_CHUNK).map(sums_of).reduce(
                 || [0.0; 5],
@@ -458,7 +478,7 @@ impl MeanNegLogLikelihood for Objective {
         } else {
             sums_of(&self.rows)
         };
-        ll += s[0];
+        ll += zero_ll.value() + s[0];
         g_r += s[1];
         g_alpha += s[2];
         g_a += s[3] / a;
@@ -541,7 +561,7 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
         return Err(ModelError::NonFinite { what: "the BG/NBD log-likelihood at the optimum" });
     }
     let standard_errors = if options.standard_errors {
-        log_parameter_standard_errors(&objective, &optimum.theta).map(|se| BgNbdStandardErrors {
+        optimum.hessian.as_ref().and_then(|h| log_parameter_standard_errors(h, objective.weight())).map(|se| BgNbdStandardErrors {
             r: params.r * se[0],
             alpha: params.alpha * se[1],
             a: params.a * se[2],

@@ -15,7 +15,7 @@ use crate::error::{ModelError, ModelKind};
 use crate::fit::{
     log_parameter_standard_errors, minimize, warm_start_options, FitOptions, FitReport, MeanNegLogLikelihood, WARM_START_GROUPS,
 };
-use crate::special::{digamma, ln_gamma};
+use crate::special::{digamma, ln_gamma, CompensatedSum};
 use crate::summary::{fast_map, group_spend, CustomerSummary, FastHashMap, SpendGroup};
 use rayon::prelude::*;
 
@@ -179,67 +179,86 @@ pub struct GammaGammaFit {
     pub report: FitReport,
 }
 
+/// One customer group of the compiled input.
+#[derive(Debug, Clone, Copy)]
+struct SpendRow {
+    x: f64,
+    /// Scaled m and its log.
+    m: f64,
+    ln_m: f64,
+    weight: f64,
+    x_index: u32,
+}
+
 /// Compiled input, m rescaled by `scale` (so that γ' = γ/scale is O(1)).
 struct Objective {
     /// Distinct x and, per x, Σw and Σw·ln m (scaled).
     x_values: Vec<f64>,
     x_weights: Vec<f64>,
     x_weighted_ln_m: Vec<f64>,
-    /// Per group: (x, scaled m, weight).
-    groups: Vec<(f64, f64, f64)>,
+    rows: Vec<SpendRow>,
     total_weight: f64,
 }
 
 impl Objective {
     fn new(input: &GammaGammaFitInput, scale: f64) -> Self {
-        let mut per_x: FastHashMap<u64, (f64, f64)> = fast_map(256);
-        let mut groups = Vec::with_capacity(input.groups.len());
+        let mut per_x: FastHashMap<u64, u32> = fast_map(256);
+        let (mut x_values, mut x_weights, mut x_weighted_ln_m) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rows = Vec::with_capacity(input.groups.len());
         for g in &input.groups {
-            let (w, m) = (g.count as f64, g.m / scale);
-            let entry = per_x.entry(g.x.to_bits()).or_insert((0.0, 0.0));
-            entry.0 += w;
-            entry.1 += w * m.ln();
-            groups.push((g.x, m, w));
+            let (weight, m) = (g.count as f64, g.m / scale);
+            let ln_m = m.ln();
+            let x_index = *per_x.entry(g.x.to_bits()).or_insert_with(|| {
+                x_values.push(g.x);
+                x_weights.push(0.0);
+                x_weighted_ln_m.push(0.0);
+                (x_values.len() - 1) as u32
+            });
+            x_weights[x_index as usize] += weight;
+            x_weighted_ln_m[x_index as usize] += weight * ln_m;
+            rows.push(SpendRow { x: g.x, m, ln_m, weight, x_index });
         }
-        let mut xs: Vec<(f64, f64, f64)> = per_x.into_iter().map(|(x, (w, l))| (f64::from_bits(x), w, l)).collect();
-        xs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Self {
-            x_values: xs.iter().map(|v| v.0).collect(),
-            x_weights: xs.iter().map(|v| v.1).collect(),
-            x_weighted_ln_m: xs.iter().map(|v| v.2).collect(),
-            groups,
-            total_weight: input.customers as f64,
-        }
+        Self { x_values, x_weights, x_weighted_ln_m, rows, total_weight: input.customers as f64 }
     }
+}
+
+/// Sums over customers: [LL, Σw·ln(γ+mx), Σw·x·ln(γ+mx), Σw(px+q)/(γ+mx)].
+/// Each customer's whole LL goes into a compensated sum.
+fn row_sums(rows: &[SpendRow], p: f64, q: f64, gamma: f64, per_x_ll: &[f64]) -> [f64; 4] {
+    let mut ll = CompensatedSum::default();
+    let mut s = [0.0; 4];
+    for row in rows {
+        let px = p * row.x;
+        let denom = gamma + row.m * row.x;
+        let ln_denom = denom.ln();
+        let w = row.weight;
+        ll.add(w * (per_x_ll[row.x_index as usize] + (px - 1.0) * row.ln_m - (px + q) * ln_denom));
+        s[1] += w * ln_denom;
+        s[2] += w * row.x * ln_denom;
+        s[3] += w * (px + q) / denom;
+    }
+    s[0] = ll.value();
+    s
 }
 
 impl MeanNegLogLikelihood for Objective {
     fn evaluate(&self, theta: &[f64]) -> (f64, Vec<f64>) {
         let (p, q, gamma) = (theta[0].exp(), theta[1].exp(), theta[2].exp());
         let (lg_q, dg_q, ln_gamma_) = (ln_gamma(q), digamma(q), gamma.ln());
-        let (mut ll, mut g_p, mut g_q, mut g_gamma) = (0.0, 0.0, 0.0, 0.0);
-        for ((&x, &w), &wlm) in self.x_values.iter().zip(&self.x_weights).zip(&self.x_weighted_ln_m) {
+        let (mut g_p, mut g_q, mut g_gamma) = (0.0, 0.0, 0.0);
+        // The terms of the LL that depend on x only, and their gradients.
+        let mut per_x_ll = vec![0.0; self.x_values.len()];
+        for (i, ((&x, &w), &wlm)) in self.x_values.iter().zip(&self.x_weights).zip(&self.x_weighted_ln_m).enumerate() {
             let px = p * x;
             let (dg_pxq, dg_px) = (digamma(px + q), digamma(px));
-            ll += w * (ln_gamma(px + q) - ln_gamma(px) - lg_q + q * ln_gamma_ + px * x.ln()) + (px - 1.0) * wlm;
+            per_x_ll[i] = ln_gamma(px + q) - ln_gamma(px) - lg_q + q * ln_gamma_ + px * x.ln();
             g_p += x * (w * (dg_pxq - dg_px + x.ln()) + wlm);
             g_q += w * (dg_pxq - dg_q + ln_gamma_);
             g_gamma += w * q / gamma;
         }
-        // Σ over customers of (w·ln(γ+mx), w·x·ln(γ+mx), w·(px+q)/(γ+mx)).
-        let sums_of = |groups: &[(f64, f64, f64)]| {
-            let mut s = [0.0; 4];
-            for &(x, m, w) in groups {
-                let denom = gamma + m * x;
-                let ln_denom = denom.ln();
-                s[0] += w * ln_denom;
-                s[1] += w * x * ln_denom;
-                s[2] += w * (p * x + q) / denom;
-            }
-            s
-        };
-        let s = if self.groups.len() > 2 * PARALLEL_CHUNK {
-            self.groups.par_chunks(PARALLEL_CHUNK).map(sums_of).reduce(
+        let sums_of = |rows: &[SpendRow]| row_sums(rows, p, q, gamma, &per_x_ll);
+        let s = if self.rows.len() > 2 * PARALLEL_CHUNK {
+            self.rows.par_chunks(PARALLEL_CHUNK).map(sums_of).reduce(
                 || [0.0; 4],
                 |mut acc, part| {
                     acc.iter_mut().zip(part).for_each(|(a, p)| *a += p);
@@ -247,13 +266,12 @@ impl MeanNegLogLikelihood for Objective {
                 },
             )
         } else {
-            sums_of(&self.groups)
+            sums_of(&self.rows)
         };
-        // Σ w(px+q)·ln(γ+mx) = p·Σ w·x·ln(γ+mx) + q·Σ w·ln(γ+mx).
-        ll -= p * s[1] + q * s[0];
-        g_p -= s[1];
-        g_q -= s[0];
-        g_gamma -= s[2];
+        let ll = s[0];
+        g_p -= s[2];
+        g_q -= s[1];
+        g_gamma -= s[3];
         let n = self.total_weight;
         (-ll / n, vec![-g_p * p / n, -g_q * q / n, -g_gamma * gamma / n])
     }
@@ -325,7 +343,7 @@ pub fn fit_gamma_gamma(input: &GammaGammaFitInput, options: &FitOptions) -> Resu
         return Err(ModelError::NonFinite { what: "the Gamma-Gamma log-likelihood at the optimum" });
     }
     let standard_errors = if options.standard_errors {
-        log_parameter_standard_errors(&objective, &optimum.theta).map(|se| GammaGammaStandardErrors {
+        optimum.hessian.as_ref().and_then(|h| log_parameter_standard_errors(h, objective.weight())).map(|se| GammaGammaStandardErrors {
             p: params.p * se[0],
             q: params.q * se[1],
             gamma: params.gamma * se[2],

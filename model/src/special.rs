@@ -63,6 +63,35 @@ pub fn log_sum_exp(u: f64, v: f64) -> f64 {
     hi + (lo - hi).exp().ln_1p()
 }
 
+/// Neumaier's compensated sum: the rounding error of adding many terms
+/// stays near one ulp of the total instead of growing with √n. Used for the
+/// log-likelihoods, whose rounding noise would otherwise stall the line
+/// search short of the optimum.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CompensatedSum {
+    sum: f64,
+    compensation: f64,
+}
+
+impl CompensatedSum {
+    /// Adds one term.
+    #[inline]
+    pub fn add(&mut self, value: f64) {
+        let total = self.sum + value;
+        if self.sum.abs() >= value.abs() {
+            self.compensation += (self.sum - total) + value;
+        } else {
+            self.compensation += (value - total) + self.sum;
+        }
+        self.sum = total;
+    }
+
+    /// The sum.
+    pub fn value(&self) -> f64 {
+        self.sum + self.compensation
+    }
+}
+
 /// A series sum held as `value · e^log_scale`, so that it cannot overflow.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScaledSum {
@@ -226,6 +255,15 @@ mod tests {
             let fast = ln_hyp2f1(a, b, c, z);
             assert!(rel(fast, direct) < 1e-11, "({a},{b},{c},{z}): {fast} vs {direct}");
         }
+    }
+
+    #[test]
+    fn compensated_sum_keeps_small_terms() {
+        let mut s = CompensatedSum::default();
+        for v in [1e16, 1.0, -1e16, 1.0] {
+            s.add(v);
+        }
+        assert_eq!(s.value(), 2.0);
     }
 
     #[test]
