@@ -232,7 +232,7 @@ pub(crate) fn minimize<O: MeanNegLogLikelihood>(objective: &O, theta0: Vec<f64>,
 /// The Hessian (needed for standard errors anyway) is returned.
 #[allow(clippy::type_complexity)]
 fn newton_polish<O: MeanNegLogLikelihood>(problem: &Problem<'_, O>, theta: Vec<f64>, grad: Vec<f64>) -> (Vec<f64>, Vec<f64>, Option<Vec<Vec<f64>>>) {
-    if !(norm(&grad) < NEWTON_POLISH_BELOW) {
+    if norm(&grad) >= NEWTON_POLISH_BELOW || norm(&grad).is_nan() {
         return (theta, grad, None);
     }
     let unpenalised: Vec<f64> = grad.iter().zip(&theta).map(|(g, t)| g - 2.0 * problem.penalty * t).collect();
@@ -271,7 +271,6 @@ const LINE_SEARCH_WIDTH_TOLERANCE: f64 = 1e-6;
 /// Restarts of L-BFGS after an early stop.
 const MAX_RESTARTS: usize = 3;
 
-#[allow(clippy::needless_range_loop)] // index loops read like the matrix algebra
 /// Hessian of the mean negative log-likelihood (no penalty) in θ, by
 /// forward differences of the analytic gradient with step 1e-5 from
 /// `gradient` (the gradient at θ), symmetrised. Truncation error ~1e-5
