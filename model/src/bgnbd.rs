@@ -130,7 +130,7 @@ impl BgNbdParams {
         self.probability_alive_at(customer.x(), customer.t_x(), customer.t())
     }
 
-    fn probability_alive_at(&self, x: f64, t_x: f64, t: f64) -> f64 {
+    pub(crate) fn probability_alive_at(&self, x: f64, t_x: f64, t: f64) -> f64 {
         if x == 0.0 {
             return 1.0;
         }
@@ -204,7 +204,8 @@ impl BgNbdParams {
     }
 
     /// (a+b+x−1)/(a−1)·[1 − ((α+T)/(α+T+t))^(r+x)·₂F₁(r+x, b+x; a+b+x−1; z)].
-    fn purchase_bracket(&self, x: f64, t: f64, horizon: f64) -> f64 {
+    /// It is E[Y(t)] given alive: it depends on (x, T), not on t_x.
+    pub(crate) fn purchase_bracket(&self, x: f64, t: f64, horizon: f64) -> f64 {
         let Self { r, alpha, a, b } = *self;
         let z = horizon / (alpha + t + horizon);
         let ln_one_minus_z = -(horizon / (alpha + t)).ln_1p();

@@ -10,14 +10,13 @@
 //! freq='D', discount_rate=(1+d)^(1/12) − 1)`, whose monthly discount factor
 //! (1+d_m)^k is the same number. Knows nothing of money types or storage.
 
-use std::collections::HashMap;
 
 use rayon::prelude::*;
 
 use crate::bgnbd::BgNbdParams;
 use crate::error::ModelError;
 use crate::gamma_gamma::GammaGammaParams;
-use crate::summary::CustomerSummary;
+use crate::summary::{fast_map, CustomerSummary, FastHashMap};
 
 /// Days in a model month.
 pub const DAYS_PER_MODEL_MONTH: f64 = 30.0;
@@ -63,19 +62,29 @@ pub struct ClvModel {
     pub spend: GammaGammaParams,
 }
 
-/// Σ_{k=1..H} (E[Y(30k)] − E[Y(30(k−1))]) / (1+d)^(k/12): discounted
-/// expected purchases, to be multiplied by the expected spend. Also returns
-/// the undiscounted E[Y(30·H)].
-fn purchases_over_horizon(purchases: &BgNbdParams, x: f64, t_x: f64, t: f64, horizon_months: u32, annual_discount_rate: f64) -> (f64, f64) {
+/// E[Y(30k) | alive] for k = 1..H: the bracket of FHL eq. 10, which
+/// depends on (x, T) only; E[Y(30k)] is it times P(alive).
+fn purchases_if_alive(purchases: &BgNbdParams, x: f64, t: f64, horizon_months: u32) -> Vec<f64> {
+    (1..=horizon_months).map(|k| purchases.purchase_bracket(x, t, DAYS_PER_MODEL_MONTH * k as f64)).collect()
+}
+
+/// From cumulative E[Y(30k) | alive], k = 1..H, and P(alive):
+/// (Σ_k (E[Y(30k)] − E[Y(30(k−1))]) / (1+d)^(k/12), E[Y(30H)]).
+fn discount(cumulative_if_alive: &[f64], probability_alive: f64, annual_discount_rate: f64) -> (f64, f64) {
+    let ln_growth = annual_discount_rate.ln_1p() / 12.0;
     let mut previous = 0.0;
     let mut discounted = 0.0;
-    let ln_growth = annual_discount_rate.ln_1p() / 12.0;
-    for k in 1..=horizon_months {
-        let cumulative = purchases.expected_purchases_at(x, t_x, t, DAYS_PER_MODEL_MONTH * k as f64);
+    for (k, &cumulative) in (1..).zip(cumulative_if_alive) {
         discounted += (cumulative - previous) * (-(k as f64) * ln_growth).exp();
         previous = cumulative;
     }
-    (discounted, previous)
+    (discounted * probability_alive, previous * probability_alive)
+}
+
+/// Discounted and plain expected purchases over the horizon for one history.
+fn purchases_over_horizon(purchases: &BgNbdParams, x: f64, t_x: f64, t: f64, horizon_months: u32, annual_discount_rate: f64) -> (f64, f64) {
+    let brackets = purchases_if_alive(purchases, x, t, horizon_months);
+    discount(&brackets, purchases.probability_alive_at(x, t_x, t), annual_discount_rate)
 }
 
 /// Discounted expected repeat purchases over `horizon_months` model months.
@@ -109,10 +118,16 @@ struct PurchaseScores {
 
 impl ClvModel {
     fn purchase_scores(&self, customer: &CustomerSummary, options: &ScoreOptions) -> Result<PurchaseScores, ModelError> {
-        let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
-        let (discounted, expected) = purchases_over_horizon(&self.purchases, x, t_x, t, options.horizon_months, options.annual_discount_rate);
+        let brackets = purchases_if_alive(&self.purchases, customer.x(), customer.t(), options.horizon_months);
+        self.purchase_scores_with(customer, &brackets, options)
+    }
+
+    /// The purchase scores given E[Y(30k) | alive] for k = 1..H.
+    fn purchase_scores_with(&self, customer: &CustomerSummary, brackets: &[f64], options: &ScoreOptions) -> Result<PurchaseScores, ModelError> {
+        let probability_alive = self.purchases.probability_alive(customer);
+        let (discounted, expected) = discount(brackets, probability_alive, options.annual_discount_rate);
         Ok(PurchaseScores {
-            probability_alive: self.purchases.probability_alive(customer),
+            probability_alive,
             probability_no_purchase: finite(self.purchases.probability_no_purchase(customer, options.no_purchase_window_days), "P(no purchase)")?,
             expected_purchases: finite(expected, "expected purchases")?,
             discounted_purchases: finite(discounted, "discounted expected purchases")?,
@@ -136,10 +151,11 @@ impl ClvModel {
         self.combine(customer, purchase)
     }
 
-    /// Scores all customers in parallel (rayon). The purchase predictions
-    /// depend only on (x, t_x, T), so each distinct history is computed once.
+    /// Scores all customers in parallel (rayon). Each distinct (x, t_x, T)
+    /// is scored once, and the expensive part, E[Y(30k) | alive] (a
+    /// hypergeometric series per month), once per distinct (x, T).
     pub fn score_all(&self, customers: &[CustomerSummary], options: &ScoreOptions) -> Result<Vec<CustomerScore>, ModelError> {
-        let mut index: HashMap<[u64; 3], usize> = HashMap::with_capacity(customers.len() / 4 + 16);
+        let mut index: FastHashMap<[u64; 3], usize> = fast_map(customers.len() / 4 + 16);
         let mut distinct: Vec<CustomerSummary> = Vec::new();
         let slots: Vec<usize> = customers
             .iter()
@@ -150,8 +166,23 @@ impl ClvModel {
                 })
             })
             .collect();
-        let per_history: Vec<PurchaseScores> =
-            distinct.par_iter().map(|c| self.purchase_scores(c, options)).collect::<Result<_, ModelError>>()?;
+        let mut pair_index: FastHashMap<[u64; 2], usize> = fast_map(distinct.len() / 4 + 16);
+        let mut pairs: Vec<(f64, f64)> = Vec::new();
+        let pair_slots: Vec<usize> = distinct
+            .iter()
+            .map(|c| {
+                *pair_index.entry([c.x().to_bits(), c.t().to_bits()]).or_insert_with(|| {
+                    pairs.push((c.x(), c.t()));
+                    pairs.len() - 1
+                })
+            })
+            .collect();
+        let brackets: Vec<Vec<f64>> = pairs.par_iter().map(|&(x, t)| purchases_if_alive(&self.purchases, x, t, options.horizon_months)).collect();
+        let per_history: Vec<PurchaseScores> = distinct
+            .par_iter()
+            .zip(pair_slots.par_iter())
+            .map(|(c, &pair)| self.purchase_scores_with(c, &brackets[pair], options))
+            .collect::<Result<_, ModelError>>()?;
         customers.par_iter().zip(slots.par_iter()).map(|(c, &slot)| self.combine(c, per_history[slot])).collect()
     }
 }
