@@ -42,7 +42,10 @@ struct Knobs {
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 impl Knobs {
@@ -62,7 +65,9 @@ impl Knobs {
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes --bench; nothing else is expected.
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run(Knobs::from_env()))
 }
 
@@ -79,14 +84,25 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn run(k: Knobs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("clvd-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions { data_dir: dir.clone(), bin_dir: None, unsafe_fast: false })
-        .await?;
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        data_dir: dir.clone(),
+        bin_dir: None,
+        unsafe_fast: false,
+    })
+    .await?;
     pg.ensure_database("bench").await?;
-    let pool = PgPoolOptions::new().max_connections(2).connect_with(pg.connect_options("bench")).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(pg.connect_options("bench"))
+        .await?;
     Storage::from_pool(pool.clone()).migrate().await?;
-    sqlx::query("CREATE TABLE baseline_tx (LIKE transactions INCLUDING ALL)").execute(&pool).await?;
+    sqlx::query("CREATE TABLE baseline_tx (LIKE transactions INCLUDING ALL)")
+        .execute(&pool)
+        .await?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_clvd"))
         .env("DATABASE_URL", pg.url("bench"))
         .env("CLVD_LISTEN_ADDR", format!("127.0.0.1:{port}"))
@@ -113,8 +129,17 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     let (mut pg_tps, mut clvd_tps, mut p50s, mut p99s) = (vec![], vec![], vec![], vec![]);
     for round in 0..k.rounds {
         let tps = pgbench(&pg, &script, k.concurrency, k.seconds)?;
-        let (tps_clvd, hist) = unary_load(&channels, k.concurrency, Duration::from_secs(k.seconds), round).await?;
-        let (p50, p99) = (hist.value_at_quantile(0.5) as f64 / 1000.0, hist.value_at_quantile(0.99) as f64 / 1000.0);
+        let (tps_clvd, hist) = unary_load(
+            &channels,
+            k.concurrency,
+            Duration::from_secs(k.seconds),
+            round,
+        )
+        .await?;
+        let (p50, p99) = (
+            hist.value_at_quantile(0.5) as f64 / 1000.0,
+            hist.value_at_quantile(0.99) as f64 / 1000.0,
+        );
         println!(
             "round {round}: pgbench {tps:.0} tps | clvd RecordTransaction {tps_clvd:.0} tps, p50 {p50:.2} ms, p99 {p99:.2} ms"
         );
@@ -137,8 +162,12 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
 
     // 2. Bulk import vs COPY.
     if std::env::var("BENCH_LOG_STATEMENTS").is_ok() {
-        sqlx::query("ALTER SYSTEM SET log_min_duration_statement = 0").execute(&pool).await?;
-        sqlx::query("SELECT pg_reload_conf()").execute(&pool).await?;
+        sqlx::query("ALTER SYSTEM SET log_min_duration_statement = 0")
+            .execute(&pool)
+            .await?;
+        sqlx::query("SELECT pg_reload_conf()")
+            .execute(&pool)
+            .await?;
     }
     let rows = import_rows(k.import_rows, k.import_customers);
     let csv = dir.join("rows.csv");
@@ -148,9 +177,13 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         sqlx::query("TRUNCATE baseline_tx").execute(&pool).await?;
         sqlx::query("CHECKPOINT").execute(&pool).await?;
         let secs = copy(&pg, &csv)?;
-        let copied: i64 = sqlx::query_scalar("SELECT count(*) FROM baseline_tx").fetch_one(&pool).await?;
+        let copied: i64 = sqlx::query_scalar("SELECT count(*) FROM baseline_tx")
+            .fetch_one(&pool)
+            .await?;
         anyhow::ensure!(copied as usize == rows.len(), "COPY stored {copied} rows");
-        sqlx::query("TRUNCATE transactions, customer_days, customers").execute(&pool).await?;
+        sqlx::query("TRUNCATE transactions, customer_days, customers")
+            .execute(&pool)
+            .await?;
         sqlx::query("CHECKPOINT").execute(&pool).await?;
         let import_secs = import(&channels, &rows, k.batch, k.streams).await?;
         check_import(&pool, rows.len(), k.import_customers).await?;
@@ -194,7 +227,11 @@ async fn connect(endpoint: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
         if out.len() == n {
             // The server migrates on start; wait until a call succeeds.
             let mut client = IngestServiceClient::new(out[0].clone());
-            let probe = client.delete_customer(pb::DeleteCustomerRequest { customer_id: "probe".into() }).await;
+            let probe = client
+                .delete_customer(pb::DeleteCustomerRequest {
+                    customer_id: "probe".into(),
+                })
+                .await;
             if probe.is_ok() {
                 return Ok(out);
             }
@@ -206,9 +243,25 @@ async fn connect(endpoint: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
     }
 }
 
-fn pgbench(pg: &EmbeddedPostgres, script: &std::path::Path, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+fn pgbench(
+    pg: &EmbeddedPostgres,
+    script: &std::path::Path,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
     let out = Command::new(pg.bin_dir().join("pgbench"))
-        .args(["-n", "-M", "prepared", "-j", "2", "-c", &clients.to_string(), "-T", &seconds.to_string(), "-f"])
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-j",
+            "2",
+            "-c",
+            &clients.to_string(),
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
         .arg(script)
         .arg("-h")
         .arg(pg.data_dir())
@@ -217,15 +270,27 @@ fn pgbench(pg: &EmbeddedPostgres, script: &std::path::Path, clients: usize, seco
         .context("run pgbench")?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        bail!("pgbench failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "pgbench failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     text.lines()
-        .find_map(|l| l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
         .context("pgbench printed no tps")
 }
 
 fn money(cents: i64) -> pb::Money {
-    pb::Money { currency_code: "USD".into(), units: cents / 100, nanos: ((cents % 100) * 10_000_000) as i32 }
+    pb::Money {
+        currency_code: "USD".into(),
+        units: cents / 100,
+        nanos: ((cents % 100) * 10_000_000) as i32,
+    }
 }
 
 async fn unary_load(
@@ -248,15 +313,23 @@ async fn unary_load(
                 let t = pb::Transaction {
                     customer_id: format!("c{}", rng.random_range(1..=200_000)),
                     transaction_id: format!("u{round}-{worker}-{n}"),
-                    occurred_at: Some(prost_types::Timestamp { seconds: now - rng.random_range(0..86_400 * 700), nanos: 0 }),
+                    occurred_at: Some(prost_types::Timestamp {
+                        seconds: now - rng.random_range(0..86_400 * 700),
+                        nanos: 0,
+                    }),
                     kind: pb::TransactionKind::Purchase as i32,
                     amount: Some(money(rng.random_range(100..20_000))),
                     cost: None,
                     refunded_transaction_id: String::new(),
                 };
                 let sent = Instant::now();
-                client.record_transaction(pb::RecordTransactionRequest { transaction: Some(t) }).await?;
-                hist.record(sent.elapsed().as_micros() as u64).expect("record latency");
+                client
+                    .record_transaction(pb::RecordTransactionRequest {
+                        transaction: Some(t),
+                    })
+                    .await?;
+                hist.record(sent.elapsed().as_micros() as u64)
+                    .expect("record latency");
                 n += 1;
             }
             anyhow::Ok((n, hist))
@@ -328,14 +401,22 @@ fn copy(pg: &EmbeddedPostgres, csv: &std::path::Path) -> anyhow::Result<f64> {
     Ok(started.elapsed().as_secs_f64())
 }
 
-async fn import(channels: &[Channel], rows: &[Row], batch: usize, streams: usize) -> anyhow::Result<f64> {
+async fn import(
+    channels: &[Channel],
+    rows: &[Row],
+    batch: usize,
+    streams: usize,
+) -> anyhow::Result<f64> {
     // Each stream takes whole customers, as a partitioned loader would.
     let mut lanes: Vec<Vec<pb::Transaction>> = vec![Vec::new(); streams];
     for r in rows {
         lanes[r.customer as usize % streams].push(pb::Transaction {
             customer_id: format!("c{}", r.customer),
             transaction_id: format!("i{}", r.id),
-            occurred_at: Some(prost_types::Timestamp { seconds: r.seconds, nanos: 0 }),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: r.seconds,
+                nanos: 0,
+            }),
             kind: pb::TransactionKind::Purchase as i32,
             amount: Some(money(r.cents)),
             cost: None,
@@ -348,34 +429,58 @@ async fn import(channels: &[Channel], rows: &[Row], batch: usize, streams: usize
         let mut client = IngestServiceClient::new(channels[i % channels.len()].clone())
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
-        let batches: Vec<pb::ImportTransactionsRequest> =
-            lane.chunks(batch).map(|c| pb::ImportTransactionsRequest { transactions: c.to_vec() }).collect();
+        let batches: Vec<pb::ImportTransactionsRequest> = lane
+            .chunks(batch)
+            .map(|c| pb::ImportTransactionsRequest {
+                transactions: c.to_vec(),
+            })
+            .collect();
         tasks.push(tokio::spawn(async move {
-            client.import_transactions(futures::stream::iter(batches)).await.map(|r| r.into_inner())
+            client
+                .import_transactions(futures::stream::iter(batches))
+                .await
+                .map(|r| r.into_inner())
         }));
     }
     let mut recorded = 0;
     for t in tasks {
         recorded += t.await??.recorded;
     }
-    anyhow::ensure!(recorded as usize == rows.len(), "clvd recorded {recorded} of {}", rows.len());
+    anyhow::ensure!(
+        recorded as usize == rows.len(),
+        "clvd recorded {recorded} of {}",
+        rows.len()
+    );
     Ok(started.elapsed().as_secs_f64())
 }
 
 async fn check_import(pool: &PgPool, rows: usize, customers: usize) -> anyhow::Result<()> {
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions").fetch_one(pool).await?;
-    let summarised: i64 = sqlx::query_scalar("SELECT count(*) FROM customers").fetch_one(pool).await?;
-    anyhow::ensure!(stored as usize == rows && summarised as usize == customers, "import incomplete");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions")
+        .fetch_one(pool)
+        .await?;
+    let summarised: i64 = sqlx::query_scalar("SELECT count(*) FROM customers")
+        .fetch_one(pool)
+        .await?;
+    anyhow::ensure!(
+        stored as usize == rows && summarised as usize == customers,
+        "import incomplete"
+    );
     Ok(())
 }
 
 fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }

@@ -17,7 +17,8 @@ mod violation;
 pub use ids::{CustomerId, TransactionId, MAX_ID_BYTES};
 pub use money::{Amount, MAX_AMOUNT_UNITS};
 pub use plan::{
-    plan_batch, Atomicity, DayDelta, EntryOutcome, NewRow, Plan, PlanError, StoredTransaction, SummaryUpdate,
+    plan_batch, Atomicity, DayDelta, EntryOutcome, Key, NewRow, Plan, PlanError, StoredState,
+    StoredTransaction,
 };
 pub use rules::IngestRules;
 pub use summary::CustomerSummary;

@@ -7,15 +7,16 @@
 //! Summaries are updated incrementally: a purchase on a day before the
 //! first occasion makes that day the first occasion (the old first becomes
 //! a repeat occasion); anything on the first day changes the first
-//! occasion's value; anything later is repeat value. Only the count of
-//! occasions needs storage's answer (was the day new?), which the write
-//! statement adds itself.
+//! occasion's value; anything later is repeat value; a purchase on a day
+//! with no stored or earlier purchase is a new occasion.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Amount, Batch, CustomerId, CustomerSummary, Transaction, TransactionId, TransactionKind};
+use super::{
+    Amount, Batch, CustomerId, CustomerSummary, Transaction, TransactionId, TransactionKind,
+};
 
 /// A transaction as stored, with what has been refunded of it so far.
 #[derive(Debug, Clone)]
@@ -34,7 +35,9 @@ pub enum PlanError {
     UnknownRefundTarget { index: usize },
     #[error("transaction {index} refunds a transaction that is itself a refund")]
     RefundOfRefund { index: usize },
-    #[error("transaction {index} refunds more than is left of the purchase ({remaining:?} nanos left)")]
+    #[error(
+        "transaction {index} refunds more than is left of the purchase ({remaining:?} nanos left)"
+    )]
     OverRefund { index: usize, remaining: Amount },
 }
 
@@ -78,13 +81,17 @@ pub struct DayDelta {
     pub last_purchase_at: DateTime<Utc>,
 }
 
-/// A customer's summary after the batch, but for the count of occasions:
-/// storage adds the number of day rows the batch creates to
-/// `occasions_before`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SummaryUpdate {
-    pub summary: CustomerSummary,
-    pub occasions_before: i32,
+/// What storage holds that a batch depends on, read under the customers'
+/// locks.
+#[derive(Debug, Clone, Default)]
+pub struct StoredState {
+    /// Customers of the batch: `None` for one with nothing stored yet.
+    pub summaries: HashMap<CustomerId, Option<CustomerSummary>>,
+    /// Stored transactions among the batch's keys and its refunds' targets.
+    pub transactions: HashMap<Key, StoredTransaction>,
+    /// Stored purchase occasions among the (customer, day) of the batch's
+    /// purchases.
+    pub occasions: HashSet<(CustomerId, NaiveDate)>,
 }
 
 /// The outcome of one entry.
@@ -102,7 +109,8 @@ pub struct Plan {
     /// Refunds of already stored purchases: (customer, purchase, amount to add).
     pub refund_updates: Vec<(CustomerId, TransactionId, Amount)>,
     pub day_deltas: Vec<DayDelta>,
-    pub summaries: Vec<SummaryUpdate>,
+    /// The new summaries of the customers the batch changes.
+    pub summaries: Vec<CustomerSummary>,
     /// Customers locked for the batch that turn out to have no purchase
     /// (every entry of theirs was rejected): their placeholder rows go.
     pub placeholders_to_drop: Vec<CustomerId>,
@@ -110,7 +118,8 @@ pub struct Plan {
     pub outcomes: Vec<(usize, EntryOutcome)>,
 }
 
-type Key = (CustomerId, TransactionId);
+/// A transaction's identity.
+pub type Key = (CustomerId, TransactionId);
 
 /// The running state of one customer while planning.
 struct Running {
@@ -119,6 +128,7 @@ struct Running {
     last_day: Option<NaiveDate>,
     first_at: Option<DateTime<Utc>>,
     last_at: Option<DateTime<Utc>>,
+    occasions: i32,
     purchases: i32,
     refunds: i32,
     net: i64,
@@ -136,6 +146,7 @@ impl Running {
             last_day: None,
             first_at: None,
             last_at: None,
+            occasions: 0,
             purchases: 0,
             refunds: 0,
             net: 0,
@@ -150,6 +161,7 @@ impl Running {
             r.last_day = Some(s.last_purchase_day);
             r.first_at = Some(s.first_purchase_at);
             r.last_at = Some(s.last_purchase_at);
+            r.occasions = s.purchase_occasions;
             r.purchases = s.purchase_count;
             r.refunds = s.refund_count;
             r.net = s.net_revenue.nanos();
@@ -161,7 +173,10 @@ impl Running {
         r
     }
 
-    fn purchase(&mut self, t: &Transaction) {
+    fn purchase(&mut self, t: &Transaction, new_occasion: bool) {
+        if new_occasion {
+            self.occasions += 1;
+        }
         let day = t.occasion_day;
         let amount = t.amount.nanos();
         match self.first_day {
@@ -174,7 +189,10 @@ impl Running {
             }
         }
         self.last_day = Some(self.last_day.map_or(day, |d| d.max(day)));
-        self.first_at = Some(self.first_at.map_or(t.occurred_at, |a| a.min(t.occurred_at)));
+        self.first_at = Some(
+            self.first_at
+                .map_or(t.occurred_at, |a| a.min(t.occurred_at)),
+        );
         self.last_at = Some(self.last_at.map_or(t.occurred_at, |a| a.max(t.occurred_at)));
         self.purchases += 1;
         self.net += amount;
@@ -194,50 +212,55 @@ impl Running {
         self.touched = true;
     }
 
-    fn update(self, customer_id: CustomerId) -> Option<SummaryUpdate> {
+    fn update(self, customer_id: CustomerId) -> Option<CustomerSummary> {
         if !self.touched {
             return None;
         }
-        Some(SummaryUpdate {
-            occasions_before: self.before.as_ref().map_or(0, |b| b.purchase_occasions),
-            summary: CustomerSummary {
-                customer_id,
-                first_purchase_day: self.first_day?,
-                last_purchase_day: self.last_day?,
-                first_purchase_at: self.first_at?,
-                last_purchase_at: self.last_at?,
-                purchase_occasions: self.before.as_ref().map_or(0, |b| b.purchase_occasions),
-                purchase_count: self.purchases,
-                refund_count: self.refunds,
-                net_revenue: Amount::from_nanos(self.net),
-                repeat_value: Amount::from_nanos(self.net - self.first_net),
-                cost: Amount::from_nanos(self.cost),
-                uncosted_purchases: self.uncosted,
-            },
+        Some(CustomerSummary {
+            customer_id,
+            first_purchase_day: self.first_day?,
+            last_purchase_day: self.last_day?,
+            first_purchase_at: self.first_at?,
+            last_purchase_at: self.last_at?,
+            purchase_occasions: self.occasions,
+            purchase_count: self.purchases,
+            refund_count: self.refunds,
+            net_revenue: Amount::from_nanos(self.net),
+            repeat_value: Amount::from_nanos(self.net - self.first_net),
+            cost: Amount::from_nanos(self.cost),
+            uncosted_purchases: self.uncosted,
         })
     }
 }
 
-/// Plans `batch` given the stored transactions among its keys and its
-/// refunds' targets, and the locked summaries of its customers (`None` for
-/// a customer with nothing stored yet). Purchases are applied before
+/// Plans `batch` against the stored state. Purchases are applied before
 /// refunds, so a refund may name a purchase of the same batch wherever it
 /// sits in the batch.
 pub fn plan_batch(
     batch: &Batch,
-    stored: &HashMap<Key, StoredTransaction>,
-    summaries: HashMap<CustomerId, Option<CustomerSummary>>,
+    state: StoredState,
     atomicity: Atomicity,
 ) -> Result<Plan, PlanError> {
+    let StoredState {
+        summaries,
+        transactions: stored,
+        mut occasions,
+    } = state;
+    let stored = &stored;
     let mut plan = Plan::default();
-    let mut running: HashMap<CustomerId, Running> =
-        summaries.into_iter().map(|(id, s)| (id, Running::new(s))).collect();
+    let mut running: HashMap<CustomerId, Running> = summaries
+        .into_iter()
+        .map(|(id, s)| (id, Running::new(s)))
+        .collect();
     let mut new_purchase_rows: HashMap<Key, usize> = HashMap::new();
     let mut stored_refund_adds: HashMap<Key, i64> = HashMap::new();
     let mut days: HashMap<(CustomerId, NaiveDate), DayDelta> = HashMap::new();
 
     let purchases = batch.entries.iter().filter(|e| e.transaction.is_purchase());
-    let refunds = batch.entries.iter().filter(|e| !e.transaction.is_purchase());
+    let refunds = batch
+        .entries
+        .iter()
+        .filter(|e| !e.transaction.is_purchase());
     for entry in purchases.chain(refunds) {
         let t = &entry.transaction;
         let key = (t.customer_id.clone(), t.transaction_id.clone());
@@ -251,8 +274,12 @@ pub fn plan_batch(
             match &t.kind {
                 TransactionKind::Purchase => {
                     new_purchase_rows.insert(key, plan.inserts.len());
-                    plan.inserts.push(NewRow { transaction: t.clone(), refunded: Amount::ZERO });
-                    customer(&mut running, &t.customer_id).purchase(t);
+                    plan.inserts.push(NewRow {
+                        transaction: t.clone(),
+                        refunded: Amount::ZERO,
+                    });
+                    let new_occasion = occasions.insert((t.customer_id.clone(), t.occasion_day));
+                    customer(&mut running, &t.customer_id).purchase(t, new_occasion);
                     let day = day_delta(&mut days, &t.customer_id, t.occasion_day, t.occurred_at);
                     day.purchases += 1;
                     day.net += t.amount.nanos();
@@ -265,7 +292,15 @@ pub fn plan_batch(
                     EntryOutcome::Recorded
                 }
                 TransactionKind::Refund { of } => {
-                    match refund_target(&plan, stored, &new_purchase_rows, &stored_refund_adds, t, of, entry.index) {
+                    match refund_target(
+                        &plan,
+                        stored,
+                        &new_purchase_rows,
+                        &stored_refund_adds,
+                        t,
+                        of,
+                        entry.index,
+                    ) {
                         Err(e) => EntryOutcome::Rejected(e),
                         Ok(target) => {
                             let target_key = (t.customer_id.clone(), of.clone());
@@ -276,12 +311,21 @@ pub fn plan_batch(
                             } else {
                                 *stored_refund_adds.entry(target_key).or_insert(0) += amount;
                             }
-                            plan.inserts.push(NewRow { transaction: t.clone(), refunded: Amount::ZERO });
-                            customer(&mut running, &t.customer_id).refund(amount, target.occasion_day);
+                            plan.inserts.push(NewRow {
+                                transaction: t.clone(),
+                                refunded: Amount::ZERO,
+                            });
+                            customer(&mut running, &t.customer_id)
+                                .refund(amount, target.occasion_day);
                             // The target lies inside the stored row's time
                             // range, so these times leave it unchanged; they
                             // only fill the proposed row.
-                            let day = day_delta(&mut days, &t.customer_id, target.occasion_day, target.occurred_at);
+                            let day = day_delta(
+                                &mut days,
+                                &t.customer_id,
+                                target.occasion_day,
+                                target.occurred_at,
+                            );
                             day.refunds += 1;
                             day.net -= amount;
                             EntryOutcome::Recorded
@@ -296,8 +340,10 @@ pub fn plan_batch(
         plan.outcomes.push((entry.index, outcome));
     }
 
-    plan.refund_updates =
-        stored_refund_adds.into_iter().map(|((c, t), add)| (c, t, Amount::from_nanos(add))).collect();
+    plan.refund_updates = stored_refund_adds
+        .into_iter()
+        .map(|((c, t), add)| (c, t, Amount::from_nanos(add)))
+        .collect();
     plan.day_deltas = days.into_values().collect();
     for (id, r) in running {
         let placeholder = r.before.is_none();
@@ -308,16 +354,21 @@ pub fn plan_batch(
         }
     }
     // A stable order keeps write order deterministic.
-    plan.day_deltas.sort_by(|a, b| (&a.customer_id, a.day).cmp(&(&b.customer_id, b.day)));
-    plan.refund_updates.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    plan.summaries.sort_by(|a, b| a.summary.customer_id.cmp(&b.summary.customer_id));
+    plan.day_deltas
+        .sort_by(|a, b| (&a.customer_id, a.day).cmp(&(&b.customer_id, b.day)));
+    plan.refund_updates
+        .sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    plan.summaries
+        .sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
     plan.placeholders_to_drop.sort();
     plan.outcomes.sort_by_key(|(i, _)| *i);
     Ok(plan)
 }
 
 fn customer<'a>(running: &'a mut HashMap<CustomerId, Running>, id: &CustomerId) -> &'a mut Running {
-    running.entry(id.clone()).or_insert_with(|| Running::new(None))
+    running
+        .entry(id.clone())
+        .or_insert_with(|| Running::new(None))
 }
 
 fn day_delta<'a>(
@@ -326,17 +377,18 @@ fn day_delta<'a>(
     day: NaiveDate,
     at: DateTime<Utc>,
 ) -> &'a mut DayDelta {
-    days.entry((customer_id.clone(), day)).or_insert_with(|| DayDelta {
-        customer_id: customer_id.clone(),
-        day,
-        purchases: 0,
-        refunds: 0,
-        net: 0,
-        cost: 0,
-        uncosted_purchases: 0,
-        first_purchase_at: at,
-        last_purchase_at: at,
-    })
+    days.entry((customer_id.clone(), day))
+        .or_insert_with(|| DayDelta {
+            customer_id: customer_id.clone(),
+            day,
+            purchases: 0,
+            refunds: 0,
+            net: 0,
+            cost: 0,
+            uncosted_purchases: 0,
+            first_purchase_at: at,
+            last_purchase_at: at,
+        })
 }
 
 /// The purchase a refund names, if it exists, is a purchase and has enough
@@ -353,18 +405,27 @@ fn refund_target(
     let target_key = (t.customer_id.clone(), of.clone());
     let (target, remaining) = if let Some(&row) = new_purchase_rows.get(&target_key) {
         let r = &plan.inserts[row];
-        (r.transaction.clone(), r.transaction.amount.nanos() - r.refunded.nanos())
+        (
+            r.transaction.clone(),
+            r.transaction.amount.nanos() - r.refunded.nanos(),
+        )
     } else if let Some(s) = stored.get(&target_key) {
         if !s.transaction.is_purchase() {
             return Err(PlanError::RefundOfRefund { index });
         }
         let pending = stored_refund_adds.get(&target_key).copied().unwrap_or(0);
-        (s.transaction.clone(), s.transaction.amount.nanos() - s.refunded.nanos() - pending)
+        (
+            s.transaction.clone(),
+            s.transaction.amount.nanos() - s.refunded.nanos() - pending,
+        )
     } else {
         return Err(PlanError::UnknownRefundTarget { index });
     };
     if t.amount.nanos() > remaining {
-        return Err(PlanError::OverRefund { index, remaining: Amount::from_nanos(remaining) });
+        return Err(PlanError::OverRefund {
+            index,
+            remaining: Amount::from_nanos(remaining),
+        });
     }
     Ok(target)
 }

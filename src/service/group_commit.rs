@@ -34,7 +34,12 @@ impl GroupCommit {
     /// Starts the dispatcher; it stops when the last handle is dropped.
     pub fn start(storage: Storage, max_in_flight: usize, max_group: usize) -> Self {
         let (calls, rx) = mpsc::channel(max_group * max_in_flight * 4);
-        tokio::spawn(dispatch(storage, rx, Arc::new(Semaphore::new(max_in_flight)), max_group));
+        tokio::spawn(dispatch(
+            storage,
+            rx,
+            Arc::new(Semaphore::new(max_in_flight)),
+            max_group,
+        ));
         Self { calls }
     }
 
@@ -44,13 +49,22 @@ impl GroupCommit {
         if self.calls.send(Call { transaction, reply }).await.is_err() {
             return Err(StorageError::Unavailable(sqlx::Error::PoolClosed));
         }
-        outcome.await.unwrap_or(Err(StorageError::Unavailable(sqlx::Error::PoolClosed)))
+        outcome
+            .await
+            .unwrap_or(Err(StorageError::Unavailable(sqlx::Error::PoolClosed)))
     }
 }
 
-async fn dispatch(storage: Storage, mut rx: mpsc::Receiver<Call>, slots: Arc<Semaphore>, max_group: usize) {
+async fn dispatch(
+    storage: Storage,
+    mut rx: mpsc::Receiver<Call>,
+    slots: Arc<Semaphore>,
+    max_group: usize,
+) {
     while let Some(first) = rx.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let mut group = vec![first];
         while group.len() < max_group {
             match rx.try_recv() {
@@ -71,14 +85,20 @@ async fn record_group(storage: &Storage, mut pending: Vec<Call>) {
         // This round: the first call of each key; repeats wait a round.
         let mut keys = HashSet::new();
         let (round, later): (Vec<Call>, Vec<Call>) = pending.into_iter().partition(|c| {
-            keys.insert((c.transaction.customer_id.clone(), c.transaction.transaction_id.clone()))
+            keys.insert((
+                c.transaction.customer_id.clone(),
+                c.transaction.transaction_id.clone(),
+            ))
         });
         pending = later;
         let batch = Batch {
             entries: round
                 .iter()
                 .enumerate()
-                .map(|(index, c)| BatchEntry { index, transaction: c.transaction.clone() })
+                .map(|(index, c)| BatchEntry {
+                    index,
+                    transaction: c.transaction.clone(),
+                })
                 .collect(),
             repeats: 0,
         };
@@ -93,7 +113,9 @@ async fn record_group(storage: &Storage, mut pending: Vec<Call>) {
                 let e = match e {
                     RecordError::Storage(e) => e,
                     // EachOnItsOwn reports rejections per entry instead.
-                    RecordError::Rejected(p) => StorageError::Database(sqlx::Error::Protocol(p.to_string())),
+                    RecordError::Rejected(p) => {
+                        StorageError::Database(sqlx::Error::Protocol(p.to_string()))
+                    }
                 };
                 for call in round {
                     let _ = call.reply.send(Err(same_kind(&e)));
@@ -110,7 +132,10 @@ fn renumber(outcome: EntryOutcome) -> EntryOutcome {
             PlanError::Conflict { .. } => PlanError::Conflict { index: 0 },
             PlanError::UnknownRefundTarget { .. } => PlanError::UnknownRefundTarget { index: 0 },
             PlanError::RefundOfRefund { .. } => PlanError::RefundOfRefund { index: 0 },
-            PlanError::OverRefund { remaining, .. } => PlanError::OverRefund { index: 0, remaining },
+            PlanError::OverRefund { remaining, .. } => PlanError::OverRefund {
+                index: 0,
+                remaining,
+            },
         }),
         other => other,
     }
@@ -120,9 +145,9 @@ fn renumber(outcome: EntryOutcome) -> EntryOutcome {
 /// status it maps to is what matters; the cause was logged once).
 fn same_kind(e: &StorageError) -> StorageError {
     match e {
-        StorageError::Unavailable(cause) => {
-            StorageError::Unavailable(sqlx::Error::Protocol(format!("database unavailable: {cause}")))
-        }
+        StorageError::Unavailable(cause) => StorageError::Unavailable(sqlx::Error::Protocol(
+            format!("database unavailable: {cause}"),
+        )),
         other => StorageError::Database(sqlx::Error::Protocol(other.to_string())),
     }
 }

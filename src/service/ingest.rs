@@ -2,7 +2,10 @@
 
 use super::group_commit::GroupCommit;
 use crate::{
-    domain::{dedupe_batch, Atomicity, CustomerId, EntryOutcome, FieldViolation, IngestRules, PlanError, Transaction},
+    domain::{
+        dedupe_batch, Atomicity, CustomerId, EntryOutcome, FieldViolation, IngestRules, PlanError,
+        Transaction,
+    },
     storage::{DeletedCustomer, RecordError, Storage, StorageError},
 };
 
@@ -49,7 +52,11 @@ pub struct Ingest {
 impl Ingest {
     pub fn new(storage: Storage, rules: IngestRules) -> Self {
         let group_commit = GroupCommit::start(storage.clone(), GROUP_COMMIT_SLOTS, MAX_GROUP);
-        Self { storage, rules, group_commit }
+        Self {
+            storage,
+            rules,
+            group_commit,
+        }
     }
 
     pub fn rules(&self) -> &IngestRules {

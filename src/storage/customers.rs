@@ -32,11 +32,16 @@ pub(super) fn summary_from_row(row: &PgRow) -> Result<CustomerSummary, sqlx::Err
 }
 
 impl Storage {
-    pub async fn customer_summary(&self, id: &CustomerId) -> Result<Option<CustomerSummary>, StorageError> {
-        let row = sqlx::query("SELECT * FROM customers WHERE customer_id = $1 AND purchase_occasions > 0")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn customer_summary(
+        &self,
+        id: &CustomerId,
+    ) -> Result<Option<CustomerSummary>, StorageError> {
+        let row = sqlx::query(
+            "SELECT * FROM customers WHERE customer_id = $1 AND purchase_occasions > 0",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(summary_from_row).transpose()?)
     }
 
@@ -59,6 +64,9 @@ impl Storage {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(DeletedCustomer { transactions, existed: transactions > 0 || customers > 0 })
+        Ok(DeletedCustomer {
+            transactions,
+            existed: transactions > 0 || customers > 0,
+        })
     }
 }

@@ -1,16 +1,17 @@
 //! Recording batches of transactions exactly once.
 //!
-//! One database transaction per batch, in four statements:
+//! One database transaction per batch, in three statements:
 //! 1. lock the batch's customers by upserting their summary rows in sorted
 //!    order (a new customer gets a zeroed row), which also returns the
 //!    current summaries;
-//! 2. read the stored rows among the batch's keys and its refunds' targets;
+//! 2. read, for existing customers only, the stored rows among the batch's
+//!    keys and its refunds' targets, and the stored occasions on its
+//!    purchase days;
 //! 3. plan the batch in the domain ([`plan_batch`]): duplicates, conflicts,
 //!    refund limits, per-day deltas and each customer's new summary;
 //! 4. one statement writes it all: new transactions, refunds booked on their
-//!    purchases, per-day rollups, summaries (adding the occasions whose day
-//!    rows it created), and drops placeholders of customers left without a
-//!    purchase.
+//!    purchases, per-day rollups, summaries, and drops placeholders of
+//!    customers left without a purchase.
 //!
 //! The row locks serialise batches of the same customer and nothing else,
 //! so arrival order and concurrency cannot change a summary.
@@ -22,8 +23,8 @@ use sqlx::{Postgres, Row, Transaction as PgTx};
 
 use super::{customers::summary_from_row, RecordError, Storage, StorageError};
 use crate::domain::{
-    plan_batch, Amount, Atomicity, Batch, CustomerId, CustomerSummary, EntryOutcome, Plan, StoredTransaction,
-    Transaction, TransactionId, TransactionKind,
+    plan_batch, Amount, Atomicity, Batch, CustomerId, CustomerSummary, EntryOutcome, Plan,
+    StoredState, StoredTransaction, Transaction, TransactionId, TransactionKind,
 };
 
 const KIND_PURCHASE: i16 = 1;
@@ -41,11 +42,17 @@ pub struct BatchOutcome {
 
 impl BatchOutcome {
     pub fn recorded(&self) -> usize {
-        self.outcomes.iter().filter(|(_, o)| *o == EntryOutcome::Recorded).count()
+        self.outcomes
+            .iter()
+            .filter(|(_, o)| *o == EntryOutcome::Recorded)
+            .count()
     }
 
     pub fn duplicates(&self) -> usize {
-        self.outcomes.iter().filter(|(_, o)| *o == EntryOutcome::Duplicate).count()
+        self.outcomes
+            .iter()
+            .filter(|(_, o)| *o == EntryOutcome::Duplicate)
+            .count()
     }
 }
 
@@ -54,12 +61,18 @@ impl Storage {
     /// rejects the batch and nothing is stored; with
     /// [`Atomicity::EachOnItsOwn`] rejected entries are reported in the
     /// outcome and the rest commit.
-    pub async fn record_batch(&self, batch: &Batch, atomicity: Atomicity) -> Result<BatchOutcome, RecordError> {
+    pub async fn record_batch(
+        &self,
+        batch: &Batch,
+        atomicity: Atomicity,
+    ) -> Result<BatchOutcome, RecordError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.try_record_batch(batch, atomicity).await {
-                Err(RecordError::Storage(e)) if e.is_retryable_conflict() && attempt < MAX_ATTEMPTS => {
+                Err(RecordError::Storage(e))
+                    if e.is_retryable_conflict() && attempt < MAX_ATTEMPTS =>
+                {
                     tracing::debug!(attempt, error = %e, "retrying batch after a transient conflict");
                 }
                 other => return other,
@@ -67,14 +80,20 @@ impl Storage {
         }
     }
 
-    async fn try_record_batch(&self, batch: &Batch, atomicity: Atomicity) -> Result<BatchOutcome, RecordError> {
+    async fn try_record_batch(
+        &self,
+        batch: &Batch,
+        atomicity: Atomicity,
+    ) -> Result<BatchOutcome, RecordError> {
         let mut tx = self.pool.begin().await.map_err(StorageError::from)?;
         let summaries = lock_customers(&mut tx, batch).await?;
-        let stored = fetch_stored(&mut tx, batch).await?;
-        let plan = plan_batch(batch, &stored, summaries, atomicity)?;
+        let state = fetch_stored(&mut tx, batch, summaries).await?;
+        let plan = plan_batch(batch, state, atomicity)?;
         apply(&mut tx, &plan).await?;
         tx.commit().await.map_err(StorageError::from)?;
-        Ok(BatchOutcome { outcomes: plan.outcomes })
+        Ok(BatchOutcome {
+            outcomes: plan.outcomes,
+        })
     }
 }
 
@@ -84,7 +103,11 @@ async fn lock_customers(
     tx: &mut PgTx<'_, Postgres>,
     batch: &Batch,
 ) -> Result<HashMap<CustomerId, Option<CustomerSummary>>, StorageError> {
-    let mut customers: Vec<&str> = batch.entries.iter().map(|e| e.transaction.customer_id.as_str()).collect();
+    let mut customers: Vec<&str> = batch
+        .entries
+        .iter()
+        .map(|e| e.transaction.customer_id.as_str())
+        .collect();
     customers.sort_unstable();
     customers.dedup();
     let rows = sqlx::query(
@@ -100,44 +123,90 @@ async fn lock_customers(
         let id = CustomerId::parse(row.try_get("customer_id")?)
             .map_err(|e| StorageError::Database(sqlx::Error::Decode(e.into())))?;
         let occasions: i32 = row.try_get("purchase_occasions")?;
-        let summary = if occasions > 0 { Some(summary_from_row(&row)?) } else { None };
+        let summary = if occasions > 0 {
+            Some(summary_from_row(&row)?)
+        } else {
+            None
+        };
         out.insert(id, summary);
     }
     Ok(out)
 }
 
+/// Reads what the plan depends on: stored transactions among the batch's
+/// keys and refund targets, and stored occasions on its purchase days. New
+/// customers have nothing stored, so only existing ones are looked up.
 async fn fetch_stored(
     tx: &mut PgTx<'_, Postgres>,
     batch: &Batch,
-) -> Result<HashMap<(CustomerId, TransactionId), StoredTransaction>, RecordError> {
-    let mut customers = Vec::with_capacity(batch.entries.len());
-    let mut ids = Vec::with_capacity(batch.entries.len());
-    for e in &batch.entries {
-        let t = &e.transaction;
+    summaries: HashMap<CustomerId, Option<CustomerSummary>>,
+) -> Result<StoredState, RecordError> {
+    let existing = |c: &CustomerId| matches!(summaries.get(c), Some(Some(_)));
+    let (mut customers, mut ids) = (Vec::new(), Vec::new());
+    let (mut day_customers, mut days) = (Vec::new(), Vec::new());
+    for t in batch
+        .entries
+        .iter()
+        .map(|e| &e.transaction)
+        .filter(|t| existing(&t.customer_id))
+    {
         customers.push(t.customer_id.as_str());
         ids.push(t.transaction_id.as_str());
-        if let TransactionKind::Refund { of } = &t.kind {
-            customers.push(t.customer_id.as_str());
-            ids.push(of.as_str());
+        match &t.kind {
+            TransactionKind::Refund { of } => {
+                customers.push(t.customer_id.as_str());
+                ids.push(of.as_str());
+            }
+            TransactionKind::Purchase => {
+                day_customers.push(t.customer_id.as_str());
+                days.push(t.occasion_day);
+            }
         }
     }
+    let mut state = StoredState {
+        summaries,
+        ..StoredState::default()
+    };
+    if customers.is_empty() {
+        return Ok(state);
+    }
+    // Occasion rows come back with a NULL transaction_id.
     let rows = sqlx::query(
         "SELECT t.customer_id, t.transaction_id, t.kind, t.occurred_at, t.occasion_day, t.amount_nanos,
                 t.cost_nanos, t.refunded_transaction_id, t.refunded_nanos
            FROM transactions t
            JOIN (SELECT DISTINCT c, i FROM unnest($1::text[], $2::text[]) AS k(c, i)) k
-             ON t.customer_id = k.c AND t.transaction_id = k.i",
+             ON t.customer_id = k.c AND t.transaction_id = k.i
+         UNION ALL
+         SELECT d.customer_id, NULL, NULL, NULL, d.day, NULL, NULL, NULL, NULL
+           FROM customer_days d
+           JOIN (SELECT DISTINCT c, day FROM unnest($3::text[], $4::date[]) AS k(c, day)) k
+             ON d.customer_id = k.c AND d.day = k.day",
     )
     .bind(&customers)
     .bind(&ids)
+    .bind(&day_customers)
+    .bind(&days)
     .fetch_all(&mut **tx)
     .await
     .map_err(StorageError::from)?;
-
-    let mut stored = HashMap::with_capacity(rows.len());
     for row in rows {
+        if row
+            .try_get::<Option<String>, _>("transaction_id")
+            .map_err(StorageError::from)?
+            .is_none()
+        {
+            let customer =
+                CustomerId::parse(row.try_get("customer_id").map_err(StorageError::from)?)
+                    .map_err(|e| StorageError::Database(sqlx::Error::Decode(e.into())))?;
+            state.occasions.insert((
+                customer,
+                row.try_get("occasion_day").map_err(StorageError::from)?,
+            ));
+            continue;
+        }
         let t = stored_from_row(&row).map_err(StorageError::from)?;
-        stored.insert(
+        state.transactions.insert(
             (
                 t.transaction.customer_id.clone(),
                 t.transaction.transaction_id.clone(),
@@ -145,7 +214,7 @@ async fn fetch_stored(
             t,
         );
     }
-    Ok(stored)
+    Ok(state)
 }
 
 fn stored_from_row(row: &sqlx::postgres::PgRow) -> Result<StoredTransaction, sqlx::Error> {
@@ -193,9 +262,8 @@ struct Columns<'a> {
     refunded: Vec<i64>,
 }
 
-/// Writes the whole plan in one statement. The day upsert reports which
-/// rows it created (`xmax = 0` marks an inserted row), so the summary
-/// update can add the new occasions without another round trip.
+/// Writes the whole plan in one statement: the parts touch different rows
+/// and none reads another's result.
 async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageError> {
     if plan.inserts.is_empty() && plan.placeholders_to_drop.is_empty() {
         return Ok(());
@@ -219,8 +287,12 @@ async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageEr
     }
     let r = &plan.refund_updates;
     let d = &plan.day_deltas;
-    let s: Vec<&CustomerSummary> = plan.summaries.iter().map(|u| &u.summary).collect();
-    let drop: Vec<&str> = plan.placeholders_to_drop.iter().map(CustomerId::as_str).collect();
+    let s = &plan.summaries;
+    let drop: Vec<&str> = plan
+        .placeholders_to_drop
+        .iter()
+        .map(CustomerId::as_str)
+        .collect();
     sqlx::query(
         "WITH new_transactions AS (
              INSERT INTO transactions (customer_id, transaction_id, kind, occurred_at, occasion_day,
@@ -244,24 +316,20 @@ async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageEr
                  uncosted_purchases = d.uncosted_purchases + excluded.uncosted_purchases,
                  first_purchase_at = least(d.first_purchase_at, excluded.first_purchase_at),
                  last_purchase_at = greatest(d.last_purchase_at, excluded.last_purchase_at)
-             RETURNING d.customer_id, (d.xmax = 0) AS created
-         ), new_occasions AS (
-             SELECT customer_id, count(*) FILTER (WHERE created) AS n FROM days GROUP BY customer_id
          ), dropped AS (
              DELETE FROM customers WHERE customer_id = ANY($22::text[])
          )
          UPDATE customers c SET
              first_purchase_day = u.first_day, last_purchase_day = u.last_day,
              first_purchase_at = u.first_at, last_purchase_at = u.last_at,
-             purchase_occasions = u.occasions_before + coalesce(n.n, 0),
+             purchase_occasions = u.occasions,
              purchase_count = u.purchases, refund_count = u.refunds,
              net_revenue_nanos = u.net, repeat_value_nanos = u.repeat,
              cost_nanos = u.cost, uncosted_purchases = u.uncosted, updated_at = now()
            FROM unnest($23::text[], $24::date[], $25::date[], $26::timestamptz[], $27::timestamptz[], $28::int4[],
                        $29::int4[], $30::int4[], $31::int8[], $32::int8[], $33::int8[], $34::int4[])
-                AS u(customer_id, first_day, last_day, first_at, last_at, occasions_before,
+                AS u(customer_id, first_day, last_day, first_at, last_at, occasions,
                      purchases, refunds, net, repeat, cost, uncosted)
-           LEFT JOIN new_occasions n ON n.customer_id = u.customer_id
           WHERE c.customer_id = u.customer_id",
     )
     .bind(&t.customers)
@@ -291,7 +359,7 @@ async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageEr
     .bind(s.iter().map(|x| x.last_purchase_day).collect::<Vec<_>>())
     .bind(s.iter().map(|x| x.first_purchase_at).collect::<Vec<_>>())
     .bind(s.iter().map(|x| x.last_purchase_at).collect::<Vec<_>>())
-    .bind(plan.summaries.iter().map(|u| u.occasions_before).collect::<Vec<_>>())
+    .bind(s.iter().map(|x| x.purchase_occasions).collect::<Vec<_>>())
     .bind(s.iter().map(|x| x.purchase_count).collect::<Vec<_>>())
     .bind(s.iter().map(|x| x.refund_count).collect::<Vec<_>>())
     .bind(s.iter().map(|x| x.net_revenue.nanos()).collect::<Vec<_>>())

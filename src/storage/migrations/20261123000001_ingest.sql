@@ -40,7 +40,7 @@ CREATE TABLE customer_days (
     first_purchase_at  timestamptz NOT NULL,
     last_purchase_at   timestamptz NOT NULL,
     PRIMARY KEY (customer_id, day)
-);
+) WITH (fillfactor = 80);  -- room for HOT updates
 
 -- The purchase summary the models read, kept current at ingest: always
 -- exactly the aggregate of the customer's customer_days rows. Ingest locks
@@ -62,4 +62,4 @@ CREATE TABLE customers (
     cost_nanos          bigint      NOT NULL DEFAULT 0,
     uncosted_purchases  integer     NOT NULL DEFAULT 0,
     updated_at          timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 70);  -- rewritten at every batch: room for HOT updates
