@@ -258,9 +258,9 @@ impl BgNbdFitInput {
     pub fn from_groups(rows: impl IntoIterator<Item = (f64, f64, f64, u64)>) -> Result<Self, ModelError> {
         let mut groups: Vec<PurchaseGroup> = Vec::new();
         for (x, t_x, t, count) in rows {
-            CustomerSummary::new(x, t_x, t, 0.0)?;
+            let valid = CustomerSummary::new(x, t_x, t, 0.0)?;
             if count > 0 {
-                groups.push(PurchaseGroup { x, t_x, t, count });
+                groups.push(PurchaseGroup { x: valid.x(), t_x: valid.t_x(), t: valid.t(), count });
             }
         }
         // Non-negative floats order like their bit patterns.

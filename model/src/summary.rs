@@ -83,7 +83,9 @@ impl CustomerSummary {
         if !m.is_finite() {
             return Err(invalid("m must be finite"));
         }
-        Ok(Self { x, t_x, t, m })
+        // + 0.0 turns −0.0 into 0.0, so equal values have equal bit patterns
+        // (grouping compares and sorts bit patterns).
+        Ok(Self { x: x + 0.0, t_x: t_x + 0.0, t: t + 0.0, m: m + 0.0 })
     }
 
     /// Repeat purchase occasions, x.
@@ -219,6 +221,12 @@ mod tests {
     fn rejects_non_finite_values() {
         assert!(CustomerSummary::new(1.0, 1.0, f64::INFINITY, 1.0).is_err());
         assert!(CustomerSummary::new(1.0, 1.0, 2.0, f64::NAN).is_err());
+    }
+
+    #[test]
+    fn negative_zero_is_zero() {
+        let s = CustomerSummary::new(-0.0, -0.0, 5.0, 1.0).unwrap();
+        assert_eq!((s.x().to_bits(), s.t_x().to_bits()), (0, 0));
     }
 
     #[test]
