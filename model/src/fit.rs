@@ -21,8 +21,10 @@ use argmin::solver::quasinewton::LBFGS;
 /// (no penalty).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitOptions {
-    /// λ of an L2 penalty λ·Σθᵢ² on the log-parameters, added to the mean
-    /// negative log-likelihood. 0 (the default) is plain maximum likelihood.
+    /// λ of an L2 penalty λ·Σθᵢ² on the log-parameters of the rescaled fit
+    /// (BG/NBD: θ = ln(r, α/max T, a, b); Gamma-Gamma: θ = ln(p, q, γ/mean m)),
+    /// added to the mean negative log-likelihood. 0 (the default) is plain
+    /// maximum likelihood, as in the reference implementations.
     pub l2_penalty: f64,
     /// L-BFGS iteration limit.
     pub max_iterations: u64,

@@ -183,3 +183,38 @@ fn spend_model_with_q_at_most_one_refuses_to_score() {
     let err = model.score(&CustomerSummary::new(1.0, 5.0, 10.0, 30.0).unwrap(), &ScoreOptions::default()).unwrap_err();
     assert!(matches!(err, ModelError::SpendUndefined { .. }), "{err:?}");
 }
+
+#[test]
+fn an_iteration_limit_gives_not_converged_with_the_reason() {
+    let input = BgNbdFitInput::from_summaries(&whole_day_customers(5_000, 13));
+    let options = FitOptions { max_iterations: 1, warm_start_above_groups: usize::MAX, ..FitOptions::default() };
+    let err = fit_bgnbd(&input, &options).unwrap_err();
+    assert!(matches!(err, ModelError::NotConverged { .. }), "{err:?}");
+    assert!(err.to_string().contains("did not converge"), "{err}");
+    // Without require_convergence the same fit is returned and says so.
+    let fit = fit_bgnbd(&input, &FitOptions { require_convergence: false, ..options }).unwrap();
+    assert!(!fit.report.converged);
+}
+
+#[test]
+fn an_l2_penalty_pulls_log_parameters_towards_zero() {
+    let input = BgNbdFitInput::from_summaries(&whole_day_customers(5_000, 14));
+    let plain = fit_bgnbd(&input, &FitOptions::default()).unwrap();
+    let penalised = fit_bgnbd(&input, &FitOptions { l2_penalty: 0.05, ..FitOptions::default() }).unwrap();
+    assert!(penalised.report.converged);
+    // The penalty acts on θ = ln(r, α/max T, a, b), the fit's own scale.
+    let max_t = input.groups().iter().map(|g| g.t).fold(0.0, f64::max);
+    let size = |p: &BgNbdParams| [p.r(), p.alpha() / max_t, p.a(), p.b()].iter().map(|v| v.ln().powi(2)).sum::<f64>();
+    assert!(size(&penalised.params) < size(&plain.params));
+    assert!(penalised.report.log_likelihood < plain.report.log_likelihood);
+}
+
+#[test]
+fn the_fit_report_counts_customers_and_groups() {
+    let customers = whole_day_customers(5_000, 15);
+    let fit = fit_bgnbd(&BgNbdFitInput::from_summaries(&customers), &FitOptions::default()).unwrap();
+    assert_eq!(fit.report.customers, 5_000);
+    assert!(fit.report.groups > 0 && fit.report.groups <= 5_000);
+    assert!(fit.report.converged && fit.report.gradient_norm < 1e-6 && fit.report.iterations > 0);
+    assert!(fit.report.log_likelihood < 0.0 && fit.report.duration.as_nanos() > 0);
+}
