@@ -77,6 +77,7 @@ fn main() {
         acquisition: Acquisition::Uniform { window_days: 365.0 },
         resolution: TimeResolution::WholeDays,
         seed: 2005,
+        record_occasions: false,
     };
     let started = Instant::now();
     let summaries: Vec<CustomerSummary> = simulate(&config).into_iter().map(|c| c.summary).collect();

@@ -17,6 +17,7 @@
 //! - [`value`]: [`ClvModel`] scoring one or all customers, [`customer_value`].
 //! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors.
 //! - [`error`]: [`ModelError`], messages fit to show to users.
+//! - [`evaluate`]: calibration/holdout comparison, [`evaluate_holdout`].
 //! - [`simulate`]: a seeded simulator of the models' story.
 //!
 //! # Example
@@ -32,6 +33,7 @@
 //!     acquisition: Acquisition::Uniform { window_days: 300.0 },
 //!     resolution: TimeResolution::WholeDays,
 //!     seed: 1,
+//!     record_occasions: false,
 //! };
 //! let summaries: Vec<CustomerSummary> = simulate(&config).into_iter().map(|c| c.summary).collect();
 //!
@@ -52,6 +54,7 @@
 
 pub mod bgnbd;
 pub mod error;
+pub mod evaluate;
 pub mod fit;
 pub mod gamma_gamma;
 pub mod simulate;
@@ -61,8 +64,9 @@ pub mod value;
 
 pub use bgnbd::{fit_bgnbd, BgNbdFit, BgNbdFitInput, BgNbdParams, BgNbdStandardErrors, DAYS_PER_WEEK};
 pub use error::{ModelError, ModelKind};
+pub use evaluate::{evaluate_holdout, HoldoutBucket, HoldoutEvaluation};
 pub use fit::{FitOptions, FitReport};
 pub use gamma_gamma::{fit_gamma_gamma, GammaGammaFit, GammaGammaFitInput, GammaGammaParams, GammaGammaStandardErrors};
-pub use simulate::{simulate, simulate_customer, Acquisition, SimulatedCustomer, SimulationConfig, TimeResolution};
+pub use simulate::{simulate, simulate_customer, Acquisition, Occasion, SimulatedCustomer, SimulationConfig, TimeResolution};
 pub use summary::{group_purchases, group_spend, CustomerSummary, PurchaseGroup, SpendGroup};
 pub use value::{customer_value, discounted_expected_purchases, ClvModel, CustomerScore, ScoreOptions, DAYS_PER_MODEL_MONTH};

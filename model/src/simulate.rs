@@ -65,10 +65,27 @@ pub struct SimulationConfig {
     pub resolution: TimeResolution,
     /// Seed; the same seed gives the same customers.
     pub seed: u64,
+    /// Keep every purchase occasion (day and value) in
+    /// [`SimulatedCustomer::occasions`], e.g. to turn simulated customers
+    /// into transactions. Does not change the random draws.
+    pub record_occasions: bool,
+}
+
+/// One simulated purchase occasion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Occasion {
+    /// Days from the start of calibration (whole days with `WholeDays`).
+    pub day: f64,
+    /// Value of the occasion (0 without a spend model). The first
+    /// occasion's value is drawn like the others, though the spend model is
+    /// fitted on repeat occasions only.
+    pub value: f64,
+    /// Whether it falls in the holdout period.
+    pub in_holdout: bool,
 }
 
 /// One simulated customer: what the service would see, and the truth.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimulatedCustomer {
     /// Summary at the end of calibration (x, t_x, T, m).
     pub summary: CustomerSummary,
@@ -82,6 +99,8 @@ pub struct SimulatedCustomer {
     pub dropout_probability: f64,
     /// Whether the customer was still alive at the end of calibration.
     pub alive_at_calibration_end: bool,
+    /// Every occasion, first purchase included, when `record_occasions` is set.
+    pub occasions: Vec<Occasion>,
 }
 
 /// Simulates `config.customers` customers (in parallel; customer i uses
@@ -120,6 +139,12 @@ pub fn simulate_customer(config: &SimulationConfig, acquired_at: f64, rng: &mut 
     let whole_days = config.resolution == TimeResolution::WholeDays;
 
     let (mut x, mut t_x, mut holdout, mut spend_total) = (0u64, 0.0, 0u64, 0.0);
+    let mut occasions = Vec::new();
+    let value_of_occasion = |rng: &mut _| rate.map_or(0.0, |(shape, nu)| gamma_draw(shape, nu, rng));
+    let first_value = value_of_occasion(rng);
+    if config.record_occasions {
+        occasions.push(Occasion { day: acquired_at, value: first_value, in_holdout: false });
+    }
     let mut last_occasion = 0.0;
     let mut now = 0.0;
     let mut alive_at_end = true;
@@ -132,14 +157,17 @@ pub fn simulate_customer(config: &SimulationConfig, acquired_at: f64, rng: &mut 
         let when = if whole_days { now.floor() } else { now };
         if when > last_occasion {
             last_occasion = when;
-            if now < t {
+            let value = value_of_occasion(rng);
+            let in_holdout = now >= t;
+            if in_holdout {
+                holdout += 1;
+            } else {
                 x += 1;
                 t_x = when;
-                if let Some((shape, nu)) = rate {
-                    spend_total += gamma_draw(shape, nu, rng);
-                }
-            } else {
-                holdout += 1;
+                spend_total += value;
+            }
+            if config.record_occasions {
+                occasions.push(Occasion { day: acquired_at + when, value, in_holdout });
             }
         }
         if rng.random::<f64>() < dropout {
@@ -156,6 +184,7 @@ pub fn simulate_customer(config: &SimulationConfig, acquired_at: f64, rng: &mut 
         purchase_rate: lambda,
         dropout_probability: dropout,
         alive_at_calibration_end: alive_at_end,
+        occasions,
     }
 }
 
@@ -178,7 +207,31 @@ mod tests {
             acquisition: Acquisition::Uniform { window_days: 180.0 },
             resolution: TimeResolution::WholeDays,
             seed: 7,
+            record_occasions: true,
         }
+    }
+
+    #[test]
+    fn recorded_occasions_rebuild_the_summary() {
+        for c in simulate(&config()) {
+            let calibration: Vec<&Occasion> = c.occasions.iter().filter(|o| !o.in_holdout).collect();
+            assert_eq!(calibration[0].day, c.acquired_at);
+            assert_eq!(calibration.len() as f64 - 1.0, c.summary.x());
+            let last = calibration.last().unwrap().day;
+            assert_eq!(last - c.acquired_at, c.summary.t_x());
+            assert_eq!(c.occasions.iter().filter(|o| o.in_holdout).count() as u64, c.holdout_purchases);
+            if c.summary.x() > 0.0 {
+                let repeat_mean = calibration[1..].iter().map(|o| o.value).sum::<f64>() / c.summary.x();
+                assert!((repeat_mean - c.summary.m()).abs() < 1e-9 * repeat_mean);
+            }
+        }
+    }
+
+    #[test]
+    fn recording_occasions_does_not_change_the_customers() {
+        let recorded = simulate(&config());
+        let plain = simulate(&SimulationConfig { record_occasions: false, ..config() });
+        assert!(recorded.iter().zip(&plain).all(|(a, b)| a.summary == b.summary && b.occasions.is_empty()));
     }
 
     #[test]

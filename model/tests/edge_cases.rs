@@ -16,6 +16,7 @@ fn whole_day_customers(n: usize, seed: u64) -> Vec<CustomerSummary> {
         acquisition: Acquisition::Uniform { window_days: 300.0 },
         resolution: TimeResolution::WholeDays,
         seed,
+        record_occasions: false,
     };
     simulate(&config).into_iter().map(|c| c.summary).collect()
 }

@@ -5,7 +5,7 @@
 //! Sizes are chosen so that the debug-mode test suite stays quick.
 
 use clv_model::{
-    fit_bgnbd, fit_gamma_gamma, simulate, Acquisition, BgNbdFitInput, BgNbdParams, CustomerSummary, FitOptions,
+    evaluate_holdout, fit_bgnbd, fit_gamma_gamma, simulate, Acquisition, BgNbdFitInput, BgNbdParams, CustomerSummary, FitOptions,
     GammaGammaFitInput, GammaGammaParams, SimulationConfig, TimeResolution,
 };
 
@@ -22,6 +22,7 @@ fn simulated(purchases: BgNbdParams, customers: usize, seed: u64) -> Vec<Custome
         acquisition: Acquisition::Uniform { window_days: 365.0 },
         resolution: TimeResolution::Continuous,
         seed,
+        record_occasions: false,
     };
     simulate(&config).into_iter().map(|c| c.summary).collect()
 }
@@ -85,12 +86,19 @@ fn holdout_purchases_match_the_conditional_expectation() {
         acquisition: Acquisition::Uniform { window_days: 180.0 },
         resolution: TimeResolution::Continuous,
         seed: 5,
+        record_occasions: false,
     };
-    let customers = simulate(&config);
-    let actual: f64 = customers.iter().map(|c| c.holdout_purchases as f64).sum();
-    let predicted: f64 = customers.iter().map(|c| truth.expected_purchases(&c.summary, 180.0)).sum();
+    let customers: Vec<(CustomerSummary, u64)> = simulate(&config).into_iter().map(|c| (c.summary, c.holdout_purchases)).collect();
+    let eval = evaluate_holdout(&truth, &customers, 180.0, 7);
+    let (actual, predicted) = (eval.actual_total, eval.predicted_total);
     // Poisson-like noise on ~10⁴ purchases, plus heterogeneity: a few percent.
     assert!(((predicted - actual) / actual).abs() < 0.05, "predicted {predicted} vs actual {actual}");
+    // The Figure 4 table: by calibration repeat purchases, where customers are plentiful.
+    assert!(eval.buckets.iter().filter(|b| b.customers >= 1_000).count() >= 3, "{:?}", eval.buckets);
+    for bucket in eval.buckets.iter().filter(|b| b.customers >= 1_000) {
+        let gap = (bucket.predicted_mean - bucket.actual_mean).abs();
+        assert!(gap < 0.1 * bucket.actual_mean.max(0.5), "{bucket:?}");
+    }
 }
 
 #[test]
