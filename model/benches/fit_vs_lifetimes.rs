@@ -15,13 +15,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clv_model::{
-    fit_bgnbd, fit_gamma_gamma, simulate, Acquisition, BgNbdFitInput, BgNbdParams, ClvModel, CustomerSummary,
-    FitOptions, GammaGammaFitInput, GammaGammaParams, ScoreOptions, SimulationConfig, TimeResolution,
+    fit_bgnbd, fit_gamma_gamma, simulate, Acquisition, BgNbdFitInput, BgNbdParams, ClvModel,
+    CustomerSummary, FitOptions, GammaGammaFitInput, GammaGammaParams, ScoreOptions,
+    SimulationConfig, TimeResolution,
 };
 use serde_json::Value;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -34,14 +38,22 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// One complete fit from per-customer summaries: grouping included.
-fn fit_from_summaries(summaries: &[CustomerSummary]) -> (clv_model::BgNbdFit, clv_model::GammaGammaFit) {
+fn fit_from_summaries(
+    summaries: &[CustomerSummary],
+) -> (clv_model::BgNbdFit, clv_model::GammaGammaFit) {
     let options = FitOptions::default();
-    let purchases = fit_bgnbd(&BgNbdFitInput::from_summaries(summaries), &options).expect("BG/NBD fit");
-    let spend = fit_gamma_gamma(&GammaGammaFitInput::from_summaries(summaries), &options).expect("Gamma-Gamma fit");
+    let purchases =
+        fit_bgnbd(&BgNbdFitInput::from_summaries(summaries), &options).expect("BG/NBD fit");
+    let spend = fit_gamma_gamma(&GammaGammaFitInput::from_summaries(summaries), &options)
+        .expect("Gamma-Gamma fit");
     (purchases, spend)
 }
 
-fn time_ours(label: &str, summaries: &[CustomerSummary], runs: usize) -> (clv_model::BgNbdFit, clv_model::GammaGammaFit, Duration) {
+fn time_ours(
+    label: &str,
+    summaries: &[CustomerSummary],
+    runs: usize,
+) -> (clv_model::BgNbdFit, clv_model::GammaGammaFit, Duration) {
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..runs {
@@ -52,7 +64,11 @@ fn time_ours(label: &str, summaries: &[CustomerSummary], runs: usize) -> (clv_mo
     }
     let (bg, gg) = last.expect("at least one run");
     let all: Vec<String> = times.iter().map(|t| format!("{:.3}", secs(*t))).collect();
-    println!("ours, {label}: median {:.3} s over {runs} runs [{}]", secs(median(times.clone())), all.join(", "));
+    println!(
+        "ours, {label}: median {:.3} s over {runs} runs [{}]",
+        secs(median(times.clone())),
+        all.join(", ")
+    );
     (bg, gg, median(times))
 }
 
@@ -80,7 +96,8 @@ fn main() {
         record_occasions: false,
     };
     let started = Instant::now();
-    let summaries: Vec<CustomerSummary> = simulate(&config).into_iter().map(|c| c.summary).collect();
+    let summaries: Vec<CustomerSummary> =
+        simulate(&config).into_iter().map(|c| c.summary).collect();
     println!(
         "simulated {customers} customers (whole days, 2-year window, acquisition over the first year) in {:.2} s",
         secs(started.elapsed())
@@ -93,7 +110,13 @@ fn main() {
         spend_groups.customers(),
         spend_groups.groups().len()
     );
-    println!("machine: {} logical CPUs, rayon threads {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), rayon::current_num_threads());
+    println!(
+        "machine: {} logical CPUs, rayon threads {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        rayon::current_num_threads()
+    );
 
     // Where the time goes (one run).
     let t0 = Instant::now();
@@ -105,7 +128,10 @@ fn main() {
     let t3 = Instant::now();
     let f2 = fit_gamma_gamma(&g2, &FitOptions::default()).expect("fit");
     let t4 = Instant::now();
-    let no_se = FitOptions { standard_errors: false, ..FitOptions::default() };
+    let no_se = FitOptions {
+        standard_errors: false,
+        ..FitOptions::default()
+    };
     let f3 = fit_bgnbd(&g1, &no_se).expect("fit");
     let t5 = Instant::now();
     println!(
@@ -115,31 +141,59 @@ fn main() {
     assert_eq!(f3.params, f1.params);
 
     // Ours, from per-customer summaries (grouping included) on all customers.
-    let (bg, gg, ours_all) = time_ours(&format!("{customers} customers, grouping included"), &summaries, runs);
+    let (bg, gg, ours_all) = time_ours(
+        &format!("{customers} customers, grouping included"),
+        &summaries,
+        runs,
+    );
     // Ours, from pre-grouped rows (what the service reads from SQL GROUP BY).
-    let rows: Vec<_> = grouped.groups().iter().map(|g| (g.x, g.t_x, g.t, g.count)).collect();
-    let spend_rows: Vec<_> = spend_groups.groups().iter().map(|g| (g.x, g.m, g.count)).collect();
+    let rows: Vec<_> = grouped
+        .groups()
+        .iter()
+        .map(|g| (g.x, g.t_x, g.t, g.count))
+        .collect();
+    let spend_rows: Vec<_> = spend_groups
+        .groups()
+        .iter()
+        .map(|g| (g.x, g.m, g.count))
+        .collect();
     let mut pre = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
-        let a = fit_bgnbd(&BgNbdFitInput::from_groups(rows.iter().copied()).expect("rows"), &FitOptions::default()).expect("fit");
-        let b = fit_gamma_gamma(&GammaGammaFitInput::from_groups(spend_rows.iter().copied()).expect("rows"), &FitOptions::default()).expect("fit");
+        let a = fit_bgnbd(
+            &BgNbdFitInput::from_groups(rows.iter().copied()).expect("rows"),
+            &FitOptions::default(),
+        )
+        .expect("fit");
+        let b = fit_gamma_gamma(
+            &GammaGammaFitInput::from_groups(spend_rows.iter().copied()).expect("rows"),
+            &FitOptions::default(),
+        )
+        .expect("fit");
         pre.push(started.elapsed());
         assert_eq!(a.report.customers, bg.report.customers);
         assert!(b.report.converged);
     }
-    println!("ours, {customers} customers from pre-grouped rows: median {:.3} s over {runs} runs", secs(median(pre)));
+    println!(
+        "ours, {customers} customers from pre-grouped rows: median {:.3} s over {runs} runs",
+        secs(median(pre))
+    );
     println!(
         "  BG/NBD: {} iterations, ‖∇‖ {:.1e}, LL {:.4}; Gamma-Gamma: {} iterations, ‖∇‖ {:.1e}, LL {:.4}",
         bg.report.iterations, bg.report.gradient_norm, bg.report.log_likelihood, gg.report.iterations, gg.report.gradient_norm, gg.report.log_likelihood
     );
 
     // Scoring every customer: P(alive), P(no purchase in 90 days), E[Y] over 12 months, spend, value.
-    let model = ClvModel { purchases: bg.params, spend: gg.params };
+    let model = ClvModel {
+        purchases: bg.params,
+        spend: gg.params,
+    };
     let mut score_times = Vec::new();
     for _ in 0..runs.min(5) {
         let started = Instant::now();
-        let scores = model.score_all(&summaries, &ScoreOptions::default()).expect("scores");
+        let scores = model
+            .score_all(&summaries, &ScoreOptions::default())
+            .expect("scores");
         score_times.push(started.elapsed());
         assert_eq!(scores.len(), customers);
     }
@@ -159,17 +213,29 @@ fn main() {
     drop(out);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/lifetimes_fit.py");
     let (ours, ours_time) = if lifetimes_rows < customers {
-        let (b, g, t) = time_ours(&format!("first {lifetimes_rows} customers, grouping included"), &summaries[..lifetimes_rows], runs);
+        let (b, g, t) = time_ours(
+            &format!("first {lifetimes_rows} customers, grouping included"),
+            &summaries[..lifetimes_rows],
+            runs,
+        );
         ((b, g), t)
     } else {
         ((bg, gg), ours_all)
     };
     println!("running lifetimes on {lifetimes_rows} customers: {python} {script} (1 run) ...");
     let started = Instant::now();
-    let output = Command::new(&python).arg(script).arg(&csv).arg(lifetimes_rows.to_string()).output().expect("run python");
+    let output = Command::new(&python)
+        .arg(script)
+        .arg(&csv)
+        .arg(lifetimes_rows.to_string())
+        .output()
+        .expect("run python");
     let wall = started.elapsed();
     if !output.status.success() {
-        println!("lifetimes failed: {}", String::from_utf8_lossy(&output.stderr));
+        println!(
+            "lifetimes failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         return;
     }
     let theirs: Value = serde_json::from_slice(&output.stdout).expect("lifetimes JSON");
@@ -177,24 +243,46 @@ fn main() {
     println!("lifetimes: fit {:.2} s (BG/NBD {:.2} s + Gamma-Gamma {:.2} s; process wall time incl. CSV load {:.2} s)",
         their_seconds, theirs["bgnbd_seconds"].as_f64().unwrap_or(f64::NAN), theirs["gamma_gamma_seconds"].as_f64().unwrap_or(f64::NAN), secs(wall));
     let (b, g) = ours;
-    println!("\n{:<12} {:>16} {:>16} {:>10}", "parameter", "clv-model", "lifetimes", "rel diff");
+    println!(
+        "\n{:<12} {:>16} {:>16} {:>10}",
+        "parameter", "clv-model", "lifetimes", "rel diff"
+    );
     let their = |model: &str, k: &str| theirs[model][k].as_f64().unwrap_or(f64::NAN);
     for (name, o, t) in [
         ("r", b.params.r(), their("bgnbd", "r")),
         ("alpha (d)", b.params.alpha(), their("bgnbd", "alpha")),
         ("a", b.params.a(), their("bgnbd", "a")),
         ("b", b.params.b(), their("bgnbd", "b")),
-        ("BG/NBD LL", b.report.log_likelihood, theirs["bgnbd_log_likelihood"].as_f64().unwrap_or(f64::NAN)),
+        (
+            "BG/NBD LL",
+            b.report.log_likelihood,
+            theirs["bgnbd_log_likelihood"].as_f64().unwrap_or(f64::NAN),
+        ),
         ("p", g.params.p(), their("gamma_gamma", "p")),
         ("q", g.params.q(), their("gamma_gamma", "q")),
         ("gamma", g.params.gamma(), their("gamma_gamma", "v")),
-        ("GG LL", g.report.log_likelihood, theirs["gamma_gamma_log_likelihood"].as_f64().unwrap_or(f64::NAN)),
+        (
+            "GG LL",
+            g.report.log_likelihood,
+            theirs["gamma_gamma_log_likelihood"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+        ),
     ] {
-        println!("{name:<12} {o:>16.8} {t:>16.8} {:>10.2e}", ((o - t) / t).abs());
+        println!(
+            "{name:<12} {o:>16.8} {t:>16.8} {:>10.2e}",
+            ((o - t) / t).abs()
+        );
     }
     println!(
         "\ntruth: r {} alpha {} a {} b {} | p {} q {} gamma {}",
-        truth_bg.r(), truth_bg.alpha(), truth_bg.a(), truth_bg.b(), truth_gg.p(), truth_gg.q(), truth_gg.gamma()
+        truth_bg.r(),
+        truth_bg.alpha(),
+        truth_bg.a(),
+        truth_bg.b(),
+        truth_gg.p(),
+        truth_gg.q(),
+        truth_gg.gamma()
     );
     println!(
         "speed-up on {lifetimes_rows} customers: lifetimes {:.2} s / ours {:.3} s (median) = {:.0}x",

@@ -13,11 +13,11 @@ use rayon::prelude::*;
 
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{
-    log_parameter_standard_errors, minimize, warm_start_options, FitOptions, FitReport, MeanNegLogLikelihood, WARM_START_GROUPS,
+    log_parameter_standard_errors, minimize, warm_start_options, FitOptions, FitReport,
+    MeanNegLogLikelihood, WARM_START_GROUPS,
 };
 use crate::special::{digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series, CompensatedSum};
 use crate::summary::{fast_map, group_purchases, CustomerSummary, FastHashMap, PurchaseGroup};
-
 
 /// Days per week, for reporting α per week.
 pub const DAYS_PER_WEEK: f64 = 7.0;
@@ -117,7 +117,11 @@ impl BgNbdParams {
 
     /// Total log-likelihood of grouped customers (sum of count × customer LL).
     pub fn log_likelihood(&self, input: &BgNbdFitInput) -> f64 {
-        input.groups.iter().map(|g| g.count as f64 * self.customer_log_likelihood(g.x, g.t_x, g.t)).sum()
+        input
+            .groups
+            .iter()
+            .map(|g| g.count as f64 * self.customer_log_likelihood(g.x, g.t_x, g.t))
+            .sum()
     }
 
     /// u = ln(a/(b+x−1)) + (r+x)·ln((α+T)/(α+t_x)), so P(alive) = 1/(1+eᵘ).
@@ -231,8 +235,16 @@ impl BgNbdParams {
         let t = horizon_days;
         let nf = n as f64;
         let ln_q = (alpha / (alpha + t)).ln(); // ln(α/(α+t))
-        let ln_p = if t > 0.0 { (t / (alpha + t)).ln() } else { f64::NEG_INFINITY };
-        let ln_nb = |j: f64| ln_gamma(r + j) - ln_gamma(r) - ln_gamma(j + 1.0) + r * ln_q + if j > 0.0 { j * ln_p } else { 0.0 };
+        let ln_p = if t > 0.0 {
+            (t / (alpha + t)).ln()
+        } else {
+            f64::NEG_INFINITY
+        };
+        let ln_nb = |j: f64| {
+            ln_gamma(r + j) - ln_gamma(r) - ln_gamma(j + 1.0)
+                + r * ln_q
+                + if j > 0.0 { j * ln_p } else { 0.0 }
+        };
         let first = (ln_beta(a, b + nf) - ln_beta(a, b) + ln_nb(nf)).exp();
         if n == 0 {
             return first;
@@ -255,12 +267,19 @@ impl BgNbdFitInput {
     /// Rows are validated like [`CustomerSummary`]; repeated keys are merged,
     /// zero counts dropped, and the groups ordered by (x, t_x, T), so the
     /// order of the rows does not matter.
-    pub fn from_groups(rows: impl IntoIterator<Item = (f64, f64, f64, u64)>) -> Result<Self, ModelError> {
+    pub fn from_groups(
+        rows: impl IntoIterator<Item = (f64, f64, f64, u64)>,
+    ) -> Result<Self, ModelError> {
         let mut groups: Vec<PurchaseGroup> = Vec::new();
         for (x, t_x, t, count) in rows {
             let valid = CustomerSummary::new(x, t_x, t, 0.0)?;
             if count > 0 {
-                groups.push(PurchaseGroup { x: valid.x(), t_x: valid.t_x(), t: valid.t(), count });
+                groups.push(PurchaseGroup {
+                    x: valid.x(),
+                    t_x: valid.t_x(),
+                    t: valid.t(),
+                    count,
+                });
             }
         }
         // Non-negative floats order like their bit patterns.
@@ -281,7 +300,10 @@ impl BgNbdFitInput {
         let mut groups = group_purchases(summaries);
         // Same order as from_groups (already so for whole-day summaries).
         groups.par_sort_unstable_by_key(|g| [g.x.to_bits(), g.t_x.to_bits(), g.t.to_bits()]);
-        Self { customers: summaries.len() as u64, groups }
+        Self {
+            customers: summaries.len() as u64,
+            groups,
+        }
     }
 
     /// The distinct groups.
@@ -342,7 +364,10 @@ struct Distinct {
 
 impl Distinct {
     fn new() -> Self {
-        Self { values: Vec::new(), index: fast_map(1024) }
+        Self {
+            values: Vec::new(),
+            index: fast_map(1024),
+        }
     }
 
     fn of(&mut self, value: f64) -> u32 {
@@ -369,12 +394,23 @@ impl Objective {
             x_weights[x_index as usize] += w;
             if grp.x > 0.0 {
                 let t_x_index = txs.of(grp.t_x / scale);
-                rows.push(Row { x: grp.x, x_index, t_x_index, t_index, weight: w });
+                rows.push(Row {
+                    x: grp.x,
+                    x_index,
+                    t_x_index,
+                    t_index,
+                    weight: w,
+                });
             } else {
                 zero[t_index as usize] += w;
             }
         }
-        let zero_rows = zero.into_iter().enumerate().filter(|(_, w)| *w > 0.0).map(|(i, w)| (i as u32, w)).collect();
+        let zero_rows = zero
+            .into_iter()
+            .enumerate()
+            .filter(|(_, w)| *w > 0.0)
+            .map(|(i, w)| (i as u32, w))
+            .collect();
         Self {
             x_values: xs.values,
             x_weights,
@@ -404,13 +440,24 @@ struct Tables {
 /// Each row's whole LL (A1+A2 included) is added to a compensated sum, so
 /// the total carries no more rounding than a few of its ulps.
 fn row_sums(rows: &[Row], r: f64, ln_a: f64, tables: &Tables) -> [f64; 5] {
-    let Tables { a1_a2, ln_b1, inv_b1, ln_t, inv_t, ln_tx, inv_tx } = tables;
+    let Tables {
+        a1_a2,
+        ln_b1,
+        inv_b1,
+        ln_t,
+        inv_t,
+        ln_tx,
+        inv_tx,
+    } = tables;
     let mut ll = CompensatedSum::default();
     let mut s = [0.0; 5];
     for row in rows {
         let rx = r + row.x;
         let (lt, it) = (ln_t[row.t_index as usize], inv_t[row.t_index as usize]);
-        let (lx, ix) = (ln_tx[row.t_x_index as usize], inv_tx[row.t_x_index as usize]);
+        let (lx, ix) = (
+            ln_tx[row.t_x_index as usize],
+            inv_tx[row.t_x_index as usize],
+        );
         let a3 = -rx * lt;
         let a4 = ln_a - ln_b1[row.x_index as usize] - rx * lx;
         // Branch-free log-sum-exp: e = e^(−|A4−A3|) ≤ 1.
@@ -433,7 +480,12 @@ fn row_sums(rows: &[Row], r: f64, ln_a: f64, tables: &Tables) -> [f64; 5] {
 
 impl MeanNegLogLikelihood for Objective {
     fn evaluate(&self, theta: &[f64]) -> (f64, Vec<f64>) {
-        let (r, alpha, a, b) = (theta[0].exp(), theta[1].exp(), theta[2].exp(), theta[3].exp());
+        let (r, alpha, a, b) = (
+            theta[0].exp(),
+            theta[1].exp(),
+            theta[2].exp(),
+            theta[3].exp(),
+        );
         let (mut ll, mut g_r, mut g_alpha, mut g_a, mut g_b) = (0.0, 0.0, 0.0, 0.0, 0.0);
         // Terms A1 + A2 depend on x only.
         let (lg_r, lg_b, lg_ab) = (ln_gamma(r), ln_gamma(b), ln_gamma(a + b));
@@ -444,7 +496,9 @@ impl MeanNegLogLikelihood for Objective {
         let mut a1_a2 = vec![0.0; self.x_values.len()];
         for (i, (&x, &w)) in self.x_values.iter().zip(&self.x_weights).enumerate() {
             let dg_abx = digamma(a + b + x);
-            a1_a2[i] = ln_gamma(r + x) - lg_r + r * ln_alpha + lg_ab + ln_gamma(b + x) - lg_b - ln_gamma(a + b + x);
+            a1_a2[i] = ln_gamma(r + x) - lg_r + r * ln_alpha + lg_ab + ln_gamma(b + x)
+                - lg_b
+                - ln_gamma(a + b + x);
             g_r += w * (digamma(r + x) - dg_r + ln_alpha);
             g_alpha += w * r / alpha;
             g_a += w * (dg_ab - dg_abx);
@@ -466,7 +520,15 @@ impl MeanNegLogLikelihood for Objective {
             g_alpha -= w * r * inv_t[ti as usize];
         }
         let ln_a = a.ln();
-        let tables = Tables { a1_a2, ln_b1, inv_b1, ln_t, inv_t, ln_tx, inv_tx };
+        let tables = Tables {
+            a1_a2,
+            ln_b1,
+            inv_b1,
+            ln_t,
+            inv_t,
+            ln_tx,
+            inv_tx,
+        };
         let sums_of = |rows: &[Row]| row_sums(rows, r, ln_a, &tables);
         let s = if self.rows.len() > 2 * PARALLEL_CHUNK {
             self.rows.par_chunks(PARALLEL_CHUNK).map(sums_of).reduce(
@@ -486,7 +548,15 @@ impl MeanNegLogLikelihood for Objective {
         g_b -= s[4];
         let n = self.total_weight;
         // Chain rule to θ = ln(param), and negate the mean.
-        (-ll / n, vec![-g_r * r / n, -g_alpha * alpha / n, -g_a * a / n, -g_b * b / n])
+        (
+            -ll / n,
+            vec![
+                -g_r * r / n,
+                -g_alpha * alpha / n,
+                -g_a * a / n,
+                -g_b * b / n,
+            ],
+        )
     }
 
     fn weight(&self) -> f64 {
@@ -509,12 +579,24 @@ fn warm_start(input: &BgNbdFitInput, scale: f64, options: &FitOptions) -> Option
     }
     let k = (input.groups.len() / WARM_START_GROUPS).max(4);
     let zeros = input.groups.iter().filter(|g| g.x == 0.0).copied();
-    let repeat = input.groups.iter().filter(|g| g.x > 0.0).step_by(k).map(|g| PurchaseGroup { count: g.count * k as u64, ..*g });
+    let repeat = input
+        .groups
+        .iter()
+        .filter(|g| g.x > 0.0)
+        .step_by(k)
+        .map(|g| PurchaseGroup {
+            count: g.count * k as u64,
+            ..*g
+        });
     let groups: Vec<PurchaseGroup> = zeros.chain(repeat).collect();
     let customers = groups.iter().map(|g| g.count).sum();
     let sample = Objective::new(&BgNbdFitInput { groups, customers }, scale);
     let optimum = minimize(&sample, vec![0.0; 4], &warm_start_options(options));
-    optimum.theta.iter().all(|t| t.abs() < DRIFTING_ABS_LOG_PARAMETER).then_some(optimum.theta)
+    optimum
+        .theta
+        .iter()
+        .all(|t| t.abs() < DRIFTING_ABS_LOG_PARAMETER)
+        .then_some(optimum.theta)
 }
 
 /// Maximum-likelihood fit of the BG/NBD model on grouped summaries.
@@ -526,10 +608,16 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
     let started = Instant::now();
     let model = ModelKind::BgNbd;
     if input.customers < options.min_customers.max(1) {
-        return Err(ModelError::TooFewCustomers { model, needed: options.min_customers.max(1), got: input.customers });
+        return Err(ModelError::TooFewCustomers {
+            model,
+            needed: options.min_customers.max(1),
+            got: input.customers,
+        });
     }
     if input.groups.iter().all(|g| g.x == 0.0) {
-        return Err(ModelError::NoRepeatPurchasers { customers: input.customers });
+        return Err(ModelError::NoRepeatPurchasers {
+            customers: input.customers,
+        });
     }
     let max_t = input.groups.iter().map(|g| g.t).fold(0.0, f64::max);
     let scale = if max_t > 0.0 { max_t } else { 1.0 };
@@ -540,7 +628,11 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
     for (name, &theta) in names.iter().zip(&optimum.theta) {
         let drifting = !optimum.converged && theta.abs() > DRIFTING_ABS_LOG_PARAMETER;
         if theta.abs() > MAX_ABS_LOG_PARAMETER || drifting {
-            let value = if *name == "alpha" { theta.exp() * scale } else { theta.exp() };
+            let value = if *name == "alpha" {
+                theta.exp() * scale
+            } else {
+                theta.exp()
+            };
             return Err(ModelError::Unidentified { model, name, value });
         }
     }
@@ -556,18 +648,30 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
     let params = BgNbdParams::new(e(0), e(1) * scale, e(2), e(3))?;
     // LL in days from the rescaled objective: rescaling time by s shifts each
     // customer's LL by −x·ln s (A1 gains r·ln s, A3/A4 lose (r+x)·ln s).
-    let repeat_occasions: f64 = objective.x_values.iter().zip(&objective.x_weights).map(|(x, w)| x * w).sum();
-    let log_likelihood = -objective.evaluate(&optimum.theta).0 * objective.total_weight - repeat_occasions * scale.ln();
+    let repeat_occasions: f64 = objective
+        .x_values
+        .iter()
+        .zip(&objective.x_weights)
+        .map(|(x, w)| x * w)
+        .sum();
+    let log_likelihood = -objective.evaluate(&optimum.theta).0 * objective.total_weight
+        - repeat_occasions * scale.ln();
     if !log_likelihood.is_finite() {
-        return Err(ModelError::NonFinite { what: "the BG/NBD log-likelihood at the optimum" });
+        return Err(ModelError::NonFinite {
+            what: "the BG/NBD log-likelihood at the optimum",
+        });
     }
     let standard_errors = if options.standard_errors {
-        optimum.hessian.as_ref().and_then(|h| log_parameter_standard_errors(h, objective.weight())).map(|se| BgNbdStandardErrors {
-            r: params.r * se[0],
-            alpha: params.alpha * se[1],
-            a: params.a * se[2],
-            b: params.b * se[3],
-        })
+        optimum
+            .hessian
+            .as_ref()
+            .and_then(|h| log_parameter_standard_errors(h, objective.weight()))
+            .map(|se| BgNbdStandardErrors {
+                r: params.r * se[0],
+                alpha: params.alpha * se[1],
+                a: params.a * se[2],
+                b: params.b * se[3],
+            })
     } else {
         None
     };
@@ -596,7 +700,13 @@ mod tests {
 
     #[test]
     fn analytic_gradient_matches_finite_differences() {
-        let input = BgNbdFitInput::from_groups([(0.0, 0.0, 30.0, 5), (2.0, 10.0, 30.0, 3), (1.0, 30.0, 30.0, 2), (7.0, 3.5, 12.0, 1)]).unwrap();
+        let input = BgNbdFitInput::from_groups([
+            (0.0, 0.0, 30.0, 5),
+            (2.0, 10.0, 30.0, 3),
+            (1.0, 30.0, 30.0, 2),
+            (7.0, 3.5, 12.0, 1),
+        ])
+        .unwrap();
         let objective = Objective::new(&input, 30.0);
         let theta = [-0.3, 0.2, 0.4, -0.1];
         let (_, grad) = objective.evaluate(&theta);
@@ -606,19 +716,32 @@ mod tests {
             p[i] += h;
             m[i] -= h;
             let numeric = (objective.evaluate(&p).0 - objective.evaluate(&m).0) / (2.0 * h);
-            assert!((numeric - grad[i]).abs() < 1e-7, "component {i}: {numeric} vs {}", grad[i]);
+            assert!(
+                (numeric - grad[i]).abs() < 1e-7,
+                "component {i}: {numeric} vs {}",
+                grad[i]
+            );
         }
     }
 
     #[test]
     fn objective_equals_the_per_customer_likelihood() {
-        let input = BgNbdFitInput::from_groups([(0.0, 0.0, 30.0, 5), (2.0, 10.0, 30.0, 3), (1.0, 30.0, 30.0, 2)]).unwrap();
+        let input = BgNbdFitInput::from_groups([
+            (0.0, 0.0, 30.0, 5),
+            (2.0, 10.0, 30.0, 3),
+            (1.0, 30.0, 30.0, 2),
+        ])
+        .unwrap();
         let p = params();
         let scale = 30.0;
         let objective = Objective::new(&input, scale);
         let theta = [p.r.ln(), (p.alpha / scale).ln(), p.a.ln(), p.b.ln()];
         // Rescaling time shifts the LL by −Σ count·x·ln(scale).
-        let shift: f64 = input.groups.iter().map(|g| g.count as f64 * g.x * scale.ln()).sum();
+        let shift: f64 = input
+            .groups
+            .iter()
+            .map(|g| g.count as f64 * g.x * scale.ln())
+            .sum();
         let expected = -(p.log_likelihood(&input) + shift) / 10.0;
         assert!((objective.evaluate(&theta).0 - expected).abs() < 1e-12);
     }
@@ -639,14 +762,20 @@ mod tests {
     #[test]
     fn no_purchase_probability_falls_for_absent_one_time_buyers() {
         let p = params();
-        let recent = p.probability_no_purchase(&CustomerSummary::new(0.0, 0.0, 10.0, 0.0).unwrap(), 90.0);
-        let long_ago = p.probability_no_purchase(&CustomerSummary::new(0.0, 0.0, 700.0, 0.0).unwrap(), 90.0);
+        let recent =
+            p.probability_no_purchase(&CustomerSummary::new(0.0, 0.0, 10.0, 0.0).unwrap(), 90.0);
+        let long_ago =
+            p.probability_no_purchase(&CustomerSummary::new(0.0, 0.0, 700.0, 0.0).unwrap(), 90.0);
         assert!(long_ago > recent, "{long_ago} vs {recent}");
     }
 
     #[test]
     fn expected_purchases_are_continuous_through_a_equal_one() {
-        let at = |a| BgNbdParams::new(0.5, 20.0, a, 2.0).unwrap().expected_purchases_at(3.0, 40.0, 100.0, 365.0);
+        let at = |a| {
+            BgNbdParams::new(0.5, 20.0, a, 2.0)
+                .unwrap()
+                .expected_purchases_at(3.0, 40.0, 100.0, 365.0)
+        };
         let (below, one, above) = (at(1.0 - 1e-9), at(1.0), at(1.0 + 1e-9));
         assert!(one.is_finite() && (below - one).abs() < 1e-7 && (above - one).abs() < 1e-7);
     }
@@ -670,8 +799,13 @@ mod tests {
     #[test]
     fn purchase_probabilities_have_the_expected_mean() {
         let p = params();
-        let mean: f64 = (0..2000).map(|n| n as f64 * p.probability_of_purchases(n, 180.0)).sum();
+        let mean: f64 = (0..2000)
+            .map(|n| n as f64 * p.probability_of_purchases(n, 180.0))
+            .sum();
         let expected = p.expected_purchases_new_customer(180.0);
-        assert!(((mean - expected) / expected).abs() < 1e-8, "{mean} vs {expected}");
+        assert!(
+            ((mean - expected) / expected).abs() < 1e-8,
+            "{mean} vs {expected}"
+        );
     }
 }

@@ -46,8 +46,16 @@ pub struct HoldoutEvaluation {
 /// Compares E[Y(`holdout_days`) | calibration summary] with the holdout
 /// purchases that happened, per customer `(calibration summary, holdout
 /// repeat purchases)`, with buckets x = 0, 1, …, `last_bucket` (and more).
-pub fn evaluate_holdout(params: &BgNbdParams, customers: &[(CustomerSummary, u64)], holdout_days: f64, last_bucket: u64) -> HoldoutEvaluation {
-    let predicted: Vec<f64> = customers.par_iter().map(|(c, _)| params.expected_purchases(c, holdout_days)).collect();
+pub fn evaluate_holdout(
+    params: &BgNbdParams,
+    customers: &[(CustomerSummary, u64)],
+    holdout_days: f64,
+    last_bucket: u64,
+) -> HoldoutEvaluation {
+    let predicted: Vec<f64> = customers
+        .par_iter()
+        .map(|(c, _)| params.expected_purchases(c, holdout_days))
+        .collect();
     let buckets_len = last_bucket as usize + 1;
     let mut counts = vec![0u64; buckets_len];
     let mut actual_sums = vec![0.0; buckets_len];
@@ -80,7 +88,11 @@ pub fn evaluate_holdout(params: &BgNbdParams, customers: &[(CustomerSummary, u64
         customers: customers.len() as u64,
         actual_total,
         predicted_total,
-        mean_absolute_error: if customers.is_empty() { 0.0 } else { absolute_error / customers.len() as f64 },
+        mean_absolute_error: if customers.is_empty() {
+            0.0
+        } else {
+            absolute_error / customers.len() as f64
+        },
         buckets,
     }
 }
@@ -92,7 +104,8 @@ mod tests {
     #[test]
     fn buckets_split_customers_by_calibration_purchases() {
         let params = BgNbdParams::new(0.5, 20.0, 0.8, 2.5).unwrap();
-        let c = |x: f64| CustomerSummary::new(x, if x > 0.0 { 10.0 } else { 0.0 }, 100.0, 0.0).unwrap();
+        let c =
+            |x: f64| CustomerSummary::new(x, if x > 0.0 { 10.0 } else { 0.0 }, 100.0, 0.0).unwrap();
         let customers = [(c(0.0), 0), (c(1.0), 2), (c(9.0), 4), (c(12.0), 6)];
         let eval = evaluate_holdout(&params, &customers, 90.0, 7);
         assert_eq!(eval.buckets.len(), 8);
@@ -100,7 +113,10 @@ mod tests {
         assert!(eval.buckets[7].and_more && !eval.buckets[6].and_more);
         assert_eq!(eval.buckets[7].actual_mean, 5.0);
         assert_eq!(eval.actual_total, 12.0);
-        let expected: f64 = customers.iter().map(|(c, _)| params.expected_purchases(c, 90.0)).sum();
+        let expected: f64 = customers
+            .iter()
+            .map(|(c, _)| params.expected_purchases(c, 90.0))
+            .sum();
         assert!((eval.predicted_total - expected).abs() < 1e-12);
     }
 }

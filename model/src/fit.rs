@@ -171,11 +171,24 @@ fn norm(v: &[f64]) -> f64 {
 /// with L-BFGS (memory 7) and the More-Thuente line search. The best point
 /// seen is returned even if the line search gives up near the optimum
 /// (which happens when the cost is flat to rounding).
-pub(crate) fn minimize<O: MeanNegLogLikelihood>(objective: &O, theta0: Vec<f64>, options: &FitOptions) -> Optimum {
-    let problem = Problem { objective, penalty: options.l2_penalty, last: Mutex::new(None), best: Mutex::new(None) };
+pub(crate) fn minimize<O: MeanNegLogLikelihood>(
+    objective: &O,
+    theta0: Vec<f64>,
+    options: &FitOptions,
+) -> Optimum {
+    let problem = Problem {
+        objective,
+        penalty: options.l2_penalty,
+        last: Mutex::new(None),
+        best: Mutex::new(None),
+    };
     let start_cost = problem.eval(&theta0).0;
     let cost_tolerance = options.cost_tolerance * start_cost.abs().max(1.0);
-    let cost_tolerance = if cost_tolerance.is_finite() { cost_tolerance } else { 0.0 };
+    let cost_tolerance = if cost_tolerance.is_finite() {
+        cost_tolerance
+    } else {
+        0.0
+    };
     let mut iterations = 0;
     let mut reason = String::new();
     let mut start = theta0.clone();
@@ -193,12 +206,18 @@ pub(crate) fn minimize<O: MeanNegLogLikelihood>(objective: &O, theta0: Vec<f64>,
         let budget = options.max_iterations.saturating_sub(iterations);
         let run = match solver {
             Err(e) => Err(e),
-            Ok(solver) => Executor::new(Lent(&problem), solver).configure(|state| state.param(start.clone()).max_iters(budget)).run(),
+            Ok(solver) => Executor::new(Lent(&problem), solver)
+                .configure(|state| state.param(start.clone()).max_iters(budget))
+                .run(),
         };
         match run {
             Ok(result) => {
                 let state = result.state();
-                reason = state.get_termination_reason().map(TerminationReason::text).unwrap_or("stopped").to_string();
+                reason = state
+                    .get_termination_reason()
+                    .map(TerminationReason::text)
+                    .unwrap_or("stopped")
+                    .to_string();
                 iterations += state.get_iter();
             }
             Err(e) => {
@@ -208,7 +227,10 @@ pub(crate) fn minimize<O: MeanNegLogLikelihood>(objective: &O, theta0: Vec<f64>,
         }
         let best = problem.best.lock().expect("cache lock").clone();
         match best {
-            Some((theta, _, grad)) if norm(&grad) >= options.convergence_threshold && iterations < options.max_iterations => {
+            Some((theta, _, grad))
+                if norm(&grad) >= options.convergence_threshold
+                    && iterations < options.max_iterations =>
+            {
                 if theta == start {
                     break; // no progress since the last restart
                 }
@@ -219,11 +241,25 @@ pub(crate) fn minimize<O: MeanNegLogLikelihood>(objective: &O, theta0: Vec<f64>,
     }
     let best = problem.best.lock().expect("cache lock").clone();
     let Some((theta, _, grad)) = best else {
-        return Optimum { theta: theta0, hessian: None, iterations, gradient_norm: f64::INFINITY, converged: false, reason };
+        return Optimum {
+            theta: theta0,
+            hessian: None,
+            iterations,
+            gradient_norm: f64::INFINITY,
+            converged: false,
+            reason,
+        };
     };
     let (theta, grad, hessian) = newton_polish(&problem, theta, grad);
     let gradient_norm = norm(&grad);
-    Optimum { theta, hessian, iterations, gradient_norm, converged: gradient_norm < options.convergence_threshold, reason }
+    Optimum {
+        theta,
+        hessian,
+        iterations,
+        gradient_norm,
+        converged: gradient_norm < options.convergence_threshold,
+        reason,
+    }
 }
 
 /// One Newton step θ − H⁻¹∇ with the finite-difference Hessian, taken when
@@ -233,11 +269,19 @@ pub(crate) fn minimize<O: MeanNegLogLikelihood>(objective: &O, theta0: Vec<f64>,
 /// lands within rounding of the optimum. Kept only if the gradient shrinks.
 /// The Hessian (needed for standard errors anyway) is returned.
 #[allow(clippy::type_complexity)]
-fn newton_polish<O: MeanNegLogLikelihood>(problem: &Problem<'_, O>, theta: Vec<f64>, grad: Vec<f64>) -> (Vec<f64>, Vec<f64>, Option<Vec<Vec<f64>>>) {
+fn newton_polish<O: MeanNegLogLikelihood>(
+    problem: &Problem<'_, O>,
+    theta: Vec<f64>,
+    grad: Vec<f64>,
+) -> (Vec<f64>, Vec<f64>, Option<Vec<Vec<f64>>>) {
     if norm(&grad) >= NEWTON_POLISH_BELOW || norm(&grad).is_nan() {
         return (theta, grad, None);
     }
-    let unpenalised: Vec<f64> = grad.iter().zip(&theta).map(|(g, t)| g - 2.0 * problem.penalty * t).collect();
+    let unpenalised: Vec<f64> = grad
+        .iter()
+        .zip(&theta)
+        .map(|(g, t)| g - 2.0 * problem.penalty * t)
+        .collect();
     let hessian = mean_hessian(problem.objective, &theta, &unpenalised);
     let mut penalised = hessian.clone();
     for (i, row) in penalised.iter_mut().enumerate() {
@@ -246,7 +290,10 @@ fn newton_polish<O: MeanNegLogLikelihood>(problem: &Problem<'_, O>, theta: Vec<f
     let Some(inverse) = invert_spd(&penalised) else {
         return (theta, grad, Some(hessian));
     };
-    let step: Vec<f64> = inverse.iter().map(|row| -row.iter().zip(&grad).map(|(h, g)| h * g).sum::<f64>()).collect();
+    let step: Vec<f64> = inverse
+        .iter()
+        .map(|row| -row.iter().zip(&grad).map(|(h, g)| h * g).sum::<f64>())
+        .collect();
     let candidate: Vec<f64> = theta.iter().zip(&step).map(|(t, s)| t + s).collect();
     let (value, candidate_grad) = problem.eval(&candidate);
     if value.is_finite() && norm(&candidate_grad) < norm(&grad) {
@@ -261,7 +308,13 @@ const NEWTON_POLISH_BELOW: f64 = 1e-3;
 
 /// Options for a warm-start fit on a subsample: only needs to get close.
 pub(crate) fn warm_start_options(options: &FitOptions) -> FitOptions {
-    FitOptions { gradient_tolerance: 1e-6, cost_tolerance: 1e-11, standard_errors: false, require_convergence: false, ..options.clone() }
+    FitOptions {
+        gradient_tolerance: 1e-6,
+        cost_tolerance: 1e-11,
+        standard_errors: false,
+        require_convergence: false,
+        ..options.clone()
+    }
 }
 
 /// Size of the warm-start subsample, in groups.
@@ -279,7 +332,11 @@ const MAX_RESTARTS: usize = 3;
 /// relative: far below the sampling error that standard errors describe,
 /// and ample for a Newton step from a point already near the optimum.
 #[allow(clippy::needless_range_loop)] // index loops read like the matrix algebra
-pub(crate) fn mean_hessian<O: MeanNegLogLikelihood>(objective: &O, theta: &[f64], gradient: &[f64]) -> Vec<Vec<f64>> {
+pub(crate) fn mean_hessian<O: MeanNegLogLikelihood>(
+    objective: &O,
+    theta: &[f64],
+    gradient: &[f64],
+) -> Vec<Vec<f64>> {
     let n = theta.len();
     let h = 1e-5;
     let mut hessian = vec![vec![0.0; n]; n];
@@ -304,8 +361,14 @@ pub(crate) fn mean_hessian<O: MeanNegLogLikelihood>(objective: &O, theta: &[f64]
 /// Standard errors of θ = ln(params): Cov(θ) is the inverse of the Hessian
 /// of the total negative log-likelihood, `customers` × the mean Hessian.
 /// `None` if it is not positive definite.
-pub(crate) fn log_parameter_standard_errors(mean_hessian: &[Vec<f64>], customers: f64) -> Option<Vec<f64>> {
-    let total: Vec<Vec<f64>> = mean_hessian.iter().map(|row| row.iter().map(|v| v * customers).collect()).collect();
+pub(crate) fn log_parameter_standard_errors(
+    mean_hessian: &[Vec<f64>],
+    customers: f64,
+) -> Option<Vec<f64>> {
+    let total: Vec<Vec<f64>> = mean_hessian
+        .iter()
+        .map(|row| row.iter().map(|v| v * customers).collect())
+        .collect();
     let inverse = invert_spd(&total)?;
     Some((0..total.len()).map(|i| inverse[i][i].sqrt()).collect())
 }
@@ -355,7 +418,10 @@ mod tests {
     struct Bowl;
     impl MeanNegLogLikelihood for Bowl {
         fn evaluate(&self, t: &[f64]) -> (f64, Vec<f64>) {
-            ((t[0] - 1.0).powi(2) + 10.0 * (t[1] + 2.0).powi(2), vec![2.0 * (t[0] - 1.0), 20.0 * (t[1] + 2.0)])
+            (
+                (t[0] - 1.0).powi(2) + 10.0 * (t[1] + 2.0).powi(2),
+                vec![2.0 * (t[0] - 1.0), 20.0 * (t[1] + 2.0)],
+            )
         }
         fn weight(&self) -> f64 {
             1.0

@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{
-    log_parameter_standard_errors, minimize, warm_start_options, FitOptions, FitReport, MeanNegLogLikelihood, WARM_START_GROUPS,
+    log_parameter_standard_errors, minimize, warm_start_options, FitOptions, FitReport,
+    MeanNegLogLikelihood, WARM_START_GROUPS,
 };
 use crate::special::{digamma, ln_gamma, CompensatedSum};
 use crate::summary::{fast_map, group_spend, CustomerSummary, FastHashMap, SpendGroup};
@@ -45,10 +46,18 @@ impl GammaGammaParams {
             if value.is_finite() && value > 0.0 {
                 Ok(value)
             } else {
-                Err(ModelError::InvalidParameter { model: ModelKind::GammaGamma, name, value })
+                Err(ModelError::InvalidParameter {
+                    model: ModelKind::GammaGamma,
+                    name,
+                    value,
+                })
             }
         };
-        Ok(Self { p: check("p", p)?, q: check("q", q)?, gamma: check("gamma", gamma)? })
+        Ok(Self {
+            p: check("p", p)?,
+            q: check("q", q)?,
+            gamma: check("gamma", gamma)?,
+        })
     }
 
     /// Shape p of spend per occasion.
@@ -68,13 +77,20 @@ impl GammaGammaParams {
     pub fn customer_log_likelihood(&self, x: f64, m: f64) -> f64 {
         let Self { p, q, gamma } = *self;
         let px = p * x;
-        ln_gamma(px + q) - ln_gamma(px) - ln_gamma(q) + q * gamma.ln() + (px - 1.0) * m.ln() + px * x.ln()
+        ln_gamma(px + q) - ln_gamma(px) - ln_gamma(q)
+            + q * gamma.ln()
+            + (px - 1.0) * m.ln()
+            + px * x.ln()
             - (px + q) * (gamma + m * x).ln()
     }
 
     /// Total log-likelihood over grouped customers.
     pub fn log_likelihood(&self, input: &GammaGammaFitInput) -> f64 {
-        input.groups.iter().map(|g| g.count as f64 * self.customer_log_likelihood(g.x, g.m)).sum()
+        input
+            .groups
+            .iter()
+            .map(|g| g.count as f64 * self.customer_log_likelihood(g.x, g.m))
+            .sum()
     }
 
     /// E[spend per occasion | m, x] = p(γ + m·x)/(p·x + q − 1) (Fader &
@@ -107,12 +123,20 @@ impl GammaGammaFitInput {
     /// From rows `(x, m, count)`. Rows with x = 0 or m ≤ 0 are left out (the
     /// model is fitted on repeat buyers with positive spend); x must be a
     /// whole number ≥ 0 and m finite.
-    pub fn from_groups(rows: impl IntoIterator<Item = (f64, f64, u64)>) -> Result<Self, ModelError> {
+    pub fn from_groups(
+        rows: impl IntoIterator<Item = (f64, f64, u64)>,
+    ) -> Result<Self, ModelError> {
         let mut groups: Vec<SpendGroup> = Vec::new();
         for (x, m, count) in rows {
             if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0 && m.is_finite()) {
                 let reason = "x must be a non-negative whole number and m finite";
-                return Err(ModelError::InvalidSummary { x, t_x: f64::NAN, t: f64::NAN, m, reason });
+                return Err(ModelError::InvalidSummary {
+                    x,
+                    t_x: f64::NAN,
+                    t: f64::NAN,
+                    m,
+                    reason,
+                });
             }
             if x > 0.0 && m > 0.0 && count > 0 {
                 groups.push(SpendGroup { x, m, count });
@@ -153,7 +177,13 @@ impl GammaGammaFitInput {
     /// the assumption is doubtful. NaN with fewer than two distinct values.
     pub fn frequency_spend_correlation(&self) -> f64 {
         let n = self.customers as f64;
-        let mean = |f: fn(&SpendGroup) -> f64| self.groups.iter().map(|g| g.count as f64 * f(g)).sum::<f64>() / n;
+        let mean = |f: fn(&SpendGroup) -> f64| {
+            self.groups
+                .iter()
+                .map(|g| g.count as f64 * f(g))
+                .sum::<f64>()
+                / n
+        };
         let (mx, mm) = (mean(|g| g.x), mean(|g| g.m));
         let (mut sxx, mut smm, mut sxm) = (0.0, 0.0, 0.0);
         for g in &self.groups {
@@ -203,7 +233,8 @@ struct Objective {
 impl Objective {
     fn new(input: &GammaGammaFitInput, scale: f64) -> Self {
         let mut per_x: FastHashMap<u64, u32> = fast_map(256);
-        let (mut x_values, mut x_weights, mut x_weighted_ln_m) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut x_values, mut x_weights, mut x_weighted_ln_m) =
+            (Vec::new(), Vec::new(), Vec::new());
         let mut rows = Vec::with_capacity(input.groups.len());
         for g in &input.groups {
             let (weight, m) = (g.count as f64, g.m / scale);
@@ -216,9 +247,21 @@ impl Objective {
             });
             x_weights[x_index as usize] += weight;
             x_weighted_ln_m[x_index as usize] += weight * ln_m;
-            rows.push(SpendRow { x: g.x, m, ln_m, weight, x_index });
+            rows.push(SpendRow {
+                x: g.x,
+                m,
+                ln_m,
+                weight,
+                x_index,
+            });
         }
-        Self { x_values, x_weights, x_weighted_ln_m, rows, total_weight: input.customers as f64 }
+        Self {
+            x_values,
+            x_weights,
+            x_weighted_ln_m,
+            rows,
+            total_weight: input.customers as f64,
+        }
     }
 }
 
@@ -248,7 +291,13 @@ impl MeanNegLogLikelihood for Objective {
         let (mut g_p, mut g_q, mut g_gamma) = (0.0, 0.0, 0.0);
         // The terms of the LL that depend on x only, and their gradients.
         let mut per_x_ll = vec![0.0; self.x_values.len()];
-        for (i, ((&x, &w), &wlm)) in self.x_values.iter().zip(&self.x_weights).zip(&self.x_weighted_ln_m).enumerate() {
+        for (i, ((&x, &w), &wlm)) in self
+            .x_values
+            .iter()
+            .zip(&self.x_weights)
+            .zip(&self.x_weighted_ln_m)
+            .enumerate()
+        {
             let px = p * x;
             let (dg_pxq, dg_px) = (digamma(px + q), digamma(px));
             per_x_ll[i] = ln_gamma(px + q) - ln_gamma(px) - lg_q + q * ln_gamma_ + px * x.ln();
@@ -273,7 +322,10 @@ impl MeanNegLogLikelihood for Objective {
         g_q -= s[1];
         g_gamma -= s[3];
         let n = self.total_weight;
-        (-ll / n, vec![-g_p * p / n, -g_q * q / n, -g_gamma * gamma / n])
+        (
+            -ll / n,
+            vec![-g_p * p / n, -g_q * q / n, -g_gamma * gamma / n],
+        )
     }
 
     fn weight(&self) -> f64 {
@@ -296,33 +348,61 @@ fn warm_start(input: &GammaGammaFitInput, scale: f64, options: &FitOptions) -> O
         return None;
     }
     let k = (input.groups.len() / WARM_START_GROUPS).max(4);
-    let groups: Vec<SpendGroup> = input.groups.iter().step_by(k).map(|g| SpendGroup { count: g.count * k as u64, ..*g }).collect();
+    let groups: Vec<SpendGroup> = input
+        .groups
+        .iter()
+        .step_by(k)
+        .map(|g| SpendGroup {
+            count: g.count * k as u64,
+            ..*g
+        })
+        .collect();
     let customers = groups.iter().map(|g| g.count).sum();
     let sample = Objective::new(&GammaGammaFitInput { groups, customers }, scale);
     let optimum = minimize(&sample, vec![0.0; 3], &warm_start_options(options));
-    optimum.theta.iter().all(|t| t.abs() < DRIFTING_ABS_LOG_PARAMETER).then_some(optimum.theta)
+    optimum
+        .theta
+        .iter()
+        .all(|t| t.abs() < DRIFTING_ABS_LOG_PARAMETER)
+        .then_some(optimum.theta)
 }
 
 /// Maximum-likelihood fit of the Gamma-Gamma model. Spend is rescaled by
 /// the customers' mean m during the fit (γ scales with the currency), from
 /// p = q = γ' = 1 as the reference implementation starts.
-pub fn fit_gamma_gamma(input: &GammaGammaFitInput, options: &FitOptions) -> Result<GammaGammaFit, ModelError> {
+pub fn fit_gamma_gamma(
+    input: &GammaGammaFitInput,
+    options: &FitOptions,
+) -> Result<GammaGammaFit, ModelError> {
     let started = Instant::now();
     let model = ModelKind::GammaGamma;
     if input.customers == 0 {
         return Err(ModelError::NoSpendData);
     }
     if input.customers < options.min_customers.max(1) {
-        return Err(ModelError::TooFewCustomers { model, needed: options.min_customers.max(1), got: input.customers });
+        return Err(ModelError::TooFewCustomers {
+            model,
+            needed: options.min_customers.max(1),
+            got: input.customers,
+        });
     }
-    let scale = input.groups.iter().map(|g| g.count as f64 * g.m).sum::<f64>() / input.customers as f64;
+    let scale = input
+        .groups
+        .iter()
+        .map(|g| g.count as f64 * g.m)
+        .sum::<f64>()
+        / input.customers as f64;
     let objective = Objective::new(input, scale);
     let start = warm_start(input, scale, options).unwrap_or_else(|| vec![0.0; 3]);
     let optimum = minimize(&objective, start, options);
     for (name, &theta) in ["p", "q", "gamma"].iter().zip(&optimum.theta) {
         let drifting = !optimum.converged && theta.abs() > DRIFTING_ABS_LOG_PARAMETER;
         if theta.abs() > MAX_ABS_LOG_PARAMETER || drifting {
-            let value = if *name == "gamma" { theta.exp() * scale } else { theta.exp() };
+            let value = if *name == "gamma" {
+                theta.exp() * scale
+            } else {
+                theta.exp()
+            };
             return Err(ModelError::Unidentified { model, name, value });
         }
     }
@@ -338,16 +418,23 @@ pub fn fit_gamma_gamma(input: &GammaGammaFitInput, options: &FitOptions) -> Resu
     let params = GammaGammaParams::new(e(0), e(1), e(2) * scale)?;
     // LL in currency units from the rescaled objective: m = s·m', γ = s·γ'
     // shift each customer's LL by −ln s.
-    let log_likelihood = -(objective.evaluate(&optimum.theta).0 + scale.ln()) * objective.total_weight;
+    let log_likelihood =
+        -(objective.evaluate(&optimum.theta).0 + scale.ln()) * objective.total_weight;
     if !log_likelihood.is_finite() {
-        return Err(ModelError::NonFinite { what: "the Gamma-Gamma log-likelihood at the optimum" });
+        return Err(ModelError::NonFinite {
+            what: "the Gamma-Gamma log-likelihood at the optimum",
+        });
     }
     let standard_errors = if options.standard_errors {
-        optimum.hessian.as_ref().and_then(|h| log_parameter_standard_errors(h, objective.weight())).map(|se| GammaGammaStandardErrors {
-            p: params.p * se[0],
-            q: params.q * se[1],
-            gamma: params.gamma * se[2],
-        })
+        optimum
+            .hessian
+            .as_ref()
+            .and_then(|h| log_parameter_standard_errors(h, objective.weight()))
+            .map(|se| GammaGammaStandardErrors {
+                p: params.p * se[0],
+                q: params.q * se[1],
+                gamma: params.gamma * se[2],
+            })
     } else {
         None
     };
@@ -373,7 +460,13 @@ mod tests {
 
     #[test]
     fn analytic_gradient_matches_finite_differences() {
-        let input = GammaGammaFitInput::from_groups([(1.0, 20.0, 3), (3.0, 35.5, 2), (10.0, 12.0, 1), (1.0, 80.0, 4)]).unwrap();
+        let input = GammaGammaFitInput::from_groups([
+            (1.0, 20.0, 3),
+            (3.0, 35.5, 2),
+            (10.0, 12.0, 1),
+            (1.0, 80.0, 4),
+        ])
+        .unwrap();
         let objective = Objective::new(&input, 30.0);
         let theta = [0.7, 0.3, -0.2];
         let (_, grad) = objective.evaluate(&theta);
@@ -383,7 +476,11 @@ mod tests {
             p[i] += h;
             m[i] -= h;
             let numeric = (objective.evaluate(&p).0 - objective.evaluate(&m).0) / (2.0 * h);
-            assert!((numeric - grad[i]).abs() < 1e-7, "component {i}: {numeric} vs {}", grad[i]);
+            assert!(
+                (numeric - grad[i]).abs() < 1e-7,
+                "component {i}: {numeric} vs {}",
+                grad[i]
+            );
         }
     }
 
@@ -411,7 +508,9 @@ mod tests {
 
     #[test]
     fn correlation_is_reported_over_customers() {
-        let input = GammaGammaFitInput::from_groups([(1.0, 10.0, 1), (2.0, 20.0, 1), (3.0, 30.0, 1)]).unwrap();
+        let input =
+            GammaGammaFitInput::from_groups([(1.0, 10.0, 1), (2.0, 20.0, 1), (3.0, 30.0, 1)])
+                .unwrap();
         assert!((input.frequency_spend_correlation() - 1.0).abs() < 1e-12);
     }
 }

@@ -62,11 +62,21 @@ pub mod special;
 pub mod summary;
 pub mod value;
 
-pub use bgnbd::{fit_bgnbd, BgNbdFit, BgNbdFitInput, BgNbdParams, BgNbdStandardErrors, DAYS_PER_WEEK};
+pub use bgnbd::{
+    fit_bgnbd, BgNbdFit, BgNbdFitInput, BgNbdParams, BgNbdStandardErrors, DAYS_PER_WEEK,
+};
 pub use error::{ModelError, ModelKind};
 pub use evaluate::{evaluate_holdout, HoldoutBucket, HoldoutEvaluation};
 pub use fit::{FitOptions, FitReport};
-pub use gamma_gamma::{fit_gamma_gamma, GammaGammaFit, GammaGammaFitInput, GammaGammaParams, GammaGammaStandardErrors};
-pub use simulate::{simulate, simulate_customer, Acquisition, Occasion, SimulatedCustomer, SimulationConfig, TimeResolution};
+pub use gamma_gamma::{
+    fit_gamma_gamma, GammaGammaFit, GammaGammaFitInput, GammaGammaParams, GammaGammaStandardErrors,
+};
+pub use simulate::{
+    simulate, simulate_customer, Acquisition, Occasion, SimulatedCustomer, SimulationConfig,
+    TimeResolution,
+};
 pub use summary::{group_purchases, group_spend, CustomerSummary, PurchaseGroup, SpendGroup};
-pub use value::{customer_value, discounted_expected_purchases, ClvModel, CustomerScore, ScoreOptions, DAYS_PER_MODEL_MONTH};
+pub use value::{
+    customer_value, discounted_expected_purchases, ClvModel, CustomerScore, ScoreOptions,
+    DAYS_PER_MODEL_MONTH,
+};

@@ -129,21 +129,34 @@ pub fn simulate(config: &SimulationConfig) -> Vec<SimulatedCustomer> {
 /// Simulates one customer acquired at `acquired_at` (days from the start of
 /// calibration): purchase times over [0, T + holdout) from the first
 /// purchase, the calibration summary and the holdout count.
-pub fn simulate_customer(config: &SimulationConfig, acquired_at: f64, rng: &mut impl Rng) -> SimulatedCustomer {
+pub fn simulate_customer(
+    config: &SimulationConfig,
+    acquired_at: f64,
+    rng: &mut impl Rng,
+) -> SimulatedCustomer {
     let params = config.purchases;
     let t = config.calibration_days - acquired_at;
     let end = t + config.holdout_days;
     let lambda = gamma_draw(params.r(), params.alpha(), rng);
-    let dropout = Beta::new(params.a(), params.b()).map(|d| d.sample(rng)).unwrap_or(0.5);
-    let rate = config.spend.map(|s| (s.p(), gamma_draw(s.q(), s.gamma(), rng)));
+    let dropout = Beta::new(params.a(), params.b())
+        .map(|d| d.sample(rng))
+        .unwrap_or(0.5);
+    let rate = config
+        .spend
+        .map(|s| (s.p(), gamma_draw(s.q(), s.gamma(), rng)));
     let whole_days = config.resolution == TimeResolution::WholeDays;
 
     let (mut x, mut t_x, mut holdout, mut spend_total) = (0u64, 0.0, 0u64, 0.0);
     let mut occasions = Vec::new();
-    let value_of_occasion = |rng: &mut _| rate.map_or(0.0, |(shape, nu)| gamma_draw(shape, nu, rng));
+    let value_of_occasion =
+        |rng: &mut _| rate.map_or(0.0, |(shape, nu)| gamma_draw(shape, nu, rng));
     let first_value = value_of_occasion(rng);
     if config.record_occasions {
-        occasions.push(Occasion { day: acquired_at, value: first_value, in_holdout: false });
+        occasions.push(Occasion {
+            day: acquired_at,
+            value: first_value,
+            in_holdout: false,
+        });
     }
     let mut last_occasion = 0.0;
     let mut now = 0.0;
@@ -167,7 +180,11 @@ pub fn simulate_customer(config: &SimulationConfig, acquired_at: f64, rng: &mut 
                 spend_total += value;
             }
             if config.record_occasions {
-                occasions.push(Occasion { day: acquired_at + when, value, in_holdout });
+                occasions.push(Occasion {
+                    day: acquired_at + when,
+                    value,
+                    in_holdout,
+                });
             }
         }
         if rng.random::<f64>() < dropout {
@@ -176,7 +193,8 @@ pub fn simulate_customer(config: &SimulationConfig, acquired_at: f64, rng: &mut 
         }
     }
     let m = if x > 0 { spend_total / x as f64 } else { 0.0 };
-    let summary = CustomerSummary::new(x as f64, t_x, t, m).expect("simulated summaries satisfy the invariants");
+    let summary = CustomerSummary::new(x as f64, t_x, t, m)
+        .expect("simulated summaries satisfy the invariants");
     SimulatedCustomer {
         summary,
         holdout_purchases: holdout,
@@ -190,7 +208,9 @@ pub fn simulate_customer(config: &SimulationConfig, acquired_at: f64, rng: &mut 
 
 /// A Gamma(shape, rate) draw.
 fn gamma_draw(shape: f64, rate: f64, rng: &mut impl Rng) -> f64 {
-    Gamma::new(shape, 1.0 / rate).map(|g| g.sample(rng)).unwrap_or(0.0)
+    Gamma::new(shape, 1.0 / rate)
+        .map(|g| g.sample(rng))
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -214,14 +234,19 @@ mod tests {
     #[test]
     fn recorded_occasions_rebuild_the_summary() {
         for c in simulate(&config()) {
-            let calibration: Vec<&Occasion> = c.occasions.iter().filter(|o| !o.in_holdout).collect();
+            let calibration: Vec<&Occasion> =
+                c.occasions.iter().filter(|o| !o.in_holdout).collect();
             assert_eq!(calibration[0].day, c.acquired_at);
             assert_eq!(calibration.len() as f64 - 1.0, c.summary.x());
             let last = calibration.last().unwrap().day;
             assert_eq!(last - c.acquired_at, c.summary.t_x());
-            assert_eq!(c.occasions.iter().filter(|o| o.in_holdout).count() as u64, c.holdout_purchases);
+            assert_eq!(
+                c.occasions.iter().filter(|o| o.in_holdout).count() as u64,
+                c.holdout_purchases
+            );
             if c.summary.x() > 0.0 {
-                let repeat_mean = calibration[1..].iter().map(|o| o.value).sum::<f64>() / c.summary.x();
+                let repeat_mean =
+                    calibration[1..].iter().map(|o| o.value).sum::<f64>() / c.summary.x();
                 assert!((repeat_mean - c.summary.m()).abs() < 1e-9 * repeat_mean);
             }
         }
@@ -230,8 +255,14 @@ mod tests {
     #[test]
     fn recording_occasions_does_not_change_the_customers() {
         let recorded = simulate(&config());
-        let plain = simulate(&SimulationConfig { record_occasions: false, ..config() });
-        assert!(recorded.iter().zip(&plain).all(|(a, b)| a.summary == b.summary && b.occasions.is_empty()));
+        let plain = simulate(&SimulationConfig {
+            record_occasions: false,
+            ..config()
+        });
+        assert!(recorded
+            .iter()
+            .zip(&plain)
+            .all(|(a, b)| a.summary == b.summary && b.occasions.is_empty()));
     }
 
     #[test]
@@ -252,8 +283,14 @@ mod tests {
     #[test]
     fn mean_spend_matches_the_gamma_gamma_mean() {
         // E[m] over occasions = p·γ/(q−1) = 6·15/3 = 30.
-        let customers = simulate(&SimulationConfig { customers: 20_000, ..config() });
-        let (sum, n) = customers.iter().filter(|c| c.summary.x() > 0.0).fold((0.0, 0.0), |(s, n), c| (s + c.summary.m(), n + 1.0));
+        let customers = simulate(&SimulationConfig {
+            customers: 20_000,
+            ..config()
+        });
+        let (sum, n) = customers
+            .iter()
+            .filter(|c| c.summary.x() > 0.0)
+            .fold((0.0, 0.0), |(s, n), c| (s + c.summary.m(), n + 1.0));
         assert!((sum / n - 30.0).abs() < 1.0, "{}", sum / n);
     }
 }

@@ -30,7 +30,8 @@ impl Hasher for FoldHasher {
         }
     }
     fn write_u64(&mut self, word: u64) {
-        let product = u128::from(self.0 ^ word ^ 0x243f_6a88_85a3_08d3) * 0x9e37_79b9_7f4a_7c15_u128;
+        let product =
+            u128::from(self.0 ^ word ^ 0x243f_6a88_85a3_08d3) * 0x9e37_79b9_7f4a_7c15_u128;
         self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
     fn write_usize(&mut self, word: usize) {
@@ -67,7 +68,13 @@ impl CustomerSummary {
     /// - `t`: days from the first occasion to the end of observation (T).
     /// - `m`: mean value of the repeat occasions (0 when x = 0).
     pub fn new(x: f64, t_x: f64, t: f64, m: f64) -> Result<Self, ModelError> {
-        let invalid = |reason| ModelError::InvalidSummary { x, t_x, t, m, reason };
+        let invalid = |reason| ModelError::InvalidSummary {
+            x,
+            t_x,
+            t,
+            m,
+            reason,
+        };
         if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0) {
             return Err(invalid("x must be a non-negative whole number"));
         }
@@ -85,7 +92,12 @@ impl CustomerSummary {
         }
         // + 0.0 turns −0.0 into 0.0, so equal values have equal bit patterns
         // (grouping compares and sorts bit patterns).
-        Ok(Self { x: x + 0.0, t_x: t_x + 0.0, t: t + 0.0, m: m + 0.0 })
+        Ok(Self {
+            x: x + 0.0,
+            t_x: t_x + 0.0,
+            t: t + 0.0,
+            m: m + 0.0,
+        })
     }
 
     /// Repeat purchase occasions, x.
@@ -140,7 +152,8 @@ const PACKED_LIMIT: f64 = (1u64 << 21) as f64;
 /// (calendar-day summaries, as the service computes them).
 fn packed_day_key(s: &CustomerSummary) -> Option<u64> {
     let fits = |v: f64| v.fract() == 0.0 && v < PACKED_LIMIT;
-    (fits(s.x) && fits(s.t_x) && fits(s.t)).then_some(((s.x as u64) << 42) | ((s.t_x as u64) << 21) | s.t as u64)
+    (fits(s.x) && fits(s.t_x) && fits(s.t))
+        .then_some(((s.x as u64) << 42) | ((s.t_x as u64) << 21) | s.t as u64)
 }
 
 /// Counts runs of equal keys in a sorted slice.
@@ -165,7 +178,12 @@ pub fn group_purchases(summaries: &[CustomerSummary]) -> Vec<PurchaseGroup> {
         let mask = (1u64 << 21) - 1;
         return runs(&keys)
             .into_iter()
-            .map(|(k, count)| PurchaseGroup { x: (k >> 42) as f64, t_x: ((k >> 21) & mask) as f64, t: (k & mask) as f64, count })
+            .map(|(k, count)| PurchaseGroup {
+                x: (k >> 42) as f64,
+                t_x: ((k >> 21) & mask) as f64,
+                t: (k & mask) as f64,
+                count,
+            })
             .collect();
     }
     group_purchases_by_hash(summaries)
@@ -177,7 +195,12 @@ fn group_purchases_by_hash(summaries: &[CustomerSummary]) -> Vec<PurchaseGroup> 
     for s in summaries {
         let key = [s.x.to_bits(), s.t_x.to_bits(), s.t.to_bits()];
         let slot = *index.entry(key).or_insert_with(|| {
-            groups.push(PurchaseGroup { x: s.x, t_x: s.t_x, t: s.t, count: 0 });
+            groups.push(PurchaseGroup {
+                x: s.x,
+                t_x: s.t_x,
+                t: s.t,
+                count: 0,
+            });
             groups.len() - 1
         });
         groups[slot].count += 1;
@@ -197,7 +220,11 @@ pub fn group_spend(summaries: &[CustomerSummary]) -> Vec<SpendGroup> {
     keys.par_sort_unstable();
     runs(&keys)
         .into_iter()
-        .map(|(k, count)| SpendGroup { x: f64::from_bits((k >> 64) as u64), m: f64::from_bits(k as u64), count })
+        .map(|(k, count)| SpendGroup {
+            x: f64::from_bits((k >> 64) as u64),
+            m: f64::from_bits(k as u64),
+            count,
+        })
         .collect()
 }
 
@@ -214,7 +241,10 @@ mod tests {
     #[test]
     fn rejects_recency_after_age() {
         let err = CustomerSummary::new(2.0, 5.0, 4.0, 1.0).unwrap_err();
-        assert!(err.to_string().contains("t_x must satisfy 0 <= t_x <= T"), "{err}");
+        assert!(
+            err.to_string().contains("t_x must satisfy 0 <= t_x <= T"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -238,23 +268,67 @@ mod tests {
     fn grouping_counts_identical_histories() {
         let s = |x, tx, t| CustomerSummary::new(x, tx, t, 1.0).unwrap();
         let groups = group_purchases(&[s(0.0, 0.0, 5.0), s(1.0, 2.0, 5.0), s(0.0, 0.0, 5.0)]);
-        assert_eq!(groups, vec![PurchaseGroup { x: 0.0, t_x: 0.0, t: 5.0, count: 2 }, PurchaseGroup { x: 1.0, t_x: 2.0, t: 5.0, count: 1 }]);
+        assert_eq!(
+            groups,
+            vec![
+                PurchaseGroup {
+                    x: 0.0,
+                    t_x: 0.0,
+                    t: 5.0,
+                    count: 2
+                },
+                PurchaseGroup {
+                    x: 1.0,
+                    t_x: 2.0,
+                    t: 5.0,
+                    count: 1
+                }
+            ]
+        );
     }
 
     #[test]
     fn fractional_days_group_like_whole_days() {
         let s = |x, tx, t| CustomerSummary::new(x, tx, t, 1.0).unwrap();
-        let customers = [s(1.0, 2.5, 5.25), s(0.0, 0.0, 5.0), s(1.0, 2.5, 5.25), s(3.0, 4.0, 5.0)];
+        let customers = [
+            s(1.0, 2.5, 5.25),
+            s(0.0, 0.0, 5.0),
+            s(1.0, 2.5, 5.25),
+            s(3.0, 4.0, 5.0),
+        ];
         let mut groups = group_purchases(&customers);
         groups.sort_by(|a, b| a.x.total_cmp(&b.x));
-        assert_eq!(groups.iter().map(|g| g.count).collect::<Vec<_>>(), vec![1, 2, 1]);
+        assert_eq!(
+            groups.iter().map(|g| g.count).collect::<Vec<_>>(),
+            vec![1, 2, 1]
+        );
         assert_eq!((groups[1].t_x, groups[1].t), (2.5, 5.25));
     }
 
     #[test]
     fn spend_grouping_keeps_repeat_buyers_with_positive_value() {
         let s = |x, m| CustomerSummary::new(x, 0.0_f64.min(x), 10.0, m).unwrap();
-        let groups = group_spend(&[s(0.0, 0.0), s(2.0, 10.5), s(1.0, 0.0), s(2.0, 10.5), s(1.0, 3.0)]);
-        assert_eq!(groups, vec![SpendGroup { x: 1.0, m: 3.0, count: 1 }, SpendGroup { x: 2.0, m: 10.5, count: 2 }]);
+        let groups = group_spend(&[
+            s(0.0, 0.0),
+            s(2.0, 10.5),
+            s(1.0, 0.0),
+            s(2.0, 10.5),
+            s(1.0, 3.0),
+        ]);
+        assert_eq!(
+            groups,
+            vec![
+                SpendGroup {
+                    x: 1.0,
+                    m: 3.0,
+                    count: 1
+                },
+                SpendGroup {
+                    x: 2.0,
+                    m: 10.5,
+                    count: 2
+                }
+            ]
+        );
     }
 }

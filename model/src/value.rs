@@ -10,7 +10,6 @@
 //! freq='D', discount_rate=(1+d)^(1/12) − 1)`, whose monthly discount factor
 //! (1+d_m)^k is the same number. Knows nothing of money types or storage.
 
-
 use rayon::prelude::*;
 
 use crate::bgnbd::BgNbdParams;
@@ -34,7 +33,11 @@ pub struct ScoreOptions {
 
 impl Default for ScoreOptions {
     fn default() -> Self {
-        Self { horizon_months: 12, annual_discount_rate: 0.10, no_purchase_window_days: 90.0 }
+        Self {
+            horizon_months: 12,
+            annual_discount_rate: 0.10,
+            no_purchase_window_days: 90.0,
+        }
     }
 }
 
@@ -65,12 +68,18 @@ pub struct ClvModel {
 /// E[Y(30k) | alive] for k = 1..H: the bracket of FHL eq. 10, which
 /// depends on (x, T) only; E[Y(30k)] is it times P(alive).
 fn purchases_if_alive(purchases: &BgNbdParams, x: f64, t: f64, horizon_months: u32) -> Vec<f64> {
-    (1..=horizon_months).map(|k| purchases.purchase_bracket(x, t, DAYS_PER_MODEL_MONTH * k as f64)).collect()
+    (1..=horizon_months)
+        .map(|k| purchases.purchase_bracket(x, t, DAYS_PER_MODEL_MONTH * k as f64))
+        .collect()
 }
 
 /// From cumulative E[Y(30k) | alive], k = 1..H, and P(alive):
 /// (Σ_k (E[Y(30k)] − E[Y(30(k−1))]) / (1+d)^(k/12), E[Y(30H)]).
-fn discount(cumulative_if_alive: &[f64], probability_alive: f64, annual_discount_rate: f64) -> (f64, f64) {
+fn discount(
+    cumulative_if_alive: &[f64],
+    probability_alive: f64,
+    annual_discount_rate: f64,
+) -> (f64, f64) {
     let ln_growth = annual_discount_rate.ln_1p() / 12.0;
     let mut previous = 0.0;
     let mut discounted = 0.0;
@@ -82,20 +91,54 @@ fn discount(cumulative_if_alive: &[f64], probability_alive: f64, annual_discount
 }
 
 /// Discounted and plain expected purchases over the horizon for one history.
-fn purchases_over_horizon(purchases: &BgNbdParams, x: f64, t_x: f64, t: f64, horizon_months: u32, annual_discount_rate: f64) -> (f64, f64) {
+fn purchases_over_horizon(
+    purchases: &BgNbdParams,
+    x: f64,
+    t_x: f64,
+    t: f64,
+    horizon_months: u32,
+    annual_discount_rate: f64,
+) -> (f64, f64) {
     let brackets = purchases_if_alive(purchases, x, t, horizon_months);
-    discount(&brackets, purchases.probability_alive_at(x, t_x, t), annual_discount_rate)
+    discount(
+        &brackets,
+        purchases.probability_alive_at(x, t_x, t),
+        annual_discount_rate,
+    )
 }
 
 /// Discounted expected repeat purchases over `horizon_months` model months.
-pub fn discounted_expected_purchases(purchases: &BgNbdParams, customer: &CustomerSummary, horizon_months: u32, annual_discount_rate: f64) -> f64 {
-    purchases_over_horizon(purchases, customer.x(), customer.t_x(), customer.t(), horizon_months, annual_discount_rate).0
+pub fn discounted_expected_purchases(
+    purchases: &BgNbdParams,
+    customer: &CustomerSummary,
+    horizon_months: u32,
+    annual_discount_rate: f64,
+) -> f64 {
+    purchases_over_horizon(
+        purchases,
+        customer.x(),
+        customer.t_x(),
+        customer.t(),
+        horizon_months,
+        annual_discount_rate,
+    )
+    .0
 }
 
 /// Discounted expected revenue over `horizon_months` model months (see module docs).
-pub fn customer_value(model: &ClvModel, customer: &CustomerSummary, horizon_months: u32, annual_discount_rate: f64) -> Result<f64, ModelError> {
+pub fn customer_value(
+    model: &ClvModel,
+    customer: &CustomerSummary,
+    horizon_months: u32,
+    annual_discount_rate: f64,
+) -> Result<f64, ModelError> {
     let spend = model.spend.expected_spend(customer)?;
-    let purchases = discounted_expected_purchases(&model.purchases, customer, horizon_months, annual_discount_rate);
+    let purchases = discounted_expected_purchases(
+        &model.purchases,
+        customer,
+        horizon_months,
+        annual_discount_rate,
+    );
     finite(purchases * spend, "customer value")
 }
 
@@ -117,24 +160,47 @@ struct PurchaseScores {
 }
 
 impl ClvModel {
-    fn purchase_scores(&self, customer: &CustomerSummary, options: &ScoreOptions) -> Result<PurchaseScores, ModelError> {
-        let brackets = purchases_if_alive(&self.purchases, customer.x(), customer.t(), options.horizon_months);
+    fn purchase_scores(
+        &self,
+        customer: &CustomerSummary,
+        options: &ScoreOptions,
+    ) -> Result<PurchaseScores, ModelError> {
+        let brackets = purchases_if_alive(
+            &self.purchases,
+            customer.x(),
+            customer.t(),
+            options.horizon_months,
+        );
         self.purchase_scores_with(customer, &brackets, options)
     }
 
     /// The purchase scores given E[Y(30k) | alive] for k = 1..H.
-    fn purchase_scores_with(&self, customer: &CustomerSummary, brackets: &[f64], options: &ScoreOptions) -> Result<PurchaseScores, ModelError> {
+    fn purchase_scores_with(
+        &self,
+        customer: &CustomerSummary,
+        brackets: &[f64],
+        options: &ScoreOptions,
+    ) -> Result<PurchaseScores, ModelError> {
         let probability_alive = self.purchases.probability_alive(customer);
-        let (discounted, expected) = discount(brackets, probability_alive, options.annual_discount_rate);
+        let (discounted, expected) =
+            discount(brackets, probability_alive, options.annual_discount_rate);
         Ok(PurchaseScores {
             probability_alive,
-            probability_no_purchase: finite(self.purchases.probability_no_purchase(customer, options.no_purchase_window_days), "P(no purchase)")?,
+            probability_no_purchase: finite(
+                self.purchases
+                    .probability_no_purchase(customer, options.no_purchase_window_days),
+                "P(no purchase)",
+            )?,
             expected_purchases: finite(expected, "expected purchases")?,
             discounted_purchases: finite(discounted, "discounted expected purchases")?,
         })
     }
 
-    fn combine(&self, customer: &CustomerSummary, p: PurchaseScores) -> Result<CustomerScore, ModelError> {
+    fn combine(
+        &self,
+        customer: &CustomerSummary,
+        p: PurchaseScores,
+    ) -> Result<CustomerScore, ModelError> {
         let expected_spend = self.spend.expected_spend(customer)?;
         Ok(CustomerScore {
             probability_alive: p.probability_alive,
@@ -146,7 +212,11 @@ impl ClvModel {
     }
 
     /// Every prediction for one customer.
-    pub fn score(&self, customer: &CustomerSummary, options: &ScoreOptions) -> Result<CustomerScore, ModelError> {
+    pub fn score(
+        &self,
+        customer: &CustomerSummary,
+        options: &ScoreOptions,
+    ) -> Result<CustomerScore, ModelError> {
         let purchase = self.purchase_scores(customer, options)?;
         self.combine(customer, purchase)
     }
@@ -154,16 +224,22 @@ impl ClvModel {
     /// Scores all customers in parallel (rayon). Each distinct (x, t_x, T)
     /// is scored once, and the expensive part, E[Y(30k) | alive] (a
     /// hypergeometric series per month), once per distinct (x, T).
-    pub fn score_all(&self, customers: &[CustomerSummary], options: &ScoreOptions) -> Result<Vec<CustomerScore>, ModelError> {
+    pub fn score_all(
+        &self,
+        customers: &[CustomerSummary],
+        options: &ScoreOptions,
+    ) -> Result<Vec<CustomerScore>, ModelError> {
         let mut index: FastHashMap<[u64; 3], usize> = fast_map(customers.len() / 4 + 16);
         let mut distinct: Vec<CustomerSummary> = Vec::new();
         let slots: Vec<usize> = customers
             .iter()
             .map(|c| {
-                *index.entry([c.x().to_bits(), c.t_x().to_bits(), c.t().to_bits()]).or_insert_with(|| {
-                    distinct.push(*c);
-                    distinct.len() - 1
-                })
+                *index
+                    .entry([c.x().to_bits(), c.t_x().to_bits(), c.t().to_bits()])
+                    .or_insert_with(|| {
+                        distinct.push(*c);
+                        distinct.len() - 1
+                    })
             })
             .collect();
         let mut pair_index: FastHashMap<[u64; 2], usize> = fast_map(distinct.len() / 4 + 16);
@@ -171,18 +247,27 @@ impl ClvModel {
         let pair_slots: Vec<usize> = distinct
             .iter()
             .map(|c| {
-                *pair_index.entry([c.x().to_bits(), c.t().to_bits()]).or_insert_with(|| {
-                    pairs.push((c.x(), c.t()));
-                    pairs.len() - 1
-                })
+                *pair_index
+                    .entry([c.x().to_bits(), c.t().to_bits()])
+                    .or_insert_with(|| {
+                        pairs.push((c.x(), c.t()));
+                        pairs.len() - 1
+                    })
             })
             .collect();
-        let brackets: Vec<Vec<f64>> = pairs.par_iter().map(|&(x, t)| purchases_if_alive(&self.purchases, x, t, options.horizon_months)).collect();
+        let brackets: Vec<Vec<f64>> = pairs
+            .par_iter()
+            .map(|&(x, t)| purchases_if_alive(&self.purchases, x, t, options.horizon_months))
+            .collect();
         let per_history: Vec<PurchaseScores> = distinct
             .par_iter()
             .zip(pair_slots.par_iter())
             .map(|(c, &pair)| self.purchase_scores_with(c, &brackets[pair], options))
             .collect::<Result<_, ModelError>>()?;
-        customers.par_iter().zip(slots.par_iter()).map(|(c, &slot)| self.combine(c, per_history[slot])).collect()
+        customers
+            .par_iter()
+            .zip(slots.par_iter())
+            .map(|(c, &slot)| self.combine(c, per_history[slot]))
+            .collect()
     }
 }

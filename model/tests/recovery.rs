@@ -5,8 +5,9 @@
 //! Sizes are chosen so that the debug-mode test suite stays quick.
 
 use clv_model::{
-    evaluate_holdout, fit_bgnbd, fit_gamma_gamma, simulate, Acquisition, BgNbdFitInput, BgNbdParams, CustomerSummary, FitOptions,
-    GammaGammaFitInput, GammaGammaParams, SimulationConfig, TimeResolution,
+    evaluate_holdout, fit_bgnbd, fit_gamma_gamma, simulate, Acquisition, BgNbdFitInput,
+    BgNbdParams, CustomerSummary, FitOptions, GammaGammaFitInput, GammaGammaParams,
+    SimulationConfig, TimeResolution,
 };
 
 /// Estimates must be within this many standard errors of the truth.
@@ -29,7 +30,11 @@ fn simulated(purchases: BgNbdParams, customers: usize, seed: u64) -> Vec<Custome
 
 fn assert_recovers(truth: BgNbdParams, customers: usize, seed: u64) {
     let summaries = simulated(truth, customers, seed);
-    let fit = fit_bgnbd(&BgNbdFitInput::from_summaries(&summaries), &FitOptions::default()).expect("fit");
+    let fit = fit_bgnbd(
+        &BgNbdFitInput::from_summaries(&summaries),
+        &FitOptions::default(),
+    )
+    .expect("fit");
     let se = fit.standard_errors.expect("standard errors");
     let p = fit.params;
     for (name, estimate, se, true_value) in [
@@ -39,14 +44,24 @@ fn assert_recovers(truth: BgNbdParams, customers: usize, seed: u64) {
         ("b", p.b(), se.b, truth.b()),
     ] {
         let z = (estimate - true_value) / se;
-        assert!(z.abs() < STANDARD_ERRORS, "{name}: estimate {estimate} ± {se}, truth {true_value} (z = {z:.2})");
-        assert!(se > 0.0 && se < true_value, "{name}: implausible standard error {se}");
+        assert!(
+            z.abs() < STANDARD_ERRORS,
+            "{name}: estimate {estimate} ± {se}, truth {true_value} (z = {z:.2})"
+        );
+        assert!(
+            se > 0.0 && se < true_value,
+            "{name}: implausible standard error {se}"
+        );
     }
 }
 
 #[test]
 fn recovers_cdnow_like_parameters_with_a_below_one() {
-    assert_recovers(BgNbdParams::from_weeks(0.243, 4.414, 0.793, 2.426).unwrap(), 30_000, 1);
+    assert_recovers(
+        BgNbdParams::from_weeks(0.243, 4.414, 0.793, 2.426).unwrap(),
+        30_000,
+        1,
+    );
 }
 
 #[test]
@@ -62,14 +77,29 @@ fn recovers_fast_dropout_with_small_a() {
 #[test]
 fn recovers_gamma_gamma_parameters() {
     let summaries = simulated(BgNbdParams::new(1.5, 20.0, 0.7, 3.0).unwrap(), 20_000, 4);
-    let fit = fit_gamma_gamma(&GammaGammaFitInput::from_summaries(&summaries), &FitOptions::default()).expect("fit");
+    let fit = fit_gamma_gamma(
+        &GammaGammaFitInput::from_summaries(&summaries),
+        &FitOptions::default(),
+    )
+    .expect("fit");
     let se = fit.standard_errors.expect("standard errors");
-    for (name, estimate, se, truth) in [("p", fit.params.p(), se.p, 6.0), ("q", fit.params.q(), se.q, 4.0), ("gamma", fit.params.gamma(), se.gamma, 15.0)] {
+    for (name, estimate, se, truth) in [
+        ("p", fit.params.p(), se.p, 6.0),
+        ("q", fit.params.q(), se.q, 4.0),
+        ("gamma", fit.params.gamma(), se.gamma, 15.0),
+    ] {
         let z = (estimate - truth) / se;
-        assert!(z.abs() < STANDARD_ERRORS, "{name}: estimate {estimate} ± {se}, truth {truth} (z = {z:.2})");
+        assert!(
+            z.abs() < STANDARD_ERRORS,
+            "{name}: estimate {estimate} ± {se}, truth {truth} (z = {z:.2})"
+        );
     }
     // Spend is simulated independently of frequency.
-    assert!(fit.frequency_spend_correlation.abs() < 0.05, "{}", fit.frequency_spend_correlation);
+    assert!(
+        fit.frequency_spend_correlation.abs() < 0.05,
+        "{}",
+        fit.frequency_spend_correlation
+    );
 }
 
 #[test]
@@ -88,13 +118,23 @@ fn holdout_purchases_match_the_conditional_expectation() {
         seed: 5,
         record_occasions: false,
     };
-    let customers: Vec<(CustomerSummary, u64)> = simulate(&config).into_iter().map(|c| (c.summary, c.holdout_purchases)).collect();
+    let customers: Vec<(CustomerSummary, u64)> = simulate(&config)
+        .into_iter()
+        .map(|c| (c.summary, c.holdout_purchases))
+        .collect();
     let eval = evaluate_holdout(&truth, &customers, 180.0, 7);
     let (actual, predicted) = (eval.actual_total, eval.predicted_total);
     // Poisson-like noise on ~10⁴ purchases, plus heterogeneity: a few percent.
-    assert!(((predicted - actual) / actual).abs() < 0.05, "predicted {predicted} vs actual {actual}");
+    assert!(
+        ((predicted - actual) / actual).abs() < 0.05,
+        "predicted {predicted} vs actual {actual}"
+    );
     // The Figure 4 table: by calibration repeat purchases, where customers are plentiful.
-    assert!(eval.buckets.iter().filter(|b| b.customers >= 1_000).count() >= 3, "{:?}", eval.buckets);
+    assert!(
+        eval.buckets.iter().filter(|b| b.customers >= 1_000).count() >= 3,
+        "{:?}",
+        eval.buckets
+    );
     for bucket in eval.buckets.iter().filter(|b| b.customers >= 1_000) {
         let gap = (bucket.predicted_mean - bucket.actual_mean).abs();
         assert!(gap < 0.1 * bucket.actual_mean.max(0.5), "{bucket:?}");
@@ -104,16 +144,37 @@ fn holdout_purchases_match_the_conditional_expectation() {
 #[test]
 fn warm_start_reaches_the_same_optimum_as_a_cold_start() {
     let summaries = simulated(BgNbdParams::new(0.8, 30.0, 0.6, 2.0).unwrap(), 20_000, 6);
-    let warm = FitOptions { warm_start_above_groups: 5_000, ..FitOptions::default() };
-    let cold = FitOptions { warm_start_above_groups: usize::MAX, ..FitOptions::default() };
+    let warm = FitOptions {
+        warm_start_above_groups: 5_000,
+        ..FitOptions::default()
+    };
+    let cold = FitOptions {
+        warm_start_above_groups: usize::MAX,
+        ..FitOptions::default()
+    };
     let purchases = BgNbdFitInput::from_summaries(&summaries);
-    let (w, c) = (fit_bgnbd(&purchases, &warm).unwrap(), fit_bgnbd(&purchases, &cold).unwrap());
-    for (a, b) in [(w.params.r(), c.params.r()), (w.params.alpha(), c.params.alpha()), (w.params.a(), c.params.a()), (w.params.b(), c.params.b())] {
+    let (w, c) = (
+        fit_bgnbd(&purchases, &warm).unwrap(),
+        fit_bgnbd(&purchases, &cold).unwrap(),
+    );
+    for (a, b) in [
+        (w.params.r(), c.params.r()),
+        (w.params.alpha(), c.params.alpha()),
+        (w.params.a(), c.params.a()),
+        (w.params.b(), c.params.b()),
+    ] {
         assert!(((a - b) / b).abs() < 1e-8, "{a} vs {b}");
     }
     let spend = GammaGammaFitInput::from_summaries(&summaries);
-    let (w, c) = (fit_gamma_gamma(&spend, &warm).unwrap(), fit_gamma_gamma(&spend, &cold).unwrap());
-    for (a, b) in [(w.params.p(), c.params.p()), (w.params.q(), c.params.q()), (w.params.gamma(), c.params.gamma())] {
+    let (w, c) = (
+        fit_gamma_gamma(&spend, &warm).unwrap(),
+        fit_gamma_gamma(&spend, &cold).unwrap(),
+    );
+    for (a, b) in [
+        (w.params.p(), c.params.p()),
+        (w.params.q(), c.params.q()),
+        (w.params.gamma(), c.params.gamma()),
+    ] {
         assert!(((a - b) / b).abs() < 1e-8, "{a} vs {b}");
     }
 }
