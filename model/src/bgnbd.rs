@@ -230,6 +230,9 @@ impl BgNbdParams {
     }
 
     /// P(X(t) = n) for a new customer: n repeat purchases in (0, t] (FHL eq. 8).
+    ///
+    /// The second term's 1 − Σ_{j<n} NB(j) is summed as the tail
+    /// Σ_{j≥n} NB(j) of the negative binomial, so large n does not cancel.
     pub fn probability_of_purchases(&self, n: u32, horizon_days: f64) -> f64 {
         let Self { r, alpha, a, b } = *self;
         let t = horizon_days;
@@ -249,8 +252,13 @@ impl BgNbdParams {
         if n == 0 {
             return first;
         }
-        let below: f64 = (0..n).map(|j| ln_nb(j as f64).exp()).sum();
-        first + (ln_beta(a + 1.0, b + nf - 1.0) - ln_beta(a, b)).exp() * (1.0 - below).max(0.0)
+        let p = t / (alpha + t);
+        let tail = sum_ratio_series(ln_nb(nf).exp(), p, |k| {
+            let j = nf + k as f64;
+            (r + j) / (j + 1.0) * p
+        })
+        .map_or(f64::NAN, |s| s.to_f64());
+        first + (ln_beta(a + 1.0, b + nf - 1.0) - ln_beta(a, b)).exp() * tail
     }
 }
 
@@ -794,6 +802,19 @@ mod tests {
         let p = params();
         let total: f64 = (0..400).map(|n| p.probability_of_purchases(n, 365.0)).sum();
         assert!((total - 1.0).abs() < 1e-9, "{total}");
+    }
+
+    #[test]
+    fn purchase_probabilities_far_in_the_tail_stay_positive() {
+        let p = params();
+        let (far, farther) = (
+            p.probability_of_purchases(150, 365.0),
+            p.probability_of_purchases(300, 365.0),
+        );
+        assert!(
+            far > 0.0 && farther > 0.0 && farther < far,
+            "{far} {farther}"
+        );
     }
 
     #[test]
