@@ -81,7 +81,9 @@ pub struct FitReport {
     pub customers: u64,
     /// Distinct groups the likelihood was evaluated over.
     pub groups: usize,
-    /// Wall time of the fit, including preparing the groups.
+    /// Wall time of the fit: compiling the groups into the likelihood's
+    /// tables, warm start, optimisation and standard errors (grouping the
+    /// customers, done by the input constructors, is not included).
     pub duration: Duration,
 }
 
