@@ -178,3 +178,55 @@ fn warm_start_reaches_the_same_optimum_as_a_cold_start() {
         assert!(((a - b) / b).abs() < 1e-8, "{a} vs {b}");
     }
 }
+
+#[test]
+fn fits_converge_across_the_parameter_space() {
+    // Random parameter sets over the ranges seen in practice (α from 1 to
+    // 300 days, a and b from 0.1 to 15), 5,000 whole-day customers each.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    for seed in 0..12 {
+        let truth = BgNbdParams::new(
+            10f64.powf(rng.random_range(-1.0..0.7)),
+            10f64.powf(rng.random_range(0.0..2.5)),
+            10f64.powf(rng.random_range(-1.0..0.8)),
+            10f64.powf(rng.random_range(-0.5..1.2)),
+        )
+        .unwrap();
+        let spend = GammaGammaParams::new(
+            rng.random_range(1.0..10.0),
+            rng.random_range(1.5..10.0),
+            rng.random_range(1.0..100.0),
+        )
+        .unwrap();
+        let config = SimulationConfig {
+            purchases: truth,
+            spend: Some(spend),
+            customers: 5_000,
+            calibration_days: 730.0,
+            holdout_days: 0.0,
+            acquisition: Acquisition::Uniform { window_days: 365.0 },
+            resolution: TimeResolution::WholeDays,
+            seed,
+            record_occasions: false,
+        };
+        let summaries: Vec<CustomerSummary> =
+            simulate(&config).into_iter().map(|c| c.summary).collect();
+        let bg = fit_bgnbd(
+            &BgNbdFitInput::from_summaries(&summaries),
+            &FitOptions::default(),
+        );
+        assert!(
+            bg.as_ref().is_ok_and(|f| f.report.converged),
+            "{truth:?}: {bg:?}"
+        );
+        let gg = fit_gamma_gamma(
+            &GammaGammaFitInput::from_summaries(&summaries),
+            &FitOptions::default(),
+        );
+        assert!(
+            gg.as_ref().is_ok_and(|f| f.report.converged),
+            "{spend:?}: {gg:?}"
+        );
+    }
+}
