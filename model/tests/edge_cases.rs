@@ -369,3 +369,28 @@ fn the_fit_report_counts_customers_and_groups() {
     assert!(fit.report.converged && fit.report.gradient_norm < 1e-6 && fit.report.iterations > 0);
     assert!(fit.report.log_likelihood < 0.0 && fit.report.duration.as_nanos() > 0);
 }
+
+#[test]
+fn a_penalty_keeps_an_unidentified_fit_finite() {
+    let mut rows: Vec<(f64, f64, f64, u64)> =
+        (1..40).map(|t| (0.0, 0.0, t as f64 * 5.0, 10)).collect();
+    rows.extend((1..40).map(|t| ((t % 7 + 1) as f64, t as f64 * 5.0, t as f64 * 5.0, 3)));
+    rows.extend((1..40).map(|t| ((t % 5 + 1) as f64, t as f64 * 2.0, t as f64 * 5.0, 2)));
+    let input = BgNbdFitInput::from_groups(rows).unwrap();
+    let fit = fit_bgnbd(
+        &input,
+        &FitOptions {
+            l2_penalty: 0.01,
+            ..FitOptions::default()
+        },
+    )
+    .expect("penalised fit");
+    let p = fit.params;
+    assert!(
+        fit.report.converged
+            && [p.r(), p.alpha(), p.a(), p.b()]
+                .iter()
+                .all(|v| v.is_finite() && *v < 1e6),
+        "{p:?}"
+    );
+}
