@@ -339,10 +339,15 @@ pub struct BgNbdFit {
 /// One likelihood row with x > 0, indices into the per-value tables.
 #[derive(Debug, Clone, Copy)]
 struct Row {
+    /// Repeat occasions (r + x appears in every term).
     x: f64,
+    /// Index into the per-x tables (A1 + A2, ln(b+x−1)).
     x_index: u32,
+    /// Index into the ln(α+t_x) tables.
     t_x_index: u32,
+    /// Index into the ln(α+T) tables.
     t_index: u32,
+    /// Customers in the group.
     weight: f64,
 }
 
@@ -366,7 +371,9 @@ const PARALLEL_CHUNK: usize = 16_384;
 
 /// Distinct values in first-seen order, and the index of a value.
 struct Distinct {
+    /// The values, in first-seen order.
     values: Vec<f64>,
+    /// Bit pattern → position in `values`.
     index: FastHashMap<u64, u32>,
 }
 

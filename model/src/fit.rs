@@ -99,24 +99,34 @@ pub(crate) trait MeanNegLogLikelihood: Sync {
 /// Where the optimiser stopped.
 #[derive(Debug, Clone)]
 pub(crate) struct Optimum {
+    /// Log-parameters at the end (rescaled problem).
     pub theta: Vec<f64>,
     /// Hessian of the mean negative log-likelihood (no penalty) near θ
     /// (at the point the Newton polish started from).
     pub hessian: Option<Vec<Vec<f64>>>,
+    /// L-BFGS iterations over all restarts.
     pub iterations: u64,
+    /// ‖∇‖ of the penalised mean objective at θ.
     pub gradient_norm: f64,
+    /// `gradient_norm` < the convergence threshold.
     pub converged: bool,
+    /// Why the solver stopped last (argmin's words).
     pub reason: String,
 }
 
+/// (θ, cost, gradient).
 type Evaluation = (Vec<f64>, f64, Vec<f64>);
 
 /// argmin adapter: adds the penalty and remembers the last and the best
 /// evaluation (More-Thuente asks for cost and gradient at the same point).
 struct Problem<'a, O> {
+    /// The model's mean negative log-likelihood.
     objective: &'a O,
+    /// λ of the L2 penalty on θ.
     penalty: f64,
+    /// The last evaluation, so cost and gradient at one point cost one pass.
     last: Mutex<Option<Evaluation>>,
+    /// The lowest-cost evaluation, returned even if the solver errs.
     best: Mutex<Option<Evaluation>>,
 }
 
