@@ -8,7 +8,7 @@
 //! (since d param / d θ = param).
 //!
 //! Knows nothing of BG/NBD or Gamma-Gamma: a model supplies a
-//! [`MeanNegLogLikelihood`].
+//! `MeanNegLogLikelihood`.
 
 use std::sync::Mutex;
 use std::time::Duration;

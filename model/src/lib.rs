@@ -18,7 +18,7 @@
 //! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors.
 //! - [`error`]: [`ModelError`], messages fit to show to users.
 //! - [`evaluate`]: calibration/holdout comparison, [`evaluate_holdout`].
-//! - [`simulate`]: a seeded simulator of the models' story.
+//! - [`mod@simulate`]: a seeded simulator of the models' story.
 //!
 //! # Example
 //! ```

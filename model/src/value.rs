@@ -3,7 +3,9 @@
 //! discounted (MODELS.md "Customer value over a horizon"; Fader, Hardie &
 //! Lee 2005, JMR 42(4), section "CLV").
 //!
-//!   value = Σ_{k=1..H} (E[Y(30k)] − E[Y(30(k−1))]) · E[spend] / (1+d)^(k/12)
+//! ```text
+//! value = Σ_{k=1..H} (E[Y(30k)] − E[Y(30(k−1))]) · E[spend] / (1+d)^(k/12)
+//! ```
 //!
 //! with H model months of 30 days and annual discount rate d. This equals
 //! the reference implementation's `customer_lifetime_value(..., time=H,
