@@ -69,6 +69,18 @@ impl Application {
                 acquire_timeout: settings.db_acquire_timeout(),
             },
         );
+        // Migrations run here when the database is up; a database that is
+        // down is waited for in the background (NOT_SERVING meanwhile), but
+        // a schema that cannot be migrated stops start-up with the reason.
+        match storage.migrate().await {
+            Ok(()) => tracing::info!("database migrations applied"),
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unreachable at start-up; serving NOT_SERVING until it is")
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context("cannot migrate the database schema"))
+            }
+        }
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
@@ -191,7 +203,7 @@ async fn watch_database(
     interval: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut migrated = false;
+    let mut migrated = storage.migrate().await.is_ok();
     let mut serving = None;
     loop {
         if !migrated {
@@ -200,7 +212,12 @@ async fn watch_database(
                     migrated = true;
                     tracing::info!("database migrations applied");
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot apply migrations yet; will retry"),
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(error = %e, "cannot apply migrations yet; will retry")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot migrate the database schema; will retry")
+                }
             }
         }
         let healthy = migrated && storage.ping().await.is_ok();

@@ -15,6 +15,22 @@ pub enum StorageError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// Whether the error means the database cannot be reached right now.
+fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => true,
+        // Class 08 (connection exception), 57P01-57P03 (admin shutdown,
+        // crash shutdown, cannot connect now).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 impl StorageError {
     /// Deadlocks and serialization failures: the transaction was rolled
     /// back and may simply be run again.
@@ -22,25 +38,27 @@ impl StorageError {
         matches!(self, StorageError::Database(sqlx::Error::Database(e))
             if matches!(e.code().as_deref(), Some("40P01") | Some("40001")))
     }
+
+    /// True when retrying later may succeed because the database is down
+    /// or restarting, rather than something being wrong with it.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StorageError::Unavailable(_) => true,
+            StorageError::Migrate(
+                sqlx::migrate::MigrateError::Execute(e)
+                | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+            ) => unreachable(e),
+            _ => false,
+        }
+    }
 }
 
 impl From<sqlx::Error> for StorageError {
     fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_) => StorageError::Unavailable(e),
-            // Class 08 (connection exception), 57P01-57P03 (admin shutdown,
-            // crash shutdown, cannot connect now).
-            sqlx::Error::Database(db)
-                if db
-                    .code()
-                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
-            {
-                StorageError::Unavailable(e)
-            }
-            _ => StorageError::Database(e),
+        if unreachable(&e) {
+            StorageError::Unavailable(e)
+        } else {
+            StorageError::Database(e)
         }
     }
 }
