@@ -79,6 +79,16 @@ pub struct Settings {
     )]
     pub db_max_connections: u32,
 
+    /// Database transactions that concurrent RecordTransaction calls, grouped
+    /// into shared commits, may hold at once.
+    #[arg(
+        long,
+        env = "CLVD_GROUP_COMMIT_SLOTS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub group_commit_slots: usize,
+
     /// Seconds a call waits for a database connection before UNAVAILABLE.
     #[arg(
         long,
@@ -167,7 +177,7 @@ impl fmt::Display for Settings {
         write!(
             f,
             "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
-             db_max_connections={} db_acquire_timeout={}s health_interval={}s shutdown_grace={}s log_format={:?}",
+             db_max_connections={} group_commit_slots={} db_acquire_timeout={}s health_interval={}s shutdown_grace={}s log_format={:?}",
             self.listen_addr,
             db,
             self.data_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "default".into()),
@@ -175,6 +185,7 @@ impl fmt::Display for Settings {
             self.time_zone,
             self.max_batch,
             self.db_max_connections,
+            self.group_commit_slots,
             self.db_acquire_timeout_seconds,
             self.health_interval_seconds,
             self.shutdown_grace_seconds,

@@ -10,7 +10,18 @@ use clvd::{
 };
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole cause chain, for people and for logs.
+            eprintln!("clvd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let Cli { command, settings } = Cli::parse();
     init_subscriber(get_subscriber(settings.log_format));
     tracing::info!(config = %settings, "clvd {} starting", env!("CARGO_PKG_VERSION"));

@@ -135,7 +135,11 @@ impl Application {
             max_batch: settings.max_batch,
             ..IngestRules::default()
         };
-        let ingest = IngestApi::new(Ingest::new(storage.clone(), rules));
+        let ingest = IngestApi::new(Ingest::new(
+            storage.clone(),
+            rules,
+            settings.group_commit_slots,
+        ));
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let health_job = tokio::spawn(watch_database(

@@ -9,8 +9,6 @@ use crate::{
     storage::{DeletedCustomer, RecordError, Storage, StorageError},
 };
 
-/// Database transactions that grouped single calls may hold at once.
-const GROUP_COMMIT_SLOTS: usize = 4;
 /// Most single calls recorded in one database transaction.
 const MAX_GROUP: usize = 256;
 
@@ -50,8 +48,11 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(storage: Storage, rules: IngestRules) -> Self {
-        let group_commit = GroupCommit::start(storage.clone(), GROUP_COMMIT_SLOTS, MAX_GROUP);
+    /// `group_commit_slots`: database transactions that grouped single
+    /// calls may hold at once.
+    pub fn new(storage: Storage, rules: IngestRules, group_commit_slots: usize) -> Self {
+        let group_commit =
+            GroupCommit::start(storage.clone(), group_commit_slots.max(1), MAX_GROUP);
         Self {
             storage,
             rules,

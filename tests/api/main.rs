@@ -10,4 +10,5 @@ mod ingest_concurrency;
 mod ingest_property;
 mod ingest_semantics;
 mod ingest_validation;
+mod process;
 mod reflection;
