@@ -429,3 +429,153 @@ fn refund_target(
     }
     Ok(target)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::BatchEntry;
+
+    fn t(customer: &str, id: &str, day: u32, cents: i64, kind: TransactionKind) -> Transaction {
+        let at = Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0).unwrap();
+        Transaction {
+            customer_id: CustomerId::parse(customer).unwrap(),
+            transaction_id: TransactionId::parse(id).unwrap(),
+            occurred_at: at,
+            occasion_day: at.date_naive(),
+            kind,
+            amount: Amount::from_nanos(cents * 10_000_000),
+            cost: None,
+        }
+    }
+
+    fn batch(ts: Vec<Transaction>) -> Batch {
+        Batch {
+            entries: ts
+                .into_iter()
+                .enumerate()
+                .map(|(index, transaction)| BatchEntry { index, transaction })
+                .collect(),
+            repeats: 0,
+        }
+    }
+
+    fn refund_of(of: &str) -> TransactionKind {
+        TransactionKind::Refund {
+            of: TransactionId::parse(of).unwrap(),
+        }
+    }
+
+    fn new_customers(names: &[&str]) -> StoredState {
+        StoredState {
+            summaries: names
+                .iter()
+                .map(|n| (CustomerId::parse(n).unwrap(), None))
+                .collect(),
+            ..StoredState::default()
+        }
+    }
+
+    #[test]
+    fn an_earlier_day_becomes_the_first_occasion_and_refunds_book_on_their_day() {
+        let b = batch(vec![
+            t("c", "late", 20, 5_000, TransactionKind::Purchase),
+            t("c", "early", 3, 1_000, TransactionKind::Purchase),
+            t("c", "same-day", 3, 500, TransactionKind::Purchase),
+            t("c", "r", 25, 200, refund_of("early")),
+        ]);
+        let plan = plan_batch(&b, new_customers(&["c"]), Atomicity::AllOrNothing).unwrap();
+        let s = &plan.summaries[0];
+        assert_eq!(s.purchase_occasions, 2);
+        assert_eq!(s.first_purchase_day.to_string(), "2026-01-03");
+        assert_eq!(
+            s.net_revenue.nanos(),
+            (5_000 + 1_000 + 500 - 200) * 10_000_000
+        );
+        assert_eq!(
+            s.repeat_value.nanos(),
+            5_000 * 10_000_000,
+            "the refund lowers the first occasion only"
+        );
+    }
+
+    #[test]
+    fn all_or_nothing_stops_at_the_first_rejection() {
+        let b = batch(vec![
+            t("c", "p", 1, 1_000, TransactionKind::Purchase),
+            t("c", "r", 2, 1_001, refund_of("p")),
+        ]);
+        let err = plan_batch(&b, new_customers(&["c"]), Atomicity::AllOrNothing).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::OverRefund {
+                index: 1,
+                remaining: Amount::from_nanos(1_000 * 10_000_000)
+            }
+        );
+    }
+
+    #[test]
+    fn each_on_its_own_rejects_only_the_bad_entry_and_drops_empty_new_customers() {
+        let b = batch(vec![
+            t("a", "p", 1, 1_000, TransactionKind::Purchase),
+            t("b", "r", 2, 100, refund_of("missing")),
+            t("a", "r1", 2, 600, refund_of("p")),
+            t("a", "r2", 2, 600, refund_of("p")),
+        ]);
+        let plan = plan_batch(&b, new_customers(&["a", "b"]), Atomicity::EachOnItsOwn).unwrap();
+        assert_eq!(
+            plan.outcomes,
+            vec![
+                (0, EntryOutcome::Recorded),
+                (
+                    1,
+                    EntryOutcome::Rejected(PlanError::UnknownRefundTarget { index: 1 })
+                ),
+                (2, EntryOutcome::Recorded),
+                (
+                    3,
+                    EntryOutcome::Rejected(PlanError::OverRefund {
+                        index: 3,
+                        remaining: Amount::from_nanos(400 * 10_000_000)
+                    })
+                ),
+            ]
+        );
+        assert_eq!(
+            plan.placeholders_to_drop,
+            vec![CustomerId::parse("b").unwrap()]
+        );
+        assert_eq!(plan.summaries.len(), 1);
+        assert_eq!(plan.summaries[0].net_revenue.nanos(), 400 * 10_000_000);
+        assert_eq!(plan.inserts.len(), 2);
+    }
+
+    #[test]
+    fn a_stored_identical_transaction_is_a_duplicate_and_other_content_a_conflict() {
+        let stored_t = t("c", "p", 1, 1_000, TransactionKind::Purchase);
+        let mut state = new_customers(&[]);
+        state.transactions.insert(
+            (
+                stored_t.customer_id.clone(),
+                stored_t.transaction_id.clone(),
+            ),
+            StoredTransaction {
+                transaction: stored_t.clone(),
+                refunded: Amount::ZERO,
+            },
+        );
+        let dup = plan_batch(
+            &batch(vec![stored_t.clone()]),
+            state.clone(),
+            Atomicity::AllOrNothing,
+        )
+        .unwrap();
+        assert_eq!(dup.outcomes, vec![(0, EntryOutcome::Duplicate)]);
+        assert!(dup.inserts.is_empty());
+        let other = t("c", "p", 1, 1_001, TransactionKind::Purchase);
+        let err = plan_batch(&batch(vec![other]), state, Atomicity::AllOrNothing).unwrap_err();
+        assert_eq!(err, PlanError::Conflict { index: 0 });
+    }
+}

@@ -209,3 +209,23 @@ async fn an_earlier_purchase_arriving_late_becomes_the_first_occasion() {
     );
     assert_eq!(s.repeat_value.nanos(), nanos(5_000));
 }
+
+#[tokio::test]
+async fn a_rejected_first_transaction_leaves_no_trace_of_the_customer() {
+    let app = spawn_app().await;
+    let status = app
+        .ingest()
+        .await
+        .record_transaction(record(refund(
+            "never-seen",
+            "r1",
+            "p1",
+            at(2026, 3, 2, 10, 0),
+            300,
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(app.row_counts().await, (0, 0, 0));
+    assert!(app.summary("never-seen").await.is_none());
+}
