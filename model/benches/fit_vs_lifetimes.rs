@@ -2,7 +2,7 @@
 //! crate against the Python `lifetimes` package on the very same summaries,
 //! and the time to score every customer.
 //!
-//!     CARGO_TARGET_DIR=/work/target-model cargo bench -p clv-model --bench fit_vs_lifetimes
+//!     LIFETIMES_PYTHON=/tmp/venv/bin/python cargo bench -p clv-model --bench fit_vs_lifetimes
 //!
 //! Environment: `BENCH_CUSTOMERS` (default 1000000), `BENCH_RUNS` (runs of
 //! ours, default 7), `LIFETIMES_PYTHON` (interpreter with lifetimes
@@ -203,8 +203,9 @@ fn main() {
         return;
     }
     // The same summaries for lifetimes.
-    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_string());
-    let csv = std::path::Path::new(&dir).join("clv-bench-summaries.csv");
+    // Benches run in the package directory; the temporary directory is
+    // writable wherever the workspace's target directory is.
+    let csv = std::env::temp_dir().join("clv-bench-summaries.csv");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&csv).expect("create CSV"));
     writeln!(out, "frequency,recency,T,monetary_value").expect("write");
     for s in &summaries {

@@ -20,97 +20,58 @@ fn ingest_methods(files: &[Vec<u8>]) -> Vec<String> {
     methods
 }
 
-#[tokio::test]
-async fn v1_lists_and_describes_the_services() {
-    use v1::{
-        server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        ServerReflectionRequest,
+/// The same conversation over each reflection version (their generated
+/// types live in different modules).
+macro_rules! lists_and_describes {
+    ($test:ident, $version:ident) => {
+        #[tokio::test]
+        async fn $test() {
+            use $version::{
+                server_reflection_client::ServerReflectionClient,
+                server_reflection_request::MessageRequest,
+                server_reflection_response::MessageResponse, ServerReflectionRequest,
+            };
+            let app = spawn_app().await;
+            let mut client = ServerReflectionClient::new(channel(&app.endpoint()).await.unwrap());
+            let ask = |m| ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(m),
+            };
+            let requests = vec![
+                ask(MessageRequest::ListServices(String::new())),
+                ask(MessageRequest::FileContainingSymbol(
+                    "clv.v1.IngestService".into(),
+                )),
+            ];
+            let mut responses = client
+                .server_reflection_info(futures::stream::iter(requests))
+                .await
+                .unwrap()
+                .into_inner();
+            let Some(MessageResponse::ListServicesResponse(list)) =
+                responses.message().await.unwrap().unwrap().message_response
+            else {
+                panic!("expected a service list")
+            };
+            let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+            for s in SERVICES {
+                assert!(names.iter().any(|n| n == s), "{s} missing from {names:?}");
+            }
+            let Some(MessageResponse::FileDescriptorResponse(files)) =
+                responses.message().await.unwrap().unwrap().message_response
+            else {
+                panic!("expected descriptors")
+            };
+            assert_eq!(
+                ingest_methods(&files.file_descriptor_proto),
+                ["DeleteCustomer", "ImportTransactions", "RecordTransaction"]
+            );
+        }
     };
-    let app = spawn_app().await;
-    let mut client = ServerReflectionClient::new(channel(&app.endpoint()).await.unwrap());
-    let requests = vec![
-        ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        },
-        ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol(
-                "clv.v1.IngestService".into(),
-            )),
-        },
-    ];
-    let mut responses = client
-        .server_reflection_info(futures::stream::iter(requests))
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) =
-        responses.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("expected a service list")
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for s in SERVICES {
-        assert!(names.iter().any(|n| n == s), "{s} missing from {names:?}");
-    }
-    let Some(MessageResponse::FileDescriptorResponse(files)) =
-        responses.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("expected descriptors")
-    };
-    assert_eq!(
-        ingest_methods(&files.file_descriptor_proto),
-        ["DeleteCustomer", "ImportTransactions", "RecordTransaction"]
-    );
 }
 
-#[tokio::test]
-async fn v1alpha_lists_and_describes_the_services() {
-    use v1alpha::{
-        server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        ServerReflectionRequest,
-    };
-    let app = spawn_app().await;
-    let mut client = ServerReflectionClient::new(channel(&app.endpoint()).await.unwrap());
-    let requests = vec![
-        ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        },
-        ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol(
-                "clv.v1.IngestService".into(),
-            )),
-        },
-    ];
-    let mut responses = client
-        .server_reflection_info(futures::stream::iter(requests))
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) =
-        responses.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("expected a service list")
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for s in SERVICES {
-        assert!(names.iter().any(|n| n == s), "{s} missing from {names:?}");
-    }
-    let Some(MessageResponse::FileDescriptorResponse(files)) =
-        responses.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("expected descriptors")
-    };
-    assert_eq!(
-        ingest_methods(&files.file_descriptor_proto),
-        ["DeleteCustomer", "ImportTransactions", "RecordTransaction"]
-    );
-}
+lists_and_describes!(v1_lists_and_describes_the_services, v1);
+lists_and_describes!(v1alpha_lists_and_describes_the_services, v1alpha);
 
 /// grpcurl 1.8.6 speaks only v1alpha: the reflection a deployed grpcurl
 /// sees. Runs when grpcurl is on PATH; `.ci/run` installs it and sets
