@@ -5,7 +5,11 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/clv/v1/common.proto", "proto/clv/v1/ingest.proto"];
+    let protos = [
+        "proto/clv/v1/common.proto",
+        "proto/clv/v1/ingest.proto",
+        "proto/clv/v1/model.proto",
+    ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);

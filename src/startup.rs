@@ -11,16 +11,16 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
-    api::{pb, IngestApi},
+    api::{pb, IngestApi, ModelApi},
     config::Settings,
     domain::IngestRules,
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
-    service::Ingest,
+    service::{Ingest, Models},
     storage::{PoolSettings, Storage},
 };
 
 /// Services whose health follows the database's.
-const DATABASE_BACKED: &[&str] = &["", "clv.v1.IngestService"];
+const DATABASE_BACKED: &[&str] = &["", "clv.v1.IngestService", "clv.v1.ModelService"];
 const EMBEDDED_DATABASE: &str = "clvd";
 
 /// Where the database comes from: the user's, or our embedded one.
@@ -141,6 +141,11 @@ impl Application {
             settings.group_commit_slots,
         ));
 
+        let models = ModelApi::new(std::sync::Arc::new(Models::new(
+            storage.clone(),
+            settings.time_zone,
+        )));
+
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let health_job = tokio::spawn(watch_database(
             storage.clone(),
@@ -156,6 +161,7 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(ingest.into_server())
+            .add_service(models.into_server())
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async move {

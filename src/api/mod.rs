@@ -5,9 +5,11 @@
 
 pub mod convert;
 mod ingest;
+mod model;
 pub mod status;
 
 pub use ingest::IngestApi;
+pub use model::ModelApi;
 
 /// Code generated from `proto/` (package `clv.v1`).
 pub mod pb {

@@ -7,6 +7,7 @@
 //! the value being parsed, so the API layer only prefixes the request path.
 
 mod ids;
+mod model_version;
 mod money;
 mod plan;
 mod rules;
@@ -15,6 +16,9 @@ mod transaction;
 mod violation;
 
 pub use ids::{CustomerId, TransactionId, MAX_ID_BYTES};
+pub use model_version::{
+    FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters,
+};
 pub use money::{Amount, MAX_AMOUNT_UNITS};
 pub use plan::{
     plan_batch, Atomicity, DayDelta, EntryOutcome, Key, NewRow, Plan, PlanError, StoredState,

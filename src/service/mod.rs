@@ -3,5 +3,7 @@
 
 mod group_commit;
 mod ingest;
+mod models;
 
 pub use ingest::{BatchRecorded, Ingest, IngestError, Recorded};
+pub use models::{Models, ModelsError};

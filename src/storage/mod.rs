@@ -5,6 +5,7 @@
 mod customers;
 mod error;
 mod ingest;
+mod models;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ pub use crate::domain::CustomerSummary;
 pub use customers::DeletedCustomer;
 pub use error::{RecordError, StorageError};
 pub use ingest::BatchOutcome;
+pub use models::FitData;
 
 /// Embedded migrations, applied at start-up and by `clvd migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations");

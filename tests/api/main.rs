@@ -10,5 +10,6 @@ mod ingest_concurrency;
 mod ingest_property;
 mod ingest_semantics;
 mod ingest_validation;
+mod models;
 mod process;
 mod reflection;

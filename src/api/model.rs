@@ -1,0 +1,219 @@
+//! clv.v1.ModelService over the [`Models`] use-case.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tonic::{Request, Response, Status};
+
+use super::{pb, status::invalid_argument};
+use crate::{
+    domain::{FieldViolation, ModelVersion},
+    service::{Models, ModelsError},
+};
+
+const DEFAULT_PAGE_SIZE: usize = 20;
+const MAX_PAGE_SIZE: usize = 100;
+
+pub struct ModelApi {
+    models: Arc<Models>,
+}
+
+impl ModelApi {
+    pub fn new(models: Arc<Models>) -> Self {
+        Self { models }
+    }
+
+    pub fn into_server(self) -> pb::model_service_server::ModelServiceServer<Self> {
+        pb::model_service_server::ModelServiceServer::new(self)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Day,
+    Week,
+}
+
+fn unit(raw: i32) -> Result<Unit, FieldViolation> {
+    match pb::TimeUnit::try_from(raw) {
+        Ok(pb::TimeUnit::Unspecified | pb::TimeUnit::Day) => Ok(Unit::Day),
+        Ok(pb::TimeUnit::Week) => Ok(Unit::Week),
+        Err(_) => Err(FieldViolation::new(
+            "time_unit",
+            format!("unknown value {raw}: use TIME_UNIT_DAY or TIME_UNIT_WEEK"),
+        )),
+    }
+}
+
+fn page_token(raw: &str) -> Result<Option<i64>, FieldViolation> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.strip_prefix("v1.")
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|v| *v > 0)
+        .map(Some)
+        .ok_or_else(|| FieldViolation::new("page_token", "is not a token this service issued"))
+}
+
+impl From<ModelsError> for Status {
+    fn from(e: ModelsError) -> Self {
+        match e {
+            ModelsError::NotFound(m) => Status::not_found(m),
+            ModelsError::FitFailed { version, reason } => Status::failed_precondition(format!(
+                "the data cannot support a fit (recorded as failed version {version}; the active model is unchanged): {reason}"
+            )),
+            ModelsError::Storage(s) => s.into(),
+        }
+    }
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn to_pb(m: &ModelVersion, unit: Unit, active: Option<i64>) -> pb::Model {
+    let scale = match unit {
+        Unit::Day => 1.0,
+        Unit::Week => 7.0,
+    };
+    let mut out = pb::Model {
+        version: m.version,
+        created_at: Some(timestamp(m.created_at)),
+        as_of: Some(timestamp(m.fit.as_of)),
+        time_unit: match unit {
+            Unit::Day => pb::TimeUnit::Day,
+            Unit::Week => pb::TimeUnit::Week,
+        } as i32,
+        customers: m.fit.customers,
+        spend_customers: m.fit.spend_customers,
+        fit_duration: prost_types::Duration::try_from(m.fit.fit_duration).ok(),
+        active: active == Some(m.version),
+        ..Default::default()
+    };
+    match &m.fit.outcome {
+        Ok(f) => {
+            out.state = pb::ModelState::Succeeded as i32;
+            let bg = |p: &crate::domain::PurchaseParameters| pb::BgNbdParameters {
+                r: p.r,
+                alpha: p.alpha_days / scale,
+                a: p.a,
+                b: p.b,
+            };
+            let gg = |s: &crate::domain::SpendParameters| pb::GammaGammaParameters {
+                p: s.p,
+                q: s.q,
+                gamma: s.gamma,
+            };
+            out.bgnbd = Some(bg(&f.purchases));
+            out.bgnbd_standard_errors = f.purchases_standard_errors.as_ref().map(bg);
+            out.gamma_gamma = Some(gg(&f.spend));
+            out.gamma_gamma_standard_errors = f.spend_standard_errors.as_ref().map(gg);
+            // Rescaling time by c multiplies each customer's likelihood by
+            // c^x (λ^x), so LL(unit) = LL(days) + Σx·ln c.
+            out.log_likelihood = f.log_likelihood_days + m.fit.repeat_occasions as f64 * scale.ln();
+            out.gamma_gamma_log_likelihood = f.spend_log_likelihood;
+            out.frequency_spend_correlation = f.frequency_spend_correlation;
+            out.converged = f.converged;
+            out.iterations = f.iterations as i64;
+        }
+        Err(reason) => {
+            out.state = pb::ModelState::Failed as i32;
+            out.failure = reason.clone();
+        }
+    }
+    out
+}
+
+#[tonic::async_trait]
+impl pb::model_service_server::ModelService for ModelApi {
+    async fn fit_model(
+        &self,
+        request: Request<pb::FitModelRequest>,
+    ) -> Result<Response<pb::Model>, Status> {
+        let pb::FitModelRequest { as_of, time_unit } = request.into_inner();
+        let mut violations = Vec::new();
+        let now = Utc::now();
+        let as_of = match as_of {
+            None => Some(now),
+            Some(ts) => match DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32) {
+                Some(t) if !(0..1_000_000_000).contains(&ts.nanos) => {
+                    violations.push(FieldViolation::new("as_of.nanos", "must be in [0, 1e9)"));
+                    Some(t)
+                }
+                Some(t) if t > now => {
+                    violations.push(FieldViolation::new("as_of", "must not be in the future"));
+                    None
+                }
+                Some(t) => Some(t),
+                None => {
+                    violations.push(FieldViolation::new("as_of", "is out of range"));
+                    None
+                }
+            },
+        };
+        let unit = unit(time_unit).map_err(|v| violations.push(v)).ok();
+        let (Some(as_of), Some(unit), true) = (as_of, unit, violations.is_empty()) else {
+            return Err(invalid_argument(&violations));
+        };
+        let fitted = self.models.fit(as_of).await?;
+        Ok(Response::new(to_pb(&fitted, unit, Some(fitted.version))))
+    }
+
+    async fn get_model(
+        &self,
+        request: Request<pb::GetModelRequest>,
+    ) -> Result<Response<pb::Model>, Status> {
+        let pb::GetModelRequest { version, time_unit } = request.into_inner();
+        let unit = unit(time_unit).map_err(|v| invalid_argument(&[v]))?;
+        if version < 0 {
+            return Err(invalid_argument(&[FieldViolation::new(
+                "version",
+                "must be >= 0 (0: the active model)",
+            )]));
+        }
+        let model = self.models.get((version > 0).then_some(version)).await?;
+        let active = self.models.active_version().await?;
+        Ok(Response::new(to_pb(&model, unit, active)))
+    }
+
+    async fn list_models(
+        &self,
+        request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        let pb::ListModelsRequest {
+            page_size,
+            page_token: token,
+            time_unit,
+        } = request.into_inner();
+        let mut violations = Vec::new();
+        let size = match page_size {
+            0 => Some(DEFAULT_PAGE_SIZE),
+            n if n < 0 => {
+                violations.push(FieldViolation::new("page_size", "must not be negative"));
+                None
+            }
+            n => Some((n as usize).min(MAX_PAGE_SIZE)),
+        };
+        let before = page_token(&token).map_err(|v| violations.push(v)).ok();
+        let unit = unit(time_unit).map_err(|v| violations.push(v)).ok();
+        let (Some(size), Some(before), Some(unit), true) =
+            (size, before, unit, violations.is_empty())
+        else {
+            return Err(invalid_argument(&violations));
+        };
+        let (page, more) = self.models.list(before, size).await?;
+        let active = self.models.active_version().await?;
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => format!("v1.{}", last.version),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListModelsResponse {
+            models: page.iter().map(|m| to_pb(m, unit, active)).collect(),
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,65 @@
+//! A stored model version: the fitted parameters (or why the fit failed),
+//! the data window, and fit statistics. Parameters are in days and
+//! currency units; other units are a matter of presentation.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// BG/NBD parameters with alpha per day, or their standard errors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PurchaseParameters {
+    pub r: f64,
+    pub alpha_days: f64,
+    pub a: f64,
+    pub b: f64,
+}
+
+/// Gamma-Gamma parameters (gamma in currency units), or their standard errors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpendParameters {
+    pub p: f64,
+    pub q: f64,
+    pub gamma: f64,
+}
+
+/// What a successful fit found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FittedModels {
+    pub purchases: PurchaseParameters,
+    pub purchases_standard_errors: Option<PurchaseParameters>,
+    /// BG/NBD log-likelihood with time in days.
+    pub log_likelihood_days: f64,
+    pub iterations: u64,
+    pub converged: bool,
+    pub spend: SpendParameters,
+    pub spend_standard_errors: Option<SpendParameters>,
+    pub spend_log_likelihood: f64,
+    pub frequency_spend_correlation: f64,
+}
+
+/// A fit to be stored: fitted models, or the reason there are none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewModelVersion {
+    pub as_of: DateTime<Utc>,
+    pub outcome: Result<FittedModels, String>,
+    pub customers: i64,
+    pub spend_customers: i64,
+    /// Σ x over customers: converts the log-likelihood between time units.
+    pub repeat_occasions: i64,
+    pub fit_duration: Duration,
+}
+
+/// A stored version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelVersion {
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub fit: NewModelVersion,
+}
+
+impl ModelVersion {
+    pub fn fitted(&self) -> Option<&FittedModels> {
+        self.fit.outcome.as_ref().ok()
+    }
+}

@@ -1,0 +1,178 @@
+//! Fitting, versioning and reading the population models.
+//!
+//! A fit reads the grouped summaries as of a day (storage groups them where
+//! the data lives), fits BG/NBD and Gamma-Gamma off the async workers, and
+//! stores the outcome as a new version: fitted parameters, or the reason the
+//! data could not support a fit (the active model then stays as it was).
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use clv_model::{
+    fit_bgnbd, fit_gamma_gamma, BgNbdFitInput, FitOptions, GammaGammaFitInput, ModelError,
+};
+use tokio::sync::Mutex;
+
+use crate::{
+    domain::{FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters},
+    storage::{FitData, Storage, StorageError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelsError {
+    /// No such version, or no successful fit yet (NOT_FOUND).
+    #[error("{0}")]
+    NotFound(String),
+    /// The data cannot support a fit (FAILED_PRECONDITION); the attempt was
+    /// stored as `version`.
+    #[error("model version {version} failed: {reason}")]
+    FitFailed { version: i64, reason: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub struct Models {
+    storage: Storage,
+    time_zone: Tz,
+    /// One fit at a time in this process.
+    fitting: Mutex<()>,
+}
+
+impl Models {
+    pub fn new(storage: Storage, time_zone: Tz) -> Self {
+        Self {
+            storage,
+            time_zone,
+            fitting: Mutex::new(()),
+        }
+    }
+
+    /// Fits on the data up to the business day of `as_of`.
+    pub async fn fit(&self, as_of: DateTime<Utc>) -> Result<ModelVersion, ModelsError> {
+        let _one_at_a_time = self.fitting.lock().await;
+        let as_of_day = as_of.with_timezone(&self.time_zone).date_naive();
+        let data = self.storage.fit_data(as_of_day).await?;
+        let started = Instant::now();
+        let (outcome, counts) = tokio::task::spawn_blocking(move || fit_all(&data))
+            .await
+            .map_err(|e| {
+                StorageError::Database(sqlx::Error::Protocol(format!("fit task failed: {e}")))
+            })?;
+        let new = NewModelVersion {
+            as_of,
+            outcome: outcome.map_err(|e| e.to_string()),
+            customers: counts.customers,
+            spend_customers: counts.spend_customers,
+            repeat_occasions: counts.repeat_occasions,
+            fit_duration: started.elapsed(),
+        };
+        let stored = self.storage.insert_model(&new).await?;
+        match &stored.fit.outcome {
+            Ok(_) => {
+                tracing::info!(
+                    version = stored.version,
+                    customers = counts.customers,
+                    seconds = new.fit_duration.as_secs_f64(),
+                    "model fitted"
+                );
+                Ok(stored)
+            }
+            Err(reason) => {
+                tracing::warn!(version = stored.version, %reason, "model fit failed; the active model stays");
+                Err(ModelsError::FitFailed {
+                    version: stored.version,
+                    reason: reason.clone(),
+                })
+            }
+        }
+    }
+
+    /// A version, or the active one.
+    pub async fn get(&self, version: Option<i64>) -> Result<ModelVersion, ModelsError> {
+        self.storage.model(version).await?.ok_or_else(|| {
+            ModelsError::NotFound(match version {
+                Some(v) => format!("model version {v} does not exist"),
+                None => "no model has been fitted yet: call ModelService.FitModel".into(),
+            })
+        })
+    }
+
+    /// Versions older than `before`, newest first, and whether more follow.
+    pub async fn list(
+        &self,
+        before: Option<i64>,
+        page_size: usize,
+    ) -> Result<(Vec<ModelVersion>, bool), ModelsError> {
+        let mut page = self.storage.models(before, page_size as i64 + 1).await?;
+        let more = page.len() > page_size;
+        page.truncate(page_size);
+        Ok((page, more))
+    }
+
+    pub async fn active_version(&self) -> Result<Option<i64>, ModelsError> {
+        Ok(self.storage.model(None).await?.map(|m| m.version))
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    customers: i64,
+    spend_customers: i64,
+    repeat_occasions: i64,
+}
+
+/// Both fits on grouped data (CPU-bound: runs on a blocking thread).
+fn fit_all(data: &FitData) -> (Result<FittedModels, ModelError>, Counts) {
+    let counts = Counts {
+        customers: data.purchase_groups.iter().map(|g| g.3 as i64).sum(),
+        spend_customers: data.spend_groups.iter().map(|g| g.2 as i64).sum(),
+        repeat_occasions: data
+            .purchase_groups
+            .iter()
+            .map(|g| g.0 as i64 * g.3 as i64)
+            .sum(),
+    };
+    let fit = || -> Result<FittedModels, ModelError> {
+        let options = FitOptions::default();
+        let purchases = fit_bgnbd(
+            &BgNbdFitInput::from_groups(data.purchase_groups.iter().copied())?,
+            &options,
+        )?;
+        let spend = fit_gamma_gamma(
+            &GammaGammaFitInput::from_groups(data.spend_groups.iter().copied())?,
+            &options,
+        )?;
+        let (p, s) = (purchases.params, spend.params);
+        Ok(FittedModels {
+            purchases: PurchaseParameters {
+                r: p.r(),
+                alpha_days: p.alpha(),
+                a: p.a(),
+                b: p.b(),
+            },
+            purchases_standard_errors: purchases.standard_errors.map(|se| PurchaseParameters {
+                r: se.r,
+                alpha_days: se.alpha,
+                a: se.a,
+                b: se.b,
+            }),
+            log_likelihood_days: purchases.report.log_likelihood,
+            iterations: purchases.report.iterations,
+            converged: purchases.report.converged,
+            spend: SpendParameters {
+                p: s.p(),
+                q: s.q(),
+                gamma: s.gamma(),
+            },
+            spend_standard_errors: spend.standard_errors.map(|se| SpendParameters {
+                p: se.p,
+                q: se.q,
+                gamma: se.gamma,
+            }),
+            spend_log_likelihood: spend.report.log_likelihood,
+            frequency_spend_correlation: spend.frequency_spend_correlation,
+        })
+    };
+    (fit(), counts)
+}
