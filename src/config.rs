@@ -98,6 +98,34 @@ pub struct Settings {
     )]
     pub db_acquire_timeout_seconds: u64,
 
+    /// Churn risk (1 − P(alive)) at or above which a customer is in the
+    /// MEDIUM band.
+    #[arg(
+        long,
+        env = "CLVD_CHURN_MEDIUM_THRESHOLD",
+        default_value_t = 0.3,
+        global = true
+    )]
+    pub churn_medium_threshold: f64,
+
+    /// Churn risk at or above which a customer is in the HIGH band (at risk).
+    #[arg(
+        long,
+        env = "CLVD_CHURN_HIGH_THRESHOLD",
+        default_value_t = 0.6,
+        global = true
+    )]
+    pub churn_high_threshold: f64,
+
+    /// Window of the probability of no purchase served with churn risk, days.
+    #[arg(
+        long,
+        env = "CLVD_NO_PURCHASE_WINDOW_DAYS",
+        default_value_t = 90,
+        global = true
+    )]
+    pub no_purchase_window_days: u32,
+
     /// Seconds between database health checks (grpc.health.v1).
     #[arg(
         long,
@@ -177,7 +205,8 @@ impl fmt::Display for Settings {
         write!(
             f,
             "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
-             db_max_connections={} group_commit_slots={} db_acquire_timeout={}s health_interval={}s shutdown_grace={}s log_format={:?}",
+             db_max_connections={} group_commit_slots={} db_acquire_timeout={}s \
+             churn_thresholds={}/{} no_purchase_window={}d health_interval={}s shutdown_grace={}s log_format={:?}",
             self.listen_addr,
             db,
             self.data_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "default".into()),
@@ -187,6 +216,9 @@ impl fmt::Display for Settings {
             self.db_max_connections,
             self.group_commit_slots,
             self.db_acquire_timeout_seconds,
+            self.churn_medium_threshold,
+            self.churn_high_threshold,
+            self.no_purchase_window_days,
             self.health_interval_seconds,
             self.shutdown_grace_seconds,
             self.log_format,

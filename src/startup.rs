@@ -11,16 +11,21 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
-    api::{pb, IngestApi, ModelApi},
+    api::{pb, IngestApi, ModelApi, ScoringApi},
     config::Settings,
     domain::IngestRules,
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
-    service::{Ingest, Models},
+    service::{ChurnPolicy, Ingest, Models, Scoring},
     storage::{PoolSettings, Storage},
 };
 
 /// Services whose health follows the database's.
-const DATABASE_BACKED: &[&str] = &["", "clv.v1.IngestService", "clv.v1.ModelService"];
+const DATABASE_BACKED: &[&str] = &[
+    "",
+    "clv.v1.IngestService",
+    "clv.v1.ModelService",
+    "clv.v1.ScoringService",
+];
 const EMBEDDED_DATABASE: &str = "clvd";
 
 /// Where the database comes from: the user's, or our embedded one.
@@ -146,6 +151,16 @@ impl Application {
             settings.time_zone,
         )));
 
+        let policy = ChurnPolicy {
+            medium_at: settings.churn_medium_threshold,
+            high_at: settings.churn_high_threshold,
+            no_purchase_window_days: settings.no_purchase_window_days,
+        };
+        let scoring = ScoringApi::new(
+            Scoring::new(storage.clone(), settings.time_zone, policy),
+            settings.currency.clone(),
+        );
+
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let health_job = tokio::spawn(watch_database(
             storage.clone(),
@@ -162,6 +177,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(ingest.into_server())
             .add_service(models.into_server())
+            .add_service(scoring.into_server())
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async move {

@@ -6,10 +6,12 @@
 pub mod convert;
 mod ingest;
 mod model;
+mod scoring;
 pub mod status;
 
 pub use ingest::IngestApi;
 pub use model::ModelApi;
+pub use scoring::ScoringApi;
 
 /// Code generated from `proto/` (package `clv.v1`).
 pub mod pb {

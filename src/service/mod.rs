@@ -4,6 +4,8 @@
 mod group_commit;
 mod ingest;
 mod models;
+mod scoring;
 
 pub use ingest::{BatchRecorded, Ingest, IngestError, Recorded};
 pub use models::{Models, ModelsError};
+pub use scoring::{Band, ChurnPolicy, Prediction, Score, Scoring, ScoringError, MODEL_REFRESH};

@@ -10,6 +10,7 @@ mod ingest_concurrency;
 mod ingest_property;
 mod ingest_semantics;
 mod ingest_validation;
-mod models;
+pub mod models;
 mod process;
 mod reflection;
+mod scoring;

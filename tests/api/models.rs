@@ -19,7 +19,7 @@ fn rel(a: f64, b: f64) -> f64 {
 
 /// Purchases of 1,500 customers simulated from the BG/NBD + Gamma-Gamma
 /// story, starting 2024-01-01, whole days, values in cents.
-fn simulated_purchases() -> Vec<pb::Transaction> {
+pub fn simulated_purchases() -> Vec<pb::Transaction> {
     let customers = simulate(&SimulationConfig {
         purchases: BgNbdParams::new(0.243, 30.9, 0.793, 2.426).unwrap(),
         spend: Some(GammaGammaParams::new(6.25, 3.74, 15.44).unwrap()),
@@ -106,7 +106,7 @@ fn groups(
     )
 }
 
-async fn import(app: &TestApp, transactions: &[pb::Transaction]) {
+pub async fn import(app: &TestApp, transactions: &[pb::Transaction]) {
     let batches: Vec<_> = transactions
         .chunks(1_000)
         .map(|c| pb::ImportTransactionsRequest {
@@ -120,11 +120,11 @@ async fn import(app: &TestApp, transactions: &[pb::Transaction]) {
         .unwrap();
 }
 
-async fn models(app: &TestApp) -> ModelServiceClient<tonic::transport::Channel> {
+pub async fn models(app: &TestApp) -> ModelServiceClient<tonic::transport::Channel> {
     ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
 }
 
-fn fit_request(day: NaiveDate, unit: pb::TimeUnit) -> pb::FitModelRequest {
+pub fn fit_request(day: NaiveDate, unit: pb::TimeUnit) -> pb::FitModelRequest {
     let end = day.and_hms_opt(23, 59, 59).unwrap().and_utc();
     pb::FitModelRequest {
         as_of: Some(timestamp(end)),

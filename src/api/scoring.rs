@@ -1,0 +1,183 @@
+//! clv.v1.ScoringService over the [`Scoring`] use-case.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use clv_model::ScoreOptions;
+use tonic::{Request, Response, Status};
+
+use super::{convert, pb, status::invalid_argument};
+use crate::{
+    domain::{Amount, FieldViolation},
+    service::{Band, Scoring, ScoringError},
+};
+
+const MAX_HORIZON_MONTHS: i32 = 120;
+
+pub struct ScoringApi {
+    scoring: Arc<Scoring>,
+    currency: String,
+}
+
+impl ScoringApi {
+    pub fn new(scoring: Arc<Scoring>, currency: String) -> Self {
+        Self { scoring, currency }
+    }
+
+    pub fn into_server(self) -> pb::scoring_service_server::ScoringServiceServer<Self> {
+        pb::scoring_service_server::ScoringServiceServer::new(self)
+    }
+
+    fn exact(&self, a: Amount) -> pb::Money {
+        let (units, nanos) = a.units_nanos();
+        pb::Money {
+            currency_code: self.currency.clone(),
+            units,
+            nanos,
+        }
+    }
+
+    /// A predicted amount, rounded to the nano.
+    fn predicted(&self, v: f64) -> pb::Money {
+        let nanos = (v * 1e9).round();
+        let nanos = if nanos.is_finite() {
+            nanos.clamp(i64::MIN as f64, i64::MAX as f64) as i64
+        } else {
+            0
+        };
+        self.exact(Amount::from_nanos(nanos))
+    }
+}
+
+impl From<ScoringError> for Status {
+    fn from(e: ScoringError) -> Self {
+        match e {
+            ScoringError::NotFound(id) => {
+                Status::not_found(format!("customer {id} has no recorded purchase"))
+            }
+            ScoringError::Storage(s) => s.into(),
+        }
+    }
+}
+
+fn band(b: Band) -> pb::ChurnRiskBand {
+    match b {
+        Band::Low => pb::ChurnRiskBand::Low,
+        Band::Medium => pb::ChurnRiskBand::Medium,
+        Band::High => pb::ChurnRiskBand::High,
+    }
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::scoring_service_server::ScoringService for ScoringApi {
+    async fn get_customer_value(
+        &self,
+        request: Request<pb::GetCustomerValueRequest>,
+    ) -> Result<Response<pb::CustomerValue>, Status> {
+        let pb::GetCustomerValueRequest {
+            customer_id,
+            horizon_months,
+            annual_discount_rate,
+        } = request.into_inner();
+        let mut violations = Vec::new();
+        let id = convert::customer_id("customer_id", &customer_id)
+            .map_err(|v| violations.push(v))
+            .ok();
+        let defaults = ScoreOptions::default();
+        let horizon = horizon_months.unwrap_or(defaults.horizon_months as i32);
+        if !(1..=MAX_HORIZON_MONTHS).contains(&horizon) {
+            violations.push(FieldViolation::new(
+                "horizon_months",
+                format!("must be 1 to {MAX_HORIZON_MONTHS}"),
+            ));
+        }
+        let rate = annual_discount_rate.unwrap_or(defaults.annual_discount_rate);
+        if !(0.0..1.0).contains(&rate) {
+            violations.push(FieldViolation::new(
+                "annual_discount_rate",
+                "must be in [0, 1)",
+            ));
+        }
+        let (Some(id), true) = (id, violations.is_empty()) else {
+            return Err(invalid_argument(&violations));
+        };
+        let options = ScoreOptions {
+            horizon_months: horizon as u32,
+            annual_discount_rate: rate,
+            ..defaults
+        };
+        let score = self.scoring.score(&id, options).await?;
+        let s = &score.summary;
+        let historical = s.net_revenue;
+        let mut out = pb::CustomerValue {
+            customer_id: id.to_string(),
+            as_of: Some(timestamp(score.as_of)),
+            first_purchase_time: Some(timestamp(s.first_purchase_at)),
+            last_purchase_time: Some(timestamp(s.last_purchase_at)),
+            purchase_occasions: s.purchase_occasions,
+            transaction_count: s.purchase_count + s.refund_count,
+            historical_value: Some(self.exact(historical)),
+            average_order_value: Some(self.exact(Amount::from_nanos(
+                historical.nanos() / i64::from(s.purchase_count.max(1)),
+            ))),
+            no_purchase_window_days: self.scoring.policy().no_purchase_window_days as i32,
+            horizon_months: horizon,
+            annual_discount_rate: rate,
+            total_value: Some(self.exact(historical)),
+            ..Default::default()
+        };
+        match score.prediction {
+            Ok(p) => {
+                out.prediction_available = true;
+                out.model_version = p.model_version;
+                out.probability_alive = Some(p.probability_alive);
+                out.churn_risk = Some(p.churn_risk);
+                out.probability_no_purchase = Some(p.probability_no_purchase);
+                out.churn_risk_band = band(p.band) as i32;
+                out.expected_purchases = Some(p.expected_purchases);
+                out.expected_average_order_value = Some(self.predicted(p.expected_spend));
+                out.predicted_value = Some(self.predicted(p.predicted_value));
+                out.total_value =
+                    Some(self.predicted(historical.nanos() as f64 / 1e9 + p.predicted_value));
+            }
+            Err(note) => out.prediction_note = note,
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn get_churn_risk(
+        &self,
+        request: Request<pb::GetChurnRiskRequest>,
+    ) -> Result<Response<pb::ChurnRisk>, Status> {
+        let pb::GetChurnRiskRequest { customer_id } = request.into_inner();
+        let id = convert::customer_id("customer_id", &customer_id)
+            .map_err(|v| invalid_argument(&[v]))?;
+        let score = self.scoring.score(&id, ScoreOptions::default()).await?;
+        let mut out = pb::ChurnRisk {
+            customer_id: id.to_string(),
+            no_purchase_window_days: self.scoring.policy().no_purchase_window_days as i32,
+            ..Default::default()
+        };
+        match score.prediction {
+            Ok(p) => {
+                out.prediction_available = true;
+                out.model_version = p.model_version;
+                out.probability_alive = p.probability_alive;
+                out.churn_risk = p.churn_risk;
+                out.probability_no_purchase = p.probability_no_purchase;
+                out.churn_risk_band = band(p.band) as i32;
+                out.at_risk = p.band == Band::High;
+                out.predicted_value = Some(self.predicted(p.predicted_value));
+            }
+            Err(note) => out.prediction_note = note,
+        }
+        Ok(Response::new(out))
+    }
+}

@@ -1,0 +1,220 @@
+//! Scoring one customer with the active model: P(alive), churn risk and
+//! band, P(no purchase in a window), expected purchases and spend, and the
+//! discounted value over a horizon.
+//!
+//! The active model is cached and re-read from the database at most every
+//! [`MODEL_REFRESH`], so every replica scores with a new version within
+//! seconds of its fit. The customer's summary is read on every call, so a
+//! score always includes the newest transaction.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use clv_model::{
+    BgNbdParams, ClvModel, CustomerSummary as ModelSummary, GammaGammaParams, ScoreOptions,
+};
+use tokio::sync::RwLock;
+
+use crate::{
+    domain::{CustomerId, CustomerSummary},
+    storage::{Storage, StorageError},
+};
+
+/// How stale the cached active model may get.
+pub const MODEL_REFRESH: Duration = Duration::from_secs(2);
+
+/// Churn-risk bands: `churn_risk` (1 − P(alive)) at or above a threshold.
+#[derive(Debug, Clone, Copy)]
+pub struct ChurnPolicy {
+    pub medium_at: f64,
+    pub high_at: f64,
+    pub no_purchase_window_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Band {
+    Low,
+    Medium,
+    High,
+}
+
+impl ChurnPolicy {
+    pub fn band(&self, churn_risk: f64) -> Band {
+        if churn_risk >= self.high_at {
+            Band::High
+        } else if churn_risk >= self.medium_at {
+            Band::Medium
+        } else {
+            Band::Low
+        }
+    }
+}
+
+/// Predictions for one customer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    pub model_version: i64,
+    pub probability_alive: f64,
+    pub churn_risk: f64,
+    pub band: Band,
+    pub probability_no_purchase: f64,
+    pub expected_purchases: f64,
+    pub expected_spend: f64,
+    pub predicted_value: f64,
+}
+
+/// A customer's score: the summary, and predictions when a model exists.
+#[derive(Debug, Clone)]
+pub struct Score {
+    pub as_of: DateTime<Utc>,
+    pub summary: CustomerSummary,
+    pub prediction: Result<Prediction, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScoringError {
+    #[error("customer {0} has no recorded purchase")]
+    NotFound(CustomerId),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Clone, Copy)]
+struct CachedModel {
+    version: i64,
+    model: Result<ClvModel, ()>,
+}
+
+pub struct Scoring {
+    storage: Storage,
+    time_zone: Tz,
+    policy: ChurnPolicy,
+    cache: RwLock<Option<(Instant, Option<CachedModel>)>>,
+}
+
+impl Scoring {
+    pub fn new(storage: Storage, time_zone: Tz, policy: ChurnPolicy) -> Arc<Self> {
+        Arc::new(Self {
+            storage,
+            time_zone,
+            policy,
+            cache: RwLock::new(None),
+        })
+    }
+
+    pub fn policy(&self) -> ChurnPolicy {
+        self.policy
+    }
+
+    async fn active_model(&self) -> Result<Option<CachedModel>, StorageError> {
+        if let Some((loaded, model)) = *self.cache.read().await {
+            if loaded.elapsed() < MODEL_REFRESH {
+                return Ok(model);
+            }
+        }
+        let fresh = self.storage.model(None).await?.and_then(|m| {
+            let f = m.fitted()?;
+            let model = BgNbdParams::new(
+                f.purchases.r,
+                f.purchases.alpha_days,
+                f.purchases.a,
+                f.purchases.b,
+            )
+            .and_then(|p| {
+                Ok(ClvModel {
+                    purchases: p,
+                    spend: GammaGammaParams::new(f.spend.p, f.spend.q, f.spend.gamma)?,
+                })
+            })
+            .map_err(
+                |e| tracing::error!(version = m.version, error = %e, "stored model is unusable"),
+            );
+            Some(CachedModel {
+                version: m.version,
+                model,
+            })
+        });
+        *self.cache.write().await = Some((Instant::now(), fresh));
+        Ok(fresh)
+    }
+
+    /// Scores a customer now, over `options`' horizon and discount rate.
+    pub async fn score(
+        &self,
+        id: &CustomerId,
+        options: ScoreOptions,
+    ) -> Result<Score, ScoringError> {
+        let summary = self
+            .storage
+            .customer_summary(id)
+            .await?
+            .ok_or_else(|| ScoringError::NotFound(id.clone()))?;
+        let model = self.active_model().await?;
+        let as_of = Utc::now();
+        let today = as_of.with_timezone(&self.time_zone).date_naive();
+        let prediction = match model {
+            None => Err("no model has been fitted yet: call ModelService.FitModel".to_owned()),
+            Some(CachedModel {
+                model: Err(()),
+                version,
+            }) => Err(format!("model version {version} is unusable")),
+            Some(CachedModel {
+                model: Ok(model),
+                version,
+            }) => predict(&model, version, &summary, today, options, self.policy),
+        };
+        Ok(Score {
+            as_of,
+            summary,
+            prediction,
+        })
+    }
+}
+
+/// The model's view of a summary as of `today`: x, t_x, T in days and m,
+/// the mean net value of the repeat occasions.
+fn model_summary(s: &CustomerSummary, today: chrono::NaiveDate) -> Result<ModelSummary, String> {
+    let x = f64::from(s.purchase_occasions - 1);
+    let t_x = (s.last_purchase_day - s.first_purchase_day).num_days() as f64;
+    // A purchase dated after today (clock skew) counts as today.
+    let t = ((today - s.first_purchase_day).num_days() as f64).max(t_x);
+    let m = if x > 0.0 {
+        s.repeat_value.nanos() as f64 / 1e9 / x
+    } else {
+        0.0
+    };
+    ModelSummary::new(x, t_x, t, m).map_err(|e| e.to_string())
+}
+
+fn predict(
+    model: &ClvModel,
+    version: i64,
+    summary: &CustomerSummary,
+    today: chrono::NaiveDate,
+    options: ScoreOptions,
+    policy: ChurnPolicy,
+) -> Result<Prediction, String> {
+    let customer = model_summary(summary, today)?;
+    let options = ScoreOptions {
+        no_purchase_window_days: f64::from(policy.no_purchase_window_days),
+        ..options
+    };
+    let s = model
+        .score(&customer, &options)
+        .map_err(|e| e.to_string())?;
+    let churn_risk = 1.0 - s.probability_alive;
+    Ok(Prediction {
+        model_version: version,
+        probability_alive: s.probability_alive,
+        churn_risk,
+        band: policy.band(churn_risk),
+        probability_no_purchase: s.probability_no_purchase,
+        expected_purchases: s.expected_purchases,
+        expected_spend: s.expected_spend,
+        predicted_value: s.predicted_value,
+    })
+}

@@ -1,0 +1,289 @@
+//! ScoringService end to end: scores equal the model core's values for the
+//! customers' summaries, reflect new transactions at once, and say so when
+//! no model exists.
+
+use std::collections::BTreeSet;
+
+use chrono::{NaiveDate, Utc};
+use clv_model::{BgNbdParams, ClvModel, CustomerSummary, GammaGammaParams, ScoreOptions};
+use clvd::api::pb::{self, scoring_service_client::ScoringServiceClient};
+use tonic::Code;
+
+use crate::{helpers::*, models::*};
+
+async fn scoring(app: &TestApp) -> ScoringServiceClient<tonic::transport::Channel> {
+    ScoringServiceClient::new(channel(&app.endpoint()).await.unwrap())
+}
+
+fn money(m: &Option<pb::Money>) -> f64 {
+    let m = m.as_ref().expect("money");
+    m.units as f64 + f64::from(m.nanos) / 1e9
+}
+
+/// The customer's (x, t_x, T, m) as of today, computed here from the raw
+/// purchases (UTC days, no refunds in this data).
+fn summary_now(transactions: &[pb::Transaction], customer: &str) -> CustomerSummary {
+    let mut days = std::collections::BTreeMap::<NaiveDate, i64>::new();
+    for t in transactions.iter().filter(|t| t.customer_id == customer) {
+        let ts = t.occurred_at.as_ref().unwrap();
+        let day = chrono::DateTime::from_timestamp(ts.seconds, 0)
+            .unwrap()
+            .date_naive();
+        *days.entry(day).or_default() += t
+            .amount
+            .as_ref()
+            .map(|m| m.units * 1_000_000_000 + i64::from(m.nanos))
+            .unwrap();
+    }
+    let first = *days.keys().next().unwrap();
+    let last = *days.keys().next_back().unwrap();
+    let x = days.len() as f64 - 1.0;
+    let repeat: i64 = days.values().skip(1).sum();
+    let m = if x > 0.0 {
+        repeat as f64 / 1e9 / x
+    } else {
+        0.0
+    };
+    let today = Utc::now().date_naive();
+    CustomerSummary::new(
+        x,
+        (last - first).num_days() as f64,
+        (today - first).num_days() as f64,
+        m,
+    )
+    .unwrap()
+}
+
+fn close(got: f64, want: f64, tolerance: f64) -> bool {
+    (got - want).abs() <= tolerance * want.abs().max(1.0)
+}
+
+#[tokio::test]
+async fn scores_equal_the_model_core_for_the_customers_summaries() {
+    let app = spawn_app().await;
+    let transactions = simulated_purchases();
+    import(&app, &transactions).await;
+    let fitted = models(&app)
+        .await
+        .fit_model(fit_request(
+            NaiveDate::from_ymd_opt(2024, 10, 31).unwrap(),
+            pb::TimeUnit::Day,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let (bg, gg) = (fitted.bgnbd.unwrap(), fitted.gamma_gamma.unwrap());
+    let model = ClvModel {
+        purchases: BgNbdParams::new(bg.r, bg.alpha, bg.a, bg.b).unwrap(),
+        spend: GammaGammaParams::new(gg.p, gg.q, gg.gamma).unwrap(),
+    };
+    let customers: BTreeSet<&str> = transactions
+        .iter()
+        .map(|t| t.customer_id.as_str())
+        .collect();
+    let mut client = scoring(&app).await;
+    let mut bands = BTreeSet::new();
+    for customer in customers.iter().step_by(37) {
+        let options = ScoreOptions {
+            horizon_months: 24,
+            annual_discount_rate: 0.08,
+            ..ScoreOptions::default()
+        };
+        let want = model
+            .score(&summary_now(&transactions, customer), &options)
+            .unwrap();
+        let got = client
+            .get_customer_value(pb::GetCustomerValueRequest {
+                customer_id: customer.to_string(),
+                horizon_months: Some(24),
+                annual_discount_rate: Some(0.08),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(got.prediction_available, "{customer}");
+        assert_eq!(got.model_version, fitted.version);
+        assert!(
+            close(
+                got.probability_alive.unwrap(),
+                want.probability_alive,
+                1e-12
+            ),
+            "{customer}"
+        );
+        assert!(
+            close(got.churn_risk.unwrap(), 1.0 - want.probability_alive, 1e-12),
+            "{customer}"
+        );
+        assert!(
+            close(
+                got.probability_no_purchase.unwrap(),
+                want.probability_no_purchase,
+                1e-12
+            ),
+            "{customer}"
+        );
+        assert!(
+            close(
+                got.expected_purchases.unwrap(),
+                want.expected_purchases,
+                1e-12
+            ),
+            "{customer}"
+        );
+        assert!(
+            close(
+                money(&got.expected_average_order_value),
+                want.expected_spend,
+                1e-9
+            ),
+            "{customer}"
+        );
+        assert!(
+            close(money(&got.predicted_value), want.predicted_value, 1e-9),
+            "{customer}"
+        );
+        let total = money(&got.historical_value) + want.predicted_value;
+        assert!(close(money(&got.total_value), total, 1e-9), "{customer}");
+
+        let risk = client
+            .get_churn_risk(pb::GetChurnRiskRequest {
+                customer_id: customer.to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(close(risk.probability_alive, want.probability_alive, 1e-12));
+        let expected_band = match 1.0 - want.probability_alive {
+            c if c >= 0.6 => pb::ChurnRiskBand::High,
+            c if c >= 0.3 => pb::ChurnRiskBand::Medium,
+            _ => pb::ChurnRiskBand::Low,
+        };
+        assert_eq!(risk.churn_risk_band, expected_band as i32, "{customer}");
+        assert_eq!(risk.at_risk, expected_band == pb::ChurnRiskBand::High);
+        bands.insert(risk.churn_risk_band);
+    }
+    assert!(bands.len() >= 2, "the sample should span bands: {bands:?}");
+}
+
+#[tokio::test]
+async fn a_new_transaction_shows_in_the_next_score() {
+    let app = spawn_app().await;
+    let transactions = simulated_purchases();
+    import(&app, &transactions).await;
+    models(&app)
+        .await
+        .fit_model(fit_request(
+            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
+            pb::TimeUnit::Day,
+        ))
+        .await
+        .unwrap();
+    let mut client = scoring(&app).await;
+    let ask = || pb::GetCustomerValueRequest {
+        customer_id: "sim-3".into(),
+        ..Default::default()
+    };
+    let before = client.get_customer_value(ask()).await.unwrap().into_inner();
+    let yesterday = Utc::now() - chrono::Duration::days(1);
+    app.ingest()
+        .await
+        .record_transaction(record(purchase("sim-3", "fresh", yesterday, 12_345)))
+        .await
+        .unwrap();
+    let after = client.get_customer_value(ask()).await.unwrap().into_inner();
+    assert_eq!(after.purchase_occasions, before.purchase_occasions + 1);
+    assert!(close(
+        money(&after.historical_value),
+        money(&before.historical_value) + 123.45,
+        1e-12
+    ));
+    // x and t_x changed, so the model's view of the customer did too.
+    assert_ne!(after.probability_alive, before.probability_alive);
+    assert_ne!(after.expected_purchases, before.expected_purchases);
+}
+
+#[tokio::test]
+async fn before_the_first_model_scores_carry_history_and_say_why_predictions_are_missing() {
+    let app = spawn_app().await;
+    let mut ingest = app.ingest().await;
+    ingest
+        .record_transaction(record(purchase("c1", "a", at(2026, 1, 1, 0, 0), 1_000)))
+        .await
+        .unwrap();
+    ingest
+        .record_transaction(record(purchase("c1", "b", at(2026, 2, 1, 0, 0), 3_000)))
+        .await
+        .unwrap();
+    let value = scoring(&app)
+        .await
+        .get_customer_value(pb::GetCustomerValueRequest {
+            customer_id: "c1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!value.prediction_available);
+    assert!(
+        value.prediction_note.contains("FitModel"),
+        "{}",
+        value.prediction_note
+    );
+    assert_eq!(value.model_version, 0);
+    assert!(
+        value.probability_alive.is_none()
+            && value.expected_purchases.is_none()
+            && value.predicted_value.is_none()
+    );
+    assert_eq!(value.purchase_occasions, 2);
+    assert!(close(money(&value.historical_value), 40.0, 1e-12));
+    assert!(close(money(&value.average_order_value), 20.0, 1e-12));
+    assert!(close(money(&value.total_value), 40.0, 1e-12));
+    let risk = scoring(&app)
+        .await
+        .get_churn_risk(pb::GetChurnRiskRequest {
+            customer_id: "c1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!risk.prediction_available && !risk.at_risk);
+}
+
+#[tokio::test]
+async fn unknown_customers_are_not_found_and_bad_arguments_name_the_field() {
+    let app = spawn_app().await;
+    let mut client = scoring(&app).await;
+    let missing = client
+        .get_churn_risk(pb::GetChurnRiskRequest {
+            customer_id: "nobody".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let request =
+        |customer: &str, horizon: Option<i32>, rate: Option<f64>| pb::GetCustomerValueRequest {
+            customer_id: customer.into(),
+            horizon_months: horizon,
+            annual_discount_rate: rate,
+        };
+    for (r, field) in [
+        (request("", None, None), "customer_id"),
+        (request("c", Some(0), None), "horizon_months"),
+        (request("c", Some(121), None), "horizon_months"),
+        (request("c", None, Some(1.5)), "annual_discount_rate"),
+        (request("c", None, Some(-0.1)), "annual_discount_rate"),
+    ] {
+        let status = client.get_customer_value(r).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert_eq!(violated_fields(&status), vec![field.to_owned()]);
+    }
+    let status = client
+        .get_churn_risk(pb::GetChurnRiskRequest {
+            customer_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["customer_id"]);
+}
