@@ -9,10 +9,42 @@ use tonic::{Request, Response, Status};
 use super::{convert, pb, status::invalid_argument};
 use crate::{
     domain::{Amount, FieldViolation},
-    service::{Band, Scoring, ScoringError},
+    service::{Band, Score, Scoring, ScoringError},
 };
 
 const MAX_HORIZON_MONTHS: i32 = 120;
+const MAX_BATCH_IDS: usize = 1_000;
+
+/// Horizon and discount rate, defaulted and checked.
+fn score_options(
+    horizon_months: Option<i32>,
+    annual_discount_rate: Option<f64>,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<ScoreOptions> {
+    let defaults = ScoreOptions::default();
+    let horizon = horizon_months.unwrap_or(defaults.horizon_months as i32);
+    let rate = annual_discount_rate.unwrap_or(defaults.annual_discount_rate);
+    let mut ok = true;
+    if !(1..=MAX_HORIZON_MONTHS).contains(&horizon) {
+        violations.push(FieldViolation::new(
+            "horizon_months",
+            format!("must be 1 to {MAX_HORIZON_MONTHS}"),
+        ));
+        ok = false;
+    }
+    if !(0.0..1.0).contains(&rate) {
+        violations.push(FieldViolation::new(
+            "annual_discount_rate",
+            "must be in [0, 1)",
+        ));
+        ok = false;
+    }
+    ok.then_some(ScoreOptions {
+        horizon_months: horizon as u32,
+        annual_discount_rate: rate,
+        ..defaults
+    })
+}
 
 pub struct ScoringApi {
     scoring: Arc<Scoring>,
@@ -35,6 +67,45 @@ impl ScoringApi {
             units,
             nanos,
         }
+    }
+
+    fn customer_value(&self, score: Score, options: ScoreOptions) -> pb::CustomerValue {
+        let s = &score.summary;
+        let historical = s.net_revenue;
+        let mut out = pb::CustomerValue {
+            customer_id: s.customer_id.to_string(),
+            as_of: Some(timestamp(score.as_of)),
+            first_purchase_time: Some(timestamp(s.first_purchase_at)),
+            last_purchase_time: Some(timestamp(s.last_purchase_at)),
+            purchase_occasions: s.purchase_occasions,
+            transaction_count: s.purchase_count + s.refund_count,
+            historical_value: Some(self.exact(historical)),
+            average_order_value: Some(self.exact(Amount::from_nanos(
+                historical.nanos() / i64::from(s.purchase_count.max(1)),
+            ))),
+            no_purchase_window_days: self.scoring.policy().no_purchase_window_days as i32,
+            horizon_months: options.horizon_months as i32,
+            annual_discount_rate: options.annual_discount_rate,
+            total_value: Some(self.exact(historical)),
+            ..Default::default()
+        };
+        match score.prediction {
+            Ok(p) => {
+                out.prediction_available = true;
+                out.model_version = p.model_version;
+                out.probability_alive = Some(p.probability_alive);
+                out.churn_risk = Some(p.churn_risk);
+                out.probability_no_purchase = Some(p.probability_no_purchase);
+                out.churn_risk_band = band(p.band) as i32;
+                out.expected_purchases = Some(p.expected_purchases);
+                out.expected_average_order_value = Some(self.predicted(p.expected_spend));
+                out.predicted_value = Some(self.predicted(p.predicted_value));
+                out.total_value =
+                    Some(self.predicted(historical.nanos() as f64 / 1e9 + p.predicted_value));
+            }
+            Err(note) => out.prediction_note = note,
+        }
+        out
     }
 
     /// A predicted amount, rounded to the nano.
@@ -90,66 +161,52 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
         let id = convert::customer_id("customer_id", &customer_id)
             .map_err(|v| violations.push(v))
             .ok();
-        let defaults = ScoreOptions::default();
-        let horizon = horizon_months.unwrap_or(defaults.horizon_months as i32);
-        if !(1..=MAX_HORIZON_MONTHS).contains(&horizon) {
-            violations.push(FieldViolation::new(
-                "horizon_months",
-                format!("must be 1 to {MAX_HORIZON_MONTHS}"),
-            ));
-        }
-        let rate = annual_discount_rate.unwrap_or(defaults.annual_discount_rate);
-        if !(0.0..1.0).contains(&rate) {
-            violations.push(FieldViolation::new(
-                "annual_discount_rate",
-                "must be in [0, 1)",
-            ));
-        }
-        let (Some(id), true) = (id, violations.is_empty()) else {
+        let options = score_options(horizon_months, annual_discount_rate, &mut violations);
+        let (Some(id), Some(options), true) = (id, options, violations.is_empty()) else {
             return Err(invalid_argument(&violations));
         };
-        let options = ScoreOptions {
-            horizon_months: horizon as u32,
-            annual_discount_rate: rate,
-            ..defaults
-        };
         let score = self.scoring.score(&id, options).await?;
-        let s = &score.summary;
-        let historical = s.net_revenue;
-        let mut out = pb::CustomerValue {
-            customer_id: id.to_string(),
-            as_of: Some(timestamp(score.as_of)),
-            first_purchase_time: Some(timestamp(s.first_purchase_at)),
-            last_purchase_time: Some(timestamp(s.last_purchase_at)),
-            purchase_occasions: s.purchase_occasions,
-            transaction_count: s.purchase_count + s.refund_count,
-            historical_value: Some(self.exact(historical)),
-            average_order_value: Some(self.exact(Amount::from_nanos(
-                historical.nanos() / i64::from(s.purchase_count.max(1)),
-            ))),
-            no_purchase_window_days: self.scoring.policy().no_purchase_window_days as i32,
-            horizon_months: horizon,
-            annual_discount_rate: rate,
-            total_value: Some(self.exact(historical)),
-            ..Default::default()
-        };
-        match score.prediction {
-            Ok(p) => {
-                out.prediction_available = true;
-                out.model_version = p.model_version;
-                out.probability_alive = Some(p.probability_alive);
-                out.churn_risk = Some(p.churn_risk);
-                out.probability_no_purchase = Some(p.probability_no_purchase);
-                out.churn_risk_band = band(p.band) as i32;
-                out.expected_purchases = Some(p.expected_purchases);
-                out.expected_average_order_value = Some(self.predicted(p.expected_spend));
-                out.predicted_value = Some(self.predicted(p.predicted_value));
-                out.total_value =
-                    Some(self.predicted(historical.nanos() as f64 / 1e9 + p.predicted_value));
-            }
-            Err(note) => out.prediction_note = note,
+        Ok(Response::new(self.customer_value(score, options)))
+    }
+
+    async fn batch_get_customer_values(
+        &self,
+        request: Request<pb::BatchGetCustomerValuesRequest>,
+    ) -> Result<Response<pb::BatchGetCustomerValuesResponse>, Status> {
+        let pb::BatchGetCustomerValuesRequest {
+            customer_ids,
+            horizon_months,
+            annual_discount_rate,
+        } = request.into_inner();
+        let mut violations = Vec::new();
+        if customer_ids.is_empty() || customer_ids.len() > MAX_BATCH_IDS {
+            violations.push(FieldViolation::new(
+                "customer_ids",
+                format!(
+                    "must hold 1 to {MAX_BATCH_IDS} ids, got {}",
+                    customer_ids.len()
+                ),
+            ));
         }
-        Ok(Response::new(out))
+        let mut ids = Vec::with_capacity(customer_ids.len());
+        for (i, raw) in customer_ids.iter().enumerate() {
+            match convert::customer_id(&format!("customer_ids[{i}]"), raw) {
+                Ok(id) => ids.push(id),
+                Err(v) => violations.push(v),
+            }
+        }
+        let options = score_options(horizon_months, annual_discount_rate, &mut violations);
+        let (Some(options), true) = (options, violations.is_empty()) else {
+            return Err(invalid_argument(&violations));
+        };
+        let (scores, unknown) = self.scoring.score_many(&ids, options).await?;
+        Ok(Response::new(pb::BatchGetCustomerValuesResponse {
+            values: scores
+                .into_iter()
+                .map(|s| self.customer_value(s, options))
+                .collect(),
+            unknown_customer_ids: unknown.into_iter().map(|id| id.to_string()).collect(),
+        }))
     }
 
     async fn get_churn_risk(

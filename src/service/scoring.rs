@@ -154,6 +154,41 @@ impl Scoring {
             .await?
             .ok_or_else(|| ScoringError::NotFound(id.clone()))?;
         let model = self.active_model().await?;
+        Ok(self.score_summary(summary, model, options))
+    }
+
+    /// Scores several customers with one read: the scores in the order of
+    /// `ids` (first occurrence), and the ids with nothing recorded.
+    pub async fn score_many(
+        &self,
+        ids: &[CustomerId],
+        options: ScoreOptions,
+    ) -> Result<(Vec<Score>, Vec<CustomerId>), ScoringError> {
+        let mut summaries: std::collections::HashMap<CustomerId, CustomerSummary> = self
+            .storage
+            .customer_summaries(ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.customer_id.clone(), s))
+            .collect();
+        let model = self.active_model().await?;
+        let (mut scores, mut unknown) = (Vec::new(), Vec::new());
+        let mut seen = std::collections::HashSet::new();
+        for id in ids.iter().filter(|id| seen.insert(*id)) {
+            match summaries.remove(id) {
+                Some(summary) => scores.push(self.score_summary(summary, model, options)),
+                None => unknown.push(id.clone()),
+            }
+        }
+        Ok((scores, unknown))
+    }
+
+    fn score_summary(
+        &self,
+        summary: CustomerSummary,
+        model: Option<CachedModel>,
+        options: ScoreOptions,
+    ) -> Score {
         let as_of = Utc::now();
         let today = as_of.with_timezone(&self.time_zone).date_naive();
         let prediction = match model {
@@ -167,11 +202,11 @@ impl Scoring {
                 version,
             }) => predict(&model, version, &summary, today, options, self.policy),
         };
-        Ok(Score {
+        Score {
             as_of,
             summary,
             prediction,
-        })
+        }
     }
 }
 

@@ -287,3 +287,67 @@ async fn unknown_customers_are_not_found_and_bad_arguments_name_the_field() {
         .unwrap_err();
     assert_eq!(violated_fields(&status), vec!["customer_id"]);
 }
+
+#[tokio::test]
+async fn batch_get_answers_known_ids_in_order_and_lists_unknown_ones() {
+    let app = spawn_app().await;
+    let transactions = simulated_purchases();
+    import(&app, &transactions).await;
+    models(&app)
+        .await
+        .fit_model(fit_request(
+            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
+            pb::TimeUnit::Day,
+        ))
+        .await
+        .unwrap();
+    let mut client = scoring(&app).await;
+    let ids = ["sim-5", "nobody", "sim-2", "sim-5", "ghost"];
+    let batch = client
+        .batch_get_customer_values(pb::BatchGetCustomerValuesRequest {
+            customer_ids: ids.iter().map(|s| s.to_string()).collect(),
+            horizon_months: Some(6),
+            annual_discount_rate: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        batch
+            .values
+            .iter()
+            .map(|v| v.customer_id.as_str())
+            .collect::<Vec<_>>(),
+        ["sim-5", "sim-2"]
+    );
+    assert_eq!(batch.unknown_customer_ids, ["nobody", "ghost"]);
+    for v in &batch.values {
+        let single = client
+            .get_customer_value(pb::GetCustomerValueRequest {
+                customer_id: v.customer_id.clone(),
+                horizon_months: Some(6),
+                annual_discount_rate: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(v.predicted_value, single.predicted_value);
+        assert_eq!(v.probability_alive, single.probability_alive);
+        assert_eq!(v.horizon_months, 6);
+    }
+    let too_many = pb::BatchGetCustomerValuesRequest {
+        customer_ids: (0..1_001).map(|i| format!("c{i}")).collect(),
+        ..Default::default()
+    };
+    let status = client
+        .batch_get_customer_values(too_many)
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["customer_ids"]);
+    let bad_id = pb::BatchGetCustomerValuesRequest {
+        customer_ids: vec!["ok".into(), String::new()],
+        ..Default::default()
+    };
+    let status = client.batch_get_customer_values(bad_id).await.unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["customer_ids[1]"]);
+}

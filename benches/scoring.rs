@@ -1,0 +1,678 @@
+//! Scoring benchmark (issue 4): GetChurnRisk and GetCustomerValue against
+//! PostgreSQL's own primary-key read, in one run, on the same machine,
+//! database and data.
+//!
+//! Setup: one private PostgreSQL with durable settings (fsync on), started
+//! here from the machine's binaries; N customers (default 1,000,000, ids
+//! `c0` .. `c{N-1}`) simulated with the model crate's BG/NBD + Gamma-Gamma
+//! simulator and streamed through ImportTransactions (batches of 5,000, 2
+//! streams split by customer); then ModelService.FitModel once. clvd runs as
+//! its own process (the release binary).
+//!
+//! Each round runs, in turn: pgbench reading one random customer row by
+//! primary key (`SELECT * FROM customers WHERE customer_id = ...`,
+//! `-M prepared -c C -j 2 -n`), GetChurnRisk and GetCustomerValue at
+//! concurrency C (default 32) for random known customers. Medians over the
+//! rounds are reported, with the ratio clvd / pgbench.
+//!
+//! Run: `cargo bench --bench scoring` (env knobs in [`Knobs`]).
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use clv_model::{
+    simulate, Acquisition, BgNbdParams, GammaGammaParams, SimulationConfig, TimeResolution,
+};
+use clvd::{
+    api::pb::{
+        self, ingest_service_client::IngestServiceClient,
+        model_service_client::ModelServiceClient, scoring_service_client::ScoringServiceClient,
+    },
+    embedded_postgres::{EmbeddedOptions, EmbeddedPostgres},
+    storage::Storage,
+};
+use hdrhistogram::Histogram;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use sqlx::postgres::PgPoolOptions;
+use tonic::transport::Channel;
+
+/// Knobs (environment), with their defaults.
+struct Knobs {
+    /// BENCH_SECONDS (15): length of each measured phase.
+    seconds: u64,
+    /// BENCH_ROUNDS (3).
+    rounds: usize,
+    /// BENCH_CONCURRENCY (32): calls in flight, and pgbench clients.
+    concurrency: usize,
+    /// BENCH_CONNECTIONS (4): HTTP/2 connections the load is spread over.
+    connections: usize,
+    /// BENCH_CUSTOMERS (1,000,000).
+    customers: usize,
+    /// BENCH_BATCH (5,000): transactions per ImportTransactions message.
+    batch: usize,
+    /// BENCH_STREAMS (2): concurrent import streams.
+    streams: usize,
+    /// BENCH_TOP (1): sample `top -b -n 2 -d 5` in the first round.
+    top: bool,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl Knobs {
+    fn from_env() -> Self {
+        Self {
+            seconds: env_or("BENCH_SECONDS", 15),
+            rounds: env_or("BENCH_ROUNDS", 3),
+            concurrency: env_or("BENCH_CONCURRENCY", 32),
+            connections: env_or("BENCH_CONNECTIONS", 4),
+            customers: env_or("BENCH_CUSTOMERS", 1_000_000),
+            batch: env_or("BENCH_BATCH", 5_000),
+            streams: env_or("BENCH_STREAMS", 2),
+            top: env_or("BENCH_TOP", 1u8) != 0,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes --bench; nothing else is expected.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(Knobs::from_env()))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Calibration period of the simulated history, days (ending yesterday).
+const HISTORY_DAYS: f64 = 365.0;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Rpc {
+    ChurnRisk,
+    CustomerValue,
+}
+
+impl Rpc {
+    fn name(self) -> &'static str {
+        match self {
+            Rpc::ChurnRisk => "GetChurnRisk",
+            Rpc::CustomerValue => "GetCustomerValue",
+        }
+    }
+}
+
+/// One round's figures for one side.
+#[derive(Default)]
+struct Series {
+    tps: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+}
+
+impl Series {
+    fn push(&mut self, tps: f64, p50: f64, p99: f64) {
+        self.tps.push(tps);
+        self.p50.push(p50);
+        self.p99.push(p99);
+    }
+}
+
+async fn run(k: Knobs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("clvd-bench-scoring-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        data_dir: dir.clone(),
+        bin_dir: None,
+        unsafe_fast: false,
+    })
+    .await?;
+    pg.ensure_database("bench").await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(pg.connect_options("bench"))
+        .await?;
+    Storage::from_pool(pool.clone()).migrate().await?;
+    let pg_version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&pool)
+        .await?;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_clvd"))
+        .env("DATABASE_URL", pg.url("bench"))
+        .env("CLVD_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("CLVD_DB_MAX_CONNECTIONS", k.concurrency.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("start clvd")?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let channels = connect(&endpoint, k.connections).await?;
+
+    println!("machine: {} cores, {}", num_cpus(), cpu_model());
+    println!(
+        "postgres: {pg_version} ({}), clvd pid {}",
+        pg.bin_dir().display(),
+        server.id()
+    );
+    println!();
+
+    // Setup: simulate, import, fit.
+    let started = Instant::now();
+    let lanes = simulated_lanes(k.customers, k.streams);
+    let transactions: usize = lanes.iter().map(Vec::len).sum();
+    println!(
+        "simulated {} customers, {transactions} purchases in {:.1} s",
+        k.customers,
+        started.elapsed().as_secs_f64()
+    );
+    let import_secs = import(&channels, lanes, k.batch).await?;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions")
+        .fetch_one(&pool)
+        .await?;
+    let summarised: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM customers WHERE purchase_occasions > 0")
+            .fetch_one(&pool)
+            .await?;
+    anyhow::ensure!(
+        stored as usize == transactions && summarised as usize == k.customers,
+        "import incomplete: {stored} transactions, {summarised} customers"
+    );
+    println!(
+        "imported {transactions} transactions in {import_secs:.1} s ({:.0} tx/s, batches of {}, {} streams)",
+        transactions as f64 / import_secs,
+        k.batch,
+        k.streams
+    );
+    sqlx::query("VACUUM ANALYZE customers")
+        .execute(&pool)
+        .await?;
+    sqlx::query("CHECKPOINT").execute(&pool).await?;
+
+    let fit_started = Instant::now();
+    let model = ModelServiceClient::new(channels[0].clone())
+        .fit_model(pb::FitModelRequest::default())
+        .await?
+        .into_inner();
+    anyhow::ensure!(
+        model.state == pb::ModelState::Succeeded as i32 && model.active,
+        "FitModel did not give an active model: {}",
+        model.failure
+    );
+    println!(
+        "FitModel: version {} over {} customers in {:.2} s (converged {})",
+        model.version,
+        model.customers,
+        fit_started.elapsed().as_secs_f64(),
+        model.converged
+    );
+    wait_for_model(&channels[0], model.version).await?;
+    println!();
+
+    // The baseline: the same primary-key read, by pgbench.
+    let script = dir.join("read.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "\\set n random(0, {})\n\
+             SELECT * FROM customers WHERE customer_id = 'c' || :n;\n",
+            k.customers - 1
+        ),
+    )?;
+    // Warm-up, unmeasured: both sides then start from the same cache state.
+    pgbench(&pg, &script, k.concurrency, k.seconds.min(5))?;
+    load(&channels, Rpc::ChurnRisk, &k, Duration::from_secs(2), 99).await?;
+
+    let (mut base, mut churn, mut value) = (Series::default(), Series::default(), Series::default());
+    for round in 0..k.rounds {
+        let sample = k.top && round == 0;
+        let top = sample.then(|| top_sampler("pgbench"));
+        let b = pgbench(&pg, &script, k.concurrency, k.seconds)?;
+        print_top(top);
+        let top = sample.then(|| top_sampler("GetChurnRisk"));
+        let c = load(
+            &channels,
+            Rpc::ChurnRisk,
+            &k,
+            Duration::from_secs(k.seconds),
+            round,
+        )
+        .await?;
+        print_top(top);
+        let v = load(
+            &channels,
+            Rpc::CustomerValue,
+            &k,
+            Duration::from_secs(k.seconds),
+            round,
+        )
+        .await?;
+        println!(
+            "round {round}: pgbench {:.0} tps, p50 {:.2} ms, p99 {:.2} ms | GetChurnRisk {:.0} tps, p50 {:.2} ms, p99 {:.2} ms \
+             | GetCustomerValue {:.0} tps, p50 {:.2} ms, p99 {:.2} ms",
+            b.0, b.1, b.2, c.0, c.1, c.2, v.0, v.1, v.2
+        );
+        base.push(b.0, b.1, b.2);
+        churn.push(c.0, c.1, c.2);
+        value.push(v.0, v.1, v.2);
+    }
+    let base_tps = median(base.tps.clone());
+    println!();
+    println!(
+        "BASELINE (median of {} rounds, concurrency {}): pgbench primary-key read {base_tps:.0} tps, \
+         p50 {:.2} ms, p99 {:.2} ms",
+        k.rounds,
+        k.concurrency,
+        median(base.p50),
+        median(base.p99)
+    );
+    for (rpc, s) in [(Rpc::ChurnRisk, churn), (Rpc::CustomerValue, value)] {
+        let tps = median(s.tps);
+        let p99 = median(s.p99);
+        let ratio = tps / base_tps;
+        println!(
+            "{} (median of {} rounds, concurrency {}): {tps:.0} tps, p50 {:.2} ms, p99 {p99:.2} ms; \
+             ratio {ratio:.2} (target >= 0.6 with p99 < 5 ms: {})",
+            rpc.name().to_uppercase(),
+            k.rounds,
+            k.concurrency,
+            median(s.p50),
+            if ratio >= 0.6 && p99 < 5.0 {
+                "met"
+            } else {
+                "missed"
+            }
+        );
+    }
+
+    let _ = server.kill();
+    let _ = server.wait();
+    pool.close().await;
+    pg.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// One purchase to import: customer number, occasion number, time, cents.
+struct Purchase {
+    customer: u32,
+    occasion: u32,
+    seconds: i64,
+    cents: i64,
+}
+
+/// Simulated purchases, split into `streams` lanes by customer. Customer i
+/// is `c{i}`; its history ends yesterday, so every purchase is in the past.
+fn simulated_lanes(customers: usize, streams: usize) -> Vec<Vec<Purchase>> {
+    let simulated = simulate(&SimulationConfig {
+        // The parameters tests/api/models.rs uses (CDNOW-like, in days).
+        purchases: BgNbdParams::new(0.243, 30.9, 0.793, 2.426).expect("BG/NBD parameters"),
+        spend: Some(GammaGammaParams::new(6.25, 3.74, 15.44).expect("Gamma-Gamma parameters")),
+        customers,
+        calibration_days: HISTORY_DAYS,
+        holdout_days: 0.0,
+        acquisition: Acquisition::Uniform {
+            window_days: HISTORY_DAYS / 2.0,
+        },
+        resolution: TimeResolution::WholeDays,
+        seed: 4,
+        record_occasions: true,
+    });
+    let today = chrono::Utc::now().date_naive();
+    let start = (today - chrono::Duration::days(HISTORY_DAYS as i64 + 1))
+        .and_hms_opt(12, 0, 0)
+        .expect("noon")
+        .and_utc()
+        .timestamp();
+    let mut lanes: Vec<Vec<Purchase>> = (0..streams).map(|_| Vec::new()).collect();
+    for (i, c) in simulated.iter().enumerate() {
+        for (k, o) in c.occasions.iter().enumerate() {
+            lanes[i % streams].push(Purchase {
+                customer: i as u32,
+                occasion: k as u32,
+                seconds: start + o.day as i64 * 86_400,
+                cents: (o.value * 100.0).round() as i64,
+            });
+        }
+    }
+    lanes
+}
+
+fn money(cents: i64) -> pb::Money {
+    pb::Money {
+        currency_code: "USD".into(),
+        units: cents / 100,
+        nanos: ((cents % 100) * 10_000_000) as i32,
+    }
+}
+
+/// Streams every lane through its own ImportTransactions call; the
+/// messages are built as they are sent. Returns the seconds taken.
+async fn import(
+    channels: &[Channel],
+    lanes: Vec<Vec<Purchase>>,
+    batch: usize,
+) -> anyhow::Result<f64> {
+    let total: usize = lanes.iter().map(Vec::len).sum();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, lane) in lanes.into_iter().enumerate() {
+        let mut client = IngestServiceClient::new(channels[i % channels.len()].clone())
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        let batches = lane.len().div_ceil(batch);
+        let messages = futures::stream::iter((0..batches).map(move |b| {
+            let chunk = &lane[b * batch..((b + 1) * batch).min(lane.len())];
+            pb::ImportTransactionsRequest {
+                transactions: chunk
+                    .iter()
+                    .map(|p| pb::Transaction {
+                        customer_id: format!("c{}", p.customer),
+                        transaction_id: format!("o{}", p.occasion),
+                        occurred_at: Some(prost_types::Timestamp {
+                            seconds: p.seconds,
+                            nanos: 0,
+                        }),
+                        kind: pb::TransactionKind::Purchase as i32,
+                        amount: Some(money(p.cents)),
+                        cost: None,
+                        refunded_transaction_id: String::new(),
+                    })
+                    .collect(),
+            }
+        }));
+        tasks.push(tokio::spawn(async move {
+            client
+                .import_transactions(messages)
+                .await
+                .map(|r| r.into_inner())
+        }));
+    }
+    let mut recorded = 0;
+    for t in tasks {
+        recorded += t.await??.recorded;
+    }
+    anyhow::ensure!(
+        recorded as usize == total,
+        "clvd recorded {recorded} of {total}"
+    );
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Waits until scoring answers with the fitted model (the server caches the
+/// active model and refreshes it every 2 s).
+async fn wait_for_model(channel: &Channel, version: i64) -> anyhow::Result<()> {
+    let mut client = ScoringServiceClient::new(channel.clone());
+    let started = Instant::now();
+    loop {
+        let r = client
+            .get_churn_risk(pb::GetChurnRiskRequest {
+                customer_id: "c0".into(),
+            })
+            .await?
+            .into_inner();
+        if r.prediction_available && r.model_version == version {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "scoring did not pick up model {version}: {}",
+                r.prediction_note
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Calls `rpc` from `k.concurrency` workers for random known customers for
+/// `duration`: (calls per second, p50 ms, p99 ms). Every answer must carry
+/// a prediction.
+async fn load(
+    channels: &[Channel],
+    rpc: Rpc,
+    k: &Knobs,
+    duration: Duration,
+    round: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..k.concurrency {
+        let mut client = ScoringServiceClient::new(channels[worker % channels.len()].clone());
+        let customers = k.customers;
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new(3).expect("histogram");
+            let mut rng = StdRng::seed_from_u64((round * 1000 + worker) as u64 + rpc as u64);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let customer_id = format!("c{}", rng.random_range(0..customers));
+                let sent = Instant::now();
+                let predicted = match rpc {
+                    Rpc::ChurnRisk => {
+                        client
+                            .get_churn_risk(pb::GetChurnRiskRequest { customer_id })
+                            .await?
+                            .into_inner()
+                            .prediction_available
+                    }
+                    Rpc::CustomerValue => {
+                        client
+                            .get_customer_value(pb::GetCustomerValueRequest {
+                                customer_id,
+                                horizon_months: None,
+                                annual_discount_rate: None,
+                            })
+                            .await?
+                            .into_inner()
+                            .prediction_available
+                    }
+                };
+                hist.record(sent.elapsed().as_micros() as u64)
+                    .expect("record latency");
+                anyhow::ensure!(predicted, "{} answered without a prediction", rpc.name());
+                n += 1;
+            }
+            anyhow::Ok((n, hist))
+        }));
+    }
+    let mut total = 0;
+    let mut hist = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        let (n, h) = t.await??;
+        total += n;
+        hist.add(h)?;
+    }
+    Ok((
+        total as f64 / started.elapsed().as_secs_f64(),
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+    ))
+}
+
+/// pgbench with `script`: (tps, p50 ms, p99 ms). The latencies come from
+/// pgbench's per-transaction log (`-l`), read back here.
+fn pgbench(
+    pg: &EmbeddedPostgres,
+    script: &std::path::Path,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let logs = script.with_file_name(format!("pgbench-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs)?;
+    let out = Command::new(pg.bin_dir().join("pgbench"))
+        .current_dir(&logs)
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-j",
+            "2",
+            "-c",
+            &clients.to_string(),
+            "-T",
+            &seconds.to_string(),
+            "-l",
+            "-f",
+        ])
+        .arg(script)
+        .arg("-h")
+        .arg(pg.data_dir())
+        .args(["-p", "5432", "-U", "postgres", "bench"])
+        .output()
+        .context("run pgbench")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "pgbench failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tps = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .context("pgbench printed no tps")?;
+    // Log lines: client_id transaction_no time_us script_no epoch epoch_us.
+    let mut hist = Histogram::<u64>::new(3)?;
+    for entry in std::fs::read_dir(&logs)? {
+        let body = std::fs::read_to_string(entry?.path())?;
+        for line in body.lines() {
+            if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
+                hist.record(us)?;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&logs);
+    anyhow::ensure!(!hist.is_empty(), "pgbench wrote no transaction log");
+    Ok((
+        tps,
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+    ))
+}
+
+/// Samples `top -b -n 2 -d 5` from 3 s into a phase, on a thread.
+fn top_sampler(phase: &'static str) -> std::thread::JoinHandle<(String, String)> {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        let out = Command::new("top")
+            .args(["-b", "-n", "2", "-d", "5", "-w", "160"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("top failed: {e}"));
+        (phase.to_owned(), out)
+    })
+}
+
+/// Prints the second (5-second) sample of `top`: the CPU line and the
+/// processes using more than 1% CPU, summed by command.
+fn print_top(sampler: Option<std::thread::JoinHandle<(String, String)>>) {
+    let Some(Ok((phase, out))) = sampler.map(|s| s.join()) else {
+        return;
+    };
+    let second = out.rsplit("\ntop - ").next().unwrap_or(&out);
+    let mut by_command: Vec<(String, f64, usize)> = Vec::new();
+    let mut cpu_line = String::new();
+    let mut in_table = false;
+    for line in second.lines() {
+        if line.starts_with("%Cpu") {
+            cpu_line = line.trim().to_owned();
+        }
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.first() == Some(&"PID") {
+            in_table = true;
+            continue;
+        }
+        if !in_table || cols.len() < 12 {
+            continue;
+        }
+        let (Ok(cpu), command) = (cols[8].parse::<f64>(), cols[11].to_owned()) else {
+            continue;
+        };
+        if cpu < 1.0 {
+            continue;
+        }
+        match by_command.iter_mut().find(|(c, _, _)| *c == command) {
+            Some(e) => {
+                e.1 += cpu;
+                e.2 += 1;
+            }
+            None => by_command.push((command, cpu, 1)),
+        }
+    }
+    by_command.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let summary: Vec<String> = by_command
+        .iter()
+        .map(|(c, cpu, n)| format!("{c} {cpu:.0}% ({n} proc)"))
+        .collect();
+    println!("top during {phase} (5 s sample): {cpu_line}");
+    println!("  by command: {}", summary.join(", "));
+}
+
+async fn connect(endpoint: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let started = Instant::now();
+    loop {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            match Channel::from_shared(endpoint.to_owned())?.connect().await {
+                Ok(c) => out.push(c),
+                Err(_) => break,
+            }
+        }
+        if out.len() == n {
+            // The server migrates on start; wait until a call succeeds.
+            let mut client = IngestServiceClient::new(out[0].clone());
+            let probe = client
+                .delete_customer(pb::DeleteCustomerRequest {
+                    customer_id: "probe".into(),
+                })
+                .await;
+            if probe.is_ok() {
+                return Ok(out);
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("clvd did not come up at {endpoint}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
