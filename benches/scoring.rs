@@ -28,8 +28,8 @@ use clv_model::{
 };
 use clvd::{
     api::pb::{
-        self, ingest_service_client::IngestServiceClient,
-        model_service_client::ModelServiceClient, scoring_service_client::ScoringServiceClient,
+        self, ingest_service_client::IngestServiceClient, model_service_client::ModelServiceClient,
+        scoring_service_client::ScoringServiceClient,
     },
     embedded_postgres::{EmbeddedOptions, EmbeddedPostgres},
     storage::Storage,
@@ -240,7 +240,8 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     pgbench(&pg, &script, k.concurrency, k.seconds.min(5))?;
     load(&channels, Rpc::ChurnRisk, &k, Duration::from_secs(2), 99).await?;
 
-    let (mut base, mut churn, mut value) = (Series::default(), Series::default(), Series::default());
+    let (mut base, mut churn, mut value) =
+        (Series::default(), Series::default(), Series::default());
     for round in 0..k.rounds {
         let sample = k.top && round == 0;
         let top = sample.then(|| top_sampler("pgbench"));

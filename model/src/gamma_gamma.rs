@@ -333,7 +333,11 @@ impl MeanNegLogLikelihood for Objective {
     }
 }
 
-const MAX_ABS_LOG_PARAMETER: f64 = 25.0;
+/// Log-parameters (of the rescaled problem) beyond ±this are reported as
+/// unidentified: e^15 ≈ 3.3e6. Beyond it the likelihood is flat towards a
+/// boundary (no visible heterogeneity), and the parameters, though finite,
+/// cannot be scored (the series of E[Y] would need ~a terms).
+const MAX_ABS_LOG_PARAMETER: f64 = 15.0;
 /// An unconverged fit with a log-parameter beyond ±this (in the rescaled
 /// problem) is running off to a boundary, not merely slow.
 const DRIFTING_ABS_LOG_PARAMETER: f64 = 10.0;
