@@ -63,8 +63,71 @@ impl From<ModelsError> for Status {
             ModelsError::FitFailed { version, reason } => Status::failed_precondition(format!(
                 "the data cannot support a fit (recorded as failed version {version}; the active model is unchanged): {reason}"
             )),
+            ModelsError::CannotEvaluate(m) => Status::failed_precondition(m),
             ModelsError::Storage(s) => s.into(),
         }
+    }
+}
+
+/// A required timestamp, not in the future.
+fn past_instant(
+    field: &str,
+    raw: Option<prost_types::Timestamp>,
+    now: DateTime<Utc>,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<DateTime<Utc>> {
+    let Some(ts) = raw else {
+        violations.push(FieldViolation::new(field, "is required"));
+        return None;
+    };
+    if !(0..1_000_000_000).contains(&ts.nanos) {
+        violations.push(FieldViolation::new(
+            format!("{field}.nanos"),
+            "must be in [0, 1e9)",
+        ));
+        return None;
+    }
+    match DateTime::from_timestamp(ts.seconds, ts.nanos as u32) {
+        Some(t) if t > now => {
+            violations.push(FieldViolation::new(field, "must not be in the future"));
+            None
+        }
+        Some(t) => Some(t),
+        None => {
+            violations.push(FieldViolation::new(field, "is out of range"));
+            None
+        }
+    }
+}
+
+fn comparison(
+    repeat_occasions: u64,
+    and_more: bool,
+    customers: u64,
+    actual: f64,
+    predicted: f64,
+) -> pb::HoldoutComparison {
+    let per = |v: f64| {
+        if customers > 0 {
+            v / customers as f64
+        } else {
+            0.0
+        }
+    };
+    pb::HoldoutComparison {
+        repeat_occasions: repeat_occasions as i64,
+        and_more,
+        customers: customers as i64,
+        actual,
+        predicted,
+        absolute_error: (predicted - actual).abs(),
+        percentage_error: if actual > 0.0 {
+            (predicted - actual) / actual * 100.0
+        } else {
+            0.0
+        },
+        actual_per_customer: per(actual),
+        predicted_per_customer: per(predicted),
     }
 }
 
@@ -161,6 +224,79 @@ impl pb::model_service_server::ModelService for ModelApi {
         };
         let fitted = self.models.fit(as_of).await?;
         Ok(Response::new(to_pb(&fitted, unit, Some(fitted.version))))
+    }
+
+    async fn evaluate_model(
+        &self,
+        request: Request<pb::EvaluateModelRequest>,
+    ) -> Result<Response<pb::ModelEvaluation>, Status> {
+        let pb::EvaluateModelRequest {
+            calibration_end,
+            holdout_end,
+            time_unit,
+        } = request.into_inner();
+        let mut violations = Vec::new();
+        let now = Utc::now();
+        let calibration = past_instant("calibration_end", calibration_end, now, &mut violations);
+        let holdout = past_instant("holdout_end", holdout_end, now, &mut violations);
+        if let (Some(c), Some(h)) = (calibration, holdout) {
+            if h <= c {
+                violations.push(FieldViolation::new(
+                    "holdout_end",
+                    "must be after calibration_end",
+                ));
+            }
+        }
+        let unit = unit(time_unit).map_err(|v| violations.push(v)).ok();
+        let (Some(calibration), Some(holdout), Some(unit), true) =
+            (calibration, holdout, unit, violations.is_empty())
+        else {
+            return Err(invalid_argument(&violations));
+        };
+        let e = self.models.evaluate(calibration, holdout).await?;
+        let scale = if unit == Unit::Week { 7.0 } else { 1.0 };
+        let c = &e.comparison;
+        let p = e.fit.params;
+        Ok(Response::new(pb::ModelEvaluation {
+            calibration_end: Some(timestamp(calibration)),
+            holdout_end: Some(timestamp(holdout)),
+            holdout_days: c.holdout_days,
+            time_unit: match unit {
+                Unit::Day => pb::TimeUnit::Day,
+                Unit::Week => pb::TimeUnit::Week,
+            } as i32,
+            bgnbd: Some(pb::BgNbdParameters {
+                r: p.r(),
+                alpha: p.alpha() / scale,
+                a: p.a(),
+                b: p.b(),
+            }),
+            // As for Model: LL(unit) = LL(days) + Σx·ln(days per unit).
+            log_likelihood: e.fit.report.log_likelihood + e.repeat_occasions as f64 * scale.ln(),
+            customers: c.customers as i64,
+            total: Some(comparison(
+                0,
+                true,
+                c.customers,
+                c.actual_total,
+                c.predicted_total,
+            )),
+            by_calibration_repeat_occasions: c
+                .buckets
+                .iter()
+                .map(|b| {
+                    let n = b.customers as f64;
+                    comparison(
+                        b.repeat_purchases,
+                        b.and_more,
+                        b.customers,
+                        b.actual_mean * n,
+                        b.predicted_mean * n,
+                    )
+                })
+                .collect(),
+            mean_absolute_error_per_customer: c.mean_absolute_error,
+        }))
     }
 
     async fn get_model(

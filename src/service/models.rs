@@ -10,7 +10,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clv_model::{
-    fit_bgnbd, fit_gamma_gamma, BgNbdFitInput, FitOptions, GammaGammaFitInput, ModelError,
+    evaluate_holdout, fit_bgnbd, fit_gamma_gamma, BgNbdFit, BgNbdFitInput,
+    CustomerSummary as ModelSummary, FitOptions, GammaGammaFitInput, HoldoutEvaluation, ModelError,
 };
 use tokio::sync::Mutex;
 
@@ -28,8 +29,20 @@ pub enum ModelsError {
     /// stored as `version`.
     #[error("model version {version} failed: {reason}")]
     FitFailed { version: i64, reason: String },
+    /// The calibration data cannot support a fit (FAILED_PRECONDITION).
+    #[error("the calibration data cannot support a fit: {0}")]
+    CannotEvaluate(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// A calibration fit and its holdout comparison.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub fit: BgNbdFit,
+    pub comparison: HoldoutEvaluation,
+    /// Σx over the calibration customers.
+    pub repeat_occasions: i64,
 }
 
 pub struct Models {
@@ -86,6 +99,48 @@ impl Models {
                 })
             }
         }
+    }
+
+    /// Fits BG/NBD on the data up to the calibration day and compares its
+    /// predictions for the holdout with what happened (nothing is stored).
+    pub async fn evaluate(
+        &self,
+        calibration_end: DateTime<Utc>,
+        holdout_end: DateTime<Utc>,
+    ) -> Result<Evaluation, ModelsError> {
+        let calibration_day = calibration_end.with_timezone(&self.time_zone).date_naive();
+        let holdout_day = holdout_end.with_timezone(&self.time_zone).date_naive();
+        let rows = self
+            .storage
+            .holdout_data(calibration_day, holdout_day)
+            .await?;
+        let holdout_days = (holdout_day - calibration_day).num_days() as f64;
+        tokio::task::spawn_blocking(move || -> Result<Evaluation, ModelError> {
+            let groups = rows.iter().map(|&(x, t_x, t, _, n)| (x, t_x, t, n));
+            let fit = fit_bgnbd(&BgNbdFitInput::from_groups(groups)?, &FitOptions::default())?;
+            let mut customers = Vec::new();
+            for &(x, t_x, t, holdout, n) in &rows {
+                let summary = ModelSummary::new(x, t_x, t, 0.0)?;
+                customers.extend(std::iter::repeat_n((summary, holdout), n as usize));
+            }
+            let comparison = evaluate_holdout(&fit.params, &customers, holdout_days, 7);
+            let repeat_occasions = rows
+                .iter()
+                .map(|&(x, _, _, _, n)| x as i64 * n as i64)
+                .sum();
+            Ok(Evaluation {
+                fit,
+                comparison,
+                repeat_occasions,
+            })
+        })
+        .await
+        .map_err(|e| {
+            StorageError::Database(sqlx::Error::Protocol(format!(
+                "evaluation task failed: {e}"
+            )))
+        })?
+        .map_err(|e| ModelsError::CannotEvaluate(e.to_string()))
     }
 
     /// A version, or the active one.

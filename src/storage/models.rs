@@ -62,6 +62,42 @@ impl Storage {
         Ok(data)
     }
 
+    /// Calibration summaries and holdout repeat occasions, grouped:
+    /// (x, t_x, T, holdout occasions, customers), for customers whose first
+    /// purchase is on or before `calibration_day`.
+    pub async fn holdout_data(
+        &self,
+        calibration_day: NaiveDate,
+        holdout_day: NaiveDate,
+    ) -> Result<Vec<(f64, f64, f64, u64, u64)>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT x, t_x, t, holdout, count(*) AS n FROM (
+                 SELECT count(*) FILTER (WHERE day <= $1)::int - 1 AS x,
+                        max(day) FILTER (WHERE day <= $1) - min(day) AS t_x,
+                        $1::date - min(day) AS t,
+                        count(*) FILTER (WHERE day > $1)::int AS holdout
+                   FROM customer_days WHERE day <= $2::date
+                  GROUP BY customer_id HAVING min(day) <= $1::date) s
+              GROUP BY x, t_x, t, holdout",
+        )
+        .bind(calibration_day)
+        .bind(holdout_day)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    f64::from(row.try_get::<i32, _>("x")?),
+                    f64::from(row.try_get::<i32, _>("t_x")?),
+                    f64::from(row.try_get::<i32, _>("t")?),
+                    row.try_get::<i32, _>("holdout")? as u64,
+                    row.try_get::<i64, _>("n")? as u64,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StorageError::from)
+    }
+
     pub async fn insert_model(&self, m: &NewModelVersion) -> Result<ModelVersion, StorageError> {
         let f = m.outcome.as_ref().ok();
         let pse = f.and_then(|f| f.purchases_standard_errors);

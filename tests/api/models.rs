@@ -374,3 +374,153 @@ async fn bad_model_arguments_name_the_field() {
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 }
+
+/// Purchases (calibration and holdout) of `customers` simulated customers
+/// from known parameters, starting 2024-01-01.
+fn simulated_with_holdout(customers: usize, truth: BgNbdParams) -> Vec<pb::Transaction> {
+    let simulated = simulate(&SimulationConfig {
+        purchases: truth,
+        spend: Some(GammaGammaParams::new(6.25, 3.74, 15.44).unwrap()),
+        customers,
+        calibration_days: 365.0,
+        holdout_days: 273.0,
+        acquisition: Acquisition::Uniform { window_days: 120.0 },
+        resolution: TimeResolution::WholeDays,
+        seed: 5,
+        record_occasions: true,
+    });
+    let start = at(2024, 1, 1, 12, 0);
+    let mut out = Vec::new();
+    for (i, c) in simulated.iter().enumerate() {
+        for (k, o) in c.occasions.iter().enumerate() {
+            out.push(purchase(
+                &format!("h-{i}"),
+                &format!("o-{k}"),
+                start + Duration::days(o.day as i64),
+                1_000,
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn evaluate_model_recovers_the_simulated_truth_within_sampling_error() {
+    let app = spawn_app().await;
+    let truth = BgNbdParams::new(0.8, 20.0, 0.9, 3.0).unwrap();
+    let transactions = simulated_with_holdout(6_000, truth);
+    import(&app, &transactions).await;
+    // Calibration: the first 365 days (to 2024-12-30); holdout: 273 more.
+    let calibration_end = NaiveDate::from_ymd_opt(2024, 12, 30)
+        .unwrap()
+        .and_hms_opt(23, 59, 59)
+        .unwrap()
+        .and_utc();
+    let holdout_end = calibration_end + Duration::days(273);
+    let evaluation = models(&app)
+        .await
+        .evaluate_model(pb::EvaluateModelRequest {
+            calibration_end: Some(timestamp(calibration_end)),
+            holdout_end: Some(timestamp(holdout_end)),
+            time_unit: pb::TimeUnit::Day as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(evaluation.customers, 6_000);
+    assert_eq!(evaluation.holdout_days, 273.0);
+    let p = evaluation.bgnbd.unwrap();
+    // Sampling error at 6,000 customers is a few tens of percent at most for
+    // these parameters; a broken fit or window is far outside.
+    for (name, got, want) in [
+        ("r", p.r, 0.8),
+        ("alpha", p.alpha, 20.0),
+        ("a", p.a, 0.9),
+        ("b", p.b, 3.0),
+    ] {
+        assert!(rel(got, want) < 0.35, "{name}: {got} vs truth {want}");
+    }
+    let total = evaluation.total.unwrap();
+    assert!(
+        total.actual > 1_000.0,
+        "the holdout has purchases: {}",
+        total.actual
+    );
+    assert!(
+        total.percentage_error.abs() < 10.0,
+        "predicted {} vs actual {}",
+        total.predicted,
+        total.actual
+    );
+    assert_eq!(evaluation.by_calibration_repeat_occasions.len(), 8);
+    assert!(evaluation.by_calibration_repeat_occasions[7].and_more);
+    let bucket_customers: i64 = evaluation
+        .by_calibration_repeat_occasions
+        .iter()
+        .map(|b| b.customers)
+        .sum();
+    assert_eq!(bucket_customers, 6_000);
+    let bucket_actual: f64 = evaluation
+        .by_calibration_repeat_occasions
+        .iter()
+        .map(|b| b.actual)
+        .sum();
+    assert!((bucket_actual - total.actual).abs() < 1e-6);
+    // Actual holdout occasions, counted here from the raw purchases.
+    let mut days = std::collections::BTreeSet::new();
+    for t in &transactions {
+        let ts = t.occurred_at.as_ref().unwrap();
+        let when = chrono::DateTime::from_timestamp(ts.seconds, 0).unwrap();
+        if when > calibration_end && when <= holdout_end {
+            days.insert((t.customer_id.clone(), when.date_naive()));
+        }
+    }
+    assert_eq!(total.actual, days.len() as f64);
+}
+
+#[tokio::test]
+async fn evaluate_model_checks_its_window() {
+    let app = spawn_app().await;
+    let mut client = models(&app).await;
+    let t = |d: NaiveDate| Some(timestamp(d.and_hms_opt(0, 0, 0).unwrap().and_utc()));
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    for (request, field) in [
+        (
+            pb::EvaluateModelRequest {
+                calibration_end: None,
+                holdout_end: t(day(2025, 1, 1)),
+                time_unit: 0,
+            },
+            "calibration_end",
+        ),
+        (
+            pb::EvaluateModelRequest {
+                calibration_end: t(day(2025, 1, 1)),
+                holdout_end: t(day(2024, 1, 1)),
+                time_unit: 0,
+            },
+            "holdout_end",
+        ),
+        (
+            pb::EvaluateModelRequest {
+                calibration_end: t(day(2025, 1, 1)),
+                holdout_end: t(day(2099, 1, 1)),
+                time_unit: 0,
+            },
+            "holdout_end",
+        ),
+    ] {
+        let status = client.evaluate_model(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert_eq!(violated_fields(&status), vec![field.to_owned()]);
+    }
+    let empty = pb::EvaluateModelRequest {
+        calibration_end: t(day(2025, 1, 1)),
+        holdout_end: t(day(2025, 6, 1)),
+        time_unit: 0,
+    };
+    assert_eq!(
+        client.evaluate_model(empty).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+}
