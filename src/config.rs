@@ -126,6 +126,35 @@ pub struct Settings {
     )]
     pub no_purchase_window_days: u32,
 
+    /// Refit the models when the newest version is this many seconds old
+    /// (0: never by age).
+    #[arg(
+        long,
+        env = "CLVD_REFIT_INTERVAL_SECONDS",
+        default_value_t = 86_400,
+        global = true
+    )]
+    pub refit_interval_seconds: u64,
+
+    /// Refit when this many transactions arrived since the newest version
+    /// (0: never by volume).
+    #[arg(
+        long,
+        env = "CLVD_REFIT_MIN_NEW_TRANSACTIONS",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub refit_min_new_transactions: u64,
+
+    /// Seconds between checks of whether a refit is due.
+    #[arg(
+        long,
+        env = "CLVD_REFIT_CHECK_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub refit_check_seconds: u64,
+
     /// Seconds between database health checks (grpc.health.v1).
     #[arg(
         long,
@@ -158,15 +187,28 @@ impl Settings {
         Duration::from_secs(self.health_interval_seconds.max(1))
     }
 
+    pub fn refit_policy(&self) -> crate::service::RefitPolicy {
+        crate::service::RefitPolicy {
+            interval: (self.refit_interval_seconds > 0)
+                .then(|| Duration::from_secs(self.refit_interval_seconds)),
+            min_new_transactions: (self.refit_min_new_transactions > 0)
+                .then_some(self.refit_min_new_transactions),
+        }
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
     }
 
-    /// Settings for tests and tools: the defaults with the given database.
+    /// Settings for tests and tools: the defaults with the given database, a
+    /// free port, and no background refits.
     pub fn for_database(database_url: String) -> Self {
         let mut s = Cli::parse_from(["clvd"]).settings;
         s.database_url = Some(database_url);
         s.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        // No background refits unless a test asks for them.
+        s.refit_interval_seconds = 0;
+        s.refit_min_new_transactions = 0;
         s
     }
 }
@@ -206,7 +248,8 @@ impl fmt::Display for Settings {
             f,
             "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
              db_max_connections={} group_commit_slots={} db_acquire_timeout={}s \
-             churn_thresholds={}/{} no_purchase_window={}d health_interval={}s shutdown_grace={}s log_format={:?}",
+             churn_thresholds={}/{} no_purchase_window={}d refit_interval={}s \
+             refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s log_format={:?}",
             self.listen_addr,
             db,
             self.data_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "default".into()),
@@ -219,6 +262,9 @@ impl fmt::Display for Settings {
             self.churn_medium_threshold,
             self.churn_high_threshold,
             self.no_purchase_window_days,
+            self.refit_interval_seconds,
+            self.refit_min_new_transactions,
+            self.refit_check_seconds,
             self.health_interval_seconds,
             self.shutdown_grace_seconds,
             self.log_format,

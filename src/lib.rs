@@ -15,6 +15,8 @@
 //!   rules of ingest (batch planning: duplicates, conflicts, refunds).
 //! - [`storage`]: PostgreSQL; owns every SQL statement and the migrations.
 //! - `clv-model` (workspace crate `model/`): pure numerics, no I/O.
+//! - [`jobs`]: background work (the model refit), each a loop around a
+//!   step that tests call directly.
 //! - [`startup`]: wires everything into an [`startup::Application`];
 //!   [`embedded_postgres`] is the private PostgreSQL used when no
 //!   `DATABASE_URL` is given; [`config`], [`telemetry`] and [`shutdown`] do
@@ -24,6 +26,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod embedded_postgres;
+pub mod jobs;
 pub mod service;
 pub mod shutdown;
 pub mod startup;

@@ -146,10 +146,7 @@ impl Application {
             settings.group_commit_slots,
         ));
 
-        let models = ModelApi::new(std::sync::Arc::new(Models::new(
-            storage.clone(),
-            settings.time_zone,
-        )));
+        let models = std::sync::Arc::new(Models::new(storage.clone(), settings.time_zone));
 
         let policy = ChurnPolicy {
             medium_at: settings.churn_medium_threshold,
@@ -169,6 +166,17 @@ impl Application {
             stop_rx.clone(),
         ));
 
+        let policy = settings.refit_policy();
+        let refit_job =
+            (policy.interval.is_some() || policy.min_new_transactions.is_some()).then(|| {
+                tokio::spawn(crate::jobs::refit::run_until_stopped(
+                    models.clone(),
+                    policy,
+                    std::time::Duration::from_secs(settings.refit_check_seconds.max(1)),
+                    stop_rx.clone(),
+                ))
+            });
+
         let reporter_on_stop = reporter.clone();
         let mut server_stop = stop_rx.clone();
         let server = tonic::transport::Server::builder()
@@ -176,7 +184,7 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(ingest.into_server())
-            .add_service(models.into_server())
+            .add_service(ModelApi::new(models.clone()).into_server())
             .add_service(scoring.into_server())
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -206,6 +214,9 @@ impl Application {
         }
         let _ = stop_tx.send(true);
         let _ = health_job.await;
+        if let Some(job) = refit_job {
+            let _ = job.await;
+        }
         storage.close().await;
         if let Some(pg) = embedded {
             tokio::task::spawn_blocking(move || pg.stop()).await?;

@@ -48,6 +48,9 @@ pub struct NewModelVersion {
     /// Σ x over customers: converts the log-likelihood between time units.
     pub repeat_occasions: i64,
     pub fit_duration: Duration,
+    /// Transactions ever recorded when the fit started: the refit job
+    /// compares it with the current count.
+    pub transactions_counter: Option<i64>,
 }
 
 /// A stored version.

@@ -7,5 +7,5 @@ mod models;
 mod scoring;
 
 pub use ingest::{BatchRecorded, Ingest, IngestError, Recorded};
-pub use models::{Evaluation, Models, ModelsError};
+pub use models::{Evaluation, Models, ModelsError, RefitOutcome, RefitPolicy};
 pub use scoring::{Band, ChurnPolicy, Prediction, Score, Scoring, ScoringError, MODEL_REFRESH};

@@ -13,7 +13,6 @@ use clv_model::{
     evaluate_holdout, fit_bgnbd, fit_gamma_gamma, BgNbdFit, BgNbdFitInput,
     CustomerSummary as ModelSummary, FitOptions, GammaGammaFitInput, HoldoutEvaluation, ModelError,
 };
-use tokio::sync::Mutex;
 
 use crate::{
     domain::{FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters},
@@ -48,22 +47,112 @@ pub struct Evaluation {
 pub struct Models {
     storage: Storage,
     time_zone: Tz,
-    /// One fit at a time in this process.
-    fitting: Mutex<()>,
+}
+
+/// When the background job refits. `None` turns a trigger off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefitPolicy {
+    /// Refit when the newest version is this old.
+    pub interval: Option<std::time::Duration>,
+    /// Refit when this many transactions arrived since the newest version.
+    pub min_new_transactions: Option<u64>,
+}
+
+/// What one step of the refit job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefitOutcome {
+    /// Another replica holds the fit lock.
+    Busy,
+    NotDue,
+    Fitted {
+        version: i64,
+        why: String,
+    },
+    /// The fit failed and was stored as `version`; the active model stays.
+    Failed {
+        version: i64,
+        reason: String,
+    },
 }
 
 impl Models {
     pub fn new(storage: Storage, time_zone: Tz) -> Self {
-        Self {
-            storage,
-            time_zone,
-            fitting: Mutex::new(()),
-        }
+        Self { storage, time_zone }
     }
 
-    /// Fits on the data up to the business day of `as_of`.
+    /// Fits on the data up to the business day of `as_of`, once no other
+    /// fit (of any replica) is running.
     pub async fn fit(&self, as_of: DateTime<Utc>) -> Result<ModelVersion, ModelsError> {
-        let _one_at_a_time = self.fitting.lock().await;
+        let lock = self.storage.fit_lock(true).await?.ok_or_else(|| {
+            StorageError::Database(sqlx::Error::Protocol("the fit lock was not granted".into()))
+        })?;
+        let result = self.fit_locked(as_of).await;
+        lock.release().await?;
+        result
+    }
+
+    /// Refits if the policy says it is due and no other replica is fitting:
+    /// the step of the background job, callable on its own in tests.
+    pub async fn refit_if_due(
+        &self,
+        policy: RefitPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<RefitOutcome, ModelsError> {
+        let Some(lock) = self.storage.fit_lock(false).await? else {
+            return Ok(RefitOutcome::Busy);
+        };
+        let outcome = match self.due(policy, now).await {
+            Ok(None) => Ok(RefitOutcome::NotDue),
+            Ok(Some(why)) => match self.fit_locked(now).await {
+                Ok(m) => Ok(RefitOutcome::Fitted {
+                    version: m.version,
+                    why,
+                }),
+                Err(ModelsError::FitFailed { version, reason }) => {
+                    Ok(RefitOutcome::Failed { version, reason })
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        lock.release().await?;
+        outcome
+    }
+
+    /// Why a refit is due, if it is. The clock runs from the newest version
+    /// of any state, so data that cannot be fitted is not refitted in a loop.
+    async fn due(
+        &self,
+        policy: RefitPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, ModelsError> {
+        let counter = self.storage.transactions_counter().await?;
+        let Some(latest) = self.storage.latest_model().await? else {
+            return Ok((counter > 0).then(|| "no model has been fitted yet".to_owned()));
+        };
+        if let Some(interval) = policy.interval {
+            if now - latest.created_at
+                >= chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX)
+            {
+                return Ok(Some(format!(
+                    "the newest version is older than {}s",
+                    interval.as_secs()
+                )));
+            }
+        }
+        if let Some(min_new) = policy.min_new_transactions {
+            let arrived = counter - latest.fit.transactions_counter.unwrap_or(0);
+            if arrived >= min_new as i64 {
+                return Ok(Some(format!(
+                    "{arrived} transactions arrived since the newest version"
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn fit_locked(&self, as_of: DateTime<Utc>) -> Result<ModelVersion, ModelsError> {
+        let transactions_counter = Some(self.storage.transactions_counter().await?);
         let as_of_day = as_of.with_timezone(&self.time_zone).date_naive();
         let data = self.storage.fit_data(as_of_day).await?;
         let started = Instant::now();
@@ -79,6 +168,7 @@ impl Models {
             spend_customers: counts.spend_customers,
             repeat_occasions: counts.repeat_occasions,
             fit_duration: started.elapsed(),
+            transactions_counter,
         };
         let stored = self.storage.insert_model(&new).await?;
         match &stored.fit.outcome {

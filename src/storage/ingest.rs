@@ -248,6 +248,15 @@ fn stored_from_row(row: &sqlx::postgres::PgRow) -> Result<StoredTransaction, sql
     })
 }
 
+/// One of the 64 `ingest_counters` rows, picked so that concurrent batches
+/// seldom share one (the clock's nanoseconds are random enough for that).
+fn counter_slot() -> i16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    ((nanos >> 10) % 64) as i16
+}
+
 /// Column arrays for `unnest`, one Vec per column.
 #[derive(Default)]
 struct Columns<'a> {
@@ -318,6 +327,8 @@ async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageEr
                  last_purchase_at = greatest(d.last_purchase_at, excluded.last_purchase_at)
          ), dropped AS (
              DELETE FROM customers WHERE customer_id = ANY($22::text[])
+         ), counted AS (
+             UPDATE ingest_counters SET transactions = transactions + $35 WHERE slot = $36
          )
          UPDATE customers c SET
              first_purchase_day = u.first_day, last_purchase_day = u.last_day,
@@ -366,6 +377,8 @@ async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageEr
     .bind(s.iter().map(|x| x.repeat_value.nanos()).collect::<Vec<_>>())
     .bind(s.iter().map(|x| x.cost.nanos()).collect::<Vec<_>>())
     .bind(s.iter().map(|x| x.uncosted_purchases).collect::<Vec<_>>())
+    .bind(plan.inserts.len() as i64)
+    .bind(counter_slot())
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -15,7 +15,7 @@ pub use crate::domain::CustomerSummary;
 pub use customers::DeletedCustomer;
 pub use error::{RecordError, StorageError};
 pub use ingest::BatchOutcome;
-pub use models::FitData;
+pub use models::{FitData, FitLock};
 
 /// Embedded migrations, applied at start-up and by `clvd migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations");

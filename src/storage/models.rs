@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use sqlx::{postgres::PgRow, Row};
+use sqlx::{postgres::PgRow, Postgres, Row, Transaction};
 
 use super::{Storage, StorageError};
 use crate::domain::{
@@ -26,7 +26,50 @@ const SUMMARIES_AS_OF: &str = "
            sum(net_nanos) - (array_agg(net_nanos ORDER BY day))[1] AS repeat_nanos
       FROM customer_days WHERE day <= $1::date GROUP BY customer_id";
 
+/// Held while a fit runs: a transaction-scoped advisory lock, so that one
+/// replica fits at a time. Dropping it (or a lost connection) releases it.
+pub struct FitLock(Transaction<'static, Postgres>);
+
+impl FitLock {
+    pub async fn release(self) -> Result<(), StorageError> {
+        self.0.commit().await?;
+        Ok(())
+    }
+}
+
+/// The advisory lock key of model fits ("clvd-fit").
+const FIT_LOCK_KEY: i64 = 0x636c_7664_2d66_6974;
+
 impl Storage {
+    /// Takes the fit lock: waits for it, or (`wait` false) returns `None`
+    /// when another fit holds it.
+    pub async fn fit_lock(&self, wait: bool) -> Result<Option<FitLock>, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        if wait {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(FIT_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+            return Ok(Some(FitLock(tx)));
+        }
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(FIT_LOCK_KEY)
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(got.then_some(FitLock(tx)))
+    }
+
+    /// Transactions ever recorded (committed), erased ones included.
+    pub async fn transactions_counter(&self) -> Result<i64, StorageError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT coalesce(sum(transactions), 0)::bigint FROM ingest_counters",
+            )
+            .fetch_one(&self.pool)
+            .await?,
+        )
+    }
+
     /// Grouped summaries as of the end of `as_of_day`. Refunds recorded
     /// later still lower the value of the occasions they refund.
     pub async fn fit_data(&self, as_of_day: NaiveDate) -> Result<FitData, StorageError> {
@@ -107,9 +150,9 @@ impl Storage {
                                  r, alpha_days, a, b, se_r, se_alpha_days, se_a, se_b,
                                  log_likelihood_days, iterations, converged,
                                  p, q, gamma, se_p, se_q, se_gamma, gamma_gamma_log_likelihood,
-                                 frequency_spend_correlation, fit_seconds)
+                                 frequency_spend_correlation, fit_seconds, transactions_counter)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                     $18, $19, $20, $21, $22, $23, $24, $25, $26)
+                     $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
              RETURNING *",
         )
         .bind(m.as_of)
@@ -138,6 +181,7 @@ impl Storage {
         .bind(f.map(|f| f.spend_log_likelihood))
         .bind(f.map(|f| f.frequency_spend_correlation))
         .bind(m.fit_duration.as_secs_f64())
+        .bind(m.transactions_counter)
         .fetch_one(&self.pool)
         .await?;
         Ok(model_from_row(&row)?)
@@ -159,6 +203,14 @@ impl Storage {
                 .fetch_optional(&self.pool)
                 .await?,
             };
+        Ok(row.as_ref().map(model_from_row).transpose()?)
+    }
+
+    /// The newest version of any state.
+    pub async fn latest_model(&self) -> Result<Option<ModelVersion>, StorageError> {
+        let row = sqlx::query("SELECT * FROM models ORDER BY version DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(model_from_row).transpose()?)
     }
 
@@ -237,6 +289,7 @@ fn model_from_row(row: &PgRow) -> Result<ModelVersion, sqlx::Error> {
             spend_customers: row.try_get("spend_customers")?,
             repeat_occasions: row.try_get("repeat_occasions")?,
             fit_duration: Duration::from_secs_f64(row.try_get::<f64, _>("fit_seconds")?.max(0.0)),
+            transactions_counter: row.try_get("transactions_counter")?,
         },
     })
 }

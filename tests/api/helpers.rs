@@ -101,6 +101,7 @@ pub async fn fresh_database() -> (String, PgPool) {
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    pub database_url: String,
     pub pool: PgPool,
     pub storage: Storage,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -162,7 +163,7 @@ pub async fn spawn_app() -> TestApp {
 /// the settings, and waits until it reports SERVING.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let (database_url, pool) = fresh_database().await;
-    let mut settings = Settings::for_database(database_url);
+    let mut settings = Settings::for_database(database_url.clone());
     configure(&mut settings);
     let app = Application::build(settings)
         .await
@@ -174,6 +175,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     }));
     let test_app = TestApp {
         addr,
+        database_url,
         storage: Storage::from_pool(pool.clone()),
         pool,
         stop: Some(stop),

@@ -12,5 +12,6 @@ mod ingest_semantics;
 mod ingest_validation;
 pub mod models;
 mod process;
+mod refit;
 mod reflection;
 mod scoring;

@@ -63,3 +63,13 @@ CREATE TABLE customers (
     uncosted_purchases  integer     NOT NULL DEFAULT 0,
     updated_at          timestamptz NOT NULL DEFAULT now()
 ) WITH (fillfactor = 70);  -- rewritten at every batch: room for HOT updates
+
+-- Transactions ever recorded, for the refit trigger ("enough new
+-- transactions"). Each batch adds its count to one of 64 slots picked at
+-- random, in its own database transaction: exact, and concurrent batches
+-- rarely touch the same row. Not customer data, so no customer_id.
+CREATE TABLE ingest_counters (
+    slot         smallint NOT NULL PRIMARY KEY,
+    transactions bigint   NOT NULL DEFAULT 0
+);
+INSERT INTO ingest_counters (slot) SELECT generate_series(0, 63);

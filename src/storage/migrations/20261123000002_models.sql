@@ -33,5 +33,8 @@ CREATE TABLE models (
     gamma_gamma_log_likelihood  double precision,
     frequency_spend_correlation double precision,
     fit_seconds                 double precision NOT NULL,
+    -- transactions ever recorded when the fit started (ingest_counters):
+    -- how much arrived since
+    transactions_counter        bigint,
     CHECK ((state = 'succeeded') = (r IS NOT NULL AND p IS NOT NULL))
 );
