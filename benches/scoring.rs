@@ -57,6 +57,9 @@ struct Knobs {
     streams: usize,
     /// BENCH_TOP (1): sample `top -b -n 2 -d 5` in the first round.
     top: bool,
+    /// BENCH_CUSTOM_PLAN_CHECK (1): after the rounds, run the baseline once
+    /// more with clvd's session setting `plan_cache_mode=force_custom_plan`.
+    custom_plan_check: bool,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -77,6 +80,7 @@ impl Knobs {
             batch: env_or("BENCH_BATCH", 5_000),
             streams: env_or("BENCH_STREAMS", 2),
             top: env_or("BENCH_TOP", 1u8) != 0,
+            custom_plan_check: env_or("BENCH_CUSTOM_PLAN_CHECK", 1u8) != 0,
         }
     }
 }
@@ -303,6 +307,24 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         );
     }
 
+    // Diagnostic, not in the ratios: the baseline again with the session
+    // setting every clvd connection uses (plan_cache_mode =
+    // force_custom_plan, see Storage::tuned), which plans each execution.
+    if k.custom_plan_check {
+        let (tps, p50, p99) = pgbench_with(
+            &pg,
+            &script,
+            k.concurrency,
+            k.seconds,
+            Some("-c plan_cache_mode=force_custom_plan"),
+        )?;
+        println!(
+            "DIAGNOSTIC: pgbench with plan_cache_mode=force_custom_plan (clvd's session setting): \
+             {tps:.0} tps, p50 {p50:.2} ms, p99 {p99:.2} ms ({:.2} of the baseline)",
+            tps / base_tps
+        );
+    }
+
     let _ = server.kill();
     let _ = server.wait();
     pool.close().await;
@@ -515,10 +537,25 @@ fn pgbench(
     clients: usize,
     seconds: u64,
 ) -> anyhow::Result<(f64, f64, f64)> {
+    pgbench_with(pg, script, clients, seconds, None)
+}
+
+/// [`pgbench`] with PGOPTIONS (session settings) when given.
+fn pgbench_with(
+    pg: &EmbeddedPostgres,
+    script: &std::path::Path,
+    clients: usize,
+    seconds: u64,
+    pg_options: Option<&str>,
+) -> anyhow::Result<(f64, f64, f64)> {
     let logs = script.with_file_name(format!("pgbench-log-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs)?;
-    let out = Command::new(pg.bin_dir().join("pgbench"))
+    let mut command = Command::new(pg.bin_dir().join("pgbench"));
+    if let Some(o) = pg_options {
+        command.env("PGOPTIONS", o);
+    }
+    let out = command
         .current_dir(&logs)
         .args([
             "-n",

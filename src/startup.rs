@@ -15,7 +15,7 @@ use crate::{
     config::Settings,
     domain::IngestRules,
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
-    service::{ChurnPolicy, Ingest, Models, Scoring},
+    service::{ChurnPolicy, Ingest, ModelEpoch, Models, Scoring},
     storage::{PoolSettings, Storage},
 };
 
@@ -146,7 +146,12 @@ impl Application {
             settings.group_commit_slots,
         ));
 
-        let models = std::sync::Arc::new(Models::new(storage.clone(), settings.time_zone));
+        let epoch = ModelEpoch::default();
+        let models = std::sync::Arc::new(Models::new(
+            storage.clone(),
+            settings.time_zone,
+            epoch.clone(),
+        ));
 
         let policy = ChurnPolicy {
             medium_at: settings.churn_medium_threshold,
@@ -154,7 +159,7 @@ impl Application {
             no_purchase_window_days: settings.no_purchase_window_days,
         };
         let scoring = ScoringApi::new(
-            Scoring::new(storage.clone(), settings.time_zone, policy),
+            Scoring::new(storage.clone(), settings.time_zone, policy, epoch),
             settings.currency.clone(),
         );
 

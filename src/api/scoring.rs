@@ -14,6 +14,63 @@ use crate::{
 
 const MAX_HORIZON_MONTHS: i32 = 120;
 const MAX_BATCH_IDS: usize = 1_000;
+const DEFAULT_AT_RISK_PAGE: usize = 50;
+const MAX_AT_RISK_PAGE: usize = 1_000;
+
+/// A ListAtRiskCustomers position: the version, the filters (a token only
+/// continues the listing it came from), and the last key returned.
+#[derive(Debug, Clone, PartialEq)]
+struct AtRiskToken {
+    version: i64,
+    min_churn_risk: f64,
+    min_predicted_value: f64,
+    value_at_risk: f64,
+    customer_id: String,
+}
+
+impl AtRiskToken {
+    fn encode(&self) -> String {
+        let hex: String = self
+            .customer_id
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!(
+            "r1.{}.{:x}.{:x}.{:x}.{hex}",
+            self.version,
+            self.min_churn_risk.to_bits(),
+            self.min_predicted_value.to_bits(),
+            self.value_at_risk.to_bits()
+        )
+    }
+
+    fn decode(raw: &str) -> Option<Self> {
+        let mut parts = raw.strip_prefix("r1.")?.split('.');
+        let version = parts.next()?.parse().ok()?;
+        let bits = |p: Option<&str>| u64::from_str_radix(p?, 16).ok().map(f64::from_bits);
+        let (min_churn_risk, min_predicted_value, value_at_risk) = (
+            bits(parts.next())?,
+            bits(parts.next())?,
+            bits(parts.next())?,
+        );
+        let hex = parts.next()?;
+        if parts.next().is_some() || hex.len() % 2 != 0 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+            .collect();
+        let customer_id = String::from_utf8(bytes?).ok()?;
+        Some(Self {
+            version,
+            min_churn_risk,
+            min_predicted_value,
+            value_at_risk,
+            customer_id,
+        })
+    }
+}
 
 /// Horizon and discount rate, defaulted and checked.
 fn score_options(
@@ -206,6 +263,127 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
                 .map(|s| self.customer_value(s, options))
                 .collect(),
             unknown_customer_ids: unknown.into_iter().map(|id| id.to_string()).collect(),
+        }))
+    }
+
+    async fn list_at_risk_customers(
+        &self,
+        request: Request<pb::ListAtRiskCustomersRequest>,
+    ) -> Result<Response<pb::ListAtRiskCustomersResponse>, Status> {
+        let pb::ListAtRiskCustomersRequest {
+            page_size,
+            page_token,
+            min_churn_risk,
+            min_predicted_value,
+        } = request.into_inner();
+        let mut violations = Vec::new();
+        let size = match page_size {
+            0 => DEFAULT_AT_RISK_PAGE,
+            n if n < 0 => {
+                violations.push(FieldViolation::new("page_size", "must not be negative"));
+                0
+            }
+            n => (n as usize).min(MAX_AT_RISK_PAGE),
+        };
+        let min_churn_risk = min_churn_risk.unwrap_or(self.scoring.policy().high_at);
+        if !(0.0..=1.0).contains(&min_churn_risk) {
+            violations.push(FieldViolation::new("min_churn_risk", "must be in [0, 1]"));
+        }
+        let min_predicted_value = min_predicted_value.unwrap_or(0.0);
+        if !min_predicted_value.is_finite() {
+            violations.push(FieldViolation::new(
+                "min_predicted_value",
+                "must be a finite number",
+            ));
+        }
+        let token = if page_token.is_empty() {
+            None
+        } else {
+            match AtRiskToken::decode(&page_token) {
+                Some(t)
+                    if t.min_churn_risk == min_churn_risk
+                        && t.min_predicted_value == min_predicted_value =>
+                {
+                    Some(t)
+                }
+                Some(_) => {
+                    violations.push(FieldViolation::new(
+                        "page_token",
+                        "was issued for other filters",
+                    ));
+                    None
+                }
+                None => {
+                    violations.push(FieldViolation::new(
+                        "page_token",
+                        "is not a token this service issued",
+                    ));
+                    None
+                }
+            }
+        };
+        if !violations.is_empty() {
+            return Err(invalid_argument(&violations));
+        }
+        // A listing stays on the version it started with; a new version's
+        // scores are a new listing.
+        let version = match &token {
+            Some(t) => t.version,
+            None => match self.scoring.active_version().await? {
+                Some(v) => v,
+                None => {
+                    return Err(Status::failed_precondition(
+                        "no model has been fitted yet: call ModelService.FitModel",
+                    ))
+                }
+            },
+        };
+        let after = token.map(|t| (t.value_at_risk, t.customer_id));
+        let mut page = self
+            .scoring
+            .at_risk_page(
+                version,
+                min_churn_risk,
+                min_predicted_value,
+                after,
+                size + 1,
+            )
+            .await?;
+        let more = page.len() > size;
+        page.truncate(size);
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => AtRiskToken {
+                version,
+                min_churn_risk,
+                min_predicted_value,
+                value_at_risk: last.value_at_risk,
+                customer_id: last.customer_id.to_string(),
+            }
+            .encode(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListAtRiskCustomersResponse {
+            customers: page
+                .into_iter()
+                .map(|s| pb::AtRiskCustomer {
+                    customer_id: s.customer_id.to_string(),
+                    churn_risk: s.churn_risk,
+                    probability_alive: s.probability_alive,
+                    probability_no_purchase: s.probability_no_purchase,
+                    predicted_value: Some(self.predicted(s.predicted_value)),
+                    value_at_risk: Some(self.predicted(s.value_at_risk)),
+                    historical_value: Some(self.exact(s.historical_value)),
+                    rfm: Some(pb::RfmScores {
+                        recency: s.recency_score.into(),
+                        frequency: s.frequency_score.into(),
+                        monetary: s.monetary_score.into(),
+                    }),
+                    segment: s.segment.name().into(),
+                    value_tier: s.value_tier.name().into(),
+                })
+                .collect(),
+            next_page_token,
+            model_version: version,
         }))
     }
 

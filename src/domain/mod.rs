@@ -11,6 +11,7 @@ mod model_version;
 mod money;
 mod plan;
 mod rules;
+mod segments;
 mod summary;
 mod transaction;
 mod violation;
@@ -25,6 +26,7 @@ pub use plan::{
     StoredTransaction,
 };
 pub use rules::IngestRules;
+pub use segments::{quintiles, value_tiers, PopulationScore, Segment, ValueTier};
 pub use summary::CustomerSummary;
 pub use transaction::{
     dedupe_batch, Batch, BatchEntry, Transaction, TransactionKind, UncheckedKind, UncheckedMoney,

@@ -4,8 +4,11 @@
 mod group_commit;
 mod ingest;
 mod models;
+mod population;
 mod scoring;
 
 pub use ingest::{BatchRecorded, Ingest, IngestError, Recorded};
 pub use models::{Evaluation, Models, ModelsError, RefitOutcome, RefitPolicy};
-pub use scoring::{Band, ChurnPolicy, Prediction, Score, Scoring, ScoringError, MODEL_REFRESH};
+pub use scoring::{
+    Band, ChurnPolicy, ModelEpoch, Prediction, Score, Scoring, ScoringError, MODEL_REFRESH,
+};

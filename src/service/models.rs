@@ -14,6 +14,7 @@ use clv_model::{
     CustomerSummary as ModelSummary, FitOptions, GammaGammaFitInput, HoldoutEvaluation, ModelError,
 };
 
+use super::scoring::ModelEpoch;
 use crate::{
     domain::{FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters},
     storage::{FitData, Storage, StorageError},
@@ -47,6 +48,8 @@ pub struct Evaluation {
 pub struct Models {
     storage: Storage,
     time_zone: Tz,
+    /// Bumped after each successful fit.
+    epoch: ModelEpoch,
 }
 
 /// When the background job refits. `None` turns a trigger off.
@@ -76,8 +79,12 @@ pub enum RefitOutcome {
 }
 
 impl Models {
-    pub fn new(storage: Storage, time_zone: Tz) -> Self {
-        Self { storage, time_zone }
+    pub fn new(storage: Storage, time_zone: Tz, epoch: ModelEpoch) -> Self {
+        Self {
+            storage,
+            time_zone,
+            epoch,
+        }
     }
 
     /// Fits on the data up to the business day of `as_of`, once no other
@@ -153,6 +160,7 @@ impl Models {
 
     async fn fit_locked(&self, as_of: DateTime<Utc>) -> Result<ModelVersion, ModelsError> {
         let transactions_counter = Some(self.storage.transactions_counter().await?);
+        let previous = self.storage.model(None).await?.map(|m| m.version);
         let as_of_day = as_of.with_timezone(&self.time_zone).date_naive();
         let data = self.storage.fit_data(as_of_day).await?;
         let started = Instant::now();
@@ -172,7 +180,16 @@ impl Models {
         };
         let stored = self.storage.insert_model(&new).await?;
         match &stored.fit.outcome {
-            Ok(_) => {
+            Ok(fitted) => {
+                // Scores of the whole base under the new version; the
+                // previous version's stay for pages already being read.
+                if let Err(e) = self
+                    .score_population(stored.version, fitted.clone(), previous)
+                    .await
+                {
+                    tracing::error!(version = stored.version, error = %e, "scoring the customer base failed");
+                }
+                self.epoch.bump();
                 tracing::info!(
                     version = stored.version,
                     customers = counts.customers,
@@ -231,6 +248,36 @@ impl Models {
             )))
         })?
         .map_err(|e| ModelsError::CannotEvaluate(e.to_string()))
+    }
+
+    async fn score_population(
+        &self,
+        version: i64,
+        fitted: FittedModels,
+        previous: Option<i64>,
+    ) -> Result<(), ModelsError> {
+        let started = Instant::now();
+        let summaries = self.storage.all_summaries().await?;
+        let today = Utc::now().with_timezone(&self.time_zone).date_naive();
+        let (rows, skipped) = tokio::task::spawn_blocking(move || {
+            super::population::population_scores(version, &fitted, today, summaries)
+        })
+        .await
+        .map_err(|e| {
+            StorageError::Database(sqlx::Error::Protocol(format!("scoring task failed: {e}")))
+        })?
+        .map_err(|e| ModelsError::CannotEvaluate(e.to_string()))?;
+        self.storage
+            .replace_scores(&rows, previous.unwrap_or(version))
+            .await?;
+        tracing::info!(
+            version,
+            customers = rows.len(),
+            skipped,
+            seconds = started.elapsed().as_secs_f64(),
+            "customer base scored"
+        );
+        Ok(())
     }
 
     /// A version, or the active one.

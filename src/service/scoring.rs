@@ -89,19 +89,42 @@ struct CachedModel {
     model: Result<ClvModel, ()>,
 }
 
+/// Bumped by this process's fits, so that its own scoring cache reloads at
+/// once (other replicas reload within [`MODEL_REFRESH`]).
+#[derive(Debug, Clone, Default)]
+pub struct ModelEpoch(Arc<std::sync::atomic::AtomicU64>);
+
+impl ModelEpoch {
+    pub fn bump(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 pub struct Scoring {
     storage: Storage,
     time_zone: Tz,
     policy: ChurnPolicy,
-    cache: RwLock<Option<(Instant, Option<CachedModel>)>>,
+    epoch: ModelEpoch,
+    /// When the model was read, at which epoch, and what it was.
+    cache: RwLock<Option<(Instant, u64, Option<CachedModel>)>>,
 }
 
 impl Scoring {
-    pub fn new(storage: Storage, time_zone: Tz, policy: ChurnPolicy) -> Arc<Self> {
+    pub fn new(
+        storage: Storage,
+        time_zone: Tz,
+        policy: ChurnPolicy,
+        epoch: ModelEpoch,
+    ) -> Arc<Self> {
         Arc::new(Self {
             storage,
             time_zone,
             policy,
+            epoch,
             cache: RwLock::new(None),
         })
     }
@@ -111,8 +134,9 @@ impl Scoring {
     }
 
     async fn active_model(&self) -> Result<Option<CachedModel>, StorageError> {
-        if let Some((loaded, model)) = *self.cache.read().await {
-            if loaded.elapsed() < MODEL_REFRESH {
+        let epoch = self.epoch.get();
+        if let Some((loaded, at_epoch, model)) = *self.cache.read().await {
+            if loaded.elapsed() < MODEL_REFRESH && at_epoch == epoch {
                 return Ok(model);
             }
         }
@@ -138,7 +162,7 @@ impl Scoring {
                 model,
             })
         });
-        *self.cache.write().await = Some((Instant::now(), fresh));
+        *self.cache.write().await = Some((Instant::now(), epoch, fresh));
         Ok(fresh)
     }
 
@@ -183,6 +207,33 @@ impl Scoring {
         Ok((scores, unknown))
     }
 
+    /// The version scores are served from now (`None` before any fit).
+    pub async fn active_version(&self) -> Result<Option<i64>, ScoringError> {
+        Ok(self.active_model().await?.map(|m| m.version))
+    }
+
+    /// A page of at-risk customers of `version`, after a previous page's
+    /// last (value_at_risk, customer_id).
+    pub async fn at_risk_page(
+        &self,
+        version: i64,
+        min_churn_risk: f64,
+        min_predicted_value: f64,
+        after: Option<(f64, String)>,
+        page_size: usize,
+    ) -> Result<Vec<crate::domain::PopulationScore>, ScoringError> {
+        Ok(self
+            .storage
+            .at_risk_page(
+                version,
+                min_churn_risk,
+                min_predicted_value,
+                after,
+                page_size as i64,
+            )
+            .await?)
+    }
+
     fn score_summary(
         &self,
         summary: CustomerSummary,
@@ -212,7 +263,10 @@ impl Scoring {
 
 /// The model's view of a summary as of `today`: x, t_x, T in days and m,
 /// the mean net value of the repeat occasions.
-fn model_summary(s: &CustomerSummary, today: chrono::NaiveDate) -> Result<ModelSummary, String> {
+pub(crate) fn model_summary(
+    s: &CustomerSummary,
+    today: chrono::NaiveDate,
+) -> Result<ModelSummary, String> {
     let x = f64::from(s.purchase_occasions - 1);
     let t_x = (s.last_purchase_day - s.first_purchase_day).num_days() as f64;
     // A purchase dated after today (clock skew) counts as today.

@@ -6,6 +6,7 @@ mod customers;
 mod error;
 mod ingest;
 mod models;
+mod scores;
 
 use std::time::Duration;
 

@@ -133,7 +133,7 @@ async fn two_replicas_fit_once_and_both_serve_each_new_version() {
 #[tokio::test]
 async fn the_refit_step_reports_not_due_busy_and_fitted() {
     let app = spawn_app().await;
-    let models = Models::new(app.storage.clone(), chrono_tz::UTC);
+    let models = Models::new(app.storage.clone(), chrono_tz::UTC, Default::default());
     let by_volume = RefitPolicy {
         interval: None,
         min_new_transactions: Some(100),

@@ -351,3 +351,153 @@ async fn batch_get_answers_known_ids_in_order_and_lists_unknown_ones() {
     let status = client.batch_get_customer_values(bad_id).await.unwrap_err();
     assert_eq!(violated_fields(&status), vec!["customer_ids[1]"]);
 }
+
+async fn all_pages(
+    client: &mut ScoringServiceClient<tonic::transport::Channel>,
+    min_churn_risk: Option<f64>,
+    page_size: i32,
+    between_pages: &mut impl FnMut(usize) -> Option<pb::Transaction>,
+    app: &TestApp,
+) -> Vec<pb::AtRiskCustomer> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    for page in 0.. {
+        let r = client
+            .list_at_risk_customers(pb::ListAtRiskCustomersRequest {
+                page_size,
+                page_token: token.clone(),
+                min_churn_risk,
+                min_predicted_value: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(r.customers);
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        token = r.next_page_token;
+        if let Some(t) = between_pages(page) {
+            app.ingest()
+                .await
+                .record_transaction(record(t))
+                .await
+                .unwrap();
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn at_risk_customers_page_by_value_at_risk_and_stay_stable_under_new_transactions() {
+    let app = spawn_app().await;
+    let transactions = simulated_purchases();
+    import(&app, &transactions).await;
+    let mut client = scoring(&app).await;
+    let before_fit = client
+        .list_at_risk_customers(pb::ListAtRiskCustomersRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(before_fit.code(), Code::FailedPrecondition);
+    models(&app)
+        .await
+        .fit_model(fit_request(
+            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
+            pb::TimeUnit::Day,
+        ))
+        .await
+        .unwrap();
+
+    // Everyone (min churn risk 0), 97 to a page, while purchases arrive for
+    // customers between pages.
+    let customers: BTreeSet<&str> = transactions
+        .iter()
+        .map(|t| t.customer_id.as_str())
+        .collect();
+    let reference = all_pages(&mut client, Some(0.0), 1_000, &mut |_| None, &app).await;
+    assert_eq!(reference.len(), customers.len());
+    let yesterday = Utc::now() - chrono::Duration::days(1);
+    let mut arrivals = |page: usize| {
+        Some(purchase(
+            &format!("sim-{}", page * 7),
+            &format!("late-{page}"),
+            yesterday,
+            5_000,
+        ))
+    };
+    let paged = all_pages(&mut client, Some(0.0), 97, &mut arrivals, &app).await;
+    let ids =
+        |v: &[pb::AtRiskCustomer]| v.iter().map(|c| c.customer_id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&paged),
+        ids(&reference),
+        "pages are stable while transactions arrive"
+    );
+    let value = |c: &pb::AtRiskCustomer| money(&c.value_at_risk);
+    assert!(
+        paged.windows(2).all(|w| value(&w[0]) >= value(&w[1])),
+        "ordered by value at risk"
+    );
+
+    // Tiers and RFM over the whole base.
+    let top1 = paged
+        .iter()
+        .filter(|c| c.value_tier == "top_1_percent")
+        .count();
+    let top20 = paged
+        .iter()
+        .filter(|c| c.value_tier == "top_20_percent")
+        .count();
+    assert_eq!(top1, customers.len().div_ceil(100));
+    assert_eq!(top1 + top20, customers.len().div_ceil(5));
+    assert!(paged.iter().all(|c| c
+        .rfm
+        .as_ref()
+        .is_some_and(|r| (1..=5).contains(&r.recency) && (1..=5).contains(&r.frequency))));
+    assert!(
+        paged
+            .iter()
+            .map(|c| c.segment.as_str())
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= 3
+    );
+
+    // The default filter is the HIGH band.
+    let at_risk = all_pages(&mut client, None, 200, &mut |_| None, &app).await;
+    assert!(!at_risk.is_empty() && at_risk.len() < paged.len());
+    assert!(at_risk.iter().all(|c| c.churn_risk >= 0.6));
+    assert_eq!(
+        at_risk.len(),
+        paged.iter().filter(|c| c.churn_risk >= 0.6).count()
+    );
+
+    // Tokens continue only the listing they came from.
+    let first = client
+        .list_at_risk_customers(pb::ListAtRiskCustomersRequest {
+            page_size: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let other_filter = pb::ListAtRiskCustomersRequest {
+        page_size: 5,
+        page_token: first.next_page_token.clone(),
+        min_churn_risk: Some(0.1),
+        min_predicted_value: None,
+    };
+    let status = client
+        .list_at_risk_customers(other_filter)
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["page_token"]);
+    let garbage = pb::ListAtRiskCustomersRequest {
+        page_token: "nope".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        violated_fields(&client.list_at_risk_customers(garbage).await.unwrap_err()),
+        vec!["page_token"]
+    );
+}
