@@ -144,6 +144,20 @@ impl ScoringApi {
             horizon_months: options.horizon_months as i32,
             annual_discount_rate: options.annual_discount_rate,
             total_value: Some(self.exact(historical)),
+            cohort: s.first_purchase_day.format("%Y-%m").to_string(),
+            rfm: score.segmentation.map(|g| pb::RfmScores {
+                recency: g.recency_score.into(),
+                frequency: g.frequency_score.into(),
+                monetary: g.monetary_score.into(),
+            }),
+            segment: score
+                .segmentation
+                .map(|g| g.segment.name().to_owned())
+                .unwrap_or_default(),
+            value_tier: score
+                .segmentation
+                .map(|g| g.value_tier.name().to_owned())
+                .unwrap_or_default(),
             ..Default::default()
         };
         match score.prediction {
@@ -397,6 +411,10 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
         let score = self.scoring.score(&id, ScoreOptions::default()).await?;
         let mut out = pb::ChurnRisk {
             customer_id: id.to_string(),
+            value_tier: score
+                .segmentation
+                .map(|g| g.value_tier.name().to_owned())
+                .unwrap_or_default(),
             no_purchase_window_days: self.scoring.policy().no_purchase_window_days as i32,
             ..Default::default()
         };

@@ -26,7 +26,7 @@ pub use plan::{
     StoredTransaction,
 };
 pub use rules::IngestRules;
-pub use segments::{quintiles, value_tiers, PopulationScore, Segment, ValueTier};
+pub use segments::{quintiles, value_tiers, PopulationScore, Segment, Segmentation, ValueTier};
 pub use summary::CustomerSummary;
 pub use transaction::{
     dedupe_batch, Batch, BatchEntry, Transaction, TransactionKind, UncheckedKind, UncheckedMoney,

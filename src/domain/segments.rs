@@ -92,6 +92,16 @@ impl ValueTier {
     }
 }
 
+/// Where a customer stood in the base at a model's fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segmentation {
+    pub recency_score: u8,
+    pub frequency_score: u8,
+    pub monetary_score: u8,
+    pub segment: Segment,
+    pub value_tier: ValueTier,
+}
+
 /// A customer's scores under one model version, as stored at fit time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PopulationScore {

@@ -20,7 +20,7 @@ use clv_model::{
 use tokio::sync::RwLock;
 
 use crate::{
-    domain::{CustomerId, CustomerSummary},
+    domain::{CustomerId, CustomerSummary, Segmentation},
     storage::{Storage, StorageError},
 };
 
@@ -72,6 +72,8 @@ pub struct Prediction {
 pub struct Score {
     pub as_of: DateTime<Utc>,
     pub summary: CustomerSummary,
+    /// RFM, segment and tier at the active model's fit.
+    pub segmentation: Option<crate::domain::Segmentation>,
     pub prediction: Result<Prediction, String>,
 }
 
@@ -172,13 +174,10 @@ impl Scoring {
         id: &CustomerId,
         options: ScoreOptions,
     ) -> Result<Score, ScoringError> {
-        let summary = self
-            .storage
-            .customer_summary(id)
-            .await?
-            .ok_or_else(|| ScoringError::NotFound(id.clone()))?;
-        let model = self.active_model().await?;
-        Ok(self.score_summary(summary, model, options))
+        let (mut scores, _) = self.score_many(std::slice::from_ref(id), options).await?;
+        scores
+            .pop()
+            .ok_or_else(|| ScoringError::NotFound(id.clone()))
     }
 
     /// Scores several customers with one read: the scores in the order of
@@ -188,19 +187,24 @@ impl Scoring {
         ids: &[CustomerId],
         options: ScoreOptions,
     ) -> Result<(Vec<Score>, Vec<CustomerId>), ScoringError> {
-        let mut summaries: std::collections::HashMap<CustomerId, CustomerSummary> = self
+        let model = self.active_model().await?;
+        let mut found: std::collections::HashMap<
+            CustomerId,
+            (CustomerSummary, Option<Segmentation>),
+        > = self
             .storage
-            .customer_summaries(ids)
+            .summaries_with_segmentation(ids, model.map(|m| m.version))
             .await?
             .into_iter()
-            .map(|s| (s.customer_id.clone(), s))
+            .map(|(s, seg)| (s.customer_id.clone(), (s, seg)))
             .collect();
-        let model = self.active_model().await?;
         let (mut scores, mut unknown) = (Vec::new(), Vec::new());
         let mut seen = std::collections::HashSet::new();
         for id in ids.iter().filter(|id| seen.insert(*id)) {
-            match summaries.remove(id) {
-                Some(summary) => scores.push(self.score_summary(summary, model, options)),
+            match found.remove(id) {
+                Some((summary, segmentation)) => {
+                    scores.push(self.score_summary(summary, segmentation, model, options))
+                }
                 None => unknown.push(id.clone()),
             }
         }
@@ -237,6 +241,7 @@ impl Scoring {
     fn score_summary(
         &self,
         summary: CustomerSummary,
+        segmentation: Option<Segmentation>,
         model: Option<CachedModel>,
         options: ScoreOptions,
     ) -> Score {
@@ -256,6 +261,7 @@ impl Scoring {
         Score {
             as_of,
             summary,
+            segmentation,
             prediction,
         }
     }

@@ -45,22 +45,6 @@ impl Storage {
         Ok(row.as_ref().map(summary_from_row).transpose()?)
     }
 
-    /// Summaries of those of `ids` that have one (any order).
-    pub async fn customer_summaries(
-        &self,
-        ids: &[CustomerId],
-    ) -> Result<Vec<CustomerSummary>, StorageError> {
-        let ids: Vec<&str> = ids.iter().map(CustomerId::as_str).collect();
-        let rows = sqlx::query("SELECT * FROM customers WHERE customer_id = ANY($1::text[]) AND purchase_occasions > 0")
-            .bind(&ids)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(summary_from_row)
-            .collect::<Result<_, _>>()?)
-    }
-
     /// Erases every row of the customer under the customer's row lock (the
     /// one ingest takes), so no batch of theirs is half-applied around it.
     pub async fn delete_customer(&self, id: &CustomerId) -> Result<DeletedCustomer, StorageError> {

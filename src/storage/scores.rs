@@ -4,7 +4,9 @@
 use sqlx::{postgres::PgRow, Row};
 
 use super::{customers::summary_from_row, Storage, StorageError};
-use crate::domain::{Amount, CustomerId, CustomerSummary, PopulationScore, Segment, ValueTier};
+use crate::domain::{
+    Amount, CustomerId, CustomerSummary, PopulationScore, Segment, Segmentation, ValueTier,
+};
 
 /// Rows per insert statement.
 const CHUNK: usize = 10_000;
@@ -96,6 +98,30 @@ impl Storage {
         Ok(rows.iter().map(score_from_row).collect::<Result<_, _>>()?)
     }
 
+    /// Summaries of `ids` that have one, with their segmentation under
+    /// `version` when it has one: one indexed read per customer.
+    pub async fn summaries_with_segmentation(
+        &self,
+        ids: &[CustomerId],
+        version: Option<i64>,
+    ) -> Result<Vec<(CustomerSummary, Option<Segmentation>)>, StorageError> {
+        let ids: Vec<&str> = ids.iter().map(CustomerId::as_str).collect();
+        let rows = sqlx::query(
+            "SELECT c.*, s.recency_score, s.frequency_score, s.monetary_score, s.segment, s.value_tier
+               FROM customers c
+               LEFT JOIN customer_scores s ON s.customer_id = c.customer_id AND s.model_version = $2
+              WHERE c.customer_id = ANY($1::text[]) AND c.purchase_occasions > 0",
+        )
+        .bind(&ids)
+        .bind(version.unwrap_or(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((summary_from_row(row)?, segmentation_from_row(row)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StorageError::from)
+    }
+
     /// A customer's stored scores under a version.
     pub async fn population_score(
         &self,
@@ -111,6 +137,26 @@ impl Storage {
         .await?;
         Ok(row.as_ref().map(score_from_row).transpose()?)
     }
+}
+
+fn segmentation_from_row(row: &PgRow) -> Result<Option<Segmentation>, sqlx::Error> {
+    let Some(segment) = row.try_get::<Option<String>, _>("segment")? else {
+        return Ok(None);
+    };
+    let bad = |what: &str| {
+        sqlx::Error::Decode(format!("stored {what} is not one this service writes").into())
+    };
+    let score = |name: &str| -> Result<u8, sqlx::Error> {
+        Ok(row.try_get::<i16, _>(name)?.clamp(1, 5) as u8)
+    };
+    Ok(Some(Segmentation {
+        recency_score: score("recency_score")?,
+        frequency_score: score("frequency_score")?,
+        monetary_score: score("monetary_score")?,
+        segment: Segment::parse(&segment).ok_or_else(|| bad("segment"))?,
+        value_tier: ValueTier::parse(row.try_get("value_tier")?)
+            .ok_or_else(|| bad("value_tier"))?,
+    }))
 }
 
 fn score_from_row(row: &PgRow) -> Result<PopulationScore, sqlx::Error> {

@@ -472,6 +472,51 @@ async fn at_risk_customers_page_by_value_at_risk_and_stay_stable_under_new_trans
         paged.iter().filter(|c| c.churn_risk >= 0.6).count()
     );
 
+    // GetCustomerValue and GetChurnRisk carry the same segmentation.
+    for listed in paged.iter().step_by(101) {
+        let request = pb::GetCustomerValueRequest {
+            customer_id: listed.customer_id.clone(),
+            ..Default::default()
+        };
+        let value = client
+            .get_customer_value(request)
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(value.segment, listed.segment);
+        assert_eq!(value.value_tier, listed.value_tier);
+        assert_eq!(value.rfm, listed.rfm);
+        let first = value.first_purchase_time.unwrap();
+        let month = chrono::DateTime::from_timestamp(first.seconds, 0)
+            .unwrap()
+            .format("%Y-%m")
+            .to_string();
+        assert_eq!(value.cohort, month);
+        let risk = client
+            .get_churn_risk(pb::GetChurnRiskRequest {
+                customer_id: listed.customer_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(risk.value_tier, listed.value_tier);
+    }
+    // A customer first seen after the fit has no segmentation yet.
+    app.ingest()
+        .await
+        .record_transaction(record(purchase("newcomer", "n1", yesterday, 1_000)))
+        .await
+        .unwrap();
+    let newcomer = client
+        .get_customer_value(pb::GetCustomerValueRequest {
+            customer_id: "newcomer".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(newcomer.prediction_available && newcomer.segment.is_empty() && newcomer.rfm.is_none());
+
     // Tokens continue only the listing they came from.
     let first = client
         .list_at_risk_customers(pb::ListAtRiskCustomersRequest {
