@@ -274,9 +274,10 @@ impl pb::model_service_server::ModelService for ModelApi {
             // As for Model: LL(unit) = LL(days) + Σx·ln(days per unit).
             log_likelihood: e.fit.report.log_likelihood + e.repeat_occasions as f64 * scale.ln(),
             customers: c.customers as i64,
+            // The total: repeat_occasions and and_more do not apply.
             total: Some(comparison(
                 0,
-                true,
+                false,
                 c.customers,
                 c.actual_total,
                 c.predicted_total,
