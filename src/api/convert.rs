@@ -78,3 +78,11 @@ pub fn transactions(
 pub fn customer_id(field: &str, raw: &str) -> Result<CustomerId, FieldViolation> {
     CustomerId::parse(raw).map_err(|d| FieldViolation::new(field, d))
 }
+
+/// A UTC instant as a protobuf timestamp.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
-use super::{pb, status::invalid_argument};
+use super::{convert::timestamp, pb, status::invalid_argument};
 use crate::{
     domain::{FieldViolation, ModelVersion},
     service::{Models, ModelsError},
@@ -128,13 +128,6 @@ fn comparison(
         },
         actual_per_customer: per(actual),
         predicted_per_customer: per(predicted),
-    }
-}
-
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
     }
 }
 

@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use clv_model::ScoreOptions;
 use tonic::{Request, Response, Status};
 
-use super::{convert, pb, status::invalid_argument};
+use super::{convert, convert::timestamp, pb, status::invalid_argument};
 use crate::{
     domain::{Amount, FieldViolation},
     service::{Band, Score, Scoring, ScoringError},
@@ -207,13 +206,6 @@ fn band(b: Band) -> pb::ChurnRiskBand {
         Band::Low => pb::ChurnRiskBand::Low,
         Band::Medium => pb::ChurnRiskBand::Medium,
         Band::High => pb::ChurnRiskBand::High,
-    }
-}
-
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
     }
 }
 
