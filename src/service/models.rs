@@ -189,6 +189,8 @@ impl Models {
                 {
                     tracing::error!(version = stored.version, error = %e, "scoring the customer base failed");
                 }
+                // Active only now, with its scores in place (or known missing).
+                self.storage.activate_model(stored.version).await?;
                 self.epoch.bump();
                 tracing::info!(
                     version = stored.version,

@@ -198,12 +198,25 @@ impl Storage {
                         .await?
                 }
                 None => sqlx::query(
-                    "SELECT * FROM models WHERE state = 'succeeded' ORDER BY version DESC LIMIT 1",
+                    "SELECT * FROM models WHERE state = 'succeeded' AND activated_at IS NOT NULL
+                      ORDER BY version DESC LIMIT 1",
                 )
                 .fetch_optional(&self.pool)
                 .await?,
             };
         Ok(row.as_ref().map(model_from_row).transpose()?)
+    }
+
+    /// Makes a successful version the active one (after its customer scores
+    /// are written, so that no listing sees it half-scored).
+    pub async fn activate_model(&self, version: i64) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE models SET activated_at = now() WHERE version = $1 AND state = 'succeeded'",
+        )
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// The newest version of any state.

@@ -33,6 +33,9 @@ CREATE TABLE models (
     gamma_gamma_log_likelihood  double precision,
     frequency_spend_correlation double precision,
     fit_seconds                 double precision NOT NULL,
+    -- set once the version's customer scores are written: the active
+    -- model is the newest activated successful version
+    activated_at                timestamptz,
     -- transactions ever recorded when the fit started (ingest_counters):
     -- how much arrived since
     transactions_counter        bigint,
