@@ -137,10 +137,21 @@ impl Scoring {
 
     async fn active_model(&self) -> Result<Option<CachedModel>, StorageError> {
         let epoch = self.epoch.get();
-        if let Some((loaded, at_epoch, model)) = *self.cache.read().await {
-            if loaded.elapsed() < MODEL_REFRESH && at_epoch == epoch {
-                return Ok(model);
+        let fresh_enough = |c: &Option<(Instant, u64, Option<CachedModel>)>| match c {
+            Some((loaded, at_epoch, model))
+                if loaded.elapsed() < MODEL_REFRESH && *at_epoch == epoch =>
+            {
+                Some(*model)
             }
+            _ => None,
+        };
+        if let Some(model) = fresh_enough(&*self.cache.read().await) {
+            return Ok(model);
+        }
+        // One caller reloads; the others wait for its answer.
+        let mut cache = self.cache.write().await;
+        if let Some(model) = fresh_enough(&*cache) {
+            return Ok(model);
         }
         let fresh = self.storage.model(None).await?.and_then(|m| {
             let f = m.fitted()?;
@@ -164,7 +175,7 @@ impl Scoring {
                 model,
             })
         });
-        *self.cache.write().await = Some((Instant::now(), epoch, fresh));
+        *cache = Some((Instant::now(), epoch, fresh));
         Ok(fresh)
     }
 

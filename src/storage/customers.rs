@@ -40,7 +40,7 @@ impl Storage {
             "SELECT * FROM customers WHERE customer_id = $1 AND purchase_occasions > 0",
         )
         .bind(id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         Ok(row.as_ref().map(summary_from_row).transpose()?)
     }

@@ -32,22 +32,29 @@ pub struct PoolSettings {
 /// The database behind the service. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Storage {
+    /// Writes and bulk reads: planned for each call's actual arrays.
     pool: PgPool,
+    /// Point reads on the scoring path: their plans are cached per
+    /// connection (re-planning a primary-key read costs more than the read).
+    reads: PgPool,
 }
 
 impl Storage {
     /// A lazily connecting pool: the service starts (and reports
     /// NOT_SERVING) even while the database is still down.
     pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> Self {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .test_before_acquire(false)
-            .connect_lazy_with(Self::tuned(options));
-        Self { pool }
+        let pool_options = || {
+            PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout)
+                .test_before_acquire(false)
+        };
+        let reads = pool_options().connect_lazy_with(options.clone());
+        let pool = pool_options().connect_lazy_with(Self::tuned(options));
+        Self { pool, reads }
     }
 
-    /// Session settings every connection of the service uses.
+    /// Session settings of the connections that write.
     ///
     /// `plan_cache_mode = force_custom_plan`: the ingest statements take
     /// arrays of any length (1 to 10,000 rows); a generic plan, made without
@@ -58,7 +65,10 @@ impl Storage {
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            reads: pool.clone(),
+            pool,
+        }
     }
 
     pub async fn migrate(&self) -> Result<(), StorageError> {
@@ -76,5 +86,6 @@ impl Storage {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.reads.close().await;
     }
 }

@@ -194,14 +194,14 @@ impl Storage {
                 Some(v) => {
                     sqlx::query("SELECT * FROM models WHERE version = $1")
                         .bind(v)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.reads)
                         .await?
                 }
                 None => sqlx::query(
                     "SELECT * FROM models WHERE state = 'succeeded' AND activated_at IS NOT NULL
                       ORDER BY version DESC LIMIT 1",
                 )
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?,
             };
         Ok(row.as_ref().map(model_from_row).transpose()?)

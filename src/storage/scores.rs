@@ -93,7 +93,7 @@ impl Storage {
         .bind(after_value)
         .bind(after_id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         Ok(rows.iter().map(score_from_row).collect::<Result<_, _>>()?)
     }
@@ -114,7 +114,7 @@ impl Storage {
         )
         .bind(&ids)
         .bind(version.unwrap_or(0))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         rows.iter()
             .map(|row| Ok((summary_from_row(row)?, segmentation_from_row(row)?)))
@@ -133,7 +133,7 @@ impl Storage {
         )
         .bind(id.as_str())
         .bind(version)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         Ok(row.as_ref().map(score_from_row).transpose()?)
     }
