@@ -163,6 +163,9 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         .env("DATABASE_URL", pg.url("bench"))
         .env("CLVD_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("CLVD_DB_MAX_CONNECTIONS", k.concurrency.to_string())
+        // No background refits: the bench measures what it calls, alone.
+        .env("CLVD_REFIT_INTERVAL_SECONDS", "0")
+        .env("CLVD_REFIT_MIN_NEW_TRANSACTIONS", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
