@@ -150,7 +150,7 @@ impl Scoring {
         }
         // One caller reloads; the others wait for its answer.
         let mut cache = self.cache.write().await;
-        if let Some(model) = fresh_enough(&*cache) {
+        if let Some(model) = fresh_enough(&cache) {
             return Ok(model);
         }
         let fresh = self.storage.model(None).await?.and_then(|m| {

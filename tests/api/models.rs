@@ -47,12 +47,12 @@ pub fn simulated_purchases() -> Vec<pb::Transaction> {
     out
 }
 
+/// Purchase groups (x, t_x, T, count), spend groups (x, m, count) and Σx.
+type FitGroups = (Vec<(f64, f64, f64, u64)>, Vec<(f64, f64, u64)>, i64);
+
 /// (x, t_x, T, count) and (x, m, count) computed here from the raw
 /// purchases, as of the end of `as_of_day`.
-fn groups(
-    transactions: &[pb::Transaction],
-    as_of_day: NaiveDate,
-) -> (Vec<(f64, f64, f64, u64)>, Vec<(f64, f64, u64)>, i64) {
+fn groups(transactions: &[pb::Transaction], as_of_day: NaiveDate) -> FitGroups {
     let mut days: BTreeMap<&str, BTreeMap<NaiveDate, i64>> = BTreeMap::new();
     for t in transactions {
         let ts = t.occurred_at.as_ref().unwrap();
