@@ -13,11 +13,14 @@
 //! (the release binary). Rounds alternate baseline and clvd; medians are
 //! reported. Run: `cargo bench --bench ingest` (env knobs below).
 
+mod support;
+
 use std::{
     io::Write,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
+use support::{connect, cpu_model, env_or, median, money, num_cpus};
 
 use anyhow::{bail, Context};
 use clvd::{
@@ -41,13 +44,6 @@ struct Knobs {
     streams: usize,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 impl Knobs {
     fn from_env() -> Self {
         Self {
@@ -69,16 +65,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(run(Knobs::from_env()))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 async fn run(k: Knobs) -> anyhow::Result<()> {
@@ -217,35 +203,6 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect(endpoint: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
-    let started = Instant::now();
-    loop {
-        let mut out = Vec::new();
-        for _ in 0..n {
-            match Channel::from_shared(endpoint.to_owned())?.connect().await {
-                Ok(c) => out.push(c),
-                Err(_) => break,
-            }
-        }
-        if out.len() == n {
-            // The server migrates on start; wait until a call succeeds.
-            let mut client = IngestServiceClient::new(out[0].clone());
-            let probe = client
-                .delete_customer(pb::DeleteCustomerRequest {
-                    customer_id: "probe".into(),
-                })
-                .await;
-            if probe.is_ok() {
-                return Ok(out);
-            }
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("clvd did not come up at {endpoint}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 fn pgbench(
     pg: &EmbeddedPostgres,
     script: &std::path::Path,
@@ -286,14 +243,6 @@ fn pgbench(
                 .and_then(|v| v.parse().ok())
         })
         .context("pgbench printed no tps")
-}
-
-fn money(cents: i64) -> pb::Money {
-    pb::Money {
-        currency_code: "USD".into(),
-        units: cents / 100,
-        nanos: ((cents % 100) * 10_000_000) as i32,
-    }
 }
 
 async fn unary_load(
@@ -469,21 +418,4 @@ async fn check_import(pool: &PgPool, rows: usize, customers: usize) -> anyhow::R
         "import incomplete"
     );
     Ok(())
-}
-
-fn num_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }

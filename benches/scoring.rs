@@ -17,10 +17,13 @@
 //!
 //! Run: `cargo bench --bench scoring` (env knobs in [`Knobs`]).
 
+mod support;
+
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
+use support::{connect, cpu_model, env_or, median, money, num_cpus};
 
 use anyhow::{bail, Context};
 use clv_model::{
@@ -62,13 +65,6 @@ struct Knobs {
     custom_plan_check: bool,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 impl Knobs {
     fn from_env() -> Self {
         Self {
@@ -91,16 +87,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(run(Knobs::from_env()))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// Calibration period of the simulated history, days (ending yesterday).
@@ -380,14 +366,6 @@ fn simulated_lanes(customers: usize, streams: usize) -> Vec<Vec<Purchase>> {
         }
     }
     lanes
-}
-
-fn money(cents: i64) -> pb::Money {
-    pb::Money {
-        currency_code: "USD".into(),
-        units: cents / 100,
-        nanos: ((cents % 100) * 10_000_000) as i32,
-    }
 }
 
 /// Streams every lane through its own ImportTransactions call; the
@@ -695,50 +673,4 @@ fn print_top(sampler: Option<std::thread::JoinHandle<(String, String)>>) {
         .collect();
     println!("top during {phase} (5 s sample): {cpu_line}");
     println!("  by command: {}", summary.join(", "));
-}
-
-async fn connect(endpoint: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
-    let started = Instant::now();
-    loop {
-        let mut out = Vec::new();
-        for _ in 0..n {
-            match Channel::from_shared(endpoint.to_owned())?.connect().await {
-                Ok(c) => out.push(c),
-                Err(_) => break,
-            }
-        }
-        if out.len() == n {
-            // The server migrates on start; wait until a call succeeds.
-            let mut client = IngestServiceClient::new(out[0].clone());
-            let probe = client
-                .delete_customer(pb::DeleteCustomerRequest {
-                    customer_id: "probe".into(),
-                })
-                .await;
-            if probe.is_ok() {
-                return Ok(out);
-            }
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("clvd did not come up at {endpoint}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn num_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }

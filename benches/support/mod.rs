@@ -1,0 +1,80 @@
+//! Pieces both bench binaries use: knobs from the environment, medians,
+//! connecting to a starting server, money, and the machine's description.
+//! Each bench includes it with `mod support;`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use clvd::api::pb::{self, ingest_service_client::IngestServiceClient};
+use tonic::transport::Channel;
+
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+pub async fn connect(endpoint: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let started = Instant::now();
+    loop {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            match Channel::from_shared(endpoint.to_owned())?.connect().await {
+                Ok(c) => out.push(c),
+                Err(_) => break,
+            }
+        }
+        if out.len() == n {
+            // The server migrates on start; wait until a call succeeds.
+            let mut client = IngestServiceClient::new(out[0].clone());
+            let probe = client
+                .delete_customer(pb::DeleteCustomerRequest {
+                    customer_id: "probe".into(),
+                })
+                .await;
+            if probe.is_ok() {
+                return Ok(out);
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("clvd did not come up at {endpoint}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+pub fn money(cents: i64) -> pb::Money {
+    pb::Money {
+        currency_code: "USD".into(),
+        units: cents / 100,
+        nanos: ((cents % 100) * 10_000_000) as i32,
+    }
+}
