@@ -17,10 +17,10 @@ mod support;
 
 use std::{
     io::Write,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
-use support::{connect, cpu_model, env_or, median, money, num_cpus};
+use support::{connect, cpu_model, env_or, median, money, num_cpus, spawn_clvd};
 
 use anyhow::{bail, Context};
 use clvd::{
@@ -86,21 +86,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_clvd"))
-        .env("DATABASE_URL", pg.url("bench"))
-        .env("CLVD_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("CLVD_DB_MAX_CONNECTIONS", k.concurrency.to_string())
-        // No background refits: the bench measures what it calls, alone.
-        .env("CLVD_REFIT_INTERVAL_SECONDS", "0")
-        .env("CLVD_REFIT_MIN_NEW_TRANSACTIONS", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("start clvd")?;
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let (mut server, endpoint) = spawn_clvd(&pg.url("bench"), k.concurrency)?;
     let channels = connect(&endpoint, k.connections).await?;
 
     println!("machine: {} cores, {}", num_cpus(), cpu_model());

@@ -2,9 +2,12 @@
 //! connecting to a starting server, money, and the machine's description.
 //! Each bench includes it with `mod support;`.
 
-use std::time::{Duration, Instant};
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clvd::api::pb::{self, ingest_service_client::IngestServiceClient};
 use tonic::transport::Channel;
 
@@ -77,4 +80,24 @@ pub fn money(cents: i64) -> pb::Money {
         units: cents / 100,
         nanos: ((cents % 100) * 10_000_000) as i32,
     }
+}
+
+/// The release `clvd` binary as its own process on `database_url`, on a
+/// free port, with background refits off (a bench measures what it calls,
+/// alone). Returns the process and its endpoint.
+pub fn spawn_clvd(database_url: &str, max_connections: usize) -> anyhow::Result<(Child, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let server = Command::new(env!("CARGO_BIN_EXE_clvd"))
+        .env("DATABASE_URL", database_url)
+        .env("CLVD_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("CLVD_DB_MAX_CONNECTIONS", max_connections.to_string())
+        .env("CLVD_REFIT_INTERVAL_SECONDS", "0")
+        .env("CLVD_REFIT_MIN_NEW_TRANSACTIONS", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("start clvd")?;
+    Ok((server, format!("http://127.0.0.1:{port}")))
 }
