@@ -1,17 +1,13 @@
 //! Group commit for single-transaction calls: concurrent RecordTransaction
 //! calls are recorded together, in one database transaction per group, with
 //! each call's outcome (recorded, duplicate, rejected) kept separate.
-//!
-//! A dispatcher takes whatever calls are waiting, up to `max_group`, as soon
-//! as one of `max_in_flight` database slots is free: one call alone goes
-//! straight through (no added delay); under load, groups grow by
-//! themselves. Calls whose keys repeat within a group wait for a later round
-//! of the same group, so each round holds distinct keys.
+//! The groups come from [`Batcher`](super::batcher::Batcher). Calls whose
+//! keys repeat within a group wait for a later round of the same group, so
+//! each round holds distinct keys.
 
-use std::{collections::HashSet, sync::Arc};
+use std::collections::HashSet;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
-
+use super::batcher::{same_kind, Batcher, Call};
 use crate::{
     domain::{Atomicity, Batch, BatchEntry, EntryOutcome, PlanError, Transaction},
     storage::{RecordError, Storage, StorageError},
@@ -20,75 +16,36 @@ use crate::{
 /// One call's result.
 pub type Outcome = Result<EntryOutcome, StorageError>;
 
-struct Call {
-    transaction: Transaction,
-    reply: oneshot::Sender<Outcome>,
-}
-
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
-    calls: mpsc::Sender<Call>,
+    batcher: Batcher<Transaction, Outcome>,
 }
 
 impl GroupCommit {
     /// Starts the dispatcher; it stops when the last handle is dropped.
     pub fn start(storage: Storage, max_in_flight: usize, max_group: usize) -> Self {
-        let (calls, rx) = mpsc::channel(max_group * max_in_flight * 4);
-        tokio::spawn(dispatch(
-            storage,
-            rx,
-            Arc::new(Semaphore::new(max_in_flight)),
-            max_group,
-        ));
-        Self { calls }
+        let batcher = Batcher::start(max_in_flight, max_group, move |group| {
+            let storage = storage.clone();
+            async move { record_group(&storage, group).await }
+        });
+        Self { batcher }
     }
 
     /// Records one transaction as part of the next group.
     pub async fn record(&self, transaction: Transaction) -> Outcome {
-        let (reply, outcome) = oneshot::channel();
-        if self.calls.send(Call { transaction, reply }).await.is_err() {
-            return Err(StorageError::Unavailable(sqlx::Error::PoolClosed));
-        }
-        outcome
+        self.batcher
+            .call(transaction)
             .await
             .unwrap_or(Err(StorageError::Unavailable(sqlx::Error::PoolClosed)))
     }
 }
 
-async fn dispatch(
-    storage: Storage,
-    mut rx: mpsc::Receiver<Call>,
-    slots: Arc<Semaphore>,
-    max_group: usize,
-) {
-    while let Some(first) = rx.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let mut group = vec![first];
-        while group.len() < max_group {
-            match rx.try_recv() {
-                Ok(call) => group.push(call),
-                Err(_) => break,
-            }
-        }
-        let storage = storage.clone();
-        tokio::spawn(async move {
-            record_group(&storage, group).await;
-            drop(slot);
-        });
-    }
-}
-
-async fn record_group(storage: &Storage, mut pending: Vec<Call>) {
+async fn record_group(storage: &Storage, mut pending: Vec<Call<Transaction, Outcome>>) {
     while !pending.is_empty() {
         // This round: the first call of each key; repeats wait a round.
         let mut keys = HashSet::new();
-        let (round, later): (Vec<Call>, Vec<Call>) = pending.into_iter().partition(|c| {
-            keys.insert((
-                c.transaction.customer_id.clone(),
-                c.transaction.transaction_id.clone(),
-            ))
+        let (round, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|c| {
+            keys.insert((c.input.customer_id.clone(), c.input.transaction_id.clone()))
         });
         pending = later;
         let batch = Batch {
@@ -97,7 +54,7 @@ async fn record_group(storage: &Storage, mut pending: Vec<Call>) {
                 .enumerate()
                 .map(|(index, c)| BatchEntry {
                     index,
-                    transaction: c.transaction.clone(),
+                    transaction: c.input.clone(),
                 })
                 .collect(),
             repeats: 0,
@@ -138,16 +95,5 @@ fn renumber(outcome: EntryOutcome) -> EntryOutcome {
             },
         }),
         other => other,
-    }
-}
-
-/// Every call of a failed group gets an error of the same kind (the
-/// status it maps to is what matters; the cause was logged once).
-fn same_kind(e: &StorageError) -> StorageError {
-    match e {
-        StorageError::Unavailable(cause) => StorageError::Unavailable(sqlx::Error::Protocol(
-            format!("database unavailable: {cause}"),
-        )),
-        other => StorageError::Database(sqlx::Error::Protocol(other.to_string())),
     }
 }

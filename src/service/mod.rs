@@ -1,9 +1,11 @@
 //! Use-cases shared by the gRPC API and background jobs. They speak domain
 //! types, call storage, and know nothing of gRPC.
 
+mod batcher;
 mod group_commit;
 mod ingest;
 mod models;
+mod point_reads;
 mod population;
 mod scoring;
 

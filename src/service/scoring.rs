@@ -5,7 +5,8 @@
 //! The active model is cached and re-read from the database at most every
 //! [`MODEL_REFRESH`], so every replica scores with a new version within
 //! seconds of its fit. The customer's summary is read on every call, so a
-//! score always includes the newest transaction.
+//! score always includes the newest transaction; concurrent single reads
+//! share a query ([`PointReads`]).
 
 use std::{
     sync::Arc,
@@ -19,6 +20,7 @@ use clv_model::{
 };
 use tokio::sync::RwLock;
 
+use super::point_reads::PointReads;
 use crate::{
     domain::{CustomerId, CustomerSummary, Segmentation},
     storage::{Storage, StorageError},
@@ -108,6 +110,7 @@ impl ModelEpoch {
 
 pub struct Scoring {
     storage: Storage,
+    point_reads: PointReads,
     time_zone: Tz,
     policy: ChurnPolicy,
     epoch: ModelEpoch,
@@ -123,6 +126,7 @@ impl Scoring {
         epoch: ModelEpoch,
     ) -> Arc<Self> {
         Arc::new(Self {
+            point_reads: PointReads::start(storage.clone()),
             storage,
             time_zone,
             policy,
@@ -185,10 +189,13 @@ impl Scoring {
         id: &CustomerId,
         options: ScoreOptions,
     ) -> Result<Score, ScoringError> {
-        let (mut scores, _) = self.score_many(std::slice::from_ref(id), options).await?;
-        scores
-            .pop()
-            .ok_or_else(|| ScoringError::NotFound(id.clone()))
+        let model = self.active_model().await?;
+        let (summary, segmentation) = self
+            .point_reads
+            .read(id.clone(), model.map(|m| m.version))
+            .await?
+            .ok_or_else(|| ScoringError::NotFound(id.clone()))?;
+        Ok(self.score_summary(summary, segmentation, model, options))
     }
 
     /// Scores several customers with one read: the scores in the order of

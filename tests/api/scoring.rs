@@ -546,3 +546,70 @@ async fn at_risk_customers_page_by_value_at_risk_and_stay_stable_under_new_trans
         vec!["page_token"]
     );
 }
+
+/// Concurrent single calls share database reads; each must still get its
+/// own customer's answer (or NOT_FOUND), equal to the batch call's.
+#[tokio::test]
+async fn concurrent_single_calls_each_get_their_own_customers_answer() {
+    let app = spawn_app().await;
+    let transactions = simulated_purchases();
+    import(&app, &transactions).await;
+    models(&app)
+        .await
+        .fit_model(fit_request(
+            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
+            pb::TimeUnit::Day,
+        ))
+        .await
+        .unwrap();
+    let known: Vec<String> = transactions
+        .iter()
+        .map(|t| t.customer_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .take(300)
+        .collect();
+    let mut client = scoring(&app).await;
+    let batch = client
+        .batch_get_customer_values(pb::BatchGetCustomerValuesRequest {
+            customer_ids: known.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.values.len(), known.len());
+    // Known and unknown ids interleaved, all in flight at once.
+    let asked: Vec<String> = known
+        .iter()
+        .enumerate()
+        .flat_map(|(i, id)| [id.clone(), format!("ghost-{i}")])
+        .collect();
+    let calls = asked.iter().map(|id| {
+        let mut client = client.clone();
+        let id = id.clone();
+        async move {
+            let risk = client
+                .get_churn_risk(pb::GetChurnRiskRequest {
+                    customer_id: id.clone(),
+                })
+                .await;
+            (id, risk)
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    for ((id, answer), want) in answers.iter().step_by(2).zip(&batch.values) {
+        let risk = answer.as_ref().expect("a known customer").get_ref();
+        assert_eq!(&risk.customer_id, id);
+        assert_eq!(&want.customer_id, id);
+        assert_eq!(Some(risk.probability_alive), want.probability_alive);
+        assert_eq!(risk.predicted_value, want.predicted_value);
+    }
+    for (id, answer) in answers.iter().skip(1).step_by(2) {
+        assert_eq!(
+            answer.as_ref().map(|_| ()).unwrap_err().code(),
+            Code::NotFound,
+            "{id}"
+        );
+    }
+}
