@@ -163,6 +163,15 @@ pub async fn spawn_app() -> TestApp {
 /// the settings, and waits until it reports SERVING.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let (database_url, pool) = fresh_database().await;
+    spawn_app_at(database_url, pool, configure).await
+}
+
+/// Starts the real server on a given (migrated) database.
+pub async fn spawn_app_at(
+    database_url: String,
+    pool: PgPool,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings::for_database(database_url.clone());
     configure(&mut settings);
     let app = Application::build(settings)

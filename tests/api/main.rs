@@ -4,6 +4,7 @@ mod helpers;
 mod oracle;
 
 mod delete_customer;
+mod faults;
 mod health;
 mod import_stream;
 mod ingest_concurrency;
