@@ -17,6 +17,8 @@
 //!
 //! Run: `cargo bench --bench scoring` (env knobs in [`Knobs`]).
 
+#[path = "support/cpu.rs"]
+mod cpu;
 mod support;
 
 use std::{
@@ -37,6 +39,7 @@ use clvd::{
     embedded_postgres::{EmbeddedOptions, EmbeddedPostgres},
     storage::Storage,
 };
+use cpu::{CpuClock, CpuTimes};
 use hdrhistogram::Histogram;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use sqlx::postgres::PgPoolOptions;
@@ -222,12 +225,19 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
 
     let (mut base, mut churn, mut value) =
         (Series::default(), Series::default(), Series::default());
+    let clock = CpuClock::new(pg.data_dir(), server.id())?;
+    let mut cpu = CpuSeries::default();
     for round in 0..k.rounds {
         let sample = k.top && round == 0;
         let top = sample.then(|| top_sampler("pgbench"));
+        let t0 = clock.now();
         let b = pgbench(&pg, &script, k.concurrency, k.seconds)?;
+        // Let the postmaster reap pgbench's backends, so their CPU counts.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t1 = clock.now();
         print_top(top);
         let top = sample.then(|| top_sampler("GetChurnRisk"));
+        let t2 = clock.now();
         let c = load(
             &channels,
             Rpc::ChurnRisk,
@@ -236,6 +246,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
             round,
         )
         .await?;
+        let t3 = clock.now();
         print_top(top);
         let v = load(
             &channels,
@@ -245,6 +256,8 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
             round,
         )
         .await?;
+        let calls = |tps: f64| tps * k.seconds as f64;
+        cpu.push(round, t1 - t0, calls(b.0), t3 - t2, calls(c.0));
         println!(
             "round {round}: pgbench {:.0} tps, p50 {:.2} ms, p99 {:.2} ms | GetChurnRisk {:.0} tps, p50 {:.2} ms, p99 {:.2} ms \
              | GetCustomerValue {:.0} tps, p50 {:.2} ms, p99 {:.2} ms",
@@ -283,6 +296,8 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         );
     }
 
+    cpu.print();
+
     // Diagnostic, not in the ratios: the baseline again with the session
     // setting every clvd connection uses (plan_cache_mode =
     // force_custom_plan, see Storage::tuned), which plans each execution.
@@ -307,6 +322,49 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     pg.stop();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// CPU per call, in µs, by side: the pgbench phase (PostgreSQL, pgbench)
+/// and the GetChurnRisk phase (PostgreSQL, clvd, load generator).
+#[derive(Default)]
+struct CpuSeries {
+    pgbench: Vec<[f64; 2]>,
+    churn: Vec<[f64; 3]>,
+}
+
+impl CpuSeries {
+    fn push(&mut self, round: usize, base: CpuTimes, base_calls: f64, churn: CpuTimes, calls: f64) {
+        let us = |seconds: f64, n: f64| seconds * 1e6 / n;
+        let b = [us(base.postgres, base_calls), us(base.children, base_calls)];
+        let c = [
+            us(churn.postgres, calls),
+            us(churn.server, calls),
+            us(churn.generator, calls),
+        ];
+        println!(
+            "round {round} CPU per call: pgbench phase: PostgreSQL {:.1} µs, pgbench {:.1} µs | \
+             GetChurnRisk phase: PostgreSQL {:.1} µs, clvd {:.1} µs, load generator {:.1} µs",
+            b[0], b[1], c[0], c[1], c[2]
+        );
+        self.pgbench.push(b);
+        self.churn.push(c);
+    }
+
+    fn print(&self) {
+        let m = |f: &dyn Fn(usize) -> f64| median((0..self.pgbench.len()).map(f).collect());
+        let (pg_base, pgbench) = (m(&|i| self.pgbench[i][0]), m(&|i| self.pgbench[i][1]));
+        let (pg, clvd, generator) = (
+            m(&|i| self.churn[i][0]),
+            m(&|i| self.churn[i][1]),
+            m(&|i| self.churn[i][2]),
+        );
+        println!(
+            "CPU PER CALL (median of rounds): pgbench read: PostgreSQL {pg_base:.1} µs + pgbench {pgbench:.1} µs; \
+             GetChurnRisk: PostgreSQL {pg:.1} µs + clvd {clvd:.1} µs + load generator {generator:.1} µs. \
+             Server side (PostgreSQL + clvd) {:.2}x the baseline's PostgreSQL",
+            (pg + clvd) / pg_base
+        );
+    }
 }
 
 /// One purchase to import: customer number, occasion number, time, cents.
