@@ -26,6 +26,10 @@ const DATABASE_BACKED: &[&str] = &[
     "clv.v1.ModelService",
     "clv.v1.ScoringService",
 ];
+/// A health service that is SERVING while the process serves at all,
+/// whatever the database's state: for liveness probes, which should not
+/// restart a process that recovers by itself when the database is back.
+pub const LIVENESS: &str = "liveness";
 const EMBEDDED_DATABASE: &str = "clvd";
 
 /// Where the database comes from: the user's, or our embedded one.
@@ -122,6 +126,9 @@ impl Application {
         } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::NotServing).await;
+        reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)

@@ -40,6 +40,11 @@ async fn an_unreachable_database_is_not_serving_and_calls_fail_unavailable() {
             "{service:?}"
         );
     }
+    // The process itself is alive: liveness probes must not restart it.
+    assert_eq!(
+        status(&endpoint, clvd::startup::LIVENESS).await,
+        ServingStatus::Serving as i32
+    );
     let mut client =
         pb::ingest_service_client::IngestServiceClient::new(channel(&endpoint).await.unwrap());
     let started = std::time::Instant::now();
