@@ -89,6 +89,17 @@ pub struct Settings {
     )]
     pub group_commit_slots: usize,
 
+    /// Database reads that concurrent GetChurnRisk / GetCustomerValue calls,
+    /// grouped into shared queries, may run at once. Fewer make larger
+    /// groups (less database work per call) at some latency.
+    #[arg(
+        long,
+        env = "CLVD_SCORE_READ_SLOTS",
+        default_value_t = 1,
+        global = true
+    )]
+    pub score_read_slots: usize,
+
     /// Seconds a call waits for a database connection before UNAVAILABLE.
     #[arg(
         long,
@@ -247,7 +258,7 @@ impl fmt::Display for Settings {
         write!(
             f,
             "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
-             db_max_connections={} group_commit_slots={} db_acquire_timeout={}s \
+             db_max_connections={} group_commit_slots={} score_read_slots={} db_acquire_timeout={}s \
              churn_thresholds={}/{} no_purchase_window={}d refit_interval={}s \
              refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s log_format={:?}",
             self.listen_addr,
@@ -258,6 +269,7 @@ impl fmt::Display for Settings {
             self.max_batch,
             self.db_max_connections,
             self.group_commit_slots,
+            self.score_read_slots,
             self.db_acquire_timeout_seconds,
             self.churn_medium_threshold,
             self.churn_high_threshold,

@@ -166,7 +166,13 @@ impl Application {
             no_purchase_window_days: settings.no_purchase_window_days,
         };
         let scoring = ScoringApi::new(
-            Scoring::new(storage.clone(), settings.time_zone, policy, epoch),
+            Scoring::new(
+                storage.clone(),
+                settings.time_zone,
+                policy,
+                epoch,
+                settings.score_read_slots,
+            ),
             settings.currency.clone(),
         );
 

@@ -11,10 +11,6 @@ use crate::{
     storage::{Storage, StorageError},
 };
 
-/// Groups in flight at once. A few keep the database busy without making
-/// each group small; more would only split the same calls into more
-/// round trips.
-const SLOTS: usize = 4;
 /// Most reads in one group.
 const MAX_GROUP: usize = 128;
 
@@ -29,8 +25,11 @@ pub struct PointReads {
 }
 
 impl PointReads {
-    pub fn start(storage: Storage) -> Self {
-        let batcher = Batcher::start(SLOTS, MAX_GROUP, move |group| {
+    /// `slots`: groups in flight at once. A group forms only while every
+    /// slot is busy, so fewer slots make larger groups (less database work
+    /// per read) and more slots shorter waits.
+    pub fn start(storage: Storage, slots: usize) -> Self {
+        let batcher = Batcher::start(slots, MAX_GROUP, move |group| {
             let storage = storage.clone();
             async move { read_group(&storage, group).await }
         });

@@ -119,14 +119,16 @@ pub struct Scoring {
 }
 
 impl Scoring {
+    /// `read_slots`: see [`PointReads::start`].
     pub fn new(
         storage: Storage,
         time_zone: Tz,
         policy: ChurnPolicy,
         epoch: ModelEpoch,
+        read_slots: usize,
     ) -> Arc<Self> {
         Arc::new(Self {
-            point_reads: PointReads::start(storage.clone()),
+            point_reads: PointReads::start(storage.clone(), read_slots),
             storage,
             time_zone,
             policy,
