@@ -8,8 +8,8 @@ use crate::domain::{
     Amount, CustomerId, CustomerSummary, PopulationScore, Segment, Segmentation, ValueTier,
 };
 
-/// Rows per insert statement.
-const CHUNK: usize = 10_000;
+/// Bytes of COPY data sent at a time.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
 
 impl Storage {
     /// Every customer's summary (for scoring the whole base).
@@ -25,45 +25,37 @@ impl Storage {
 
     /// Stores a version's scores and drops those of versions before
     /// `keep_from` (so the previous version's pages stay readable).
+    ///
+    /// The rows go in with one `COPY` (text format): for a whole customer
+    /// base it is several times faster than multi-row inserts.
     pub async fn replace_scores(
         &self,
         scores: &[PopulationScore],
         keep_from: i64,
     ) -> Result<(), StorageError> {
-        for chunk in scores.chunks(CHUNK) {
-            let c = |f: fn(&PopulationScore) -> f64| chunk.iter().map(f).collect::<Vec<f64>>();
-            let small = |f: fn(&PopulationScore) -> u8| {
-                chunk.iter().map(|s| i16::from(f(s))).collect::<Vec<i16>>()
-            };
-            sqlx::query(
-                "INSERT INTO customer_scores (customer_id, model_version, probability_alive, churn_risk,
+        let mut conn = self.pool.acquire().await?;
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY customer_scores (customer_id, model_version, probability_alive, churn_risk,
                      probability_no_purchase, expected_purchases, predicted_value, value_at_risk,
-                     historical_value_nanos, recency_score, frequency_score, monetary_score, segment, value_tier)
-                 SELECT * FROM unnest($1::text[], $2::int8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
-                                      $7::float8[], $8::float8[], $9::int8[], $10::int2[], $11::int2[], $12::int2[],
-                                      $13::text[], $14::text[])
-                 ON CONFLICT (customer_id, model_version) DO NOTHING",
+                     historical_value_nanos, recency_score, frequency_score, monetary_score,
+                     segment, value_tier) FROM STDIN",
             )
-            .bind(chunk.iter().map(|s| s.customer_id.as_str()).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|s| s.model_version).collect::<Vec<_>>())
-            .bind(c(|s| s.probability_alive))
-            .bind(c(|s| s.churn_risk))
-            .bind(c(|s| s.probability_no_purchase))
-            .bind(c(|s| s.expected_purchases))
-            .bind(c(|s| s.predicted_value))
-            .bind(c(|s| s.value_at_risk))
-            .bind(chunk.iter().map(|s| s.historical_value.nanos()).collect::<Vec<_>>())
-            .bind(small(|s| s.recency_score))
-            .bind(small(|s| s.frequency_score))
-            .bind(small(|s| s.monetary_score))
-            .bind(chunk.iter().map(|s| s.segment.name()).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|s| s.value_tier.name()).collect::<Vec<_>>())
-            .execute(&self.pool)
             .await?;
+        let mut buf = String::with_capacity(COPY_CHUNK_BYTES + 1024);
+        for s in scores {
+            copy_row(&mut buf, s);
+            if buf.len() >= COPY_CHUNK_BYTES {
+                copy.send(std::mem::take(&mut buf).into_bytes()).await?;
+            }
         }
+        if !buf.is_empty() {
+            copy.send(buf.into_bytes()).await?;
+        }
+        copy.finish().await?;
         sqlx::query("DELETE FROM customer_scores WHERE model_version < $1")
             .bind(keep_from)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
         Ok(())
     }
@@ -184,4 +176,34 @@ fn score_from_row(row: &PgRow) -> Result<PopulationScore, sqlx::Error> {
         value_tier: ValueTier::parse(row.try_get("value_tier")?)
             .ok_or_else(|| bad("value_tier"))?,
     })
+}
+
+/// One row of COPY text format. Ids cannot hold control characters (see
+/// `domain::ids`), so a backslash is the only character to escape; floats
+/// print in Rust's shortest form that reads back exactly.
+fn copy_row(buf: &mut String, s: &PopulationScore) {
+    use std::fmt::Write;
+    for ch in s.customer_id.as_str().chars() {
+        if ch == '\\' {
+            buf.push('\\');
+        }
+        buf.push(ch);
+    }
+    let _ = writeln!(
+        buf,
+        "\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        s.model_version,
+        s.probability_alive,
+        s.churn_risk,
+        s.probability_no_purchase,
+        s.expected_purchases,
+        s.predicted_value,
+        s.value_at_risk,
+        s.historical_value.nanos(),
+        s.recency_score,
+        s.frequency_score,
+        s.monetary_score,
+        s.segment.name(),
+        s.value_tier.name(),
+    );
 }

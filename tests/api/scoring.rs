@@ -613,3 +613,62 @@ async fn concurrent_single_calls_each_get_their_own_customers_answer() {
         );
     }
 }
+
+/// Every customer gets its population scores at a fit, whatever its id
+/// holds (the scores are written with COPY, where `\` is special).
+#[tokio::test]
+async fn a_fit_scores_every_customer_including_ids_with_special_characters() {
+    let app = spawn_app().await;
+    let mut transactions = simulated_purchases();
+    let odd = [
+        r"back\slash",
+        r"\N",
+        "quote'\"",
+        "naïve café",
+        "comma,semi;",
+    ];
+    for (i, id) in odd.iter().enumerate() {
+        transactions.push(purchase(id, "first", at(2024, 3, 1, 12, 0), 1_000));
+        transactions.push(purchase(
+            id,
+            "again",
+            at(2024, 6, 1 + i as u32, 12, 0),
+            2_500,
+        ));
+    }
+    import(&app, &transactions).await;
+    models(&app)
+        .await
+        .fit_model(fit_request(
+            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
+            pb::TimeUnit::Day,
+        ))
+        .await
+        .unwrap();
+    let customers = transactions
+        .iter()
+        .map(|t| t.customer_id.as_str())
+        .collect::<BTreeSet<_>>();
+    let scored: Vec<String> = sqlx::query_scalar("SELECT customer_id FROM customer_scores")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        scored.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        customers
+    );
+    assert_eq!(scored.len(), customers.len());
+    let mut client = scoring(&app).await;
+    for id in odd {
+        let value = client
+            .get_customer_value(pb::GetCustomerValueRequest {
+                customer_id: id.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!value.segment.is_empty(), "{id}: no segmentation");
+        assert_eq!(value.purchase_occasions, 2, "{id}");
+    }
+}
