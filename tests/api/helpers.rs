@@ -162,6 +162,14 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the real server on a fresh database, after `configure` adjusts
 /// the settings, and waits until it reports SERVING.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let app = start_app_with(configure).await;
+    wait_serving(&app.endpoint()).await;
+    app
+}
+
+/// [`spawn_app_with`] without the wait: for servers that a plain client
+/// cannot reach (TLS), whose tests wait their own way.
+pub async fn start_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let (database_url, pool) = fresh_database().await;
     let mut settings = Settings::for_database(database_url.clone());
     configure(&mut settings);
@@ -173,16 +181,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let test_app = TestApp {
+    TestApp {
         addr,
         database_url,
         storage: Storage::from_pool(pool.clone()),
         pool,
         stop: Some(stop),
         server: Some(server),
-    };
-    wait_serving(&test_app.endpoint()).await;
-    test_app
+    }
 }
 
 pub async fn channel(endpoint: &str) -> Result<Channel, tonic::transport::Error> {
@@ -193,8 +199,17 @@ pub async fn channel(endpoint: &str) -> Result<Channel, tonic::transport::Error>
 }
 
 pub async fn wait_serving(endpoint: &str) {
+    wait_serving_over(|| channel(endpoint)).await
+}
+
+/// Waits until the server that `connect` reaches reports SERVING.
+pub async fn wait_serving_over<F, Fut>(connect: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Channel, tonic::transport::Error>>,
+{
     for _ in 0..200 {
-        if let Ok(mut health) = channel(endpoint).await.map(HealthClient::new) {
+        if let Ok(mut health) = connect().await.map(HealthClient::new) {
             if let Ok(r) = health
                 .check(HealthCheckRequest {
                     service: String::new(),
@@ -208,7 +223,7 @@ pub async fn wait_serving(endpoint: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("server at {endpoint} never reported SERVING");
+    panic!("the server never reported SERVING");
 }
 
 pub fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {

@@ -3,6 +3,7 @@
 mod helpers;
 mod oracle;
 
+mod auth;
 mod delete_customer;
 mod health;
 mod import_stream;

@@ -11,6 +11,7 @@ use crate::helpers::*;
 fn clvd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clvd"));
     cmd.env_remove("DATABASE_URL")
+        .env("CLVD_AUTH", "off")
         .env("RUST_LOG", "warn")
         .env("RUST_BACKTRACE", "0");
     cmd
@@ -27,6 +28,8 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn without_postgres_binaries_it_says_what_to_install_in_one_line() {
     let out = clvd()
+        // Only the error: not the warning that authentication is off.
+        .env("RUST_LOG", "error")
         .args(["--pg-bin-dir", "/nonexistent", "--data-dir"])
         .arg(std::env::temp_dir().join("clvd-no-binaries"))
         .output()
