@@ -123,7 +123,7 @@ impl Metrics {
     pub fn call_handled(&self, method: GrpcMethod<'_>, code: tonic::Code, elapsed: Duration) {
         let (kind, service, name) = (method.grpc_type(), method.service, method.method);
         self.handled
-            .with_label_values(&[kind, service, name, &format!("{code:?}")])
+            .with_label_values(&[kind, service, name, code_name(code)])
             .inc();
         self.handling_seconds
             .with_label_values(&[kind, service, name])
@@ -168,6 +168,31 @@ impl Metrics {
             tracing::error!(error = %e, "metrics: cannot encode");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// A status code as grpc-go spells it (`OK`, `Canceled`, ...), which is
+/// what go-grpc-prometheus puts in `grpc_code`.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "Canceled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
     }
 }
 

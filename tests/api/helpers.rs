@@ -101,6 +101,8 @@ pub async fn fresh_database() -> (String, PgPool) {
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The Prometheus endpoint, when the test configured one.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub database_url: String,
     pub pool: PgPool,
     pub storage: Storage,
@@ -177,12 +179,14 @@ pub async fn start_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("build application");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
+        metrics_addr,
         database_url,
         storage: Storage::from_pool(pool.clone()),
         pool,
@@ -292,4 +296,42 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// The text of `GET /metrics` at `addr`, over plain HTTP/1.0.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: clvd\r\n\r\n")
+        .await
+        .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+/// The value of the sample `name` whose labels include every `labels` pair
+/// (0 when there is none: a counter not yet incremented).
+pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .expect("a sample value")
+        })
+        .sum()
 }

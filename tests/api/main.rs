@@ -11,6 +11,7 @@ mod ingest_concurrency;
 mod ingest_property;
 mod ingest_semantics;
 mod ingest_validation;
+mod limits;
 pub mod models;
 mod process;
 mod refit;
