@@ -13,6 +13,7 @@ mod ingest_semantics;
 mod ingest_validation;
 mod limits;
 pub mod models;
+mod observability;
 mod process;
 mod refit;
 mod reflection;
