@@ -11,7 +11,9 @@ use clvd::{
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
+    let result = run().await;
+    clvd::telemetry::flush();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line with the whole cause chain, for people and for logs.

@@ -333,12 +333,9 @@ fn without_keys_and_without_auth_off_start_up_fails_in_one_line() {
         .args(["--data-dir", "/nonexistent-clvd-auth"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(lines[0].contains("CLVD_API_KEYS"), "{stderr}");
-    assert!(lines[0].contains("CLVD_AUTH=off"), "{stderr}");
+    let line = failure_line(&out);
+    assert!(line.contains("CLVD_API_KEYS"), "{line}");
+    assert!(line.contains("CLVD_AUTH=off"), "{line}");
 }
 
 #[test]

@@ -335,3 +335,12 @@ pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         })
         .sum()
 }
+
+/// The one line a failed `clvd` printed on stderr (it must be one line).
+pub fn failure_line(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "clvd did not fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    lines[0].to_owned()
+}

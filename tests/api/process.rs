@@ -34,11 +34,8 @@ async fn without_postgres_binaries_it_says_what_to_install_in_one_line() {
         .arg(std::env::temp_dir().join("clvd-no-binaries"))
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(lines[0].contains("apt-get install postgresql"), "{stderr}");
+    let line = failure_line(&out);
+    assert!(line.contains("apt-get install postgresql"), "{line}");
 }
 
 #[tokio::test]
