@@ -148,11 +148,15 @@ type ChannelFuture = std::pin::Pin<
 >;
 
 fn with_key<T>(message: T, key: Option<&str>) -> Request<T> {
+    with_authorization(message, key.map(|k| format!("Bearer {k}")))
+}
+
+fn with_authorization<T>(message: T, value: Option<String>) -> Request<T> {
     let mut request = Request::new(message);
-    if let Some(key) = key {
+    if let Some(value) = value {
         request
             .metadata_mut()
-            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+            .insert("authorization", value.parse().unwrap());
     }
     request
 }
@@ -162,18 +166,23 @@ fn with_key<T>(message: T, key: Option<&str>) -> Request<T> {
 async fn each_auth_case(channel: Channel, app: &TestApp) {
     let mut ingest = IngestServiceClient::new(channel.clone());
     let mut models = pb::model_service_client::ModelServiceClient::new(channel.clone());
-    let record = |id: &str, key| {
-        with_key(
-            record(purchase("c-auth", id, at(2026, 1, 5, 10, 0), 1_000)),
-            key,
-        )
-    };
+    let record_request = |id: &str| record(purchase("c-auth", id, at(2026, 1, 5, 10, 0), 1_000));
+    let record = |id: &str, key| with_key(record_request(id), key);
 
     let no_key = ingest
         .record_transaction(record("t0", None))
         .await
         .unwrap_err();
     assert_eq!(no_key.code(), Code::Unauthenticated, "{no_key:?}");
+    // The right key under another scheme is no bearer token.
+    let basic = ingest
+        .record_transaction(with_authorization(
+            record_request("t0"),
+            Some(format!("Basic {INGEST_KEY}")),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(basic.code(), Code::Unauthenticated, "{basic:?}");
     let wrong = ingest
         .record_transaction(record("t1", Some("not-a-configured-key")))
         .await
@@ -194,7 +203,15 @@ async fn each_auth_case(channel: Channel, app: &TestApp) {
         .record_transaction(record("t3", Some(INGEST_KEY)))
         .await
         .unwrap();
-    assert_eq!(app.transactions_stored().await, 1);
+    // The scheme's case does not matter.
+    ingest
+        .record_transaction(with_authorization(
+            record_request("t4"),
+            Some(format!("bearer {INGEST_KEY}")),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(app.transactions_stored().await, 2);
 
     // FitModel needs admin: ingest and read keys are refused; the admin key
     // passes the guard and reaches the handler (too little data to fit).
@@ -279,8 +296,8 @@ async fn keys_and_scopes_over_mutual_tls_and_no_client_certificate_is_refused() 
     assert!(refusal.contains("CertificateRequired"), "{refusal}");
     assert_eq!(
         app.transactions_stored().await,
-        1,
-        "only the test's own call"
+        2,
+        "only the test's own calls"
     );
 }
 

@@ -66,7 +66,10 @@ impl Policy {
         let key = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            // The scheme is case-insensitive (RFC 9110, section 11.1).
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key)
             .ok_or_else(|| {
                 Status::unauthenticated(
                     "an API key is required: send `authorization: Bearer <key>`",
