@@ -7,7 +7,9 @@
 //! registry (no global state: several servers in one test process keep
 //! apart).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
+
+use prost::Message;
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
@@ -16,12 +18,24 @@ use tokio::net::TcpListener;
 
 use crate::{api::layers::GrpcMethod, storage::Storage};
 
+/// How long a scrape waits for the database for the model gauges.
+const MODEL_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
 const CALL_LABELS: &[&str] = &["grpc_type", "grpc_service", "grpc_method"];
+
+/// The label of every path that is not a served method: paths come from
+/// callers, and one series per made-up path would grow without bound.
+const UNKNOWN: GrpcMethod<'static> = GrpcMethod {
+    service: "unknown",
+    method: "unknown",
+};
 
 /// Every metric clvd exports. Cheap to clone (the collectors are shared).
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// `service/method` of every method served, from the descriptor sets.
+    served: Arc<HashSet<String>>,
     started: IntCounterVec,
     handled: IntCounterVec,
     handling_seconds: HistogramVec,
@@ -105,6 +119,7 @@ impl Metrics {
         }
         Self {
             registry,
+            served: Arc::new(served_methods()),
             started,
             handled,
             handling_seconds,
@@ -114,13 +129,27 @@ impl Metrics {
         }
     }
 
+    /// The method itself when it is served, else [`UNKNOWN`].
+    fn labelled<'a>(&self, method: GrpcMethod<'a>) -> GrpcMethod<'a> {
+        if self
+            .served
+            .contains(&format!("{}/{}", method.service, method.method))
+        {
+            method
+        } else {
+            UNKNOWN
+        }
+    }
+
     pub fn call_started(&self, method: GrpcMethod<'_>) {
+        let method = self.labelled(method);
         self.started
             .with_label_values(&[method.grpc_type(), method.service, method.method])
             .inc();
     }
 
     pub fn call_handled(&self, method: GrpcMethod<'_>, code: tonic::Code, elapsed: Duration) {
+        let method = self.labelled(method);
         let (kind, service, name) = (method.grpc_type(), method.service, method.method);
         self.handled
             .with_label_values(&[kind, service, name, code_name(code)])
@@ -142,12 +171,15 @@ impl Metrics {
     }
 
     /// The text exposition, with the model gauges read from the database
-    /// at this moment (a scrape every few seconds is one indexed read).
+    /// at this moment (a scrape every few seconds is two indexed reads).
+    /// While the database does not answer within [`MODEL_READ_TIMEOUT`],
+    /// the model gauges are left out and the rest is served.
     pub async fn render(&self, storage: &Storage) -> String {
         let now = chrono::Utc::now();
         self.active_model_age.reset();
         self.last_fit_duration.reset();
-        match storage.model(None).await {
+        let active = tokio::time::timeout(MODEL_READ_TIMEOUT, storage.model(None));
+        match active.await.unwrap_or(Ok(None)) {
             Ok(Some(active)) => self
                 .active_model_age
                 .with_label_values(&[&active.version.to_string()])
@@ -155,7 +187,8 @@ impl Metrics {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the active model"),
         }
-        match storage.latest_model().await {
+        let latest = tokio::time::timeout(MODEL_READ_TIMEOUT, storage.latest_model());
+        match latest.await.unwrap_or(Ok(None)) {
             Ok(Some(latest)) => self
                 .last_fit_duration
                 .with_label_values(&[&latest.version.to_string()])
@@ -169,6 +202,30 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// `service/method` of clvd's services, health and both reflections.
+fn served_methods() -> HashSet<String> {
+    [
+        crate::api::pb::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
+    .into_iter()
+    .filter_map(|bytes| prost_types::FileDescriptorSet::decode(bytes).ok())
+    .flat_map(|set| set.file)
+    .flat_map(|file| {
+        let package = file.package().to_owned();
+        file.service.into_iter().flat_map(move |service| {
+            let service_name = format!("{package}.{}", service.name());
+            service
+                .method
+                .into_iter()
+                .map(move |m| format!("{service_name}/{}", m.name()))
+        })
+    })
+    .collect()
 }
 
 /// A status code as grpc-go spells it (`OK`, `Canceled`, ...), which is

@@ -106,6 +106,29 @@ async fn metrics_count_calls_by_method_and_code_and_ingest_by_outcome() {
         ),
         1.0
     );
+    // A made-up path is refused and counted under one `unknown` series,
+    // so that callers cannot grow the label set.
+    let mut raw = tonic::client::Grpc::new(channel(&app.endpoint()).await.unwrap());
+    raw.ready().await.unwrap();
+    let made_up: Result<tonic::Response<pb::DeleteCustomerResponse>, _> = raw
+        .unary(
+            Request::new(pb::DeleteCustomerRequest::default()),
+            "/clv.v1.IngestService/MadeUp123".parse().unwrap(),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await;
+    assert_eq!(made_up.unwrap_err().code(), Code::Unimplemented);
+    let after = scrape(addr).await;
+    assert!(!after.contains("MadeUp123"), "{after}");
+    assert_eq!(
+        sample(
+            &after,
+            "grpc_server_handled_total",
+            &[("grpc_method", "unknown"), ("grpc_code", "Unimplemented")]
+        ),
+        1.0
+    );
+
     let ingested = |outcome| {
         sample(
             &after,
