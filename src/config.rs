@@ -187,6 +187,18 @@ pub struct Settings {
     )]
     pub shutdown_grace_seconds: u64,
 
+    /// Seconds between reporting NOT_SERVING on SIGTERM/SIGINT and closing
+    /// the listener, still serving new calls, so that load balancers and
+    /// Kubernetes endpoints stop sending before the port closes. The grace
+    /// for in-flight calls starts after it.
+    #[arg(
+        long,
+        env = "CLVD_SHUTDOWN_DRAIN_SECONDS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub shutdown_drain_seconds: u64,
+
     /// API keys: `off` lets every caller call every method (a warning is
     /// logged at start-up); `on` needs --api-keys.
     #[arg(long, env = "CLVD_AUTH", value_enum, default_value_t = AuthMode::On, global = true)]
@@ -383,7 +395,7 @@ impl fmt::Display for Settings {
             "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
              db_max_connections={} group_commit_slots={} db_acquire_timeout={}s \
              churn_thresholds={}/{} no_purchase_window={}d refit_interval={}s \
-             refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s log_format={:?} \
+             refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s shutdown_drain={}s log_format={:?} \
              auth={:?} api_keys={:?} auth_open_health={} auth_open_reflection={} tls={} mtls={} \
              max_decoding_message_bytes={} max_encoding_message_bytes={} max_concurrent_calls={} \
              max_call={}s db_idle_timeout={}s db_max_lifetime={}s metrics_addr={}",
@@ -404,6 +416,7 @@ impl fmt::Display for Settings {
             self.refit_check_seconds,
             self.health_interval_seconds,
             self.shutdown_grace_seconds,
+            self.shutdown_drain_seconds,
             self.log_format,
             self.auth,
             self.api_keys,

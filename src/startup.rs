@@ -235,8 +235,10 @@ impl Application {
                 result.context("server task failed")?.context("server failed")?;
             }
             () = shutdown => {
-                tracing::info!(grace = ?settings.shutdown_grace(), "shutting down: NOT_SERVING, draining in-flight calls");
+                let drain = Duration::from_secs(settings.shutdown_drain_seconds);
+                tracing::info!(?drain, grace = ?settings.shutdown_grace(), "shutting down: NOT_SERVING, draining in-flight calls");
                 set_health(&reporter_on_stop, ServingStatus::NotServing).await;
+                tokio::time::sleep(drain).await;
                 let _ = stop_tx.send(true);
                 match tokio::time::timeout(settings.shutdown_grace(), &mut server).await {
                     Ok(result) => result.context("server task failed")?.context("server failed")?,

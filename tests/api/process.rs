@@ -158,6 +158,7 @@ async fn sigterm_under_load_reports_not_serving_finishes_in_flight_calls_and_exi
     };
 
     const GRACE_SECONDS: u64 = 10;
+    const DRAIN_SECONDS: u64 = 2;
     let (database_url, pool) = fresh_database().await;
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_clvd"))
@@ -169,6 +170,8 @@ async fn sigterm_under_load_reports_not_serving_finishes_in_flight_calls_and_exi
             &format!("127.0.0.1:{port}"),
             "--shutdown-grace-seconds",
             &GRACE_SECONDS.to_string(),
+            "--shutdown-drain-seconds",
+            &DRAIN_SECONDS.to_string(),
         ])
         .stdout(Stdio::null())
         .spawn()
@@ -223,7 +226,8 @@ async fn sigterm_under_load_reports_not_serving_finishes_in_flight_calls_and_exi
     .unwrap();
     let signalled = Instant::now();
 
-    // Health says NOT_SERVING first, while the server still runs.
+    // Health says NOT_SERVING first, while the server still runs and, for
+    // the drain, still takes new calls.
     let next = watch.message().await.unwrap().expect("a health update");
     assert_eq!(next.status, ServingStatus::NotServing as i32);
     assert!(
@@ -231,6 +235,10 @@ async fn sigterm_under_load_reports_not_serving_finishes_in_flight_calls_and_exi
         "exited before NOT_SERVING"
     );
     drop(watch);
+    pb::ingest_service_client::IngestServiceClient::new(channel(&endpoint).await.unwrap())
+        .record_transaction(record(purchase("late", "t", at(2026, 1, 3, 0, 0), 100)))
+        .await
+        .expect("a new call during the drain");
 
     // The in-flight import finishes, with both batches.
     batches.send(batch(1)).unwrap();
@@ -247,8 +255,8 @@ async fn sigterm_under_load_reports_not_serving_finishes_in_flight_calls_and_exi
             break status;
         }
         assert!(
-            signalled.elapsed() < Duration::from_secs(GRACE_SECONDS),
-            "clvd did not exit within its grace"
+            signalled.elapsed() < Duration::from_secs(DRAIN_SECONDS + GRACE_SECONDS),
+            "clvd did not exit within its drain and grace"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
