@@ -212,7 +212,11 @@ async fn json_logs_name_each_call_by_its_request_id_and_hold_no_message_contents
         .env("DATABASE_URL", &database_url)
         .env("CLVD_AUTH", "off")
         .env("CLVD_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info,sqlx=warn")
+        // The access log (a line per call) is at debug.
+        .env(
+            "RUST_LOG",
+            "info,sqlx=warn,clvd::api::layers::telemetry=debug",
+        )
         .args(["--listen-addr", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -1,8 +1,9 @@
 //! Per call: a request id (the caller's `x-request-id`, else a new UUID,
 //! echoed in the response headers), a tracing span carrying it so that
 //! every log line of the call names it, one log line when the call ends
-//! (method, code, milliseconds: ids only, never message contents), and the
-//! go-grpc-prometheus counters and histogram in [`Metrics`].
+//! (method, code, milliseconds: ids only, never message contents; `debug`
+//! unless the service failed the call), and the go-grpc-prometheus counters
+//! and histogram in [`Metrics`].
 //!
 //! A call's status is in the response headers when it failed before any
 //! message (trailers-only), else in the trailers at the end of the body; the
@@ -115,16 +116,27 @@ struct Call {
 }
 
 impl Call {
+    /// Counts the call and logs its end: at `info` when the service
+    /// failed it (a fault to look into), else at `debug` (an access log
+    /// for thousands of calls a second is opt-in: the metrics count them).
     fn finish(self, code: Code) {
         let elapsed = self.started.elapsed();
         self.metrics
             .call_handled(GrpcMethod::of(&self.path), code, elapsed);
-        tracing::info!(
-            parent: &self.span,
-            grpc_code = ?code,
-            elapsed_ms = elapsed.as_secs_f64() * 1e3,
-            "call finished"
+        let elapsed_ms = elapsed.as_secs_f64() * 1e3;
+        let fault = matches!(
+            code,
+            Code::Unknown
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+                | Code::DeadlineExceeded
         );
+        if fault {
+            tracing::info!(parent: &self.span, grpc_code = ?code, elapsed_ms, "call failed");
+        } else {
+            tracing::debug!(parent: &self.span, grpc_code = ?code, elapsed_ms, "call finished");
+        }
     }
 }
 
