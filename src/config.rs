@@ -4,7 +4,9 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use chrono_tz::Tz;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::auth::ApiKeyHash;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -25,12 +27,24 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Read an API key on standard input and print the SHA-256 hex that
+    /// CLVD_API_KEYS takes (the key itself is never configured).
+    HashKey,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Whether calls must carry an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    On,
+    /// Every caller may call every method: only for a trusted network or
+    /// local use; start-up logs a warning.
+    Off,
 }
 
 #[derive(Clone, Args)]
@@ -184,6 +198,122 @@ pub struct Settings {
     )]
     pub shutdown_grace_seconds: u64,
 
+    /// Seconds between reporting NOT_SERVING on SIGTERM/SIGINT and closing
+    /// the listener, still serving new calls, so that load balancers and
+    /// Kubernetes endpoints stop sending before the port closes. The grace
+    /// for in-flight calls starts after it.
+    #[arg(
+        long,
+        env = "CLVD_SHUTDOWN_DRAIN_SECONDS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub shutdown_drain_seconds: u64,
+
+    /// API keys: `off` lets every caller call every method (a warning is
+    /// logged at start-up); `on` needs --api-keys.
+    #[arg(long, env = "CLVD_AUTH", value_enum, default_value_t = AuthMode::On, global = true)]
+    pub auth: AuthMode,
+
+    /// Accepted API keys as `<sha256 hex of the key>:<scopes>`, scopes
+    /// `ingest`, `read`, `admin` joined by `+`, entries by commas. Make a
+    /// hash with `clvd hash-key`.
+    #[arg(
+        long,
+        env = "CLVD_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
+    pub api_keys: Vec<ApiKeyHash>,
+
+    /// grpc.health.v1.Health answers without an API key (false: needs the
+    /// read scope).
+    #[arg(long, env = "CLVD_AUTH_OPEN_HEALTH", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub auth_open_health: bool,
+
+    /// Server reflection answers without an API key (false: needs the read
+    /// scope).
+    #[arg(long, env = "CLVD_AUTH_OPEN_REFLECTION", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub auth_open_reflection: bool,
+
+    /// PEM certificate chain of the server: serve gRPC over TLS (with
+    /// --tls-key).
+    #[arg(long, env = "CLVD_TLS_CERT", requires = "tls_key", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CLVD_TLS_KEY", requires = "tls_cert", global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate(s): clients must present a certificate signed by
+    /// one (mutual TLS). Needs --tls-cert.
+    #[arg(long, env = "CLVD_TLS_CLIENT_CA", requires = "tls_cert", global = true)]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Largest request message accepted, bytes (larger: OUT_OF_RANGE).
+    #[arg(
+        long,
+        env = "CLVD_MAX_DECODING_MESSAGE_BYTES",
+        default_value_t = 16 * 1024 * 1024,
+        global = true
+    )]
+    pub max_decoding_message_bytes: usize,
+
+    /// Largest response message sent, bytes (larger: OUT_OF_RANGE).
+    #[arg(
+        long,
+        env = "CLVD_MAX_ENCODING_MESSAGE_BYTES",
+        default_value_t = 64 * 1024 * 1024,
+        global = true
+    )]
+    pub max_encoding_message_bytes: usize,
+
+    /// clv.v1 calls served at once, over all connections; calls beyond it
+    /// get RESOURCE_EXHAUSTED at once (0: no limit). Health and reflection
+    /// are not counted.
+    #[arg(
+        long,
+        env = "CLVD_MAX_CONCURRENT_CALLS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub max_concurrent_calls: usize,
+
+    /// Longest any call may run, seconds, whatever deadline the caller set
+    /// (0: only the caller's deadline).
+    #[arg(
+        long,
+        env = "CLVD_MAX_CALL_SECONDS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub max_call_seconds: u64,
+
+    /// Seconds an unused database connection is kept before it is closed.
+    #[arg(
+        long,
+        env = "CLVD_DB_IDLE_TIMEOUT_SECONDS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub db_idle_timeout_seconds: u64,
+
+    /// Seconds after which a database connection is replaced, so that none
+    /// outlives a failover or a server-side limit.
+    #[arg(
+        long,
+        env = "CLVD_DB_MAX_LIFETIME_SECONDS",
+        default_value_t = 1800,
+        global = true
+    )]
+    pub db_max_lifetime_seconds: u64,
+
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, plain
+    /// HTTP; port 0 picks a free port); unset: no endpoint.
+    #[arg(long, env = "CLVD_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Log format: text for people, json for log pipelines.
     #[arg(long, env = "CLVD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -211,8 +341,21 @@ impl Settings {
         Duration::from_secs(self.shutdown_grace_seconds)
     }
 
+    pub fn max_call(&self) -> Option<Duration> {
+        (self.max_call_seconds > 0).then(|| Duration::from_secs(self.max_call_seconds))
+    }
+
+    pub fn pool_settings(&self) -> crate::storage::PoolSettings {
+        crate::storage::PoolSettings {
+            max_connections: self.db_max_connections,
+            acquire_timeout: self.db_acquire_timeout(),
+            idle_timeout: Duration::from_secs(self.db_idle_timeout_seconds),
+            max_lifetime: Duration::from_secs(self.db_max_lifetime_seconds),
+        }
+    }
+
     /// Settings for tests and tools: the defaults with the given database, a
-    /// free port, and no background refits.
+    /// free port, no background refits and authentication off.
     pub fn for_database(database_url: String) -> Self {
         let mut s = Cli::parse_from(["clvd"]).settings;
         s.database_url = Some(database_url);
@@ -220,6 +363,9 @@ impl Settings {
         // No background refits unless a test asks for them.
         s.refit_interval_seconds = 0;
         s.refit_min_new_transactions = 0;
+        // Tests of other behaviour call without keys; the auth tests turn
+        // it back on with their own keys.
+        s.auth = AuthMode::Off;
         s
     }
 }
@@ -260,7 +406,10 @@ impl fmt::Display for Settings {
             "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
              db_max_connections={} group_commit_slots={} score_read_slots={} db_acquire_timeout={}s \
              churn_thresholds={}/{} no_purchase_window={}d refit_interval={}s \
-             refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s log_format={:?}",
+             refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s shutdown_drain={}s log_format={:?} \
+             auth={:?} api_keys={:?} auth_open_health={} auth_open_reflection={} tls={} mtls={} \
+             max_decoding_message_bytes={} max_encoding_message_bytes={} max_concurrent_calls={} \
+             max_call={}s db_idle_timeout={}s db_max_lifetime={}s metrics_addr={}",
             self.listen_addr,
             db,
             self.data_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "default".into()),
@@ -279,7 +428,21 @@ impl fmt::Display for Settings {
             self.refit_check_seconds,
             self.health_interval_seconds,
             self.shutdown_grace_seconds,
+            self.shutdown_drain_seconds,
             self.log_format,
+            self.auth,
+            self.api_keys,
+            self.auth_open_health,
+            self.auth_open_reflection,
+            self.tls_cert.is_some(),
+            self.tls_client_ca.is_some(),
+            self.max_decoding_message_bytes,
+            self.max_encoding_message_bytes,
+            self.max_concurrent_calls,
+            self.max_call_seconds,
+            self.db_idle_timeout_seconds,
+            self.db_max_lifetime_seconds,
+            self.metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         )
     }
 }

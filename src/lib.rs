@@ -17,16 +17,22 @@
 //! - `clv-model` (workspace crate `model/`): pure numerics, no I/O.
 //! - [`jobs`]: background work (the model refit), each a loop around a
 //!   step that tests call directly.
+//! - [`server`]: how the gRPC server is exposed: TLS, API keys ([`auth`]),
+//!   limits, deadlines and per-call telemetry, as the tower layers of
+//!   [`api::layers`]; [`metrics`] is the Prometheus registry and endpoint.
 //! - [`startup`]: wires everything into an [`startup::Application`];
 //!   [`embedded_postgres`] is the private PostgreSQL used when no
 //!   `DATABASE_URL` is given; [`config`], [`telemetry`] and [`shutdown`] do
 //!   what they say.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod embedded_postgres;
 pub mod jobs;
+pub mod metrics;
+pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod startup;

@@ -11,7 +11,9 @@ use clvd::{
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
+    let result = run().await;
+    clvd::telemetry::flush();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line with the whole cause chain, for people and for logs.
@@ -37,7 +39,7 @@ async fn run() -> anyhow::Result<()> {
                 options,
                 &PoolSettings {
                     max_connections: 1,
-                    acquire_timeout: settings.db_acquire_timeout(),
+                    ..settings.pool_settings()
                 },
             );
             storage.migrate().await.context("migrations failed")?;
@@ -48,5 +50,19 @@ async fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::HashKey => print_key_hash(),
     }
+}
+
+/// `clvd hash-key`: the key comes on standard input, not as an argument,
+/// so that it stays out of shell history and process listings.
+fn print_key_hash() -> anyhow::Result<()> {
+    let mut key = String::new();
+    std::io::stdin()
+        .read_line(&mut key)
+        .context("cannot read the key on standard input")?;
+    let key = key.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!key.is_empty(), "no key on standard input");
+    println!("{}", clvd::auth::hash_key(key));
+    Ok(())
 }

@@ -15,8 +15,10 @@ use crate::{
     config::Settings,
     domain::IngestRules,
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
+    metrics::Metrics,
+    server::Exposure,
     service::{ChurnPolicy, Ingest, ModelEpoch, Models, Scoring},
-    storage::{PoolSettings, Storage},
+    storage::Storage,
 };
 
 /// Services whose health follows the database's.
@@ -60,6 +62,10 @@ pub async fn database(
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// TLS, keys, limits: checked before anything started.
+    exposure: Exposure,
+    /// The Prometheus endpoint's listener, when configured.
+    metrics_listener: Option<TcpListener>,
     settings: Settings,
     storage: Storage,
     /// Kept so that the embedded server stops when the application does.
@@ -70,14 +76,9 @@ impl Application {
     /// Connects (lazily: a database that is down does not stop start-up),
     /// binds the listener and records the real port (port 0 works).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let exposure = Exposure::from_settings(&settings)?;
         let (options, embedded) = database(&settings).await?;
-        let storage = Storage::connect_lazy(
-            options,
-            &PoolSettings {
-                max_connections: settings.db_max_connections,
-                acquire_timeout: settings.db_acquire_timeout(),
-            },
-        );
+        let storage = Storage::connect_lazy(options, &settings.pool_settings());
         // Migrations run here when the database is up; a database that is
         // down is waited for in the background (NOT_SERVING meanwhile), but
         // a schema that cannot be migrated stops start-up with the reason.
@@ -94,9 +95,15 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = match settings.metrics_addr {
+            Some(addr) => Some(crate::metrics::bind(addr).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
             local_addr,
+            exposure,
+            metrics_listener,
             settings,
             storage,
             embedded,
@@ -111,6 +118,13 @@ impl Application {
         self.local_addr.port()
     }
 
+    /// Where `GET /metrics` is served, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, lets
     /// in-flight calls finish within the configured grace, and returns.
     pub async fn run_until_stopped(
@@ -120,6 +134,8 @@ impl Application {
         let Self {
             listener,
             local_addr,
+            exposure,
+            metrics_listener,
             settings,
             storage,
             embedded,
@@ -147,11 +163,11 @@ impl Application {
             max_batch: settings.max_batch,
             ..IngestRules::default()
         };
-        let ingest = IngestApi::new(Ingest::new(
-            storage.clone(),
-            rules,
-            settings.group_commit_slots,
-        ));
+        let metrics = Metrics::new();
+        let ingest = IngestApi::new(
+            Ingest::new(storage.clone(), rules, settings.group_commit_slots),
+            metrics.clone(),
+        );
 
         let epoch = ModelEpoch::default();
         let models = std::sync::Arc::new(Models::new(
@@ -195,15 +211,29 @@ impl Application {
                 ))
             });
 
+        let metrics_job = metrics_listener.map(|listener| {
+            tracing::info!(addr = ?listener.local_addr().ok(), "serving Prometheus metrics at /metrics");
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics.clone(),
+                storage.clone(),
+                stop_rx.clone(),
+            ))
+        });
+
         let reporter_on_stop = reporter.clone();
         let mut server_stop = stop_rx.clone();
-        let server = tonic::transport::Server::builder()
+        let server = exposure
+            .server(&metrics)?
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(ingest.into_server())
-            .add_service(ModelApi::new(models.clone()).into_server())
-            .add_service(scoring.into_server())
+            .add_service(crate::sized!(settings, ingest.into_server()))
+            .add_service(crate::sized!(
+                settings,
+                ModelApi::new(models.clone()).into_server()
+            ))
+            .add_service(crate::sized!(settings, scoring.into_server()))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async move {
@@ -218,8 +248,10 @@ impl Application {
                 result.context("server task failed")?.context("server failed")?;
             }
             () = shutdown => {
-                tracing::info!(grace = ?settings.shutdown_grace(), "shutting down: NOT_SERVING, draining in-flight calls");
+                let drain = Duration::from_secs(settings.shutdown_drain_seconds);
+                tracing::info!(?drain, grace = ?settings.shutdown_grace(), "shutting down: NOT_SERVING, draining in-flight calls");
                 set_health(&reporter_on_stop, ServingStatus::NotServing).await;
+                tokio::time::sleep(drain).await;
                 let _ = stop_tx.send(true);
                 match tokio::time::timeout(settings.shutdown_grace(), &mut server).await {
                     Ok(result) => result.context("server task failed")?.context("server failed")?,
@@ -232,7 +264,7 @@ impl Application {
         }
         let _ = stop_tx.send(true);
         let _ = health_job.await;
-        if let Some(job) = refit_job {
+        for job in [refit_job, metrics_job].into_iter().flatten() {
             let _ = job.await;
         }
         storage.close().await;

@@ -84,7 +84,8 @@ pub fn money(cents: i64) -> pb::Money {
 
 /// The release `clvd` binary as its own process on `database_url`, on a
 /// free port, with background refits off (a bench measures what it calls,
-/// alone). Returns the process and its endpoint.
+/// alone) and authentication off (the bench client sends no key). Returns
+/// the process and its endpoint.
 pub fn spawn_clvd(database_url: &str, max_connections: usize) -> anyhow::Result<(Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -95,6 +96,7 @@ pub fn spawn_clvd(database_url: &str, max_connections: usize) -> anyhow::Result<
         .env("CLVD_DB_MAX_CONNECTIONS", max_connections.to_string())
         .env("CLVD_REFIT_INTERVAL_SECONDS", "0")
         .env("CLVD_REFIT_MIN_NEW_TRANSACTIONS", "0")
+        .env("CLVD_AUTH", "off")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

@@ -1,35 +1,46 @@
 //! clv.v1.IngestService over the [`Ingest`] use-case.
 
 use chrono::Utc;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::{convert, pb, status::invalid_argument};
 use crate::{
     domain::FieldViolation,
-    service::{Ingest, IngestError},
+    metrics::{IngestOutcome, Metrics},
+    service::{BatchRecorded, Ingest, IngestError, Recorded},
 };
 
 pub struct IngestApi {
     ingest: Ingest,
+    /// Counts transactions recorded, duplicate and rejected.
+    metrics: Metrics,
 }
 
 impl IngestApi {
-    pub fn new(ingest: Ingest) -> Self {
-        Self { ingest }
+    pub fn new(ingest: Ingest, metrics: Metrics) -> Self {
+        Self { ingest, metrics }
     }
 
-    pub fn into_server(self) -> pb::ingest_service_server::IngestServiceServer<Self> {
-        pb::ingest_service_server::IngestServiceServer::new(self)
+    /// Counts a call's or batch's transactions by outcome. Refusals for other reasons (an unavailable database) are not
+    /// counted: the transactions were not judged.
+    fn count(&self, transactions: usize, result: Result<BatchRecorded, &Status>) {
+        match result {
+            Ok(r) => {
+                self.metrics
+                    .ingested(IngestOutcome::Recorded, r.recorded as u64);
+                self.metrics
+                    .ingested(IngestOutcome::Duplicate, r.duplicates as u64);
+            }
+            Err(status) if matches!(status.code(), Code::InvalidArgument | Code::AlreadyExists) => {
+                self.metrics
+                    .ingested(IngestOutcome::Rejected, transactions as u64)
+            }
+            Err(_) => {}
+        }
     }
-}
 
-#[tonic::async_trait]
-impl pb::ingest_service_server::IngestService for IngestApi {
-    async fn record_transaction(
-        &self,
-        request: Request<pb::RecordTransactionRequest>,
-    ) -> Result<Response<pb::RecordTransactionResponse>, Status> {
-        let pb::RecordTransactionRequest { transaction } = request.into_inner();
+    async fn record_one(&self, request: pb::RecordTransactionRequest) -> Result<Recorded, Status> {
+        let pb::RecordTransactionRequest { transaction } = request;
         let Some(transaction) = transaction else {
             return Err(invalid_argument(&[FieldViolation::new(
                 "transaction",
@@ -46,9 +57,30 @@ impl pb::ingest_service_server::IngestService for IngestApi {
                         .collect::<Vec<_>>(),
                 )
             })?;
-        let recorded = self.ingest.record(transaction).await.map_err(single)?;
+        self.ingest.record(transaction).await.map_err(single)
+    }
+
+    pub fn into_server(self) -> pb::ingest_service_server::IngestServiceServer<Self> {
+        pb::ingest_service_server::IngestServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::ingest_service_server::IngestService for IngestApi {
+    async fn record_transaction(
+        &self,
+        request: Request<pb::RecordTransactionRequest>,
+    ) -> Result<Response<pb::RecordTransactionResponse>, Status> {
+        let recorded = self.record_one(request.into_inner()).await;
+        self.count(
+            1,
+            recorded.as_ref().map(|r| BatchRecorded {
+                recorded: usize::from(!r.duplicate),
+                duplicates: usize::from(r.duplicate),
+            }),
+        );
         Ok(Response::new(pb::RecordTransactionResponse {
-            duplicate: recorded.duplicate,
+            duplicate: recorded?.duplicate,
         }))
     }
 
@@ -73,27 +105,25 @@ impl pb::ingest_service_server::IngestService for IngestApi {
                 )
             };
             let max = self.ingest.rules().max_batch;
-            if transactions.is_empty() || transactions.len() > max {
-                return Err(in_batch(invalid_argument(&[FieldViolation::new(
+            let sent = transactions.len();
+            let recorded = if sent == 0 || sent > max {
+                Err(invalid_argument(&[FieldViolation::new(
                     "transactions",
-                    format!(
-                        "a batch must hold 1 to {max} transactions, got {}",
-                        transactions.len()
-                    ),
-                )])));
-            }
-            let parsed = convert::transactions(
-                self.ingest.rules(),
-                "transactions",
-                transactions,
-                Utc::now(),
-            )
-            .map_err(|vs| in_batch(invalid_argument(&vs)))?;
-            let recorded = self
-                .ingest
-                .record_batch(parsed)
-                .await
-                .map_err(|e| in_batch(e.into()))?;
+                    format!("a batch must hold 1 to {max} transactions, got {sent}"),
+                )]))
+            } else {
+                match convert::transactions(
+                    self.ingest.rules(),
+                    "transactions",
+                    transactions,
+                    Utc::now(),
+                ) {
+                    Ok(parsed) => self.ingest.record_batch(parsed).await.map_err(Status::from),
+                    Err(vs) => Err(invalid_argument(&vs)),
+                }
+            };
+            self.count(sent, recorded.as_ref().copied());
+            let recorded = recorded.map_err(in_batch)?;
             totals.batches += 1;
             totals.recorded += recorded.recorded as u64;
             totals.duplicates += recorded.duplicates as u64;

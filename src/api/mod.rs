@@ -5,6 +5,7 @@
 
 pub mod convert;
 mod ingest;
+pub mod layers;
 mod model;
 mod scoring;
 pub mod status;

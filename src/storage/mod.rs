@@ -27,6 +27,11 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// How long a call waits for a connection before failing UNAVAILABLE.
     pub acquire_timeout: Duration,
+    /// Unused connections are closed after this long.
+    pub idle_timeout: Duration,
+    /// Connections are replaced after this long, so that none outlives a
+    /// failover or a server-side limit.
+    pub max_lifetime: Duration,
 }
 
 /// The database behind the service. Cheap to clone.
@@ -47,6 +52,12 @@ impl Storage {
             PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.acquire_timeout)
+                .idle_timeout(settings.idle_timeout)
+                .max_lifetime(settings.max_lifetime)
+                // No round trip before each use (it would double the cost of
+                // a point read): sqlx pings a connection when it is given
+                // back and closes it if that fails, so one that died with
+                // the database is evicted after the one call it failed.
                 .test_before_acquire(false)
         };
         let reads = pool_options().connect_lazy_with(options.clone());

@@ -101,6 +101,8 @@ pub async fn fresh_database() -> (String, PgPool) {
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The Prometheus endpoint, when the test configured one.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub database_url: String,
     pub pool: PgPool,
     pub storage: Storage,
@@ -162,6 +164,14 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the real server on a fresh database, after `configure` adjusts
 /// the settings, and waits until it reports SERVING.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let app = start_app_with(configure).await;
+    wait_serving(&app.endpoint()).await;
+    app
+}
+
+/// [`spawn_app_with`] without the wait: for servers that a plain client
+/// cannot reach (TLS), whose tests wait their own way.
+pub async fn start_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let (database_url, pool) = fresh_database().await;
     spawn_app_at(database_url, pool, configure).await
 }
@@ -178,20 +188,20 @@ pub async fn spawn_app_at(
         .await
         .expect("build application");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let test_app = TestApp {
+    TestApp {
         addr,
+        metrics_addr,
         database_url,
         storage: Storage::from_pool(pool.clone()),
         pool,
         stop: Some(stop),
         server: Some(server),
-    };
-    wait_serving(&test_app.endpoint()).await;
-    test_app
+    }
 }
 
 pub async fn channel(endpoint: &str) -> Result<Channel, tonic::transport::Error> {
@@ -202,8 +212,17 @@ pub async fn channel(endpoint: &str) -> Result<Channel, tonic::transport::Error>
 }
 
 pub async fn wait_serving(endpoint: &str) {
+    wait_serving_over(|| channel(endpoint)).await
+}
+
+/// Waits until the server that `connect` reaches reports SERVING.
+pub async fn wait_serving_over<F, Fut>(connect: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Channel, tonic::transport::Error>>,
+{
     for _ in 0..200 {
-        if let Ok(mut health) = channel(endpoint).await.map(HealthClient::new) {
+        if let Ok(mut health) = connect().await.map(HealthClient::new) {
             if let Ok(r) = health
                 .check(HealthCheckRequest {
                     service: String::new(),
@@ -217,7 +236,7 @@ pub async fn wait_serving(endpoint: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("server at {endpoint} never reported SERVING");
+    panic!("the server never reported SERVING");
 }
 
 pub fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
@@ -286,4 +305,51 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// The text of `GET /metrics` at `addr`, over plain HTTP/1.0.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: clvd\r\n\r\n")
+        .await
+        .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+/// The value of the sample `name` whose labels include every `labels` pair
+/// (0 when there is none: a counter not yet incremented).
+pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .expect("a sample value")
+        })
+        .sum()
+}
+
+/// The one line a failed `clvd` printed on stderr (it must be one line).
+pub fn failure_line(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "clvd did not fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    lines[0].to_owned()
 }

@@ -3,6 +3,7 @@
 mod helpers;
 mod oracle;
 
+mod auth;
 mod delete_customer;
 mod faults;
 mod health;
@@ -11,7 +12,9 @@ mod ingest_concurrency;
 mod ingest_property;
 mod ingest_semantics;
 mod ingest_validation;
+mod limits;
 pub mod models;
+mod observability;
 mod process;
 mod refit;
 mod reflection;

@@ -37,6 +37,7 @@ async fn replica(database_url: &str) -> Replica {
     let child = Command::new(env!("CARGO_BIN_EXE_clvd"))
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
+        .env("CLVD_AUTH", "off")
         .args(["--listen-addr", &format!("127.0.0.1:{port}")])
         .args([
             "--refit-check-seconds",
