@@ -299,6 +299,7 @@ fn free_port() -> u16 {
 fn start_server(database_url: &str, port: u16) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_clvd"))
         .env("DATABASE_URL", database_url)
+        .env("CLVD_AUTH", "off")
         .env("RUST_LOG", "warn")
         .args([
             "--listen-addr",
