@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use super::pb;
 use crate::domain::{
-    CustomerId, FieldViolation, IngestRules, Transaction, UncheckedKind, UncheckedMoney,
-    UncheckedTransaction,
+    CustomerId, FieldViolation, IngestRules, Transaction, UncheckedFeedback, UncheckedKind,
+    UncheckedMoney, UncheckedSpend, UncheckedTransaction,
 };
 
 pub fn unchecked_transaction(t: pb::Transaction) -> UncheckedTransaction {
@@ -33,6 +33,42 @@ pub fn unchecked_transaction(t: pb::Transaction) -> UncheckedTransaction {
         amount: amount.map(unchecked_money),
         cost: cost.map(unchecked_money),
         refunded_transaction_id,
+    }
+}
+
+pub fn unchecked_feedback(f: pb::Feedback) -> UncheckedFeedback {
+    let pb::Feedback {
+        customer_id,
+        feedback_id,
+        occurred_at,
+        nps,
+        csat,
+        ces,
+    } = f;
+    UncheckedFeedback {
+        customer_id,
+        feedback_id,
+        occurred_at: occurred_at.map(|ts| (ts.seconds, ts.nanos)),
+        nps,
+        csat,
+        ces,
+    }
+}
+
+pub fn unchecked_spend(s: pb::AcquisitionSpend) -> UncheckedSpend {
+    let pb::AcquisitionSpend {
+        spend_id,
+        start_time,
+        end_time,
+        amount,
+        channel,
+    } = s;
+    UncheckedSpend {
+        spend_id,
+        start_time: start_time.map(|ts| (ts.seconds, ts.nanos)),
+        end_time: end_time.map(|ts| (ts.seconds, ts.nanos)),
+        amount: amount.map(unchecked_money),
+        channel,
     }
 }
 

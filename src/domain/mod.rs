@@ -6,6 +6,7 @@
 //! rejection is a [`FieldViolation`] naming the offending field relative to
 //! the value being parsed, so the API layer only prefixes the request path.
 
+mod feedback;
 mod ids;
 mod model_version;
 mod money;
@@ -16,7 +17,8 @@ mod summary;
 mod transaction;
 mod violation;
 
-pub use ids::{CustomerId, TransactionId, MAX_ID_BYTES};
+pub use feedback::{AcquisitionSpend, Feedback, Scores, UncheckedFeedback, UncheckedSpend};
+pub use ids::{CustomerId, IdempotencyKey, TransactionId, MAX_ID_BYTES};
 pub use model_version::{
     FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters,
 };

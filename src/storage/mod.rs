@@ -4,6 +4,7 @@
 
 mod customers;
 mod error;
+mod feedback;
 mod ingest;
 mod models;
 mod scores;
@@ -15,6 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 pub use crate::domain::CustomerSummary;
 pub use customers::DeletedCustomer;
 pub use error::{RecordError, StorageError};
+pub use feedback::Written;
 pub use ingest::BatchOutcome;
 pub use models::{FitData, FitLock};
 

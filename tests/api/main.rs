@@ -4,6 +4,7 @@ mod helpers;
 mod oracle;
 
 mod delete_customer;
+pub mod feedback;
 mod health;
 mod import_stream;
 mod ingest_concurrency;
