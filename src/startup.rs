@@ -11,11 +11,11 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
-    api::{pb, IngestApi, ModelApi, ScoringApi},
+    api::{pb, IngestApi, ModelApi, ReportApi, ScoringApi},
     config::Settings,
     domain::IngestRules,
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
-    service::{ChurnPolicy, Ingest, ModelEpoch, Models, Scoring},
+    service::{ChurnPolicy, Ingest, ModelEpoch, Models, Reports, Scoring},
     storage::{PoolSettings, Storage},
 };
 
@@ -24,6 +24,7 @@ const DATABASE_BACKED: &[&str] = &[
     "",
     "clv.v1.IngestService",
     "clv.v1.ModelService",
+    "clv.v1.ReportService",
     "clv.v1.ScoringService",
 ];
 const EMBEDDED_DATABASE: &str = "clvd";
@@ -191,6 +192,13 @@ impl Application {
             .add_service(ingest.into_server())
             .add_service(ModelApi::new(models.clone()).into_server())
             .add_service(scoring.into_server())
+            .add_service(
+                ReportApi::new(
+                    Reports::new(storage.clone(), settings.time_zone),
+                    settings.currency.clone(),
+                )
+                .into_server(),
+            )
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async move {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::pb;
 use crate::domain::{
-    CustomerId, FieldViolation, IngestRules, Transaction, UncheckedFeedback, UncheckedKind,
+    Amount, CustomerId, FieldViolation, IngestRules, Transaction, UncheckedFeedback, UncheckedKind,
     UncheckedMoney, UncheckedSpend, UncheckedTransaction,
 };
 
@@ -121,4 +121,64 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
     }
+}
+
+/// A required timestamp, or a violation naming `field` (or `field.nanos`).
+pub fn instant(
+    field: &str,
+    raw: Option<prost_types::Timestamp>,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<DateTime<Utc>> {
+    let Some(ts) = raw else {
+        violations.push(FieldViolation::new(field, "is required"));
+        return None;
+    };
+    if !(0..1_000_000_000).contains(&ts.nanos) {
+        violations.push(FieldViolation::new(
+            format!("{field}.nanos"),
+            "must be in [0, 1e9)",
+        ));
+        return None;
+    }
+    let t = DateTime::from_timestamp(ts.seconds, ts.nanos as u32);
+    if t.is_none() {
+        violations.push(FieldViolation::new(field, "is out of range"));
+    }
+    t
+}
+
+/// A required timestamp that is not after `now`.
+pub fn past_instant(
+    field: &str,
+    raw: Option<prost_types::Timestamp>,
+    now: DateTime<Utc>,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<DateTime<Utc>> {
+    let t = instant(field, raw, violations)?;
+    if t > now {
+        violations.push(FieldViolation::new(field, "must not be in the future"));
+        return None;
+    }
+    Some(t)
+}
+
+/// An exact amount in the reporting currency.
+pub fn money(currency: &str, a: Amount) -> pb::Money {
+    let (units, nanos) = a.units_nanos();
+    pb::Money {
+        currency_code: currency.to_owned(),
+        units,
+        nanos,
+    }
+}
+
+/// A predicted amount (currency units), rounded to the nano.
+pub fn predicted_money(currency: &str, v: f64) -> pb::Money {
+    let nanos = (v * 1e9).round();
+    let nanos = if nanos.is_finite() {
+        nanos.clamp(i64::MIN as f64, i64::MAX as f64) as i64
+    } else {
+        0
+    };
+    money(currency, Amount::from_nanos(nanos))
 }

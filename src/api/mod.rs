@@ -6,11 +6,13 @@
 pub mod convert;
 mod ingest;
 mod model;
+mod report;
 mod scoring;
 pub mod status;
 
 pub use ingest::IngestApi;
 pub use model::ModelApi;
+pub use report::ReportApi;
 pub use scoring::ScoringApi;
 
 /// Code generated from `proto/` (package `clv.v1`).

@@ -7,6 +7,7 @@ mod error;
 mod feedback;
 mod ingest;
 mod models;
+mod reports;
 mod scores;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub use error::{RecordError, StorageError};
 pub use feedback::Written;
 pub use ingest::BatchOutcome;
 pub use models::{FitData, FitLock};
+pub use reports::{CohortHistory, DaysAsOf, LoyaltyCounts, SegmentRow};
 
 /// Embedded migrations, applied at start-up and by `clvd migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations");
