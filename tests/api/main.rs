@@ -15,4 +15,5 @@ pub mod models;
 mod process;
 mod refit;
 mod reflection;
+mod report_cohorts;
 mod scoring;
