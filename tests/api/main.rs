@@ -15,5 +15,6 @@ pub mod models;
 mod process;
 mod refit;
 mod reflection;
-mod report_cohorts;
+pub mod report_cohorts;
+mod report_oracle;
 mod scoring;
