@@ -200,7 +200,7 @@ pub fn build_cohorts(range: &CohortRange, facts: &CohortFacts, with_forecast: bo
             for k in 0..range.periods {
                 let p_start = g.add(start, k);
                 let observed = p_start <= range.as_of_day;
-                if !observed && !(with_forecast && n > 0) {
+                if !(observed || (with_forecast && n > 0)) {
                     break;
                 }
                 let (period, revenue) = if observed {

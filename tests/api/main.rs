@@ -16,5 +16,7 @@ mod process;
 mod refit;
 mod reflection;
 pub mod report_cohorts;
+mod report_loyalty;
+mod report_model;
 mod report_oracle;
 mod scoring;

@@ -69,7 +69,7 @@ fn generate() -> (Vec<Purchase>, Vec<Refund>) {
                 id,
                 at,
                 cents,
-                cost_cents: rng.random_bool(0.95).then(|| cents / 3),
+                cost_cents: rng.random_bool(0.95).then_some(cents / 3),
             });
         }
     }
