@@ -183,6 +183,13 @@ impl Application {
                 ))
             });
 
+        let reports = std::sync::Arc::new(Reports::new(storage.clone(), settings.time_zone));
+        let aggregates_job = tokio::spawn(crate::jobs::report_aggregates::run_until_stopped(
+            reports.clone(),
+            Duration::from_secs(1),
+            stop_rx.clone(),
+        ));
+
         let reporter_on_stop = reporter.clone();
         let mut server_stop = stop_rx.clone();
         let server = tonic::transport::Server::builder()
@@ -192,13 +199,7 @@ impl Application {
             .add_service(ingest.into_server())
             .add_service(ModelApi::new(models.clone()).into_server())
             .add_service(scoring.into_server())
-            .add_service(
-                ReportApi::new(
-                    Reports::new(storage.clone(), settings.time_zone),
-                    settings.currency.clone(),
-                )
-                .into_server(),
-            )
+            .add_service(ReportApi::new(reports.clone(), settings.currency.clone()).into_server())
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async move {
@@ -227,6 +228,7 @@ impl Application {
         }
         let _ = stop_tx.send(true);
         let _ = health_job.await;
+        let _ = aggregates_job.await;
         if let Some(job) = refit_job {
             let _ = job.await;
         }

@@ -1,5 +1,7 @@
 //! clv.v1.ReportService over the [`Reports`] use-case.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use tonic::{Request, Response, Status};
 
@@ -15,12 +17,12 @@ use crate::{
 };
 
 pub struct ReportApi {
-    reports: Reports,
+    reports: Arc<Reports>,
     currency: String,
 }
 
 impl ReportApi {
-    pub fn new(reports: Reports, currency: String) -> Self {
+    pub fn new(reports: Arc<Reports>, currency: String) -> Self {
         Self { reports, currency }
     }
 

@@ -30,6 +30,15 @@ impl Granularity {
         }
     }
 
+    /// The code the report aggregates store the granularity under.
+    pub fn code(self) -> i16 {
+        match self {
+            Granularity::Week => 1,
+            Granularity::Month => 2,
+            Granularity::Quarter => 3,
+        }
+    }
+
     /// First day of the period that contains `day`.
     pub fn start_of(self, day: NaiveDate) -> NaiveDate {
         match self {

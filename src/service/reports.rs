@@ -65,6 +65,11 @@ pub struct Segments {
     pub total_revenue: Amount,
 }
 
+/// Customers per aggregation step: big enough to amortise the statements,
+/// small enough that a step (a few hundred milliseconds) never holds the
+/// aggregation lock for long.
+pub const AGGREGATE_STEP: i64 = 10_000;
+
 pub struct Reports {
     storage: Storage,
     time_zone: Tz,
@@ -89,8 +94,23 @@ impl Reports {
         start_of_day(self.time_zone, day)
     }
 
-    /// A cohort report. Without `as_of` it reads the rollups kept at
-    /// ingest (everything recorded); with one, the transactions up to it.
+    /// Brings the cohort aggregates up to date with everything committed so
+    /// far, a step of [`AGGREGATE_STEP`] customers at a time; returns how
+    /// many customers were brought up to date.
+    pub async fn catch_up(&self) -> Result<usize, StorageError> {
+        let mut total = 0;
+        loop {
+            let done = self.storage.aggregate_step(AGGREGATE_STEP).await?;
+            if done == 0 {
+                return Ok(total);
+            }
+            total += done;
+        }
+    }
+
+    /// A cohort report. Without `as_of` it reads the aggregates, brought up
+    /// to date first (everything recorded); with one, the transactions up
+    /// to it.
     pub async fn cohort_report(
         &self,
         range: &CohortRange,
@@ -99,6 +119,9 @@ impl Reports {
     ) -> Result<CohortOutcome, ReportError> {
         let now = Utc::now();
         let source = as_of.map_or(DaysAsOf::Latest, DaysAsOf::Instant);
+        if source == DaysAsOf::Latest {
+            self.catch_up().await?;
+        }
         let mut facts = self
             .storage
             .cohort_facts(range, source, self.time_zone, now)

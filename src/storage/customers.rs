@@ -63,6 +63,11 @@ impl Storage {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
+        Storage::forget_contribution(&mut tx, id).await?;
+        sqlx::query("DELETE FROM report_dirty WHERE customer_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
         let answers = sqlx::query("DELETE FROM feedback WHERE customer_id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)

@@ -2,6 +2,7 @@
 //! of the service. Callers get domain types and [`StorageError`]s back; no
 //! SQL leaves this module.
 
+mod aggregates;
 mod customers;
 mod error;
 mod feedback;

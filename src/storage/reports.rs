@@ -19,7 +19,8 @@ use crate::domain::{Activity, Amount, CohortFacts, CohortRange, CohortSize, NpsC
 /// Which purchase data a report reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DaysAsOf {
-    /// Everything recorded, from the rollups kept at ingest.
+    /// Everything recorded: the aggregates for cohort cells, the rollups
+    /// kept at ingest for per-customer histories.
     Latest,
     /// Purchases and refunds that occurred at or before this instant.
     Instant(DateTime<Utc>),
@@ -138,7 +139,9 @@ fn amount(row: &sqlx::postgres::PgRow, column: &str) -> Result<Amount, sqlx::Err
 
 impl Storage {
     /// Cohort sizes, activity per (cohort, period), NPS of the cohorts'
-    /// customers and acquisition spend, for the cohorts of `range`.
+    /// customers and acquisition spend, for the cohorts of `range`. `Latest`
+    /// reads the aggregates (`cohort_cells`), which the caller has brought
+    /// up to date; a past instant computes from the transactions.
     pub async fn cohort_facts(
         &self,
         range: &CohortRange,
@@ -147,36 +150,55 @@ impl Storage {
         now: DateTime<Utc>,
     ) -> Result<CohortFacts, StorageError> {
         let unit = range.granularity.sql_unit();
-        let as_of = source.instant(now);
         let periods_end = range
             .granularity
             .add(range.cohorts_end(), range.periods)
             .min(range.as_of_day + chrono::Days::new(1));
         // Rows: ('size', cohort, NULL, customers, repeat customers, ...),
         // ('cell', cohort, period, active, orders, net, cost, uncosted),
-        // ('nps', cohort, NULL, respondents, promoters, detractors).
+        // ('nps', cohort, NULL, respondents, promoters, detractors) and
+        // ('spend', cohort, NULL, nanos).
+        let (sizes_and_cells, members) = match source {
+            DaysAsOf::Latest => (
+                "SELECT 'size' AS kind, cohort, NULL::date AS period, customers AS a,
+                        repeat_customers AS b, 0::int8 AS c, 0::int8 AS d, 0::int8 AS e
+                   FROM cohort_cells
+                  WHERE granularity = $9 AND cohort >= $3 AND cohort < $4 AND period = cohort
+                 UNION ALL
+                 SELECT 'cell', cohort, period, customers, orders, net_nanos, cost_nanos, uncosted
+                   FROM cohort_cells
+                  WHERE granularity = $9 AND cohort >= $3 AND cohort < $4 AND period < $5
+                    AND customers <> 0",
+                "SELECT customer_id, date_trunc($2, first_purchase_day::timestamp)::date AS cohort
+                   FROM customers
+                  WHERE purchase_occasions > 0 AND first_purchase_day >= $3 AND first_purchase_day < $4",
+            ),
+            DaysAsOf::Instant(_) => (
+                "SELECT 'size' AS kind, cohort, NULL::date AS period, count(*) AS a,
+                        count(*) FILTER (WHERE occasions >= 2) AS b, 0::int8 AS c, 0::int8 AS d,
+                        0::int8 AS e
+                   FROM members GROUP BY cohort
+                 UNION ALL
+                 SELECT 'cell', cohort, period, count(*), sum(orders)::int8, sum(net)::int8,
+                        sum(cost)::int8, sum(uncosted)::int8
+                   FROM (SELECT m.cohort, date_trunc($2, d.day::timestamp)::date AS period,
+                                sum(d.orders) AS orders, sum(d.net) AS net, sum(d.cost) AS cost,
+                                sum(d.uncosted) AS uncosted
+                           FROM days d JOIN members m USING (customer_id)
+                          WHERE d.day >= $3 AND d.day < $5
+                          GROUP BY d.customer_id, m.cohort, 2) per_customer
+                  GROUP BY cohort, period",
+                "SELECT customer_id, date_trunc($2, first_day::timestamp)::date AS cohort, occasions
+                   FROM firsts WHERE first_day >= $3 AND first_day < $4",
+            ),
+        };
         let sql = format!(
-            "WITH {ctes}, members AS (
-                 SELECT customer_id, date_trunc($2, first_day)::date AS cohort, occasions
-                   FROM firsts WHERE first_day >= $3 AND first_day < $4
-             ), customer_periods AS (
-                 SELECT m.cohort, date_trunc($2, d.day)::date AS period, sum(d.orders)::int8 AS orders,
-                        sum(d.net)::int8 AS net, sum(d.cost)::int8 AS cost, sum(d.uncosted)::int8 AS uncosted
-                   FROM days d JOIN members m USING (customer_id)
-                  WHERE d.day >= $3 AND d.day < $5
-                  GROUP BY d.customer_id, m.cohort, 2
-             ), answers AS (
+            "WITH {ctes}, members AS ({members}), answers AS (
                  SELECT DISTINCT ON (customer_id) customer_id, nps
                    FROM feedback WHERE nps IS NOT NULL AND occurred_at <= $1
                   ORDER BY customer_id, occurred_at DESC, feedback_id DESC
              )
-             SELECT 'size' AS kind, cohort, NULL::date AS period, count(*) AS a,
-                    count(*) FILTER (WHERE occasions >= 2) AS b, 0::int8 AS c, 0::int8 AS d, 0::int8 AS e
-               FROM members GROUP BY cohort
-             UNION ALL
-             SELECT 'cell', cohort, period, count(*), sum(orders)::int8, sum(net)::int8, sum(cost)::int8,
-                    sum(uncosted)::int8
-               FROM customer_periods GROUP BY cohort, period
+             {sizes_and_cells}
              UNION ALL
              SELECT 'nps', m.cohort, NULL, count(*), count(*) FILTER (WHERE a.nps >= 9),
                     count(*) FILTER (WHERE a.nps <= 6), 0, 0
@@ -189,17 +211,19 @@ impl Storage {
               GROUP BY 2",
             ctes = source.ctes()
         );
-        let rows = sqlx::query(&sql)
-            .bind(as_of)
+        let mut query = sqlx::query(&sql)
+            .bind(source.instant(now))
             .bind(unit)
             .bind(range.first_cohort)
             .bind(range.cohorts_end())
             .bind(periods_end)
             .bind(time_zone.name())
             .bind(crate::domain::start_of_day(time_zone, range.first_cohort))
-            .bind(crate::domain::start_of_day(time_zone, range.cohorts_end()))
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(crate::domain::start_of_day(time_zone, range.cohorts_end()));
+        if source == DaysAsOf::Latest {
+            query = query.bind(range.granularity.code());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         let mut facts = CohortFacts::default();
         for row in rows {
             let kind: String = row.try_get("kind")?;
@@ -253,7 +277,8 @@ impl Storage {
     ) -> Result<Vec<CohortHistory>, StorageError> {
         let sql = format!(
             "WITH {ctes}
-             SELECT date_trunc($2, first_day)::date AS cohort, occasions, first_day, last_day, repeat_net,
+             SELECT date_trunc($2, first_day::timestamp)::date AS cohort, occasions, first_day, last_day,
+                    repeat_net,
                     count(*) AS customers
                FROM firsts WHERE first_day >= $3 AND first_day < $4
               GROUP BY 1, 2, 3, 4, 5",

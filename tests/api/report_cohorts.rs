@@ -318,3 +318,92 @@ fn pb_bad_nanos() -> prost_types::Timestamp {
         nanos: -1,
     }
 }
+
+fn sizes(r: &pb::CohortReport) -> Vec<u64> {
+    r.cohorts.iter().map(|c| c.size).collect()
+}
+
+#[tokio::test]
+async fn a_backdated_purchase_moves_the_customer_and_all_their_revenue_to_the_earlier_cohort() {
+    let app = spawn_app().await;
+    let mut client = app.ingest().await;
+    for t in [
+        purchase("late", "p1", at(2026, 3, 5, 0, 0), 1_000),
+        purchase("late", "p2", at(2026, 4, 5, 0, 0), 2_000),
+        purchase("other", "p1", at(2026, 3, 9, 0, 0), 500),
+    ] {
+        client.record_transaction(record(t)).await.unwrap();
+    }
+    let request = pb::GetCohortReportRequest {
+        last_cohort: Some(timestamp(at(2026, 4, 1, 0, 0))),
+        ..monthly(at(2026, 1, 1, 0, 0), 4)
+    };
+    let mut client_reports = reports(&app).await;
+    let before = client_reports
+        .get_cohort_report(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sizes(&before), [0, 0, 2, 0]);
+    assert_eq!(
+        column(&before.cohorts[2], |p| cents(&p.revenue)),
+        [1_500, 2_000, 0, 0]
+    );
+
+    client
+        .record_transaction(record(purchase("late", "p0", at(2026, 1, 20, 0, 0), 4_000)))
+        .await
+        .unwrap();
+    let after = client_reports
+        .get_cohort_report(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sizes(&after), [1, 0, 1, 0]);
+    let jan = &after.cohorts[0];
+    assert_eq!(column(jan, |p| cents(&p.revenue)), [4_000, 0, 1_000, 2_000]);
+    assert_eq!(column(jan, |p| p.active_customers), [1, 0, 1, 1]);
+    assert_eq!(jan.repeat_purchase_rate, Some(1.0));
+    assert_eq!(
+        column(&after.cohorts[2], |p| cents(&p.revenue)),
+        [500, 0, 0, 0]
+    );
+}
+
+#[tokio::test]
+async fn an_erased_customer_leaves_the_cohorts_at_once() {
+    let app = spawn_app().await;
+    let mut client = app.ingest().await;
+    for t in [
+        purchase("gone", "p1", at(2026, 3, 5, 0, 0), 1_000),
+        purchase("kept", "p1", at(2026, 3, 9, 0, 0), 500),
+    ] {
+        client.record_transaction(record(t)).await.unwrap();
+    }
+    let request = monthly(at(2026, 3, 1, 0, 0), 1);
+    let mut client_reports = reports(&app).await;
+    let before = client_reports
+        .get_cohort_report(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before.cohorts[0].size, 2);
+    client
+        .delete_customer(pb::DeleteCustomerRequest {
+            customer_id: "gone".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        app.count("SELECT count(*) FROM customer_periods WHERE customer_id = 'gone'")
+            .await,
+        0
+    );
+    let after = client_reports
+        .get_cohort_report(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.cohorts[0].size, 1);
+    assert_eq!(cents(&after.cohorts[0].periods[0].revenue), 500);
+}

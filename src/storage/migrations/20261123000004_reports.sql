@@ -34,3 +34,54 @@ CREATE TABLE acquisition_spend (
     CHECK (end_time > start_time)
 );
 CREATE INDEX acquisition_spend_by_start ON acquisition_spend (start_time);
+
+-- Cohort report aggregates for "everything recorded" (no as_of), kept
+-- asynchronously so that ingest only appends to a queue:
+--
+-- report_dirty: customers whose purchases changed since their
+--   contribution was last computed. Ingest appends (no key, so no conflict
+--   and no lock wait); the aggregation step takes rows off the front.
+-- customer_periods: each customer's contribution per granularity and
+--   period with a purchase occasion (what the step subtracts before adding
+--   the recomputed one, so a backdated purchase that moves the customer to
+--   an earlier cohort moves all of their contribution).
+-- cohort_cells: the sums per (granularity, cohort, period): what
+--   GetCohortReport reads. Only the step writes both tables, one at a time
+--   (an advisory lock), so they have no hot rows under concurrent ingest.
+CREATE TABLE report_dirty (
+    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id text NOT NULL
+);
+
+CREATE TABLE customer_periods (
+    customer_id     text     NOT NULL,
+    -- 1 = ISO week, 2 = month, 3 = quarter
+    granularity     smallint NOT NULL,
+    period          date     NOT NULL,
+    cohort          date     NOT NULL,
+    orders          bigint   NOT NULL,
+    net_nanos       bigint   NOT NULL,
+    cost_nanos      bigint   NOT NULL,
+    uncosted        bigint   NOT NULL,
+    -- 1 on the cohort period's row of a customer with >= 2 occasions
+    repeat_customer smallint NOT NULL,
+    PRIMARY KEY (customer_id, granularity, period)
+);
+
+CREATE TABLE cohort_cells (
+    granularity      smallint NOT NULL,
+    cohort           date     NOT NULL,
+    period           date     NOT NULL,
+    -- active customers; at period = cohort, the cohort's size
+    customers        bigint   NOT NULL,
+    repeat_customers bigint   NOT NULL,
+    orders           bigint   NOT NULL,
+    net_nanos        bigint   NOT NULL,
+    cost_nanos       bigint   NOT NULL,
+    uncosted         bigint   NOT NULL,
+    PRIMARY KEY (granularity, cohort, period)
+);
+
+-- Customers present before this migration are queued once.
+INSERT INTO report_dirty (customer_id)
+SELECT customer_id FROM customers WHERE purchase_occasions > 0;
