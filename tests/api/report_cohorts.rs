@@ -340,7 +340,7 @@ async fn a_backdated_purchase_moves_the_customer_and_all_their_revenue_to_the_ea
     };
     let mut client_reports = reports(&app).await;
     let before = client_reports
-        .get_cohort_report(request.clone())
+        .get_cohort_report(request)
         .await
         .unwrap()
         .into_inner();
@@ -383,7 +383,7 @@ async fn an_erased_customer_leaves_the_cohorts_at_once() {
     let request = monthly(at(2026, 3, 1, 0, 0), 1);
     let mut client_reports = reports(&app).await;
     let before = client_reports
-        .get_cohort_report(request.clone())
+        .get_cohort_report(request)
         .await
         .unwrap()
         .into_inner();
