@@ -15,8 +15,8 @@
 //!   rules of ingest (batch planning: duplicates, conflicts, refunds).
 //! - [`storage`]: PostgreSQL; owns every SQL statement and the migrations.
 //! - `clv-model` (workspace crate `model/`): pure numerics, no I/O.
-//! - [`jobs`]: background work (the model refit), each a loop around a
-//!   step that tests call directly.
+//! - [`jobs`]: background work (the model refit, the cohort report
+//!   aggregates), each a loop around a step that tests call directly.
 //! - [`startup`]: wires everything into an [`startup::Application`];
 //!   [`embedded_postgres`] is the private PostgreSQL used when no
 //!   `DATABASE_URL` is given; [`config`], [`telemetry`] and [`shutdown`] do

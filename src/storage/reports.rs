@@ -3,11 +3,12 @@
 //! data lives and returns one row per cohort cell, cohort or segment, never
 //! per customer (except the grouped histories a forecast needs).
 //!
-//! Purchase data comes from one of two sources ([`DaysAsOf`]): the
-//! per-customer-day rollups kept at ingest (`customer_days`, `customers`),
-//! which hold everything recorded so far, or, for an as_of in the past, the
+//! Purchase data comes from one of two sources ([`DaysAsOf`]): everything
+//! recorded so far (the cohort aggregates of [`super::aggregates`] and the
+//! customer summaries kept at ingest), or, for an as_of in the past, the
 //! transactions themselves, where purchases and refunds after as_of are
-//! left out (a refund still counts on its purchase's day).
+//! left out (a refund still counts on its purchase's day). The loyalty
+//! summary reads the per-customer-day rollups.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -27,18 +28,14 @@ pub enum DaysAsOf {
 }
 
 impl DaysAsOf {
-    /// `days(customer_id, day, orders, net, cost, uncosted)`: one row per
-    /// customer and purchase occasion; and `firsts(customer_id, first_day,
-    /// last_day, occasions, repeat_net)`: one row per customer. `$1` is the
-    /// as_of instant (unused by `Latest`).
+    /// `firsts(customer_id, first_day, last_day, occasions, repeat_net)`:
+    /// one row per customer; for an instant also `days(customer_id, day,
+    /// orders, net, cost, uncosted)`: one row per customer and purchase
+    /// occasion, and `$1` is the instant.
     fn ctes(self) -> &'static str {
         match self {
             DaysAsOf::Latest => {
-                "days AS (
-                     SELECT customer_id, day, purchases::int8 AS orders, net_nanos AS net,
-                            cost_nanos AS cost, uncosted_purchases::int8 AS uncosted
-                       FROM customer_days WHERE $1::timestamptz IS NOT NULL
-                 ), firsts AS (
+                "firsts AS (
                      SELECT customer_id, first_purchase_day AS first_day, last_purchase_day AS last_day,
                             purchase_occasions::int8 AS occasions, repeat_value_nanos AS repeat_net
                        FROM customers WHERE purchase_occasions > 0
