@@ -148,17 +148,15 @@ async fn load(pool: &PgPool, k: &Knobs) -> anyhow::Result<()> {
                     CASE WHEN i % 2 = 0 THEN amount / 3 END, NULL,
                     CASE WHEN i % 20 = 0 THEN amount / 2 ELSE 0 END
                FROM (SELECT i, c, amount,
-                            first + CASE WHEN i < {n} THEN 0
-                                         ELSE (abs(hashint8(i)) % greatest(1, span - (first - start)))
-                                    END * interval '1 second' AS at
-                       FROM (SELECT i, i % {n} AS c, (abs(hashint8(i * 7)) % 20000 + 1) * 10000000 AS amount,
-                                    timestamptz '{FIRST_MONTH}' AS start,
-                                    timestamptz '{FIRST_MONTH}'
-                                      + (abs(hashint8((i % {n}) * 31)) % extract(epoch FROM timestamptz '{END}'
-                                            - timestamptz '{FIRST_MONTH}')::int8) * interval '1 second' AS first,
-                                    extract(epoch FROM timestamptz '{END}' - timestamptz '{FIRST_MONTH}')::int8 - 1
-                                      AS span
-                               FROM generate_series(0::int8, {t} - 1) AS i) x) y",
+                            timestamptz '{FIRST_MONTH}'
+                              + (first + CASE WHEN i < {n} THEN 0
+                                              ELSE (hashint8(i)::int8 & 2147483647) % greatest(1, span - first) END)
+                                * interval '1 second' AS at
+                       FROM (SELECT i, i % {n} AS c, ((hashint8(i * 7)::int8 & 2147483647) % 20000 + 1) * 10000000 AS amount,
+                                    (hashint8((i % {n}) * 31)::int8 & 2147483647) % span AS first, span
+                               FROM generate_series(0::int8, {t} - 1) AS i,
+                                    (SELECT extract(epoch FROM timestamptz '{END}'
+                                                    - timestamptz '{FIRST_MONTH}')::int8 AS span) s) x) y",
             n = k.customers,
             t = k.transactions
         ),
