@@ -94,6 +94,12 @@ impl Reports {
         start_of_day(self.time_zone, day)
     }
 
+    /// Brings at most `max_customers` queued customers' contributions to
+    /// the cohort aggregates up to date; returns how many it did.
+    pub async fn aggregate_some(&self, max_customers: i64) -> Result<usize, StorageError> {
+        self.storage.aggregate_step(max_customers).await
+    }
+
     /// Brings the cohort aggregates up to date with everything committed so
     /// far, a step of [`AGGREGATE_STEP`] customers at a time; returns how
     /// many customers were brought up to date.
