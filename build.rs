@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/clv/v1/common.proto",
         "proto/clv/v1/ingest.proto",
         "proto/clv/v1/model.proto",
+        "proto/clv/v1/report.proto",
         "proto/clv/v1/scoring.proto",
     ];
     println!("cargo:rerun-if-changed=proto");

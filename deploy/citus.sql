@@ -19,9 +19,15 @@ SELECT create_distributed_table('customers', 'customer_id');
 SELECT create_distributed_table('transactions', 'customer_id', colocate_with => 'customers');
 SELECT create_distributed_table('customer_days', 'customer_id', colocate_with => 'customers');
 SELECT create_distributed_table('customer_scores', 'customer_id', colocate_with => 'customers');
--- DISTRIBUTED TABLES OF THE REPORTS (issue 5) GO HERE, colocated with customers.
+SELECT create_distributed_table('feedback', 'customer_id', colocate_with => 'customers');
+SELECT create_distributed_table('customer_periods', 'customer_id', colocate_with => 'customers');
+SELECT create_distributed_table('report_dirty', 'customer_id', colocate_with => 'customers');
 
 -- No customer_id: reference tables, copied to every node.
 SELECT create_reference_table('models');
 SELECT create_reference_table('ingest_counters');
--- REFERENCE TABLES OF THE REPORTS (issue 5) WITHOUT customer_id GO HERE.
+-- Acquisition spend per period and channel, and the cohort report's cells
+-- (sums over customers, per granularity, cohort and period): small, and
+-- written by one aggregation step at a time.
+SELECT create_reference_table('acquisition_spend');
+SELECT create_reference_table('cohort_cells');

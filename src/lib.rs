@@ -15,8 +15,8 @@
 //!   rules of ingest (batch planning: duplicates, conflicts, refunds).
 //! - [`storage`]: PostgreSQL; owns every SQL statement and the migrations.
 //! - `clv-model` (workspace crate `model/`): pure numerics, no I/O.
-//! - [`jobs`]: background work (the model refit), each a loop around a
-//!   step that tests call directly.
+//! - [`jobs`]: background work (the model refit, the cohort report
+//!   aggregates), each a loop around a step that tests call directly.
 //! - [`server`]: how the gRPC server is exposed: TLS, API keys ([`auth`]),
 //!   limits, deadlines and per-call telemetry, as the tower layers of
 //!   [`api::layers`]; [`metrics`] is the Prometheus registry and endpoint.

@@ -11,13 +11,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
-    api::{pb, IngestApi, ModelApi, ScoringApi},
+    api::{pb, IngestApi, ModelApi, ReportApi, ScoringApi},
     config::Settings,
     domain::IngestRules,
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
     metrics::Metrics,
     server::Exposure,
-    service::{ChurnPolicy, Ingest, ModelEpoch, Models, Scoring},
+    service::{ChurnPolicy, Ingest, ModelEpoch, Models, Reports, Scoring},
     storage::Storage,
 };
 
@@ -26,6 +26,7 @@ const DATABASE_BACKED: &[&str] = &[
     "",
     "clv.v1.IngestService",
     "clv.v1.ModelService",
+    "clv.v1.ReportService",
     "clv.v1.ScoringService",
 ];
 /// A health service that is SERVING while the process serves at all,
@@ -221,6 +222,13 @@ impl Application {
             ))
         });
 
+        let reports = std::sync::Arc::new(Reports::new(storage.clone(), settings.time_zone));
+        let aggregates_job = tokio::spawn(crate::jobs::report_aggregates::run_until_stopped(
+            reports.clone(),
+            Duration::from_secs(1),
+            stop_rx.clone(),
+        ));
+
         let reporter_on_stop = reporter.clone();
         let mut server_stop = stop_rx.clone();
         let server = exposure
@@ -234,6 +242,10 @@ impl Application {
                 ModelApi::new(models.clone()).into_server()
             ))
             .add_service(crate::sized!(settings, scoring.into_server()))
+            .add_service(crate::sized!(
+                settings,
+                ReportApi::new(reports.clone(), settings.currency.clone()).into_server()
+            ))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async move {
@@ -264,6 +276,7 @@ impl Application {
         }
         let _ = stop_tx.send(true);
         let _ = health_job.await;
+        let _ = aggregates_job.await;
         for job in [refit_job, metrics_job].into_iter().flatten() {
             let _ = job.await;
         }

@@ -85,12 +85,15 @@ pub fn money(cents: i64) -> pb::Money {
 /// The release `clvd` binary as its own process on `database_url`, on a
 /// free port, with background refits off (a bench measures what it calls,
 /// alone) and authentication off (the bench client sends no key). Returns
-/// the process and its endpoint.
+/// the process and its endpoint. `BENCH_CLVD_BIN` runs another build
+/// instead (to compare two versions under the same conditions).
 pub fn spawn_clvd(database_url: &str, max_connections: usize) -> anyhow::Result<(Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let server = Command::new(env!("CARGO_BIN_EXE_clvd"))
+    let binary =
+        std::env::var("BENCH_CLVD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_clvd").to_owned());
+    let server = Command::new(binary)
         .env("DATABASE_URL", database_url)
         .env("CLVD_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("CLVD_DB_MAX_CONNECTIONS", max_connections.to_string())

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use super::pb;
 use crate::domain::{
-    CustomerId, FieldViolation, IngestRules, Transaction, UncheckedKind, UncheckedMoney,
-    UncheckedTransaction,
+    Amount, CustomerId, FieldViolation, IngestRules, Transaction, UncheckedFeedback, UncheckedKind,
+    UncheckedMoney, UncheckedSpend, UncheckedTransaction,
 };
 
 pub fn unchecked_transaction(t: pb::Transaction) -> UncheckedTransaction {
@@ -33,6 +33,42 @@ pub fn unchecked_transaction(t: pb::Transaction) -> UncheckedTransaction {
         amount: amount.map(unchecked_money),
         cost: cost.map(unchecked_money),
         refunded_transaction_id,
+    }
+}
+
+pub fn unchecked_feedback(f: pb::Feedback) -> UncheckedFeedback {
+    let pb::Feedback {
+        customer_id,
+        feedback_id,
+        occurred_at,
+        nps,
+        csat,
+        ces,
+    } = f;
+    UncheckedFeedback {
+        customer_id,
+        feedback_id,
+        occurred_at: occurred_at.map(|ts| (ts.seconds, ts.nanos)),
+        nps,
+        csat,
+        ces,
+    }
+}
+
+pub fn unchecked_spend(s: pb::AcquisitionSpend) -> UncheckedSpend {
+    let pb::AcquisitionSpend {
+        spend_id,
+        start_time,
+        end_time,
+        amount,
+        channel,
+    } = s;
+    UncheckedSpend {
+        spend_id,
+        start_time: start_time.map(|ts| (ts.seconds, ts.nanos)),
+        end_time: end_time.map(|ts| (ts.seconds, ts.nanos)),
+        amount: amount.map(unchecked_money),
+        channel,
     }
 }
 
@@ -85,4 +121,64 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
     }
+}
+
+/// A required timestamp, or a violation naming `field` (or `field.nanos`).
+pub fn instant(
+    field: &str,
+    raw: Option<prost_types::Timestamp>,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<DateTime<Utc>> {
+    let Some(ts) = raw else {
+        violations.push(FieldViolation::new(field, "is required"));
+        return None;
+    };
+    if !(0..1_000_000_000).contains(&ts.nanos) {
+        violations.push(FieldViolation::new(
+            format!("{field}.nanos"),
+            "must be in [0, 1e9)",
+        ));
+        return None;
+    }
+    let t = DateTime::from_timestamp(ts.seconds, ts.nanos as u32);
+    if t.is_none() {
+        violations.push(FieldViolation::new(field, "is out of range"));
+    }
+    t
+}
+
+/// A required timestamp that is not after `now`.
+pub fn past_instant(
+    field: &str,
+    raw: Option<prost_types::Timestamp>,
+    now: DateTime<Utc>,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<DateTime<Utc>> {
+    let t = instant(field, raw, violations)?;
+    if t > now {
+        violations.push(FieldViolation::new(field, "must not be in the future"));
+        return None;
+    }
+    Some(t)
+}
+
+/// An exact amount in the reporting currency.
+pub fn money(currency: &str, a: Amount) -> pb::Money {
+    let (units, nanos) = a.units_nanos();
+    pb::Money {
+        currency_code: currency.to_owned(),
+        units,
+        nanos,
+    }
+}
+
+/// A predicted amount (currency units), rounded to the nano.
+pub fn predicted_money(currency: &str, v: f64) -> pb::Money {
+    let nanos = (v * 1e9).round();
+    let nanos = if nanos.is_finite() {
+        nanos.clamp(i64::MIN as f64, i64::MAX as f64) as i64
+    } else {
+        0
+    };
+    money(currency, Amount::from_nanos(nanos))
 }

@@ -41,22 +41,11 @@ impl IngestApi {
 
     async fn record_one(&self, request: pb::RecordTransactionRequest) -> Result<Recorded, Status> {
         let pb::RecordTransactionRequest { transaction } = request;
-        let Some(transaction) = transaction else {
-            return Err(invalid_argument(&[FieldViolation::new(
-                "transaction",
-                "is required",
-            )]));
-        };
+        let transaction = required("transaction", transaction)?;
         let rules = self.ingest.rules();
         let transaction = rules
             .parse_transaction(convert::unchecked_transaction(transaction), Utc::now())
-            .map_err(|vs| {
-                invalid_argument(
-                    &vs.into_iter()
-                        .map(|v| v.under("transaction"))
-                        .collect::<Vec<_>>(),
-                )
-            })?;
+            .map_err(|vs| under("transaction", vs))?;
         self.ingest.record(transaction).await.map_err(single)
     }
 
@@ -131,6 +120,40 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         Ok(Response::new(totals))
     }
 
+    async fn record_feedback(
+        &self,
+        request: Request<pb::RecordFeedbackRequest>,
+    ) -> Result<Response<pb::RecordFeedbackResponse>, Status> {
+        let pb::RecordFeedbackRequest { feedback } = request.into_inner();
+        let feedback = required("feedback", feedback)?;
+        let feedback = self
+            .ingest
+            .rules()
+            .parse_feedback(convert::unchecked_feedback(feedback), Utc::now())
+            .map_err(|vs| under("feedback", vs))?;
+        let recorded = self.ingest.record_feedback(&feedback).await?;
+        Ok(Response::new(pb::RecordFeedbackResponse {
+            duplicate: recorded.duplicate,
+        }))
+    }
+
+    async fn record_acquisition_spend(
+        &self,
+        request: Request<pb::RecordAcquisitionSpendRequest>,
+    ) -> Result<Response<pb::RecordAcquisitionSpendResponse>, Status> {
+        let pb::RecordAcquisitionSpendRequest { spend } = request.into_inner();
+        let spend = required("spend", spend)?;
+        let spend = self
+            .ingest
+            .rules()
+            .parse_spend(convert::unchecked_spend(spend), Utc::now())
+            .map_err(|vs| under("spend", vs))?;
+        let recorded = self.ingest.record_spend(&spend).await?;
+        Ok(Response::new(pb::RecordAcquisitionSpendResponse {
+            duplicate: recorded.duplicate,
+        }))
+    }
+
     async fn delete_customer(
         &self,
         request: Request<pb::DeleteCustomerRequest>,
@@ -144,6 +167,21 @@ impl pb::ingest_service_server::IngestService for IngestApi {
             existed: deleted.existed,
         }))
     }
+}
+
+/// The request's one message field, which must be set.
+fn required<T>(field: &str, value: Option<T>) -> Result<T, Status> {
+    value.ok_or_else(|| invalid_argument(&[FieldViolation::new(field, "is required")]))
+}
+
+/// INVALID_ARGUMENT for violations of the message at `field`.
+fn under(field: &str, violations: Vec<FieldViolation>) -> Status {
+    invalid_argument(
+        &violations
+            .into_iter()
+            .map(|v| v.under(field))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// A single transaction was recorded as a batch of one: name its fields

@@ -7,11 +7,13 @@ pub mod convert;
 mod ingest;
 pub mod layers;
 mod model;
+mod report;
 mod scoring;
 pub mod status;
 
 pub use ingest::IngestApi;
 pub use model::ModelApi;
+pub use report::ReportApi;
 pub use scoring::ScoringApi;
 
 /// Code generated from `proto/` (package `clv.v1`).

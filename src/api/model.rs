@@ -5,7 +5,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
-use super::{convert::timestamp, pb, status::invalid_argument};
+use super::{
+    convert::{past_instant, timestamp},
+    pb,
+    status::invalid_argument,
+};
 use crate::{
     domain::{FieldViolation, ModelVersion},
     service::{Models, ModelsError},
@@ -70,36 +74,6 @@ impl From<ModelsError> for Status {
 }
 
 /// A required timestamp, not in the future.
-fn past_instant(
-    field: &str,
-    raw: Option<prost_types::Timestamp>,
-    now: DateTime<Utc>,
-    violations: &mut Vec<FieldViolation>,
-) -> Option<DateTime<Utc>> {
-    let Some(ts) = raw else {
-        violations.push(FieldViolation::new(field, "is required"));
-        return None;
-    };
-    if !(0..1_000_000_000).contains(&ts.nanos) {
-        violations.push(FieldViolation::new(
-            format!("{field}.nanos"),
-            "must be in [0, 1e9)",
-        ));
-        return None;
-    }
-    match DateTime::from_timestamp(ts.seconds, ts.nanos as u32) {
-        Some(t) if t > now => {
-            violations.push(FieldViolation::new(field, "must not be in the future"));
-            None
-        }
-        Some(t) => Some(t),
-        None => {
-            violations.push(FieldViolation::new(field, "is out of range"));
-            None
-        }
-    }
-}
-
 fn comparison(
     repeat_occasions: u64,
     and_more: bool,

@@ -117,12 +117,7 @@ impl ScoringApi {
     }
 
     fn exact(&self, a: Amount) -> pb::Money {
-        let (units, nanos) = a.units_nanos();
-        pb::Money {
-            currency_code: self.currency.clone(),
-            units,
-            nanos,
-        }
+        convert::money(&self.currency, a)
     }
 
     fn customer_value(&self, score: Score, options: ScoreOptions) -> pb::CustomerValue {
@@ -178,15 +173,8 @@ impl ScoringApi {
         out
     }
 
-    /// A predicted amount, rounded to the nano.
     fn predicted(&self, v: f64) -> pb::Money {
-        let nanos = (v * 1e9).round();
-        let nanos = if nanos.is_finite() {
-            nanos.clamp(i64::MIN as f64, i64::MAX as f64) as i64
-        } else {
-            0
-        };
-        self.exact(Amount::from_nanos(nanos))
+        convert::predicted_money(&self.currency, v)
     }
 }
 

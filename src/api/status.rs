@@ -50,6 +50,9 @@ impl From<IngestError> for Status {
             IngestError::AlreadyExists { index, key } => Status::already_exists(format!(
                 "transactions[{index}]: {key} was already recorded with other content; nothing was changed"
             )),
+            IngestError::KeyTaken { what } => Status::already_exists(format!(
+                "{what} was already recorded with other content; nothing was changed"
+            )),
             IngestError::Storage(s) => s.into(),
         }
     }

@@ -54,6 +54,11 @@ id_type!(
     /// A transaction, unique within its customer.
     TransactionId
 );
+id_type!(
+    /// The caller's idempotency key of a feedback answer (unique within its
+    /// customer) or of an acquisition spend record.
+    IdempotencyKey
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,9 +6,13 @@
 //! rejection is a [`FieldViolation`] naming the offending field relative to
 //! the value being parsed, so the API layer only prefixes the request path.
 
+mod cohorts;
+mod feedback;
 mod ids;
+mod metrics;
 mod model_version;
 mod money;
+mod periods;
 mod plan;
 mod rules;
 mod segments;
@@ -16,11 +20,17 @@ mod summary;
 mod transaction;
 mod violation;
 
-pub use ids::{CustomerId, TransactionId, MAX_ID_BYTES};
+pub use cohorts::{
+    build_cohorts, Activity, Cohort, CohortFacts, CohortPeriod, CohortRange, CohortSize, Projection,
+};
+pub use feedback::{AcquisitionSpend, Feedback, Scores, UncheckedFeedback, UncheckedSpend};
+pub use ids::{CustomerId, IdempotencyKey, TransactionId, MAX_ID_BYTES};
+pub use metrics::{ltv_to_cac, per_customer, rate, NpsCounts};
 pub use model_version::{
     FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters,
 };
 pub use money::{Amount, MAX_AMOUNT_UNITS};
+pub use periods::{business_day, start_of_day, Granularity, MAX_PERIODS};
 pub use plan::{
     plan_batch, Atomicity, DayDelta, EntryOutcome, Key, NewRow, Plan, PlanError, StoredState,
     StoredTransaction,

@@ -71,9 +71,9 @@ impl IngestRules {
             transaction_id.as_ref().map(|_| ()).map_err(Clone::clone),
         );
 
-        let occurred_at = self.parse_instant(raw.occurred_at, now);
-        if let Err((field, d)) = &occurred_at {
-            violations.push(FieldViolation::new(*field, d.clone()));
+        let occurred_at = self.parse_instant("occurred_at", raw.occurred_at, now);
+        if let Err(v) = &occurred_at {
+            violations.push(v.clone());
         }
 
         let amount = self.parse_money(raw.amount.as_ref(), "amount", true);
@@ -159,31 +159,34 @@ impl IngestRules {
         }
     }
 
-    fn parse_instant(
+    /// A timestamp after 2000 and not beyond the allowed clock skew;
+    /// violations are named `field` or `field.nanos`.
+    pub(super) fn parse_instant(
         &self,
+        field: &str,
         raw: Option<(i64, i32)>,
         now: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, (&'static str, String)> {
-        let (seconds, nanos) = raw.ok_or(("occurred_at", "is required".to_owned()))?;
+    ) -> Result<DateTime<Utc>, FieldViolation> {
+        let (seconds, nanos) = raw.ok_or_else(|| FieldViolation::new(field, "is required"))?;
         if !(0..1_000_000_000).contains(&nanos) {
-            return Err((
-                "occurred_at.nanos",
+            return Err(FieldViolation::new(
+                format!("{field}.nanos"),
                 format!("must be in [0, 1e9), got {nanos}"),
             ));
         }
         if seconds < EARLIEST_PLAUSIBLE {
-            return Err((
-                "occurred_at",
-                "is before 2000-01-01, which is not plausible".into(),
+            return Err(FieldViolation::new(
+                field,
+                "is before 2000-01-01, which is not plausible",
             ));
         }
         // PostgreSQL keeps microseconds: truncate now, so that a resent
         // transaction compares equal to what was stored.
         let at = DateTime::from_timestamp(seconds, (nanos / 1000 * 1000) as u32)
-            .ok_or(("occurred_at", "is out of range".to_owned()))?;
+            .ok_or_else(|| FieldViolation::new(field, "is out of range"))?;
         if at > now + self.max_future_skew {
-            return Err((
-                "occurred_at",
+            return Err(FieldViolation::new(
+                field,
                 format!(
                     "is in the future (more than {}h after now)",
                     self.max_future_skew.num_hours()
@@ -193,7 +196,7 @@ impl IngestRules {
         Ok(at)
     }
 
-    fn parse_money(
+    pub(super) fn parse_money(
         &self,
         raw: Option<&UncheckedMoney>,
         field: &str,

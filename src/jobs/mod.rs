@@ -2,3 +2,4 @@
 //! tests can call on its own.
 
 pub mod refit;
+pub mod report_aggregates;

@@ -3,10 +3,10 @@
 use super::group_commit::GroupCommit;
 use crate::{
     domain::{
-        dedupe_batch, Atomicity, CustomerId, EntryOutcome, FieldViolation, IngestRules, PlanError,
-        Transaction,
+        dedupe_batch, AcquisitionSpend, Atomicity, CustomerId, EntryOutcome, Feedback,
+        FieldViolation, IngestRules, PlanError, Transaction,
     },
-    storage::{DeletedCustomer, RecordError, Storage, StorageError},
+    storage::{DeletedCustomer, RecordError, Storage, StorageError, Written},
 };
 
 /// Most single calls recorded in one database transaction.
@@ -21,6 +21,10 @@ pub enum IngestError {
     /// The key of entry `index` is taken by other content (ALREADY_EXISTS).
     #[error("transaction {index} ({key}) was already recorded with other content")]
     AlreadyExists { index: usize, key: String },
+    /// A feedback answer or spend record whose key is taken by other
+    /// content (ALREADY_EXISTS); `what` names it for the caller.
+    #[error("{what} was already recorded with other content")]
+    KeyTaken { what: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -105,8 +109,28 @@ impl Ingest {
         })
     }
 
+    /// Records a survey answer once per (customer, feedback_id).
+    pub async fn record_feedback(&self, feedback: &Feedback) -> Result<Recorded, IngestError> {
+        let what = || format!("feedback {}/{}", feedback.customer_id, feedback.feedback_id);
+        idempotent(self.storage.record_feedback(feedback).await?, what)
+    }
+
+    /// Records an acquisition spend record once per spend_id.
+    pub async fn record_spend(&self, spend: &AcquisitionSpend) -> Result<Recorded, IngestError> {
+        let what = || format!("acquisition spend {}", spend.spend_id);
+        idempotent(self.storage.record_spend(spend).await?, what)
+    }
+
     pub async fn delete_customer(&self, id: &CustomerId) -> Result<DeletedCustomer, IngestError> {
         Ok(self.storage.delete_customer(id).await?)
+    }
+}
+
+fn idempotent(written: Written, what: impl FnOnce() -> String) -> Result<Recorded, IngestError> {
+    match written {
+        Written::Recorded => Ok(Recorded { duplicate: false }),
+        Written::Duplicate => Ok(Recorded { duplicate: true }),
+        Written::Conflict => Err(IngestError::KeyTaken { what: what() }),
     }
 }
 

@@ -7,10 +7,12 @@ mod ingest;
 mod models;
 mod point_reads;
 mod population;
+mod reports;
 mod scoring;
 
 pub use ingest::{BatchRecorded, Ingest, IngestError, Recorded};
 pub use models::{Evaluation, Models, ModelsError, RefitOutcome, RefitPolicy};
+pub use reports::{CohortOutcome, Loyalty, ReportError, Reports, Segments};
 pub use scoring::{
     Band, ChurnPolicy, ModelEpoch, Prediction, Score, Scoring, ScoringError, MODEL_REFRESH,
 };

@@ -9,6 +9,15 @@ use crate::domain::{
     quintiles, value_tiers, CustomerSummary, FittedModels, PopulationScore, Segment,
 };
 
+/// The models of a fit, ready to score.
+pub(crate) fn clv_model(fitted: &FittedModels) -> Result<ClvModel, ModelError> {
+    let (p, s) = (fitted.purchases, fitted.spend);
+    Ok(ClvModel {
+        purchases: BgNbdParams::new(p.r, p.alpha_days, p.a, p.b)?,
+        spend: GammaGammaParams::new(s.p, s.q, s.gamma)?,
+    })
+}
+
 /// Scores every summary as of `today` under `fitted` (version `version`).
 /// Customers the model cannot score (a non-finite result) are left out and
 /// counted in the second value.
@@ -18,11 +27,7 @@ pub fn population_scores(
     today: NaiveDate,
     summaries: Vec<CustomerSummary>,
 ) -> Result<(Vec<PopulationScore>, usize), ModelError> {
-    let (p, s) = (fitted.purchases, fitted.spend);
-    let model = ClvModel {
-        purchases: BgNbdParams::new(p.r, p.alpha_days, p.a, p.b)?,
-        spend: GammaGammaParams::new(s.p, s.q, s.gamma)?,
-    };
+    let model = clv_model(fitted)?;
     let options = ScoreOptions::default();
     let mut scored = Vec::with_capacity(summaries.len());
     let mut skipped = 0;

@@ -63,10 +63,20 @@ impl Storage {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
+        Storage::forget_contribution(&mut tx, id).await?;
+        sqlx::query("DELETE FROM report_dirty WHERE customer_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let answers = sqlx::query("DELETE FROM feedback WHERE customer_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(DeletedCustomer {
             transactions,
-            existed: transactions > 0 || customers > 0,
+            existed: transactions > 0 || customers > 0 || answers > 0,
         })
     }
 }

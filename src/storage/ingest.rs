@@ -10,8 +10,9 @@
 //! 3. plan the batch in the domain ([`plan_batch`]): duplicates, conflicts,
 //!    refund limits, per-day deltas and each customer's new summary;
 //! 4. one statement writes it all: new transactions, refunds booked on their
-//!    purchases, per-day rollups, summaries, and drops placeholders of
-//!    customers left without a purchase.
+//!    purchases, per-day rollups, summaries, drops placeholders of customers
+//!    left without a purchase, and queues the changed customers for the
+//!    report aggregates (`report_dirty`, append-only: no lock waits).
 //!
 //! The row locks serialise batches of the same customer and nothing else,
 //! so arrival order and concurrency cannot change a summary.
@@ -329,6 +330,8 @@ async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageEr
              DELETE FROM customers WHERE customer_id = ANY($22::text[])
          ), counted AS (
              UPDATE ingest_counters SET transactions = transactions + $35 WHERE slot = $36
+         ), queued AS (
+             INSERT INTO report_dirty (customer_id) SELECT * FROM unnest($23::text[])
          )
          UPDATE customers c SET
              first_purchase_day = u.first_day, last_purchase_day = u.last_day,

@@ -2,10 +2,13 @@
 //! of the service. Callers get domain types and [`StorageError`]s back; no
 //! SQL leaves this module.
 
+mod aggregates;
 mod customers;
 mod error;
+mod feedback;
 mod ingest;
 mod models;
+mod reports;
 mod scores;
 
 use std::time::Duration;
@@ -15,8 +18,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 pub use crate::domain::CustomerSummary;
 pub use customers::DeletedCustomer;
 pub use error::{RecordError, StorageError};
+pub use feedback::Written;
 pub use ingest::BatchOutcome;
 pub use models::{FitData, FitLock};
+pub use reports::{CohortHistory, DaysAsOf, LoyaltyCounts, SegmentRow};
 
 /// Embedded migrations, applied at start-up and by `clvd migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations");

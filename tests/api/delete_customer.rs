@@ -18,6 +18,13 @@ async fn delete_removes_every_row_of_the_customer_and_nothing_else() {
     ] {
         client.record_transaction(record(t)).await.unwrap();
     }
+    for customer in ["gone", "kept"] {
+        let f = pb::Feedback {
+            nps: Some(10),
+            ..crate::feedback::answer(customer, "f1", at(2026, 1, 2, 0, 0))
+        };
+        crate::feedback::give_feedback(&app, f).await;
+    }
     let kept_before = app.summary("kept").await;
 
     let r = client
@@ -29,7 +36,7 @@ async fn delete_removes_every_row_of_the_customer_and_nothing_else() {
         .into_inner();
     assert_eq!(r.transactions_deleted, 3);
     assert!(r.existed);
-    for table in ["transactions", "customer_days", "customers"] {
+    for table in ["transactions", "customer_days", "customers", "feedback"] {
         let n = app
             .count(&format!(
                 "SELECT count(*) FROM {table} WHERE customer_id = 'gone'"
@@ -43,6 +50,11 @@ async fn delete_removes_every_row_of_the_customer_and_nothing_else() {
         2
     );
     assert_eq!(app.summary("kept").await, kept_before);
+    assert_eq!(
+        app.count("SELECT count(*) FROM feedback WHERE customer_id = 'kept'")
+            .await,
+        1
+    );
 
     let again = client
         .delete_customer(pb::DeleteCustomerRequest {

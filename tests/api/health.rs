@@ -33,7 +33,7 @@ async fn an_unreachable_database_is_not_serving_and_calls_fail_unavailable() {
     let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    for service in ["", "clv.v1.IngestService"] {
+    for service in ["", "clv.v1.IngestService", "clv.v1.ReportService"] {
         assert_eq!(
             status(&endpoint, service).await,
             ServingStatus::NotServing as i32,

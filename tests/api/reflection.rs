@@ -6,7 +6,11 @@ use tonic_reflection::pb::{v1, v1alpha};
 
 use crate::helpers::*;
 
-const SERVICES: &[&str] = &["clv.v1.IngestService", "grpc.health.v1.Health"];
+const SERVICES: &[&str] = &[
+    "clv.v1.IngestService",
+    "clv.v1.ReportService",
+    "grpc.health.v1.Health",
+];
 
 fn ingest_methods(files: &[Vec<u8>]) -> Vec<String> {
     let mut methods = Vec::new();
@@ -64,7 +68,13 @@ macro_rules! lists_and_describes {
             };
             assert_eq!(
                 ingest_methods(&files.file_descriptor_proto),
-                ["DeleteCustomer", "ImportTransactions", "RecordTransaction"]
+                [
+                    "DeleteCustomer",
+                    "ImportTransactions",
+                    "RecordAcquisitionSpend",
+                    "RecordFeedback",
+                    "RecordTransaction"
+                ]
             );
         }
     };

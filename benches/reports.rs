@@ -1,0 +1,330 @@
+//! Cohort report benchmark: a 24-month × 24-period monthly cohort report
+//! over gRPC (everything recorded, no as_of) against the plain SQL GROUP BY
+//! over the transactions table that a user would write for the same
+//! numbers, in one run, on the same database.
+//!
+//! Setup writes the data with SQL inside PostgreSQL (generate_series:
+//! importing 10M transactions over gRPC takes far longer than the bench
+//! itself), in exactly the shape ingest stores: transactions (purchases and
+//! refunds, refunds booked on their purchase), per-day rollups, customer
+//! summaries. Every customer is then queued for the report aggregates and
+//! the aggregation step is run to completion (timed: what a first
+//! deployment over existing data costs). clvd runs as its own process (the
+//! release binary). The bench checks that the report and the plain query
+//! agree cell by cell before timing them.
+//!
+//! Run: `cargo bench --bench reports`. Knobs: `BENCH_CUSTOMERS` (1,000,000),
+//! `BENCH_TRANSACTIONS` (10,000,000 purchases, plus 1 in 20 refunded),
+//! `BENCH_ROUNDS` (report rounds, 10), `BENCH_PLAIN_ROUNDS` (3).
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+use support::{connect, cpu_model, env_or, median, money, num_cpus, spawn_clvd};
+
+use anyhow::{ensure, Context};
+use chrono::NaiveDate;
+use clvd::{
+    api::pb::{
+        self, ingest_service_client::IngestServiceClient,
+        report_service_client::ReportServiceClient,
+    },
+    embedded_postgres::{EmbeddedOptions, EmbeddedPostgres},
+    storage::Storage,
+};
+use sqlx::{postgres::PgPoolOptions, PgPool, Row};
+
+/// The 24 months of data and of cohorts: 2024-11 .. 2026-10.
+const FIRST_MONTH: &str = "2024-11-01";
+const END: &str = "2026-11-01";
+
+/// The query a user would write: net revenue per purchase (refunds of it
+/// subtracted), each customer's first purchase month as the cohort, then
+/// one GROUP BY over cohort and month.
+const PLAIN: &str = "
+    WITH refunds AS (
+        SELECT customer_id, refunded_transaction_id AS transaction_id, sum(amount_nanos) AS refunded
+          FROM transactions WHERE kind = 2 GROUP BY 1, 2
+    ), purchases AS (
+        SELECT p.customer_id, p.occasion_day, p.amount_nanos - coalesce(r.refunded, 0) AS net
+          FROM transactions p LEFT JOIN refunds r USING (customer_id, transaction_id)
+         WHERE p.kind = 1
+    ), firsts AS (
+        SELECT customer_id, date_trunc('month', min(occasion_day))::date AS cohort
+          FROM purchases GROUP BY customer_id
+    )
+    SELECT f.cohort, date_trunc('month', p.occasion_day)::date AS period,
+           count(DISTINCT p.customer_id) AS active, count(*) AS orders, sum(p.net)::int8 AS revenue
+      FROM purchases p JOIN firsts f USING (customer_id)
+     WHERE f.cohort >= '2024-11-01' AND f.cohort < '2026-11-01'
+     GROUP BY 1, 2";
+
+struct Knobs {
+    customers: i64,
+    transactions: i64,
+    rounds: usize,
+    plain_rounds: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let k = Knobs {
+        customers: env_or("BENCH_CUSTOMERS", 1_000_000),
+        transactions: env_or("BENCH_TRANSACTIONS", 10_000_000),
+        rounds: env_or("BENCH_ROUNDS", 10),
+        plain_rounds: env_or("BENCH_PLAIN_ROUNDS", 3),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(k))
+}
+
+async fn run(k: Knobs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("clvd-bench-reports-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Reads are measured; durability settings only speed up the setup.
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        data_dir: dir.clone(),
+        bin_dir: None,
+        unsafe_fast: true,
+    })
+    .await?;
+    pg.ensure_database("bench").await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(pg.connect_options("bench"))
+        .await?;
+    let storage = Storage::from_pool(pool.clone());
+    storage.migrate().await?;
+    println!("machine: {} cores, {}", num_cpus(), cpu_model());
+    println!("postgres: {}", pg.bin_dir().display());
+
+    let started = Instant::now();
+    load(&pool, &k).await?;
+    let loaded = started.elapsed();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions")
+        .fetch_one(&pool)
+        .await?;
+    println!(
+        "loaded {} customers, {rows} transactions (purchases and refunds) in {:.0} s",
+        k.customers,
+        loaded.as_secs_f64()
+    );
+    let started = Instant::now();
+    sqlx::query("INSERT INTO report_dirty (customer_id) SELECT customer_id FROM customers")
+        .execute(&pool)
+        .await?;
+    while storage.aggregate_step(10_000).await? > 0 {}
+    println!(
+        "report aggregates built for every customer in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+
+    let (mut server, endpoint) = spawn_clvd(&pg.url("bench"), 8)?;
+    let result = measure(&k, &pool, &endpoint).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    pool.close().await;
+    drop(pg);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Transactions, rollups and summaries as ingest would have stored them.
+async fn load(pool: &PgPool, k: &Knobs) -> anyhow::Result<()> {
+    // Purchase i belongs to customer i % customers; a customer's first
+    // purchase is at a pseudo-random instant of the 24 months, the others
+    // between it and the end. Every 20th purchase (with an amount) is half
+    // refunded a day later; half of the purchases carry a cost.
+    let steps = [
+        format!(
+            "INSERT INTO transactions (customer_id, transaction_id, kind, occurred_at, occasion_day,
+                                       amount_nanos, cost_nanos, refunded_transaction_id, refunded_nanos)
+             SELECT 'c' || c, 't' || i, 1, at, (at AT TIME ZONE 'UTC')::date, amount,
+                    CASE WHEN i % 2 = 0 THEN amount / 3 END, NULL,
+                    CASE WHEN i % 20 = 0 THEN amount / 2 ELSE 0 END
+               FROM (SELECT i, c, amount,
+                            timestamptz '{FIRST_MONTH}'
+                              + (first + CASE WHEN i < {n} THEN 0
+                                              ELSE (hashint8(i)::int8 & 2147483647) % greatest(1, span - first) END)
+                                * interval '1 second' AS at
+                       FROM (SELECT i, i % {n} AS c, ((hashint8(i * 7)::int8 & 2147483647) % 20000 + 1) * 10000000 AS amount,
+                                    (hashint8((i % {n}) * 31)::int8 & 2147483647) % span AS first, span
+                               FROM generate_series(0::int8, {t} - 1) AS i,
+                                    (SELECT extract(epoch FROM timestamptz '{END}'
+                                                    - timestamptz '{FIRST_MONTH}')::int8 AS span) s) x) y",
+            n = k.customers,
+            t = k.transactions
+        ),
+        "INSERT INTO transactions (customer_id, transaction_id, kind, occurred_at, occasion_day,
+                                   amount_nanos, refunded_transaction_id)
+         SELECT customer_id, 'r' || transaction_id, 2, occurred_at + interval '1 day',
+                ((occurred_at + interval '1 day') AT TIME ZONE 'UTC')::date, refunded_nanos, transaction_id
+           FROM transactions WHERE kind = 1 AND refunded_nanos > 0"
+            .into(),
+        "INSERT INTO customer_days (customer_id, day, purchases, refunds, net_nanos, cost_nanos,
+                                    uncosted_purchases, first_purchase_at, last_purchase_at)
+         SELECT customer_id, occasion_day, count(*), count(*) FILTER (WHERE refunded_nanos > 0),
+                sum(amount_nanos - refunded_nanos), coalesce(sum(cost_nanos), 0),
+                count(*) FILTER (WHERE cost_nanos IS NULL), min(occurred_at), max(occurred_at)
+           FROM transactions WHERE kind = 1 GROUP BY 1, 2"
+            .into(),
+        "INSERT INTO customers (customer_id, first_purchase_day, last_purchase_day, first_purchase_at,
+                                last_purchase_at, purchase_occasions, purchase_count, refund_count,
+                                net_revenue_nanos, repeat_value_nanos, cost_nanos, uncosted_purchases)
+         SELECT customer_id, min(day), max(day), min(first_purchase_at), max(last_purchase_at), count(*),
+                sum(purchases), sum(refunds), sum(net_nanos),
+                sum(net_nanos) - (array_agg(net_nanos ORDER BY day))[1], sum(cost_nanos),
+                sum(uncosted_purchases)
+           FROM customer_days GROUP BY customer_id"
+            .into(),
+    ];
+    for step in steps {
+        let started = Instant::now();
+        let done = sqlx::query(&step).execute(pool).await?.rows_affected();
+        println!(
+            "  setup: {done} rows in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+type Cells = HashMap<(NaiveDate, NaiveDate), (i64, i64, i64)>;
+
+fn request() -> pb::GetCohortReportRequest {
+    let first = chrono::DateTime::parse_from_rfc3339("2024-11-01T00:00:00Z").unwrap();
+    let last = chrono::DateTime::parse_from_rfc3339("2026-10-01T00:00:00Z").unwrap();
+    pb::GetCohortReportRequest {
+        granularity: pb::Granularity::Month as i32,
+        first_cohort: Some(prost_types::Timestamp {
+            seconds: first.timestamp(),
+            nanos: 0,
+        }),
+        last_cohort: Some(prost_types::Timestamp {
+            seconds: last.timestamp(),
+            nanos: 0,
+        }),
+        periods: 24,
+        ..Default::default()
+    }
+}
+
+/// (active, orders, revenue nanos) per (cohort, period) of a report.
+fn report_cells(r: &pb::CohortReport) -> Cells {
+    let mut out = Cells::new();
+    for c in &r.cohorts {
+        let cohort = NaiveDate::parse_from_str(&c.period_label, "%Y-%m-%d").unwrap();
+        for p in c.periods.iter().filter(|p| p.orders > 0) {
+            let m = p.revenue.as_ref().unwrap();
+            let period = cohort + chrono::Months::new(p.k);
+            out.insert(
+                (cohort, period),
+                (
+                    p.active_customers as i64,
+                    p.orders as i64,
+                    m.units * 1_000_000_000 + i64::from(m.nanos),
+                ),
+            );
+        }
+    }
+    out
+}
+
+async fn plain(pool: &PgPool) -> anyhow::Result<(Cells, Duration)> {
+    let started = Instant::now();
+    let rows = sqlx::query(PLAIN).fetch_all(pool).await?;
+    let took = started.elapsed();
+    let mut out = Cells::new();
+    for row in rows {
+        out.insert(
+            (row.try_get("cohort")?, row.try_get("period")?),
+            (
+                row.try_get("active")?,
+                row.try_get("orders")?,
+                row.try_get("revenue")?,
+            ),
+        );
+    }
+    Ok((out, took))
+}
+
+async fn measure(k: &Knobs, pool: &PgPool, endpoint: &str) -> anyhow::Result<()> {
+    let channel = connect(endpoint, 1).await?.remove(0);
+    // Spend for every cohort month, so that CAC, LTV:CAC and payback are
+    // computed too.
+    let mut ingest = IngestServiceClient::new(channel.clone());
+    for m in 0..24u32 {
+        let start = NaiveDate::from_ymd_opt(2024, 11, 1).unwrap() + chrono::Months::new(m);
+        let at = |d: NaiveDate| prost_types::Timestamp {
+            seconds: d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp(),
+            nanos: 0,
+        };
+        ingest
+            .record_acquisition_spend(pb::RecordAcquisitionSpendRequest {
+                spend: Some(pb::AcquisitionSpend {
+                    spend_id: format!("month-{m}"),
+                    start_time: Some(at(start)),
+                    end_time: Some(at(start + chrono::Months::new(1))),
+                    // $1,000,000 a month.
+                    amount: Some(money(100_000_000)),
+                    channel: String::new(),
+                }),
+            })
+            .await?;
+    }
+    let mut client = ReportServiceClient::new(channel);
+    let mut report_ms = Vec::new();
+    let mut plain_ms = Vec::new();
+    let mut checked = false;
+    for round in 0..k.rounds.max(k.plain_rounds) {
+        if round < k.rounds {
+            let started = Instant::now();
+            let r = client
+                .get_cohort_report(request())
+                .await
+                .context("GetCohortReport")?
+                .into_inner();
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            report_ms.push(ms);
+            println!(
+                "round {round}: GetCohortReport {ms:.1} ms ({} cohorts)",
+                r.cohorts.len()
+            );
+            if !checked {
+                let (want, took) = plain(pool).await?;
+                let got = report_cells(&r);
+                ensure!(got == want, "the report and the plain query disagree");
+                println!(
+                    "  the report equals the plain query on all {} cells (plain query {:.0} ms)",
+                    got.len(),
+                    took.as_secs_f64() * 1e3
+                );
+                plain_ms.push(took.as_secs_f64() * 1e3);
+                checked = true;
+                continue;
+            }
+        }
+        if round < k.plain_rounds && round > 0 {
+            let (_, took) = plain(pool).await?;
+            println!(
+                "round {round}: plain GROUP BY {:.0} ms",
+                took.as_secs_f64() * 1e3
+            );
+            plain_ms.push(took.as_secs_f64() * 1e3);
+        }
+    }
+    let (report, plain) = (median(report_ms), median(plain_ms));
+    println!(
+        "COHORT REPORT (24 monthly cohorts x 24 periods, {} customers, {} purchases): \
+         GetCohortReport p50 {report:.1} ms; plain SQL GROUP BY p50 {plain:.0} ms; ratio {:.1}x",
+        k.customers,
+        k.transactions,
+        plain / report
+    );
+    Ok(())
+}

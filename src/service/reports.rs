@@ -1,0 +1,278 @@
+//! The reports use-case: cohorts (with model forecasts), the loyalty
+//! summary and the segment breakdown. Storage aggregates; the domain lays
+//! out and computes the rates; this module picks the data source, runs the
+//! forecast and reads the active model.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use clv_model::CustomerSummary as ModelSummary;
+
+use super::population::clv_model;
+use crate::{
+    domain::{
+        build_cohorts, business_day, per_customer, rate, start_of_day, Amount, Cohort, CohortRange,
+        FieldViolation, ModelVersion, Projection,
+    },
+    storage::{CohortHistory, DaysAsOf, LoyaltyCounts, SegmentRow, Storage, StorageError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// INVALID_ARGUMENT.
+    #[error("invalid request")]
+    Invalid(Vec<FieldViolation>),
+    /// FAILED_PRECONDITION: what is missing.
+    #[error("{0}")]
+    Precondition(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A cohort report as computed.
+#[derive(Debug, Clone)]
+pub struct CohortOutcome {
+    pub as_of: DateTime<Utc>,
+    pub cohorts: Vec<Cohort>,
+    /// The model behind forecast periods.
+    pub model_version: Option<i64>,
+    /// Why a requested forecast was not made.
+    pub forecast_note: Option<String>,
+}
+
+/// The loyalty summary over business days [start, end).
+#[derive(Debug, Clone)]
+pub struct Loyalty {
+    pub counts: LoyaltyCounts,
+    pub retention_rate: Option<f64>,
+    pub repeat_purchase_rate: Option<f64>,
+    pub average_historical_clv: Option<Amount>,
+    /// (mean predicted value in currency units, model version).
+    pub average_predicted_clv: Option<(f64, i64)>,
+    pub cac: Option<Amount>,
+    pub ltv_to_cac: Option<f64>,
+    pub csat: Option<f64>,
+    pub ces: Option<f64>,
+    pub top_20_percent_revenue_share: Option<f64>,
+}
+
+/// Segments and value tiers under the active model.
+#[derive(Debug, Clone)]
+pub struct Segments {
+    pub model: ModelVersion,
+    pub segments: Vec<SegmentRow>,
+    pub value_tiers: Vec<SegmentRow>,
+    /// Everyone's historical revenue, for the shares.
+    pub total_revenue: Amount,
+}
+
+/// Customers per aggregation step: big enough to amortise the statements,
+/// small enough that a step (a few hundred milliseconds) never holds the
+/// aggregation lock for long.
+pub const AGGREGATE_STEP: i64 = 10_000;
+
+pub struct Reports {
+    storage: Storage,
+    time_zone: Tz,
+}
+
+impl Reports {
+    pub fn new(storage: Storage, time_zone: Tz) -> Self {
+        Self { storage, time_zone }
+    }
+
+    pub fn time_zone(&self) -> Tz {
+        self.time_zone
+    }
+
+    /// The business day of an instant.
+    pub fn day(&self, at: DateTime<Utc>) -> NaiveDate {
+        business_day(self.time_zone, at)
+    }
+
+    /// The first instant of a business day.
+    pub fn start_of(&self, day: NaiveDate) -> DateTime<Utc> {
+        start_of_day(self.time_zone, day)
+    }
+
+    /// Brings at most `max_customers` queued customers' contributions to
+    /// the cohort aggregates up to date; returns how many it did.
+    pub async fn aggregate_some(&self, max_customers: i64) -> Result<usize, StorageError> {
+        self.storage.aggregate_step(max_customers).await
+    }
+
+    /// Brings the cohort aggregates up to date with everything committed so
+    /// far, a step of [`AGGREGATE_STEP`] customers at a time; returns how
+    /// many customers were brought up to date.
+    pub async fn catch_up(&self) -> Result<usize, StorageError> {
+        let mut total = 0;
+        loop {
+            let done = self.storage.aggregate_step(AGGREGATE_STEP).await?;
+            if done == 0 {
+                return Ok(total);
+            }
+            total += done;
+        }
+    }
+
+    /// A cohort report. Without `as_of` it reads the aggregates, brought up
+    /// to date first (everything recorded); with one, the transactions up
+    /// to it.
+    pub async fn cohort_report(
+        &self,
+        range: &CohortRange,
+        as_of: Option<DateTime<Utc>>,
+        include_forecast: bool,
+    ) -> Result<CohortOutcome, ReportError> {
+        let now = Utc::now();
+        let source = as_of.map_or(DaysAsOf::Latest, DaysAsOf::Instant);
+        if source == DaysAsOf::Latest {
+            self.catch_up().await?;
+        }
+        let mut facts = self
+            .storage
+            .cohort_facts(range, source, self.time_zone, now)
+            .await?;
+        let (mut model_version, mut forecast_note) = (None, None);
+        let future = range.granularity.add(range.first_cohort, range.periods - 1) > range.as_of_day;
+        if include_forecast && future {
+            match self
+                .storage
+                .model(None)
+                .await?
+                .filter(|m| m.fitted().is_some())
+            {
+                None => forecast_note = Some("no model has been fitted yet: FitModel first".into()),
+                Some(m) => {
+                    let histories = self.storage.cohort_histories(range, source, now).await?;
+                    match project(range, &m, &histories) {
+                        Ok(p) => {
+                            facts.projections = p;
+                            model_version = Some(m.version);
+                        }
+                        Err(e) => {
+                            forecast_note = Some(format!("the active model cannot forecast: {e}"))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(CohortOutcome {
+            as_of: as_of.unwrap_or(now),
+            cohorts: build_cohorts(range, &facts, model_version.is_some()),
+            model_version,
+            forecast_note,
+        })
+    }
+
+    /// The loyalty summary over business days [start, end).
+    pub async fn loyalty(&self, start: NaiveDate, end: NaiveDate) -> Result<Loyalty, ReportError> {
+        let c = self
+            .storage
+            .loyalty_counts((start, end), (self.start_of(start), self.start_of(end)))
+            .await?;
+        let predicted = match self.storage.model(None).await? {
+            Some(m) => {
+                let (mean, scored) = self.storage.average_predicted_value(m.version).await?;
+                (scored > 0).then_some((mean, m.version))
+            }
+            None => None,
+        };
+        let historical = per_customer(c.historical_revenue, c.customers);
+        let cac = (c.spend.nanos() > 0 || c.new_customers > 0)
+            .then(|| per_customer(c.spend, c.new_customers))
+            .flatten();
+        let ltv = historical.map(|h| h.nanos() as f64 + predicted.map_or(0.0, |p| p.0 * 1e9));
+        Ok(Loyalty {
+            retention_rate: rate(c.retained_customers, c.existing_customers),
+            repeat_purchase_rate: rate(c.repeat_customers, c.customers),
+            average_historical_clv: historical,
+            average_predicted_clv: predicted,
+            ltv_to_cac: cac
+                .zip(ltv)
+                .and_then(|(cac, ltv)| (cac.nanos() > 0).then(|| ltv / cac.nanos() as f64)),
+            csat: rate(c.csat_satisfied, c.csat_answers),
+            ces: (c.ces_answers > 0).then(|| c.ces_sum as f64 / c.ces_answers as f64),
+            top_20_percent_revenue_share: (c.period_revenue.nanos() > 0)
+                .then(|| c.top_fifth_revenue.nanos() as f64 / c.period_revenue.nanos() as f64),
+            cac,
+            counts: c,
+        })
+    }
+
+    /// Segments and value tiers of the active model's scores.
+    /// FAILED_PRECONDITION before the first model.
+    pub async fn segments(&self) -> Result<Segments, ReportError> {
+        let model = self
+            .storage
+            .model(None)
+            .await?
+            .filter(|m| m.fitted().is_some())
+            .ok_or_else(|| {
+                ReportError::Precondition(
+                    "no model has been fitted yet, so customers have no segments: call \
+                     ModelService.FitModel first"
+                        .into(),
+                )
+            })?;
+        let rows = self.storage.segment_rows(model.version).await?;
+        let total_revenue = Amount::from_nanos(
+            rows.iter()
+                .filter(|r| r.dimension == "segment")
+                .map(|r| r.historical_revenue.nanos())
+                .sum(),
+        );
+        let (segments, value_tiers) = rows.into_iter().partition(|r| r.dimension == "segment");
+        Ok(Segments {
+            model,
+            segments,
+            value_tiers,
+            total_revenue,
+        })
+    }
+}
+
+/// Expected revenue of each cohort in each period after as_of: per
+/// customer history, expected purchase occasions in the period's days
+/// (E[X(b)] − E[X(a)], days counted from as_of's day) × expected spend per
+/// occasion, summed over the cohort.
+fn project(
+    range: &CohortRange,
+    model: &ModelVersion,
+    histories: &[CohortHistory],
+) -> Result<std::collections::HashMap<(NaiveDate, u32), Projection>, String> {
+    let fitted = model.fitted().ok_or("the model has no fit")?;
+    let clv = clv_model(fitted).map_err(|e| e.to_string())?;
+    let g = range.granularity;
+    let today = range.as_of_day;
+    let mut out = std::collections::HashMap::new();
+    for h in histories {
+        let x = (h.occasions - 1) as f64;
+        let t_x = (h.last_day - h.first_day).num_days() as f64;
+        let t = ((today - h.first_day).num_days() as f64).max(t_x);
+        let m = if x > 0.0 {
+            h.repeat_net.nanos() as f64 / 1e9 / x
+        } else {
+            0.0
+        };
+        let summary = ModelSummary::new(x, t_x, t, m).map_err(|e| e.to_string())?;
+        let spend = clv
+            .spend
+            .expected_spend(&summary)
+            .map_err(|e| e.to_string())?;
+        let customers = h.customers as f64;
+        for k in 0..range.periods {
+            let start = g.add(h.cohort, k);
+            if start <= today {
+                continue;
+            }
+            let a = (start - today).num_days() as f64;
+            let b = (g.add(h.cohort, k + 1) - today).num_days() as f64;
+            let purchases = clv.purchases.expected_purchases(&summary, b)
+                - clv.purchases.expected_purchases(&summary, a);
+            let p = out.entry((h.cohort, k)).or_insert(Projection::default());
+            p.purchases += customers * purchases;
+            p.revenue_nanos += customers * purchases * spend * 1e9;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,421 @@
+//! The reads behind ReportService: cohort facts, the loyalty summary's
+//! counts and the segment breakdown. Every statement aggregates where the
+//! data lives and returns one row per cohort cell, cohort or segment, never
+//! per customer (except the grouped histories a forecast needs).
+//!
+//! Purchase data comes from one of two sources ([`DaysAsOf`]): everything
+//! recorded so far (the cohort aggregates of [`super::aggregates`] and the
+//! customer summaries kept at ingest), or, for an as_of in the past, the
+//! transactions themselves, where purchases and refunds after as_of are
+//! left out (a refund still counts on its purchase's day). The loyalty
+//! summary reads the per-customer-day rollups.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use sqlx::Row;
+
+use super::{Storage, StorageError};
+use crate::domain::{Activity, Amount, CohortFacts, CohortRange, CohortSize, NpsCounts};
+
+/// Which purchase data a report reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaysAsOf {
+    /// Everything recorded: the aggregates for cohort cells, the rollups
+    /// kept at ingest for per-customer histories.
+    Latest,
+    /// Purchases and refunds that occurred at or before this instant.
+    Instant(DateTime<Utc>),
+}
+
+impl DaysAsOf {
+    /// `firsts(customer_id, first_day, last_day, occasions, repeat_net)`:
+    /// one row per customer; for an instant also `days(customer_id, day,
+    /// orders, net, cost, uncosted)`: one row per customer and purchase
+    /// occasion, and `$1` is the instant.
+    fn ctes(self) -> &'static str {
+        match self {
+            DaysAsOf::Latest => {
+                "firsts AS (
+                     SELECT customer_id, first_purchase_day AS first_day, last_purchase_day AS last_day,
+                            purchase_occasions::int8 AS occasions, repeat_value_nanos AS repeat_net
+                       FROM customers WHERE purchase_occasions > 0
+                 )"
+            }
+            DaysAsOf::Instant(_) => {
+                "refunds AS (
+                     SELECT customer_id, refunded_transaction_id AS transaction_id, sum(amount_nanos) AS refunded
+                       FROM transactions WHERE kind = 2 AND occurred_at <= $1
+                      GROUP BY 1, 2
+                 ), days AS (
+                     SELECT p.customer_id, p.occasion_day AS day, count(*) AS orders,
+                            sum(p.amount_nanos - coalesce(r.refunded, 0))::int8 AS net,
+                            coalesce(sum(p.cost_nanos), 0)::int8 AS cost,
+                            count(*) FILTER (WHERE p.cost_nanos IS NULL) AS uncosted
+                       FROM transactions p
+                       LEFT JOIN refunds r USING (customer_id, transaction_id)
+                      WHERE p.kind = 1 AND p.occurred_at <= $1
+                      GROUP BY 1, 2
+                 ), firsts AS (
+                     SELECT customer_id, min(day) AS first_day, max(day) AS last_day, count(*) AS occasions,
+                            (sum(net) - (array_agg(net ORDER BY day))[1])::int8 AS repeat_net
+                       FROM days GROUP BY customer_id
+                 )"
+            }
+        }
+    }
+
+    fn instant(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            DaysAsOf::Latest => now,
+            DaysAsOf::Instant(t) => t,
+        }
+    }
+}
+
+/// Customers of a cohort with the same history (x + 1 occasions, first and
+/// last occasion, repeat value): what a forecast needs, grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CohortHistory {
+    pub cohort: NaiveDate,
+    pub occasions: i64,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    pub repeat_net: Amount,
+    pub customers: i64,
+}
+
+/// The loyalty summary's counts over the business days [start, end).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoyaltyCounts {
+    /// First occasion before `end`.
+    pub customers: u64,
+    /// First occasion in [start, end).
+    pub new_customers: u64,
+    /// A purchase occasion in [start, end).
+    pub active_customers: u64,
+    /// First occasion before `start`.
+    pub existing_customers: u64,
+    /// Existing and active.
+    pub retained_customers: u64,
+    /// Two or more occasions before `end`.
+    pub repeat_customers: u64,
+    /// Net revenue of all occasions before `end`.
+    pub historical_revenue: Amount,
+    /// Net revenue of the occasions in [start, end).
+    pub period_revenue: Amount,
+    /// Of it, the top 20% of active customers by their revenue in the period.
+    pub top_fifth_revenue: Amount,
+    pub spend: Amount,
+    pub nps: NpsCounts,
+    pub csat_answers: u64,
+    pub csat_satisfied: u64,
+    pub ces_answers: u64,
+    pub ces_sum: i64,
+}
+
+/// Customers of one segment or value tier under a model version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentRow {
+    /// "segment" or "value_tier".
+    pub dimension: String,
+    pub name: String,
+    pub customers: u64,
+    pub historical_revenue: Amount,
+    /// Mean of historical + predicted value, in currency units.
+    pub average_value: f64,
+    pub average_churn_risk: f64,
+}
+
+fn count(row: &sqlx::postgres::PgRow, column: &str) -> Result<u64, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(column)?.max(0) as u64)
+}
+
+fn amount(row: &sqlx::postgres::PgRow, column: &str) -> Result<Amount, sqlx::Error> {
+    Ok(Amount::from_nanos(row.try_get(column)?))
+}
+
+impl Storage {
+    /// Cohort sizes, activity per (cohort, period), NPS of the cohorts'
+    /// customers and acquisition spend, for the cohorts of `range`. `Latest`
+    /// reads the aggregates (`cohort_cells`), which the caller has brought
+    /// up to date; a past instant computes from the transactions.
+    pub async fn cohort_facts(
+        &self,
+        range: &CohortRange,
+        source: DaysAsOf,
+        time_zone: Tz,
+        now: DateTime<Utc>,
+    ) -> Result<CohortFacts, StorageError> {
+        let unit = range.granularity.sql_unit();
+        let periods_end = range
+            .granularity
+            .add(range.cohorts_end(), range.periods)
+            .min(range.as_of_day + chrono::Days::new(1));
+        // Rows: ('size', cohort, NULL, customers, repeat customers, ...),
+        // ('cell', cohort, period, active, orders, net, cost, uncosted),
+        // ('nps', cohort, NULL, respondents, promoters, detractors) and
+        // ('spend', cohort, NULL, nanos).
+        let (sizes_and_cells, members) = match source {
+            DaysAsOf::Latest => (
+                "SELECT 'size' AS kind, cohort, NULL::date AS period, customers AS a,
+                        repeat_customers AS b, 0::int8 AS c, 0::int8 AS d, 0::int8 AS e
+                   FROM cohort_cells
+                  WHERE granularity = $9 AND cohort >= $3 AND cohort < $4 AND period = cohort
+                 UNION ALL
+                 SELECT 'cell', cohort, period, customers, orders, net_nanos, cost_nanos, uncosted
+                   FROM cohort_cells
+                  WHERE granularity = $9 AND cohort >= $3 AND cohort < $4 AND period < $5
+                    AND customers <> 0",
+                "SELECT customer_id, date_trunc($2, first_purchase_day::timestamp)::date AS cohort
+                   FROM customers
+                  WHERE purchase_occasions > 0 AND first_purchase_day >= $3 AND first_purchase_day < $4",
+            ),
+            DaysAsOf::Instant(_) => (
+                "SELECT 'size' AS kind, cohort, NULL::date AS period, count(*) AS a,
+                        count(*) FILTER (WHERE occasions >= 2) AS b, 0::int8 AS c, 0::int8 AS d,
+                        0::int8 AS e
+                   FROM members GROUP BY cohort
+                 UNION ALL
+                 SELECT 'cell', cohort, period, count(*), sum(orders)::int8, sum(net)::int8,
+                        sum(cost)::int8, sum(uncosted)::int8
+                   FROM (SELECT m.cohort, date_trunc($2, d.day::timestamp)::date AS period,
+                                sum(d.orders) AS orders, sum(d.net) AS net, sum(d.cost) AS cost,
+                                sum(d.uncosted) AS uncosted
+                           FROM days d JOIN members m USING (customer_id)
+                          WHERE d.day >= $3 AND d.day < $5
+                          GROUP BY d.customer_id, m.cohort, 2) per_customer
+                  GROUP BY cohort, period",
+                "SELECT customer_id, date_trunc($2, first_day::timestamp)::date AS cohort, occasions
+                   FROM firsts WHERE first_day >= $3 AND first_day < $4",
+            ),
+        };
+        let sql = format!(
+            "WITH {ctes}, members AS ({members}), answers AS (
+                 SELECT DISTINCT ON (customer_id) customer_id, nps
+                   FROM feedback WHERE nps IS NOT NULL AND occurred_at <= $1
+                  ORDER BY customer_id, occurred_at DESC, feedback_id DESC
+             )
+             {sizes_and_cells}
+             UNION ALL
+             SELECT 'nps', m.cohort, NULL, count(*), count(*) FILTER (WHERE a.nps >= 9),
+                    count(*) FILTER (WHERE a.nps <= 6), 0, 0
+               FROM answers a JOIN members m USING (customer_id) GROUP BY m.cohort
+             UNION ALL
+             SELECT 'spend', date_trunc($2, start_time AT TIME ZONE $6)::date, NULL,
+                    sum(amount_nanos)::int8, 0, 0, 0, 0
+               FROM acquisition_spend
+              WHERE start_time >= $7 AND start_time < $8
+              GROUP BY 2",
+            ctes = source.ctes()
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(source.instant(now))
+            .bind(unit)
+            .bind(range.first_cohort)
+            .bind(range.cohorts_end())
+            .bind(periods_end)
+            .bind(time_zone.name())
+            .bind(crate::domain::start_of_day(time_zone, range.first_cohort))
+            .bind(crate::domain::start_of_day(time_zone, range.cohorts_end()));
+        if source == DaysAsOf::Latest {
+            query = query.bind(range.granularity.code());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut facts = CohortFacts::default();
+        for row in rows {
+            let kind: String = row.try_get("kind")?;
+            let cohort: NaiveDate = row.try_get("cohort")?;
+            match kind.as_str() {
+                "size" => {
+                    facts.sizes.insert(
+                        cohort,
+                        CohortSize {
+                            customers: count(&row, "a")?,
+                            repeat_customers: count(&row, "b")?,
+                        },
+                    );
+                }
+                "cell" => {
+                    facts.activity.insert(
+                        (cohort, row.try_get("period")?),
+                        Activity {
+                            active_customers: count(&row, "a")?,
+                            orders: count(&row, "b")?,
+                            net: amount(&row, "c")?,
+                            cost: amount(&row, "d")?,
+                            uncosted_purchases: count(&row, "e")?,
+                        },
+                    );
+                }
+                "nps" => {
+                    facts.nps.insert(
+                        cohort,
+                        NpsCounts {
+                            respondents: count(&row, "a")?,
+                            promoters: count(&row, "b")?,
+                            detractors: count(&row, "c")?,
+                        },
+                    );
+                }
+                _ => {
+                    facts.spend.insert(cohort, amount(&row, "a")?);
+                }
+            }
+        }
+        Ok(facts)
+    }
+
+    /// The histories of the cohorts' customers as of `source`, grouped.
+    pub async fn cohort_histories(
+        &self,
+        range: &CohortRange,
+        source: DaysAsOf,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CohortHistory>, StorageError> {
+        let sql = format!(
+            "WITH {ctes}
+             SELECT date_trunc($2, first_day::timestamp)::date AS cohort, occasions, first_day, last_day,
+                    repeat_net,
+                    count(*) AS customers
+               FROM firsts WHERE first_day >= $3 AND first_day < $4
+              GROUP BY 1, 2, 3, 4, 5",
+            ctes = source.ctes()
+        );
+        let rows = sqlx::query(&sql)
+            .bind(source.instant(now))
+            .bind(range.granularity.sql_unit())
+            .bind(range.first_cohort)
+            .bind(range.cohorts_end())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CohortHistory {
+                    cohort: row.try_get("cohort")?,
+                    occasions: row.try_get("occasions")?,
+                    first_day: row.try_get("first_day")?,
+                    last_day: row.try_get("last_day")?,
+                    repeat_net: amount(row, "repeat_net")?,
+                    customers: row.try_get("customers")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StorageError::from)
+    }
+
+    /// The loyalty summary's counts over business days [start, end), whose
+    /// instants are [start_at, end_at).
+    pub async fn loyalty_counts(
+        &self,
+        (start, end): (NaiveDate, NaiveDate),
+        (start_at, end_at): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<LoyaltyCounts, StorageError> {
+        let row = sqlx::query(
+            "WITH before_end AS (
+                 SELECT customer_id, count(*) AS occasions, min(day) AS first_day, sum(net_nanos) AS net,
+                        sum(net_nanos) FILTER (WHERE day >= $1) AS period_net,
+                        bool_or(day >= $1) AS active
+                   FROM customer_days WHERE day < $2 GROUP BY customer_id
+             ), ranked AS (
+                 SELECT period_net, row_number() OVER (ORDER BY period_net DESC) AS rank,
+                        count(*) OVER () AS active_count
+                   FROM before_end WHERE active
+             ), answers AS (
+                 SELECT DISTINCT ON (customer_id) nps
+                   FROM feedback WHERE nps IS NOT NULL AND occurred_at >= $3 AND occurred_at < $4
+                  ORDER BY customer_id, occurred_at DESC, feedback_id DESC
+             )
+             SELECT
+               (SELECT count(*) FROM before_end) AS customers,
+               (SELECT count(*) FROM before_end WHERE first_day >= $1) AS new_customers,
+               (SELECT count(*) FROM before_end WHERE active) AS active_customers,
+               (SELECT count(*) FROM before_end WHERE first_day < $1) AS existing_customers,
+               (SELECT count(*) FROM before_end WHERE first_day < $1 AND active) AS retained_customers,
+               (SELECT count(*) FROM before_end WHERE occasions >= 2) AS repeat_customers,
+               (SELECT coalesce(sum(net), 0)::int8 FROM before_end) AS historical_revenue,
+               (SELECT coalesce(sum(period_net), 0)::int8 FROM ranked) AS period_revenue,
+               (SELECT coalesce(sum(period_net), 0)::int8 FROM ranked
+                 WHERE rank <= ceil(active_count * 0.2)) AS top_fifth_revenue,
+               (SELECT coalesce(sum(amount_nanos), 0)::int8 FROM acquisition_spend
+                 WHERE start_time >= $3 AND start_time < $4) AS spend,
+               (SELECT count(*) FROM answers) AS nps_respondents,
+               (SELECT count(*) FROM answers WHERE nps >= 9) AS nps_promoters,
+               (SELECT count(*) FROM answers WHERE nps <= 6) AS nps_detractors,
+               count(*) FILTER (WHERE f.csat IS NOT NULL) AS csat_answers,
+               count(*) FILTER (WHERE f.csat >= 4) AS csat_satisfied,
+               count(*) FILTER (WHERE f.ces IS NOT NULL) AS ces_answers,
+               coalesce(sum(f.ces), 0)::int8 AS ces_sum
+             FROM feedback f WHERE f.occurred_at >= $3 AND f.occurred_at < $4",
+        )
+        .bind(start)
+        .bind(end)
+        .bind(start_at)
+        .bind(end_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(LoyaltyCounts {
+            customers: count(&row, "customers")?,
+            new_customers: count(&row, "new_customers")?,
+            active_customers: count(&row, "active_customers")?,
+            existing_customers: count(&row, "existing_customers")?,
+            retained_customers: count(&row, "retained_customers")?,
+            repeat_customers: count(&row, "repeat_customers")?,
+            historical_revenue: amount(&row, "historical_revenue")?,
+            period_revenue: amount(&row, "period_revenue")?,
+            top_fifth_revenue: amount(&row, "top_fifth_revenue")?,
+            spend: amount(&row, "spend")?,
+            nps: NpsCounts {
+                respondents: count(&row, "nps_respondents")?,
+                promoters: count(&row, "nps_promoters")?,
+                detractors: count(&row, "nps_detractors")?,
+            },
+            csat_answers: count(&row, "csat_answers")?,
+            csat_satisfied: count(&row, "csat_satisfied")?,
+            ces_answers: count(&row, "ces_answers")?,
+            ces_sum: row.try_get("ces_sum")?,
+        })
+    }
+
+    /// Mean predicted value of the customers scored under `version`, and
+    /// how many there are.
+    pub async fn average_predicted_value(&self, version: i64) -> Result<(f64, u64), StorageError> {
+        let (mean, customers): (Option<f64>, i64) = sqlx::query_as(
+            "SELECT avg(predicted_value), count(*) FROM customer_scores WHERE model_version = $1",
+        )
+        .bind(version)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((mean.unwrap_or(0.0), customers.max(0) as u64))
+    }
+
+    /// Customers per segment and per value tier under a model version.
+    pub async fn segment_rows(&self, version: i64) -> Result<Vec<SegmentRow>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT 'segment' AS dimension, segment AS name, count(*) AS customers,
+                    sum(historical_value_nanos)::int8 AS revenue,
+                    avg(historical_value_nanos / 1e9 + predicted_value)::float8 AS average_value,
+                    avg(churn_risk) AS average_churn_risk
+               FROM customer_scores WHERE model_version = $1 GROUP BY segment
+             UNION ALL
+             SELECT 'value_tier', value_tier, count(*), sum(historical_value_nanos)::int8,
+                    avg(historical_value_nanos / 1e9 + predicted_value)::float8, avg(churn_risk)
+               FROM customer_scores WHERE model_version = $1 GROUP BY value_tier",
+        )
+        .bind(version)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SegmentRow {
+                    dimension: row.try_get("dimension")?,
+                    name: row.try_get("name")?,
+                    customers: count(row, "customers")?,
+                    historical_revenue: amount(row, "revenue")?,
+                    average_value: row.try_get("average_value")?,
+                    average_churn_risk: row.try_get("average_churn_risk")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StorageError::from)
+    }
+}

@@ -1,0 +1,231 @@
+//! The reports that read the active model: the segment report and the
+//! cohort forecast, each against a computation written here from the raw
+//! data and the fitted parameters.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike, NaiveDate};
+use clv_model::{BgNbdParams, CustomerSummary, GammaGammaParams};
+use clvd::api::pb;
+use tonic::Code;
+
+use crate::{
+    helpers::*,
+    models::{fit_request, import, models, simulated_purchases},
+    report_cohorts::{monthly, reports},
+};
+
+fn money(m: &Option<pb::Money>) -> f64 {
+    let m = m.as_ref().expect("money");
+    m.units as f64 + f64::from(m.nanos) / 1e9
+}
+
+#[tokio::test]
+async fn segments_need_a_model_first() {
+    let app = spawn_app().await;
+    let e = reports(&app)
+        .await
+        .get_segment_report(pb::GetSegmentReportRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("FitModel"), "{}", e.message());
+}
+
+#[tokio::test]
+async fn segments_and_tiers_group_the_active_models_scores() {
+    let app = spawn_app().await;
+    import(&app, &simulated_purchases()).await;
+    let day = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
+    let model = models(&app)
+        .await
+        .fit_model(fit_request(day, pb::TimeUnit::Day))
+        .await
+        .unwrap()
+        .into_inner();
+    let report = reports(&app)
+        .await
+        .get_segment_report(pb::GetSegmentReportRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.model_version, model.version);
+
+    // (customers, revenue nanos, Σ total value, Σ churn risk) per name,
+    // from the stored scores with plain loops.
+    let rows: Vec<(String, String, i64, f64, f64)> = sqlx::query_as(
+        "SELECT segment, value_tier, historical_value_nanos, predicted_value, churn_risk
+           FROM customer_scores WHERE model_version = $1",
+    )
+    .bind(model.version)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(rows.len() > 1_000);
+    let total: i64 = rows.iter().map(|r| r.2).sum();
+    let mut by_segment: HashMap<&str, (u64, i64, f64, f64)> = HashMap::new();
+    let mut by_tier: HashMap<&str, (u64, i64, f64, f64)> = HashMap::new();
+    for (segment, tier, revenue, predicted, risk) in &rows {
+        for (map, key) in [(&mut by_segment, segment), (&mut by_tier, tier)] {
+            let e = map.entry(key.as_str()).or_default();
+            e.0 += 1;
+            e.1 += revenue;
+            e.2 += *revenue as f64 / 1e9 + predicted;
+            e.3 += risk;
+        }
+    }
+    for (got, want) in [
+        (&report.segments, &by_segment),
+        (&report.value_tiers, &by_tier),
+    ] {
+        assert_eq!(got.len(), want.len());
+        for row in got {
+            let (n, revenue, value, risk) = want[row.name.as_str()];
+            assert_eq!(row.customers, n, "{}", row.name);
+            assert!((row.share_of_revenue - revenue as f64 / total as f64).abs() < 1e-12);
+            assert!((money(&row.average_value) - value / n as f64).abs() < 1e-6);
+            assert!((row.average_churn_risk - risk / n as f64).abs() < 1e-12);
+        }
+    }
+}
+
+#[tokio::test]
+async fn forecast_periods_project_each_customers_expected_purchases_and_spend() {
+    let app = spawn_app().await;
+    let transactions = simulated_purchases();
+    import(&app, &transactions).await;
+    let as_of_day = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let model = models(&app)
+        .await
+        .fit_model(fit_request(as_of_day, pb::TimeUnit::Day))
+        .await
+        .unwrap()
+        .into_inner();
+    let as_of = fit_request(as_of_day, pb::TimeUnit::Day).as_of;
+    let report = reports(&app)
+        .await
+        .get_cohort_report(pb::GetCohortReportRequest {
+            as_of,
+            include_forecast: true,
+            ..monthly(at(2024, 4, 1, 0, 0), 6)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.forecast_note, "");
+    assert_eq!(report.model_version, model.version);
+
+    // Each customer's history to as_of, from the raw purchases (UTC days).
+    let mut days: BTreeMap<&str, BTreeMap<NaiveDate, i64>> = BTreeMap::new();
+    for t in &transactions {
+        let ts = t.occurred_at.as_ref().unwrap();
+        let day = chrono::DateTime::from_timestamp(ts.seconds, 0)
+            .unwrap()
+            .date_naive();
+        if day <= as_of_day {
+            let m = t.amount.as_ref().unwrap();
+            *days
+                .entry(&t.customer_id)
+                .or_default()
+                .entry(day)
+                .or_default() += m.units * 1_000_000_000 + i64::from(m.nanos);
+        }
+    }
+    let b = model.bgnbd.unwrap();
+    let g = model.gamma_gamma.unwrap();
+    let purchases = BgNbdParams::new(b.r, b.alpha, b.a, b.b).unwrap();
+    let spend = GammaGammaParams::new(g.p, g.q, g.gamma).unwrap();
+    let month_start = |d: NaiveDate| NaiveDate::from_ymd_opt(d.year(), d.month(), 1).unwrap();
+    // (cohort, k) -> (expected purchases, expected revenue).
+    let mut want: HashMap<(NaiveDate, u32), (f64, f64)> = HashMap::new();
+    for d in days.values() {
+        let (first, last) = (*d.keys().next().unwrap(), *d.keys().next_back().unwrap());
+        let cohort = month_start(first);
+        if cohort < NaiveDate::from_ymd_opt(2024, 4, 1).unwrap() {
+            continue;
+        }
+        let x = d.len() as f64 - 1.0;
+        let repeat: i64 = d.values().skip(1).sum();
+        let m = if x > 0.0 {
+            repeat as f64 / 1e9 / x
+        } else {
+            0.0
+        };
+        let c = CustomerSummary::new(
+            x,
+            (last - first).num_days() as f64,
+            (as_of_day - first).num_days() as f64,
+            m,
+        )
+        .unwrap();
+        let per_purchase = spend.expected_spend(&c).unwrap();
+        for k in 0..6u32 {
+            let start = cohort + chrono::Months::new(k);
+            let end = cohort + chrono::Months::new(k + 1);
+            if start <= as_of_day {
+                continue;
+            }
+            let n = purchases.expected_purchases(&c, (end - as_of_day).num_days() as f64)
+                - purchases.expected_purchases(&c, (start - as_of_day).num_days() as f64);
+            let e = want.entry((cohort, k)).or_default();
+            e.0 += n;
+            e.1 += n * per_purchase;
+        }
+    }
+    let mut forecasts = 0;
+    for c in &report.cohorts {
+        let cohort = NaiveDate::parse_from_str(&c.period_label, "%Y-%m-%d").unwrap();
+        assert!(c.size > 100, "{cohort} has {} customers", c.size);
+        assert_eq!(
+            c.periods.len(),
+            6,
+            "{cohort}: observed and forecast periods"
+        );
+        for p in &c.periods {
+            let start = cohort + chrono::Months::new(p.k);
+            assert_eq!(p.forecast, start > as_of_day, "{cohort} k={}", p.k);
+            if !p.forecast {
+                continue;
+            }
+            let (n, revenue) = want[&(cohort, p.k)];
+            let rel = |a: f64, b: f64| ((a - b) / b).abs();
+            assert!(
+                rel(p.expected_purchases.unwrap(), n) < 1e-9,
+                "{cohort} k={}",
+                p.k
+            );
+            assert!(rel(money(&p.revenue), revenue) < 1e-9, "{cohort} k={}", p.k);
+            assert!(revenue > 0.0);
+            forecasts += 1;
+        }
+    }
+    // April: 3 forecast periods, May 4, June 5.
+    assert_eq!(forecasts, 3 + 4 + 5);
+}
+
+#[tokio::test]
+async fn a_forecast_before_any_model_says_why_it_is_missing() {
+    let app = spawn_app().await;
+    app.ingest()
+        .await
+        .record_transaction(record(purchase("a", "p1", at(2026, 1, 5, 0, 0), 1_000)))
+        .await
+        .unwrap();
+    let r = reports(&app)
+        .await
+        .get_cohort_report(pb::GetCohortReportRequest {
+            as_of: Some(timestamp(at(2026, 2, 10, 0, 0))),
+            include_forecast: true,
+            ..monthly(at(2026, 1, 1, 0, 0), 4)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.forecast_note.contains("FitModel"), "{}", r.forecast_note);
+    assert_eq!(r.model_version, 0);
+    assert!(r
+        .cohorts
+        .iter()
+        .all(|c| c.periods.iter().all(|p| !p.forecast)));
+    assert_eq!(r.cohorts[0].periods.len(), 2);
+}
