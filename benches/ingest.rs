@@ -25,12 +25,12 @@ use support::{connect, cpu_model, env_or, median, money, num_cpus, spawn_clvd};
 use anyhow::{bail, Context};
 use clvd::{
     api::pb::{self, ingest_service_client::IngestServiceClient},
-    embedded_postgres::{EmbeddedOptions, EmbeddedPostgres},
+    embedded_postgres::EmbeddedPostgres,
     storage::Storage,
 };
 use hdrhistogram::Histogram;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use sqlx::{postgres::PgPoolOptions, PgPool};
+use sqlx::PgPool;
 use tonic::transport::Channel;
 
 struct Knobs {
@@ -68,19 +68,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(k: Knobs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("clvd-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-        data_dir: dir.clone(),
-        bin_dir: None,
-        unsafe_fast: false,
-    })
-    .await?;
-    pg.ensure_database("bench").await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(pg.connect_options("bench"))
-        .await?;
+    let (dir, pg, pool) = support::start_postgres("ingest", false).await?;
     Storage::from_pool(pool.clone()).migrate().await?;
     sqlx::query("CREATE TABLE baseline_tx (LIKE transactions INCLUDING ALL)")
         .execute(&pool)

@@ -32,10 +32,9 @@ use clvd::{
         self, ingest_service_client::IngestServiceClient,
         report_service_client::ReportServiceClient,
     },
-    embedded_postgres::{EmbeddedOptions, EmbeddedPostgres},
     storage::Storage,
 };
-use sqlx::{postgres::PgPoolOptions, PgPool, Row};
+use sqlx::{PgPool, Row};
 
 /// The 24 months of data and of cohorts: 2024-11 .. 2026-10.
 const FIRST_MONTH: &str = "2024-11-01";
@@ -83,20 +82,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(k: Knobs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("clvd-bench-reports-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     // Reads are measured; durability settings only speed up the setup.
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-        data_dir: dir.clone(),
-        bin_dir: None,
-        unsafe_fast: true,
-    })
-    .await?;
-    pg.ensure_database("bench").await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(pg.connect_options("bench"))
-        .await?;
+    let (dir, pg, pool) = support::start_postgres("reports", true).await?;
     let storage = Storage::from_pool(pool.clone());
     storage.migrate().await?;
     println!("machine: {} cores, {}", num_cpus(), cpu_model());

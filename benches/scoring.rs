@@ -36,13 +36,12 @@ use clvd::{
         self, ingest_service_client::IngestServiceClient, model_service_client::ModelServiceClient,
         scoring_service_client::ScoringServiceClient,
     },
-    embedded_postgres::{EmbeddedOptions, EmbeddedPostgres},
+    embedded_postgres::EmbeddedPostgres,
     storage::Storage,
 };
 use cpu::{CpuClock, CpuTimes};
 use hdrhistogram::Histogram;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use sqlx::postgres::PgPoolOptions;
 use tonic::transport::Channel;
 
 /// Knobs (environment), with their defaults.
@@ -127,19 +126,7 @@ impl Series {
 }
 
 async fn run(k: Knobs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("clvd-bench-scoring-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-        data_dir: dir.clone(),
-        bin_dir: None,
-        unsafe_fast: false,
-    })
-    .await?;
-    pg.ensure_database("bench").await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(pg.connect_options("bench"))
-        .await?;
+    let (dir, pg, pool) = support::start_postgres("scoring", false).await?;
     Storage::from_pool(pool.clone()).migrate().await?;
     let pg_version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(&pool)

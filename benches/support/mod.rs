@@ -9,6 +9,8 @@ use std::{
 
 use anyhow::{bail, Context};
 use clvd::api::pb::{self, ingest_service_client::IngestServiceClient};
+use clvd::embedded_postgres::{EmbeddedOptions, EmbeddedPostgres};
+use sqlx::{postgres::PgPoolOptions, PgPool};
 use tonic::transport::Channel;
 
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -105,4 +107,27 @@ pub fn spawn_clvd(database_url: &str, max_connections: usize) -> anyhow::Result<
         .spawn()
         .context("start clvd")?;
     Ok((server, format!("http://127.0.0.1:{port}")))
+}
+
+/// A private PostgreSQL in a fresh temporary directory named after the
+/// bench, with a database `bench` and a small pool on it. `unsafe_fast`
+/// turns durability off (for benches that time only reads).
+pub async fn start_postgres(
+    bench: &str,
+    unsafe_fast: bool,
+) -> anyhow::Result<(std::path::PathBuf, EmbeddedPostgres, PgPool)> {
+    let dir = std::env::temp_dir().join(format!("clvd-bench-{bench}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        data_dir: dir.clone(),
+        bin_dir: None,
+        unsafe_fast,
+    })
+    .await?;
+    pg.ensure_database("bench").await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(pg.connect_options("bench"))
+        .await?;
+    Ok((dir, pg, pool))
 }

@@ -288,14 +288,6 @@ async fn postgres_restarting_under_load_loses_nothing_acknowledged_and_serving_r
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_server(database_url: &str, port: u16) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_clvd"))
         .env("DATABASE_URL", database_url)

@@ -353,3 +353,12 @@ pub fn failure_line(out: &std::process::Output) -> String {
     assert_eq!(lines.len(), 1, "{stderr}");
     lines[0].to_owned()
 }
+
+/// A port nothing listens on right now, for a server process of a test.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -17,14 +17,6 @@ fn clvd() -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn without_postgres_binaries_it_says_what_to_install_in_one_line() {
     let out = clvd()
