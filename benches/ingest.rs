@@ -13,6 +13,8 @@
 //! (the release binary). Rounds alternate baseline and clvd; medians are
 //! reported. Run: `cargo bench --bench ingest` (env knobs below).
 
+#[path = "support/pgbench.rs"]
+mod pgbench;
 mod support;
 
 use std::{
@@ -91,7 +93,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     )?;
     let (mut pg_tps, mut clvd_tps, mut p50s, mut p99s) = (vec![], vec![], vec![], vec![]);
     for round in 0..k.rounds {
-        let tps = pgbench(&pg, &script, k.concurrency, k.seconds)?;
+        let tps = pgbench::pgbench(&pg, &script, k.concurrency, k.seconds, |_| {})?;
         let (tps_clvd, hist) = unary_load(
             &channels,
             k.concurrency,
@@ -175,48 +177,6 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
-}
-
-fn pgbench(
-    pg: &EmbeddedPostgres,
-    script: &std::path::Path,
-    clients: usize,
-    seconds: u64,
-) -> anyhow::Result<f64> {
-    let out = Command::new(pg.bin_dir().join("pgbench"))
-        .args([
-            "-n",
-            "-M",
-            "prepared",
-            "-j",
-            "2",
-            "-c",
-            &clients.to_string(),
-            "-T",
-            &seconds.to_string(),
-            "-f",
-        ])
-        .arg(script)
-        .arg("-h")
-        .arg(pg.data_dir())
-        .args(["-p", "5432", "-U", "postgres", "bench"])
-        .output()
-        .context("run pgbench")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "pgbench failed: {}{}",
-            text,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("tps = ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .context("pgbench printed no tps")
 }
 
 async fn unary_load(

@@ -19,6 +19,8 @@
 
 #[path = "support/cpu.rs"]
 mod cpu;
+#[path = "support/pgbench.rs"]
+mod pgbench;
 mod support;
 
 use std::{
@@ -27,7 +29,7 @@ use std::{
 };
 use support::{connect, cpu_model, env_or, median, money, num_cpus, spawn_clvd};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clv_model::{
     simulate, Acquisition, BgNbdParams, GammaGammaParams, SimulationConfig, TimeResolution,
 };
@@ -588,47 +590,12 @@ fn pgbench_with(
     let logs = script.with_file_name(format!("pgbench-log-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs)?;
-    let mut command = Command::new(pg.bin_dir().join("pgbench"));
-    if let Some(o) = pg_options {
-        command.env("PGOPTIONS", o);
-    }
-    let out = command
-        .current_dir(&logs)
-        .args([
-            "-n",
-            "-M",
-            "prepared",
-            "-j",
-            "2",
-            "-c",
-            &clients.to_string(),
-            "-T",
-            &seconds.to_string(),
-            "-l",
-            "-f",
-        ])
-        .arg(script)
-        .arg("-h")
-        .arg(pg.data_dir())
-        .args(["-p", "5432", "-U", "postgres", "bench"])
-        .output()
-        .context("run pgbench")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "pgbench failed: {}{}",
-            text,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let tps = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("tps = ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .context("pgbench printed no tps")?;
+    let tps = pgbench::pgbench(pg, script, clients, seconds, |command| {
+        if let Some(o) = pg_options {
+            command.env("PGOPTIONS", o);
+        }
+        command.current_dir(&logs).arg("-l");
+    })?;
     // Log lines: client_id transaction_no time_us script_no epoch epoch_us.
     let mut hist = Histogram::<u64>::new(3)?;
     for entry in std::fs::read_dir(&logs)? {
