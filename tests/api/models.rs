@@ -132,6 +132,17 @@ pub fn fit_request(day: NaiveDate, unit: pb::TimeUnit) -> pb::FitModelRequest {
     }
 }
 
+/// Fits over everything recorded up to the end of `day` (parameters in
+/// days); the fit must succeed.
+pub async fn fit_as_of(app: &TestApp, day: NaiveDate) -> pb::Model {
+    models(app)
+        .await
+        .fit_model(fit_request(day, pb::TimeUnit::Day))
+        .await
+        .expect("fit")
+        .into_inner()
+}
+
 #[tokio::test]
 async fn a_fit_over_grpc_equals_the_model_core_on_the_same_summaries() {
     let app = spawn_app().await;
@@ -139,12 +150,7 @@ async fn a_fit_over_grpc_equals_the_model_core_on_the_same_summaries() {
     import(&app, &transactions).await;
     // As of a day before the end: later purchases must be left out.
     let as_of_day = NaiveDate::from_ymd_opt(2024, 11, 30).unwrap();
-    let model = models(&app)
-        .await
-        .fit_model(fit_request(as_of_day, pb::TimeUnit::Day))
-        .await
-        .unwrap()
-        .into_inner();
+    let model = fit_as_of(&app, as_of_day).await;
 
     let (purchase_groups, spend_groups, repeat_occasions) = groups(&transactions, as_of_day);
     let options = FitOptions::default();

@@ -11,7 +11,7 @@ use tonic::Code;
 
 use crate::{
     helpers::*,
-    models::{fit_request, import, models, simulated_purchases},
+    models::{fit_as_of, fit_request, import, simulated_purchases},
     report_cohorts::{monthly, reports},
 };
 
@@ -37,12 +37,7 @@ async fn segments_and_tiers_group_the_active_models_scores() {
     let app = spawn_app().await;
     import(&app, &simulated_purchases()).await;
     let day = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
-    let model = models(&app)
-        .await
-        .fit_model(fit_request(day, pb::TimeUnit::Day))
-        .await
-        .unwrap()
-        .into_inner();
+    let model = fit_as_of(&app, day).await;
     let report = reports(&app)
         .await
         .get_segment_report(pb::GetSegmentReportRequest {})
@@ -95,12 +90,7 @@ async fn forecast_periods_project_each_customers_expected_purchases_and_spend() 
     let transactions = simulated_purchases();
     import(&app, &transactions).await;
     let as_of_day = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
-    let model = models(&app)
-        .await
-        .fit_model(fit_request(as_of_day, pb::TimeUnit::Day))
-        .await
-        .unwrap()
-        .into_inner();
+    let model = fit_as_of(&app, as_of_day).await;
     let as_of = fit_request(as_of_day, pb::TimeUnit::Day).as_of;
     let report = reports(&app)
         .await

@@ -63,15 +63,7 @@ async fn scores_equal_the_model_core_for_the_customers_summaries() {
     let app = spawn_app().await;
     let transactions = simulated_purchases();
     import(&app, &transactions).await;
-    let fitted = models(&app)
-        .await
-        .fit_model(fit_request(
-            NaiveDate::from_ymd_opt(2024, 10, 31).unwrap(),
-            pb::TimeUnit::Day,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let fitted = fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 10, 31).unwrap()).await;
     let (bg, gg) = (fitted.bgnbd.unwrap(), fitted.gamma_gamma.unwrap());
     let model = ClvModel {
         purchases: BgNbdParams::new(bg.r, bg.alpha, bg.a, bg.b).unwrap(),
@@ -171,14 +163,7 @@ async fn a_new_transaction_shows_in_the_next_score() {
     let app = spawn_app().await;
     let transactions = simulated_purchases();
     import(&app, &transactions).await;
-    models(&app)
-        .await
-        .fit_model(fit_request(
-            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
-            pb::TimeUnit::Day,
-        ))
-        .await
-        .unwrap();
+    fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;
     let mut client = scoring(&app).await;
     let ask = || pb::GetCustomerValueRequest {
         customer_id: "sim-3".into(),
@@ -293,14 +278,7 @@ async fn batch_get_answers_known_ids_in_order_and_lists_unknown_ones() {
     let app = spawn_app().await;
     let transactions = simulated_purchases();
     import(&app, &transactions).await;
-    models(&app)
-        .await
-        .fit_model(fit_request(
-            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
-            pb::TimeUnit::Day,
-        ))
-        .await
-        .unwrap();
+    fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;
     let mut client = scoring(&app).await;
     let ids = ["sim-5", "nobody", "sim-2", "sim-5", "ghost"];
     let batch = client
@@ -399,14 +377,7 @@ async fn at_risk_customers_page_by_value_at_risk_and_stay_stable_under_new_trans
         .await
         .unwrap_err();
     assert_eq!(before_fit.code(), Code::FailedPrecondition);
-    models(&app)
-        .await
-        .fit_model(fit_request(
-            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
-            pb::TimeUnit::Day,
-        ))
-        .await
-        .unwrap();
+    fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;
 
     // Everyone (min churn risk 0), 97 to a page, while purchases arrive for
     // customers between pages.
@@ -555,14 +526,7 @@ async fn concurrent_single_calls_each_get_their_own_customers_answer() {
     let app = spawn_app_with(|s| s.max_concurrent_calls = 1_000).await;
     let transactions = simulated_purchases();
     import(&app, &transactions).await;
-    models(&app)
-        .await
-        .fit_model(fit_request(
-            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
-            pb::TimeUnit::Day,
-        ))
-        .await
-        .unwrap();
+    fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;
     let known: Vec<String> = transactions
         .iter()
         .map(|t| t.customer_id.clone())
@@ -638,14 +602,7 @@ async fn a_fit_scores_every_customer_including_ids_with_special_characters() {
         ));
     }
     import(&app, &transactions).await;
-    models(&app)
-        .await
-        .fit_model(fit_request(
-            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
-            pb::TimeUnit::Day,
-        ))
-        .await
-        .unwrap();
+    fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;
     let customers = transactions
         .iter()
         .map(|t| t.customer_id.as_str())
