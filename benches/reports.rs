@@ -104,7 +104,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     sqlx::query("INSERT INTO report_dirty (customer_id) SELECT customer_id FROM customers")
         .execute(&pool)
         .await?;
-    while storage.aggregate_step(10_000).await? > 0 {}
+    while storage.aggregate_step(10_000, None).await? > 0 {}
     println!(
         "report aggregates built for every customer in {:.0} s",
         started.elapsed().as_secs_f64()

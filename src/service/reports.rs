@@ -97,16 +97,24 @@ impl Reports {
     /// Brings at most `max_customers` queued customers' contributions to
     /// the cohort aggregates up to date; returns how many it did.
     pub async fn aggregate_some(&self, max_customers: i64) -> Result<usize, StorageError> {
-        self.storage.aggregate_step(max_customers).await
+        self.storage.aggregate_step(max_customers, None).await
     }
 
-    /// Brings the cohort aggregates up to date with everything committed so
-    /// far, a step of [`AGGREGATE_STEP`] customers at a time; returns how
-    /// many customers were brought up to date.
+    /// Brings the cohort aggregates up to date with everything committed
+    /// before the call, a step of [`AGGREGATE_STEP`] customers at a time;
+    /// returns how many customers were brought up to date. What ingest
+    /// queues meanwhile is left to the background job, so a steady ingest
+    /// cannot keep a report catching up forever.
     pub async fn catch_up(&self) -> Result<usize, StorageError> {
+        let Some(end) = self.storage.aggregate_queue_end().await? else {
+            return Ok(0);
+        };
         let mut total = 0;
         loop {
-            let done = self.storage.aggregate_step(AGGREGATE_STEP).await?;
+            let done = self
+                .storage
+                .aggregate_step(AGGREGATE_STEP, Some(end))
+                .await?;
             if done == 0 {
                 return Ok(total);
             }

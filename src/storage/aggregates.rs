@@ -84,21 +84,37 @@ async fn lock(tx: &mut PgTx<'_, Postgres>) -> Result<(), StorageError> {
 }
 
 impl Storage {
+    /// The newest position in the queue now (`None`: it is empty).
+    /// Everything committed so far is at or before it.
+    pub async fn aggregate_queue_end(&self) -> Result<Option<i64>, StorageError> {
+        Ok(sqlx::query_scalar("SELECT max(seq) FROM report_dirty")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Brings up to `max_customers` queued customers' contributions up to
-    /// date; returns how many customers it took off the queue (0: the
-    /// aggregates were current when it looked).
-    pub async fn aggregate_step(&self, max_customers: i64) -> Result<usize, StorageError> {
+    /// date, taking only queue entries at or before `up_to` when given;
+    /// returns how many customers it took off the queue (0: nothing was
+    /// left to take).
+    pub async fn aggregate_step(
+        &self,
+        max_customers: i64,
+        up_to: Option<i64>,
+    ) -> Result<usize, StorageError> {
         let mut tx = self.pool.begin().await?;
         lock(&mut tx).await?;
         let customers: Vec<String> = sqlx::query_scalar(
             "WITH taken AS (
                  DELETE FROM report_dirty
-                  WHERE seq IN (SELECT seq FROM report_dirty ORDER BY seq LIMIT $1)
+                  WHERE seq IN (SELECT seq FROM report_dirty
+                                 WHERE $2::int8 IS NULL OR seq <= $2
+                                 ORDER BY seq LIMIT $1)
                  RETURNING customer_id
              )
              SELECT DISTINCT customer_id FROM taken",
         )
         .bind(max_customers)
+        .bind(up_to)
         .fetch_all(&mut *tx)
         .await?;
         if !customers.is_empty() {
