@@ -14,6 +14,7 @@ mod ingest_property;
 mod ingest_semantics;
 mod ingest_validation;
 mod limits;
+mod money_limits;
 pub mod models;
 mod observability;
 mod process;
