@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::pb;
 use crate::domain::{
-    Amount, CustomerId, FieldViolation, IngestRules, Transaction, UncheckedFeedback, UncheckedKind,
+    CustomerId, FieldViolation, IngestRules, Total, Transaction, UncheckedFeedback, UncheckedKind,
     UncheckedMoney, UncheckedSpend, UncheckedTransaction,
 };
 
@@ -162,9 +162,9 @@ pub fn past_instant(
     Some(t)
 }
 
-/// An exact amount in the reporting currency.
-pub fn money(currency: &str, a: Amount) -> pb::Money {
-    let (units, nanos) = a.units_nanos();
+/// An exact amount or total in the reporting currency.
+pub fn money(currency: &str, a: impl Into<Total>) -> pb::Money {
+    let (units, nanos) = a.into().units_nanos();
     pb::Money {
         currency_code: currency.to_owned(),
         units,
@@ -172,13 +172,8 @@ pub fn money(currency: &str, a: Amount) -> pb::Money {
     }
 }
 
-/// A predicted amount (currency units), rounded to the nano.
+/// A predicted amount (currency units), rounded to the nano and clamped
+/// to what Money can carry.
 pub fn predicted_money(currency: &str, v: f64) -> pb::Money {
-    let nanos = (v * 1e9).round();
-    let nanos = if nanos.is_finite() {
-        nanos.clamp(i64::MIN as f64, i64::MAX as f64) as i64
-    } else {
-        0
-    };
-    money(currency, Amount::from_nanos(nanos))
+    money(currency, Total::saturating_from_units_f64(v))
 }

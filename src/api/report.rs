@@ -11,7 +11,7 @@ use super::{
     status::invalid_argument,
 };
 use crate::{
-    domain::{Amount, Cohort, CohortRange, FieldViolation, Granularity},
+    domain::{Cohort, CohortRange, FieldViolation, Granularity, Total},
     service::{ReportError, Reports},
     storage::SegmentRow,
 };
@@ -30,7 +30,7 @@ impl ReportApi {
         pb::report_service_server::ReportServiceServer::new(self)
     }
 
-    fn money(&self, a: Amount) -> pb::Money {
+    fn money(&self, a: Total) -> pb::Money {
         money(&self.currency, a)
     }
 
@@ -84,7 +84,7 @@ impl ReportApi {
         }
     }
 
-    fn segment_row(&self, r: SegmentRow, total: i64) -> pb::SegmentRow {
+    fn segment_row(&self, r: SegmentRow, total: i128) -> pb::SegmentRow {
         pb::SegmentRow {
             share_of_revenue: if total > 0 {
                 r.historical_revenue.nanos() as f64 / total as f64
@@ -128,6 +128,9 @@ impl From<ReportError> for Status {
         match e {
             ReportError::Invalid(vs) => invalid_argument(&vs),
             ReportError::Precondition(m) => Status::failed_precondition(m),
+            ReportError::TotalOutOfRange(e) => {
+                Status::out_of_range(format!("{e}; narrow the request"))
+            }
             ReportError::Storage(s) => s.into(),
         }
     }

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::{convert, convert::timestamp, pb, status::invalid_argument};
 use crate::{
-    domain::{Amount, FieldViolation},
+    domain::{FieldViolation, Total},
     service::{Band, Score, Scoring, ScoringError},
 };
 
@@ -116,7 +116,7 @@ impl ScoringApi {
         pb::scoring_service_server::ScoringServiceServer::new(self)
     }
 
-    fn exact(&self, a: Amount) -> pb::Money {
+    fn exact(&self, a: Total) -> pb::Money {
         convert::money(&self.currency, a)
     }
 
@@ -131,9 +131,9 @@ impl ScoringApi {
             purchase_occasions: s.purchase_occasions,
             transaction_count: s.purchase_count + s.refund_count,
             historical_value: Some(self.exact(historical)),
-            average_order_value: Some(self.exact(Amount::from_nanos(
-                historical.nanos() / i64::from(s.purchase_count.max(1)),
-            ))),
+            average_order_value: Some(
+                self.exact(historical.div_trunc(u64::try_from(s.purchase_count).unwrap_or(1))),
+            ),
             no_purchase_window_days: self.scoring.policy().no_purchase_window_days as i32,
             horizon_months: options.horizon_months as i32,
             annual_discount_rate: options.annual_discount_rate,

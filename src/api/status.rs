@@ -39,6 +39,14 @@ impl From<StorageError> for Status {
                 tracing::error!(error = ?cause, "migration error");
                 Status::internal("internal error")
             }
+            StorageError::TotalOutOfRange { column } => {
+                tracing::warn!(column, "a total exceeds what Money can express");
+                Status::out_of_range(format!(
+                    "a total in this answer exceeds the largest amount Money can express \
+                     ({} units); narrow the request",
+                    i64::MAX
+                ))
+            }
         }
     }
 }

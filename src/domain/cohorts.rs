@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use super::{
     metrics::{ltv_to_cac, payback_period, per_customer, rate, NpsCounts},
     periods::{Granularity, MAX_PERIODS},
-    Amount, FieldViolation,
+    FieldViolation, Total, TotalOutOfRange,
 };
 
 /// Which cohorts and periods a report covers, already validated.
@@ -119,9 +119,9 @@ pub struct Activity {
     /// Purchases (orders), several a day counted each.
     pub orders: u64,
     /// Purchases minus refunds of them, booked on the purchase's day.
-    pub net: Amount,
+    pub net: Total,
     /// Cost of the purchases that carried one.
-    pub cost: Amount,
+    pub cost: Total,
     /// Purchases without a cost: margin is unknown while any exist.
     pub uncosted_purchases: u64,
 }
@@ -143,7 +143,7 @@ pub struct CohortFacts {
     /// Keyed by (cohort start, period start).
     pub activity: HashMap<(NaiveDate, NaiveDate), Activity>,
     /// Acquisition spend whose start lies in the cohort's period.
-    pub spend: HashMap<NaiveDate, Amount>,
+    pub spend: HashMap<NaiveDate, Total>,
     /// Latest NPS answer by as_of of each of the cohort's customers.
     pub nps: HashMap<NaiveDate, NpsCounts>,
     /// Keyed by (cohort start, k), for periods after as_of.
@@ -157,12 +157,12 @@ pub struct CohortPeriod {
     pub active_customers: u64,
     /// active_customers / cohort size; `None` for an empty cohort.
     pub retention_rate: Option<f64>,
-    pub revenue: Amount,
-    pub revenue_per_customer: Option<Amount>,
-    pub cumulative_revenue_per_customer: Option<Amount>,
+    pub revenue: Total,
+    pub revenue_per_customer: Option<Total>,
+    pub cumulative_revenue_per_customer: Option<Total>,
     pub orders: u64,
     /// Net revenue minus cost, when every purchase in the cell has a cost.
-    pub margin: Option<Amount>,
+    pub margin: Option<Total>,
     /// The period had not ended at as_of.
     pub partial: bool,
     /// Projected by the model, not observed.
@@ -177,8 +177,8 @@ pub struct Cohort {
     pub size: u64,
     pub periods: Vec<CohortPeriod>,
     pub repeat_purchase_rate: Option<f64>,
-    pub acquisition_spend: Option<Amount>,
-    pub cac: Option<Amount>,
+    pub acquisition_spend: Option<Total>,
+    pub cac: Option<Total>,
     pub ltv_to_cac: Option<f64>,
     pub payback_period: Option<u32>,
     pub nps: Option<f64>,
@@ -186,8 +186,13 @@ pub struct Cohort {
 }
 
 /// Lays the facts out into cohorts; `with_forecast` adds the periods after
-/// as_of (up to `range.periods`) from `facts.projections`.
-pub fn build_cohorts(range: &CohortRange, facts: &CohortFacts, with_forecast: bool) -> Vec<Cohort> {
+/// as_of (up to `range.periods`) from `facts.projections`. Fails when a
+/// cohort's cumulative revenue or a margin passes what Money can carry.
+pub fn build_cohorts(
+    range: &CohortRange,
+    facts: &CohortFacts,
+    with_forecast: bool,
+) -> Result<Vec<Cohort>, TotalOutOfRange> {
     let g = range.granularity;
     range
         .cohort_starts()
@@ -195,7 +200,7 @@ pub fn build_cohorts(range: &CohortRange, facts: &CohortFacts, with_forecast: bo
             let size = facts.sizes.get(&start).copied().unwrap_or_default();
             let n = size.customers;
             let mut periods = Vec::new();
-            let mut cumulative = Amount::ZERO;
+            let mut cumulative = Total::ZERO;
             let mut cumulative_per_customer = Vec::new();
             for k in 0..range.periods {
                 let p_start = g.add(start, k);
@@ -219,7 +224,8 @@ pub fn build_cohorts(range: &CohortRange, facts: &CohortFacts, with_forecast: bo
                         cumulative_revenue_per_customer: None,
                         orders: a.orders,
                         margin: (a.uncosted_purchases == 0)
-                            .then(|| Amount::from_nanos(a.net.nanos() - a.cost.nanos())),
+                            .then(|| a.net.checked_sub(a.cost))
+                            .transpose()?,
                         partial: g.add(start, k + 1) > range.as_of_day,
                         forecast: false,
                         expected_purchases: None,
@@ -231,7 +237,7 @@ pub fn build_cohorts(range: &CohortRange, facts: &CohortFacts, with_forecast: bo
                         .get(&(start, k))
                         .copied()
                         .unwrap_or_default();
-                    let revenue = Amount::from_nanos(p.revenue_nanos.round() as i64);
+                    let revenue = Total::saturating_from_nanos_f64(p.revenue_nanos);
                     let period = CohortPeriod {
                         k,
                         start: p_start,
@@ -248,7 +254,7 @@ pub fn build_cohorts(range: &CohortRange, facts: &CohortFacts, with_forecast: bo
                     };
                     (period, revenue)
                 };
-                cumulative = Amount::from_nanos(cumulative.nanos() + revenue.nanos());
+                cumulative = cumulative.checked_add(revenue)?;
                 let per = per_customer(cumulative, n);
                 if observed {
                     cumulative_per_customer.extend(per);
@@ -263,7 +269,7 @@ pub fn build_cohorts(range: &CohortRange, facts: &CohortFacts, with_forecast: bo
             let cac = spend.and_then(|s| per_customer(s, n));
             let observed_ltv = cumulative_per_customer.last().copied();
             let nps = facts.nps.get(&start).copied().unwrap_or_default();
-            Cohort {
+            Ok(Cohort {
                 start,
                 size: n,
                 repeat_purchase_rate: rate(size.repeat_customers, n),
@@ -274,7 +280,7 @@ pub fn build_cohorts(range: &CohortRange, facts: &CohortFacts, with_forecast: bo
                 nps: nps.score(),
                 nps_respondents: nps.respondents,
                 periods,
-            }
+            })
         })
         .collect()
 }
@@ -282,6 +288,10 @@ pub fn build_cohorts(range: &CohortRange, facts: &CohortFacts, with_forecast: bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(nanos: i128) -> Total {
+        Total::from_nanos(nanos).unwrap()
+    }
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
@@ -340,7 +350,7 @@ mod tests {
                 repeat_customers: 1,
             },
         );
-        let cohorts = build_cohorts(&range(d(2026, 3, 15)), &facts, false);
+        let cohorts = build_cohorts(&range(d(2026, 3, 15)), &facts, false).unwrap();
         assert_eq!(cohorts.len(), 3);
         let jan = &cohorts[0];
         assert_eq!(jan.periods.len(), 3);
@@ -355,7 +365,7 @@ mod tests {
         assert_eq!(cohorts[1].periods[0].retention_rate, None);
         assert_eq!(cohorts[1].periods[0].revenue_per_customer, None);
         // A period that ends exactly at as_of's day is complete.
-        let at_end = build_cohorts(&range(d(2026, 2, 1)), &facts, false);
+        let at_end = build_cohorts(&range(d(2026, 2, 1)), &facts, false).unwrap();
         assert!(!at_end[0].periods[0].partial);
         assert!(at_end[0].periods[1].partial);
     }
@@ -371,29 +381,29 @@ mod tests {
                 repeat_customers: 2,
             },
         );
-        let cell = |net: i64, cost: i64, uncosted: u64| Activity {
+        let cell = |net: i128, cost: i128, uncosted: u64| Activity {
             active_customers: 2,
             orders: 2,
-            net: Amount::from_nanos(net),
-            cost: Amount::from_nanos(cost),
+            net: t(net),
+            cost: t(cost),
             uncosted_purchases: uncosted,
         };
         facts.activity.insert((jan, jan), cell(100, 40, 0));
         facts.activity.insert((jan, d(2026, 2, 1)), cell(60, 10, 1));
-        facts.spend.insert(jan, Amount::from_nanos(70));
-        let c = &build_cohorts(&range(d(2026, 5, 1)), &facts, false)[0];
+        facts.spend.insert(jan, t(70));
+        let c = &build_cohorts(&range(d(2026, 5, 1)), &facts, false).unwrap()[0];
         let cum: Vec<_> = c
             .periods
             .iter()
             .map(|p| p.cumulative_revenue_per_customer.unwrap().nanos())
             .collect();
         assert_eq!(cum, [50, 80, 80, 80]);
-        assert_eq!(c.cac, Some(Amount::from_nanos(35)));
+        assert_eq!(c.cac, Some(t(35)));
         assert_eq!(c.payback_period, Some(0));
         assert_eq!(c.ltv_to_cac, Some(80.0 / 35.0));
-        assert_eq!(c.periods[0].margin, Some(Amount::from_nanos(60)));
+        assert_eq!(c.periods[0].margin, Some(t(60)));
         assert_eq!(c.periods[1].margin, None);
-        assert_eq!(c.periods[2].margin, Some(Amount::ZERO));
+        assert_eq!(c.periods[2].margin, Some(Total::ZERO));
     }
 
     #[test]
@@ -412,7 +422,7 @@ mod tests {
             Activity {
                 active_customers: 2,
                 orders: 2,
-                net: Amount::from_nanos(100),
+                net: t(100),
                 ..Default::default()
             },
         );
@@ -430,15 +440,12 @@ mod tests {
                 revenue_nanos: 10.0,
             },
         );
-        let c = &build_cohorts(&range(d(2026, 2, 10)), &facts, true)[0];
+        let c = &build_cohorts(&range(d(2026, 2, 10)), &facts, true).unwrap()[0];
         assert_eq!(c.periods.len(), 4);
         assert!(!c.periods[1].forecast && c.periods[1].partial);
         assert!(c.periods[2].forecast && c.periods[3].forecast);
-        assert_eq!(c.periods[2].revenue, Amount::from_nanos(20));
-        assert_eq!(
-            c.periods[3].cumulative_revenue_per_customer,
-            Some(Amount::from_nanos(65))
-        );
+        assert_eq!(c.periods[2].revenue, t(20));
+        assert_eq!(c.periods[3].cumulative_revenue_per_customer, Some(t(65)));
         assert_eq!(c.periods[3].expected_purchases, Some(0.25));
     }
 }

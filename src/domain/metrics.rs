@@ -2,7 +2,7 @@
 //! zero, money per customer, NPS, CAC, LTV:CAC and payback. Pure functions,
 //! so each definition is tested once, here.
 
-use super::Amount;
+use super::Total;
 
 /// `part / whole`, or `None` when nobody could be counted (`whole` = 0).
 pub fn rate(part: u64, whole: u64) -> Option<f64> {
@@ -11,13 +11,8 @@ pub fn rate(part: u64, whole: u64) -> Option<f64> {
 
 /// An amount shared among `customers`, rounded half away from zero to the
 /// nano; `None` for no customers.
-pub fn per_customer(total: Amount, customers: u64) -> Option<Amount> {
-    if customers == 0 {
-        return None;
-    }
-    let (t, n) = (i128::from(total.nanos()), i128::from(customers));
-    let rounded = (2 * t + t.signum() * n) / (2 * n);
-    Some(Amount::from_nanos(rounded as i64))
+pub fn per_customer(total: Total, customers: u64) -> Option<Total> {
+    (customers > 0).then(|| total.div_round(customers))
 }
 
 /// Answers to the NPS question ("how likely are you to recommend us",
@@ -41,13 +36,13 @@ impl NpsCounts {
 
 /// Lifetime value per customer over acquisition cost per customer; `None`
 /// when acquisition cost nothing (or is unknown).
-pub fn ltv_to_cac(ltv: Amount, cac: Amount) -> Option<f64> {
+pub fn ltv_to_cac(ltv: Total, cac: Total) -> Option<f64> {
     (cac.nanos() > 0).then(|| ltv.nanos() as f64 / cac.nanos() as f64)
 }
 
 /// The first period `k` whose cumulative revenue per customer has reached
 /// the acquisition cost per customer; `None` if none has yet.
-pub fn payback_period(cumulative_per_customer: &[Amount], cac: Amount) -> Option<u32> {
+pub fn payback_period(cumulative_per_customer: &[Total], cac: Total) -> Option<u32> {
     cumulative_per_customer
         .iter()
         .position(|c| *c >= cac)
@@ -58,6 +53,10 @@ pub fn payback_period(cumulative_per_customer: &[Amount], cac: Amount) -> Option
 mod tests {
     use super::*;
 
+    fn t(nanos: i128) -> Total {
+        Total::from_nanos(nanos).unwrap()
+    }
+
     #[test]
     fn rates_refuse_to_divide_by_nobody() {
         assert_eq!(rate(1, 4), Some(0.25));
@@ -66,19 +65,10 @@ mod tests {
 
     #[test]
     fn money_per_customer_rounds_half_away_from_zero() {
-        assert_eq!(
-            per_customer(Amount::from_nanos(10), 4),
-            Some(Amount::from_nanos(3))
-        );
-        assert_eq!(
-            per_customer(Amount::from_nanos(-10), 4),
-            Some(Amount::from_nanos(-3))
-        );
-        assert_eq!(
-            per_customer(Amount::from_nanos(10), 3),
-            Some(Amount::from_nanos(3))
-        );
-        assert_eq!(per_customer(Amount::from_nanos(11), 0), None);
+        assert_eq!(per_customer(t(10), 4), Some(t(3)));
+        assert_eq!(per_customer(t(-10), 4), Some(t(-3)));
+        assert_eq!(per_customer(t(10), 3), Some(t(3)));
+        assert_eq!(per_customer(t(11), 0), None);
     }
 
     #[test]
@@ -94,7 +84,7 @@ mod tests {
 
     #[test]
     fn payback_is_the_first_period_at_or_above_cac() {
-        let c = |n| Amount::from_nanos(n);
+        let c = t;
         assert_eq!(payback_period(&[c(5), c(10), c(20)], c(10)), Some(1));
         assert_eq!(payback_period(&[c(5), c(9)], c(10)), None);
         assert_eq!(ltv_to_cac(c(30), c(10)), Some(3.0));

@@ -29,7 +29,7 @@ pub use metrics::{ltv_to_cac, per_customer, rate, NpsCounts};
 pub use model_version::{
     FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters,
 };
-pub use money::{Amount, MAX_AMOUNT_UNITS};
+pub use money::{Amount, Total, TotalOutOfRange, MAX_AMOUNT_UNITS, MAX_TOTAL_NANOS};
 pub use periods::{business_day, start_of_day, Granularity, MAX_PERIODS};
 pub use plan::{
     plan_batch, Atomicity, DayDelta, EntryOutcome, Key, NewRow, Plan, PlanError, StoredState,

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    Amount, Batch, CustomerId, CustomerSummary, Transaction, TransactionId, TransactionKind,
+    Amount, Batch, CustomerId, CustomerSummary, Total, Transaction, TransactionId, TransactionKind,
 };
 
 /// A transaction as stored, with what has been refunded of it so far.
@@ -39,6 +39,8 @@ pub enum PlanError {
         "transaction {index} refunds more than is left of the purchase ({remaining:?} nanos left)"
     )]
     OverRefund { index: usize, remaining: Amount },
+    #[error("transaction {index} would take the customer's {what} past its limit")]
+    TotalOutOfRange { index: usize, what: &'static str },
 }
 
 impl PlanError {
@@ -47,7 +49,8 @@ impl PlanError {
             PlanError::Conflict { index }
             | PlanError::UnknownRefundTarget { index }
             | PlanError::RefundOfRefund { index }
-            | PlanError::OverRefund { index, .. } => *index,
+            | PlanError::OverRefund { index, .. }
+            | PlanError::TotalOutOfRange { index, .. } => *index,
         }
     }
 }
@@ -74,8 +77,8 @@ pub struct DayDelta {
     pub day: NaiveDate,
     pub purchases: i32,
     pub refunds: i32,
-    pub net: i64,
-    pub cost: i64,
+    pub net: Total,
+    pub cost: Total,
     pub uncosted_purchases: i32,
     pub first_purchase_at: DateTime<Utc>,
     pub last_purchase_at: DateTime<Utc>,
@@ -121,9 +124,12 @@ pub struct Plan {
 /// A transaction's identity.
 pub type Key = (CustomerId, TransactionId);
 
-/// The running state of one customer while planning.
-struct Running {
-    before: Option<CustomerSummary>,
+/// The running numbers of one customer while planning. Money is tracked
+/// as net revenue and repeat value (net of every occasion but the first):
+/// a purchase before the first occasion turns the whole previous net into
+/// repeat value, so no step needs the first occasion's value on its own.
+#[derive(Debug, Clone, Copy)]
+struct Tally {
     first_day: Option<NaiveDate>,
     last_day: Option<NaiveDate>,
     first_at: Option<DateTime<Utc>>,
@@ -131,84 +137,116 @@ struct Running {
     occasions: i32,
     purchases: i32,
     refunds: i32,
-    net: i64,
-    /// Net value of the first occasion.
-    first_net: i64,
-    cost: i64,
+    net: Total,
+    repeat: Total,
+    cost: Total,
     uncosted: i32,
-    touched: bool,
 }
 
-impl Running {
-    fn new(before: Option<CustomerSummary>) -> Self {
-        let mut r = Running {
-            first_day: None,
-            last_day: None,
-            first_at: None,
-            last_at: None,
-            occasions: 0,
-            purchases: 0,
-            refunds: 0,
-            net: 0,
-            first_net: 0,
-            cost: 0,
-            uncosted: 0,
-            touched: false,
-            before: None,
-        };
-        if let Some(s) = &before {
-            r.first_day = Some(s.first_purchase_day);
-            r.last_day = Some(s.last_purchase_day);
-            r.first_at = Some(s.first_purchase_at);
-            r.last_at = Some(s.last_purchase_at);
-            r.occasions = s.purchase_occasions;
-            r.purchases = s.purchase_count;
-            r.refunds = s.refund_count;
-            r.net = s.net_revenue.nanos();
-            r.first_net = s.first_occasion_value();
-            r.cost = s.cost.nanos();
-            r.uncosted = s.uncosted_purchases;
-        }
-        r.before = before;
-        r
-    }
+/// Which of a customer's or day's figures a transaction would take past
+/// its limit.
+type Exceeded = &'static str;
 
-    fn purchase(&mut self, t: &Transaction, new_occasion: bool) {
+impl Tally {
+    /// The tally after a purchase, or what it would take past its limit.
+    fn with_purchase(mut self, t: &Transaction, new_occasion: bool) -> Result<Self, Exceeded> {
         if new_occasion {
-            self.occasions += 1;
+            self.occasions = self.occasions.checked_add(1).ok_or("purchase occasions")?;
         }
         let day = t.occasion_day;
-        let amount = t.amount.nanos();
-        match self.first_day {
-            Some(first) if day > first => {}
-            Some(first) if day == first => self.first_net += amount,
-            // A new first occasion: the old first becomes a repeat occasion.
+        let amount = Total::from(t.amount);
+        self.repeat = match self.first_day {
+            Some(first) if day > first => self
+                .repeat
+                .checked_add(amount)
+                .map_err(|_| "repeat value")?,
+            Some(first) if day == first => self.repeat,
+            // A new first occasion: everything before becomes repeat value.
             _ => {
                 self.first_day = Some(day);
-                self.first_net = amount;
+                self.net
             }
-        }
+        };
         self.last_day = Some(self.last_day.map_or(day, |d| d.max(day)));
         self.first_at = Some(
             self.first_at
                 .map_or(t.occurred_at, |a| a.min(t.occurred_at)),
         );
         self.last_at = Some(self.last_at.map_or(t.occurred_at, |a| a.max(t.occurred_at)));
-        self.purchases += 1;
-        self.net += amount;
+        self.purchases = self.purchases.checked_add(1).ok_or("purchase count")?;
+        self.net = self.net.checked_add(amount).map_err(|_| "net revenue")?;
         match t.cost {
-            Some(c) => self.cost += c.nanos(),
-            None => self.uncosted += 1,
+            Some(c) => self.cost = self.cost.checked_add(c).map_err(|_| "cost")?,
+            None => {
+                self.uncosted = self
+                    .uncosted
+                    .checked_add(1)
+                    .ok_or("purchases without a cost")?
+            }
         }
-        self.touched = true;
+        Ok(self)
     }
 
-    fn refund(&mut self, amount: i64, purchase_day: NaiveDate) {
-        if self.first_day == Some(purchase_day) {
-            self.first_net -= amount;
+    /// The tally after a refund of a purchase made on `purchase_day`.
+    fn with_refund(mut self, amount: Amount, purchase_day: NaiveDate) -> Result<Self, Exceeded> {
+        if self.first_day != Some(purchase_day) {
+            self.repeat = self
+                .repeat
+                .checked_sub(amount)
+                .map_err(|_| "repeat value")?;
         }
-        self.refunds += 1;
-        self.net -= amount;
+        self.refunds = self.refunds.checked_add(1).ok_or("refund count")?;
+        self.net = self.net.checked_sub(amount).map_err(|_| "net revenue")?;
+        Ok(self)
+    }
+}
+
+/// The running state of one customer while planning.
+struct Running {
+    before: Option<CustomerSummary>,
+    tally: Tally,
+    touched: bool,
+}
+
+impl Running {
+    fn new(before: Option<CustomerSummary>) -> Self {
+        let tally = match &before {
+            Some(s) => Tally {
+                first_day: Some(s.first_purchase_day),
+                last_day: Some(s.last_purchase_day),
+                first_at: Some(s.first_purchase_at),
+                last_at: Some(s.last_purchase_at),
+                occasions: s.purchase_occasions,
+                purchases: s.purchase_count,
+                refunds: s.refund_count,
+                net: s.net_revenue,
+                repeat: s.repeat_value,
+                cost: s.cost,
+                uncosted: s.uncosted_purchases,
+            },
+            None => Tally {
+                first_day: None,
+                last_day: None,
+                first_at: None,
+                last_at: None,
+                occasions: 0,
+                purchases: 0,
+                refunds: 0,
+                net: Total::ZERO,
+                repeat: Total::ZERO,
+                cost: Total::ZERO,
+                uncosted: 0,
+            },
+        };
+        Running {
+            before,
+            tally,
+            touched: false,
+        }
+    }
+
+    fn set(&mut self, tally: Tally) {
+        self.tally = tally;
         self.touched = true;
     }
 
@@ -216,20 +254,49 @@ impl Running {
         if !self.touched {
             return None;
         }
+        let t = self.tally;
         Some(CustomerSummary {
             customer_id,
-            first_purchase_day: self.first_day?,
-            last_purchase_day: self.last_day?,
-            first_purchase_at: self.first_at?,
-            last_purchase_at: self.last_at?,
-            purchase_occasions: self.occasions,
-            purchase_count: self.purchases,
-            refund_count: self.refunds,
-            net_revenue: Amount::from_nanos(self.net),
-            repeat_value: Amount::from_nanos(self.net - self.first_net),
-            cost: Amount::from_nanos(self.cost),
-            uncosted_purchases: self.uncosted,
+            first_purchase_day: t.first_day?,
+            last_purchase_day: t.last_day?,
+            first_purchase_at: t.first_at?,
+            last_purchase_at: t.last_at?,
+            purchase_occasions: t.occasions,
+            purchase_count: t.purchases,
+            refund_count: t.refunds,
+            net_revenue: t.net,
+            repeat_value: t.repeat,
+            cost: t.cost,
+            uncosted_purchases: t.uncosted,
         })
+    }
+}
+
+impl DayDelta {
+    /// (purchases, net, cost, uncosted) after adding a purchase.
+    fn with_purchase(&self, t: &Transaction) -> Result<(i32, Total, Total, i32), Exceeded> {
+        let over = |_| "the day's total";
+        Ok((
+            self.purchases.checked_add(1).ok_or("the day's purchases")?,
+            self.net.checked_add(t.amount).map_err(over)?,
+            match t.cost {
+                Some(c) => self.cost.checked_add(c).map_err(over)?,
+                None => self.cost,
+            },
+            self.uncosted_purchases
+                .checked_add(i32::from(t.cost.is_none()))
+                .ok_or("the day's purchases")?,
+        ))
+    }
+
+    /// (refunds, net) after adding a refund.
+    fn with_refund(&self, amount: Amount) -> Result<(i32, Total), Exceeded> {
+        Ok((
+            self.refunds.checked_add(1).ok_or("the day's refunds")?,
+            self.net
+                .checked_sub(amount)
+                .map_err(|_| "the day's total")?,
+        ))
     }
 }
 
@@ -273,23 +340,45 @@ pub fn plan_batch(
         } else {
             match &t.kind {
                 TransactionKind::Purchase => {
-                    new_purchase_rows.insert(key, plan.inserts.len());
-                    plan.inserts.push(NewRow {
-                        transaction: t.clone(),
-                        refunded: Amount::ZERO,
-                    });
-                    let new_occasion = occasions.insert((t.customer_id.clone(), t.occasion_day));
-                    customer(&mut running, &t.customer_id).purchase(t, new_occasion);
-                    let day = day_delta(&mut days, &t.customer_id, t.occasion_day, t.occurred_at);
-                    day.purchases += 1;
-                    day.net += t.amount.nanos();
-                    match t.cost {
-                        Some(c) => day.cost += c.nanos(),
-                        None => day.uncosted_purchases += 1,
+                    let occasion = (t.customer_id.clone(), t.occasion_day);
+                    let new_occasion = !occasions.contains(&occasion);
+                    let runner = customer(&mut running, &t.customer_id);
+                    let day_key = (t.customer_id.clone(), t.occasion_day);
+                    let fresh = fresh_day(&t.customer_id, t.occasion_day, t.occurred_at);
+                    // Every figure is checked before any is changed, so a
+                    // rejected entry leaves the plan as it was.
+                    let checked = runner
+                        .tally
+                        .with_purchase(t, new_occasion)
+                        .and_then(|tally| {
+                            Ok((
+                                tally,
+                                days.get(&day_key).unwrap_or(&fresh).with_purchase(t)?,
+                            ))
+                        });
+                    match checked {
+                        Err(what) => EntryOutcome::Rejected(PlanError::TotalOutOfRange {
+                            index: entry.index,
+                            what,
+                        }),
+                        Ok((tally, (purchases, net, cost, uncosted))) => {
+                            runner.set(tally);
+                            let day = days.entry(day_key).or_insert(fresh);
+                            day.purchases = purchases;
+                            day.net = net;
+                            day.cost = cost;
+                            day.uncosted_purchases = uncosted;
+                            day.first_purchase_at = day.first_purchase_at.min(t.occurred_at);
+                            day.last_purchase_at = day.last_purchase_at.max(t.occurred_at);
+                            occasions.insert(occasion);
+                            new_purchase_rows.insert(key, plan.inserts.len());
+                            plan.inserts.push(NewRow {
+                                transaction: t.clone(),
+                                refunded: Amount::ZERO,
+                            });
+                            EntryOutcome::Recorded
+                        }
                     }
-                    day.first_purchase_at = day.first_purchase_at.min(t.occurred_at);
-                    day.last_purchase_at = day.last_purchase_at.max(t.occurred_at);
-                    EntryOutcome::Recorded
                 }
                 TransactionKind::Refund { of } => {
                     match refund_target(
@@ -304,31 +393,49 @@ pub fn plan_batch(
                         Err(e) => EntryOutcome::Rejected(e),
                         Ok(target) => {
                             let target_key = (t.customer_id.clone(), of.clone());
-                            let amount = t.amount.nanos();
-                            if let Some(&row) = new_purchase_rows.get(&target_key) {
-                                let r = &mut plan.inserts[row];
-                                r.refunded = Amount::from_nanos(r.refunded.nanos() + amount);
-                            } else {
-                                *stored_refund_adds.entry(target_key).or_insert(0) += amount;
-                            }
-                            plan.inserts.push(NewRow {
-                                transaction: t.clone(),
-                                refunded: Amount::ZERO,
-                            });
-                            customer(&mut running, &t.customer_id)
-                                .refund(amount, target.occasion_day);
+                            let runner = customer(&mut running, &t.customer_id);
                             // The target lies inside the stored row's time
                             // range, so these times leave it unchanged; they
                             // only fill the proposed row.
-                            let day = day_delta(
-                                &mut days,
-                                &t.customer_id,
-                                target.occasion_day,
-                                target.occurred_at,
-                            );
-                            day.refunds += 1;
-                            day.net -= amount;
-                            EntryOutcome::Recorded
+                            let day_key = (t.customer_id.clone(), target.occasion_day);
+                            let fresh =
+                                fresh_day(&t.customer_id, target.occasion_day, target.occurred_at);
+                            let checked = runner
+                                .tally
+                                .with_refund(t.amount, target.occasion_day)
+                                .and_then(|tally| {
+                                    let day = days.get(&day_key).unwrap_or(&fresh);
+                                    Ok((tally, day.with_refund(t.amount)?))
+                                });
+                            match checked {
+                                Err(what) => EntryOutcome::Rejected(PlanError::TotalOutOfRange {
+                                    index: entry.index,
+                                    what,
+                                }),
+                                Ok((tally, (refunds, net))) => {
+                                    runner.set(tally);
+                                    let day = days.entry(day_key).or_insert(fresh);
+                                    day.refunds = refunds;
+                                    day.net = net;
+                                    // Refunds never exceed what is left of
+                                    // their purchase (checked above), so
+                                    // these sums stay within its amount.
+                                    let amount = t.amount.nanos();
+                                    if let Some(&row) = new_purchase_rows.get(&target_key) {
+                                        let r = &mut plan.inserts[row];
+                                        r.refunded =
+                                            Amount::from_nanos(r.refunded.nanos() + amount);
+                                    } else {
+                                        *stored_refund_adds.entry(target_key).or_insert(0) +=
+                                            amount;
+                                    }
+                                    plan.inserts.push(NewRow {
+                                        transaction: t.clone(),
+                                        refunded: Amount::ZERO,
+                                    });
+                                    EntryOutcome::Recorded
+                                }
+                            }
                         }
                     }
                 }
@@ -371,24 +478,19 @@ fn customer<'a>(running: &'a mut HashMap<CustomerId, Running>, id: &CustomerId) 
         .or_insert_with(|| Running::new(None))
 }
 
-fn day_delta<'a>(
-    days: &'a mut HashMap<(CustomerId, NaiveDate), DayDelta>,
-    customer_id: &CustomerId,
-    day: NaiveDate,
-    at: DateTime<Utc>,
-) -> &'a mut DayDelta {
-    days.entry((customer_id.clone(), day))
-        .or_insert_with(|| DayDelta {
-            customer_id: customer_id.clone(),
-            day,
-            purchases: 0,
-            refunds: 0,
-            net: 0,
-            cost: 0,
-            uncosted_purchases: 0,
-            first_purchase_at: at,
-            last_purchase_at: at,
-        })
+/// A zero delta for a (customer, day) row, with the first time seen.
+fn fresh_day(customer_id: &CustomerId, day: NaiveDate, at: DateTime<Utc>) -> DayDelta {
+    DayDelta {
+        customer_id: customer_id.clone(),
+        day,
+        purchases: 0,
+        refunds: 0,
+        net: Total::ZERO,
+        cost: Total::ZERO,
+        uncosted_purchases: 0,
+        first_purchase_at: at,
+        last_purchase_at: at,
+    }
 }
 
 /// The purchase a refund names, if it exists, is a purchase and has enough

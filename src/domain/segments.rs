@@ -115,7 +115,7 @@ pub struct PopulationScore {
     /// churn_risk × the value expected if the customer stays
     /// (predicted_value / P(alive)).
     pub value_at_risk: f64,
-    pub historical_value: super::Amount,
+    pub historical_value: super::Total,
     pub recency_score: u8,
     pub frequency_score: u8,
     pub monetary_score: u8,

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Amount, CustomerId};
+use super::{CustomerId, Total, TotalOutOfRange};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerSummary {
@@ -17,18 +17,19 @@ pub struct CustomerSummary {
     pub purchase_count: i32,
     pub refund_count: i32,
     /// Purchases minus refunds.
-    pub net_revenue: Amount,
+    pub net_revenue: Total,
     /// Net value of every occasion but the first (m = repeat_value / x).
-    pub repeat_value: Amount,
+    pub repeat_value: Total,
     /// Total cost of the purchases that carried one.
-    pub cost: Amount,
+    pub cost: Total,
     /// Purchases recorded without a cost (margin is known only when 0).
     pub uncosted_purchases: i32,
 }
 
 impl CustomerSummary {
-    /// Net value of the first occasion.
-    pub fn first_occasion_value(&self) -> i64 {
-        self.net_revenue.nanos() - self.repeat_value.nanos()
+    /// Net value of the first occasion (between 0 and the net revenue, as
+    /// every occasion's net value is >= 0).
+    pub fn first_occasion_value(&self) -> Result<Total, TotalOutOfRange> {
+        self.net_revenue.checked_sub(self.repeat_value)
     }
 }

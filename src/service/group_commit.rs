@@ -93,6 +93,9 @@ fn renumber(outcome: EntryOutcome) -> EntryOutcome {
                 index: 0,
                 remaining,
             },
+            PlanError::TotalOutOfRange { what, .. } => {
+                PlanError::TotalOutOfRange { index: 0, what }
+            }
         }),
         other => other,
     }

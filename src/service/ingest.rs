@@ -164,5 +164,10 @@ fn rejected(p: PlanError, keys: &[String]) -> IngestError {
                 format!("exceeds what is left of the purchase ({u}.{:09})", n.abs()),
             )
         }
+        PlanError::TotalOutOfRange { index, what } => at(
+            index,
+            "amount",
+            format!("would take the customer's {what} past its limit; nothing was recorded"),
+        ),
     }
 }

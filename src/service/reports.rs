@@ -10,8 +10,8 @@ use clv_model::CustomerSummary as ModelSummary;
 use super::population::clv_model;
 use crate::{
     domain::{
-        build_cohorts, business_day, per_customer, rate, start_of_day, Amount, Cohort, CohortRange,
-        FieldViolation, ModelVersion, Projection,
+        build_cohorts, business_day, per_customer, rate, start_of_day, Cohort, CohortRange,
+        FieldViolation, ModelVersion, Projection, Total, TotalOutOfRange,
     },
     storage::{CohortHistory, DaysAsOf, LoyaltyCounts, SegmentRow, Storage, StorageError},
 };
@@ -24,6 +24,9 @@ pub enum ReportError {
     /// FAILED_PRECONDITION: what is missing.
     #[error("{0}")]
     Precondition(String),
+    /// OUT_OF_RANGE: a figure of the report passes what Money can carry.
+    #[error(transparent)]
+    TotalOutOfRange(#[from] TotalOutOfRange),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -45,10 +48,10 @@ pub struct Loyalty {
     pub counts: LoyaltyCounts,
     pub retention_rate: Option<f64>,
     pub repeat_purchase_rate: Option<f64>,
-    pub average_historical_clv: Option<Amount>,
+    pub average_historical_clv: Option<Total>,
     /// (mean predicted value in currency units, model version).
     pub average_predicted_clv: Option<(f64, i64)>,
-    pub cac: Option<Amount>,
+    pub cac: Option<Total>,
     pub ltv_to_cac: Option<f64>,
     pub csat: Option<f64>,
     pub ces: Option<f64>,
@@ -62,7 +65,7 @@ pub struct Segments {
     pub segments: Vec<SegmentRow>,
     pub value_tiers: Vec<SegmentRow>,
     /// Everyone's historical revenue, for the shares.
-    pub total_revenue: Amount,
+    pub total_revenue: Total,
 }
 
 /// Customers per aggregation step: big enough to amortise the statements,
@@ -166,7 +169,7 @@ impl Reports {
         }
         Ok(CohortOutcome {
             as_of: as_of.unwrap_or(now),
-            cohorts: build_cohorts(range, &facts, model_version.is_some()),
+            cohorts: build_cohorts(range, &facts, model_version.is_some())?,
             model_version,
             forecast_note,
         })
@@ -223,12 +226,11 @@ impl Reports {
                 )
             })?;
         let rows = self.storage.segment_rows(model.version).await?;
-        let total_revenue = Amount::from_nanos(
+        let total_revenue = Total::checked_sum(
             rows.iter()
                 .filter(|r| r.dimension == "segment")
-                .map(|r| r.historical_revenue.nanos())
-                .sum(),
-        );
+                .map(|r| r.historical_revenue),
+        )?;
         let (segments, value_tiers) = rows.into_iter().partition(|r| r.dimension == "segment");
         Ok(Segments {
             model,

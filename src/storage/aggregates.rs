@@ -9,6 +9,10 @@
 //! in one statement, which sees every ingest batch of the customer either
 //! whole or not at all; a batch that commits after the step's read queued
 //! the customer again, so the next step picks it up.
+//!
+//! Money sums stay `numeric` from the rollups to the cells (no cast to
+//! bigint), so no total can make a step fail: a step that failed would
+//! fail again on every cycle and hold every cohort report back.
 
 use sqlx::{Postgres, Transaction as PgTx};
 
@@ -41,7 +45,7 @@ const SUBTRACT: &str = "
 const ADD: &str = "
     WITH fresh AS (
         SELECT customer_id, granularity, period, cohort, sum(purchases)::int8 AS orders,
-               sum(net_nanos)::int8 AS net_nanos, sum(cost_nanos)::int8 AS cost_nanos,
+               sum(net_nanos) AS net_nanos, sum(cost_nanos) AS cost_nanos,
                sum(uncosted_purchases)::int8 AS uncosted,
                (max(occasions) >= 2 AND period = cohort)::int::int2 AS repeat_customer
           FROM (SELECT d.customer_id, g.granularity,

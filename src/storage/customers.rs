@@ -2,8 +2,8 @@
 
 use sqlx::{postgres::PgRow, Row};
 
-use super::{Storage, StorageError};
-use crate::domain::{Amount, CustomerId, CustomerSummary};
+use super::{money::total, Storage, StorageError};
+use crate::domain::{CustomerId, CustomerSummary};
 
 /// What an erasure removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,11 +12,16 @@ pub struct DeletedCustomer {
     pub existed: bool,
 }
 
-/// A `customers` row (all columns) as a summary.
-pub(super) fn summary_from_row(row: &PgRow) -> Result<CustomerSummary, sqlx::Error> {
+/// A `customers` row as a summary: every column, plus the money columns
+/// as text (`net_revenue_text`, `repeat_value_text`, `cost_text`; see
+/// [`super::money`]).
+pub(super) fn summary_from_row(row: &PgRow) -> Result<CustomerSummary, StorageError> {
     Ok(CustomerSummary {
-        customer_id: CustomerId::parse(row.try_get("customer_id")?)
-            .map_err(|e| sqlx::Error::Decode(format!("stored customer_id: {e}").into()))?,
+        customer_id: CustomerId::parse(row.try_get("customer_id")?).map_err(|e| {
+            StorageError::Database(sqlx::Error::Decode(
+                format!("stored customer_id: {e}").into(),
+            ))
+        })?,
         first_purchase_day: row.try_get("first_purchase_day")?,
         last_purchase_day: row.try_get("last_purchase_day")?,
         first_purchase_at: row.try_get("first_purchase_at")?,
@@ -24,9 +29,9 @@ pub(super) fn summary_from_row(row: &PgRow) -> Result<CustomerSummary, sqlx::Err
         purchase_occasions: row.try_get("purchase_occasions")?,
         purchase_count: row.try_get("purchase_count")?,
         refund_count: row.try_get("refund_count")?,
-        net_revenue: Amount::from_nanos(row.try_get("net_revenue_nanos")?),
-        repeat_value: Amount::from_nanos(row.try_get("repeat_value_nanos")?),
-        cost: Amount::from_nanos(row.try_get("cost_nanos")?),
+        net_revenue: total(row, "net_revenue_text")?,
+        repeat_value: total(row, "repeat_value_text")?,
+        cost: total(row, "cost_text")?,
         uncosted_purchases: row.try_get("uncosted_purchases")?,
     })
 }
@@ -37,12 +42,14 @@ impl Storage {
         id: &CustomerId,
     ) -> Result<Option<CustomerSummary>, StorageError> {
         let row = sqlx::query(
-            "SELECT * FROM customers WHERE customer_id = $1 AND purchase_occasions > 0",
+            "SELECT *, net_revenue_nanos::text AS net_revenue_text,
+                    repeat_value_nanos::text AS repeat_value_text, cost_nanos::text AS cost_text
+               FROM customers WHERE customer_id = $1 AND purchase_occasions > 0",
         )
         .bind(id.as_str())
         .fetch_optional(&self.reads)
         .await?;
-        Ok(row.as_ref().map(summary_from_row).transpose()?)
+        row.as_ref().map(summary_from_row).transpose()
     }
 
     /// Erases every row of the customer under the customer's row lock (the

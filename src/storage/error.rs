@@ -13,6 +13,10 @@ pub enum StorageError {
     Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A stored or summed total (named by its column) that the API's Money
+    /// cannot carry: OUT_OF_RANGE for the call that read it.
+    #[error("{column}: the total exceeds what Money can express")]
+    TotalOutOfRange { column: String },
 }
 
 /// Whether the error means the database cannot be reached right now.

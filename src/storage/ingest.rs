@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Postgres, Row, Transaction as PgTx};
 
-use super::{customers::summary_from_row, RecordError, Storage, StorageError};
+use super::{customers::summary_from_row, money::texts, RecordError, Storage, StorageError};
 use crate::domain::{
     plan_batch, Amount, Atomicity, Batch, CustomerId, CustomerSummary, EntryOutcome, Plan,
     StoredState, StoredTransaction, Transaction, TransactionId, TransactionKind,
@@ -114,7 +114,8 @@ async fn lock_customers(
     let rows = sqlx::query(
         "INSERT INTO customers AS c (customer_id) SELECT * FROM unnest($1::text[])
          ON CONFLICT (customer_id) DO UPDATE SET customer_id = excluded.customer_id
-         RETURNING c.*",
+         RETURNING c.*, c.net_revenue_nanos::text AS net_revenue_text,
+                   c.repeat_value_nanos::text AS repeat_value_text, c.cost_nanos::text AS cost_text",
     )
     .bind(&customers)
     .fetch_all(&mut **tx)
@@ -316,7 +317,8 @@ async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageEr
          ), days AS (
              INSERT INTO customer_days AS d (customer_id, day, purchases, refunds, net_nanos, cost_nanos,
                                              uncosted_purchases, first_purchase_at, last_purchase_at)
-             SELECT * FROM unnest($13::text[], $14::date[], $15::int4[], $16::int4[], $17::int8[], $18::int8[],
+             SELECT * FROM unnest($13::text[], $14::date[], $15::int4[], $16::int4[],
+                                  $17::text[]::numeric[], $18::text[]::numeric[],
                                   $19::int4[], $20::timestamptz[], $21::timestamptz[])
              ON CONFLICT (customer_id, day) DO UPDATE SET
                  purchases = d.purchases + excluded.purchases,
@@ -341,7 +343,8 @@ async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageEr
              net_revenue_nanos = u.net, repeat_value_nanos = u.repeat,
              cost_nanos = u.cost, uncosted_purchases = u.uncosted, updated_at = now()
            FROM unnest($23::text[], $24::date[], $25::date[], $26::timestamptz[], $27::timestamptz[], $28::int4[],
-                       $29::int4[], $30::int4[], $31::int8[], $32::int8[], $33::int8[], $34::int4[])
+                       $29::int4[], $30::int4[], $31::text[]::numeric[], $32::text[]::numeric[],
+                       $33::text[]::numeric[], $34::int4[])
                 AS u(customer_id, first_day, last_day, first_at, last_at, occasions,
                      purchases, refunds, net, repeat, cost, uncosted)
           WHERE c.customer_id = u.customer_id",
@@ -362,8 +365,8 @@ async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageEr
     .bind(d.iter().map(|x| x.day).collect::<Vec<_>>())
     .bind(d.iter().map(|x| x.purchases).collect::<Vec<_>>())
     .bind(d.iter().map(|x| x.refunds).collect::<Vec<_>>())
-    .bind(d.iter().map(|x| x.net).collect::<Vec<_>>())
-    .bind(d.iter().map(|x| x.cost).collect::<Vec<_>>())
+    .bind(texts(d.iter().map(|x| x.net)))
+    .bind(texts(d.iter().map(|x| x.cost)))
     .bind(d.iter().map(|x| x.uncosted_purchases).collect::<Vec<_>>())
     .bind(d.iter().map(|x| x.first_purchase_at).collect::<Vec<_>>())
     .bind(d.iter().map(|x| x.last_purchase_at).collect::<Vec<_>>())
@@ -376,9 +379,9 @@ async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageEr
     .bind(s.iter().map(|x| x.purchase_occasions).collect::<Vec<_>>())
     .bind(s.iter().map(|x| x.purchase_count).collect::<Vec<_>>())
     .bind(s.iter().map(|x| x.refund_count).collect::<Vec<_>>())
-    .bind(s.iter().map(|x| x.net_revenue.nanos()).collect::<Vec<_>>())
-    .bind(s.iter().map(|x| x.repeat_value.nanos()).collect::<Vec<_>>())
-    .bind(s.iter().map(|x| x.cost.nanos()).collect::<Vec<_>>())
+    .bind(texts(s.iter().map(|x| x.net_revenue)))
+    .bind(texts(s.iter().map(|x| x.repeat_value)))
+    .bind(texts(s.iter().map(|x| x.cost)))
     .bind(s.iter().map(|x| x.uncosted_purchases).collect::<Vec<_>>())
     .bind(plan.inserts.len() as i64)
     .bind(counter_slot())

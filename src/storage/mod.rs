@@ -8,6 +8,7 @@ mod error;
 mod feedback;
 mod ingest;
 mod models;
+mod money;
 mod reports;
 mod scores;
 

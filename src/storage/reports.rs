@@ -9,13 +9,17 @@
 //! transactions themselves, where purchases and refunds after as_of are
 //! left out (a refund still counts on its purchase's day). The loyalty
 //! summary reads the per-customer-day rollups.
+//!
+//! Money sums stay `numeric` in SQL and come back as exact text (see
+//! [`super::money`]): a sum past what Money carries is an OUT_OF_RANGE
+//! error for that one report, never a wrapped or failed bigint cast.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use sqlx::Row;
 
-use super::{Storage, StorageError};
-use crate::domain::{Activity, Amount, CohortFacts, CohortRange, CohortSize, NpsCounts};
+use super::{money::total, Storage, StorageError};
+use crate::domain::{Activity, CohortFacts, CohortRange, CohortSize, NpsCounts, Total};
 
 /// Which purchase data a report reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +52,8 @@ impl DaysAsOf {
                       GROUP BY 1, 2
                  ), days AS (
                      SELECT p.customer_id, p.occasion_day AS day, count(*) AS orders,
-                            sum(p.amount_nanos - coalesce(r.refunded, 0))::int8 AS net,
-                            coalesce(sum(p.cost_nanos), 0)::int8 AS cost,
+                            sum(p.amount_nanos - coalesce(r.refunded, 0)) AS net,
+                            coalesce(sum(p.cost_nanos), 0) AS cost,
                             count(*) FILTER (WHERE p.cost_nanos IS NULL) AS uncosted
                        FROM transactions p
                        LEFT JOIN refunds r USING (customer_id, transaction_id)
@@ -57,7 +61,7 @@ impl DaysAsOf {
                       GROUP BY 1, 2
                  ), firsts AS (
                      SELECT customer_id, min(day) AS first_day, max(day) AS last_day, count(*) AS occasions,
-                            (sum(net) - (array_agg(net ORDER BY day))[1])::int8 AS repeat_net
+                            sum(net) - (array_agg(net ORDER BY day))[1] AS repeat_net
                        FROM days GROUP BY customer_id
                  )"
             }
@@ -80,7 +84,7 @@ pub struct CohortHistory {
     pub occasions: i64,
     pub first_day: NaiveDate,
     pub last_day: NaiveDate,
-    pub repeat_net: Amount,
+    pub repeat_net: Total,
     pub customers: i64,
 }
 
@@ -100,12 +104,12 @@ pub struct LoyaltyCounts {
     /// Two or more occasions before `end`.
     pub repeat_customers: u64,
     /// Net revenue of all occasions before `end`.
-    pub historical_revenue: Amount,
+    pub historical_revenue: Total,
     /// Net revenue of the occasions in [start, end).
-    pub period_revenue: Amount,
+    pub period_revenue: Total,
     /// Of it, the top 20% of active customers by their revenue in the period.
-    pub top_fifth_revenue: Amount,
-    pub spend: Amount,
+    pub top_fifth_revenue: Total,
+    pub spend: Total,
     pub nps: NpsCounts,
     pub csat_answers: u64,
     pub csat_satisfied: u64,
@@ -120,7 +124,7 @@ pub struct SegmentRow {
     pub dimension: String,
     pub name: String,
     pub customers: u64,
-    pub historical_revenue: Amount,
+    pub historical_revenue: Total,
     /// Mean of historical + predicted value, in currency units.
     pub average_value: f64,
     pub average_churn_risk: f64,
@@ -128,10 +132,6 @@ pub struct SegmentRow {
 
 fn count(row: &sqlx::postgres::PgRow, column: &str) -> Result<u64, sqlx::Error> {
     Ok(row.try_get::<i64, _>(column)?.max(0) as u64)
-}
-
-fn amount(row: &sqlx::postgres::PgRow, column: &str) -> Result<Amount, sqlx::Error> {
-    Ok(Amount::from_nanos(row.try_get(column)?))
 }
 
 impl Storage {
@@ -151,18 +151,21 @@ impl Storage {
             .granularity
             .add(range.cohorts_end(), range.periods)
             .min(range.as_of_day + chrono::Days::new(1));
-        // Rows: ('size', cohort, NULL, customers, repeat customers, ...),
-        // ('cell', cohort, period, active, orders, net, cost, uncosted),
+        // Rows (kind, cohort, period, a, b, c, e, money_a, money_b):
+        // ('size', cohort, NULL, customers, repeat customers, ...),
+        // ('cell', cohort, period, active, orders, 0, uncosted, net, cost),
         // ('nps', cohort, NULL, respondents, promoters, detractors) and
-        // ('spend', cohort, NULL, nanos).
+        // ('spend', cohort, NULL, ..., nanos). Money is numeric as text.
         let (sizes_and_cells, members) = match source {
             DaysAsOf::Latest => (
                 "SELECT 'size' AS kind, cohort, NULL::date AS period, customers AS a,
-                        repeat_customers AS b, 0::int8 AS c, 0::int8 AS d, 0::int8 AS e
+                        repeat_customers AS b, 0::int8 AS c, 0::int8 AS e, NULL::text AS money_a,
+                        NULL::text AS money_b
                    FROM cohort_cells
                   WHERE granularity = $9 AND cohort >= $3 AND cohort < $4 AND period = cohort
                  UNION ALL
-                 SELECT 'cell', cohort, period, customers, orders, net_nanos, cost_nanos, uncosted
+                 SELECT 'cell', cohort, period, customers, orders, 0, uncosted, net_nanos::text,
+                        cost_nanos::text
                    FROM cohort_cells
                   WHERE granularity = $9 AND cohort >= $3 AND cohort < $4 AND period < $5
                     AND customers <> 0",
@@ -172,12 +175,12 @@ impl Storage {
             ),
             DaysAsOf::Instant(_) => (
                 "SELECT 'size' AS kind, cohort, NULL::date AS period, count(*) AS a,
-                        count(*) FILTER (WHERE occasions >= 2) AS b, 0::int8 AS c, 0::int8 AS d,
-                        0::int8 AS e
+                        count(*) FILTER (WHERE occasions >= 2) AS b, 0::int8 AS c, 0::int8 AS e,
+                        NULL::text AS money_a, NULL::text AS money_b
                    FROM members GROUP BY cohort
                  UNION ALL
-                 SELECT 'cell', cohort, period, count(*), sum(orders)::int8, sum(net)::int8,
-                        sum(cost)::int8, sum(uncosted)::int8
+                 SELECT 'cell', cohort, period, count(*), sum(orders)::int8, 0,
+                        sum(uncosted)::int8, sum(net)::text, sum(cost)::text
                    FROM (SELECT m.cohort, date_trunc($2, d.day::timestamp)::date AS period,
                                 sum(d.orders) AS orders, sum(d.net) AS net, sum(d.cost) AS cost,
                                 sum(d.uncosted) AS uncosted
@@ -198,11 +201,11 @@ impl Storage {
              {sizes_and_cells}
              UNION ALL
              SELECT 'nps', m.cohort, NULL, count(*), count(*) FILTER (WHERE a.nps >= 9),
-                    count(*) FILTER (WHERE a.nps <= 6), 0, 0
+                    count(*) FILTER (WHERE a.nps <= 6), 0, NULL, NULL
                FROM answers a JOIN members m USING (customer_id) GROUP BY m.cohort
              UNION ALL
              SELECT 'spend', date_trunc($2, start_time AT TIME ZONE $6)::date, NULL,
-                    sum(amount_nanos)::int8, 0, 0, 0, 0
+                    0, 0, 0, 0, sum(amount_nanos)::text, NULL
                FROM acquisition_spend
               WHERE start_time >= $7 AND start_time < $8
               GROUP BY 2",
@@ -241,8 +244,8 @@ impl Storage {
                         Activity {
                             active_customers: count(&row, "a")?,
                             orders: count(&row, "b")?,
-                            net: amount(&row, "c")?,
-                            cost: amount(&row, "d")?,
+                            net: total(&row, "money_a")?,
+                            cost: total(&row, "money_b")?,
                             uncosted_purchases: count(&row, "e")?,
                         },
                     );
@@ -258,7 +261,7 @@ impl Storage {
                     );
                 }
                 _ => {
-                    facts.spend.insert(cohort, amount(&row, "a")?);
+                    facts.spend.insert(cohort, total(&row, "money_a")?);
                 }
             }
         }
@@ -275,7 +278,7 @@ impl Storage {
         let sql = format!(
             "WITH {ctes}
              SELECT date_trunc($2, first_day::timestamp)::date AS cohort, occasions, first_day, last_day,
-                    repeat_net,
+                    repeat_net::text AS repeat_net,
                     count(*) AS customers
                FROM firsts WHERE first_day >= $3 AND first_day < $4
               GROUP BY 1, 2, 3, 4, 5",
@@ -295,12 +298,11 @@ impl Storage {
                     occasions: row.try_get("occasions")?,
                     first_day: row.try_get("first_day")?,
                     last_day: row.try_get("last_day")?,
-                    repeat_net: amount(row, "repeat_net")?,
+                    repeat_net: total(row, "repeat_net")?,
                     customers: row.try_get("customers")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StorageError::from)
+            .collect()
     }
 
     /// The loyalty summary's counts over business days [start, end), whose
@@ -332,11 +334,11 @@ impl Storage {
                (SELECT count(*) FROM before_end WHERE first_day < $1) AS existing_customers,
                (SELECT count(*) FROM before_end WHERE first_day < $1 AND active) AS retained_customers,
                (SELECT count(*) FROM before_end WHERE occasions >= 2) AS repeat_customers,
-               (SELECT coalesce(sum(net), 0)::int8 FROM before_end) AS historical_revenue,
-               (SELECT coalesce(sum(period_net), 0)::int8 FROM ranked) AS period_revenue,
-               (SELECT coalesce(sum(period_net), 0)::int8 FROM ranked
+               (SELECT coalesce(sum(net), 0)::text FROM before_end) AS historical_revenue,
+               (SELECT coalesce(sum(period_net), 0)::text FROM ranked) AS period_revenue,
+               (SELECT coalesce(sum(period_net), 0)::text FROM ranked
                  WHERE rank <= ceil(active_count * 0.2)) AS top_fifth_revenue,
-               (SELECT coalesce(sum(amount_nanos), 0)::int8 FROM acquisition_spend
+               (SELECT coalesce(sum(amount_nanos), 0)::text FROM acquisition_spend
                  WHERE start_time >= $3 AND start_time < $4) AS spend,
                (SELECT count(*) FROM answers) AS nps_respondents,
                (SELECT count(*) FROM answers WHERE nps >= 9) AS nps_promoters,
@@ -360,10 +362,10 @@ impl Storage {
             existing_customers: count(&row, "existing_customers")?,
             retained_customers: count(&row, "retained_customers")?,
             repeat_customers: count(&row, "repeat_customers")?,
-            historical_revenue: amount(&row, "historical_revenue")?,
-            period_revenue: amount(&row, "period_revenue")?,
-            top_fifth_revenue: amount(&row, "top_fifth_revenue")?,
-            spend: amount(&row, "spend")?,
+            historical_revenue: total(&row, "historical_revenue")?,
+            period_revenue: total(&row, "period_revenue")?,
+            top_fifth_revenue: total(&row, "top_fifth_revenue")?,
+            spend: total(&row, "spend")?,
             nps: NpsCounts {
                 respondents: count(&row, "nps_respondents")?,
                 promoters: count(&row, "nps_promoters")?,
@@ -392,12 +394,12 @@ impl Storage {
     pub async fn segment_rows(&self, version: i64) -> Result<Vec<SegmentRow>, StorageError> {
         let rows = sqlx::query(
             "SELECT 'segment' AS dimension, segment AS name, count(*) AS customers,
-                    sum(historical_value_nanos)::int8 AS revenue,
+                    sum(historical_value_nanos)::text AS revenue,
                     avg(historical_value_nanos / 1e9 + predicted_value)::float8 AS average_value,
                     avg(churn_risk) AS average_churn_risk
                FROM customer_scores WHERE model_version = $1 GROUP BY segment
              UNION ALL
-             SELECT 'value_tier', value_tier, count(*), sum(historical_value_nanos)::int8,
+             SELECT 'value_tier', value_tier, count(*), sum(historical_value_nanos)::text,
                     avg(historical_value_nanos / 1e9 + predicted_value)::float8, avg(churn_risk)
                FROM customer_scores WHERE model_version = $1 GROUP BY value_tier",
         )
@@ -410,12 +412,11 @@ impl Storage {
                     dimension: row.try_get("dimension")?,
                     name: row.try_get("name")?,
                     customers: count(row, "customers")?,
-                    historical_revenue: amount(row, "revenue")?,
+                    historical_revenue: total(row, "revenue")?,
                     average_value: row.try_get("average_value")?,
                     average_churn_risk: row.try_get("average_churn_risk")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StorageError::from)
+            .collect()
     }
 }

@@ -3,9 +3,9 @@
 
 use sqlx::{postgres::PgRow, Row};
 
-use super::{customers::summary_from_row, Storage, StorageError};
+use super::{customers::summary_from_row, money::total, Storage, StorageError};
 use crate::domain::{
-    Amount, CustomerId, CustomerSummary, PopulationScore, Segment, Segmentation, ValueTier,
+    CustomerId, CustomerSummary, PopulationScore, Segment, Segmentation, ValueTier,
 };
 
 /// Bytes of COPY data sent at a time.
@@ -14,13 +14,14 @@ const COPY_CHUNK_BYTES: usize = 1 << 20;
 impl Storage {
     /// Every customer's summary (for scoring the whole base).
     pub async fn all_summaries(&self) -> Result<Vec<CustomerSummary>, StorageError> {
-        let rows = sqlx::query("SELECT * FROM customers WHERE purchase_occasions > 0")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(summary_from_row)
-            .collect::<Result<_, _>>()?)
+        let rows = sqlx::query(
+            "SELECT *, net_revenue_nanos::text AS net_revenue_text,
+                    repeat_value_nanos::text AS repeat_value_text, cost_nanos::text AS cost_text
+               FROM customers WHERE purchase_occasions > 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(summary_from_row).collect()
     }
 
     /// Stores a version's scores and drops those of versions before
@@ -73,7 +74,7 @@ impl Storage {
     ) -> Result<Vec<PopulationScore>, StorageError> {
         let (after_value, after_id) = after.unwrap_or((f64::INFINITY, String::new()));
         let rows = sqlx::query(
-            "SELECT * FROM customer_scores
+            "SELECT *, historical_value_nanos::text AS historical_value_text FROM customer_scores
               WHERE model_version = $1 AND churn_risk >= $2 AND predicted_value >= $3
                 AND (value_at_risk, customer_id) < ($4, $5)
               ORDER BY value_at_risk DESC, customer_id DESC
@@ -87,7 +88,7 @@ impl Storage {
         .bind(limit)
         .fetch_all(&self.reads)
         .await?;
-        Ok(rows.iter().map(score_from_row).collect::<Result<_, _>>()?)
+        rows.iter().map(score_from_row).collect()
     }
 
     /// Summaries of `ids` that have one, with their segmentation under
@@ -99,7 +100,9 @@ impl Storage {
     ) -> Result<Vec<(CustomerSummary, Option<Segmentation>)>, StorageError> {
         let ids: Vec<&str> = ids.iter().map(CustomerId::as_str).collect();
         let rows = sqlx::query(
-            "SELECT c.*, s.recency_score, s.frequency_score, s.monetary_score, s.segment, s.value_tier
+            "SELECT c.*, c.net_revenue_nanos::text AS net_revenue_text,
+                    c.repeat_value_nanos::text AS repeat_value_text, c.cost_nanos::text AS cost_text,
+                    s.recency_score, s.frequency_score, s.monetary_score, s.segment, s.value_tier
                FROM customers c
                LEFT JOIN customer_scores s ON s.customer_id = c.customer_id AND s.model_version = $2
               WHERE c.customer_id = ANY($1::text[]) AND c.purchase_occasions > 0",
@@ -110,8 +113,7 @@ impl Storage {
         .await?;
         rows.iter()
             .map(|row| Ok((summary_from_row(row)?, segmentation_from_row(row)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StorageError::from)
+            .collect()
     }
 
     /// A customer's stored scores under a version.
@@ -121,13 +123,14 @@ impl Storage {
         version: i64,
     ) -> Result<Option<PopulationScore>, StorageError> {
         let row = sqlx::query(
-            "SELECT * FROM customer_scores WHERE customer_id = $1 AND model_version = $2",
+            "SELECT *, historical_value_nanos::text AS historical_value_text
+               FROM customer_scores WHERE customer_id = $1 AND model_version = $2",
         )
         .bind(id.as_str())
         .bind(version)
         .fetch_optional(&self.reads)
         .await?;
-        Ok(row.as_ref().map(score_from_row).transpose()?)
+        row.as_ref().map(score_from_row).transpose()
     }
 }
 
@@ -151,7 +154,9 @@ fn segmentation_from_row(row: &PgRow) -> Result<Option<Segmentation>, sqlx::Erro
     }))
 }
 
-fn score_from_row(row: &PgRow) -> Result<PopulationScore, sqlx::Error> {
+/// A `customer_scores` row, with `historical_value_text` (see
+/// [`super::money`]).
+fn score_from_row(row: &PgRow) -> Result<PopulationScore, StorageError> {
     let bad = |what: &str| {
         sqlx::Error::Decode(format!("stored {what} is not one this service writes").into())
     };
@@ -168,7 +173,7 @@ fn score_from_row(row: &PgRow) -> Result<PopulationScore, sqlx::Error> {
         expected_purchases: row.try_get("expected_purchases")?,
         predicted_value: row.try_get("predicted_value")?,
         value_at_risk: row.try_get("value_at_risk")?,
-        historical_value: Amount::from_nanos(row.try_get("historical_value_nanos")?),
+        historical_value: total(row, "historical_value_text")?,
         recency_score: score("recency_score")?,
         frequency_score: score("frequency_score")?,
         monetary_score: score("monetary_score")?,

@@ -88,7 +88,7 @@ async fn after_deletion_the_customer_starts_afresh() {
     assert!(!r.into_inner().duplicate);
     assert_eq!(
         app.summary("c").await.unwrap().net_revenue.nanos(),
-        nanos(300)
+        i128::from(nanos(300))
     );
 }
 

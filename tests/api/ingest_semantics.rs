@@ -25,7 +25,7 @@ async fn resending_the_same_transaction_is_a_duplicate_success() {
     assert!(second.duplicate);
     assert_eq!(app.transactions_stored().await, 1);
     let s = app.summary("c1").await.unwrap();
-    assert_eq!(s.net_revenue.nanos(), nanos(2_550));
+    assert_eq!(s.net_revenue.nanos(), i128::from(nanos(2_550)));
     assert_eq!(s.purchase_count, 1);
 }
 
@@ -78,9 +78,9 @@ async fn same_day_purchases_are_one_occasion_and_zero_value_purchases_count() {
     );
     assert_eq!(s.first_purchase_at, at(2026, 2, 1, 9, 0));
     assert_eq!(s.last_purchase_at, at(2026, 2, 20, 12, 0));
-    assert_eq!(s.net_revenue.nanos(), nanos(2_200));
+    assert_eq!(s.net_revenue.nanos(), i128::from(nanos(2_200)));
     // Repeat occasions: the free one (0) and the 20th (7.00).
-    assert_eq!(s.repeat_value.nanos(), nanos(700));
+    assert_eq!(s.repeat_value.nanos(), i128::from(nanos(700)));
 }
 
 #[tokio::test]
@@ -101,7 +101,7 @@ async fn refunds_change_value_on_the_purchase_day_not_occasions() {
         "a fully refunded purchase is still an occasion"
     );
     assert_eq!(s.refund_count, 2);
-    assert_eq!(s.net_revenue.nanos(), nanos(1_000));
+    assert_eq!(s.net_revenue.nanos(), i128::from(nanos(1_000)));
     assert_eq!(s.repeat_value.nanos(), 0);
     assert_eq!(
         s.last_purchase_day,
@@ -136,7 +136,7 @@ async fn a_refund_may_name_a_purchase_of_the_same_batch_wherever_it_sits() {
     assert_eq!((r.batches, r.recorded, r.duplicates), (1, 2, 0));
     assert_eq!(
         app.summary("c1").await.unwrap().net_revenue.nanos(),
-        nanos(700)
+        i128::from(nanos(700))
     );
 }
 
@@ -186,7 +186,7 @@ async fn costs_are_summed_and_purchases_without_one_are_counted() {
         .await
         .unwrap();
     let s = app.summary("c1").await.unwrap();
-    assert_eq!(s.cost.nanos(), nanos(400));
+    assert_eq!(s.cost.nanos(), i128::from(nanos(400)));
     assert_eq!(s.uncosted_purchases, 1);
 }
 
@@ -207,7 +207,7 @@ async fn an_earlier_purchase_arriving_late_becomes_the_first_occasion() {
         s.first_purchase_day,
         NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()
     );
-    assert_eq!(s.repeat_value.nanos(), nanos(5_000));
+    assert_eq!(s.repeat_value.nanos(), i128::from(nanos(5_000)));
 }
 
 #[tokio::test]

@@ -32,7 +32,11 @@ pub fn money_nanos(m: &Option<pb::Money>) -> i128 {
     i128::from(m.units) * NANOS_PER_UNIT + i128::from(m.nanos)
 }
 
-fn largest_purchase(customer: &str, id: &str, when: chrono::DateTime<chrono::Utc>) -> pb::Transaction {
+fn largest_purchase(
+    customer: &str,
+    id: &str,
+    when: chrono::DateTime<chrono::Utc>,
+) -> pb::Transaction {
     pb::Transaction {
         amount: Some(usd(CAP_UNITS, 0)),
         ..purchase(customer, id, when, 0)
@@ -264,7 +268,9 @@ async fn try_purchase(
 #[tokio::test]
 async fn the_smallest_int64_is_rejected_as_amount_cost_and_spend_and_nothing_is_stored() {
     let app = spawn_app().await;
-    let e = try_purchase(&app, usd(i64::MIN, 0), None).await.unwrap_err();
+    let e = try_purchase(&app, usd(i64::MIN, 0), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert_eq!(violated_fields(&e), ["transaction.amount.units"]);
     let e = try_purchase(&app, usd(5, 0), Some(usd(i64::MIN, 0)))

@@ -15,15 +15,16 @@ pub struct Expected {
     pub purchase_occasions: i32,
     pub purchase_count: i32,
     pub refund_count: i32,
-    pub net_revenue_nanos: i64,
-    pub repeat_value_nanos: i64,
-    pub cost_nanos: i64,
+    pub net_revenue_nanos: i128,
+    pub repeat_value_nanos: i128,
+    pub cost_nanos: i128,
     pub uncosted_purchases: i32,
 }
 
-fn money_nanos(m: &Option<pb::Money>) -> i64 {
+/// Nanos of a Money (0 when absent), exact for any Money.
+pub fn money_nanos(m: &Option<pb::Money>) -> i128 {
     m.as_ref()
-        .map(|m| m.units * 1_000_000_000 + i64::from(m.nanos))
+        .map(|m| i128::from(m.units) * 1_000_000_000 + i128::from(m.nanos))
         .unwrap_or(0)
 }
 
@@ -51,7 +52,7 @@ pub fn expected(transactions: &[pb::Transaction]) -> HashMap<String, Expected> {
         if purchases.is_empty() {
             continue;
         }
-        let refunded = |purchase: &str| -> i64 {
+        let refunded = |purchase: &str| -> i128 {
             refunds
                 .iter()
                 .filter(|r| r.refunded_transaction_id == purchase)
@@ -60,11 +61,11 @@ pub fn expected(transactions: &[pb::Transaction]) -> HashMap<String, Expected> {
         };
         let days: BTreeSet<NaiveDate> = purchases.iter().map(|p| time(p).date_naive()).collect();
         let first_day = *days.first().expect("a day");
-        let net: i64 = purchases
+        let net: i128 = purchases
             .iter()
             .map(|p| money_nanos(&p.amount) - refunded(&p.transaction_id))
             .sum();
-        let repeat: i64 = purchases
+        let repeat: i128 = purchases
             .iter()
             .filter(|p| time(p).date_naive() != first_day)
             .map(|p| money_nanos(&p.amount) - refunded(&p.transaction_id))
