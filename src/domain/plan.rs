@@ -680,4 +680,62 @@ mod tests {
         let err = plan_batch(&batch(vec![other]), state, Atomicity::AllOrNothing).unwrap_err();
         assert_eq!(err, PlanError::Conflict { index: 0 });
     }
+
+    #[test]
+    fn an_entry_that_would_pass_a_total_limit_is_rejected_and_changes_nothing() {
+        let c = CustomerId::parse("c").unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let near_limit = Total::from_nanos(crate::domain::MAX_TOTAL_NANOS - 5).unwrap();
+        let mut state = new_customers(&["d"]);
+        state.summaries.insert(
+            c.clone(),
+            Some(CustomerSummary {
+                customer_id: c.clone(),
+                first_purchase_day: at.date_naive(),
+                last_purchase_day: at.date_naive(),
+                first_purchase_at: at,
+                last_purchase_at: at,
+                purchase_occasions: 1,
+                purchase_count: 1,
+                refund_count: 0,
+                net_revenue: near_limit,
+                repeat_value: Total::ZERO,
+                cost: Total::ZERO,
+                uncosted_purchases: 1,
+            }),
+        );
+        state.occasions.insert((c.clone(), at.date_naive()));
+        let b = batch(vec![
+            t("c", "over", 2, 1, TransactionKind::Purchase),
+            t("d", "fine", 2, 100, TransactionKind::Purchase),
+        ]);
+        let plan = plan_batch(&b, state.clone(), Atomicity::EachOnItsOwn).unwrap();
+        assert_eq!(
+            plan.outcomes,
+            vec![
+                (
+                    0,
+                    EntryOutcome::Rejected(PlanError::TotalOutOfRange {
+                        index: 0,
+                        what: "net revenue"
+                    })
+                ),
+                (1, EntryOutcome::Recorded),
+            ]
+        );
+        let only_d = |id: &CustomerId| id.as_str() == "d";
+        assert!(plan
+            .inserts
+            .iter()
+            .all(|r| only_d(&r.transaction.customer_id)));
+        assert!(plan.day_deltas.iter().all(|d| only_d(&d.customer_id)));
+        assert!(plan.summaries.iter().all(|s| only_d(&s.customer_id)));
+        assert_eq!(
+            plan_batch(&b, state, Atomicity::AllOrNothing).unwrap_err(),
+            PlanError::TotalOutOfRange {
+                index: 0,
+                what: "net revenue"
+            }
+        );
+    }
 }

@@ -126,7 +126,7 @@ async fn stored_ids(pool: &PgPool) -> HashSet<String> {
 /// the service keeps, and from the transactions it should hold.
 async fn stored_totals(pool: &PgPool) -> BTreeMap<String, (i64, i64)> {
     sqlx::query_as::<_, (String, i32, i64)>(
-        "SELECT customer_id, purchase_count, net_revenue_nanos FROM customers",
+        "SELECT customer_id, purchase_count, net_revenue_nanos::int8 FROM customers",
     )
     .fetch_all(pool)
     .await

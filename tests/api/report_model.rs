@@ -49,7 +49,7 @@ async fn segments_and_tiers_group_the_active_models_scores() {
     // (customers, revenue nanos, Σ total value, Σ churn risk) per name,
     // from the stored scores with plain loops.
     let rows: Vec<(String, String, i64, f64, f64)> = sqlx::query_as(
-        "SELECT segment, value_tier, historical_value_nanos, predicted_value, churn_risk
+        "SELECT segment, value_tier, historical_value_nanos::int8, predicted_value, churn_risk
            FROM customer_scores WHERE model_version = $1",
     )
     .bind(model.version)
