@@ -337,3 +337,118 @@ async fn the_cap_holds_for_units_and_nanos_together() {
         (i128::from(CAP_UNITS) * NANOS_PER_UNIT).to_string()
     );
 }
+
+/// The largest total Money can carry, in nanos.
+fn max_total_nanos() -> i128 {
+    i128::from(i64::MAX) * NANOS_PER_UNIT + 999_999_999
+}
+
+#[tokio::test]
+async fn a_purchase_that_would_take_a_customer_past_the_largest_money_is_rejected_and_stores_nothing(
+) {
+    let app = spawn_app().await;
+    let mut client = app.ingest().await;
+    client
+        .record_transaction(record(purchase("c", "p1", at(2026, 1, 5, 12, 0), 100)))
+        .await
+        .unwrap();
+    // A customer at the limit: billions of transactions at the cap, which
+    // no test can send, so the summary is set where the service keeps it.
+    let near = max_total_nanos() - 1;
+    sqlx::query(
+        "UPDATE customers SET net_revenue_nanos = $1::text::numeric,
+                              repeat_value_nanos = $1::text::numeric
+          WHERE customer_id = 'c'",
+    )
+    .bind(near.to_string())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    for (i, send) in ["single", "import"].into_iter().enumerate() {
+        let t = purchase("c", &format!("p{}", i + 2), at(2026, 1, 6, 12, 0), 1);
+        let e = if send == "single" {
+            client.record_transaction(record(t)).await.unwrap_err()
+        } else {
+            client
+                .import_transactions(futures::stream::iter([pb::ImportTransactionsRequest {
+                    transactions: vec![t],
+                }]))
+                .await
+                .unwrap_err()
+        };
+        assert_eq!(e.code(), Code::InvalidArgument, "{send}: {e:?}");
+        let fields = violated_fields(&e);
+        assert_eq!(fields.len(), 1, "{send}: {e:?}");
+        assert!(fields[0].ends_with("amount"), "{send}: {fields:?}");
+        assert!(e.message().contains("past its limit"), "{send}: {e:?}");
+    }
+    assert_eq!(app.transactions_stored().await, 1);
+    assert_eq!(
+        exact_sum(&app, "SELECT net_revenue_nanos::text FROM customers").await,
+        near.to_string()
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM customer_days").await,
+        1,
+        "no day row for the rejected purchase"
+    );
+}
+
+#[tokio::test]
+async fn a_cohort_whose_figure_passes_the_largest_money_is_out_of_range_alone() {
+    let app = spawn_app().await;
+    let mut client = app.ingest().await;
+    for (c, when) in [
+        ("jan", at(2026, 1, 10, 9, 0)),
+        ("mar", at(2026, 3, 2, 9, 0)),
+    ] {
+        client
+            .record_transaction(record(purchase(c, "p", when, 500)))
+            .await
+            .unwrap();
+    }
+    let mut reports = reports(&app).await;
+    reports
+        .get_cohort_report(monthly(at(2026, 1, 1, 0, 0), 3))
+        .await
+        .expect("aggregates brought up to date");
+    // January's cell as billions of transactions at the cap would leave
+    // it: past what Money carries.
+    sqlx::query(
+        "UPDATE cohort_cells SET net_nanos = $1::text::numeric
+          WHERE granularity = 2 AND cohort = '2026-01-01' AND period = '2026-01-01'",
+    )
+    .bind((max_total_nanos() + 1).to_string())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let e = reports
+        .get_cohort_report(monthly(at(2026, 1, 1, 0, 0), 1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+    assert!(e.message().contains("Money"), "{e:?}");
+    let march = reports
+        .get_cohort_report(monthly(at(2026, 3, 1, 0, 0), 1))
+        .await
+        .expect("an unrelated cohort answers")
+        .into_inner();
+    assert_eq!(
+        money_nanos(&march.cohorts[0].periods[0].revenue),
+        i128::from(nanos(500))
+    );
+    // Aggregation goes on: a new March purchase shows up.
+    client
+        .record_transaction(record(purchase("mar", "p2", at(2026, 3, 3, 9, 0), 250)))
+        .await
+        .unwrap();
+    let march = reports
+        .get_cohort_report(monthly(at(2026, 3, 1, 0, 0), 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        money_nanos(&march.cohorts[0].periods[0].revenue),
+        i128::from(nanos(750))
+    );
+}

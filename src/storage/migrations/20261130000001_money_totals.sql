@@ -6,6 +6,8 @@
 -- at 9.2e9 units, which ten of the largest purchases pass. The service
 -- keeps each total within what the API's Money carries (units within
 -- int64, 9.2e18 units) and rejects a call that would take one past it.
+-- Each ALTER rewrites its table once, under an exclusive lock: on a large
+-- deployment, run `clvd migrate` in a quiet window.
 
 ALTER TABLE customers
     ALTER COLUMN net_revenue_nanos  TYPE numeric,
