@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{CustomerId, Total, TotalOutOfRange};
+use super::{CustomerId, Total};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerSummary {
@@ -24,12 +24,4 @@ pub struct CustomerSummary {
     pub cost: Total,
     /// Purchases recorded without a cost (margin is known only when 0).
     pub uncosted_purchases: i32,
-}
-
-impl CustomerSummary {
-    /// Net value of the first occasion (between 0 and the net revenue, as
-    /// every occasion's net value is >= 0).
-    pub fn first_occasion_value(&self) -> Result<Total, TotalOutOfRange> {
-        self.net_revenue.checked_sub(self.repeat_value)
-    }
 }
