@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::{
     convert::{instant, money, past_instant, predicted_money, timestamp},
     pb,
-    status::invalid_argument,
+    status::{error, invalid_argument},
 };
 use crate::{
     domain::{Amount, Cohort, CohortRange, FieldViolation, Granularity},
@@ -127,7 +127,7 @@ impl From<ReportError> for Status {
     fn from(e: ReportError) -> Self {
         match e {
             ReportError::Invalid(vs) => invalid_argument(&vs),
-            ReportError::Precondition(m) => Status::failed_precondition(m),
+            ReportError::Precondition(m) => error(Code::FailedPrecondition, m),
             ReportError::Storage(s) => s.into(),
         }
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clvd::{
     api::pb::{
-        self, model_service_client::ModelServiceClient,
-        report_service_client::ReportServiceClient, scoring_service_client::ScoringServiceClient,
+        self, model_service_client::ModelServiceClient, report_service_client::ReportServiceClient,
+        scoring_service_client::ScoringServiceClient,
     },
     auth::hash_key,
     config::AuthMode,
@@ -45,7 +45,12 @@ pub fn wire_size(status: &Status) -> usize {
         })
         .sum();
     let details = status.details().len().div_ceil(3) * 4;
-    "grpc-status".len() + 2 + 32 + "grpc-message".len() + message + 32
+    "grpc-status".len()
+        + 2
+        + 32
+        + "grpc-message".len()
+        + message
+        + 32
         + "grpc-status-details-bin".len()
         + details
         + 32
@@ -121,7 +126,11 @@ async fn every_rpcs_error_carries_details_equal_to_its_status_line() {
         ..purchase("k", "t", at(2026, 1, 1, 0, 0), 100)
     };
     let e = ingest.record_transaction(record(huge)).await.unwrap_err();
-    assert_well_formed("RecordTransaction over the size limit", &e, Code::OutOfRange);
+    assert_well_formed(
+        "RecordTransaction over the size limit",
+        &e,
+        Code::OutOfRange,
+    );
 
     let e = ingest
         .import_transactions(futures::stream::iter([good_batch(3), bad_batch(2)]))
@@ -275,7 +284,10 @@ async fn refusals_before_the_handler_carry_details_equal_to_their_status_line() 
         .unwrap_err();
     assert_well_formed("no key", &e, Code::Unauthenticated);
     let e = ModelServiceClient::new(ch.clone())
-        .fit_model(keyed(INGEST_KEY, Request::new(pb::FitModelRequest::default())))
+        .fit_model(keyed(
+            INGEST_KEY,
+            Request::new(pb::FitModelRequest::default()),
+        ))
         .await
         .unwrap_err();
     assert_well_formed("a key without the scope", &e, Code::PermissionDenied);
@@ -287,7 +299,10 @@ async fn refusals_before_the_handler_carry_details_equal_to_their_status_line() 
     let mut holder = pb::ingest_service_client::IngestServiceClient::new(ch.clone());
     let held = tokio::spawn(async move {
         holder
-            .import_transactions(keyed(INGEST_KEY, Request::new(UnboundedReceiverStream::new(rx))))
+            .import_transactions(keyed(
+                INGEST_KEY,
+                Request::new(UnboundedReceiverStream::new(rx)),
+            ))
             .await
     });
     while app.transactions_stored().await < 1 {
@@ -302,9 +317,17 @@ async fn refusals_before_the_handler_carry_details_equal_to_their_status_line() 
         ))
         .await
         .unwrap_err();
-    assert_well_formed("a call over the concurrency limit", &e, Code::ResourceExhausted);
+    assert_well_formed(
+        "a call over the concurrency limit",
+        &e,
+        Code::ResourceExhausted,
+    );
     let e = held.await.unwrap().unwrap_err();
-    assert_well_formed("a call past the maximum call time", &e, Code::DeadlineExceeded);
+    assert_well_formed(
+        "a call past the maximum call time",
+        &e,
+        Code::DeadlineExceeded,
+    );
     drop(tx);
 }
 
@@ -343,7 +366,9 @@ async fn a_batch_of_5000_bad_transactions_gets_a_small_error_naming_the_first_on
     // The second batch repeats the first: 10 recorded, 10 duplicates.
     assert!(message.contains("batch 2 (0-based)"), "{message}");
     assert!(
-        message.contains("batches committed before it: 2 (20 transactions: 10 recorded, 10 duplicates)"),
+        message.contains(
+            "batches committed before it: 2 (20 transactions: 10 recorded, 10 duplicates)"
+        ),
         "{message}"
     );
     assert_eq!(app.transactions_stored().await, 10);
@@ -361,7 +386,8 @@ async fn an_oversized_later_message_says_what_was_committed_before_it() {
     let message = e.message();
     assert!(message.contains("batch 1 (0-based)"), "{message}");
     assert!(
-        message.contains("batches committed before it: 1 (5 transactions: 5 recorded, 0 duplicates)"),
+        message
+            .contains("batches committed before it: 1 (5 transactions: 5 recorded, 0 duplicates)"),
         "{message}"
     );
     assert!(message.contains("4096"), "the limit: {message}");
@@ -383,7 +409,8 @@ async fn a_conflict_in_a_later_batch_says_what_was_committed_before_it() {
     assert!(message.contains("batch 1 (0-based)"), "{message}");
     assert!(message.contains("batches[1].transactions[2]"), "{message}");
     assert!(
-        message.contains("batches committed before it: 1 (3 transactions: 3 recorded, 0 duplicates)"),
+        message
+            .contains("batches committed before it: 1 (3 transactions: 3 recorded, 0 duplicates)"),
         "{message}"
     );
 }
@@ -410,9 +437,7 @@ async fn long_values_and_many_bad_ids_are_cut_to_a_readable_error() {
     assert_eq!(violated_fields(&e), ["transaction.amount.currency_code"]);
 
     // 1,000 ids (the most a call takes), each bad and as long as allowed.
-    let ids: Vec<String> = (0..1_000)
-        .map(|i| format!("\u{1}{i:0>127}"))
-        .collect();
+    let ids: Vec<String> = (0..1_000).map(|i| format!("\u{1}{i:0>127}")).collect();
     let e = ScoringServiceClient::new(channel(&app.endpoint()).await.unwrap())
         .batch_get_customer_values(pb::BatchGetCustomerValuesRequest {
             customer_ids: ids,
