@@ -81,10 +81,7 @@ impl Failure {
         match e {
             IngestError::AlreadyExists { key, .. } => Self::new(
                 Code::AlreadyExists,
-                format!(
-                    "{} was already recorded with other content; nothing was changed",
-                    clip(&key, 2 * MAX_FIELD_BYTES + 1)
-                ),
+                format!("{key} was already recorded with other content; nothing was changed"),
             ),
             other => other.into(),
         }
@@ -122,11 +119,10 @@ impl Failure {
     }
 
     /// The status of an ImportTransactions stream that failed at batch
-    /// `committed.batches` (0-based) after the batches before it committed
-    /// (`committed`: the totals so far):
-    /// the message says so first, field paths start with `batches[N].`, and
-    /// a google.rpc.ErrorInfo (reason `IMPORT_BATCH_FAILED`) carries the
-    /// same numbers for programs.
+    /// `committed.batches` (0-based), `committed` being the totals of the
+    /// batches before it: the message says so first, field paths start
+    /// with `batches[N].`, and a google.rpc.ErrorInfo (reason
+    /// `IMPORT_BATCH_FAILED`) carries the same numbers for programs.
     pub fn in_import(self, committed: &pb::ImportTransactionsResponse) -> Status {
         let batch = committed.batches;
         let at = format!("batches[{batch}]");
@@ -250,10 +246,7 @@ impl From<IngestError> for Failure {
                 subject: Some(format!("transactions[{index}]")),
                 ..Failure::new(
                     Code::AlreadyExists,
-                    format!(
-                        "{} was already recorded with other content; nothing was changed",
-                        clip(&key, 2 * MAX_FIELD_BYTES + 1)
-                    ),
+                    format!("{key} was already recorded with other content; nothing was changed"),
                 )
             },
             IngestError::KeyTaken { what } => Failure::new(

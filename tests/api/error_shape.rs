@@ -37,7 +37,7 @@ pub fn wire_size(status: &Status) -> usize {
         .message()
         .bytes()
         .map(|b| {
-            if b < 0x20 || b >= 0x7f || b" \"#%<>`?{}".contains(&b) {
+            if !(0x20..0x7f).contains(&b) || b" \"#%<>`?{}".contains(&b) {
                 3
             } else {
                 1
