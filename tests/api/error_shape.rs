@@ -32,7 +32,7 @@ const MAX_ERROR_BYTES: usize = 8 * 1024;
 /// server writes them: `grpc-message` percent-encoded the way tonic does
 /// (controls, non-ASCII and ` "#%<>`?{}` take 3 bytes), the details in
 /// unpadded base64, and HPACK's 32 bytes of overhead per field.
-pub fn wire_size(status: &Status) -> usize {
+fn wire_size(status: &Status) -> usize {
     let message: usize = status
         .message()
         .bytes()
@@ -59,7 +59,7 @@ pub fn wire_size(status: &Status) -> usize {
 /// Asserts what every error must be: details present, decodable, with the
 /// status line's code and message, and the whole under [`MAX_ERROR_BYTES`].
 #[track_caller]
-pub fn assert_well_formed(what: &str, status: &Status, code: Code) {
+fn assert_well_formed(what: &str, status: &Status, code: Code) {
     assert_eq!(status.code(), code, "{what}: {status:?}");
     assert!(
         !status.details().is_empty(),
@@ -209,7 +209,7 @@ async fn every_rpcs_error_carries_details_equal_to_its_status_line() {
         .await
         .unwrap_err();
     assert_well_formed("EvaluateModel", &e, Code::InvalidArgument);
-    // One customer who never bought twice: the data cannot support a fit.
+    // Nobody bought on two days: the data cannot support a fit.
     let e = models
         .fit_model(pb::FitModelRequest::default())
         .await
