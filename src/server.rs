@@ -13,6 +13,7 @@ use crate::{
     api::layers::{
         admission::AdmissionLayer,
         deadline::DeadlineLayer,
+        details::DetailsLayer,
         guard::{GuardLayer, Policy},
         telemetry::TelemetryLayer,
     },
@@ -21,11 +22,14 @@ use crate::{
     metrics::Metrics,
 };
 
-/// The layers around every call, outermost first: telemetry sees every
-/// call, refused ones included; the guard refuses before a call takes a
-/// slot of the concurrency limit; the deadline covers the handler.
-pub type CallLayers =
-    Stack<DeadlineLayer, Stack<AdmissionLayer, Stack<GuardLayer, Stack<TelemetryLayer, NoLayer>>>>;
+/// The layers around every call, outermost first: every error status
+/// leaves with its details; telemetry sees every call, refused ones
+/// included; the guard refuses before a call takes a slot of the
+/// concurrency limit; the deadline covers the handler.
+pub type CallLayers = Stack<
+    DeadlineLayer,
+    Stack<AdmissionLayer, Stack<GuardLayer, Stack<TelemetryLayer, Stack<DetailsLayer, NoLayer>>>>,
+>;
 
 /// The checked exposure settings.
 #[derive(Clone)]
@@ -93,6 +97,7 @@ impl Exposure {
             builder = builder.tls_config(tls.clone())?;
         }
         let layers = tower::ServiceBuilder::new()
+            .layer(DetailsLayer)
             .layer(TelemetryLayer::new(metrics.clone()))
             .layer(GuardLayer::new(self.policy.clone()))
             .layer(AdmissionLayer::new(self.max_concurrent_calls))

@@ -3,7 +3,10 @@
 use chrono::Utc;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use super::{convert, pb, status::invalid_argument};
+use super::{
+    convert, pb,
+    status::{invalid_argument, Failure},
+};
 use crate::{
     domain::FieldViolation,
     metrics::{IngestOutcome, Metrics},
@@ -23,7 +26,7 @@ impl IngestApi {
 
     /// Counts a call's or batch's transactions by outcome. Refusals for other reasons (an unavailable database) are not
     /// counted: the transactions were not judged.
-    fn count(&self, transactions: usize, result: Result<BatchRecorded, &Status>) {
+    fn count(&self, transactions: usize, result: Result<BatchRecorded, Code>) {
         match result {
             Ok(r) => {
                 self.metrics
@@ -31,10 +34,9 @@ impl IngestApi {
                 self.metrics
                     .ingested(IngestOutcome::Duplicate, r.duplicates as u64);
             }
-            Err(status) if matches!(status.code(), Code::InvalidArgument | Code::AlreadyExists) => {
-                self.metrics
-                    .ingested(IngestOutcome::Rejected, transactions as u64)
-            }
+            Err(Code::InvalidArgument | Code::AlreadyExists) => self
+                .metrics
+                .ingested(IngestOutcome::Rejected, transactions as u64),
             Err(_) => {}
         }
     }
@@ -63,10 +65,13 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         let recorded = self.record_one(request.into_inner()).await;
         self.count(
             1,
-            recorded.as_ref().map(|r| BatchRecorded {
-                recorded: usize::from(!r.duplicate),
-                duplicates: usize::from(r.duplicate),
-            }),
+            recorded
+                .as_ref()
+                .map(|r| BatchRecorded {
+                    recorded: usize::from(!r.duplicate),
+                    duplicates: usize::from(r.duplicate),
+                })
+                .map_err(Status::code),
         );
         Ok(Response::new(pb::RecordTransactionResponse {
             duplicate: recorded?.duplicate,
@@ -79,24 +84,19 @@ impl pb::ingest_service_server::IngestService for IngestApi {
     ) -> Result<Response<pb::ImportTransactionsResponse>, Status> {
         let mut stream = request.into_inner();
         let mut totals = pb::ImportTransactionsResponse::default();
-        while let Some(message) = stream.message().await? {
+        // Every error of the stream, a message that cannot be read (over
+        // the size limit) included, says what the batches before it
+        // committed, and names fields by the failed batch's position.
+        while let Some(message) = stream
+            .message()
+            .await
+            .map_err(|e| Failure::new(e.code(), e.message()).in_import(&totals))?
+        {
             let pb::ImportTransactionsRequest { transactions } = message;
-            let batch = totals.batches;
-            let in_batch = |e: Status| {
-                Status::with_details(
-                    e.code(),
-                    format!(
-                        "batch {batch} (0-based) was rejected and nothing of it was stored; \
-                         the {batch} batches before it are committed: {}",
-                        e.message()
-                    ),
-                    tonic::codegen::Bytes::copy_from_slice(e.details()),
-                )
-            };
             let max = self.ingest.rules().max_batch;
             let sent = transactions.len();
             let recorded = if sent == 0 || sent > max {
-                Err(invalid_argument(&[FieldViolation::new(
+                Err(Failure::invalid(vec![FieldViolation::new(
                     "transactions",
                     format!("a batch must hold 1 to {max} transactions, got {sent}"),
                 )]))
@@ -107,12 +107,16 @@ impl pb::ingest_service_server::IngestService for IngestApi {
                     transactions,
                     Utc::now(),
                 ) {
-                    Ok(parsed) => self.ingest.record_batch(parsed).await.map_err(Status::from),
-                    Err(vs) => Err(invalid_argument(&vs)),
+                    Ok(parsed) => self
+                        .ingest
+                        .record_batch(parsed)
+                        .await
+                        .map_err(Failure::from),
+                    Err(vs) => Err(Failure::invalid(vs)),
                 }
             };
-            self.count(sent, recorded.as_ref().copied());
-            let recorded = recorded.map_err(in_batch)?;
+            self.count(sent, recorded.as_ref().copied().map_err(Failure::code));
+            let recorded = recorded.map_err(|f| f.in_import(&totals))?;
             totals.batches += 1;
             totals.recorded += recorded.recorded as u64;
             totals.duplicates += recorded.duplicates as u64;
@@ -196,9 +200,6 @@ fn single(e: IngestError) -> Status {
                 })
                 .collect::<Vec<_>>(),
         ),
-        IngestError::AlreadyExists { key, .. } => Status::already_exists(format!(
-            "{key} was already recorded with other content; nothing was changed"
-        )),
-        other => other.into(),
+        other => Failure::of_single(other).into_status(),
     }
 }

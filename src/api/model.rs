@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::{
     convert::{past_instant, timestamp},
     pb,
-    status::invalid_argument,
+    status::{error, invalid_argument},
 };
 use crate::{
     domain::{FieldViolation, ModelVersion},
@@ -63,11 +63,11 @@ fn page_token(raw: &str) -> Result<Option<i64>, FieldViolation> {
 impl From<ModelsError> for Status {
     fn from(e: ModelsError) -> Self {
         match e {
-            ModelsError::NotFound(m) => Status::not_found(m),
-            ModelsError::FitFailed { version, reason } => Status::failed_precondition(format!(
+            ModelsError::NotFound(m) => error(Code::NotFound, m),
+            ModelsError::FitFailed { version, reason } => error(Code::FailedPrecondition, format!(
                 "the data cannot support a fit (recorded as failed version {version}; the active model is unchanged): {reason}"
             )),
-            ModelsError::CannotEvaluate(m) => Status::failed_precondition(m),
+            ModelsError::CannotEvaluate(m) => error(Code::FailedPrecondition, m),
             ModelsError::Storage(s) => s.into(),
         }
     }

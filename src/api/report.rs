@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::{
     convert::{instant, money, past_instant, predicted_money, timestamp},
     pb,
-    status::invalid_argument,
+    status::{error, invalid_argument},
 };
 use crate::{
     domain::{Cohort, CohortRange, FieldViolation, Granularity, Total},
@@ -127,9 +127,9 @@ impl From<ReportError> for Status {
     fn from(e: ReportError) -> Self {
         match e {
             ReportError::Invalid(vs) => invalid_argument(&vs),
-            ReportError::Precondition(m) => Status::failed_precondition(m),
+            ReportError::Precondition(m) => error(Code::FailedPrecondition, m),
             ReportError::TotalOutOfRange(e) => {
-                Status::out_of_range(format!("{e}; narrow the request"))
+                error(Code::OutOfRange, format!("{e}; narrow the request"))
             }
             ReportError::Storage(s) => s.into(),
         }

@@ -3,9 +3,14 @@
 use std::sync::Arc;
 
 use clv_model::ScoreOptions;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
-use super::{convert, convert::timestamp, pb, status::invalid_argument};
+use super::{
+    convert,
+    convert::timestamp,
+    pb,
+    status::{error, invalid_argument},
+};
 use crate::{
     domain::{FieldViolation, Total},
     service::{Band, Score, Scoring, ScoringError},
@@ -181,9 +186,10 @@ impl ScoringApi {
 impl From<ScoringError> for Status {
     fn from(e: ScoringError) -> Self {
         match e {
-            ScoringError::NotFound(id) => {
-                Status::not_found(format!("customer {id} has no recorded purchase"))
-            }
+            ScoringError::NotFound(id) => error(
+                Code::NotFound,
+                format!("customer {id} has no recorded purchase"),
+            ),
             ScoringError::Storage(s) => s.into(),
         }
     }
@@ -326,7 +332,8 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             None => match self.scoring.active_version().await? {
                 Some(v) => v,
                 None => {
-                    return Err(Status::failed_precondition(
+                    return Err(error(
+                        Code::FailedPrecondition,
                         "no model has been fitted yet: call ModelService.FitModel",
                     ))
                 }

@@ -34,7 +34,10 @@ async fn a_bad_batch_stores_nothing_earlier_batches_stay_and_a_resend_is_exact()
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&status), vec!["transactions[4].amount"]);
+    assert_eq!(
+        violated_fields(&status),
+        vec!["batches[2].transactions[4].amount"]
+    );
     assert!(status.message().contains("batch 2"), "{}", status.message());
     assert_eq!(
         app.transactions_stored().await,
@@ -103,6 +106,6 @@ async fn repeats_within_a_batch_are_duplicates_and_clashes_within_it_are_rejecte
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&status), vec!["transactions[1]"]);
+    assert_eq!(violated_fields(&status), vec!["batches[0].transactions[1]"]);
     assert_eq!(app.transactions_stored().await, 1);
 }

@@ -347,7 +347,7 @@ async fn empty_and_oversize_batches_are_rejected() {
         assert_eq!(status.code(), Code::InvalidArgument, "batch of {n}");
         assert_eq!(
             violated_fields(&status),
-            vec!["transactions"],
+            vec!["batches[0].transactions"],
             "batch of {n}"
         );
     }
@@ -374,6 +374,9 @@ async fn a_bad_entry_in_a_batch_is_named_by_its_index() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&status), vec!["transactions[2].amount"]);
+    assert_eq!(
+        violated_fields(&status),
+        vec!["batches[0].transactions[2].amount"]
+    );
     assert_eq!(app.row_counts().await, (0, 0, 0));
 }

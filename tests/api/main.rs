@@ -5,6 +5,7 @@ mod oracle;
 
 mod auth;
 mod delete_customer;
+mod error_shape;
 mod faults;
 pub mod feedback;
 mod health;
@@ -27,3 +28,4 @@ mod report_model;
 mod report_oracle;
 mod schema;
 mod scoring;
+mod stock_clients;

@@ -1,4 +1,5 @@
-//! Tower layers around every gRPC call, outermost first:
+//! Tower layers around every gRPC call, outermost first: [`details`]
+//! (every error status leaves with google.rpc.Status details),
 //! [`telemetry`] (request id, span, Prometheus counters), [`guard`] (API
 //! keys and scopes), [`admission`] (the global concurrency limit, shedding
 //! the excess at once) and [`deadline`] (the caller's grpc-timeout, capped by
@@ -7,6 +8,7 @@
 
 pub mod admission;
 pub mod deadline;
+pub mod details;
 pub mod guard;
 pub mod telemetry;
 
@@ -49,7 +51,8 @@ impl<'a> GrpcMethod<'a> {
     }
 }
 
-/// The response for a call refused before it reached its handler.
+/// The response for a call refused before it reached its handler: the
+/// status's code and message, with their details.
 fn refuse(status: tonic::Status) -> http::Response<tonic::body::Body> {
-    status.into_http()
+    crate::api::status::error(status.code(), status.message()).into_http()
 }
