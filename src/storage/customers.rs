@@ -15,7 +15,7 @@ pub struct DeletedCustomer {
 /// A `customers` row (all columns) as a summary.
 pub(super) fn summary_from_row(row: &PgRow) -> Result<CustomerSummary, sqlx::Error> {
     Ok(CustomerSummary {
-        customer_id: CustomerId::parse(row.try_get("customer_id")?)
+        customer_id: CustomerId::from_stored(row.try_get("customer_id")?)
             .map_err(|e| sqlx::Error::Decode(format!("stored customer_id: {e}").into()))?,
         first_purchase_day: row.try_get("first_purchase_day")?,
         last_purchase_day: row.try_get("last_purchase_day")?,

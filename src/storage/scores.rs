@@ -159,7 +159,7 @@ fn score_from_row(row: &PgRow) -> Result<PopulationScore, sqlx::Error> {
         Ok(row.try_get::<i16, _>(name)?.clamp(1, 5) as u8)
     };
     Ok(PopulationScore {
-        customer_id: CustomerId::parse(row.try_get("customer_id")?)
+        customer_id: CustomerId::from_stored(row.try_get("customer_id")?)
             .map_err(|_| bad("customer_id"))?,
         model_version: row.try_get("model_version")?,
         probability_alive: row.try_get("probability_alive")?,
