@@ -164,6 +164,7 @@ impl Application {
             max_batch: settings.max_batch,
             ..IngestRules::default()
         };
+        let max_future_skew = rules.max_future_skew;
         let metrics = Metrics::new();
         let ingest = IngestApi::new(
             Ingest::new(storage.clone(), rules, settings.group_commit_slots),
@@ -244,7 +245,8 @@ impl Application {
             .add_service(crate::sized!(settings, scoring.into_server()))
             .add_service(crate::sized!(
                 settings,
-                ReportApi::new(reports.clone(), settings.currency.clone()).into_server()
+                ReportApi::new(reports.clone(), settings.currency.clone(), max_future_skew)
+                    .into_server()
             ))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
