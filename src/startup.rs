@@ -11,7 +11,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
-    api::{pb, IngestApi, ModelApi, ReportApi, ScoringApi},
+    api::{
+        pb, InStreamReflectionV1, InStreamReflectionV1alpha, IngestApi, ModelApi, ReportApi,
+        ScoringApi,
+    },
     config::Settings,
     domain::IngestRules,
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
@@ -147,16 +150,28 @@ impl Application {
             .set_service_status(LIVENESS, ServingStatus::Serving)
             .await;
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        // Answering unknown names in-stream, as the protocol says (see
+        // `api::reflection`).
+        let reflection_v1 =
+            tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer::new(
+                InStreamReflectionV1::new(
+                    tonic_reflection::server::Builder::configure()
+                        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                        .build_v1()?,
+                ),
+            );
+        let reflection_v1alpha =
+            tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer::new(
+                InStreamReflectionV1alpha::new(
+                    tonic_reflection::server::Builder::configure()
+                        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                        .build_v1alpha()?,
+                ),
+            );
 
         let rules = IngestRules {
             currency: settings.currency.clone(),
