@@ -6,7 +6,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 use chrono_tz::Tz;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::auth::ApiKeyHash;
+use crate::{auth::ApiKeyHash, domain::PageTokenKey};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -314,6 +314,18 @@ pub struct Settings {
     #[arg(long, env = "CLVD_METRICS_ADDR", global = true)]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Key that signs page tokens (ListAtRiskCustomers), as hex, at least
+    /// 64 digits (32 bytes); every replica behind one load balancer needs
+    /// the same. Unset: a random key kept in the database (table
+    /// service_settings), which every replica on that database shares.
+    #[arg(
+        long,
+        env = "CLVD_PAGE_TOKEN_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub page_token_key: Option<PageTokenKey>,
+
     /// Log format: text for people, json for log pipelines.
     #[arg(long, env = "CLVD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -443,6 +455,16 @@ impl fmt::Display for Settings {
             self.db_idle_timeout_seconds,
             self.db_max_lifetime_seconds,
             self.metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        )?;
+        // The key itself is never shown.
+        write!(
+            f,
+            " page_token_key={}",
+            if self.page_token_key.is_some() {
+                "set"
+            } else {
+                "database"
+            }
         )
     }
 }

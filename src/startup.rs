@@ -20,7 +20,7 @@ use crate::{
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
     metrics::Metrics,
     server::Exposure,
-    service::{ChurnPolicy, Ingest, ModelEpoch, Models, Reports, Scoring},
+    service::{ChurnPolicy, Ingest, ModelEpoch, Models, PageTokenKeys, Reports, Scoring},
     storage::Storage,
 };
 
@@ -207,6 +207,7 @@ impl Application {
                 settings.score_read_slots,
             ),
             settings.currency.clone(),
+            PageTokenKeys::new(storage.clone(), settings.page_token_key.clone()),
         );
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

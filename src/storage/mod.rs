@@ -10,6 +10,7 @@ mod ingest;
 mod models;
 mod reports;
 mod scores;
+mod settings;
 
 use std::time::Duration;
 

@@ -90,6 +90,19 @@ impl Storage {
         Ok(rows.iter().map(score_from_row).collect::<Result<_, _>>()?)
     }
 
+    /// Whether ListAtRiskCustomers can list `version`: a successful,
+    /// activated version whose scores are still kept.
+    pub async fn listable_version(&self, version: i64) -> Result<bool, StorageError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM models
+                             WHERE version = $1 AND state = 'succeeded' AND activated_at IS NOT NULL)
+                AND EXISTS (SELECT 1 FROM customer_scores WHERE model_version = $1)",
+        )
+        .bind(version)
+        .fetch_one(&self.reads)
+        .await?)
+    }
+
     /// Summaries of `ids` that have one, with their segmentation under
     /// `version` when it has one: one indexed read per customer.
     pub async fn summaries_with_segmentation(

@@ -4,7 +4,10 @@
 //! never an empty page; genuine tokens page on any replica.
 
 use chrono::NaiveDate;
-use clvd::api::pb::{self, scoring_service_client::ScoringServiceClient};
+use clvd::{
+    api::pb::{self, scoring_service_client::ScoringServiceClient},
+    domain::{seal_page_token, AtRiskCursor, PageTokenKey, TokenKind},
+};
 use tonic::Code;
 
 use crate::{helpers::*, models::*};
@@ -40,17 +43,35 @@ fn assert_refused(
     }
 }
 
-/// A token of the old hand-written format with its version or cursor
-/// replaced (what an attacker can do to an unauthenticated token).
-fn forge(token: &str, version: Option<&str>, cursor_hex: Option<&str>) -> String {
-    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-    if let Some(v) = version {
-        parts[1] = v.to_owned();
+/// The key the tests configure, so that they can sign what an attacker
+/// holding it could: the server must still refuse what it never issues.
+const KEY: &str = "6b6579206f662074686520706167652d746f6b656e2074657374732c2033322b";
+
+fn key() -> PageTokenKey {
+    KEY.parse().unwrap()
+}
+
+/// A genuine token's cursor with another version, signed with the key.
+fn forge_version(token: &str, version: i64) -> String {
+    let mut cursor = AtRiskCursor::open(&key(), token).expect("a genuine token");
+    cursor.version = version;
+    cursor.seal(&key())
+}
+
+/// A genuine token's cursor with raw customer id bytes, signed with the key.
+fn forge_cursor(token: &str, customer_id: &[u8]) -> String {
+    let cursor = AtRiskCursor::open(&key(), token).expect("a genuine token");
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&cursor.version.to_be_bytes());
+    for v in [
+        cursor.min_churn_risk,
+        cursor.min_predicted_value,
+        cursor.value_at_risk,
+    ] {
+        payload.extend_from_slice(&v.to_bits().to_be_bytes());
     }
-    if let Some(c) = cursor_hex {
-        parts[5] = c.to_owned();
-    }
-    parts.join(".")
+    payload.extend_from_slice(customer_id);
+    seal_page_token(&key(), TokenKind::AtRiskCustomers, &payload)
 }
 
 #[tokio::test]
@@ -117,7 +138,7 @@ async fn every_altered_or_truncated_token_is_invalid_argument() {
 
 #[tokio::test]
 async fn tokens_naming_a_version_that_cannot_be_listed_are_invalid_argument() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.page_token_key = Some(key())).await;
     import(&app, &simulated_purchases()).await;
     let mut models = models(&app).await;
     // A failed fit (no purchase before as_of) is a version too.
@@ -146,15 +167,18 @@ async fn tokens_naming_a_version_that_cannot_be_listed_are_invalid_argument() {
         .into_inner()
         .next_page_token;
 
-    // Forged versions and cursors.
+    // Versions and cursors the server never issued, signed with its key.
     for (what, forged) in [
-        ("version 999", forge(&token, Some("999"), None)),
-        ("version -1", forge(&token, Some("-1"), None)),
+        ("version 999", forge_version(&token, 999)),
+        ("version -1", forge_version(&token, -1)),
+        ("version 0", forge_version(&token, 0)),
+        ("the failed version", forge_version(&token, failed_version)),
+        ("cursor 00", forge_cursor(&token, &[0])),
+        ("an empty cursor", forge_cursor(&token, b"")),
         (
-            "the failed version",
-            forge(&token, Some(&failed_version.to_string()), None),
+            "a cursor that is not UTF-8",
+            forge_cursor(&token, &[0xff, 0xfe]),
         ),
-        ("cursor 00", forge(&token, None, Some("00"))),
     ] {
         let r = client.list_at_risk_customers(everyone(forged)).await;
         assert_refused(r, what);
@@ -230,4 +254,28 @@ async fn a_token_from_another_replica_on_the_same_database_continues_the_listing
     }
     assert_eq!(alternating.len(), 1_500);
     assert_eq!(alternating, reference);
+    assert_eq!(
+        a.count("SELECT count(*) FROM service_settings WHERE name = 'page_token_key'")
+            .await,
+        1,
+        "one key, shared through the database"
+    );
+
+    // A server configured with a key of its own refuses the others' tokens.
+    let c = spawn_app_at(a.database_url.clone(), a.pool.clone(), |s| {
+        s.page_token_key = Some(key())
+    })
+    .await;
+    wait_serving(&c.endpoint()).await;
+    let token = ca
+        .list_at_risk_customers(everyone(String::new()))
+        .await
+        .unwrap()
+        .into_inner()
+        .next_page_token;
+    let r = scoring(&c)
+        .await
+        .list_at_risk_customers(everyone(token))
+        .await;
+    assert_refused(r, "a token signed with another key");
 }

@@ -27,7 +27,7 @@ async fn default_periods_cannot_exceed_the_period_cap() {
         ..Default::default()
     };
     let e = client
-        .get_cohort_report(weekly.clone())
+        .get_cohort_report(weekly)
         .await
         .expect_err("more than 60 periods per cohort were answered");
     assert_eq!(e.code(), Code::InvalidArgument);
@@ -39,7 +39,7 @@ async fn default_periods_cannot_exceed_the_period_cap() {
     let r = client
         .get_cohort_report(pb::GetCohortReportRequest {
             periods: 60,
-            ..weekly.clone()
+            ..weekly
         })
         .await
         .unwrap()
