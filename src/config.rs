@@ -474,6 +474,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_page_token_key_is_never_displayed() {
+        let key = "0123456789abcdef".repeat(4);
+        let cli = Cli::parse_from(["clvd", "--page-token-key", &key]);
+        let shown = cli.settings.to_string();
+        assert!(shown.contains("page_token_key=set"), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(Cli::try_parse_from(["clvd", "--page-token-key", "abcd"]).is_err());
+        let default = Cli::parse_from(["clvd"]).settings.to_string();
+        assert!(default.contains("page_token_key=database"), "{default}");
+    }
+
+    #[test]
     fn redacts_passwords_in_database_urls() {
         assert_eq!(
             redact_url("postgres://u:secret@h:5432/db"),

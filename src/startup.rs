@@ -193,6 +193,11 @@ impl Application {
             epoch.clone(),
         ));
 
+        // One key for every listing's page tokens.
+        let token_keys = std::sync::Arc::new(PageTokenKeys::new(
+            storage.clone(),
+            settings.page_token_key.clone(),
+        ));
         let policy = ChurnPolicy {
             medium_at: settings.churn_medium_threshold,
             high_at: settings.churn_high_threshold,
@@ -207,7 +212,7 @@ impl Application {
                 settings.score_read_slots,
             ),
             settings.currency.clone(),
-            PageTokenKeys::new(storage.clone(), settings.page_token_key.clone()),
+            token_keys.clone(),
         );
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -256,7 +261,7 @@ impl Application {
             .add_service(crate::sized!(settings, ingest.into_server()))
             .add_service(crate::sized!(
                 settings,
-                ModelApi::new(models.clone()).into_server()
+                ModelApi::new(models.clone(), token_keys.clone()).into_server()
             ))
             .add_service(crate::sized!(settings, scoring.into_server()))
             .add_service(crate::sized!(

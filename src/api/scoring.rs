@@ -51,11 +51,11 @@ pub struct ScoringApi {
     scoring: Arc<Scoring>,
     currency: String,
     /// Signs and checks ListAtRiskCustomers page tokens.
-    token_keys: PageTokenKeys,
+    token_keys: Arc<PageTokenKeys>,
 }
 
 impl ScoringApi {
-    pub fn new(scoring: Arc<Scoring>, currency: String, token_keys: PageTokenKeys) -> Self {
+    pub fn new(scoring: Arc<Scoring>, currency: String, token_keys: Arc<PageTokenKeys>) -> Self {
         Self {
             scoring,
             currency,

@@ -67,6 +67,7 @@ impl fmt::Debug for PageTokenKey {
 #[repr(u8)]
 pub enum TokenKind {
     AtRiskCustomers = 1,
+    Models = 2,
 }
 
 /// Why a token was refused (the text follows the field name `page_token`).
@@ -187,6 +188,31 @@ impl AtRiskCursor {
     }
 }
 
+/// A ListModels position: the versions before this one come next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelsCursor {
+    pub before: i64,
+}
+
+impl ModelsCursor {
+    pub fn seal(&self, key: &PageTokenKey) -> String {
+        seal(key, TokenKind::Models, &self.before.to_be_bytes())
+    }
+
+    pub fn open(key: &PageTokenKey, token: &str) -> Result<Self, TokenError> {
+        let payload = open(key, TokenKind::Models, token)?;
+        let bytes: [u8; 8] = payload
+            .as_slice()
+            .try_into()
+            .map_err(|_| TokenError::Malformed)?;
+        let before = i64::from_be_bytes(bytes);
+        if before <= 1 {
+            return Err(TokenError::BadContent("a model version below 2".into()));
+        }
+        Ok(Self { before })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +285,21 @@ mod tests {
         assert_eq!(
             AtRiskCursor::open(&k, &URL_SAFE_NO_PAD.encode(bytes)).unwrap_err(),
             TokenError::UnknownFormat(2)
+        );
+    }
+
+    #[test]
+    fn a_token_continues_only_its_own_listing() {
+        let k = key(1);
+        let models = ModelsCursor { before: 9 }.seal(&k);
+        assert_eq!(ModelsCursor::open(&k, &models).unwrap().before, 9);
+        assert_eq!(
+            AtRiskCursor::open(&k, &models).unwrap_err(),
+            TokenError::OtherListing
+        );
+        assert_eq!(
+            ModelsCursor::open(&k, &cursor().seal(&k)).unwrap_err(),
+            TokenError::OtherListing
         );
     }
 

@@ -279,3 +279,67 @@ async fn a_token_from_another_replica_on_the_same_database_continues_the_listing
         .await;
     assert_refused(r, "a token signed with another key");
 }
+
+#[tokio::test]
+async fn list_models_tokens_are_authenticated_too() {
+    let app = spawn_app().await;
+    let mut client = models(&app).await;
+    for _ in 0..4 {
+        // Failed fits (nothing recorded) are versions too.
+        let _ = client.fit_model(pb::FitModelRequest::default()).await;
+    }
+    let page = |page_token: String| pb::ListModelsRequest {
+        page_size: 2,
+        page_token,
+        time_unit: 0,
+    };
+    let first = client
+        .list_models(page(String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    let token = first.next_page_token;
+    let second = client
+        .list_models(page(token.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let versions = |ms: &[pb::Model]| ms.iter().map(|m| m.version).collect::<Vec<_>>();
+    assert_eq!(
+        [versions(&first.models), versions(&second.models)].concat(),
+        [4, 3, 2, 1]
+    );
+    let bytes = token.as_bytes();
+    for i in 0..bytes.len() {
+        for replacement in [b'0', b'1', b'9', b'A', b'_'] {
+            if bytes[i] == replacement {
+                continue;
+            }
+            let mut altered = bytes.to_vec();
+            altered[i] = replacement;
+            let altered = String::from_utf8(altered).unwrap();
+            let e = client
+                .list_models(page(altered.clone()))
+                .await
+                .map(|r| versions(&r.into_inner().models))
+                .expect_err(&format!("{altered:?} (from {token:?}) was accepted"));
+            assert_eq!(e.code(), Code::InvalidArgument);
+            assert_eq!(violated_fields(&e), ["page_token"]);
+        }
+    }
+    // A ListAtRiskCustomers token does not continue ListModels.
+    let e = client
+        .list_models(page(
+            AtRiskCursor {
+                version: 1,
+                min_churn_risk: 0.0,
+                min_predicted_value: 0.0,
+                value_at_risk: 1.0,
+                customer_id: clvd::domain::CustomerId::parse("x").unwrap(),
+            }
+            .seal(&key()),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&e), ["page_token"]);
+}
