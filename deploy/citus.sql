@@ -31,3 +31,5 @@ SELECT create_reference_table('ingest_counters');
 -- written by one aggregation step at a time.
 SELECT create_reference_table('acquisition_spend');
 SELECT create_reference_table('cohort_cells');
+-- Values every replica shares (the page token signing key).
+SELECT create_reference_table('service_settings');

@@ -6,7 +6,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 use chrono_tz::Tz;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::auth::ApiKeyHash;
+use crate::{auth::ApiKeyHash, domain::PageTokenKey};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -314,6 +314,18 @@ pub struct Settings {
     #[arg(long, env = "CLVD_METRICS_ADDR", global = true)]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Key that signs page tokens (ListAtRiskCustomers), as hex, at least
+    /// 64 digits (32 bytes); every replica behind one load balancer needs
+    /// the same. Unset: a random key kept in the database (table
+    /// service_settings), which every replica on that database shares.
+    #[arg(
+        long,
+        env = "CLVD_PAGE_TOKEN_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub page_token_key: Option<PageTokenKey>,
+
     /// Log format: text for people, json for log pipelines.
     #[arg(long, env = "CLVD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -443,6 +455,16 @@ impl fmt::Display for Settings {
             self.db_idle_timeout_seconds,
             self.db_max_lifetime_seconds,
             self.metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        )?;
+        // The key itself is never shown.
+        write!(
+            f,
+            " page_token_key={}",
+            if self.page_token_key.is_some() {
+                "set"
+            } else {
+                "database"
+            }
         )
     }
 }
@@ -450,6 +472,18 @@ impl fmt::Display for Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_token_key_is_never_displayed() {
+        let key = "0123456789abcdef".repeat(4);
+        let cli = Cli::parse_from(["clvd", "--page-token-key", &key]);
+        let shown = cli.settings.to_string();
+        assert!(shown.contains("page_token_key=set"), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(Cli::try_parse_from(["clvd", "--page-token-key", "abcd"]).is_err());
+        let default = Cli::parse_from(["clvd"]).settings.to_string();
+        assert!(default.contains("page_token_key=database"), "{default}");
+    }
 
     #[test]
     fn redacts_passwords_in_database_urls() {

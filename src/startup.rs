@@ -11,13 +11,16 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
-    api::{pb, IngestApi, ModelApi, ReportApi, ScoringApi},
+    api::{
+        pb, InStreamReflectionV1, InStreamReflectionV1alpha, IngestApi, ModelApi, ReportApi,
+        ScoringApi,
+    },
     config::Settings,
     domain::IngestRules,
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
     metrics::Metrics,
     server::Exposure,
-    service::{ChurnPolicy, Ingest, ModelEpoch, Models, Reports, Scoring},
+    service::{ChurnPolicy, Ingest, ModelEpoch, Models, PageTokenKeys, Reports, Scoring},
     storage::Storage,
 };
 
@@ -147,16 +150,28 @@ impl Application {
             .set_service_status(LIVENESS, ServingStatus::Serving)
             .await;
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        // Answering unknown names in-stream, as the protocol says (see
+        // `api::reflection`).
+        let reflection_v1 =
+            tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer::new(
+                InStreamReflectionV1::new(
+                    tonic_reflection::server::Builder::configure()
+                        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                        .build_v1()?,
+                ),
+            );
+        let reflection_v1alpha =
+            tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer::new(
+                InStreamReflectionV1alpha::new(
+                    tonic_reflection::server::Builder::configure()
+                        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                        .build_v1alpha()?,
+                ),
+            );
 
         let rules = IngestRules {
             currency: settings.currency.clone(),
@@ -164,6 +179,7 @@ impl Application {
             max_batch: settings.max_batch,
             ..IngestRules::default()
         };
+        let max_future_skew = rules.max_future_skew;
         let metrics = Metrics::new();
         let ingest = IngestApi::new(
             Ingest::new(storage.clone(), rules, settings.group_commit_slots),
@@ -177,6 +193,11 @@ impl Application {
             epoch.clone(),
         ));
 
+        // One key for every listing's page tokens.
+        let token_keys = std::sync::Arc::new(PageTokenKeys::new(
+            storage.clone(),
+            settings.page_token_key.clone(),
+        ));
         let policy = ChurnPolicy {
             medium_at: settings.churn_medium_threshold,
             high_at: settings.churn_high_threshold,
@@ -191,6 +212,7 @@ impl Application {
                 settings.score_read_slots,
             ),
             settings.currency.clone(),
+            token_keys.clone(),
         );
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -239,12 +261,13 @@ impl Application {
             .add_service(crate::sized!(settings, ingest.into_server()))
             .add_service(crate::sized!(
                 settings,
-                ModelApi::new(models.clone()).into_server()
+                ModelApi::new(models.clone(), token_keys.clone()).into_server()
             ))
             .add_service(crate::sized!(settings, scoring.into_server()))
             .add_service(crate::sized!(
                 settings,
-                ReportApi::new(reports.clone(), settings.currency.clone()).into_server()
+                ReportApi::new(reports.clone(), settings.currency.clone(), max_future_skew)
+                    .into_server()
             ))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -115,6 +115,12 @@ pub fn customer_id(field: &str, raw: &str) -> Result<CustomerId, FieldViolation>
     CustomerId::parse(raw).map_err(|d| FieldViolation::new(field, d))
 }
 
+/// A customer id by the rules ids were ever stored under, so that one
+/// stored before the current rules can still be erased.
+pub fn stored_customer_id(field: &str, raw: &str) -> Result<CustomerId, FieldViolation> {
+    CustomerId::from_stored(raw).map_err(|d| FieldViolation::new(field, d))
+}
+
 /// A UTC instant as a protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {

@@ -163,7 +163,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         request: Request<pb::DeleteCustomerRequest>,
     ) -> Result<Response<pb::DeleteCustomerResponse>, Status> {
         let pb::DeleteCustomerRequest { customer_id } = request.into_inner();
-        let id = convert::customer_id("customer_id", &customer_id)
+        let id = convert::stored_customer_id("customer_id", &customer_id)
             .map_err(|v| invalid_argument(&[v]))?;
         let deleted = self.ingest.delete_customer(&id).await?;
         Ok(Response::new(pb::DeleteCustomerResponse {

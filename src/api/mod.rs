@@ -7,12 +7,14 @@ pub mod convert;
 mod ingest;
 pub mod layers;
 mod model;
+mod reflection;
 mod report;
 mod scoring;
 pub mod status;
 
 pub use ingest::IngestApi;
 pub use model::ModelApi;
+pub use reflection::{InStreamReflectionV1, InStreamReflectionV1alpha};
 pub use report::ReportApi;
 pub use scoring::ScoringApi;
 

@@ -11,8 +11,8 @@ use super::{
     status::{error, invalid_argument},
 };
 use crate::{
-    domain::{FieldViolation, ModelVersion},
-    service::{Models, ModelsError},
+    domain::{FieldViolation, ModelVersion, ModelsCursor},
+    service::{Models, ModelsError, PageTokenKeys},
 };
 
 const DEFAULT_PAGE_SIZE: usize = 20;
@@ -20,11 +20,13 @@ const MAX_PAGE_SIZE: usize = 100;
 
 pub struct ModelApi {
     models: Arc<Models>,
+    /// Signs and checks ListModels page tokens.
+    token_keys: Arc<PageTokenKeys>,
 }
 
 impl ModelApi {
-    pub fn new(models: Arc<Models>) -> Self {
-        Self { models }
+    pub fn new(models: Arc<Models>, token_keys: Arc<PageTokenKeys>) -> Self {
+        Self { models, token_keys }
     }
 
     pub fn into_server(self) -> pb::model_service_server::ModelServiceServer<Self> {
@@ -47,17 +49,6 @@ fn unit(raw: i32) -> Result<Unit, FieldViolation> {
             format!("unknown value {raw}: use TIME_UNIT_DAY or TIME_UNIT_WEEK"),
         )),
     }
-}
-
-fn page_token(raw: &str) -> Result<Option<i64>, FieldViolation> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    raw.strip_prefix("v1.")
-        .and_then(|v| v.parse::<i64>().ok())
-        .filter(|v| *v > 0)
-        .map(Some)
-        .ok_or_else(|| FieldViolation::new("page_token", "is not a token this service issued"))
 }
 
 impl From<ModelsError> for Status {
@@ -302,7 +293,14 @@ impl pb::model_service_server::ModelService for ModelApi {
             }
             n => Some((n as usize).min(MAX_PAGE_SIZE)),
         };
-        let before = page_token(&token).map_err(|v| violations.push(v)).ok();
+        let before = if token.is_empty() {
+            Some(None)
+        } else {
+            ModelsCursor::open(self.token_keys.key().await?, &token)
+                .map(|c| Some(c.before))
+                .map_err(|e| violations.push(FieldViolation::new("page_token", e.to_string())))
+                .ok()
+        };
         let unit = unit(time_unit).map_err(|v| violations.push(v)).ok();
         let (Some(size), Some(before), Some(unit), true) =
             (size, before, unit, violations.is_empty())
@@ -312,7 +310,10 @@ impl pb::model_service_server::ModelService for ModelApi {
         let (page, more) = self.models.list(before, size).await?;
         let active = self.models.active_version().await?;
         let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => format!("v1.{}", last.version),
+            (true, Some(last)) => ModelsCursor {
+                before: last.version,
+            }
+            .seal(self.token_keys.key().await?),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListModelsResponse {

@@ -19,11 +19,18 @@ use crate::{
 pub struct ReportApi {
     reports: Arc<Reports>,
     currency: String,
+    /// How far ahead of this server's clock a period may start (the
+    /// ingest rules' clock-skew allowance).
+    max_future_skew: chrono::Duration,
 }
 
 impl ReportApi {
-    pub fn new(reports: Arc<Reports>, currency: String) -> Self {
-        Self { reports, currency }
+    pub fn new(reports: Arc<Reports>, currency: String, max_future_skew: chrono::Duration) -> Self {
+        Self {
+            reports,
+            currency,
+            max_future_skew,
+        }
     }
 
     pub fn into_server(self) -> pb::report_service_server::ReportServiceServer<Self> {
@@ -202,7 +209,17 @@ impl pb::report_service_server::ReportService for ReportApi {
             end_time,
         } = request.into_inner();
         let mut violations = Vec::new();
-        let start = instant("start_time", start_time, &mut violations).map(|t| self.reports.day(t));
+        let start = instant("start_time", start_time, &mut violations);
+        if let Some(s) = start.filter(|s| *s > Utc::now() + self.max_future_skew) {
+            violations.push(FieldViolation::new(
+                "start_time",
+                format!(
+                    "must not be in the future: {s} is after now (plus {} h of clock skew)",
+                    self.max_future_skew.num_hours()
+                ),
+            ));
+        }
+        let start = start.map(|t| self.reports.day(t));
         let end = instant("end_time", end_time, &mut violations).map(|t| self.reports.day(t));
         if let (Some(s), Some(e)) = (start, end) {
             if e <= s {

@@ -12,69 +12,14 @@ use super::{
     status::{error, invalid_argument},
 };
 use crate::{
-    domain::{FieldViolation, Total},
-    service::{Band, Score, Scoring, ScoringError},
+    domain::{AtRiskCursor, FieldViolation, Total},
+    service::{Band, PageTokenKeys, Score, Scoring, ScoringError},
 };
 
 const MAX_HORIZON_MONTHS: i32 = 120;
 const MAX_BATCH_IDS: usize = 1_000;
 const DEFAULT_AT_RISK_PAGE: usize = 50;
 const MAX_AT_RISK_PAGE: usize = 1_000;
-
-/// A ListAtRiskCustomers position: the version, the filters (a token only
-/// continues the listing it came from), and the last key returned.
-#[derive(Debug, Clone, PartialEq)]
-struct AtRiskToken {
-    version: i64,
-    min_churn_risk: f64,
-    min_predicted_value: f64,
-    value_at_risk: f64,
-    customer_id: String,
-}
-
-impl AtRiskToken {
-    fn encode(&self) -> String {
-        let hex: String = self
-            .customer_id
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!(
-            "r1.{}.{:x}.{:x}.{:x}.{hex}",
-            self.version,
-            self.min_churn_risk.to_bits(),
-            self.min_predicted_value.to_bits(),
-            self.value_at_risk.to_bits()
-        )
-    }
-
-    fn decode(raw: &str) -> Option<Self> {
-        let mut parts = raw.strip_prefix("r1.")?.split('.');
-        let version = parts.next()?.parse().ok()?;
-        let bits = |p: Option<&str>| u64::from_str_radix(p?, 16).ok().map(f64::from_bits);
-        let (min_churn_risk, min_predicted_value, value_at_risk) = (
-            bits(parts.next())?,
-            bits(parts.next())?,
-            bits(parts.next())?,
-        );
-        let hex = parts.next()?;
-        if parts.next().is_some() || hex.len() % 2 != 0 {
-            return None;
-        }
-        let bytes: Option<Vec<u8>> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-            .collect();
-        let customer_id = String::from_utf8(bytes?).ok()?;
-        Some(Self {
-            version,
-            min_churn_risk,
-            min_predicted_value,
-            value_at_risk,
-            customer_id,
-        })
-    }
-}
 
 /// Horizon and discount rate, defaulted and checked.
 fn score_options(
@@ -110,11 +55,17 @@ fn score_options(
 pub struct ScoringApi {
     scoring: Arc<Scoring>,
     currency: String,
+    /// Signs and checks ListAtRiskCustomers page tokens.
+    token_keys: Arc<PageTokenKeys>,
 }
 
 impl ScoringApi {
-    pub fn new(scoring: Arc<Scoring>, currency: String) -> Self {
-        Self { scoring, currency }
+    pub fn new(scoring: Arc<Scoring>, currency: String, token_keys: Arc<PageTokenKeys>) -> Self {
+        Self {
+            scoring,
+            currency,
+            token_keys,
+        }
     }
 
     pub fn into_server(self) -> pb::scoring_service_server::ScoringServiceServer<Self> {
@@ -299,25 +250,23 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
         let token = if page_token.is_empty() {
             None
         } else {
-            match AtRiskToken::decode(&page_token) {
-                Some(t)
+            let key = self.token_keys.key().await?;
+            match AtRiskCursor::open(key, &page_token) {
+                Ok(t)
                     if t.min_churn_risk == min_churn_risk
                         && t.min_predicted_value == min_predicted_value =>
                 {
                     Some(t)
                 }
-                Some(_) => {
+                Ok(_) => {
                     violations.push(FieldViolation::new(
                         "page_token",
                         "was issued for other filters",
                     ));
                     None
                 }
-                None => {
-                    violations.push(FieldViolation::new(
-                        "page_token",
-                        "is not a token this service issued",
-                    ));
+                Err(e) => {
+                    violations.push(FieldViolation::new("page_token", e.to_string()));
                     None
                 }
             }
@@ -339,6 +288,7 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
                 }
             },
         };
+        let continued = token.is_some();
         let after = token.map(|t| (t.value_at_risk, t.customer_id));
         let mut page = self
             .scoring
@@ -350,17 +300,30 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
                 size + 1,
             )
             .await?;
+        // A token is only issued when more customers follow, so an empty
+        // continuation is checked: a version whose scores a later fit
+        // pruned (or one that never had any) is not an empty listing.
+        if continued && page.is_empty() && !self.scoring.listable(version).await? {
+            return Err(invalid_argument(&[FieldViolation::new(
+                "page_token",
+                format!(
+                    "names model version {version}, which cannot be listed (its scores are no \
+                     longer kept once two newer versions were fitted, or it has none): start \
+                     the listing again without a token"
+                ),
+            )]));
+        }
         let more = page.len() > size;
         page.truncate(size);
         let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => AtRiskToken {
+            (true, Some(last)) => AtRiskCursor {
                 version,
                 min_churn_risk,
                 min_predicted_value,
                 value_at_risk: last.value_at_risk,
-                customer_id: last.customer_id.to_string(),
+                customer_id: last.customer_id.clone(),
             }
-            .encode(),
+            .seal(self.token_keys.key().await?),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListAtRiskCustomersResponse {

@@ -75,15 +75,26 @@ impl CohortRange {
                 format!("the range holds {cohorts} cohorts, more than {MAX_PERIODS}"),
             ));
         }
-        if !violations.is_empty() {
-            return Err(violations);
-        }
+        // 0: up to as_of's period, which the cap bounds like any other
+        // number (first_cohort may lie long before as_of).
         let periods = if periods == 0 {
-            // Up to as_of's period: at most `cohorts` periods.
-            (g.periods_between(first_cohort, g.start_of(as_of_day)) + 1) as u32
+            let up_to_as_of = g.periods_between(first_cohort, g.start_of(as_of_day)) + 1;
+            if up_to_as_of > i64::from(MAX_PERIODS) {
+                violations.push(FieldViolation::new(
+                    "periods",
+                    format!(
+                        "0 means up to as_of's period, {up_to_as_of} periods after first_cohort, \
+                         more than {MAX_PERIODS}: give at most {MAX_PERIODS} periods"
+                    ),
+                ));
+            }
+            up_to_as_of.clamp(1, i64::from(MAX_PERIODS)) as u32
         } else {
             periods
         };
+        if !violations.is_empty() {
+            return Err(violations);
+        }
         Ok(Self {
             granularity: g,
             first_cohort,
@@ -305,6 +316,35 @@ mod tests {
             periods: 4,
             as_of_day,
         }
+    }
+
+    #[test]
+    fn default_periods_are_capped_like_given_ones() {
+        let g = Ok(Granularity::Week);
+        // 22 weekly cohorts in 2000; "up to as_of" would be ~1,400 weeks.
+        let e = CohortRange::parse(
+            g.clone(),
+            Some(d(2000, 1, 3)),
+            Some(d(2000, 6, 1)),
+            d(2026, 4, 1),
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].field, "periods");
+        let ok = CohortRange::parse(
+            g.clone(),
+            Some(d(2000, 1, 3)),
+            Some(d(2000, 6, 1)),
+            d(2026, 4, 1),
+            MAX_PERIODS,
+        )
+        .unwrap();
+        assert_eq!((ok.cohorts, ok.periods), (22, MAX_PERIODS));
+        // Exactly the cap by default is fine.
+        let first = d(2026, 4, 6) - chrono::Days::new(7 * u64::from(MAX_PERIODS - 1));
+        let ok = CohortRange::parse(g, Some(first), None, d(2026, 4, 6), 0).unwrap();
+        assert_eq!(ok.periods, MAX_PERIODS);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod ids;
 mod metrics;
 mod model_version;
 mod money;
+mod page_token;
 mod periods;
 mod plan;
 mod rules;
@@ -30,6 +31,10 @@ pub use model_version::{
     FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters,
 };
 pub use money::{Amount, Total, TotalOutOfRange, MAX_AMOUNT_UNITS, MAX_TOTAL_NANOS};
+pub use page_token::{
+    open as open_page_token, seal as seal_page_token, AtRiskCursor, ModelsCursor, PageTokenKey,
+    TokenError, TokenKind, MIN_KEY_BYTES,
+};
 pub use periods::{business_day, start_of_day, Granularity, MAX_PERIODS};
 pub use plan::{
     plan_batch, Atomicity, DayDelta, EntryOutcome, Key, NewRow, Plan, PlanError, StoredState,

@@ -236,6 +236,12 @@ impl Scoring {
         Ok(self.active_model().await?.map(|m| m.version))
     }
 
+    /// Whether `version` can be listed: successful, activated, its scores
+    /// still kept.
+    pub async fn listable(&self, version: i64) -> Result<bool, ScoringError> {
+        Ok(self.storage.listable_version(version).await?)
+    }
+
     /// A page of at-risk customers of `version`, after a previous page's
     /// last (value_at_risk, customer_id).
     pub async fn at_risk_page(
@@ -243,7 +249,7 @@ impl Scoring {
         version: i64,
         min_churn_risk: f64,
         min_predicted_value: f64,
-        after: Option<(f64, String)>,
+        after: Option<(f64, CustomerId)>,
         page_size: usize,
     ) -> Result<Vec<crate::domain::PopulationScore>, ScoringError> {
         Ok(self
@@ -252,7 +258,7 @@ impl Scoring {
                 version,
                 min_churn_risk,
                 min_predicted_value,
-                after,
+                after.map(|(value, id)| (value, id.as_str().to_owned())),
                 page_size as i64,
             )
             .await?)

@@ -17,7 +17,7 @@ pub struct DeletedCustomer {
 /// [`super::money`]).
 pub(super) fn summary_from_row(row: &PgRow) -> Result<CustomerSummary, StorageError> {
     Ok(CustomerSummary {
-        customer_id: CustomerId::parse(row.try_get("customer_id")?).map_err(|e| {
+        customer_id: CustomerId::from_stored(row.try_get("customer_id")?).map_err(|e| {
             StorageError::Database(sqlx::Error::Decode(
                 format!("stored customer_id: {e}").into(),
             ))

@@ -122,7 +122,7 @@ async fn lock_customers(
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
-        let id = CustomerId::parse(row.try_get("customer_id")?)
+        let id = CustomerId::from_stored(row.try_get("customer_id")?)
             .map_err(|e| StorageError::Database(sqlx::Error::Decode(e.into())))?;
         let occasions: i32 = row.try_get("purchase_occasions")?;
         let summary = if occasions > 0 {
@@ -199,7 +199,7 @@ async fn fetch_stored(
             .is_none()
         {
             let customer =
-                CustomerId::parse(row.try_get("customer_id").map_err(StorageError::from)?)
+                CustomerId::from_stored(row.try_get("customer_id").map_err(StorageError::from)?)
                     .map_err(|e| StorageError::Database(sqlx::Error::Decode(e.into())))?;
             state.occasions.insert((
                 customer,
@@ -221,15 +221,15 @@ async fn fetch_stored(
 
 fn stored_from_row(row: &sqlx::postgres::PgRow) -> Result<StoredTransaction, sqlx::Error> {
     let decode = |what: &str, e: String| sqlx::Error::Decode(format!("stored {what}: {e}").into());
-    let customer_id =
-        CustomerId::parse(row.try_get("customer_id")?).map_err(|e| decode("customer_id", e))?;
-    let transaction_id = TransactionId::parse(row.try_get("transaction_id")?)
+    let customer_id = CustomerId::from_stored(row.try_get("customer_id")?)
+        .map_err(|e| decode("customer_id", e))?;
+    let transaction_id = TransactionId::from_stored(row.try_get("transaction_id")?)
         .map_err(|e| decode("transaction_id", e))?;
     let kind = match row.try_get::<i16, _>("kind")? {
         KIND_REFUND => {
             let of: String = row.try_get("refunded_transaction_id")?;
             TransactionKind::Refund {
-                of: TransactionId::parse(&of).map_err(|e| decode("refund target", e))?,
+                of: TransactionId::from_stored(&of).map_err(|e| decode("refund target", e))?,
             }
         }
         _ => TransactionKind::Purchase,

@@ -11,6 +11,7 @@ mod models;
 mod money;
 mod reports;
 mod scores;
+mod settings;
 
 use std::time::Duration;
 

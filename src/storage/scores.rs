@@ -91,6 +91,19 @@ impl Storage {
         rows.iter().map(score_from_row).collect()
     }
 
+    /// Whether ListAtRiskCustomers can list `version`: a successful,
+    /// activated version whose scores are still kept.
+    pub async fn listable_version(&self, version: i64) -> Result<bool, StorageError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM models
+                             WHERE version = $1 AND state = 'succeeded' AND activated_at IS NOT NULL)
+                AND EXISTS (SELECT 1 FROM customer_scores WHERE model_version = $1)",
+        )
+        .bind(version)
+        .fetch_one(&self.reads)
+        .await?)
+    }
+
     /// Summaries of `ids` that have one, with their segmentation under
     /// `version` when it has one: one indexed read per customer.
     pub async fn summaries_with_segmentation(
@@ -164,7 +177,7 @@ fn score_from_row(row: &PgRow) -> Result<PopulationScore, StorageError> {
         Ok(row.try_get::<i16, _>(name)?.clamp(1, 5) as u8)
     };
     Ok(PopulationScore {
-        customer_id: CustomerId::parse(row.try_get("customer_id")?)
+        customer_id: CustomerId::from_stored(row.try_get("customer_id")?)
             .map_err(|_| bad("customer_id"))?,
         model_version: row.try_get("model_version")?,
         probability_alive: row.try_get("probability_alive")?,

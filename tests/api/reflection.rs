@@ -140,3 +140,69 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// The reflection protocol answers a request it cannot serve with an
+/// in-stream ErrorResponse and keeps the stream open for the next request.
+macro_rules! answers_errors_in_stream {
+    ($test:ident, $version:ident) => {
+        #[tokio::test]
+        async fn $test() {
+            use $version::{
+                server_reflection_client::ServerReflectionClient,
+                server_reflection_request::MessageRequest,
+                server_reflection_response::MessageResponse, ServerReflectionRequest,
+            };
+            let app = spawn_app().await;
+            let mut client = ServerReflectionClient::new(channel(&app.endpoint()).await.unwrap());
+            let ask = |m| ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(m),
+            };
+            let requests = vec![
+                ask(MessageRequest::FileContainingSymbol(
+                    "clv.v1.NoSuchThing".into(),
+                )),
+                ask(MessageRequest::FileByFilename("no/such/file.proto".into())),
+                ask(MessageRequest::FileContainingSymbol(
+                    "clv.v1.IngestService".into(),
+                )),
+            ];
+            let mut responses = client
+                .server_reflection_info(futures::stream::iter(requests.clone()))
+                .await
+                .unwrap()
+                .into_inner();
+            for (i, unknown) in requests[..2].iter().enumerate() {
+                let answer = responses
+                    .message()
+                    .await
+                    .expect("the stream stays open after an unknown name")
+                    .expect("an answer");
+                let Some(MessageResponse::ErrorResponse(e)) = answer.message_response else {
+                    panic!("request {i}: expected an ErrorResponse, got {answer:?}")
+                };
+                assert_eq!(e.error_code, tonic::Code::NotFound as i32, "{e:?}");
+                assert!(!e.error_message.is_empty());
+                assert_eq!(answer.original_request.as_ref(), Some(unknown));
+            }
+            let Some(MessageResponse::FileDescriptorResponse(files)) = responses
+                .message()
+                .await
+                .expect("the stream still answers")
+                .expect("an answer")
+                .message_response
+            else {
+                panic!("expected descriptors")
+            };
+            assert!(ingest_methods(&files.file_descriptor_proto)
+                .contains(&"ImportTransactions".to_owned()));
+            assert!(
+                responses.message().await.unwrap().is_none(),
+                "the stream ends with ours"
+            );
+        }
+    };
+}
+
+answers_errors_in_stream!(v1_answers_unknown_names_in_stream, v1);
+answers_errors_in_stream!(v1alpha_answers_unknown_names_in_stream, v1alpha);
