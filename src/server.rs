@@ -11,8 +11,9 @@ use tower::layer::util::{Identity as NoLayer, Stack};
 
 use crate::{
     api::layers::{
-        admission::AdmissionLayer,
+        admission::{AdmissionLayer, AdmissionState},
         deadline::DeadlineLayer,
+        detach::DetachLayer,
         guard::{GuardLayer, Policy},
         telemetry::TelemetryLayer,
     },
@@ -23,16 +24,20 @@ use crate::{
 
 /// The layers around every call, outermost first: telemetry sees every
 /// call, refused ones included; the guard refuses before a call takes a
-/// slot of the concurrency limit; the deadline covers the handler.
-pub type CallLayers =
-    Stack<DeadlineLayer, Stack<AdmissionLayer, Stack<GuardLayer, Stack<TelemetryLayer, NoLayer>>>>;
+/// slot of the concurrency limit; the deadline covers the handler, which
+/// runs detached (to its end, holding its slot, whoever stops waiting).
+pub type CallLayers = Stack<
+    DetachLayer,
+    Stack<DeadlineLayer, Stack<AdmissionLayer, Stack<GuardLayer, Stack<TelemetryLayer, NoLayer>>>>,
+>;
 
 /// The checked exposure settings.
 #[derive(Clone)]
 pub struct Exposure {
     policy: Option<Policy>,
     tls: Option<ServerTlsConfig>,
-    max_concurrent_calls: usize,
+    /// The concurrency limit, shared by every connection (and read by health).
+    admission: AdmissionLayer,
     max_call: Option<std::time::Duration>,
 }
 
@@ -81,7 +86,10 @@ impl Exposure {
         Ok(Self {
             policy,
             tls,
-            max_concurrent_calls: settings.max_concurrent_calls,
+            admission: AdmissionLayer::new(
+                settings.max_concurrent_calls,
+                settings.max_caller_share_percent,
+            ),
             max_call: settings.max_call(),
         })
     }
@@ -95,10 +103,16 @@ impl Exposure {
         let layers = tower::ServiceBuilder::new()
             .layer(TelemetryLayer::new(metrics.clone()))
             .layer(GuardLayer::new(self.policy.clone()))
-            .layer(AdmissionLayer::new(self.max_concurrent_calls))
+            .layer(self.admission.clone())
             .layer(DeadlineLayer::new(self.max_call))
+            .layer(DetachLayer)
             .into_inner();
         Ok(builder.layer(layers))
+    }
+
+    /// The concurrency limit's state, for health.
+    pub fn admission(&self) -> AdmissionState {
+        self.admission.state()
     }
 }
 

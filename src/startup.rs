@@ -11,7 +11,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
-    api::{pb, IngestApi, ModelApi, ReportApi, ScoringApi},
+    api::{layers::admission::AdmissionState, pb, IngestApi, ModelApi, ReportApi, ScoringApi},
     config::Settings,
     domain::IngestRules,
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
@@ -168,7 +168,8 @@ impl Application {
         let ingest = IngestApi::new(
             Ingest::new(storage.clone(), rules, settings.group_commit_slots),
             metrics.clone(),
-        );
+        )
+        .with_stream_idle(settings.stream_idle());
 
         let epoch = ModelEpoch::default();
         let models = std::sync::Arc::new(Models::new(
@@ -198,6 +199,7 @@ impl Application {
             storage.clone(),
             reporter.clone(),
             settings.health_interval(),
+            (exposure.admission(), settings.admission_stall()),
             stop_rx.clone(),
         ));
 
@@ -296,11 +298,14 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 }
 
 /// Applies the migrations as soon as the database is reachable, then keeps
-/// health in step with the database: NOT_SERVING while it cannot be reached.
+/// health in step with the database: NOT_SERVING while it cannot be
+/// reached, and while the server admits no work (every call slot held, and
+/// none freed, for the stall bound: see [`AdmissionState::stalled_for`]).
 async fn watch_database(
     storage: Storage,
     reporter: HealthReporter,
     interval: Duration,
+    (admission, stall): (AdmissionState, Option<Duration>),
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut migrated = storage.migrate().await.is_ok();
@@ -320,12 +325,19 @@ async fn watch_database(
                 }
             }
         }
-        let healthy = migrated && storage.ping().await.is_ok();
+        let database = migrated && storage.ping().await.is_ok();
+        let stalled = stall.is_some_and(|bound| admission.stalled_for(bound));
+        let healthy = database && !stalled;
         if serving != Some(healthy) && !*stop.borrow() {
             if healthy {
-                tracing::info!("database reachable: SERVING");
-            } else {
+                tracing::info!("database reachable, calls admitted: SERVING");
+            } else if !database {
                 tracing::warn!("database unreachable: NOT_SERVING");
+            } else {
+                tracing::warn!(
+                    "every call slot is held and none has been freed for the stall bound \
+                     (CLVD_ADMISSION_STALL_SECONDS): NOT_SERVING"
+                );
             }
             let status = if healthy {
                 ServingStatus::Serving

@@ -1,5 +1,7 @@
 //! clv.v1.IngestService over the [`Ingest`] use-case.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -14,11 +16,25 @@ pub struct IngestApi {
     ingest: Ingest,
     /// Counts transactions recorded, duplicate and rejected.
     metrics: Metrics,
+    /// Longest wait for the next message of an import stream; `None`: none.
+    stream_idle: Option<Duration>,
 }
 
 impl IngestApi {
     pub fn new(ingest: Ingest, metrics: Metrics) -> Self {
-        Self { ingest, metrics }
+        Self {
+            ingest,
+            metrics,
+            stream_idle: None,
+        }
+    }
+
+    /// Ends import streams that send no message for `idle`.
+    pub fn with_stream_idle(self, idle: Option<Duration>) -> Self {
+        Self {
+            stream_idle: idle,
+            ..self
+        }
     }
 
     /// Counts a call's or batch's transactions by outcome. Refusals for other reasons (an unavailable database) are not
@@ -79,7 +95,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
     ) -> Result<Response<pb::ImportTransactionsResponse>, Status> {
         let mut stream = request.into_inner();
         let mut totals = pb::ImportTransactionsResponse::default();
-        while let Some(message) = stream.message().await? {
+        while let Some(message) = next_message(&mut stream, self.stream_idle, &totals).await? {
             let pb::ImportTransactionsRequest { transactions } = message;
             let batch = totals.batches;
             let in_batch = |e: Status| {
@@ -167,6 +183,32 @@ impl pb::ingest_service_server::IngestService for IngestApi {
             existed: deleted.existed,
         }))
     }
+}
+
+/// The stream's next message, or DEADLINE_EXCEEDED saying what was
+/// committed when none arrives within `idle`. (Dropping the wait loses
+/// nothing: no message was taken from the stream.)
+async fn next_message<T>(
+    stream: &mut Streaming<T>,
+    idle: Option<Duration>,
+    totals: &pb::ImportTransactionsResponse,
+) -> Result<Option<T>, Status> {
+    let Some(idle) = idle else {
+        return stream.message().await;
+    };
+    tokio::time::timeout(idle, stream.message())
+        .await
+        .unwrap_or_else(|_| {
+            Err(Status::deadline_exceeded(format!(
+                "no message arrived for {} s, the stream idle limit \
+                 (CLVD_STREAM_IDLE_SECONDS); the {} batches before are committed \
+                 ({} transactions recorded, {} duplicates); send the rest in a new stream",
+                idle.as_secs_f64(),
+                totals.batches,
+                totals.recorded,
+                totals.duplicates
+            )))
+        })
 }
 
 /// The request's one message field, which must be set.

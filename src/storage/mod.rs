@@ -37,6 +37,11 @@ pub struct PoolSettings {
     /// Connections are replaced after this long, so that none outlives a
     /// failover or a server-side limit.
     pub max_lifetime: Duration,
+    /// PostgreSQL cancels any statement running longer (zero: no limit).
+    pub statement_timeout: Duration,
+    /// PostgreSQL ends a session idle in a transaction this long (zero: no
+    /// limit); clvd never leaves one open, so this is a safety net.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 /// The database behind the service. Cheap to clone.
@@ -65,6 +70,7 @@ impl Storage {
                 // the database is evicted after the one call it failed.
                 .test_before_acquire(false)
         };
+        let options = Self::bounded(options, settings);
         let reads = pool_options().connect_lazy_with(options.clone());
         let pool = pool_options().connect_lazy_with(Self::tuned(options));
         Self { pool, reads }
@@ -78,6 +84,23 @@ impl Storage {
     /// table. Planning with the actual arrays costs well under a millisecond.
     pub fn tuned(options: PgConnectOptions) -> PgConnectOptions {
         options.options([("plan_cache_mode", "force_custom_plan")])
+    }
+
+    /// Server-side bounds of every session: no statement runs longer than
+    /// `statement_timeout` (PostgreSQL cancels it), and no session stays
+    /// idle inside a transaction longer than `idle_in_transaction_timeout`
+    /// (PostgreSQL ends it, releasing its locks). Calls never abandon a
+    /// statement half-way (see `api::layers::detach`); these bound what a
+    /// call whose caller left may still cost.
+    pub fn bounded(options: PgConnectOptions, settings: &PoolSettings) -> PgConnectOptions {
+        let ms = |d: Duration| d.as_millis().to_string();
+        options.options([
+            ("statement_timeout", ms(settings.statement_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(settings.idle_in_transaction_timeout),
+            ),
+        ])
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
