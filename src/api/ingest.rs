@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use super::{convert, pb, status::invalid_argument};
+use super::{convert, layers::detach::CallerGone, pb, status::invalid_argument};
 use crate::{
     domain::FieldViolation,
     metrics::{IngestOutcome, Metrics},
@@ -93,9 +93,18 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         &self,
         request: Request<Streaming<pb::ImportTransactionsRequest>>,
     ) -> Result<Response<pb::ImportTransactionsResponse>, Status> {
+        // A caller that left (cancelled, or its deadline passed) gets no
+        // batch committed after it was told so.
+        let caller = request
+            .extensions()
+            .get::<CallerGone>()
+            .cloned()
+            .unwrap_or_default();
         let mut stream = request.into_inner();
         let mut totals = pb::ImportTransactionsResponse::default();
-        while let Some(message) = next_message(&mut stream, self.stream_idle, &totals).await? {
+        while let Some(message) =
+            next_message(&mut stream, self.stream_idle, &caller, &totals).await?
+        {
             let pb::ImportTransactionsRequest { transactions } = message;
             let batch = totals.batches;
             let in_batch = |e: Status| {
@@ -185,30 +194,40 @@ impl pb::ingest_service_server::IngestService for IngestApi {
     }
 }
 
-/// The stream's next message, or DEADLINE_EXCEEDED saying what was
-/// committed when none arrives within `idle`. (Dropping the wait loses
-/// nothing: no message was taken from the stream.)
+/// The stream's next message; DEADLINE_EXCEEDED saying what was committed
+/// when none arrives within `idle`, CANCELLED when the caller has left.
+/// (Giving up the wait loses nothing: no message was taken from the stream.)
 async fn next_message<T>(
     stream: &mut Streaming<T>,
     idle: Option<Duration>,
+    caller: &CallerGone,
     totals: &pb::ImportTransactionsResponse,
 ) -> Result<Option<T>, Status> {
-    let Some(idle) = idle else {
-        return stream.message().await;
+    let committed = || {
+        format!(
+            "the {} batches before are committed ({} transactions recorded, {} duplicates)",
+            totals.batches, totals.recorded, totals.duplicates
+        )
     };
-    tokio::time::timeout(idle, stream.message())
-        .await
-        .unwrap_or_else(|_| {
-            Err(Status::deadline_exceeded(format!(
-                "no message arrived for {} s, the stream idle limit \
-                 (CLVD_STREAM_IDLE_SECONDS); the {} batches before are committed \
-                 ({} transactions recorded, {} duplicates); send the rest in a new stream",
-                idle.as_secs_f64(),
-                totals.batches,
-                totals.recorded,
-                totals.duplicates
-            )))
-        })
+    let idle_limit = async {
+        match idle {
+            Some(idle) => tokio::time::sleep(idle).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        () = caller.token().cancelled() => Err(Status::cancelled(format!(
+            "the caller left; {}", committed()
+        ))),
+        message = stream.message() => message,
+        () = idle_limit => Err(Status::deadline_exceeded(format!(
+            "no message arrived for {} s, the stream idle limit (CLVD_STREAM_IDLE_SECONDS); \
+             {}; send the rest in a new stream",
+            idle.unwrap_or_default().as_secs_f64(),
+            committed()
+        ))),
+    }
 }
 
 /// The request's one message field, which must be set.

@@ -6,7 +6,11 @@
 
 use std::time::Duration;
 
-use clvd::api::pb::{self, ingest_service_client::IngestServiceClient};
+use clvd::{
+    api::pb::{self, ingest_service_client::IngestServiceClient},
+    auth::hash_key,
+    config::AuthMode,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{transport::Channel, Code, Request};
@@ -110,4 +114,143 @@ async fn idle_streams_of_one_connection_cannot_take_every_slot_and_other_callers
     }
     assert_eq!((refused, admitted), (SLOTS / 2, SLOTS / 2));
     assert_eq!(app.transactions_stored().await, (SLOTS / 2 * 3) as i64 + 1);
+}
+
+const GREEDY_KEY: &str = "greedy-key-0c1d2e3f";
+const OTHER_KEY: &str = "other-key-4a5b6c7d";
+
+#[tokio::test]
+async fn with_authentication_one_keys_streams_over_several_connections_hold_only_its_share() {
+    let app = spawn_app_with(|s| {
+        with_metrics(s);
+        s.auth = AuthMode::On;
+        s.api_keys = [GREEDY_KEY, OTHER_KEY]
+            .iter()
+            .map(|k| format!("{}:ingest", hash_key(k)).parse().unwrap())
+            .collect();
+    })
+    .await;
+    // The greedy key spreads its streams over two connections.
+    let connections = [
+        channel(&app.endpoint()).await.unwrap(),
+        channel(&app.endpoint()).await.unwrap(),
+    ];
+    let mut held = Vec::new();
+    for i in 0..SLOTS {
+        held.push(idle_import(
+            connections[i % 2].clone(),
+            format!("greedy{i}"),
+            Some(GREEDY_KEY),
+        ));
+    }
+    wait_started(&app, SLOTS as f64, (SLOTS / 2 * 3) as i64).await;
+
+    // The other key is admitted, even over one of the greedy connections.
+    let mut request = Request::new(record(purchase("other", "t", at(2026, 1, 6, 0, 0), 100)));
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {OTHER_KEY}").parse().unwrap(),
+    );
+    IngestServiceClient::new(connections[0].clone())
+        .record_transaction(request)
+        .await
+        .expect("another key must be admitted while one holds its share");
+
+    let mut codes = Vec::new();
+    for (tx, call) in held {
+        drop(tx);
+        codes.push(
+            call.await
+                .unwrap()
+                .map(|_| Code::Ok)
+                .unwrap_or_else(|s| s.code()),
+        );
+    }
+    let refused = codes
+        .iter()
+        .filter(|c| **c == Code::ResourceExhausted)
+        .count();
+    let admitted = codes.iter().filter(|c| **c == Code::Ok).count();
+    assert_eq!((refused, admitted), (SLOTS / 2, SLOTS / 2), "{codes:?}");
+}
+
+#[tokio::test]
+async fn an_idle_stream_ends_after_the_idle_limit_saying_what_was_committed() {
+    let app = spawn_app_with(|s| s.stream_idle_seconds = 1).await;
+    let (tx, call) = idle_import(channel(&app.endpoint()).await.unwrap(), "slow".into(), None);
+    let status = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the idle stream was never ended")
+        .unwrap()
+        .expect_err("an idle stream is ended");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().contains("stream idle limit")
+            && status
+                .message()
+                .contains("the 1 batches before are committed (3 transactions recorded"),
+        "{status:?}"
+    );
+    // The batch sent before the silence stays committed.
+    assert_eq!(app.transactions_stored().await, 3);
+    drop(tx);
+}
+
+#[tokio::test]
+async fn health_is_not_serving_while_every_slot_is_held_and_none_is_freed() {
+    use tonic_health::pb::{
+        health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+    };
+    let app = spawn_app_with(|s| {
+        with_metrics(s);
+        s.max_caller_share_percent = 100;
+        s.admission_stall_seconds = 1;
+        s.health_interval_seconds = 1;
+    })
+    .await;
+    let status = |service: &'static str| {
+        let endpoint = app.endpoint();
+        async move {
+            HealthClient::new(channel(&endpoint).await.unwrap())
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        }
+    };
+    let wait_for = |service: &'static str, want: ServingStatus| {
+        let status = &status;
+        async move {
+            for _ in 0..300 {
+                if status(service).await == want as i32 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("{service:?} never became {want:?}");
+        }
+    };
+
+    let greedy = channel(&app.endpoint()).await.unwrap();
+    let held: Vec<_> = (0..SLOTS)
+        .map(|i| idle_import(greedy.clone(), format!("g{i}"), None))
+        .collect();
+    wait_started(&app, SLOTS as f64, (SLOTS * 3) as i64).await;
+    wait_for("clv.v1.IngestService", ServingStatus::NotServing).await;
+    assert_eq!(status("").await, ServingStatus::NotServing as i32);
+    // Liveness does not follow: the process itself is fine.
+    assert_eq!(
+        status(clvd::startup::LIVENESS).await,
+        ServingStatus::Serving as i32
+    );
+
+    // Once calls end, it serves again.
+    for (tx, call) in held {
+        drop(tx);
+        call.await.unwrap().expect("held stream");
+    }
+    wait_for("clv.v1.IngestService", ServingStatus::Serving).await;
 }

@@ -306,6 +306,8 @@ mod tests {
         assert!(!state.stalled_for(Duration::from_secs(3600)));
         drop(b);
         assert!(!state.stalled_for(Duration::ZERO));
-        assert!(!AdmissionLayer::new(0, 50).state().stalled_for(Duration::ZERO));
+        assert!(!AdmissionLayer::new(0, 50)
+            .state()
+            .stalled_for(Duration::ZERO));
     }
 }

@@ -75,9 +75,7 @@ where
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let gone = CancellationToken::new();
-        request
-            .extensions_mut()
-            .insert(CallerGone(gone.clone()));
+        request.extensions_mut().insert(CallerGone(gone.clone()));
         let slot = request.extensions_mut().remove::<CallSlot>();
         let work = self.inner.call(request);
         // The call's span (entered by the telemetry layer) goes with it.

@@ -62,7 +62,11 @@ impl Policy {
 
     /// Admits the request (naming its key, when it needed one) or says
     /// why not.
-    pub fn check(&self, path: &str, headers: &http::HeaderMap) -> Result<Option<CallerKey>, Status> {
+    pub fn check(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<CallerKey>, Status> {
         let method = GrpcMethod::of(path);
         let Access::Needs(scope) = self.access(method) else {
             return Ok(None);
