@@ -347,7 +347,7 @@ async fn calls_abandoned_at_random_points_leave_every_connection_and_all_acknowl
         ..cohort_request()
     };
     let got = ReportServiceClient::new(channel.clone())
-        .get_cohort_report(cohorts_request.clone())
+        .get_cohort_report(cohorts_request)
         .await
         .expect("GetCohortReport")
         .into_inner();
