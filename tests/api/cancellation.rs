@@ -407,3 +407,96 @@ async fn calls_abandoned_at_random_points_leave_every_connection_and_all_acknowl
     assert_eq!(revenue, streams as i64 * revenue_per_stream);
     fresh.stop().await;
 }
+
+/// Versions stored so far, and how many of them are active-able (succeeded
+/// and activated).
+async fn versions(app: &TestApp) -> (i64, i64) {
+    (
+        app.count("SELECT count(*) FROM models").await,
+        app.count(
+            "SELECT count(*) FROM models WHERE state = 'succeeded' AND activated_at IS NOT NULL",
+        )
+        .await,
+    )
+}
+
+#[tokio::test]
+async fn a_fit_whose_caller_leaves_while_another_fit_holds_the_lock_waits_on_no_connection_and_fits_nothing(
+) {
+    let app = spawn_app().await;
+    import(&app, &simulated_purchases()).await;
+    // Another replica's fit holds the lock.
+    let other_replica = app.storage.fit_lock(false).await.unwrap().expect("free");
+    let mut request = Request::new(fit_request(fit_day(), pb::TimeUnit::Day));
+    request.set_timeout(Duration::from_millis(300));
+    let status = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
+        .fit_model(request)
+        .await
+        .expect_err("the deadline passes while the fit waits");
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        "{status:?}"
+    );
+    // Nobody waits for the lock on a database session (the caller is gone,
+    // and waiting never held a connection).
+    let mut settled = false;
+    for _ in 0..40 {
+        let waiting = app
+            .count(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await;
+        if waiting == 0 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(settled, "a session still waits for the fit lock");
+    other_replica.release().await.unwrap();
+    // The abandoned fit does not run once the lock is free.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(versions(&app).await, (0, 0));
+    // And the next fit runs at once.
+    fit_as_of(&app, fit_day()).await;
+    assert_eq!(versions(&app).await, (1, 1));
+}
+
+#[tokio::test]
+async fn a_fit_whose_caller_leaves_after_it_started_finishes_in_the_background() {
+    let app = spawn_app().await;
+    import(&app, &simulated_purchases()).await;
+    let mut request = Request::new(fit_request(fit_day(), pb::TimeUnit::Day));
+    // Far shorter than a fit of 1,500 customers.
+    request.set_timeout(Duration::from_millis(10));
+    let status = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
+        .fit_model(request)
+        .await
+        .expect_err("the deadline passes during the fit");
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        "{status:?}"
+    );
+    // It was stored, scored and activated all the same.
+    let mut done = (0, 0);
+    for _ in 0..200 {
+        done = versions(&app).await;
+        if done == (1, 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done, (1, 1), "the started fit was not finished");
+    assert_eq!(
+        app.count("SELECT count(*) FROM customer_scores WHERE model_version = 1")
+            .await,
+        1_500
+    );
+}
