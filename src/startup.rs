@@ -282,7 +282,15 @@ impl Application {
         for job in [refit_job, metrics_job].into_iter().flatten() {
             let _ = job.await;
         }
-        storage.close().await;
+        // Closing waits for every connection to come back, including those
+        // of work whose caller left (it runs to its end: see
+        // `api::layers::detach`), such as a fit in the background; bounded.
+        if tokio::time::timeout(settings.shutdown_grace(), storage.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database work still running after the grace period; stopping anyway");
+        }
         if let Some(pg) = embedded {
             tokio::task::spawn_blocking(move || pg.stop()).await?;
         }
