@@ -110,11 +110,21 @@ impl Storage {
         }
     }
 
+    /// Applies the migrations, free of the sessions' statement timeout (a
+    /// migration may rewrite a large table).
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        MIGRATOR
-            .run(&self.pool)
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut *conn)
+            .await?;
+        let applied = MIGRATOR
+            .run_direct(&mut *conn)
             .await
-            .map_err(StorageError::Migrate)
+            .map_err(StorageError::Migrate);
+        sqlx::query("RESET statement_timeout")
+            .execute(&mut *conn)
+            .await?;
+        applied
     }
 
     /// A round trip to the database, for health checks.
