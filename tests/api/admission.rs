@@ -58,7 +58,7 @@ fn idle_import(
 /// committed `transactions` transactions.
 async fn wait_started(app: &TestApp, n: f64, transactions: i64) {
     let addr = app.metrics_addr.expect("metrics endpoint");
-    for _ in 0..400 {
+    for _ in 0..1_200 {
         let started = sample(
             &scrape(addr).await,
             "grpc_server_started_total",
