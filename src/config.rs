@@ -280,6 +280,38 @@ pub struct Settings {
     )]
     pub max_concurrent_calls: usize,
 
+    /// Percent of --max-concurrent-calls that one caller (an API key; with
+    /// authentication off, a connection) may hold at once; its calls beyond
+    /// get RESOURCE_EXHAUSTED while other callers are admitted.
+    #[arg(
+        long,
+        env = "CLVD_MAX_CALLER_SHARE_PERCENT",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u8).range(1..=100),
+        global = true
+    )]
+    pub max_caller_share_percent: u8,
+
+    /// Seconds for which every call slot may stay held, with no call
+    /// ending, before health reports NOT_SERVING (0: never for this reason).
+    #[arg(
+        long,
+        env = "CLVD_ADMISSION_STALL_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub admission_stall_seconds: u64,
+
+    /// Seconds a client stream (ImportTransactions) may go without a
+    /// message before the call is ended with DEADLINE_EXCEEDED (0: no limit).
+    #[arg(
+        long,
+        env = "CLVD_STREAM_IDLE_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub stream_idle_seconds: u64,
+
     /// Longest any call may run, seconds, whatever deadline the caller set
     /// (0: only the caller's deadline).
     #[arg(
@@ -308,6 +340,29 @@ pub struct Settings {
         global = true
     )]
     pub db_max_lifetime_seconds: u64,
+
+    /// Seconds any one SQL statement may run before PostgreSQL cancels it
+    /// (`statement_timeout`; 0: no limit). The longest statements are a
+    /// fit's reads and its COPY of the scores: well under a minute for
+    /// 1,000,000 customers.
+    #[arg(
+        long,
+        env = "CLVD_DB_STATEMENT_TIMEOUT_SECONDS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub db_statement_timeout_seconds: u64,
+
+    /// Seconds a database session may sit idle inside a transaction before
+    /// PostgreSQL ends it (`idle_in_transaction_session_timeout`; 0: no
+    /// limit): a safety net, as clvd never leaves a transaction open.
+    #[arg(
+        long,
+        env = "CLVD_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub db_idle_in_transaction_timeout_seconds: u64,
 
     /// Address of the Prometheus metrics endpoint (`GET /metrics`, plain
     /// HTTP; port 0 picks a free port); unset: no endpoint.
@@ -363,7 +418,23 @@ impl Settings {
             acquire_timeout: self.db_acquire_timeout(),
             idle_timeout: Duration::from_secs(self.db_idle_timeout_seconds),
             max_lifetime: Duration::from_secs(self.db_max_lifetime_seconds),
+            statement_timeout: Duration::from_secs(self.db_statement_timeout_seconds),
+            idle_in_transaction_timeout: Duration::from_secs(
+                self.db_idle_in_transaction_timeout_seconds,
+            ),
         }
+    }
+
+    /// How long a client stream may stay silent; `None`: no limit.
+    pub fn stream_idle(&self) -> Option<Duration> {
+        (self.stream_idle_seconds > 0).then(|| Duration::from_secs(self.stream_idle_seconds))
+    }
+
+    /// How long every call slot may stay held before health says
+    /// NOT_SERVING; `None`: never for that reason.
+    pub fn admission_stall(&self) -> Option<Duration> {
+        (self.admission_stall_seconds > 0)
+            .then(|| Duration::from_secs(self.admission_stall_seconds))
     }
 
     /// Settings for tests and tools: the defaults with the given database, a
@@ -421,7 +492,9 @@ impl fmt::Display for Settings {
              refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s shutdown_drain={}s log_format={:?} \
              auth={:?} api_keys={:?} auth_open_health={} auth_open_reflection={} tls={} mtls={} \
              max_decoding_message_bytes={} max_encoding_message_bytes={} max_concurrent_calls={} \
-             max_call={}s db_idle_timeout={}s db_max_lifetime={}s metrics_addr={}",
+             max_caller_share={}% admission_stall={}s stream_idle={}s \
+             max_call={}s db_idle_timeout={}s db_max_lifetime={}s db_statement_timeout={}s \
+             db_idle_in_transaction_timeout={}s metrics_addr={}",
             self.listen_addr,
             db,
             self.data_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "default".into()),
@@ -451,9 +524,14 @@ impl fmt::Display for Settings {
             self.max_decoding_message_bytes,
             self.max_encoding_message_bytes,
             self.max_concurrent_calls,
+            self.max_caller_share_percent,
+            self.admission_stall_seconds,
+            self.stream_idle_seconds,
             self.max_call_seconds,
             self.db_idle_timeout_seconds,
             self.db_max_lifetime_seconds,
+            self.db_statement_timeout_seconds,
+            self.db_idle_in_transaction_timeout_seconds,
             self.metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         )?;
         // The key itself is never shown.

@@ -11,8 +11,9 @@ use tower::layer::util::{Identity as NoLayer, Stack};
 
 use crate::{
     api::layers::{
-        admission::AdmissionLayer,
+        admission::{AdmissionLayer, AdmissionState},
         deadline::DeadlineLayer,
+        detach::DetachLayer,
         details::DetailsLayer,
         guard::{GuardLayer, Policy},
         telemetry::TelemetryLayer,
@@ -25,10 +26,17 @@ use crate::{
 /// The layers around every call, outermost first: every error status
 /// leaves with its details; telemetry sees every call, refused ones
 /// included; the guard refuses before a call takes a slot of the
-/// concurrency limit; the deadline covers the handler.
+/// concurrency limit; the deadline covers the handler, which runs detached
+/// (to its end, holding its slot, whoever stops waiting).
 pub type CallLayers = Stack<
-    DeadlineLayer,
-    Stack<AdmissionLayer, Stack<GuardLayer, Stack<TelemetryLayer, Stack<DetailsLayer, NoLayer>>>>,
+    DetachLayer,
+    Stack<
+        DeadlineLayer,
+        Stack<
+            AdmissionLayer,
+            Stack<GuardLayer, Stack<TelemetryLayer, Stack<DetailsLayer, NoLayer>>>,
+        >,
+    >,
 >;
 
 /// The checked exposure settings.
@@ -36,7 +44,8 @@ pub type CallLayers = Stack<
 pub struct Exposure {
     policy: Option<Policy>,
     tls: Option<ServerTlsConfig>,
-    max_concurrent_calls: usize,
+    /// The concurrency limit, shared by every connection (and read by health).
+    admission: AdmissionLayer,
     max_call: Option<std::time::Duration>,
 }
 
@@ -85,7 +94,10 @@ impl Exposure {
         Ok(Self {
             policy,
             tls,
-            max_concurrent_calls: settings.max_concurrent_calls,
+            admission: AdmissionLayer::new(
+                settings.max_concurrent_calls,
+                settings.max_caller_share_percent,
+            ),
             max_call: settings.max_call(),
         })
     }
@@ -100,10 +112,16 @@ impl Exposure {
             .layer(DetailsLayer)
             .layer(TelemetryLayer::new(metrics.clone()))
             .layer(GuardLayer::new(self.policy.clone()))
-            .layer(AdmissionLayer::new(self.max_concurrent_calls))
+            .layer(self.admission.clone())
             .layer(DeadlineLayer::new(self.max_call))
+            .layer(DetachLayer)
             .into_inner();
         Ok(builder.layer(layers))
+    }
+
+    /// The concurrency limit's state, for health.
+    pub fn admission(&self) -> AdmissionState {
+        self.admission.state()
     }
 }
 

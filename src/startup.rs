@@ -12,8 +12,8 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
     api::{
-        pb, InStreamReflectionV1, InStreamReflectionV1alpha, IngestApi, ModelApi, ReportApi,
-        ScoringApi,
+        layers::admission::AdmissionState, pb, InStreamReflectionV1, InStreamReflectionV1alpha,
+        IngestApi, ModelApi, ReportApi, ScoringApi,
     },
     config::Settings,
     domain::IngestRules,
@@ -184,7 +184,8 @@ impl Application {
         let ingest = IngestApi::new(
             Ingest::new(storage.clone(), rules, settings.group_commit_slots),
             metrics.clone(),
-        );
+        )
+        .with_stream_idle(settings.stream_idle());
 
         let epoch = ModelEpoch::default();
         let models = std::sync::Arc::new(Models::new(
@@ -220,6 +221,7 @@ impl Application {
             storage.clone(),
             reporter.clone(),
             settings.health_interval(),
+            (exposure.admission(), settings.admission_stall()),
             stop_rx.clone(),
         ));
 
@@ -303,7 +305,15 @@ impl Application {
         for job in [refit_job, metrics_job].into_iter().flatten() {
             let _ = job.await;
         }
-        storage.close().await;
+        // Closing waits for every connection to come back, including those
+        // of work whose caller left (it runs to its end: see
+        // `api::layers::detach`), such as a fit in the background; bounded.
+        if tokio::time::timeout(settings.shutdown_grace(), storage.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database work still running after the grace period; stopping anyway");
+        }
         if let Some(pg) = embedded {
             tokio::task::spawn_blocking(move || pg.stop()).await?;
         }
@@ -319,11 +329,14 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 }
 
 /// Applies the migrations as soon as the database is reachable, then keeps
-/// health in step with the database: NOT_SERVING while it cannot be reached.
+/// health in step with the database: NOT_SERVING while it cannot be
+/// reached, and while the server admits no work (every call slot held, and
+/// none freed, for the stall bound: see [`AdmissionState::stalled_for`]).
 async fn watch_database(
     storage: Storage,
     reporter: HealthReporter,
     interval: Duration,
+    (admission, stall): (AdmissionState, Option<Duration>),
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut migrated = storage.migrate().await.is_ok();
@@ -343,12 +356,19 @@ async fn watch_database(
                 }
             }
         }
-        let healthy = migrated && storage.ping().await.is_ok();
+        let database = migrated && storage.ping().await.is_ok();
+        let stalled = stall.is_some_and(|bound| admission.stalled_for(bound));
+        let healthy = database && !stalled;
         if serving != Some(healthy) && !*stop.borrow() {
             if healthy {
-                tracing::info!("database reachable: SERVING");
-            } else {
+                tracing::info!("database reachable, calls admitted: SERVING");
+            } else if !database {
                 tracing::warn!("database unreachable: NOT_SERVING");
+            } else {
+                tracing::warn!(
+                    "every call slot is held and none has been freed for the stall bound \
+                     (CLVD_ADMISSION_STALL_SECONDS): NOT_SERVING"
+                );
             }
             let status = if healthy {
                 ServingStatus::Serving

@@ -1,10 +1,14 @@
 //! clv.v1.IngestService over the [`Ingest`] use-case.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::{
-    convert, pb,
+    convert,
+    layers::detach::CallerGone,
+    pb,
     status::{invalid_argument, Failure},
 };
 use crate::{
@@ -17,11 +21,25 @@ pub struct IngestApi {
     ingest: Ingest,
     /// Counts transactions recorded, duplicate and rejected.
     metrics: Metrics,
+    /// Longest wait for the next message of an import stream; `None`: none.
+    stream_idle: Option<Duration>,
 }
 
 impl IngestApi {
     pub fn new(ingest: Ingest, metrics: Metrics) -> Self {
-        Self { ingest, metrics }
+        Self {
+            ingest,
+            metrics,
+            stream_idle: None,
+        }
+    }
+
+    /// Ends import streams that send no message for `idle`.
+    pub fn with_stream_idle(self, idle: Option<Duration>) -> Self {
+        Self {
+            stream_idle: idle,
+            ..self
+        }
     }
 
     /// Counts a call's or batch's transactions by outcome. Refusals for other reasons (an unavailable database) are not
@@ -82,15 +100,22 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         &self,
         request: Request<Streaming<pb::ImportTransactionsRequest>>,
     ) -> Result<Response<pb::ImportTransactionsResponse>, Status> {
+        // A caller that left (cancelled, or its deadline passed) gets no
+        // batch committed after it was told so.
+        let caller = request
+            .extensions()
+            .get::<CallerGone>()
+            .cloned()
+            .unwrap_or_default();
         let mut stream = request.into_inner();
         let mut totals = pb::ImportTransactionsResponse::default();
-        // Every error of the stream, a message that cannot be read (over
-        // the size limit) included, says what the batches before it
-        // committed, and names fields by the failed batch's position.
-        while let Some(message) = stream
-            .message()
+        // Every error of the stream (a message that cannot be read, over the
+        // size limit, an idle stream, a caller that left) says what the
+        // batches before it committed, and names fields by the failed
+        // batch's position.
+        while let Some(message) = next_message(&mut stream, self.stream_idle, &caller)
             .await
-            .map_err(|e| Failure::new(e.code(), e.message()).in_import(&totals))?
+            .map_err(|f| f.in_import(&totals))?
         {
             let pb::ImportTransactionsRequest { transactions } = message;
             let max = self.ingest.rules().max_batch;
@@ -170,6 +195,35 @@ impl pb::ingest_service_server::IngestService for IngestApi {
             transactions_deleted: deleted.transactions,
             existed: deleted.existed,
         }))
+    }
+}
+
+/// The stream's next message; DEADLINE_EXCEEDED saying what was committed
+/// when none arrives within `idle`, CANCELLED when the caller has left.
+/// (Giving up the wait loses nothing: no message was taken from the stream.)
+async fn next_message<T>(
+    stream: &mut Streaming<T>,
+    idle: Option<Duration>,
+    caller: &CallerGone,
+) -> Result<Option<T>, Failure> {
+    let idle_limit = async {
+        match idle {
+            Some(idle) => tokio::time::sleep(idle).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        () = caller.token().cancelled() => Err(Failure::new(Code::Cancelled, "the caller left")),
+        message = stream.message() => message.map_err(|e| Failure::new(e.code(), e.message())),
+        () = idle_limit => Err(Failure::new(
+            Code::DeadlineExceeded,
+            format!(
+                "no message arrived for {} s, the stream idle limit (CLVD_STREAM_IDLE_SECONDS); \
+                 send the rest in a new stream",
+                idle.unwrap_or_default().as_secs_f64(),
+            ),
+        )),
     }
 }
 

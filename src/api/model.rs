@@ -7,6 +7,7 @@ use tonic::{Code, Request, Response, Status};
 
 use super::{
     convert::{past_instant, timestamp},
+    layers::detach::CallerGone,
     pb,
     status::{error, invalid_argument},
 };
@@ -59,6 +60,7 @@ impl From<ModelsError> for Status {
                 "the data cannot support a fit (recorded as failed version {version}; the active model is unchanged): {reason}"
             )),
             ModelsError::CannotEvaluate(m) => error(Code::FailedPrecondition, m),
+            e @ ModelsError::Abandoned => error(Code::Cancelled, e.to_string()),
             ModelsError::Storage(s) => s.into(),
         }
     }
@@ -155,6 +157,13 @@ impl pb::model_service_server::ModelService for ModelApi {
         &self,
         request: Request<pb::FitModelRequest>,
     ) -> Result<Response<pb::Model>, Status> {
+        // Fired when the caller leaves: a fit still waiting for its turn
+        // then gives up; one already started finishes in the background.
+        let caller = request
+            .extensions()
+            .get::<CallerGone>()
+            .cloned()
+            .unwrap_or_default();
         let pb::FitModelRequest { as_of, time_unit } = request.into_inner();
         let mut violations = Vec::new();
         let now = Utc::now();
@@ -180,7 +189,7 @@ impl pb::model_service_server::ModelService for ModelApi {
         let (Some(as_of), Some(unit), true) = (as_of, unit, violations.is_empty()) else {
             return Err(invalid_argument(&violations));
         };
-        let fitted = self.models.fit(as_of).await?;
+        let fitted = self.models.fit(as_of, caller.token()).await?;
         Ok(Response::new(to_pb(&fitted, unit, Some(fitted.version))))
     }
 

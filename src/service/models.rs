@@ -4,8 +4,15 @@
 //! the data lives), fits BG/NBD and Gamma-Gamma off the async workers, and
 //! stores the outcome as a new version: fitted parameters, or the reason the
 //! data could not support a fit (the active model then stays as it was).
+//!
+//! One fit runs at a time: in this process a mutex orders the fits, and
+//! across replicas a PostgreSQL advisory lock, tried (never waited on with
+//! a connection held) while the turn is ours. A fit whose caller leaves
+//! while it waits for its turn gives up without starting; one that has
+//! started finishes in the background (stored, scored and activated) and
+//! its answer is discarded.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -13,6 +20,9 @@ use clv_model::{
     evaluate_holdout, fit_bgnbd, fit_gamma_gamma, BgNbdFit, BgNbdFitInput,
     CustomerSummary as ModelSummary, FitOptions, GammaGammaFitInput, HoldoutEvaluation, ModelError,
 };
+
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 use super::scoring::ModelEpoch;
 use crate::{
@@ -32,6 +42,10 @@ pub enum ModelsError {
     /// The calibration data cannot support a fit (FAILED_PRECONDITION).
     #[error("the calibration data cannot support a fit: {0}")]
     CannotEvaluate(String),
+    /// The caller left before the fit's turn came (CANCELLED); nothing was
+    /// fitted.
+    #[error("the caller left before the fit started; nothing was fitted")]
+    Abandoned,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -50,7 +64,13 @@ pub struct Models {
     time_zone: Tz,
     /// Bumped after each successful fit.
     epoch: ModelEpoch,
+    /// This process's turn to fit: waited for without holding a database
+    /// connection, so that waiting fits cannot exhaust the pool.
+    turn: Mutex<()>,
 }
+
+/// How often a fit waiting for another replica's fit tries the lock again.
+const FIT_LOCK_RETRY: Duration = Duration::from_millis(250);
 
 /// When the background job refits. `None` turns a trigger off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,15 +104,37 @@ impl Models {
             storage,
             time_zone,
             epoch,
+            turn: Mutex::new(()),
         }
     }
 
     /// Fits on the data up to the business day of `as_of`, once no other
-    /// fit (of any replica) is running.
-    pub async fn fit(&self, as_of: DateTime<Utc>) -> Result<ModelVersion, ModelsError> {
-        let lock = self.storage.fit_lock(true).await?.ok_or_else(|| {
-            StorageError::Database(sqlx::Error::Protocol("the fit lock was not granted".into()))
-        })?;
+    /// fit (of any replica) is running. While waiting for its turn it gives
+    /// up ([`ModelsError::Abandoned`]) when `caller` is cancelled; once
+    /// started, it runs to its end whatever `caller` says.
+    pub async fn fit(
+        &self,
+        as_of: DateTime<Utc>,
+        caller: &CancellationToken,
+    ) -> Result<ModelVersion, ModelsError> {
+        let _turn = tokio::select! {
+            biased;
+            () = caller.cancelled() => return Err(ModelsError::Abandoned),
+            turn = self.turn.lock() => turn,
+        };
+        let lock = loop {
+            if caller.is_cancelled() {
+                return Err(ModelsError::Abandoned);
+            }
+            if let Some(lock) = self.storage.fit_lock(false).await? {
+                break lock;
+            }
+            // Another replica fits: try again soon, holding no connection.
+            tokio::select! {
+                () = caller.cancelled() => return Err(ModelsError::Abandoned),
+                () = tokio::time::sleep(FIT_LOCK_RETRY) => {}
+            }
+        };
         let result = self.fit_locked(as_of).await;
         lock.release().await?;
         result
@@ -105,6 +147,9 @@ impl Models {
         policy: RefitPolicy,
         now: DateTime<Utc>,
     ) -> Result<RefitOutcome, ModelsError> {
+        let Ok(_turn) = self.turn.try_lock() else {
+            return Ok(RefitOutcome::Busy);
+        };
         let Some(lock) = self.storage.fit_lock(false).await? else {
             return Ok(RefitOutcome::Busy);
         };

@@ -39,6 +39,11 @@ pub struct PoolSettings {
     /// Connections are replaced after this long, so that none outlives a
     /// failover or a server-side limit.
     pub max_lifetime: Duration,
+    /// PostgreSQL cancels any statement running longer (zero: no limit).
+    pub statement_timeout: Duration,
+    /// PostgreSQL ends a session idle in a transaction this long (zero: no
+    /// limit); clvd never leaves one open, so this is a safety net.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 /// The database behind the service. Cheap to clone.
@@ -67,6 +72,7 @@ impl Storage {
                 // the database is evicted after the one call it failed.
                 .test_before_acquire(false)
         };
+        let options = Self::bounded(options, settings);
         let reads = pool_options().connect_lazy_with(options.clone());
         let pool = pool_options().connect_lazy_with(Self::tuned(options));
         Self { pool, reads }
@@ -82,6 +88,23 @@ impl Storage {
         options.options([("plan_cache_mode", "force_custom_plan")])
     }
 
+    /// Server-side bounds of every session: no statement runs longer than
+    /// `statement_timeout` (PostgreSQL cancels it), and no session stays
+    /// idle inside a transaction longer than `idle_in_transaction_timeout`
+    /// (PostgreSQL ends it, releasing its locks). Calls never abandon a
+    /// statement half-way (see `api::layers::detach`); these bound what a
+    /// call whose caller left may still cost.
+    pub fn bounded(options: PgConnectOptions, settings: &PoolSettings) -> PgConnectOptions {
+        let ms = |d: Duration| d.as_millis().to_string();
+        options.options([
+            ("statement_timeout", ms(settings.statement_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(settings.idle_in_transaction_timeout),
+            ),
+        ])
+    }
+
     pub fn from_pool(pool: PgPool) -> Self {
         Self {
             reads: pool.clone(),
@@ -89,11 +112,21 @@ impl Storage {
         }
     }
 
+    /// Applies the migrations, free of the sessions' statement timeout (a
+    /// migration may rewrite a large table).
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        MIGRATOR
-            .run(&self.pool)
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut *conn)
+            .await?;
+        let applied = MIGRATOR
+            .run_direct(&mut *conn)
             .await
-            .map_err(StorageError::Migrate)
+            .map_err(StorageError::Migrate);
+        sqlx::query("RESET statement_timeout")
+            .execute(&mut *conn)
+            .await?;
+        applied
     }
 
     /// A round trip to the database, for health checks.

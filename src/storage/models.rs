@@ -28,6 +28,9 @@ const SUMMARIES_AS_OF: &str = "
 
 /// Held while a fit runs: a transaction-scoped advisory lock, so that one
 /// replica fits at a time. Dropping it (or a lost connection) releases it.
+/// Its transaction is idle by design while the fit works on other
+/// connections, so the session's idle-in-transaction timeout is lifted for
+/// it alone.
 pub struct FitLock(Transaction<'static, Postgres>);
 
 impl FitLock {
@@ -45,6 +48,9 @@ impl Storage {
     /// when another fit holds it.
     pub async fn fit_lock(&self, wait: bool) -> Result<Option<FitLock>, StorageError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
+            .execute(&mut *tx)
+            .await?;
         if wait {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(FIT_LOCK_KEY)

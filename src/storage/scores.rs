@@ -28,14 +28,16 @@ impl Storage {
     /// `keep_from` (so the previous version's pages stay readable).
     ///
     /// The rows go in with one `COPY` (text format): for a whole customer
-    /// base it is several times faster than multi-row inserts.
+    /// base it is several times faster than multi-row inserts. One
+    /// transaction: the scores and the deletion commit together, or (on any
+    /// failure) not at all.
     pub async fn replace_scores(
         &self,
         scores: &[PopulationScore],
         keep_from: i64,
     ) -> Result<(), StorageError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut copy = conn
+        let mut tx = self.pool.begin().await?;
+        let mut copy = tx
             .copy_in_raw(
                 "COPY customer_scores (customer_id, model_version, probability_alive, churn_risk,
                      probability_no_purchase, expected_purchases, predicted_value, value_at_risk,
@@ -56,8 +58,9 @@ impl Storage {
         copy.finish().await?;
         sqlx::query("DELETE FROM customer_scores WHERE model_version < $1")
             .bind(keep_from)
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -3,7 +3,9 @@
 mod helpers;
 mod oracle;
 
+mod admission;
 mod auth;
+mod cancellation;
 mod delete_customer;
 mod error_shape;
 mod faults;

@@ -522,8 +522,13 @@ async fn at_risk_customers_page_by_value_at_risk_and_stay_stable_under_new_trans
 /// own customer's answer (or NOT_FOUND), equal to the batch call's.
 #[tokio::test]
 async fn concurrent_single_calls_each_get_their_own_customers_answer() {
-    // All 600 calls at once: above the default concurrency limit.
-    let app = spawn_app_with(|s| s.max_concurrent_calls = 1_000).await;
+    // All 600 calls at once, over one connection: above the default
+    // concurrency limit and a connection's default share of it.
+    let app = spawn_app_with(|s| {
+        s.max_concurrent_calls = 1_000;
+        s.max_caller_share_percent = 100;
+    })
+    .await;
     let transactions = simulated_purchases();
     import(&app, &transactions).await;
     fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;

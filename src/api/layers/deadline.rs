@@ -1,11 +1,13 @@
 //! Deadlines: a call ends at the caller's `grpc-timeout` or at the
 //! configured maximum, whichever is sooner, with DEADLINE_EXCEEDED. The
-//! handler's future, and with it any database call it is awaiting (a wait
-//! for a connection, a query, an open transaction), is dropped at that
-//! moment: the call stops waiting, and a transaction it had open is rolled
-//! back. As everywhere in gRPC, DEADLINE_EXCEEDED does not say the work was
-//! not done (a batch already handed to a shared commit may still commit);
-//! a retry with the same transaction ids is a duplicate, never a double.
+//! answer is sent at that moment; the handler's work is not dropped with
+//! it: it runs in its own task (see [`detach`](super::detach)), learns
+//! that its caller left, and either finishes (short calls, a fit already
+//! started) or gives up at a safe point (a fit still waiting for its
+//! turn). No database call is abandoned half-way. As everywhere in gRPC,
+//! DEADLINE_EXCEEDED does not say the work was not done (a batch already
+//! handed to a commit may still commit); a retry with the same transaction
+//! ids is a duplicate, never a double.
 //!
 //! tonic itself also applies `grpc-timeout`, but answers CANCELLED; this
 //! layer's deadline is taken first (inside tonic's call), so it fires

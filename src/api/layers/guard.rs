@@ -1,7 +1,9 @@
 //! Authentication and authorisation: each method needs a scope, and the
 //! caller's `authorization: Bearer <key>` must carry it. UNAUTHENTICATED
 //! without a valid key, PERMISSION_DENIED without the scope. Methods that
-//! are not known here need `admin` (deny by default).
+//! are not known here need `admin` (deny by default). An admitted key is
+//! named in the request's extensions ([`CallerKey`]), so that admission
+//! can count the calls each key holds.
 
 use std::{
     sync::Arc,
@@ -10,10 +12,11 @@ use std::{
 
 use futures::future::{ready, Either, Ready};
 use http::{Request, Response};
+use sha2::Digest;
 use tonic::{body::Body, Status};
 use tower::{Layer, Service};
 
-use super::{refuse, GrpcMethod};
+use super::{admission::CallerKey, refuse, GrpcMethod};
 use crate::auth::{ApiKeys, Scope};
 
 /// What a method requires.
@@ -57,11 +60,16 @@ impl Policy {
         }
     }
 
-    /// Admits the request or says why not.
-    pub fn check(&self, path: &str, headers: &http::HeaderMap) -> Result<(), Status> {
+    /// Admits the request (naming its key, when it needed one) or says
+    /// why not.
+    pub fn check(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<CallerKey>, Status> {
         let method = GrpcMethod::of(path);
         let Access::Needs(scope) = self.access(method) else {
-            return Ok(());
+            return Ok(None);
         };
         let key = headers
             .get(http::header::AUTHORIZATION)
@@ -80,7 +88,9 @@ impl Policy {
             .scopes_of(key.trim())
             .ok_or_else(|| Status::unauthenticated("the API key is not valid"))?;
         if scopes.contains(scope) {
-            Ok(())
+            Ok(Some(CallerKey(
+                sha2::Sha256::digest(key.trim().as_bytes()).into(),
+            )))
         } else {
             Err(Status::permission_denied(format!(
                 "/{}/{} needs the {scope} scope; this key has: {scopes}",
@@ -133,13 +143,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let verdict = match &self.policy {
             Some(policy) => policy.check(request.uri().path(), request.headers()),
-            None => Ok(()),
+            None => Ok(None),
         };
         match verdict {
-            Ok(()) => Either::Right(self.inner.call(request)),
+            Ok(key) => {
+                if let Some(key) = key {
+                    request.extensions_mut().insert(key);
+                }
+                Either::Right(self.inner.call(request))
+            }
             Err(status) => Either::Left(ready(Ok(refuse(status)))),
         }
     }

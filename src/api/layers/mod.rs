@@ -1,13 +1,16 @@
 //! Tower layers around every gRPC call, outermost first: [`details`]
 //! (every error status leaves with google.rpc.Status details),
 //! [`telemetry`] (request id, span, Prometheus counters), [`guard`] (API
-//! keys and scopes), [`admission`] (the global concurrency limit, shedding
-//! the excess at once) and [`deadline`] (the caller's grpc-timeout, capped by
-//! the configured maximum). Each sees only the HTTP/2 request: the method's
-//! path and headers, never the message.
+//! keys and scopes), [`admission`] (the global concurrency limit and each
+//! caller's share of it, shedding the excess at once), [`deadline`] (the
+//! caller's grpc-timeout, capped by the configured maximum) and [`detach`]
+//! (the handler runs in its own task, to its end, whoever stops waiting).
+//! Each sees only the HTTP/2 request: the method's path and headers, never
+//! the message.
 
 pub mod admission;
 pub mod deadline;
+pub mod detach;
 pub mod details;
 pub mod guard;
 pub mod telemetry;
