@@ -20,6 +20,10 @@
 //! - [`server`]: how the gRPC server is exposed: TLS, API keys ([`auth`]),
 //!   limits, deadlines and per-call telemetry, as the tower layers of
 //!   [`api::layers`]; [`metrics`] is the Prometheus registry and endpoint.
+//!   Both name methods by [`grpc_method::GrpcMethod`], which sits below
+//!   them (metrics does not import the transport).
+//! - [`pb`]: the code generated from `proto/`, below everything (the
+//!   transport re-exports it as `api::pb`).
 //! - [`startup`]: wires everything into an [`startup::Application`];
 //!   [`embedded_postgres`] is the private PostgreSQL used when no
 //!   `DATABASE_URL` is given; [`config`], [`telemetry`] and [`shutdown`] do
@@ -30,8 +34,10 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod embedded_postgres;
+pub mod grpc_method;
 pub mod jobs;
 pub mod metrics;
+pub mod pb;
 pub mod server;
 pub mod service;
 pub mod shutdown;

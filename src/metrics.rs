@@ -9,14 +9,15 @@
 
 use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
 
-use prost::Message;
-
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
 
-use crate::{api::layers::GrpcMethod, storage::Storage};
+use crate::{
+    grpc_method::{served_methods, GrpcMethod},
+    storage::Storage,
+};
 
 /// How long a scrape waits for the database for the model gauges.
 const MODEL_READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -202,30 +203,6 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
-}
-
-/// `service/method` of clvd's services, health and both reflections.
-fn served_methods() -> HashSet<String> {
-    [
-        crate::api::pb::FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-    ]
-    .into_iter()
-    .filter_map(|bytes| prost_types::FileDescriptorSet::decode(bytes).ok())
-    .flat_map(|set| set.file)
-    .flat_map(|file| {
-        let package = file.package().to_owned();
-        file.service.into_iter().flat_map(move |service| {
-            let service_name = format!("{package}.{}", service.name());
-            service
-                .method
-                .into_iter()
-                .map(move |m| format!("{service_name}/{}", m.name()))
-        })
-    })
-    .collect()
 }
 
 /// A status code as grpc-go spells it (`OK`, `Canceled`, ...), which is

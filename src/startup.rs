@@ -2,13 +2,14 @@
 //! server with health and reflection, the health-check job, and graceful
 //! shutdown. `main` and the tests both build it with [`Application::build`].
 
-use std::{future::Future, net::SocketAddr, str::FromStr, time::Duration};
+use std::{future::Future, net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
-use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tonic::transport::server::{Router, TcpIncoming};
 use tonic_health::{server::HealthReporter, ServingStatus};
+use tower::layer::util::{Identity, Stack};
 
 use crate::{
     api::{
@@ -19,7 +20,7 @@ use crate::{
     domain::IngestRules,
     embedded_postgres::{default_data_dir, EmbeddedOptions, EmbeddedPostgres},
     metrics::Metrics,
-    server::Exposure,
+    server::{CallLayers, Exposure},
     service::{ChurnPolicy, Ingest, ModelEpoch, Models, PageTokenKeys, Reports, Scoring},
     storage::Storage,
 };
@@ -131,6 +132,9 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, lets
     /// in-flight calls finish within the configured grace, and returns.
+    /// Three steps: [`wire`] the services, [`Jobs::start`] the background
+    /// jobs, [`serve_with_shutdown`]; then the jobs are awaited and the
+    /// database released.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -144,182 +148,306 @@ impl Application {
             storage,
             embedded,
         } = self;
-        let (reporter, health_service) = tonic_health::server::health_reporter();
-        set_health(&reporter, ServingStatus::NotServing).await;
-        reporter
-            .set_service_status(LIVENESS, ServingStatus::Serving)
-            .await;
-
-        // Answering unknown names in-stream, as the protocol says (see
-        // `api::reflection`).
-        let reflection_v1 =
-            tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer::new(
-                InStreamReflectionV1::new(
-                    tonic_reflection::server::Builder::configure()
-                        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-                        .build_v1()?,
-                ),
-            );
-        let reflection_v1alpha =
-            tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer::new(
-                InStreamReflectionV1alpha::new(
-                    tonic_reflection::server::Builder::configure()
-                        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-                        .build_v1alpha()?,
-                ),
-            );
-
-        let rules = IngestRules {
-            currency: settings.currency.clone(),
-            time_zone: settings.time_zone,
-            max_batch: settings.max_batch,
-            ..IngestRules::default()
-        };
-        let max_future_skew = rules.max_future_skew;
-        let metrics = Metrics::new();
-        let ingest = IngestApi::new(
-            Ingest::new(storage.clone(), rules, settings.group_commit_slots),
-            metrics.clone(),
-        )
-        .with_stream_idle(settings.stream_idle());
-
-        let epoch = ModelEpoch::default();
-        let models = std::sync::Arc::new(Models::new(
-            storage.clone(),
-            settings.time_zone,
-            epoch.clone(),
-        ));
-
-        // One key for every listing's page tokens.
-        let token_keys = std::sync::Arc::new(PageTokenKeys::new(
-            storage.clone(),
-            settings.page_token_key.clone(),
-        ));
-        let policy = ChurnPolicy {
-            medium_at: settings.churn_medium_threshold,
-            high_at: settings.churn_high_threshold,
-            no_purchase_window_days: settings.no_purchase_window_days,
-        };
-        let scoring = ScoringApi::new(
-            Scoring::new(
-                storage.clone(),
-                settings.time_zone,
-                policy,
-                epoch,
-                settings.score_read_slots,
-            ),
-            settings.currency.clone(),
-            token_keys.clone(),
-        );
-
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let health_job = tokio::spawn(watch_database(
-            storage.clone(),
-            reporter.clone(),
-            settings.health_interval(),
-            (exposure.admission(), settings.admission_stall()),
-            stop_rx.clone(),
-        ));
-
-        let policy = settings.refit_policy();
-        let refit_job =
-            (policy.interval.is_some() || policy.min_new_transactions.is_some()).then(|| {
-                tokio::spawn(crate::jobs::refit::run_until_stopped(
-                    models.clone(),
-                    policy,
-                    std::time::Duration::from_secs(settings.refit_check_seconds.max(1)),
-                    stop_rx.clone(),
-                ))
-            });
-
-        let metrics_job = metrics_listener.map(|listener| {
-            tracing::info!(addr = ?listener.local_addr().ok(), "serving Prometheus metrics at /metrics");
-            tokio::spawn(crate::metrics::serve(
-                listener,
-                metrics.clone(),
-                storage.clone(),
-                stop_rx.clone(),
-            ))
-        });
-
-        let reports = std::sync::Arc::new(Reports::new(storage.clone(), settings.time_zone));
-        let aggregates_job = tokio::spawn(crate::jobs::report_aggregates::run_until_stopped(
-            reports.clone(),
-            Duration::from_secs(1),
-            stop_rx.clone(),
-        ));
-
-        let reporter_on_stop = reporter.clone();
-        let mut server_stop = stop_rx.clone();
-        let server = exposure
-            .server(&metrics)?
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(crate::sized!(settings, ingest.into_server()))
-            .add_service(crate::sized!(
-                settings,
-                ModelApi::new(models.clone(), token_keys.clone()).into_server()
-            ))
-            .add_service(crate::sized!(settings, scoring.into_server()))
-            .add_service(crate::sized!(
-                settings,
-                ReportApi::new(reports.clone(), settings.currency.clone(), max_future_skew)
-                    .into_server()
-            ))
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async move {
-                    let _ = server_stop.wait_for(|stop| *stop).await;
-                },
-            );
-        tracing::info!(%local_addr, "clvd is listening");
-
-        let mut server = tokio::spawn(server);
-        tokio::select! {
-            result = &mut server => {
-                result.context("server task failed")?.context("server failed")?;
-            }
-            () = shutdown => {
-                let drain = Duration::from_secs(settings.shutdown_drain_seconds);
-                tracing::info!(?drain, grace = ?settings.shutdown_grace(), "shutting down: NOT_SERVING, draining in-flight calls");
-                set_health(&reporter_on_stop, ServingStatus::NotServing).await;
-                tokio::time::sleep(drain).await;
-                let _ = stop_tx.send(true);
-                match tokio::time::timeout(settings.shutdown_grace(), &mut server).await {
-                    Ok(result) => result.context("server task failed")?.context("server failed")?,
-                    Err(_) => {
-                        tracing::warn!("in-flight calls did not finish within the grace period; stopping anyway");
-                        server.abort();
-                    }
-                }
-            }
-        }
-        let _ = stop_tx.send(true);
-        let _ = health_job.await;
-        let _ = aggregates_job.await;
-        for job in [refit_job, metrics_job].into_iter().flatten() {
-            let _ = job.await;
-        }
-        // Closing waits for every connection to come back, including those
-        // of work whose caller left (it runs to its end: see
-        // `api::layers::detach`), such as a fit in the background; bounded.
-        if tokio::time::timeout(settings.shutdown_grace(), storage.close())
-            .await
-            .is_err()
-        {
-            tracing::warn!("database work still running after the grace period; stopping anyway");
-        }
-        if let Some(pg) = embedded {
-            tokio::task::spawn_blocking(move || pg.stop()).await?;
-        }
+        let wiring = wire(&settings, &storage, &exposure).await?;
+        let jobs = Jobs::start(
+            &settings,
+            &storage,
+            &exposure,
+            &wiring,
+            metrics_listener,
+            &stop_rx,
+        );
+        let stopping = Stopping {
+            reporter: wiring.reporter.clone(),
+            stop: stop_tx,
+            drain: Duration::from_secs(settings.shutdown_drain_seconds),
+            grace: settings.shutdown_grace(),
+        };
+        serve_with_shutdown(
+            wiring.router,
+            listener,
+            local_addr,
+            shutdown,
+            stop_rx,
+            &stopping,
+        )
+        .await?;
+        let _ = stopping.stop.send(true);
+        jobs.join().await;
+        release(storage, embedded, settings.shutdown_grace()).await?;
         tracing::info!("clvd stopped");
         Ok(())
     }
+}
+
+/// The gRPC router: every service behind the call layers.
+type CallRouter = Router<Stack<CallLayers, Identity>>;
+
+/// What [`wire`] builds: the router, and what the background jobs share
+/// with the services.
+struct Wiring {
+    /// Every service, ready to serve.
+    router: CallRouter,
+    /// Health statuses (NOT_SERVING until the database is reachable).
+    reporter: HealthReporter,
+    /// The Prometheus registry the call layers count into.
+    metrics: Metrics,
+    /// Fitting, shared with the refit job.
+    models: Arc<Models>,
+    /// Reports, shared with the aggregates job.
+    reports: Arc<Reports>,
+}
+
+/// Step 1, wiring: health (NOT_SERVING until the database answers, the
+/// liveness service SERVING), reflection, the use-cases and the gRPC
+/// services over them, with the call layers of [`Exposure`].
+async fn wire(
+    settings: &Settings,
+    storage: &Storage,
+    exposure: &Exposure,
+) -> anyhow::Result<Wiring> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    set_health(&reporter, ServingStatus::NotServing).await;
+    reporter
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
+
+    // Answering unknown names in-stream, as the protocol says (see
+    // `api::reflection`).
+    let reflection_v1 =
+        tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer::new(
+            InStreamReflectionV1::new(reflection().build_v1()?),
+        );
+    let reflection_v1alpha =
+        tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer::new(
+            InStreamReflectionV1alpha::new(reflection().build_v1alpha()?),
+        );
+
+    let rules = IngestRules {
+        currency: settings.currency.clone(),
+        time_zone: settings.time_zone,
+        max_batch: settings.max_batch,
+        ..IngestRules::default()
+    };
+    let max_future_skew = rules.max_future_skew;
+    let metrics = Metrics::new();
+    let ingest = IngestApi::new(
+        Ingest::new(storage.clone(), rules, settings.group_commit_slots),
+        metrics.clone(),
+    )
+    .with_stream_idle(settings.stream_idle());
+
+    let epoch = ModelEpoch::default();
+    let models = Arc::new(Models::new(
+        storage.clone(),
+        settings.time_zone,
+        epoch.clone(),
+    ));
+
+    // One key for every listing's page tokens.
+    let token_keys = Arc::new(PageTokenKeys::new(
+        storage.clone(),
+        settings.page_token_key.clone(),
+    ));
+    let policy = ChurnPolicy {
+        medium_at: settings.churn_medium_threshold,
+        high_at: settings.churn_high_threshold,
+        no_purchase_window_days: settings.no_purchase_window_days,
+    };
+    let scoring = ScoringApi::new(
+        Scoring::new(
+            storage.clone(),
+            settings.time_zone,
+            policy,
+            epoch,
+            settings.score_read_slots,
+        ),
+        settings.currency.clone(),
+        token_keys.clone(),
+    );
+    let reports = Arc::new(Reports::new(storage.clone(), settings.time_zone));
+
+    let router = exposure
+        .server(&metrics)?
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(crate::sized!(settings, ingest.into_server()))
+        .add_service(crate::sized!(
+            settings,
+            ModelApi::new(models.clone(), token_keys.clone()).into_server()
+        ))
+        .add_service(crate::sized!(settings, scoring.into_server()))
+        .add_service(crate::sized!(
+            settings,
+            ReportApi::new(reports.clone(), settings.currency.clone(), max_future_skew)
+                .into_server()
+        ));
+    Ok(Wiring {
+        router,
+        reporter,
+        metrics,
+        models,
+        reports,
+    })
+}
+
+/// A reflection service's builder with every descriptor clvd serves:
+/// its own, health's and the rich error details'.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// The background jobs, each stopped by the same watch channel.
+struct Jobs {
+    /// Health in step with the database and the admission stall.
+    health: JoinHandle<()>,
+    /// The cohort report aggregates.
+    aggregates: JoinHandle<()>,
+    /// The scheduled refit, when a policy is configured.
+    refit: Option<JoinHandle<()>>,
+    /// The Prometheus endpoint, when configured.
+    metrics: Option<JoinHandle<()>>,
+}
+
+impl Jobs {
+    /// Step 2, background jobs: health, the scheduled refit (when
+    /// configured), the metrics endpoint (when configured) and the report
+    /// aggregates.
+    fn start(
+        settings: &Settings,
+        storage: &Storage,
+        exposure: &Exposure,
+        wiring: &Wiring,
+        metrics_listener: Option<TcpListener>,
+        stop: &watch::Receiver<bool>,
+    ) -> Self {
+        let health = tokio::spawn(watch_database(
+            storage.clone(),
+            wiring.reporter.clone(),
+            settings.health_interval(),
+            (exposure.admission(), settings.admission_stall()),
+            stop.clone(),
+        ));
+
+        let policy = settings.refit_policy();
+        let refit =
+            (policy.interval.is_some() || policy.min_new_transactions.is_some()).then(|| {
+                tokio::spawn(crate::jobs::refit::run_until_stopped(
+                    wiring.models.clone(),
+                    policy,
+                    Duration::from_secs(settings.refit_check_seconds.max(1)),
+                    stop.clone(),
+                ))
+            });
+
+        let metrics = metrics_listener.map(|listener| {
+            tracing::info!(addr = ?listener.local_addr().ok(), "serving Prometheus metrics at /metrics");
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                wiring.metrics.clone(),
+                storage.clone(),
+                stop.clone(),
+            ))
+        });
+
+        let aggregates = tokio::spawn(crate::jobs::report_aggregates::run_until_stopped(
+            wiring.reports.clone(),
+            Duration::from_secs(1),
+            stop.clone(),
+        ));
+        Self {
+            health,
+            aggregates,
+            refit,
+            metrics,
+        }
+    }
+
+    /// Waits for every job to end (after the stop was sent).
+    async fn join(self) {
+        let _ = self.health.await;
+        let _ = self.aggregates.await;
+        for job in [self.refit, self.metrics].into_iter().flatten() {
+            let _ = job.await;
+        }
+    }
+}
+
+/// How a shutdown proceeds once asked for.
+struct Stopping {
+    /// Turned NOT_SERVING first, so that balancers stop sending.
+    reporter: HealthReporter,
+    /// Stops the server's accept loop and every job.
+    stop: watch::Sender<bool>,
+    /// How long NOT_SERVING is shown before the server stops accepting.
+    drain: Duration,
+    /// How long in-flight calls may take after that.
+    grace: Duration,
+}
+
+/// Step 3, serve with shutdown: serves until the server fails or
+/// `shutdown` resolves; then NOT_SERVING, the drain, the stop, and in-flight
+/// calls get the grace period before the server is aborted.
+async fn serve_with_shutdown(
+    router: CallRouter,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    mut server_stop: watch::Receiver<bool>,
+    stopping: &Stopping,
+) -> anyhow::Result<()> {
+    let server = router.serve_with_incoming_shutdown(
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        },
+    );
+    tracing::info!(%local_addr, "clvd is listening");
+
+    let mut server = tokio::spawn(server);
+    tokio::select! {
+        result = &mut server => {
+            result.context("server task failed")?.context("server failed")?;
+        }
+        () = shutdown => {
+            let Stopping { reporter, stop, drain, grace } = stopping;
+            tracing::info!(?drain, ?grace, "shutting down: NOT_SERVING, draining in-flight calls");
+            set_health(reporter, ServingStatus::NotServing).await;
+            tokio::time::sleep(*drain).await;
+            let _ = stop.send(true);
+            match tokio::time::timeout(*grace, &mut server).await {
+                Ok(result) => result.context("server task failed")?.context("server failed")?,
+                Err(_) => {
+                    tracing::warn!("in-flight calls did not finish within the grace period; stopping anyway");
+                    server.abort();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Closes the pool and stops the embedded PostgreSQL. Closing waits for
+/// every connection to come back, including those of work whose caller
+/// left (it runs to its end: see `api::layers::detach`), such as a fit in
+/// the background; bounded by `grace`.
+async fn release(
+    storage: Storage,
+    embedded: Option<EmbeddedPostgres>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    if tokio::time::timeout(grace, storage.close()).await.is_err() {
+        tracing::warn!("database work still running after the grace period; stopping anyway");
+    }
+    if let Some(pg) = embedded {
+        tokio::task::spawn_blocking(move || pg.stop()).await?;
+    }
+    Ok(())
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {

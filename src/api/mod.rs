@@ -18,12 +18,6 @@ pub use reflection::{InStreamReflectionV1, InStreamReflectionV1alpha};
 pub use report::ReportApi;
 pub use scoring::ScoringApi;
 
-/// Code generated from `proto/` (package `clv.v1`).
-pub mod pb {
-    #![allow(clippy::all, missing_docs)]
-    tonic::include_proto!("clv.v1");
-
-    /// Encoded descriptors of every clvd proto, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/clv_v1_descriptor.bin"));
-}
+/// Code generated from `proto/` (package `clv.v1`): [`crate::pb`], here
+/// under the name the handlers use.
+pub use crate::pb;

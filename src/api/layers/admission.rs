@@ -36,7 +36,8 @@ use tonic::{
 };
 use tower::{Layer, Service};
 
-use super::{refuse, GrpcMethod};
+use super::refuse;
+use crate::grpc_method::GrpcMethod;
 
 /// The authenticated caller, put in the request's extensions by the guard:
 /// the SHA-256 of its API key.

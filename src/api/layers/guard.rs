@@ -16,8 +16,9 @@ use sha2::Digest;
 use tonic::{body::Body, Status};
 use tower::{Layer, Service};
 
-use super::{admission::CallerKey, refuse, GrpcMethod};
+use super::{admission::CallerKey, refuse};
 use crate::auth::{ApiKeys, Scope};
+use crate::grpc_method::GrpcMethod;
 
 /// What a method requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,45 +15,6 @@ pub mod details;
 pub mod guard;
 pub mod telemetry;
 
-/// A gRPC method as named by the request path `/{service}/{method}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GrpcMethod<'a> {
-    pub service: &'a str,
-    pub method: &'a str,
-}
-
-impl<'a> GrpcMethod<'a> {
-    /// Any path that is not `/{service}/{method}` gives empty names (and is
-    /// treated as an unknown method).
-    pub fn of(path: &'a str) -> Self {
-        let (service, method) = path
-            .strip_prefix('/')
-            .and_then(|p| p.split_once('/'))
-            .unwrap_or(("", ""));
-        Self { service, method }
-    }
-
-    /// The service's own package: the methods the limits apply to. Health
-    /// checks and reflection stay answerable under any load, so that
-    /// probes do not kill a busy replica.
-    pub fn is_clvd(&self) -> bool {
-        self.service.starts_with("clv.v1.")
-    }
-
-    /// Streaming shape, as the `grpc_type` label of go-grpc-prometheus.
-    pub fn grpc_type(&self) -> &'static str {
-        match (self.service, self.method) {
-            ("clv.v1.IngestService", "ImportTransactions") => "client_stream",
-            ("grpc.health.v1.Health", "Watch") => "server_stream",
-            (
-                "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection",
-                _,
-            ) => "bidi_stream",
-            _ => "unary",
-        }
-    }
-}
-
 /// The response for a call refused before it reached its handler: the
 /// status's code and message, with their details.
 fn refuse(status: tonic::Status) -> http::Response<tonic::body::Body> {

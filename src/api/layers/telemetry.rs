@@ -23,7 +23,7 @@ use tonic::{body::Body, Code};
 use tower::{Layer, Service};
 use tracing::{instrument::Instrumented, Instrument, Span};
 
-use super::GrpcMethod;
+use crate::grpc_method::GrpcMethod;
 use crate::metrics::Metrics;
 
 const REQUEST_ID: &str = "x-request-id";
