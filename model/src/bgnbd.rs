@@ -11,13 +11,13 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::error::{ModelError, ModelKind};
-use crate::fit::{
-    log_parameter_standard_errors, minimize, warm_start_options, FitOptions, FitReport,
-    MeanNegLogLikelihood, WARM_START_GROUPS,
-};
+use crate::error::{check_positive, ModelError, ModelKind};
+use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
+use crate::fitted::LogParameters;
 use crate::special::{digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series, CompensatedSum};
-use crate::summary::{fast_map, group_purchases, CustomerSummary, FastHashMap, PurchaseGroup};
+use crate::summary::{
+    fast_map, group_purchases, sort_and_merge, CustomerSummary, FastHashMap, Group, PurchaseGroup,
+};
 
 /// Days per week, for reporting α per week.
 pub const DAYS_PER_WEEK: f64 = 7.0;
@@ -50,14 +50,6 @@ impl BgNbdStandardErrors {
     /// se(α) in weeks.
     pub fn alpha_weeks(&self) -> f64 {
         self.alpha / DAYS_PER_WEEK
-    }
-}
-
-fn check_positive(model: ModelKind, name: &'static str, value: f64) -> Result<f64, ModelError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(ModelError::InvalidParameter { model, name, value })
     }
 }
 
@@ -290,16 +282,7 @@ impl BgNbdFitInput {
                 });
             }
         }
-        // Non-negative floats order like their bit patterns.
-        groups.par_sort_unstable_by_key(|g| [g.x.to_bits(), g.t_x.to_bits(), g.t.to_bits()]);
-        groups.dedup_by(|next, kept| {
-            let same = (next.x, next.t_x, next.t) == (kept.x, kept.t_x, kept.t);
-            if same {
-                kept.count += next.count;
-            }
-            same
-        });
-        let customers = groups.iter().map(|g| g.count).sum();
+        let customers = sort_and_merge(&mut groups);
         Ok(Self { groups, customers })
     }
 
@@ -307,7 +290,7 @@ impl BgNbdFitInput {
     pub fn from_summaries(summaries: &[CustomerSummary]) -> Self {
         let mut groups = group_purchases(summaries);
         // Same order as from_groups (already so for whole-day summaries).
-        groups.par_sort_unstable_by_key(|g| [g.x.to_bits(), g.t_x.to_bits(), g.t.to_bits()]);
+        groups.par_sort_unstable_by_key(Group::order);
         Self {
             customers: summaries.len() as u64,
             groups,
@@ -544,18 +527,9 @@ impl MeanNegLogLikelihood for Objective {
             ln_tx,
             inv_tx,
         };
-        let sums_of = |rows: &[Row]| row_sums(rows, r, ln_a, &tables);
-        let s = if self.rows.len() > 2 * PARALLEL_CHUNK {
-            self.rows.par_chunks(PARALLEL_CHUNK).map(sums_of).reduce(
-                || [0.0; 5],
-                |mut acc, part| {
-                    acc.iter_mut().zip(part).for_each(|(a, p)| *a += p);
-                    acc
-                },
-            )
-        } else {
-            sums_of(&self.rows)
-        };
+        let s = sum_rows(&self.rows, PARALLEL_CHUNK, |rows| {
+            row_sums(rows, r, ln_a, &tables)
+        });
         ll += zero_ll.value() + s[0];
         g_r += s[1];
         g_alpha += s[2];
@@ -579,23 +553,10 @@ impl MeanNegLogLikelihood for Objective {
     }
 }
 
-/// Log-parameters (of the rescaled problem) beyond ±this are reported as
-/// unidentified: e^15 ≈ 3.3e6. Beyond it the likelihood is flat towards a
-/// boundary (no visible heterogeneity), and the parameters, though finite,
-/// cannot be scored (the series of E[Y] would need ~a terms).
-const MAX_ABS_LOG_PARAMETER: f64 = 15.0;
-/// An unconverged fit with a log-parameter beyond ±this (in the rescaled
-/// problem) is running off to a boundary, not merely slow.
-const DRIFTING_ABS_LOG_PARAMETER: f64 = 10.0;
-
 /// With many groups, a fit on every k-th group with x > 0 (counts × k, so
 /// the subsample stands for the whole) and all x = 0 groups gives a start
 /// close to the optimum, which saves most full-size iterations.
-fn warm_start(input: &BgNbdFitInput, scale: f64, options: &FitOptions) -> Option<Vec<f64>> {
-    if input.groups.len() <= options.warm_start_above_groups || options.l2_penalty != 0.0 {
-        return None;
-    }
-    let k = (input.groups.len() / WARM_START_GROUPS).max(4);
+fn subsample(input: &BgNbdFitInput, scale: f64, k: usize) -> Objective {
     let zeros = input.groups.iter().filter(|g| g.x == 0.0).copied();
     let repeat = input
         .groups
@@ -608,13 +569,7 @@ fn warm_start(input: &BgNbdFitInput, scale: f64, options: &FitOptions) -> Option
         });
     let groups: Vec<PurchaseGroup> = zeros.chain(repeat).collect();
     let customers = groups.iter().map(|g| g.count).sum();
-    let sample = Objective::new(&BgNbdFitInput { groups, customers }, scale);
-    let optimum = minimize(&sample, vec![0.0; 4], &warm_start_options(options));
-    optimum
-        .theta
-        .iter()
-        .all(|t| t.abs() < DRIFTING_ABS_LOG_PARAMETER)
-        .then_some(optimum.theta)
+    Objective::new(&BgNbdFitInput { groups, customers }, scale)
 }
 
 /// Maximum-likelihood fit of the BG/NBD model on grouped summaries.
@@ -624,46 +579,27 @@ fn warm_start(input: &BgNbdFitInput, scale: f64, options: &FitOptions) -> Option
 /// reference implementations do, with the analytic gradient of FHL eq. 6.
 pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit, ModelError> {
     let started = Instant::now();
-    let model = ModelKind::BgNbd;
-    if input.customers < options.min_customers.max(1) {
-        return Err(ModelError::TooFewCustomers {
-            model,
-            needed: options.min_customers.max(1),
-            got: input.customers,
-        });
-    }
+    let max_t = input.groups.iter().map(|g| g.t).fold(0.0, f64::max);
+    let theta = LogParameters {
+        model: ModelKind::BgNbd,
+        names: ["r", "alpha", "a", "b"],
+        scaled: 1,
+        scale: if max_t > 0.0 { max_t } else { 1.0 },
+    };
+    theta.check_customers(input.customers, options)?;
     if input.groups.iter().all(|g| g.x == 0.0) {
         return Err(ModelError::NoRepeatPurchasers {
             customers: input.customers,
         });
     }
-    let max_t = input.groups.iter().map(|g| g.t).fold(0.0, f64::max);
-    let scale = if max_t > 0.0 { max_t } else { 1.0 };
+    let scale = theta.scale;
     let objective = Objective::new(input, scale);
-    let start = warm_start(input, scale, options).unwrap_or_else(|| vec![0.0; 4]);
-    let optimum = minimize(&objective, start, options);
-    let names = ["r", "alpha", "a", "b"];
-    for (name, &theta) in names.iter().zip(&optimum.theta) {
-        let drifting = !optimum.converged && theta.abs() > DRIFTING_ABS_LOG_PARAMETER;
-        if theta.abs() > MAX_ABS_LOG_PARAMETER || drifting {
-            let value = if *name == "alpha" {
-                theta.exp() * scale
-            } else {
-                theta.exp()
-            };
-            return Err(ModelError::Unidentified { model, name, value });
-        }
-    }
-    if !optimum.converged && options.require_convergence {
-        return Err(ModelError::NotConverged {
-            model,
-            iterations: optimum.iterations,
-            gradient_norm: optimum.gradient_norm,
-            reason: optimum.reason,
-        });
-    }
-    let e = |i: usize| optimum.theta[i].exp();
-    let params = BgNbdParams::new(e(0), e(1) * scale, e(2), e(3))?;
+    let optimum = theta.minimize(&objective, input.groups.len(), options, |k| {
+        subsample(input, scale, k)
+    });
+    let values = theta.values(&optimum, options)?;
+    let [r, alpha, a, b] = values;
+    let params = BgNbdParams::new(r, alpha, a, b)?;
     // LL in days from the rescaled objective: rescaling time by s shifts each
     // customer's LL by −x·ln s (A1 gains r·ln s, A3/A4 lose (r+x)·ln s).
     let repeat_occasions: f64 = objective
@@ -674,37 +610,15 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
         .sum();
     let log_likelihood = -objective.evaluate(&optimum.theta).0 * objective.total_weight
         - repeat_occasions * scale.ln();
-    if !log_likelihood.is_finite() {
-        return Err(ModelError::NonFinite {
-            what: "the BG/NBD log-likelihood at the optimum",
-        });
-    }
-    let standard_errors = if options.standard_errors {
-        optimum
-            .hessian
-            .as_ref()
-            .and_then(|h| log_parameter_standard_errors(h, objective.weight()))
-            .map(|se| BgNbdStandardErrors {
-                r: params.r * se[0],
-                alpha: params.alpha * se[1],
-                a: params.a * se[2],
-                b: params.b * se[3],
-            })
-    } else {
-        None
-    };
+    let standard_errors = theta
+        .standard_errors(&optimum, objective.weight(), &values, options)
+        .map(|[r, alpha, a, b]| BgNbdStandardErrors { r, alpha, a, b });
+    let sizes = (input.customers, input.groups.len());
+    let report = theta.report(&optimum, log_likelihood, sizes, started)?;
     Ok(BgNbdFit {
         params,
         standard_errors,
-        report: FitReport {
-            log_likelihood,
-            iterations: optimum.iterations,
-            converged: optimum.converged,
-            gradient_norm: optimum.gradient_norm,
-            customers: input.customers,
-            groups: input.groups.len(),
-            duration: started.elapsed(),
-        },
+        report,
     })
 }
 
@@ -727,19 +641,7 @@ mod tests {
         .unwrap();
         let objective = Objective::new(&input, 30.0);
         let theta = [-0.3, 0.2, 0.4, -0.1];
-        let (_, grad) = objective.evaluate(&theta);
-        for i in 0..4 {
-            let h = 1e-6;
-            let (mut p, mut m) = (theta, theta);
-            p[i] += h;
-            m[i] -= h;
-            let numeric = (objective.evaluate(&p).0 - objective.evaluate(&m).0) / (2.0 * h);
-            assert!(
-                (numeric - grad[i]).abs() < 1e-7,
-                "component {i}: {numeric} vs {}",
-                grad[i]
-            );
-        }
+        crate::fit::tests::assert_gradient_matches_central_differences(&objective, &theta);
     }
 
     #[test]

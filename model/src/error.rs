@@ -104,3 +104,17 @@ pub enum ModelError {
         what: &'static str,
     },
 }
+
+/// `value` when it is a positive finite number, else
+/// [`ModelError::InvalidParameter`] naming the model and the parameter.
+pub(crate) fn check_positive(
+    model: ModelKind,
+    name: &'static str,
+    value: f64,
+) -> Result<f64, ModelError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(ModelError::InvalidParameter { model, name, value })
+    }
+}

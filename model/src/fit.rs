@@ -17,6 +17,13 @@ use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
+use rayon::prelude::*;
+
+use crate::prec::{
+    CONVERGENCE_THRESHOLD, COST_TOLERANCE, GRADIENT_TOLERANCE, HESSIAN_STEP,
+    LINE_SEARCH_WIDTH_TOLERANCE, NEWTON_POLISH_BELOW,
+};
+
 /// Settings of a fit. `Default` matches the reference implementations
 /// (no penalty).
 #[derive(Debug, Clone, PartialEq)]
@@ -55,9 +62,9 @@ impl Default for FitOptions {
         Self {
             l2_penalty: 0.0,
             max_iterations: 1000,
-            gradient_tolerance: 1e-7,
-            cost_tolerance: 1e-13,
-            convergence_threshold: 1e-6,
+            gradient_tolerance: GRADIENT_TOLERANCE,
+            cost_tolerance: COST_TOLERANCE,
+            convergence_threshold: CONVERGENCE_THRESHOLD,
             warm_start_above_groups: 60_000,
             min_customers: 2,
             standard_errors: true,
@@ -179,6 +186,27 @@ fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
+/// A likelihood's sums over its rows: `sums` of each chunk of `chunk` rows
+/// on rayon, added up, when there are more than two chunks; else `sums` of
+/// all rows at once on this thread.
+pub(crate) fn sum_rows<R: Sync, const K: usize>(
+    rows: &[R],
+    chunk: usize,
+    sums: impl Fn(&[R]) -> [f64; K] + Sync,
+) -> [f64; K] {
+    if rows.len() > 2 * chunk {
+        rows.par_chunks(chunk).map(&sums).reduce(
+            || [0.0; K],
+            |mut acc, part| {
+                acc.iter_mut().zip(part).for_each(|(a, p)| *a += p);
+                acc
+            },
+        )
+    } else {
+        sums(rows)
+    }
+}
+
 /// Minimises the (penalised) mean negative log-likelihood from `theta0`
 /// with L-BFGS (memory 7) and the More-Thuente line search. The best point
 /// seen is returned even if the line search gives up near the optimum
@@ -208,8 +236,6 @@ pub(crate) fn minimize<O: MeanNegLogLikelihood>(
     // line search gives up early (a stale curvature pair can make the
     // direction uphill); at most MAX_RESTARTS times.
     for _ in 0..=MAX_RESTARTS {
-        // A line-search interval narrower than 1e-6 of the step only
-        // resolves rounding noise in the cost: stop refining there.
         let solver = MoreThuenteLineSearch::new()
             .with_width_tolerance(LINE_SEARCH_WIDTH_TOLERANCE)
             .map(|line_search| LBFGS::new(line_search, 7))
@@ -315,34 +341,12 @@ fn newton_polish<O: MeanNegLogLikelihood>(
     }
 }
 
-/// Newton-polish only from a gradient norm below this (quadratic region).
-const NEWTON_POLISH_BELOW: f64 = 1e-3;
-
-/// Options for a warm-start fit on a subsample: only needs to get close.
-pub(crate) fn warm_start_options(options: &FitOptions) -> FitOptions {
-    FitOptions {
-        gradient_tolerance: 1e-6,
-        cost_tolerance: 1e-11,
-        standard_errors: false,
-        require_convergence: false,
-        ..options.clone()
-    }
-}
-
-/// Size of the warm-start subsample, in groups.
-pub(crate) const WARM_START_GROUPS: usize = 20_000;
-
-/// Relative width at which the More-Thuente line search stops refining.
-const LINE_SEARCH_WIDTH_TOLERANCE: f64 = 1e-6;
-
 /// Restarts of L-BFGS after an early stop.
 const MAX_RESTARTS: usize = 3;
 
 /// Hessian of the mean negative log-likelihood (no penalty) in θ, by
-/// forward differences of the analytic gradient with step 1e-5 from
-/// `gradient` (the gradient at θ), symmetrised. Truncation error ~1e-5
-/// relative: far below the sampling error that standard errors describe,
-/// and ample for a Newton step from a point already near the optimum.
+/// forward differences of the analytic gradient with step [`HESSIAN_STEP`]
+/// from `gradient` (the gradient at θ), symmetrised.
 #[allow(clippy::needless_range_loop)] // index loops read like the matrix algebra
 pub(crate) fn mean_hessian<O: MeanNegLogLikelihood>(
     objective: &O,
@@ -350,7 +354,7 @@ pub(crate) fn mean_hessian<O: MeanNegLogLikelihood>(
     gradient: &[f64],
 ) -> Vec<Vec<f64>> {
     let n = theta.len();
-    let h = 1e-5;
+    let h = HESSIAN_STEP;
     let mut hessian = vec![vec![0.0; n]; n];
     for j in 0..n {
         let mut plus = theta.to_vec();
@@ -423,8 +427,29 @@ fn invert_spd(m: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Each component of the objective's analytic gradient at `theta`
+    /// equals its central difference (step 1e-6) to 1e-7.
+    pub(crate) fn assert_gradient_matches_central_differences<O: MeanNegLogLikelihood>(
+        objective: &O,
+        theta: &[f64],
+    ) {
+        let (_, grad) = objective.evaluate(theta);
+        for i in 0..theta.len() {
+            let h = 1e-6;
+            let (mut p, mut m) = (theta.to_vec(), theta.to_vec());
+            p[i] += h;
+            m[i] -= h;
+            let numeric = (objective.evaluate(&p).0 - objective.evaluate(&m).0) / (2.0 * h);
+            assert!(
+                (numeric - grad[i]).abs() < 1e-7,
+                "component {i}: {numeric} vs {}",
+                grad[i]
+            );
+        }
+    }
 
     /// (θ₀−1)² + 10(θ₁+2)² as a "likelihood" of weight 1.
     struct Bowl;

@@ -11,14 +11,13 @@
 
 use std::time::Instant;
 
-use crate::error::{ModelError, ModelKind};
-use crate::fit::{
-    log_parameter_standard_errors, minimize, warm_start_options, FitOptions, FitReport,
-    MeanNegLogLikelihood, WARM_START_GROUPS,
-};
+use crate::error::{check_positive, ModelError, ModelKind};
+use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
+use crate::fitted::LogParameters;
 use crate::special::{digamma, ln_gamma, CompensatedSum};
-use crate::summary::{fast_map, group_spend, CustomerSummary, FastHashMap, SpendGroup};
-use rayon::prelude::*;
+use crate::summary::{
+    fast_map, group_spend, sort_and_merge, CustomerSummary, FastHashMap, SpendGroup,
+};
 
 /// Gamma-Gamma parameters p, q, γ (γ in currency units).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,21 +41,11 @@ pub struct GammaGammaStandardErrors {
 impl GammaGammaParams {
     /// Validates parameters (positive, finite).
     pub fn new(p: f64, q: f64, gamma: f64) -> Result<Self, ModelError> {
-        let check = |name, value: f64| {
-            if value.is_finite() && value > 0.0 {
-                Ok(value)
-            } else {
-                Err(ModelError::InvalidParameter {
-                    model: ModelKind::GammaGamma,
-                    name,
-                    value,
-                })
-            }
-        };
+        let m = ModelKind::GammaGamma;
         Ok(Self {
-            p: check("p", p)?,
-            q: check("q", q)?,
-            gamma: check("gamma", gamma)?,
+            p: check_positive(m, "p", p)?,
+            q: check_positive(m, "q", q)?,
+            gamma: check_positive(m, "gamma", gamma)?,
         })
     }
 
@@ -142,16 +131,7 @@ impl GammaGammaFitInput {
                 groups.push(SpendGroup { x, m, count });
             }
         }
-        // Positive floats order like their bit patterns.
-        groups.par_sort_unstable_by_key(|g| [g.x.to_bits(), g.m.to_bits()]);
-        groups.dedup_by(|next, kept| {
-            let same = (next.x, next.m) == (kept.x, kept.m);
-            if same {
-                kept.count += next.count;
-            }
-            same
-        });
-        let customers = groups.iter().map(|g| g.count).sum();
+        let customers = sort_and_merge(&mut groups);
         Ok(Self { groups, customers })
     }
 
@@ -305,18 +285,9 @@ impl MeanNegLogLikelihood for Objective {
             g_q += w * (dg_pxq - dg_q + ln_gamma_);
             g_gamma += w * q / gamma;
         }
-        let sums_of = |rows: &[SpendRow]| row_sums(rows, p, q, gamma, &per_x_ll);
-        let s = if self.rows.len() > 2 * PARALLEL_CHUNK {
-            self.rows.par_chunks(PARALLEL_CHUNK).map(sums_of).reduce(
-                || [0.0; 4],
-                |mut acc, part| {
-                    acc.iter_mut().zip(part).for_each(|(a, p)| *a += p);
-                    acc
-                },
-            )
-        } else {
-            sums_of(&self.rows)
-        };
+        let s = sum_rows(&self.rows, PARALLEL_CHUNK, |rows| {
+            row_sums(rows, p, q, gamma, &per_x_ll)
+        });
         let ll = s[0];
         g_p -= s[2];
         g_q -= s[1];
@@ -333,25 +304,12 @@ impl MeanNegLogLikelihood for Objective {
     }
 }
 
-/// Log-parameters (of the rescaled problem) beyond ±this are reported as
-/// unidentified: e^15 ≈ 3.3e6. Beyond it the likelihood is flat towards a
-/// boundary (no visible heterogeneity), and the parameters, though finite,
-/// cannot be scored (the series of E[Y] would need ~a terms).
-const MAX_ABS_LOG_PARAMETER: f64 = 15.0;
-/// An unconverged fit with a log-parameter beyond ±this (in the rescaled
-/// problem) is running off to a boundary, not merely slow.
-const DRIFTING_ABS_LOG_PARAMETER: f64 = 10.0;
-
 /// Customers per rayon task; below twice this the evaluation stays serial.
 const PARALLEL_CHUNK: usize = 32_768;
 
 /// With many groups, a fit on every k-th group (counts × k) gives a start
 /// close to the optimum.
-fn warm_start(input: &GammaGammaFitInput, scale: f64, options: &FitOptions) -> Option<Vec<f64>> {
-    if input.groups.len() <= options.warm_start_above_groups || options.l2_penalty != 0.0 {
-        return None;
-    }
-    let k = (input.groups.len() / WARM_START_GROUPS).max(4);
+fn subsample(input: &GammaGammaFitInput, scale: f64, k: usize) -> Objective {
     let groups: Vec<SpendGroup> = input
         .groups
         .iter()
@@ -362,13 +320,7 @@ fn warm_start(input: &GammaGammaFitInput, scale: f64, options: &FitOptions) -> O
         })
         .collect();
     let customers = groups.iter().map(|g| g.count).sum();
-    let sample = Objective::new(&GammaGammaFitInput { groups, customers }, scale);
-    let optimum = minimize(&sample, vec![0.0; 3], &warm_start_options(options));
-    optimum
-        .theta
-        .iter()
-        .all(|t| t.abs() < DRIFTING_ABS_LOG_PARAMETER)
-        .then_some(optimum.theta)
+    Objective::new(&GammaGammaFitInput { groups, customers }, scale)
 }
 
 /// Maximum-likelihood fit of the Gamma-Gamma model. Spend is rescaled by
@@ -379,82 +331,43 @@ pub fn fit_gamma_gamma(
     options: &FitOptions,
 ) -> Result<GammaGammaFit, ModelError> {
     let started = Instant::now();
-    let model = ModelKind::GammaGamma;
     if input.customers == 0 {
         return Err(ModelError::NoSpendData);
     }
-    if input.customers < options.min_customers.max(1) {
-        return Err(ModelError::TooFewCustomers {
-            model,
-            needed: options.min_customers.max(1),
-            got: input.customers,
-        });
-    }
-    let scale = input
-        .groups
-        .iter()
-        .map(|g| g.count as f64 * g.m)
-        .sum::<f64>()
-        / input.customers as f64;
+    let theta = LogParameters {
+        model: ModelKind::GammaGamma,
+        names: ["p", "q", "gamma"],
+        scaled: 2,
+        scale: input
+            .groups
+            .iter()
+            .map(|g| g.count as f64 * g.m)
+            .sum::<f64>()
+            / input.customers as f64,
+    };
+    theta.check_customers(input.customers, options)?;
+    let scale = theta.scale;
     let objective = Objective::new(input, scale);
-    let start = warm_start(input, scale, options).unwrap_or_else(|| vec![0.0; 3]);
-    let optimum = minimize(&objective, start, options);
-    for (name, &theta) in ["p", "q", "gamma"].iter().zip(&optimum.theta) {
-        let drifting = !optimum.converged && theta.abs() > DRIFTING_ABS_LOG_PARAMETER;
-        if theta.abs() > MAX_ABS_LOG_PARAMETER || drifting {
-            let value = if *name == "gamma" {
-                theta.exp() * scale
-            } else {
-                theta.exp()
-            };
-            return Err(ModelError::Unidentified { model, name, value });
-        }
-    }
-    if !optimum.converged && options.require_convergence {
-        return Err(ModelError::NotConverged {
-            model,
-            iterations: optimum.iterations,
-            gradient_norm: optimum.gradient_norm,
-            reason: optimum.reason,
-        });
-    }
-    let e = |i: usize| optimum.theta[i].exp();
-    let params = GammaGammaParams::new(e(0), e(1), e(2) * scale)?;
+    let optimum = theta.minimize(&objective, input.groups.len(), options, |k| {
+        subsample(input, scale, k)
+    });
+    let values = theta.values(&optimum, options)?;
+    let [p, q, gamma] = values;
+    let params = GammaGammaParams::new(p, q, gamma)?;
     // LL in currency units from the rescaled objective: m = s·m', γ = s·γ'
     // shift each customer's LL by −ln s.
     let log_likelihood =
         -(objective.evaluate(&optimum.theta).0 + scale.ln()) * objective.total_weight;
-    if !log_likelihood.is_finite() {
-        return Err(ModelError::NonFinite {
-            what: "the Gamma-Gamma log-likelihood at the optimum",
-        });
-    }
-    let standard_errors = if options.standard_errors {
-        optimum
-            .hessian
-            .as_ref()
-            .and_then(|h| log_parameter_standard_errors(h, objective.weight()))
-            .map(|se| GammaGammaStandardErrors {
-                p: params.p * se[0],
-                q: params.q * se[1],
-                gamma: params.gamma * se[2],
-            })
-    } else {
-        None
-    };
+    let standard_errors = theta
+        .standard_errors(&optimum, objective.weight(), &values, options)
+        .map(|[p, q, gamma]| GammaGammaStandardErrors { p, q, gamma });
+    let sizes = (input.customers, input.groups.len());
+    let report = theta.report(&optimum, log_likelihood, sizes, started)?;
     Ok(GammaGammaFit {
         params,
         standard_errors,
         frequency_spend_correlation: input.frequency_spend_correlation(),
-        report: FitReport {
-            log_likelihood,
-            iterations: optimum.iterations,
-            converged: optimum.converged,
-            gradient_norm: optimum.gradient_norm,
-            customers: input.customers,
-            groups: input.groups.len(),
-            duration: started.elapsed(),
-        },
+        report,
     })
 }
 
@@ -473,19 +386,7 @@ mod tests {
         .unwrap();
         let objective = Objective::new(&input, 30.0);
         let theta = [0.7, 0.3, -0.2];
-        let (_, grad) = objective.evaluate(&theta);
-        for i in 0..3 {
-            let h = 1e-6;
-            let (mut p, mut m) = (theta, theta);
-            p[i] += h;
-            m[i] -= h;
-            let numeric = (objective.evaluate(&p).0 - objective.evaluate(&m).0) / (2.0 * h);
-            assert!(
-                (numeric - grad[i]).abs() < 1e-7,
-                "component {i}: {numeric} vs {}",
-                grad[i]
-            );
-        }
+        crate::fit::tests::assert_gradient_matches_central_differences(&objective, &theta);
     }
 
     #[test]

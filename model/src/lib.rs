@@ -15,7 +15,10 @@
 //! - [`bgnbd`]: [`BgNbdParams`] and its predictions, [`BgNbdFitInput`], [`fit_bgnbd`].
 //! - [`gamma_gamma`]: [`GammaGammaParams`], [`GammaGammaFitInput`], [`fit_gamma_gamma`].
 //! - [`value`]: [`ClvModel`] scoring one or all customers, [`customer_value`].
-//! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors.
+//! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors;
+//!   `fitted`: the start and end both models' fits share (warm start, limit on
+//!   log-parameters, convergence, standard errors, report).
+//! - [`prec`]: every tolerance and numerical limit, stated once.
 //! - [`error`]: [`ModelError`], messages fit to show to users.
 //! - [`evaluate`]: calibration/holdout comparison, [`evaluate_holdout`].
 //! - [`mod@simulate`]: a seeded simulator of the models' story.
@@ -56,7 +59,9 @@ pub mod bgnbd;
 pub mod error;
 pub mod evaluate;
 pub mod fit;
+mod fitted;
 pub mod gamma_gamma;
+pub mod prec;
 pub mod simulate;
 pub mod special;
 pub mod summary;

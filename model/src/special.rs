@@ -22,8 +22,8 @@
 //!   sum. Rounding grows with the number of terms N as about N·ε relative;
 //!   the tests compare with mpmath at 50 digits to 1e-12 relative.
 
-/// Largest number of series terms before giving up (z extremely close to 1).
-pub const MAX_SERIES_TERMS: u64 = 20_000_000;
+pub use crate::prec::MAX_SERIES_TERMS;
+use crate::prec::{SERIES_RESCALE_ABOVE as RESCALE_ABOVE, SERIES_TAIL_TOLERANCE as TAIL_TOLERANCE};
 
 /// ln Γ(x) for x > 0.
 pub fn ln_gamma(x: f64) -> f64 {
@@ -118,9 +118,6 @@ impl ScaledSum {
         self.value * self.log_scale.exp()
     }
 }
-
-const RESCALE_ABOVE: f64 = 1e200;
-const TAIL_TOLERANCE: f64 = 2.8e-17; // 2^-55
 
 /// Σ_{n≥0} tₙ with t₀ = `first` and tₙ₊₁ = tₙ · `ratio(n)`, where |ratio(n)|
 /// tends to `z` < 1 and is eventually monotone (true of every

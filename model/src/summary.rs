@@ -145,6 +145,59 @@ pub struct SpendGroup {
     pub count: u64,
 }
 
+/// A group of customers sharing a key, merged with its equals by
+/// [`sort_and_merge`].
+pub(crate) trait Group: Send {
+    /// The key's bit patterns: non-negative floats order like them.
+    type Order: Ord + Send;
+    /// The sort key.
+    fn order(&self) -> Self::Order;
+    /// Whether two groups have the same key (by value).
+    fn same_key(&self, other: &Self) -> bool;
+    /// Customers in the group.
+    fn count_mut(&mut self) -> &mut u64;
+}
+
+impl Group for PurchaseGroup {
+    type Order = [u64; 3];
+    fn order(&self) -> [u64; 3] {
+        [self.x.to_bits(), self.t_x.to_bits(), self.t.to_bits()]
+    }
+    fn same_key(&self, other: &Self) -> bool {
+        (self.x, self.t_x, self.t) == (other.x, other.t_x, other.t)
+    }
+    fn count_mut(&mut self) -> &mut u64 {
+        &mut self.count
+    }
+}
+
+impl Group for SpendGroup {
+    type Order = [u64; 2];
+    fn order(&self) -> [u64; 2] {
+        [self.x.to_bits(), self.m.to_bits()]
+    }
+    fn same_key(&self, other: &Self) -> bool {
+        (self.x, self.m) == (other.x, other.m)
+    }
+    fn count_mut(&mut self) -> &mut u64 {
+        &mut self.count
+    }
+}
+
+/// Orders groups by key (in parallel) and merges those with equal keys,
+/// adding their counts; returns the number of customers.
+pub(crate) fn sort_and_merge<G: Group>(groups: &mut Vec<G>) -> u64 {
+    groups.par_sort_unstable_by_key(G::order);
+    groups.dedup_by(|next, kept| {
+        let same = next.same_key(kept);
+        if same {
+            *kept.count_mut() += *next.count_mut();
+        }
+        same
+    });
+    groups.iter_mut().map(|g| *g.count_mut()).sum()
+}
+
 /// Largest whole number of days (or occasions) the packed grouping key holds.
 const PACKED_LIMIT: f64 = (1u64 << 21) as f64;
 
