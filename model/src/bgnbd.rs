@@ -3,7 +3,7 @@
 //!
 //! Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way: An
 //! Alternative to the Pareto/NBD Model", Marketing Science 24(2), 275-284
-//! (FHL below), and the formulas of MODELS.md. Time is in days throughout;
+//! (FHL below), with the formulas written out in docs/model.md ("Formulas"). Time is in days throughout;
 //! r, a, b are unitless and α is in days ([`BgNbdParams::alpha_weeks`]
 //! reports it per week). Knows nothing of spend or money.
 
@@ -91,7 +91,7 @@ impl BgNbdParams {
         self.b
     }
 
-    /// Log-likelihood of one customer (FHL eq. 6; MODELS.md A1..A4 with
+    /// Log-likelihood of one customer (FHL eq. 6; docs/model.md A1..A4 with
     /// log-sum-exp).
     pub fn customer_log_likelihood(&self, x: f64, t_x: f64, t: f64) -> f64 {
         let Self { r, alpha, a, b } = *self;
@@ -121,7 +121,7 @@ impl BgNbdParams {
         (self.a / (self.b + x - 1.0)).ln() + (self.r + x) * ((t - t_x) / (self.alpha + t_x)).ln_1p()
     }
 
-    /// P(alive | x, t_x, T) (FHL eq. 11, MODELS.md): 1 for x = 0.
+    /// P(alive | x, t_x, T) (FHL eq. 11, docs/model.md): 1 for x = 0.
     pub fn probability_alive(&self, customer: &CustomerSummary) -> f64 {
         self.probability_alive_at(customer.x(), customer.t_x(), customer.t())
     }
@@ -139,7 +139,7 @@ impl BgNbdParams {
         }
     }
 
-    /// P(no purchase in (T, T+window] | x, t_x, T) (MODELS.md, Fader &
+    /// P(no purchase in (T, T+window] | x, t_x, T) (docs/model.md, Fader &
     /// Hardie's note on P(no purchase)): the churn signal that also moves
     /// for one-time buyers.
     pub fn probability_no_purchase(&self, customer: &CustomerSummary, window_days: f64) -> f64 {

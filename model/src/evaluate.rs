@@ -1,7 +1,7 @@
 //! Calibration/holdout evaluation of a fitted BG/NBD model: predicted
 //! against actual repeat purchases in a holdout period, in total and by the
 //! number of repeat purchases in calibration (the table of Fader, Hardie &
-//! Lee 2005, Marketing Science 24(2), section 4, Figure 4; MODELS.md
+//! Lee 2005, Marketing Science 24(2), section 4, Figure 4; docs/model.md
 //! "Checking a fit"). The prediction per customer is E[Y(holdout) | x, t_x,
 //! T] (FHL eq. 10). Knows nothing of where the customers come from.
 

@@ -3,7 +3,7 @@
 //!
 //! Fader, Hardie & Lee (2005), "RFM and CLV: Using Iso-Value Curves for
 //! Customer Base Analysis", Journal of Marketing Research 42(4), 415-430,
-//! after Colombo & Jiang (1999); formulas as in MODELS.md (and Fader &
+//! after Colombo & Jiang (1999); formulas in docs/model.md (and Fader &
 //! Hardie's note "The Gamma-Gamma Model of Monetary Value", eq. 5 for the
 //! conditional expectation). Spend per occasion ~ Gamma(p, ν) across a
 //! customer's occasions, ν ~ Gamma(q, γ) across customers; γ is in currency
@@ -62,7 +62,7 @@ impl GammaGammaParams {
         self.gamma
     }
 
-    /// Log-likelihood of one customer with x > 0 occasions of mean value m > 0 (MODELS.md).
+    /// Log-likelihood of one customer with x > 0 occasions of mean value m > 0 (docs/model.md).
     pub fn customer_log_likelihood(&self, x: f64, m: f64) -> f64 {
         let Self { p, q, gamma } = *self;
         let px = p * x;

@@ -1,5 +1,5 @@
 //! Per-customer summaries `(x, t_x, T, m)` as defined in Fader, Hardie & Lee
-//! (2005, Marketing Science 24(2), section 2) and DESIGN.md, validated once,
+//! (2005, Marketing Science 24(2), section 2) and docs/definitions.md, validated once,
 //! and their grouping: customers with identical `(x, t_x, T)` share one
 //! likelihood term, so fitting costs grow with distinct summaries, not
 //! customers. Knows nothing of how summaries are computed from transactions.

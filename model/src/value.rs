@@ -1,6 +1,6 @@
 //! Customer value over a horizon and the scoring of customers: BG/NBD
 //! expected purchases per model month times Gamma-Gamma expected spend,
-//! discounted (MODELS.md "Customer value over a horizon"; Fader, Hardie &
+//! discounted (docs/model.md "Customer value over a horizon"; Fader, Hardie &
 //! Lee 2005, JMR 42(4), section "CLV").
 //!
 //! ```text
