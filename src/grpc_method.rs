@@ -70,3 +70,47 @@ pub fn served_methods() -> HashSet<String> {
     })
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_names_its_service_and_method() {
+        let m = GrpcMethod::of("/clv.v1.IngestService/ImportTransactions");
+        assert_eq!(
+            (m.service, m.method),
+            ("clv.v1.IngestService", "ImportTransactions")
+        );
+        assert!(m.is_clvd());
+        assert_eq!(m.grpc_type(), "client_stream");
+        let health = GrpcMethod::of("/grpc.health.v1.Health/Check");
+        assert!(!health.is_clvd());
+        assert_eq!(health.grpc_type(), "unary");
+    }
+
+    #[test]
+    fn a_path_without_service_and_method_names_nothing() {
+        for path in ["", "/", "no-slash", "/only-service"] {
+            let m = GrpcMethod::of(path);
+            assert_eq!((m.service, m.method), ("", ""), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn the_served_methods_are_every_method_of_the_descriptors() {
+        let served = served_methods();
+        for method in [
+            "clv.v1.IngestService/RecordTransaction",
+            "clv.v1.ScoringService/GetChurnRisk",
+            "clv.v1.ReportService/GetCohortReport",
+            "clv.v1.ModelService/FitModel",
+            "grpc.health.v1.Health/Watch",
+            "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert!(served.contains(method), "{method} missing from {served:?}");
+        }
+        assert!(!served.contains("clv.v1.IngestService/NoSuchMethod"));
+    }
+}
