@@ -36,6 +36,15 @@ fn unreachable(e: &sqlx::Error) -> bool {
 }
 
 impl StorageError {
+    /// A stored value this service never writes (a broken database, or
+    /// rows written by something else): an internal error, naming the
+    /// column. The one place storage builds a decode error of its own.
+    pub(super) fn corrupt(column: &str, reason: impl std::fmt::Display) -> Self {
+        StorageError::Database(sqlx::Error::Decode(
+            format!("stored {column}: {reason}").into(),
+        ))
+    }
+
     /// Deadlocks and serialization failures: the transaction was rolled
     /// back and may simply be run again.
     pub fn is_retryable_conflict(&self) -> bool {

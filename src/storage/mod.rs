@@ -3,9 +3,11 @@
 //! SQL leaves this module.
 
 mod aggregates;
+mod columns;
 mod customers;
 mod error;
 mod feedback;
+mod fit_data;
 mod ingest;
 mod models;
 mod money;
@@ -21,8 +23,9 @@ pub use crate::domain::CustomerSummary;
 pub use customers::DeletedCustomer;
 pub use error::{RecordError, StorageError};
 pub use feedback::Written;
+pub use fit_data::{FitData, HoldoutGroup, PurchaseGroup, SpendGroup};
 pub use ingest::BatchOutcome;
-pub use models::{FitData, FitLock};
+pub use models::FitLock;
 pub use reports::{CohortHistory, DaysAsOf, LoyaltyCounts, SegmentRow};
 
 /// Embedded migrations, applied at start-up and by `clvd migrate`.
