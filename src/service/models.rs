@@ -270,19 +270,18 @@ impl Models {
             .await?;
         let holdout_days = (holdout_day - calibration_day).num_days() as f64;
         tokio::task::spawn_blocking(move || -> Result<Evaluation, ModelError> {
-            let groups = rows.iter().map(|g| (g.x, g.t_x, g.t, g.customers));
+            let calibration = || rows.iter().map(|r| r.calibration);
+            let groups = calibration().map(|g| (g.x, g.t_x, g.t, g.customers));
             let fit = fit_bgnbd(&BgNbdFitInput::from_groups(groups)?, &FitOptions::default())?;
             let mut customers = Vec::new();
-            for g in &rows {
+            for row in &rows {
+                let g = row.calibration;
                 let summary = ModelSummary::new(g.x, g.t_x, g.t, 0.0)?;
-                let holdout = g.holdout_occasions;
-                customers.extend(std::iter::repeat_n(
-                    (summary, holdout),
-                    g.customers as usize,
-                ));
+                let customer = (summary, row.holdout_occasions);
+                customers.extend(std::iter::repeat_n(customer, g.customers as usize));
             }
             let comparison = evaluate_holdout(&fit.params, &customers, holdout_days, 7);
-            let repeat_occasions = rows.iter().map(|g| g.x as i64 * g.customers as i64).sum();
+            let repeat_occasions = calibration().map(|g| g.x as i64 * g.customers as i64).sum();
             Ok(Evaluation {
                 fit,
                 comparison,
@@ -381,13 +380,15 @@ fn fit_all(data: &FitData) -> (Result<FittedModels, ModelError>, Counts) {
         let options = FitOptions::default();
         let purchases = fit_bgnbd(
             &BgNbdFitInput::from_groups(
-                (data.purchase_groups.iter()).map(|g| (g.x, g.t_x, g.t, g.customers)),
+                data.purchase_groups
+                    .iter()
+                    .map(|g| (g.x, g.t_x, g.t, g.customers)),
             )?,
             &options,
         )?;
         let spend = fit_gamma_gamma(
             &GammaGammaFitInput::from_groups(
-                (data.spend_groups.iter()).map(|g| (g.x, g.m, g.customers)),
+                data.spend_groups.iter().map(|g| (g.x, g.m, g.customers)),
             )?,
             &options,
         )?;

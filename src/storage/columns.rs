@@ -25,22 +25,63 @@ pub(super) trait Columns<'a> {
 /// Declares a struct of columns and implements [`Columns`] for it. A
 /// declarative macro rather than a derive crate: the whole of it is the
 /// field list, a name list and a bind per field.
+///
+/// - `struct Name { field: Type, ... }` (with or without a lifetime): one
+///   value per column, for a one-row statement.
+/// - `struct Name<'a> of Row { field: Type as "::cast[]", ... }`: one array
+///   per column, for `unnest`; `Row` is declared beside it with one `Type`
+///   per field, and `Name` is collected from rows (`FromIterator<Row>`), so
+///   that the values of a row are given by name, together.
 macro_rules! columns {
     (
         $(#[$meta:meta])*
-        struct $name:ident<$a:lifetime> {
+        struct $name:ident<$a:lifetime> of $row:ident {
+            $( $(#[$field_meta:meta])* $field:ident: $ty:ty as $cast:literal, )+
+        }
+    ) => {
+        /// One row of
+        #[doc = concat!("[`", stringify!($name), "`].")]
+        struct $row<$a> {
+            $( $(#[$field_meta])* $field: $ty, )+
+        }
+
+        $crate::storage::columns::columns! {
+            $(#[$meta])*
+            struct $name<$a> {
+                $( $field: Vec<$ty> as $cast, )+
+            }
+        }
+
+        impl<$a> FromIterator<$row<$a>> for $name<$a> {
+            fn from_iter<I: IntoIterator<Item = $row<$a>>>(rows: I) -> Self {
+                let rows = rows.into_iter();
+                let n = rows.size_hint().0;
+                let mut columns = Self { $( $field: Vec::with_capacity(n), )+ };
+                for row in rows {
+                    $( columns.$field.push(row.$field); )+
+                }
+                columns
+            }
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        struct $name:ident $(<$a:lifetime>)? {
             $( $(#[$field_meta:meta])* $field:ident: $ty:ty $(as $cast:literal)?, )+
         }
     ) => {
         $(#[$meta])*
-        struct $name<$a> {
+        struct $name $(<$a>)? {
             $( $(#[$field_meta])* $field: $ty, )+
         }
 
-        impl<$a> $crate::storage::columns::Columns<$a> for $name<$a> {
+        impl<'q $(, $a)?> $crate::storage::columns::Columns<'q> for $name $(<$a>)?
+        where
+            Self: 'q,
+        {
             const NAMES: &'static [&'static str] = &[$(stringify!($field)),+];
 
-            fn push_binds(self, q: &mut sqlx::QueryBuilder<$a, sqlx::Postgres>) {
+            fn push_binds(self, q: &mut sqlx::QueryBuilder<'q, sqlx::Postgres>) {
                 let mut binds = q.separated(", ");
                 $(
                     binds.push_bind(self.$field);
@@ -106,10 +147,18 @@ mod tests {
     use super::*;
 
     columns! {
-        /// Two columns, one cast.
-        struct Pair<'a> {
-            customer_id: Vec<&'a str> as "::text[]",
-            day_count: Vec<i32>,
+        /// Two column arrays.
+        struct Pairs<'a> of Pair {
+            customer_id: &'a str as "::text[]",
+            day_count: i32 as "::int4[]",
+        }
+    }
+
+    columns! {
+        /// Two values, one cast.
+        struct Values {
+            customer_id: String as "::text",
+            day_count: i32,
         }
     }
 
@@ -117,26 +166,32 @@ mod tests {
     fn names_and_parameters_follow_the_declaration() {
         let ids = ["a", "b"];
         let mut q = QueryBuilder::<Postgres>::new("INSERT INTO t ");
-        push_insert_rows(
-            &mut q,
-            Pair {
-                customer_id: ids.to_vec(),
-                day_count: vec![1, 2],
-            },
+        let pairs: Pairs = ids
+            .into_iter()
+            .zip(1..)
+            .map(|(customer_id, day_count)| Pair {
+                customer_id,
+                day_count,
+            })
+            .collect();
+        assert_eq!(
+            (pairs.customer_id.as_slice(), pairs.day_count.as_slice()),
+            (&ids[..], &[1, 2][..])
         );
-        q.push("; ");
+        push_insert_rows(&mut q, pairs);
+        q.push("; INSERT INTO t ");
         push_insert_values(
             &mut q,
-            Pair {
-                customer_id: vec!["c"],
-                day_count: vec![3],
+            Values {
+                customer_id: "c".to_owned(),
+                day_count: 3,
             },
         );
         assert_eq!(
             q.sql(),
             "INSERT INTO t (customer_id, day_count) SELECT u.customer_id, u.day_count \
-             FROM unnest($1::text[], $2) AS u(customer_id, day_count); \
-             (customer_id, day_count) VALUES ($3::text[], $4)"
+             FROM unnest($1::text[], $2::int4[]) AS u(customer_id, day_count); \
+             INSERT INTO t (customer_id, day_count) VALUES ($3::text, $4)"
         );
     }
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{money::total, Storage, StorageError};
+use super::{error::required, money::total, Storage, StorageError};
 use crate::domain::{CustomerId, CustomerSummary};
 
 /// What an erasure removed.
@@ -24,6 +24,14 @@ macro_rules! summary_columns {
     };
 }
 pub(super) use summary_columns;
+
+/// `SELECT` [`summary_columns!`] `FROM customers c`, then `$tail`.
+macro_rules! select_summaries {
+    ($tail:literal) => {
+        concat!("SELECT ", summary_columns!(), " FROM customers c ", $tail)
+    };
+}
+pub(super) use select_summaries;
 
 /// A `customers` row as [`summary_columns!`] reads it.
 #[derive(Debug, sqlx::FromRow)]
@@ -50,23 +58,12 @@ impl SummaryRow {
         if self.purchase_occasions <= 0 {
             return Ok((customer_id, None));
         }
-        let set = |column: &str| {
-            StorageError::corrupt(column, "NULL for a customer with purchase occasions")
-        };
         let summary = CustomerSummary {
             customer_id: customer_id.clone(),
-            first_purchase_day: self
-                .first_purchase_day
-                .ok_or_else(|| set("first_purchase_day"))?,
-            last_purchase_day: self
-                .last_purchase_day
-                .ok_or_else(|| set("last_purchase_day"))?,
-            first_purchase_at: self
-                .first_purchase_at
-                .ok_or_else(|| set("first_purchase_at"))?,
-            last_purchase_at: self
-                .last_purchase_at
-                .ok_or_else(|| set("last_purchase_at"))?,
+            first_purchase_day: required("first_purchase_day", self.first_purchase_day)?,
+            last_purchase_day: required("last_purchase_day", self.last_purchase_day)?,
+            first_purchase_at: required("first_purchase_at", self.first_purchase_at)?,
+            last_purchase_at: required("last_purchase_at", self.last_purchase_at)?,
             purchase_occasions: self.purchase_occasions,
             purchase_count: self.purchase_count,
             refund_count: self.refund_count,
@@ -96,10 +93,8 @@ impl Storage {
         &self,
         id: &CustomerId,
     ) -> Result<Option<CustomerSummary>, StorageError> {
-        let row: Option<SummaryRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            summary_columns!(),
-            " FROM customers c WHERE c.customer_id = $1 AND c.purchase_occasions > 0"
+        let row: Option<SummaryRow> = sqlx::query_as(select_summaries!(
+            "WHERE c.customer_id = $1 AND c.purchase_occasions > 0"
         ))
         .bind(id.as_str())
         .fetch_optional(&self.reads)

@@ -19,6 +19,12 @@ pub enum StorageError {
     TotalOutOfRange { column: String },
 }
 
+/// A column read as NULL where this service always stores a value (on such
+/// a row): an internal error, naming the column.
+pub(super) fn required<T>(column: &str, value: Option<T>) -> Result<T, StorageError> {
+    value.ok_or_else(|| StorageError::corrupt(column, "NULL where a value is always stored"))
+}
+
 /// Whether the error means the database cannot be reached right now.
 fn unreachable(e: &sqlx::Error) -> bool {
     match e {

@@ -4,6 +4,7 @@
 //! the count of transactions recorded so far.
 
 use chrono::NaiveDate;
+use sqlx::postgres::PgRow;
 
 use super::{Storage, StorageError};
 
@@ -44,29 +45,32 @@ pub struct SpendGroup {
 }
 
 /// Customers with the same calibration history (as of the calibration
-/// day, in days) and the same repeat occasions in the holdout after it.
+/// day) and the same repeat occasions in the holdout after it.
 #[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
 pub struct HoldoutGroup {
-    #[sqlx(try_from = "i32")]
-    pub x: f64,
-    #[sqlx(try_from = "i32")]
-    pub t_x: f64,
-    #[sqlx(try_from = "i32")]
-    pub t: f64,
+    #[sqlx(flatten)]
+    pub calibration: PurchaseGroup,
     /// Purchase occasions after the calibration day, up to the holdout's end.
     #[sqlx(try_from = "i32")]
     pub holdout_occasions: u64,
-    #[sqlx(try_from = "i64")]
-    pub customers: u64,
 }
 
-/// The per-customer summary as of a day, from the day rollups: each
-/// customer with a purchase on or before $1.
-macro_rules! summaries_as_of {
-    () => {
-        "SELECT count(*)::int - 1 AS x, max(day) - min(day) AS t_x, $1::date - min(day) AS t,
-                sum(net_nanos) - (array_agg(net_nanos ORDER BY day))[1] AS repeat_nanos
-           FROM customer_days WHERE day <= $1::date GROUP BY customer_id"
+/// `$select` (grouping) `FROM` the per-customer summaries as of a day,
+/// then `$tail`. The summaries come from the day rollups: each customer
+/// with a purchase on or before `$1`, with `x`, `t_x`, `t` (days) and
+/// `repeat_nanos` (net value of every occasion but the first).
+macro_rules! from_summaries_as_of {
+    ($select:literal, $tail:literal) => {
+        concat!(
+            $select,
+            " FROM (
+                 SELECT count(*)::int - 1 AS x, max(day) - min(day) AS t_x,
+                        $1::date - min(day) AS t,
+                        sum(net_nanos) - (array_agg(net_nanos ORDER BY day))[1] AS repeat_nanos
+                   FROM customer_days WHERE day <= $1::date GROUP BY customer_id
+             ) s ",
+            $tail
+        )
     };
 }
 
@@ -83,26 +87,30 @@ impl Storage {
     /// Grouped summaries as of the end of `as_of_day`. Refunds recorded
     /// later still lower the value of the occasions they refund.
     pub async fn fit_data(&self, as_of_day: NaiveDate) -> Result<FitData, StorageError> {
-        let purchase_groups = sqlx::query_as(concat!(
-            "SELECT x, t_x, t, count(*) AS customers FROM (",
-            summaries_as_of!(),
-            ") s GROUP BY x, t_x, t"
-        ))
-        .bind(as_of_day)
-        .fetch_all(&self.pool)
-        .await?;
-        let spend_groups = sqlx::query_as(concat!(
-            "SELECT x, repeat_nanos::float8 / 1e9 / x AS m, count(*) AS customers FROM (",
-            summaries_as_of!(),
-            ") s WHERE x > 0 AND repeat_nanos > 0 GROUP BY x, m"
-        ))
-        .bind(as_of_day)
-        .fetch_all(&self.pool)
-        .await?;
+        let purchases = from_summaries_as_of!(
+            "SELECT x, t_x, t, count(*) AS customers",
+            "GROUP BY x, t_x, t"
+        );
+        let spend = from_summaries_as_of!(
+            "SELECT x, repeat_nanos::float8 / 1e9 / x AS m, count(*) AS customers",
+            "WHERE x > 0 AND repeat_nanos > 0 GROUP BY x, m"
+        );
         Ok(FitData {
-            purchase_groups,
-            spend_groups,
+            purchase_groups: self.groups_as_of(purchases, as_of_day).await?,
+            spend_groups: self.groups_as_of(spend, as_of_day).await?,
         })
+    }
+
+    /// The rows of a grouping read whose only parameter is the as-of day.
+    async fn groups_as_of<G>(
+        &self,
+        sql: &'static str,
+        day: NaiveDate,
+    ) -> Result<Vec<G>, StorageError>
+    where
+        G: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
+        Ok(sqlx::query_as(sql).bind(day).fetch_all(&self.pool).await?)
     }
 
     /// Calibration histories and holdout repeat occasions, grouped, of the

@@ -27,6 +27,7 @@ use sqlx::{Postgres, QueryBuilder, Transaction as PgTx};
 use super::{
     columns::{columns, push_unnest},
     customers::{stored_customer_id, summary_columns, SummaryRow},
+    error::required,
     RecordError, Storage, StorageError,
 };
 use crate::domain::{
@@ -256,31 +257,27 @@ impl StoredRow {
         let id = |column: &str, raw: &str| {
             TransactionId::from_stored(raw).map_err(|e| StorageError::corrupt(column, e))
         };
-        let null = |column: &str| StorageError::corrupt(column, "NULL on a stored transaction");
-        let kind = match self.kind.ok_or_else(|| null("kind"))? {
-            KIND_REFUND => TransactionKind::Refund {
-                of: id(
-                    "refunded_transaction_id",
-                    self.refunded_transaction_id
-                        .as_deref()
-                        .ok_or_else(|| null("refunded_transaction_id"))?,
-                )?,
-            },
+        let kind = match required("kind", self.kind)? {
+            KIND_REFUND => {
+                let column = "refunded_transaction_id";
+                let of = required(column, self.refunded_transaction_id.as_deref())?;
+                TransactionKind::Refund {
+                    of: id(column, of)?,
+                }
+            }
             _ => TransactionKind::Purchase,
         };
         Ok(Stored::Transaction(StoredTransaction {
             transaction: Transaction {
                 customer_id,
                 transaction_id: id("transaction_id", &transaction_id)?,
-                occurred_at: self.occurred_at.ok_or_else(|| null("occurred_at"))?,
+                occurred_at: required("occurred_at", self.occurred_at)?,
                 occasion_day: self.occasion_day,
                 kind,
-                amount: Amount::from_nanos(self.amount_nanos.ok_or_else(|| null("amount_nanos"))?),
+                amount: Amount::from_nanos(required("amount_nanos", self.amount_nanos)?),
                 cost: self.cost_nanos.map(Amount::from_nanos),
             },
-            refunded: Amount::from_nanos(
-                self.refunded_nanos.ok_or_else(|| null("refunded_nanos"))?,
-            ),
+            refunded: Amount::from_nanos(required("refunded_nanos", self.refunded_nanos)?),
         }))
     }
 }

@@ -7,6 +7,7 @@ use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use super::{
     columns::{columns, push_insert_values},
+    error::required,
     Storage, StorageError,
 };
 use crate::domain::{
@@ -20,6 +21,13 @@ macro_rules! model_columns {
          r, alpha_days, a, b, se_r, se_alpha_days, se_a, se_b, log_likelihood_days, iterations,
          converged, p, q, gamma, se_p, se_q, se_gamma, gamma_gamma_log_likelihood,
          frequency_spend_correlation, fit_seconds, transactions_counter"
+    };
+}
+
+/// `SELECT` [`model_columns!`] `FROM models`, then `$tail`.
+macro_rules! select_models {
+    ($tail:literal) => {
+        concat!("SELECT ", model_columns!(), " FROM models ", $tail)
     };
 }
 
@@ -65,7 +73,7 @@ impl Storage {
     /// Stores a fit (successful or not) as a new version, not yet active.
     pub async fn insert_model(&self, m: &NewModelVersion) -> Result<ModelVersion, StorageError> {
         let mut q = QueryBuilder::new("INSERT INTO models ");
-        push_insert_values(&mut q, ModelColumns::new(m));
+        push_insert_values(&mut q, FitColumns::new(m));
         q.push(concat!(" RETURNING ", model_columns!()));
         let row: ModelRow = q.build_query_as().fetch_one(&self.pool).await?;
         row.decode()
@@ -75,21 +83,15 @@ impl Storage {
     pub async fn model(&self, version: Option<i64>) -> Result<Option<ModelVersion>, StorageError> {
         let row = match version {
             Some(v) => {
-                sqlx::query_as::<_, ModelRow>(concat!(
-                    "SELECT ",
-                    model_columns!(),
-                    " FROM models WHERE version = $1"
-                ))
-                .bind(v)
-                .fetch_optional(&self.reads)
-                .await?
+                sqlx::query_as::<_, ModelRow>(select_models!("WHERE version = $1"))
+                    .bind(v)
+                    .fetch_optional(&self.reads)
+                    .await?
             }
             None => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    model_columns!(),
-                    " FROM models WHERE state = 'succeeded' AND activated_at IS NOT NULL
-                          ORDER BY version DESC LIMIT 1"
+                sqlx::query_as(select_models!(
+                    "WHERE state = 'succeeded' AND activated_at IS NOT NULL
+                     ORDER BY version DESC LIMIT 1"
                 ))
                 .fetch_optional(&self.reads)
                 .await?
@@ -112,13 +114,9 @@ impl Storage {
 
     /// The newest version of any state.
     pub async fn latest_model(&self) -> Result<Option<ModelVersion>, StorageError> {
-        let row: Option<ModelRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            model_columns!(),
-            " FROM models ORDER BY version DESC LIMIT 1"
-        ))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<ModelRow> = sqlx::query_as(select_models!("ORDER BY version DESC LIMIT 1"))
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(ModelRow::decode).transpose()
     }
 
@@ -128,10 +126,8 @@ impl Storage {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<ModelVersion>, StorageError> {
-        let rows: Vec<ModelRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            model_columns!(),
-            " FROM models WHERE version < $1 ORDER BY version DESC LIMIT $2"
+        let rows: Vec<ModelRow> = sqlx::query_as(select_models!(
+            "WHERE version < $1 ORDER BY version DESC LIMIT $2"
         ))
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
@@ -147,11 +143,13 @@ const SUCCEEDED: &str = "succeeded";
 const FAILED: &str = "failed";
 
 columns! {
-    /// A new `models` row.
-    struct ModelColumns<'a> {
+    /// A `models` row but its version and creation time: what a fit stores
+    /// (the parameters are NULL on a failed version).
+    #[derive(Debug, sqlx::FromRow)]
+    struct FitColumns {
         as_of: DateTime<Utc>,
-        state: &'a str,
-        failure: Option<&'a str>,
+        state: String,
+        failure: Option<String>,
         customers: i64,
         spend_customers: i64,
         repeat_occasions: i64,
@@ -179,152 +177,140 @@ columns! {
     }
 }
 
-impl<'a> ModelColumns<'a> {
-    fn new(m: &'a NewModelVersion) -> Self {
+/// A `models` row as [`model_columns!`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct ModelRow {
+    version: i64,
+    created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    fit: FitColumns,
+}
+
+impl ModelRow {
+    fn decode(self) -> Result<ModelVersion, StorageError> {
+        Ok(ModelVersion {
+            version: self.version,
+            created_at: self.created_at,
+            fit: self.fit.decode()?,
+        })
+    }
+}
+
+impl FitColumns {
+    fn new(m: &NewModelVersion) -> Self {
         let f = m.outcome.as_ref().ok();
-        let purchases = f.map(|f| f.purchases);
-        let spend = f.map(|f| f.spend);
-        let pse = f.and_then(|f| f.purchases_standard_errors);
-        let sse = f.and_then(|f| f.spend_standard_errors);
+        let [r, alpha_days, a, b] = purchase_values(f.map(|f| f.purchases));
+        let [se_r, se_alpha_days, se_a, se_b] =
+            purchase_values(f.and_then(|f| f.purchases_standard_errors));
+        let [p, q, gamma] = spend_values(f.map(|f| f.spend));
+        let [se_p, se_q, se_gamma] = spend_values(f.and_then(|f| f.spend_standard_errors));
         Self {
             as_of: m.as_of,
-            state: if f.is_some() { SUCCEEDED } else { FAILED },
-            failure: m.outcome.as_ref().err().map(String::as_str),
+            state: (if f.is_some() { SUCCEEDED } else { FAILED }).to_owned(),
+            failure: m.outcome.as_ref().err().cloned(),
             customers: m.customers,
             spend_customers: m.spend_customers,
             repeat_occasions: m.repeat_occasions,
-            r: purchases.map(|p| p.r),
-            alpha_days: purchases.map(|p| p.alpha_days),
-            a: purchases.map(|p| p.a),
-            b: purchases.map(|p| p.b),
-            se_r: pse.map(|s| s.r),
-            se_alpha_days: pse.map(|s| s.alpha_days),
-            se_a: pse.map(|s| s.a),
-            se_b: pse.map(|s| s.b),
+            r,
+            alpha_days,
+            a,
+            b,
+            se_r,
+            se_alpha_days,
+            se_a,
+            se_b,
             log_likelihood_days: f.map(|f| f.log_likelihood_days),
             iterations: f.map(|f| f.iterations as i64),
             converged: f.map(|f| f.converged),
-            p: spend.map(|s| s.p),
-            q: spend.map(|s| s.q),
-            gamma: spend.map(|s| s.gamma),
-            se_p: sse.map(|s| s.p),
-            se_q: sse.map(|s| s.q),
-            se_gamma: sse.map(|s| s.gamma),
+            p,
+            q,
+            gamma,
+            se_p,
+            se_q,
+            se_gamma,
             gamma_gamma_log_likelihood: f.map(|f| f.spend_log_likelihood),
             frequency_spend_correlation: f.map(|f| f.frequency_spend_correlation),
             fit_seconds: m.fit_duration.as_secs_f64(),
             transactions_counter: m.transactions_counter,
         }
     }
-}
 
-/// A `models` row as [`model_columns!`] reads it: the parameters are NULL
-/// on a failed version.
-#[derive(Debug, sqlx::FromRow)]
-struct ModelRow {
-    version: i64,
-    created_at: DateTime<Utc>,
-    as_of: DateTime<Utc>,
-    state: String,
-    failure: Option<String>,
-    customers: i64,
-    spend_customers: i64,
-    repeat_occasions: i64,
-    r: Option<f64>,
-    alpha_days: Option<f64>,
-    a: Option<f64>,
-    b: Option<f64>,
-    se_r: Option<f64>,
-    se_alpha_days: Option<f64>,
-    se_a: Option<f64>,
-    se_b: Option<f64>,
-    log_likelihood_days: Option<f64>,
-    iterations: Option<i64>,
-    converged: Option<bool>,
-    p: Option<f64>,
-    q: Option<f64>,
-    gamma: Option<f64>,
-    se_p: Option<f64>,
-    se_q: Option<f64>,
-    se_gamma: Option<f64>,
-    gamma_gamma_log_likelihood: Option<f64>,
-    frequency_spend_correlation: Option<f64>,
-    fit_seconds: f64,
-    transactions_counter: Option<i64>,
-}
-
-impl ModelRow {
-    fn decode(self) -> Result<ModelVersion, StorageError> {
+    fn decode(self) -> Result<NewModelVersion, StorageError> {
         let outcome = if self.state == SUCCEEDED {
             Ok(self.fitted()?)
         } else {
-            Err(self.failure.clone().unwrap_or_default())
+            Err(self.failure.unwrap_or_default())
         };
-        Ok(ModelVersion {
-            version: self.version,
-            created_at: self.created_at,
-            fit: NewModelVersion {
-                as_of: self.as_of,
-                outcome,
-                customers: self.customers,
-                spend_customers: self.spend_customers,
-                repeat_occasions: self.repeat_occasions,
-                fit_duration: Duration::from_secs_f64(self.fit_seconds.max(0.0)),
-                transactions_counter: self.transactions_counter,
-            },
+        Ok(NewModelVersion {
+            as_of: self.as_of,
+            outcome,
+            customers: self.customers,
+            spend_customers: self.spend_customers,
+            repeat_occasions: self.repeat_occasions,
+            fit_duration: Duration::from_secs_f64(self.fit_seconds.max(0.0)),
+            transactions_counter: self.transactions_counter,
         })
     }
 
-    /// The parameters of a successful version; its standard errors are
-    /// absent unless all of them are stored.
+    /// The parameters of a successful version; a model's standard errors
+    /// are absent unless all of them are stored.
     fn fitted(&self) -> Result<FittedModels, StorageError> {
-        let set = |column: &str, value: Option<f64>| {
-            value.ok_or_else(|| StorageError::corrupt(column, "NULL on a successful version"))
-        };
-        let purchases_standard_errors = match (self.se_r, self.se_alpha_days, self.se_a, self.se_b)
-        {
-            (Some(r), Some(alpha_days), Some(a), Some(b)) => Some(PurchaseParameters {
-                r,
-                alpha_days,
-                a,
-                b,
-            }),
-            _ => None,
-        };
-        let spend_standard_errors = match (self.se_p, self.se_q, self.se_gamma) {
-            (Some(p), Some(q), Some(gamma)) => Some(SpendParameters { p, q, gamma }),
-            _ => None,
-        };
+        let estimates =
+            |columns: &str| StorageError::corrupt(columns, "NULL on a successful version");
         Ok(FittedModels {
-            purchases: PurchaseParameters {
-                r: set("r", self.r)?,
-                alpha_days: set("alpha_days", self.alpha_days)?,
-                a: set("a", self.a)?,
-                b: set("b", self.b)?,
-            },
-            purchases_standard_errors,
-            log_likelihood_days: set("log_likelihood_days", self.log_likelihood_days)?,
-            iterations: self
-                .iterations
-                .ok_or_else(|| StorageError::corrupt("iterations", "NULL on a successful version"))?
-                .max(0) as u64,
-            converged: self.converged.ok_or_else(|| {
-                StorageError::corrupt("converged", "NULL on a successful version")
-            })?,
-            spend: SpendParameters {
-                p: set("p", self.p)?,
-                q: set("q", self.q)?,
-                gamma: set("gamma", self.gamma)?,
-            },
-            spend_standard_errors,
-            spend_log_likelihood: set(
+            purchases: purchase_parameters([self.r, self.alpha_days, self.a, self.b])
+                .ok_or_else(|| estimates("r, alpha_days, a, b"))?,
+            purchases_standard_errors: purchase_parameters([
+                self.se_r,
+                self.se_alpha_days,
+                self.se_a,
+                self.se_b,
+            ]),
+            log_likelihood_days: required("log_likelihood_days", self.log_likelihood_days)?,
+            iterations: required("iterations", self.iterations)?.max(0) as u64,
+            converged: required("converged", self.converged)?,
+            spend: spend_parameters([self.p, self.q, self.gamma])
+                .ok_or_else(|| estimates("p, q, gamma"))?,
+            spend_standard_errors: spend_parameters([self.se_p, self.se_q, self.se_gamma]),
+            spend_log_likelihood: required(
                 "gamma_gamma_log_likelihood",
                 self.gamma_gamma_log_likelihood,
             )?,
-            frequency_spend_correlation: set(
+            frequency_spend_correlation: required(
                 "frequency_spend_correlation",
                 self.frequency_spend_correlation,
             )?,
         })
     }
+}
+
+/// BG/NBD parameters as their columns' values, in `r, alpha_days, a, b`
+/// order (all NULL for none).
+fn purchase_values(p: Option<PurchaseParameters>) -> [Option<f64>; 4] {
+    p.map_or([None; 4], |p| [p.r, p.alpha_days, p.a, p.b].map(Some))
+}
+
+/// BG/NBD parameters from their columns' values: `None` unless all are set.
+fn purchase_parameters([r, alpha_days, a, b]: [Option<f64>; 4]) -> Option<PurchaseParameters> {
+    Some(PurchaseParameters {
+        r: r?,
+        alpha_days: alpha_days?,
+        a: a?,
+        b: b?,
+    })
+}
+
+/// Gamma-Gamma parameters as their columns' values, in `p, q, gamma` order.
+fn spend_values(s: Option<SpendParameters>) -> [Option<f64>; 3] {
+    s.map_or([None; 3], |s| [s.p, s.q, s.gamma].map(Some))
+}
+
+/// Gamma-Gamma parameters from their columns' values: `None` unless all
+/// are set.
+fn spend_parameters([p, q, gamma]: [Option<f64>; 3]) -> Option<SpendParameters> {
+    Some(SpendParameters {
+        p: p?,
+        q: q?,
+        gamma: gamma?,
+    })
 }

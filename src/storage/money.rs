@@ -11,9 +11,9 @@
 use super::StorageError;
 use crate::domain::Total;
 
-/// The totals as decimal text, for a `text[]` parameter cast to `numeric[]`.
-pub(super) fn texts(totals: impl IntoIterator<Item = Total>) -> Vec<String> {
-    totals.into_iter().map(|t| t.nanos().to_string()).collect()
+/// A total as decimal text, for a `text[]` parameter cast to `numeric[]`.
+pub(super) fn text(total: Total) -> String {
+    total.nanos().to_string()
 }
 
 /// A total read as text (`column::text AS name`) into a row's

@@ -2,7 +2,7 @@
 //! by ListAtRiskCustomers and for segments and tiers.
 
 use super::{
-    customers::{stored_customer_id, summary_columns, SummaryRow},
+    customers::{select_summaries, stored_customer_id, summary_columns, SummaryRow},
     money::total,
     Storage, StorageError,
 };
@@ -21,6 +21,18 @@ macro_rules! score_columns {
          s.probability_no_purchase, s.expected_purchases, s.predicted_value, s.value_at_risk,
          s.historical_value_nanos::text AS historical_value, s.recency_score, s.frequency_score,
          s.monetary_score, s.segment, s.value_tier"
+    };
+}
+
+/// `SELECT` [`score_columns!`] `FROM customer_scores s`, then `$tail`.
+macro_rules! select_scores {
+    ($tail:literal) => {
+        concat!(
+            "SELECT ",
+            score_columns!(),
+            " FROM customer_scores s ",
+            $tail
+        )
     };
 }
 
@@ -111,13 +123,10 @@ impl ScoreRow {
 impl Storage {
     /// Every customer's summary (for scoring the whole base).
     pub async fn all_summaries(&self) -> Result<Vec<CustomerSummary>, StorageError> {
-        let rows: Vec<SummaryRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            summary_columns!(),
-            " FROM customers c WHERE c.purchase_occasions > 0"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<SummaryRow> =
+            sqlx::query_as(select_summaries!("WHERE c.purchase_occasions > 0"))
+                .fetch_all(&self.pool)
+                .await?;
         rows.into_iter().map(SummaryRow::into_summary).collect()
     }
 
@@ -173,11 +182,8 @@ impl Storage {
         limit: i64,
     ) -> Result<Vec<PopulationScore>, StorageError> {
         let (after_value, after_id) = after.unwrap_or((f64::INFINITY, String::new()));
-        let rows: Vec<ScoreRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            score_columns!(),
-            " FROM customer_scores s
-              WHERE s.model_version = $1 AND s.churn_risk >= $2 AND s.predicted_value >= $3
+        let rows: Vec<ScoreRow> = sqlx::query_as(select_scores!(
+            "WHERE s.model_version = $1 AND s.churn_risk >= $2 AND s.predicted_value >= $3
                 AND (s.value_at_risk, s.customer_id) < ($4, $5)
               ORDER BY s.value_at_risk DESC, s.customer_id DESC
               LIMIT $6"
@@ -237,10 +243,8 @@ impl Storage {
         id: &CustomerId,
         version: i64,
     ) -> Result<Option<PopulationScore>, StorageError> {
-        let row: Option<ScoreRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            score_columns!(),
-            " FROM customer_scores s WHERE s.customer_id = $1 AND s.model_version = $2"
+        let row: Option<ScoreRow> = sqlx::query_as(select_scores!(
+            "WHERE s.customer_id = $1 AND s.model_version = $2"
         ))
         .bind(id.as_str())
         .bind(version)

@@ -14,165 +14,75 @@ use sqlx::{Postgres, QueryBuilder, Transaction as PgTx};
 
 use super::{KIND_PURCHASE, KIND_REFUND};
 use crate::{
-    domain::{Amount, CustomerId, Plan, TransactionKind},
+    domain::{Amount, CustomerId, CustomerSummary, DayDelta, NewRow, Plan, TransactionKind},
     storage::{
         columns::{columns, push_insert_rows, push_unnest},
-        money::texts,
+        money::text,
         StorageError,
     },
 };
 
 columns! {
-    #[derive(Default)]
     /// New `transactions` rows.
-    struct TransactionColumns<'a> {
-        customer_id: Vec<&'a str> as "::text[]",
-        transaction_id: Vec<&'a str> as "::text[]",
-        kind: Vec<i16> as "::int2[]",
-        occurred_at: Vec<DateTime<Utc>> as "::timestamptz[]",
-        occasion_day: Vec<NaiveDate> as "::date[]",
-        amount_nanos: Vec<i64> as "::int8[]",
-        cost_nanos: Vec<Option<i64>> as "::int8[]",
-        refunded_transaction_id: Vec<Option<&'a str>> as "::text[]",
-        refunded_nanos: Vec<i64> as "::int8[]",
+    struct TransactionColumns<'a> of TransactionRow {
+        customer_id: &'a str as "::text[]",
+        transaction_id: &'a str as "::text[]",
+        kind: i16 as "::int2[]",
+        occurred_at: DateTime<Utc> as "::timestamptz[]",
+        occasion_day: NaiveDate as "::date[]",
+        amount_nanos: i64 as "::int8[]",
+        cost_nanos: Option<i64> as "::int8[]",
+        refunded_transaction_id: Option<&'a str> as "::text[]",
+        refunded_nanos: i64 as "::int8[]",
     }
 }
 
 columns! {
-    #[derive(Default)]
     /// Amounts to add to the `refunded_nanos` of stored purchases.
-    struct RefundColumns<'a> {
-        customer_id: Vec<&'a str> as "::text[]",
-        transaction_id: Vec<&'a str> as "::text[]",
-        refunded_nanos: Vec<i64> as "::int8[]",
+    struct RefundColumns<'a> of RefundRow {
+        customer_id: &'a str as "::text[]",
+        transaction_id: &'a str as "::text[]",
+        refunded_nanos: i64 as "::int8[]",
     }
 }
 
 columns! {
-    #[derive(Default)]
     /// Changes to `customer_days` rows (added to a stored row, or a new one).
-    struct DayColumns<'a> {
-        customer_id: Vec<&'a str> as "::text[]",
-        day: Vec<NaiveDate> as "::date[]",
-        purchases: Vec<i32> as "::int4[]",
-        refunds: Vec<i32> as "::int4[]",
-        net_nanos: Vec<String> as "::text[]::numeric[]",
-        cost_nanos: Vec<String> as "::text[]::numeric[]",
-        uncosted_purchases: Vec<i32> as "::int4[]",
-        first_purchase_at: Vec<DateTime<Utc>> as "::timestamptz[]",
-        last_purchase_at: Vec<DateTime<Utc>> as "::timestamptz[]",
+    struct DayColumns<'a> of DayRow {
+        customer_id: &'a str as "::text[]",
+        day: NaiveDate as "::date[]",
+        purchases: i32 as "::int4[]",
+        refunds: i32 as "::int4[]",
+        net_nanos: String as "::text[]::numeric[]",
+        cost_nanos: String as "::text[]::numeric[]",
+        uncosted_purchases: i32 as "::int4[]",
+        first_purchase_at: DateTime<Utc> as "::timestamptz[]",
+        last_purchase_at: DateTime<Utc> as "::timestamptz[]",
     }
 }
 
 columns! {
-    #[derive(Default)]
     /// The new `customers` summaries of the customers the batch changes.
-    struct SummaryColumns<'a> {
-        customer_id: Vec<&'a str> as "::text[]",
-        first_purchase_day: Vec<NaiveDate> as "::date[]",
-        last_purchase_day: Vec<NaiveDate> as "::date[]",
-        first_purchase_at: Vec<DateTime<Utc>> as "::timestamptz[]",
-        last_purchase_at: Vec<DateTime<Utc>> as "::timestamptz[]",
-        purchase_occasions: Vec<i32> as "::int4[]",
-        purchase_count: Vec<i32> as "::int4[]",
-        refund_count: Vec<i32> as "::int4[]",
-        net_revenue_nanos: Vec<String> as "::text[]::numeric[]",
-        repeat_value_nanos: Vec<String> as "::text[]::numeric[]",
-        cost_nanos: Vec<String> as "::text[]::numeric[]",
-        uncosted_purchases: Vec<i32> as "::int4[]",
+    struct SummaryColumns<'a> of SummaryRow {
+        customer_id: &'a str as "::text[]",
+        first_purchase_day: NaiveDate as "::date[]",
+        last_purchase_day: NaiveDate as "::date[]",
+        first_purchase_at: DateTime<Utc> as "::timestamptz[]",
+        last_purchase_at: DateTime<Utc> as "::timestamptz[]",
+        purchase_occasions: i32 as "::int4[]",
+        purchase_count: i32 as "::int4[]",
+        refund_count: i32 as "::int4[]",
+        net_revenue_nanos: String as "::text[]::numeric[]",
+        repeat_value_nanos: String as "::text[]::numeric[]",
+        cost_nanos: String as "::text[]::numeric[]",
+        uncosted_purchases: i32 as "::int4[]",
     }
 }
 
 columns! {
-    #[derive(Default)]
     /// Customers to queue in `report_dirty` (for the report aggregates).
-    struct QueueColumns<'a> {
-        customer_id: Vec<&'a str> as "::text[]",
-    }
-}
-
-impl<'a> TransactionColumns<'a> {
-    fn new(plan: &'a Plan) -> Self {
-        let mut c = Self::default();
-        for row in &plan.inserts {
-            let t = &row.transaction;
-            let (kind, target) = match &t.kind {
-                TransactionKind::Purchase => (KIND_PURCHASE, None),
-                TransactionKind::Refund { of } => (KIND_REFUND, Some(of.as_str())),
-            };
-            c.customer_id.push(t.customer_id.as_str());
-            c.transaction_id.push(t.transaction_id.as_str());
-            c.kind.push(kind);
-            c.occurred_at.push(t.occurred_at);
-            c.occasion_day.push(t.occasion_day);
-            c.amount_nanos.push(t.amount.nanos());
-            c.cost_nanos.push(t.cost.map(Amount::nanos));
-            c.refunded_transaction_id.push(target);
-            c.refunded_nanos.push(row.refunded.nanos());
-        }
-        c
-    }
-}
-
-impl<'a> RefundColumns<'a> {
-    fn new(plan: &'a Plan) -> Self {
-        let mut c = Self::default();
-        for (customer, purchase, add) in &plan.refund_updates {
-            c.customer_id.push(customer.as_str());
-            c.transaction_id.push(purchase.as_str());
-            c.refunded_nanos.push(add.nanos());
-        }
-        c
-    }
-}
-
-impl<'a> DayColumns<'a> {
-    fn new(plan: &'a Plan) -> Self {
-        let d = &plan.day_deltas;
-        Self {
-            customer_id: d.iter().map(|x| x.customer_id.as_str()).collect(),
-            day: d.iter().map(|x| x.day).collect(),
-            purchases: d.iter().map(|x| x.purchases).collect(),
-            refunds: d.iter().map(|x| x.refunds).collect(),
-            net_nanos: texts(d.iter().map(|x| x.net)),
-            cost_nanos: texts(d.iter().map(|x| x.cost)),
-            uncosted_purchases: d.iter().map(|x| x.uncosted_purchases).collect(),
-            first_purchase_at: d.iter().map(|x| x.first_purchase_at).collect(),
-            last_purchase_at: d.iter().map(|x| x.last_purchase_at).collect(),
-        }
-    }
-}
-
-impl<'a> SummaryColumns<'a> {
-    fn new(plan: &'a Plan) -> Self {
-        let s = &plan.summaries;
-        Self {
-            customer_id: s.iter().map(|x| x.customer_id.as_str()).collect(),
-            first_purchase_day: s.iter().map(|x| x.first_purchase_day).collect(),
-            last_purchase_day: s.iter().map(|x| x.last_purchase_day).collect(),
-            first_purchase_at: s.iter().map(|x| x.first_purchase_at).collect(),
-            last_purchase_at: s.iter().map(|x| x.last_purchase_at).collect(),
-            purchase_occasions: s.iter().map(|x| x.purchase_occasions).collect(),
-            purchase_count: s.iter().map(|x| x.purchase_count).collect(),
-            refund_count: s.iter().map(|x| x.refund_count).collect(),
-            net_revenue_nanos: texts(s.iter().map(|x| x.net_revenue)),
-            repeat_value_nanos: texts(s.iter().map(|x| x.repeat_value)),
-            cost_nanos: texts(s.iter().map(|x| x.cost)),
-            uncosted_purchases: s.iter().map(|x| x.uncosted_purchases).collect(),
-        }
-    }
-}
-
-impl<'a> QueueColumns<'a> {
-    /// The customers whose summary the batch changes.
-    fn new(plan: &'a Plan) -> Self {
-        Self {
-            customer_id: plan
-                .summaries
-                .iter()
-                .map(|s| s.customer_id.as_str())
-                .collect(),
-        }
+    struct QueueColumns<'a> of QueueRow {
+        customer_id: &'a str as "::text[]",
     }
 }
 
@@ -185,25 +95,94 @@ fn counter_slot() -> i16 {
     ((nanos >> 10) % 64) as i16
 }
 
+fn transaction_row(row: &NewRow) -> TransactionRow<'_> {
+    let t = &row.transaction;
+    let (kind, refunded_transaction_id) = match &t.kind {
+        TransactionKind::Purchase => (KIND_PURCHASE, None),
+        TransactionKind::Refund { of } => (KIND_REFUND, Some(of.as_str())),
+    };
+    TransactionRow {
+        customer_id: t.customer_id.as_str(),
+        transaction_id: t.transaction_id.as_str(),
+        kind,
+        occurred_at: t.occurred_at,
+        occasion_day: t.occasion_day,
+        amount_nanos: t.amount.nanos(),
+        cost_nanos: t.cost.map(Amount::nanos),
+        refunded_transaction_id,
+        refunded_nanos: row.refunded.nanos(),
+    }
+}
+
+fn day_row(d: &DayDelta) -> DayRow<'_> {
+    DayRow {
+        customer_id: d.customer_id.as_str(),
+        day: d.day,
+        purchases: d.purchases,
+        refunds: d.refunds,
+        net_nanos: text(d.net),
+        cost_nanos: text(d.cost),
+        uncosted_purchases: d.uncosted_purchases,
+        first_purchase_at: d.first_purchase_at,
+        last_purchase_at: d.last_purchase_at,
+    }
+}
+
+fn summary_row(s: &CustomerSummary) -> SummaryRow<'_> {
+    SummaryRow {
+        customer_id: s.customer_id.as_str(),
+        first_purchase_day: s.first_purchase_day,
+        last_purchase_day: s.last_purchase_day,
+        first_purchase_at: s.first_purchase_at,
+        last_purchase_at: s.last_purchase_at,
+        purchase_occasions: s.purchase_occasions,
+        purchase_count: s.purchase_count,
+        refund_count: s.refund_count,
+        net_revenue_nanos: text(s.net_revenue),
+        repeat_value_nanos: text(s.repeat_value),
+        cost_nanos: text(s.cost),
+        uncosted_purchases: s.uncosted_purchases,
+    }
+}
+
 /// Writes the whole plan in one statement: the parts touch different rows
 /// and none reads another's result.
 pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageError> {
     if plan.inserts.is_empty() && plan.placeholders_to_drop.is_empty() {
         return Ok(());
     }
+    let transactions: TransactionColumns = plan.inserts.iter().map(transaction_row).collect();
+    let refunds: RefundColumns = (plan.refund_updates.iter())
+        .map(|(customer, purchase, add)| RefundRow {
+            customer_id: customer.as_str(),
+            transaction_id: purchase.as_str(),
+            refunded_nanos: add.nanos(),
+        })
+        .collect();
+    let days: DayColumns = plan.day_deltas.iter().map(day_row).collect();
+    let placeholders: Vec<&str> = (plan.placeholders_to_drop.iter())
+        .map(CustomerId::as_str)
+        .collect();
+    let queue: QueueColumns = (plan.summaries.iter())
+        .map(|s| QueueRow {
+            customer_id: s.customer_id.as_str(),
+        })
+        .collect();
+    let summaries: SummaryColumns = plan.summaries.iter().map(summary_row).collect();
+
     let mut q = QueryBuilder::new("WITH new_transactions AS (INSERT INTO transactions ");
-    push_insert_rows(&mut q, TransactionColumns::new(plan));
+    push_insert_rows(&mut q, transactions);
     q.push(
         "), refunded AS (
              UPDATE transactions t SET refunded_nanos = t.refunded_nanos + u.refunded_nanos
                FROM ",
     );
-    push_unnest(&mut q, RefundColumns::new(plan), "u");
+    push_unnest(&mut q, refunds, "u");
     q.push(
         " WHERE t.customer_id = u.customer_id AND t.transaction_id = u.transaction_id
          ), days AS (INSERT INTO customer_days AS d ",
     );
-    push_insert_rows(&mut q, DayColumns::new(plan));
+    push_insert_rows(&mut q, days);
     q.push(
         " ON CONFLICT (customer_id, day) DO UPDATE SET
                  purchases = d.purchases + excluded.purchases,
@@ -216,11 +195,6 @@ pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<()
          ), dropped AS (
              DELETE FROM customers WHERE customer_id = ANY(",
     );
-    let placeholders: Vec<&str> = plan
-        .placeholders_to_drop
-        .iter()
-        .map(CustomerId::as_str)
-        .collect();
     q.push_bind(placeholders);
     q.push(
         "::text[])
@@ -231,7 +205,7 @@ pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<()
     q.push(" WHERE slot = ");
     q.push_bind(counter_slot());
     q.push("), queued AS (INSERT INTO report_dirty ");
-    push_insert_rows(&mut q, QueueColumns::new(plan));
+    push_insert_rows(&mut q, queue);
     q.push(
         ")
          UPDATE customers c SET
@@ -244,7 +218,7 @@ pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<()
              updated_at = now()
            FROM ",
     );
-    push_unnest(&mut q, SummaryColumns::new(plan), "u");
+    push_unnest(&mut q, summaries, "u");
     q.push(" WHERE c.customer_id = u.customer_id");
     q.build().execute(&mut **tx).await?;
     Ok(())
