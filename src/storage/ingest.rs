@@ -9,7 +9,7 @@
 //!    purchase days;
 //! 3. plan the batch in the domain ([`plan_batch`]): duplicates, conflicts,
 //!    refund limits, per-day deltas and each customer's new summary;
-//! 4. one statement writes it all: new transactions, refunds booked on their
+//! 4. one statement ([`write`]) writes it all: new transactions, refunds booked on their
 //!    purchases, per-day rollups, summaries, drops placeholders of customers
 //!    left without a purchase, and queues the changed customers for the
 //!    report aggregates (`report_dirty`, append-only: no lock waits).
