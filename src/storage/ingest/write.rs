@@ -152,7 +152,9 @@ pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<()
         return Ok(());
     }
     let transactions: TransactionColumns = plan.inserts.iter().map(transaction_row).collect();
-    let refunds: RefundColumns = (plan.refund_updates.iter())
+    let refunds: RefundColumns = plan
+        .refund_updates
+        .iter()
         .map(|(customer, purchase, add)| RefundRow {
             customer_id: customer.as_str(),
             transaction_id: purchase.as_str(),
@@ -160,10 +162,14 @@ pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<()
         })
         .collect();
     let days: DayColumns = plan.day_deltas.iter().map(day_row).collect();
-    let placeholders: Vec<&str> = (plan.placeholders_to_drop.iter())
+    let placeholders: Vec<&str> = plan
+        .placeholders_to_drop
+        .iter()
         .map(CustomerId::as_str)
         .collect();
-    let queue: QueueColumns = (plan.summaries.iter())
+    let queue: QueueColumns = plan
+        .summaries
+        .iter()
         .map(|s| QueueRow {
             customer_id: s.customer_id.as_str(),
         })
