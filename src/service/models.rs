@@ -270,18 +270,18 @@ impl Models {
             .await?;
         let holdout_days = (holdout_day - calibration_day).num_days() as f64;
         tokio::task::spawn_blocking(move || -> Result<Evaluation, ModelError> {
-            let groups = rows.iter().map(|&(x, t_x, t, _, n)| (x, t_x, t, n));
+            let calibration = || rows.iter().map(|r| r.calibration);
+            let groups = calibration().map(|g| (g.x, g.t_x, g.t, g.customers));
             let fit = fit_bgnbd(&BgNbdFitInput::from_groups(groups)?, &FitOptions::default())?;
             let mut customers = Vec::new();
-            for &(x, t_x, t, holdout, n) in &rows {
-                let summary = ModelSummary::new(x, t_x, t, 0.0)?;
-                customers.extend(std::iter::repeat_n((summary, holdout), n as usize));
+            for row in &rows {
+                let g = row.calibration;
+                let summary = ModelSummary::new(g.x, g.t_x, g.t, 0.0)?;
+                let customer = (summary, row.holdout_occasions);
+                customers.extend(std::iter::repeat_n(customer, g.customers as usize));
             }
             let comparison = evaluate_holdout(&fit.params, &customers, holdout_days, 7);
-            let repeat_occasions = rows
-                .iter()
-                .map(|&(x, _, _, _, n)| x as i64 * n as i64)
-                .sum();
+            let repeat_occasions = calibration().map(|g| g.x as i64 * g.customers as i64).sum();
             Ok(Evaluation {
                 fit,
                 comparison,
@@ -364,22 +364,32 @@ struct Counts {
 /// Both fits on grouped data (CPU-bound: runs on a blocking thread).
 fn fit_all(data: &FitData) -> (Result<FittedModels, ModelError>, Counts) {
     let counts = Counts {
-        customers: data.purchase_groups.iter().map(|g| g.3 as i64).sum(),
-        spend_customers: data.spend_groups.iter().map(|g| g.2 as i64).sum(),
+        customers: data
+            .purchase_groups
+            .iter()
+            .map(|g| g.customers as i64)
+            .sum(),
+        spend_customers: data.spend_groups.iter().map(|g| g.customers as i64).sum(),
         repeat_occasions: data
             .purchase_groups
             .iter()
-            .map(|g| g.0 as i64 * g.3 as i64)
+            .map(|g| g.x as i64 * g.customers as i64)
             .sum(),
     };
     let fit = || -> Result<FittedModels, ModelError> {
         let options = FitOptions::default();
         let purchases = fit_bgnbd(
-            &BgNbdFitInput::from_groups(data.purchase_groups.iter().copied())?,
+            &BgNbdFitInput::from_groups(
+                data.purchase_groups
+                    .iter()
+                    .map(|g| (g.x, g.t_x, g.t, g.customers)),
+            )?,
             &options,
         )?;
         let spend = fit_gamma_gamma(
-            &GammaGammaFitInput::from_groups(data.spend_groups.iter().copied())?,
+            &GammaGammaFitInput::from_groups(
+                data.spend_groups.iter().map(|g| (g.x, g.m, g.customers)),
+            )?,
             &options,
         )?;
         let (p, s) = (purchases.params, spend.params);

@@ -22,62 +22,72 @@ use crate::domain::CustomerId;
 /// The advisory lock key of aggregation steps ("clvd-agg").
 const AGGREGATE_LOCK_KEY: i64 = 0x636c_7664_2d61_6767;
 
+/// `INSERT INTO cohort_cells` of one row per cell, adding to a stored cell
+/// (the rows are `SELECT`ed after it).
+macro_rules! add_to_cells {
+    ($rows:literal) => {
+        concat!(
+            "INSERT INTO cohort_cells AS c (granularity, cohort, period, customers,
+                                           repeat_customers, orders, net_nanos, cost_nanos,
+                                           uncosted) ",
+            $rows,
+            " ON CONFLICT (granularity, cohort, period) DO UPDATE SET
+                  customers = c.customers + excluded.customers,
+                  repeat_customers = c.repeat_customers + excluded.repeat_customers,
+                  orders = c.orders + excluded.orders,
+                  net_nanos = c.net_nanos + excluded.net_nanos,
+                  cost_nanos = c.cost_nanos + excluded.cost_nanos,
+                  uncosted = c.uncosted + excluded.uncosted"
+        )
+    };
+}
+
 /// Subtracts the stored contributions of `customers` and forgets them.
-const SUBTRACT: &str = "
-    WITH old AS (
-        DELETE FROM customer_periods WHERE customer_id = ANY($1) RETURNING *
+const SUBTRACT: &str = concat!(
+    "WITH old AS (
+         DELETE FROM customer_periods WHERE customer_id = ANY($1)
+         RETURNING granularity, cohort, period, repeat_customer, orders, net_nanos, cost_nanos,
+                   uncosted
+     ) ",
+    add_to_cells!(
+        "SELECT granularity, cohort, period, -count(*), -sum(repeat_customer), -sum(orders),
+                -sum(net_nanos), -sum(cost_nanos), -sum(uncosted)
+           FROM old GROUP BY granularity, cohort, period"
     )
-    INSERT INTO cohort_cells AS c (granularity, cohort, period, customers, repeat_customers, orders,
-                                   net_nanos, cost_nanos, uncosted)
-    SELECT granularity, cohort, period, -count(*), -sum(repeat_customer), -sum(orders), -sum(net_nanos),
-           -sum(cost_nanos), -sum(uncosted)
-      FROM old GROUP BY granularity, cohort, period
-    ON CONFLICT (granularity, cohort, period) DO UPDATE SET
-        customers = c.customers + excluded.customers,
-        repeat_customers = c.repeat_customers + excluded.repeat_customers,
-        orders = c.orders + excluded.orders,
-        net_nanos = c.net_nanos + excluded.net_nanos,
-        cost_nanos = c.cost_nanos + excluded.cost_nanos,
-        uncosted = c.uncosted + excluded.uncosted";
+);
 
 /// Recomputes the contributions of `customers` from their rollups, stores
 /// them and adds them to the cells.
-const ADD: &str = "
-    WITH fresh AS (
-        SELECT customer_id, granularity, period, cohort, sum(purchases)::int8 AS orders,
-               sum(net_nanos) AS net_nanos, sum(cost_nanos) AS cost_nanos,
-               sum(uncosted_purchases)::int8 AS uncosted,
-               (max(occasions) >= 2 AND period = cohort)::int::int2 AS repeat_customer
-          FROM (SELECT d.customer_id, g.granularity,
-                       date_trunc(g.unit, d.day::timestamp)::date AS period,
-                       date_trunc(g.unit, c.first_purchase_day::timestamp)::date AS cohort,
-                       c.purchase_occasions AS occasions, d.purchases, d.net_nanos, d.cost_nanos,
-                       d.uncosted_purchases
-                  FROM customers c
-                  JOIN customer_days d USING (customer_id)
-                 CROSS JOIN (VALUES (1::int2, 'week'), (2::int2, 'month'), (3::int2, 'quarter'))
-                       AS g(granularity, unit)
-                 WHERE c.customer_id = ANY($1) AND c.purchase_occasions > 0) days
-         GROUP BY customer_id, granularity, period, cohort
-    ), stored AS (
-        INSERT INTO customer_periods (customer_id, granularity, period, cohort, orders, net_nanos,
-                                      cost_nanos, uncosted, repeat_customer)
-        SELECT customer_id, granularity, period, cohort, orders, net_nanos, cost_nanos, uncosted,
-               repeat_customer
-          FROM fresh
+const ADD: &str = concat!(
+    "WITH fresh AS (
+         SELECT customer_id, granularity, period, cohort, sum(purchases)::int8 AS orders,
+                sum(net_nanos) AS net_nanos, sum(cost_nanos) AS cost_nanos,
+                sum(uncosted_purchases)::int8 AS uncosted,
+                (max(occasions) >= 2 AND period = cohort)::int::int2 AS repeat_customer
+           FROM (SELECT d.customer_id, g.granularity,
+                        date_trunc(g.unit, d.day::timestamp)::date AS period,
+                        date_trunc(g.unit, c.first_purchase_day::timestamp)::date AS cohort,
+                        c.purchase_occasions AS occasions, d.purchases, d.net_nanos, d.cost_nanos,
+                        d.uncosted_purchases
+                   FROM customers c
+                   JOIN customer_days d USING (customer_id)
+                  CROSS JOIN (VALUES (1::int2, 'week'), (2::int2, 'month'), (3::int2, 'quarter'))
+                        AS g(granularity, unit)
+                  WHERE c.customer_id = ANY($1) AND c.purchase_occasions > 0) days
+          GROUP BY customer_id, granularity, period, cohort
+     ), stored AS (
+         INSERT INTO customer_periods (customer_id, granularity, period, cohort, orders, net_nanos,
+                                       cost_nanos, uncosted, repeat_customer)
+         SELECT customer_id, granularity, period, cohort, orders, net_nanos, cost_nanos, uncosted,
+                repeat_customer
+           FROM fresh
+     ) ",
+    add_to_cells!(
+        "SELECT granularity, cohort, period, count(*), sum(repeat_customer), sum(orders),
+                sum(net_nanos), sum(cost_nanos), sum(uncosted)
+           FROM fresh GROUP BY granularity, cohort, period"
     )
-    INSERT INTO cohort_cells AS c (granularity, cohort, period, customers, repeat_customers, orders,
-                                   net_nanos, cost_nanos, uncosted)
-    SELECT granularity, cohort, period, count(*), sum(repeat_customer), sum(orders), sum(net_nanos),
-           sum(cost_nanos), sum(uncosted)
-      FROM fresh GROUP BY granularity, cohort, period
-    ON CONFLICT (granularity, cohort, period) DO UPDATE SET
-        customers = c.customers + excluded.customers,
-        repeat_customers = c.repeat_customers + excluded.repeat_customers,
-        orders = c.orders + excluded.orders,
-        net_nanos = c.net_nanos + excluded.net_nanos,
-        cost_nanos = c.cost_nanos + excluded.cost_nanos,
-        uncosted = c.uncosted + excluded.uncosted";
+);
 
 async fn lock(tx: &mut PgTx<'_, Postgres>) -> Result<(), StorageError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")

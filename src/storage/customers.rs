@@ -1,8 +1,8 @@
 //! Per-customer reads and erasure.
 
-use sqlx::{postgres::PgRow, Row};
+use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{money::total, Storage, StorageError};
+use super::{error::required, money::total, Storage, StorageError};
 use crate::domain::{CustomerId, CustomerSummary};
 
 /// What an erasure removed.
@@ -12,28 +12,80 @@ pub struct DeletedCustomer {
     pub existed: bool,
 }
 
-/// A `customers` row as a summary: every column, plus the money columns
-/// as text (`net_revenue_text`, `repeat_value_text`, `cost_text`; see
-/// [`super::money`]).
-pub(super) fn summary_from_row(row: &PgRow) -> Result<CustomerSummary, StorageError> {
-    Ok(CustomerSummary {
-        customer_id: CustomerId::from_stored(row.try_get("customer_id")?).map_err(|e| {
-            StorageError::Database(sqlx::Error::Decode(
-                format!("stored customer_id: {e}").into(),
-            ))
-        })?,
-        first_purchase_day: row.try_get("first_purchase_day")?,
-        last_purchase_day: row.try_get("last_purchase_day")?,
-        first_purchase_at: row.try_get("first_purchase_at")?,
-        last_purchase_at: row.try_get("last_purchase_at")?,
-        purchase_occasions: row.try_get("purchase_occasions")?,
-        purchase_count: row.try_get("purchase_count")?,
-        refund_count: row.try_get("refund_count")?,
-        net_revenue: total(row, "net_revenue_text")?,
-        repeat_value: total(row, "repeat_value_text")?,
-        cost: total(row, "cost_text")?,
-        uncosted_purchases: row.try_get("uncosted_purchases")?,
-    })
+/// The columns of a [`SummaryRow`] from `customers` aliased `c`, money as
+/// exact text (see [`super::money`]). A macro so that statements built
+/// with `concat!` stay `&'static str` (prepared once per connection).
+macro_rules! summary_columns {
+    () => {
+        "c.customer_id, c.first_purchase_day, c.last_purchase_day, c.first_purchase_at,
+         c.last_purchase_at, c.purchase_occasions, c.purchase_count, c.refund_count,
+         c.net_revenue_nanos::text AS net_revenue, c.repeat_value_nanos::text AS repeat_value,
+         c.cost_nanos::text AS cost, c.uncosted_purchases"
+    };
+}
+pub(super) use summary_columns;
+
+/// `SELECT` [`summary_columns!`] `FROM customers c`, then `$tail`.
+macro_rules! select_summaries {
+    ($tail:literal) => {
+        concat!("SELECT ", summary_columns!(), " FROM customers c ", $tail)
+    };
+}
+pub(super) use select_summaries;
+
+/// A `customers` row as [`summary_columns!`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct SummaryRow {
+    customer_id: String,
+    first_purchase_day: Option<NaiveDate>,
+    last_purchase_day: Option<NaiveDate>,
+    first_purchase_at: Option<DateTime<Utc>>,
+    last_purchase_at: Option<DateTime<Utc>>,
+    purchase_occasions: i32,
+    purchase_count: i32,
+    refund_count: i32,
+    net_revenue: Option<String>,
+    repeat_value: Option<String>,
+    cost: Option<String>,
+    uncosted_purchases: i32,
+}
+
+impl SummaryRow {
+    /// The customer, and their summary: `None` for the zeroed placeholder
+    /// row that ingest creates to lock a new customer.
+    pub(super) fn decode(self) -> Result<(CustomerId, Option<CustomerSummary>), StorageError> {
+        let customer_id = stored_customer_id(&self.customer_id)?;
+        if self.purchase_occasions <= 0 {
+            return Ok((customer_id, None));
+        }
+        let summary = CustomerSummary {
+            customer_id: customer_id.clone(),
+            first_purchase_day: required("first_purchase_day", self.first_purchase_day)?,
+            last_purchase_day: required("last_purchase_day", self.last_purchase_day)?,
+            first_purchase_at: required("first_purchase_at", self.first_purchase_at)?,
+            last_purchase_at: required("last_purchase_at", self.last_purchase_at)?,
+            purchase_occasions: self.purchase_occasions,
+            purchase_count: self.purchase_count,
+            refund_count: self.refund_count,
+            net_revenue: total("net_revenue_nanos", self.net_revenue.as_deref())?,
+            repeat_value: total("repeat_value_nanos", self.repeat_value.as_deref())?,
+            cost: total("cost_nanos", self.cost.as_deref())?,
+            uncosted_purchases: self.uncosted_purchases,
+        };
+        Ok((customer_id, Some(summary)))
+    }
+
+    /// The summary of a row read with `purchase_occasions > 0`.
+    pub(super) fn into_summary(self) -> Result<CustomerSummary, StorageError> {
+        self.decode()?
+            .1
+            .ok_or_else(|| StorageError::corrupt("purchase_occasions", "0 where it was above 0"))
+    }
+}
+
+/// A stored customer id, which this service validated before writing it.
+pub(super) fn stored_customer_id(raw: &str) -> Result<CustomerId, StorageError> {
+    CustomerId::from_stored(raw).map_err(|e| StorageError::corrupt("customer_id", e))
 }
 
 impl Storage {
@@ -41,15 +93,13 @@ impl Storage {
         &self,
         id: &CustomerId,
     ) -> Result<Option<CustomerSummary>, StorageError> {
-        let row = sqlx::query(
-            "SELECT *, net_revenue_nanos::text AS net_revenue_text,
-                    repeat_value_nanos::text AS repeat_value_text, cost_nanos::text AS cost_text
-               FROM customers WHERE customer_id = $1 AND purchase_occasions > 0",
-        )
+        let row: Option<SummaryRow> = sqlx::query_as(select_summaries!(
+            "WHERE c.customer_id = $1 AND c.purchase_occasions > 0"
+        ))
         .bind(id.as_str())
         .fetch_optional(&self.reads)
         .await?;
-        row.as_ref().map(summary_from_row).transpose()
+        row.map(SummaryRow::into_summary).transpose()
     }
 
     /// Erases every row of the customer under the customer's row lock (the

@@ -19,6 +19,12 @@ pub enum StorageError {
     TotalOutOfRange { column: String },
 }
 
+/// A column read as NULL where this service always stores a value (on such
+/// a row): an internal error, naming the column.
+pub(super) fn required<T>(column: &str, value: Option<T>) -> Result<T, StorageError> {
+    value.ok_or_else(|| StorageError::corrupt(column, "NULL where a value is always stored"))
+}
+
 /// Whether the error means the database cannot be reached right now.
 fn unreachable(e: &sqlx::Error) -> bool {
     match e {
@@ -36,6 +42,15 @@ fn unreachable(e: &sqlx::Error) -> bool {
 }
 
 impl StorageError {
+    /// A stored value this service never writes (a broken database, or
+    /// rows written by something else): an internal error, naming the
+    /// column. The one place storage builds a decode error of its own.
+    pub(super) fn corrupt(column: &str, reason: impl std::fmt::Display) -> Self {
+        StorageError::Database(sqlx::Error::Decode(
+            format!("stored {column}: {reason}").into(),
+        ))
+    }
+
     /// Deadlocks and serialization failures: the transaction was rolled
     /// back and may simply be run again.
     pub fn is_retryable_conflict(&self) -> bool {

@@ -1,30 +1,35 @@
-//! Model versions, and the grouped summaries that fits read.
+//! Model versions (the `models` table) and the fit lock.
 
 use std::time::Duration;
 
-use chrono::NaiveDate;
-use sqlx::{postgres::PgRow, Postgres, Row, Transaction};
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, QueryBuilder, Transaction};
 
-use super::{Storage, StorageError};
+use super::{
+    columns::{columns, push_insert_values},
+    error::required,
+    Storage, StorageError,
+};
 use crate::domain::{
     FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters,
 };
 
-/// What a fit reads, grouped where the data lives.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FitData {
-    /// (x, t_x, T, customers) in days.
-    pub purchase_groups: Vec<(f64, f64, f64, u64)>,
-    /// (x, m, customers) for customers with x > 0 and m > 0, m in currency units.
-    pub spend_groups: Vec<(f64, f64, u64)>,
+/// The columns of a [`ModelRow`].
+macro_rules! model_columns {
+    () => {
+        "version, created_at, as_of, state, failure, customers, spend_customers, repeat_occasions,
+         r, alpha_days, a, b, se_r, se_alpha_days, se_a, se_b, log_likelihood_days, iterations,
+         converged, p, q, gamma, se_p, se_q, se_gamma, gamma_gamma_log_likelihood,
+         frequency_spend_correlation, fit_seconds, transactions_counter"
+    };
 }
 
-/// The per-customer summary as of a day, from the day rollups: each
-/// customer with a purchase on or before $1.
-const SUMMARIES_AS_OF: &str = "
-    SELECT count(*)::int - 1 AS x, max(day) - min(day) AS t_x, $1::date - min(day) AS t,
-           sum(net_nanos) - (array_agg(net_nanos ORDER BY day))[1] AS repeat_nanos
-      FROM customer_days WHERE day <= $1::date GROUP BY customer_id";
+/// `SELECT` [`model_columns!`] `FROM models`, then `$tail`.
+macro_rules! select_models {
+    ($tail:literal) => {
+        concat!("SELECT ", model_columns!(), " FROM models ", $tail)
+    };
+}
 
 /// Held while a fit runs: a transaction-scoped advisory lock, so that one
 /// replica fits at a time. Dropping it (or a lost connection) releases it.
@@ -65,152 +70,34 @@ impl Storage {
         Ok(got.then_some(FitLock(tx)))
     }
 
-    /// Transactions ever recorded (committed), erased ones included.
-    pub async fn transactions_counter(&self) -> Result<i64, StorageError> {
-        Ok(
-            sqlx::query_scalar(
-                "SELECT coalesce(sum(transactions), 0)::bigint FROM ingest_counters",
-            )
-            .fetch_one(&self.pool)
-            .await?,
-        )
-    }
-
-    /// Grouped summaries as of the end of `as_of_day`. Refunds recorded
-    /// later still lower the value of the occasions they refund.
-    pub async fn fit_data(&self, as_of_day: NaiveDate) -> Result<FitData, StorageError> {
-        let purchases = sqlx::query(&format!(
-            "SELECT x, t_x, t, count(*) AS n FROM ({SUMMARIES_AS_OF}) s GROUP BY x, t_x, t"
-        ))
-        .bind(as_of_day)
-        .fetch_all(&self.pool)
-        .await?;
-        let spend = sqlx::query(&format!(
-            "SELECT x, repeat_nanos::float8 / 1e9 / x AS m, count(*) AS n
-               FROM ({SUMMARIES_AS_OF}) s WHERE x > 0 AND repeat_nanos > 0 GROUP BY x, m"
-        ))
-        .bind(as_of_day)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut data = FitData::default();
-        for row in purchases {
-            data.purchase_groups.push((
-                f64::from(row.try_get::<i32, _>("x")?),
-                f64::from(row.try_get::<i32, _>("t_x")?),
-                f64::from(row.try_get::<i32, _>("t")?),
-                row.try_get::<i64, _>("n")? as u64,
-            ));
-        }
-        for row in spend {
-            data.spend_groups.push((
-                f64::from(row.try_get::<i32, _>("x")?),
-                row.try_get("m")?,
-                row.try_get::<i64, _>("n")? as u64,
-            ));
-        }
-        Ok(data)
-    }
-
-    /// Calibration summaries and holdout repeat occasions, grouped:
-    /// (x, t_x, T, holdout occasions, customers), for customers whose first
-    /// purchase is on or before `calibration_day`.
-    pub async fn holdout_data(
-        &self,
-        calibration_day: NaiveDate,
-        holdout_day: NaiveDate,
-    ) -> Result<Vec<(f64, f64, f64, u64, u64)>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT x, t_x, t, holdout, count(*) AS n FROM (
-                 SELECT count(*) FILTER (WHERE day <= $1)::int - 1 AS x,
-                        max(day) FILTER (WHERE day <= $1) - min(day) AS t_x,
-                        $1::date - min(day) AS t,
-                        count(*) FILTER (WHERE day > $1)::int AS holdout
-                   FROM customer_days WHERE day <= $2::date
-                  GROUP BY customer_id HAVING min(day) <= $1::date) s
-              GROUP BY x, t_x, t, holdout",
-        )
-        .bind(calibration_day)
-        .bind(holdout_day)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    f64::from(row.try_get::<i32, _>("x")?),
-                    f64::from(row.try_get::<i32, _>("t_x")?),
-                    f64::from(row.try_get::<i32, _>("t")?),
-                    row.try_get::<i32, _>("holdout")? as u64,
-                    row.try_get::<i64, _>("n")? as u64,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StorageError::from)
-    }
-
+    /// Stores a fit (successful or not) as a new version, not yet active.
     pub async fn insert_model(&self, m: &NewModelVersion) -> Result<ModelVersion, StorageError> {
-        let f = m.outcome.as_ref().ok();
-        let pse = f.and_then(|f| f.purchases_standard_errors);
-        let sse = f.and_then(|f| f.spend_standard_errors);
-        let row = sqlx::query(
-            "INSERT INTO models (as_of, state, failure, customers, spend_customers, repeat_occasions,
-                                 r, alpha_days, a, b, se_r, se_alpha_days, se_a, se_b,
-                                 log_likelihood_days, iterations, converged,
-                                 p, q, gamma, se_p, se_q, se_gamma, gamma_gamma_log_likelihood,
-                                 frequency_spend_correlation, fit_seconds, transactions_counter)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                     $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
-             RETURNING *",
-        )
-        .bind(m.as_of)
-        .bind(if f.is_some() { "succeeded" } else { "failed" })
-        .bind(m.outcome.as_ref().err())
-        .bind(m.customers)
-        .bind(m.spend_customers)
-        .bind(m.repeat_occasions)
-        .bind(f.map(|f| f.purchases.r))
-        .bind(f.map(|f| f.purchases.alpha_days))
-        .bind(f.map(|f| f.purchases.a))
-        .bind(f.map(|f| f.purchases.b))
-        .bind(pse.map(|s| s.r))
-        .bind(pse.map(|s| s.alpha_days))
-        .bind(pse.map(|s| s.a))
-        .bind(pse.map(|s| s.b))
-        .bind(f.map(|f| f.log_likelihood_days))
-        .bind(f.map(|f| f.iterations as i64))
-        .bind(f.map(|f| f.converged))
-        .bind(f.map(|f| f.spend.p))
-        .bind(f.map(|f| f.spend.q))
-        .bind(f.map(|f| f.spend.gamma))
-        .bind(sse.map(|s| s.p))
-        .bind(sse.map(|s| s.q))
-        .bind(sse.map(|s| s.gamma))
-        .bind(f.map(|f| f.spend_log_likelihood))
-        .bind(f.map(|f| f.frequency_spend_correlation))
-        .bind(m.fit_duration.as_secs_f64())
-        .bind(m.transactions_counter)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(model_from_row(&row)?)
+        let mut q = QueryBuilder::new("INSERT INTO models ");
+        push_insert_values(&mut q, FitColumns::new(m));
+        q.push(concat!(" RETURNING ", model_columns!()));
+        let row: ModelRow = q.build_query_as().fetch_one(&self.pool).await?;
+        row.decode()
     }
 
     /// A version, or (with `None`) the newest successful one.
     pub async fn model(&self, version: Option<i64>) -> Result<Option<ModelVersion>, StorageError> {
-        let row =
-            match version {
-                Some(v) => {
-                    sqlx::query("SELECT * FROM models WHERE version = $1")
-                        .bind(v)
-                        .fetch_optional(&self.reads)
-                        .await?
-                }
-                None => sqlx::query(
-                    "SELECT * FROM models WHERE state = 'succeeded' AND activated_at IS NOT NULL
-                      ORDER BY version DESC LIMIT 1",
-                )
+        let row = match version {
+            Some(v) => {
+                sqlx::query_as::<_, ModelRow>(select_models!("WHERE version = $1"))
+                    .bind(v)
+                    .fetch_optional(&self.reads)
+                    .await?
+            }
+            None => {
+                sqlx::query_as(select_models!(
+                    "WHERE state = 'succeeded' AND activated_at IS NOT NULL
+                     ORDER BY version DESC LIMIT 1"
+                ))
                 .fetch_optional(&self.reads)
-                .await?,
-            };
-        Ok(row.as_ref().map(model_from_row).transpose()?)
+                .await?
+            }
+        };
+        row.map(ModelRow::decode).transpose()
     }
 
     /// Makes a successful version the active one (after its customer scores
@@ -227,10 +114,10 @@ impl Storage {
 
     /// The newest version of any state.
     pub async fn latest_model(&self) -> Result<Option<ModelVersion>, StorageError> {
-        let row = sqlx::query("SELECT * FROM models ORDER BY version DESC LIMIT 1")
+        let row: Option<ModelRow> = sqlx::query_as(select_models!("ORDER BY version DESC LIMIT 1"))
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(model_from_row).transpose()?)
+        row.map(ModelRow::decode).transpose()
     }
 
     /// Versions below `before` (all when `None`), newest first.
@@ -239,76 +126,191 @@ impl Storage {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<ModelVersion>, StorageError> {
-        let rows =
-            sqlx::query("SELECT * FROM models WHERE version < $1 ORDER BY version DESC LIMIT $2")
-                .bind(before.unwrap_or(i64::MAX))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.iter().map(model_from_row).collect::<Result<_, _>>()?)
+        let rows: Vec<ModelRow> = sqlx::query_as(select_models!(
+            "WHERE version < $1 ORDER BY version DESC LIMIT $2"
+        ))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(ModelRow::decode).collect()
     }
 }
 
-fn model_from_row(row: &PgRow) -> Result<ModelVersion, sqlx::Error> {
-    let outcome = if row.try_get::<String, _>("state")? == "succeeded" {
-        let purchases_se = match (
-            row.try_get::<Option<f64>, _>("se_r")?,
-            row.try_get::<Option<f64>, _>("se_alpha_days")?,
-            row.try_get::<Option<f64>, _>("se_a")?,
-            row.try_get::<Option<f64>, _>("se_b")?,
-        ) {
-            (Some(r), Some(alpha_days), Some(a), Some(b)) => Some(PurchaseParameters {
-                r,
-                alpha_days,
-                a,
-                b,
-            }),
-            _ => None,
-        };
-        let spend_se = match (
-            row.try_get::<Option<f64>, _>("se_p")?,
-            row.try_get::<Option<f64>, _>("se_q")?,
-            row.try_get::<Option<f64>, _>("se_gamma")?,
-        ) {
-            (Some(p), Some(q), Some(gamma)) => Some(SpendParameters { p, q, gamma }),
-            _ => None,
-        };
-        Ok(FittedModels {
-            purchases: PurchaseParameters {
-                r: row.try_get("r")?,
-                alpha_days: row.try_get("alpha_days")?,
-                a: row.try_get("a")?,
-                b: row.try_get("b")?,
-            },
-            purchases_standard_errors: purchases_se,
-            log_likelihood_days: row.try_get("log_likelihood_days")?,
-            iterations: row.try_get::<i64, _>("iterations")? as u64,
-            converged: row.try_get("converged")?,
-            spend: SpendParameters {
-                p: row.try_get("p")?,
-                q: row.try_get("q")?,
-                gamma: row.try_get("gamma")?,
-            },
-            spend_standard_errors: spend_se,
-            spend_log_likelihood: row.try_get("gamma_gamma_log_likelihood")?,
-            frequency_spend_correlation: row.try_get("frequency_spend_correlation")?,
+/// State of a successful version.
+const SUCCEEDED: &str = "succeeded";
+/// State of a failed version (`failure` says why).
+const FAILED: &str = "failed";
+
+columns! {
+    /// A `models` row but its version and creation time: what a fit stores
+    /// (the parameters are NULL on a failed version).
+    #[derive(Debug, sqlx::FromRow)]
+    struct FitColumns {
+        as_of: DateTime<Utc>,
+        state: String,
+        failure: Option<String>,
+        customers: i64,
+        spend_customers: i64,
+        repeat_occasions: i64,
+        r: Option<f64>,
+        alpha_days: Option<f64>,
+        a: Option<f64>,
+        b: Option<f64>,
+        se_r: Option<f64>,
+        se_alpha_days: Option<f64>,
+        se_a: Option<f64>,
+        se_b: Option<f64>,
+        log_likelihood_days: Option<f64>,
+        iterations: Option<i64>,
+        converged: Option<bool>,
+        p: Option<f64>,
+        q: Option<f64>,
+        gamma: Option<f64>,
+        se_p: Option<f64>,
+        se_q: Option<f64>,
+        se_gamma: Option<f64>,
+        gamma_gamma_log_likelihood: Option<f64>,
+        frequency_spend_correlation: Option<f64>,
+        fit_seconds: f64,
+        transactions_counter: Option<i64>,
+    }
+}
+
+/// A `models` row as [`model_columns!`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct ModelRow {
+    version: i64,
+    created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    fit: FitColumns,
+}
+
+impl ModelRow {
+    fn decode(self) -> Result<ModelVersion, StorageError> {
+        Ok(ModelVersion {
+            version: self.version,
+            created_at: self.created_at,
+            fit: self.fit.decode()?,
         })
-    } else {
-        Err(row
-            .try_get::<Option<String>, _>("failure")?
-            .unwrap_or_default())
-    };
-    Ok(ModelVersion {
-        version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        fit: NewModelVersion {
-            as_of: row.try_get("as_of")?,
+    }
+}
+
+impl FitColumns {
+    fn new(m: &NewModelVersion) -> Self {
+        let f = m.outcome.as_ref().ok();
+        let [r, alpha_days, a, b] = purchase_values(f.map(|f| f.purchases));
+        let [se_r, se_alpha_days, se_a, se_b] =
+            purchase_values(f.and_then(|f| f.purchases_standard_errors));
+        let [p, q, gamma] = spend_values(f.map(|f| f.spend));
+        let [se_p, se_q, se_gamma] = spend_values(f.and_then(|f| f.spend_standard_errors));
+        Self {
+            as_of: m.as_of,
+            state: (if f.is_some() { SUCCEEDED } else { FAILED }).to_owned(),
+            failure: m.outcome.as_ref().err().cloned(),
+            customers: m.customers,
+            spend_customers: m.spend_customers,
+            repeat_occasions: m.repeat_occasions,
+            r,
+            alpha_days,
+            a,
+            b,
+            se_r,
+            se_alpha_days,
+            se_a,
+            se_b,
+            log_likelihood_days: f.map(|f| f.log_likelihood_days),
+            iterations: f.map(|f| f.iterations as i64),
+            converged: f.map(|f| f.converged),
+            p,
+            q,
+            gamma,
+            se_p,
+            se_q,
+            se_gamma,
+            gamma_gamma_log_likelihood: f.map(|f| f.spend_log_likelihood),
+            frequency_spend_correlation: f.map(|f| f.frequency_spend_correlation),
+            fit_seconds: m.fit_duration.as_secs_f64(),
+            transactions_counter: m.transactions_counter,
+        }
+    }
+
+    fn decode(self) -> Result<NewModelVersion, StorageError> {
+        let outcome = if self.state == SUCCEEDED {
+            Ok(self.fitted()?)
+        } else {
+            Err(self.failure.unwrap_or_default())
+        };
+        Ok(NewModelVersion {
+            as_of: self.as_of,
             outcome,
-            customers: row.try_get("customers")?,
-            spend_customers: row.try_get("spend_customers")?,
-            repeat_occasions: row.try_get("repeat_occasions")?,
-            fit_duration: Duration::from_secs_f64(row.try_get::<f64, _>("fit_seconds")?.max(0.0)),
-            transactions_counter: row.try_get("transactions_counter")?,
-        },
+            customers: self.customers,
+            spend_customers: self.spend_customers,
+            repeat_occasions: self.repeat_occasions,
+            fit_duration: Duration::from_secs_f64(self.fit_seconds.max(0.0)),
+            transactions_counter: self.transactions_counter,
+        })
+    }
+
+    /// The parameters of a successful version; a model's standard errors
+    /// are absent unless all of them are stored.
+    fn fitted(&self) -> Result<FittedModels, StorageError> {
+        let estimates =
+            |columns: &str| StorageError::corrupt(columns, "NULL on a successful version");
+        Ok(FittedModels {
+            purchases: purchase_parameters([self.r, self.alpha_days, self.a, self.b])
+                .ok_or_else(|| estimates("r, alpha_days, a, b"))?,
+            purchases_standard_errors: purchase_parameters([
+                self.se_r,
+                self.se_alpha_days,
+                self.se_a,
+                self.se_b,
+            ]),
+            log_likelihood_days: required("log_likelihood_days", self.log_likelihood_days)?,
+            iterations: required("iterations", self.iterations)?.max(0) as u64,
+            converged: required("converged", self.converged)?,
+            spend: spend_parameters([self.p, self.q, self.gamma])
+                .ok_or_else(|| estimates("p, q, gamma"))?,
+            spend_standard_errors: spend_parameters([self.se_p, self.se_q, self.se_gamma]),
+            spend_log_likelihood: required(
+                "gamma_gamma_log_likelihood",
+                self.gamma_gamma_log_likelihood,
+            )?,
+            frequency_spend_correlation: required(
+                "frequency_spend_correlation",
+                self.frequency_spend_correlation,
+            )?,
+        })
+    }
+}
+
+/// BG/NBD parameters as their columns' values, in `r, alpha_days, a, b`
+/// order (all NULL for none).
+fn purchase_values(p: Option<PurchaseParameters>) -> [Option<f64>; 4] {
+    p.map_or([None; 4], |p| [p.r, p.alpha_days, p.a, p.b].map(Some))
+}
+
+/// BG/NBD parameters from their columns' values: `None` unless all are set.
+fn purchase_parameters([r, alpha_days, a, b]: [Option<f64>; 4]) -> Option<PurchaseParameters> {
+    Some(PurchaseParameters {
+        r: r?,
+        alpha_days: alpha_days?,
+        a: a?,
+        b: b?,
+    })
+}
+
+/// Gamma-Gamma parameters as their columns' values, in `p, q, gamma` order.
+fn spend_values(s: Option<SpendParameters>) -> [Option<f64>; 3] {
+    s.map_or([None; 3], |s| [s.p, s.q, s.gamma].map(Some))
+}
+
+/// Gamma-Gamma parameters from their columns' values: `None` unless all
+/// are set.
+fn spend_parameters([p, q, gamma]: [Option<f64>; 3]) -> Option<SpendParameters> {
+    Some(SpendParameters {
+        p: p?,
+        q: q?,
+        gamma: gamma?,
     })
 }

@@ -8,28 +8,28 @@
 //! A value the API's Money cannot carry is a [`StorageError::TotalOutOfRange`]
 //! for the one call that read it.
 
-use sqlx::{postgres::PgRow, Row};
-
 use super::StorageError;
 use crate::domain::Total;
 
-/// The totals as decimal text, for a `text[]` parameter cast to `numeric[]`.
-pub(super) fn texts(totals: impl IntoIterator<Item = Total>) -> Vec<String> {
-    totals.into_iter().map(|t| t.nanos().to_string()).collect()
+/// A total as decimal text, for a `text[]` parameter cast to `numeric[]`.
+pub(super) fn text(total: Total) -> String {
+    total.nanos().to_string()
 }
 
-/// A total read as text (`column::text AS name`); NULL (an empty sum) is 0.
-pub(super) fn total(row: &PgRow, name: &str) -> Result<Total, StorageError> {
-    let Some(text) = row.try_get::<Option<String>, _>(name)? else {
+/// A total read as text (`column::text AS name`) into a row's
+/// `Option<String>`; NULL (an empty sum) is 0. `column` names it in errors.
+pub(super) fn total(column: &str, text: Option<&str>) -> Result<Total, StorageError> {
+    let Some(text) = text else {
         return Ok(Total::ZERO);
     };
-    parse(&text).map_err(|e| match e {
+    parse(text).map_err(|e| match e {
         Parse::OutOfRange => StorageError::TotalOutOfRange {
-            column: name.to_owned(),
+            column: column.to_owned(),
         },
-        Parse::NotAnInteger => StorageError::Database(sqlx::Error::Decode(
-            format!("{name}: {text:?} is not an integer number of nanos").into(),
-        )),
+        Parse::NotAnInteger => StorageError::corrupt(
+            column,
+            format!("{text:?} is not an integer number of nanos"),
+        ),
     })
 }
 

@@ -16,7 +16,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use sqlx::Row;
 
 use super::{money::total, Storage, StorageError};
 use crate::domain::{Activity, CohortFacts, CohortRange, CohortSize, NpsCounts, Total};
@@ -130,8 +129,172 @@ pub struct SegmentRow {
     pub average_churn_risk: f64,
 }
 
-fn count(row: &sqlx::postgres::PgRow, column: &str) -> Result<u64, sqlx::Error> {
-    Ok(row.try_get::<i64, _>(column)?.max(0) as u64)
+/// A count read as `bigint` (never negative).
+fn count(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+/// A row of [`Storage::cohort_facts`]' read; what its numbers are depends
+/// on its kind (money is numeric as exact text):
+/// - `size`: `a` customers, `b` repeat customers;
+/// - `cell` (a cohort's `period`): `a` active customers, `b` orders,
+///   `e` uncosted purchases, `money_a` net revenue, `money_b` cost;
+/// - `nps`: `a` respondents, `b` promoters, `c` detractors;
+/// - `spend`: `money_a` acquisition spend.
+#[derive(Debug, sqlx::FromRow)]
+struct FactRow {
+    kind: String,
+    cohort: NaiveDate,
+    period: Option<NaiveDate>,
+    a: i64,
+    b: i64,
+    c: i64,
+    e: i64,
+    money_a: Option<String>,
+    money_b: Option<String>,
+}
+
+impl FactRow {
+    fn add_to(self, facts: &mut CohortFacts) -> Result<(), StorageError> {
+        let cohort = self.cohort;
+        match self.kind.as_str() {
+            "size" => {
+                facts.sizes.insert(
+                    cohort,
+                    CohortSize {
+                        customers: count(self.a),
+                        repeat_customers: count(self.b),
+                    },
+                );
+            }
+            "cell" => {
+                let period = self
+                    .period
+                    .ok_or_else(|| StorageError::corrupt("cohort_cells.period", "NULL"))?;
+                facts.activity.insert(
+                    (cohort, period),
+                    Activity {
+                        active_customers: count(self.a),
+                        orders: count(self.b),
+                        net: total("net_nanos", self.money_a.as_deref())?,
+                        cost: total("cost_nanos", self.money_b.as_deref())?,
+                        uncosted_purchases: count(self.e),
+                    },
+                );
+            }
+            "nps" => {
+                facts.nps.insert(
+                    cohort,
+                    NpsCounts {
+                        respondents: count(self.a),
+                        promoters: count(self.b),
+                        detractors: count(self.c),
+                    },
+                );
+            }
+            _ => {
+                let spend = total("acquisition_spend.amount_nanos", self.money_a.as_deref())?;
+                facts.spend.insert(cohort, spend);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A row of [`Storage::cohort_histories`]' read.
+#[derive(Debug, sqlx::FromRow)]
+struct HistoryRow {
+    cohort: NaiveDate,
+    occasions: i64,
+    first_day: NaiveDate,
+    last_day: NaiveDate,
+    repeat_net: Option<String>,
+    customers: i64,
+}
+
+impl HistoryRow {
+    fn decode(self) -> Result<CohortHistory, StorageError> {
+        Ok(CohortHistory {
+            cohort: self.cohort,
+            occasions: self.occasions,
+            first_day: self.first_day,
+            last_day: self.last_day,
+            repeat_net: total("repeat_net", self.repeat_net.as_deref())?,
+            customers: self.customers,
+        })
+    }
+}
+
+/// The row of [`Storage::loyalty_counts`]' read (money as exact text).
+#[derive(Debug, sqlx::FromRow)]
+struct LoyaltyRow {
+    customers: i64,
+    new_customers: i64,
+    active_customers: i64,
+    existing_customers: i64,
+    retained_customers: i64,
+    repeat_customers: i64,
+    historical_revenue: Option<String>,
+    period_revenue: Option<String>,
+    top_fifth_revenue: Option<String>,
+    spend: Option<String>,
+    nps_respondents: i64,
+    nps_promoters: i64,
+    nps_detractors: i64,
+    csat_answers: i64,
+    csat_satisfied: i64,
+    ces_answers: i64,
+    ces_sum: i64,
+}
+
+impl LoyaltyRow {
+    fn decode(self) -> Result<LoyaltyCounts, StorageError> {
+        Ok(LoyaltyCounts {
+            customers: count(self.customers),
+            new_customers: count(self.new_customers),
+            active_customers: count(self.active_customers),
+            existing_customers: count(self.existing_customers),
+            retained_customers: count(self.retained_customers),
+            repeat_customers: count(self.repeat_customers),
+            historical_revenue: total("historical_revenue", self.historical_revenue.as_deref())?,
+            period_revenue: total("period_revenue", self.period_revenue.as_deref())?,
+            top_fifth_revenue: total("top_fifth_revenue", self.top_fifth_revenue.as_deref())?,
+            spend: total("spend", self.spend.as_deref())?,
+            nps: NpsCounts {
+                respondents: count(self.nps_respondents),
+                promoters: count(self.nps_promoters),
+                detractors: count(self.nps_detractors),
+            },
+            csat_answers: count(self.csat_answers),
+            csat_satisfied: count(self.csat_satisfied),
+            ces_answers: count(self.ces_answers),
+            ces_sum: self.ces_sum,
+        })
+    }
+}
+
+/// A row of [`Storage::segment_rows`]' read (revenue as exact text).
+#[derive(Debug, sqlx::FromRow)]
+struct SegmentRecord {
+    dimension: String,
+    name: String,
+    customers: i64,
+    revenue: Option<String>,
+    average_value: f64,
+    average_churn_risk: f64,
+}
+
+impl SegmentRecord {
+    fn decode(self) -> Result<SegmentRow, StorageError> {
+        Ok(SegmentRow {
+            dimension: self.dimension,
+            name: self.name,
+            customers: count(self.customers),
+            historical_revenue: total("historical_value_nanos", self.revenue.as_deref())?,
+            average_value: self.average_value,
+            average_churn_risk: self.average_churn_risk,
+        })
+    }
 }
 
 impl Storage {
@@ -211,7 +374,7 @@ impl Storage {
               GROUP BY 2",
             ctes = source.ctes()
         );
-        let mut query = sqlx::query(&sql)
+        let mut query = sqlx::query_as(&sql)
             .bind(source.instant(now))
             .bind(unit)
             .bind(range.first_cohort)
@@ -223,47 +386,10 @@ impl Storage {
         if source == DaysAsOf::Latest {
             query = query.bind(range.granularity.code());
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows: Vec<FactRow> = query.fetch_all(&self.pool).await?;
         let mut facts = CohortFacts::default();
         for row in rows {
-            let kind: String = row.try_get("kind")?;
-            let cohort: NaiveDate = row.try_get("cohort")?;
-            match kind.as_str() {
-                "size" => {
-                    facts.sizes.insert(
-                        cohort,
-                        CohortSize {
-                            customers: count(&row, "a")?,
-                            repeat_customers: count(&row, "b")?,
-                        },
-                    );
-                }
-                "cell" => {
-                    facts.activity.insert(
-                        (cohort, row.try_get("period")?),
-                        Activity {
-                            active_customers: count(&row, "a")?,
-                            orders: count(&row, "b")?,
-                            net: total(&row, "money_a")?,
-                            cost: total(&row, "money_b")?,
-                            uncosted_purchases: count(&row, "e")?,
-                        },
-                    );
-                }
-                "nps" => {
-                    facts.nps.insert(
-                        cohort,
-                        NpsCounts {
-                            respondents: count(&row, "a")?,
-                            promoters: count(&row, "b")?,
-                            detractors: count(&row, "c")?,
-                        },
-                    );
-                }
-                _ => {
-                    facts.spend.insert(cohort, total(&row, "money_a")?);
-                }
-            }
+            row.add_to(&mut facts)?;
         }
         Ok(facts)
     }
@@ -284,25 +410,14 @@ impl Storage {
               GROUP BY 1, 2, 3, 4, 5",
             ctes = source.ctes()
         );
-        let rows = sqlx::query(&sql)
+        let rows: Vec<HistoryRow> = sqlx::query_as(&sql)
             .bind(source.instant(now))
             .bind(range.granularity.sql_unit())
             .bind(range.first_cohort)
             .bind(range.cohorts_end())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(CohortHistory {
-                    cohort: row.try_get("cohort")?,
-                    occasions: row.try_get("occasions")?,
-                    first_day: row.try_get("first_day")?,
-                    last_day: row.try_get("last_day")?,
-                    repeat_net: total(row, "repeat_net")?,
-                    customers: row.try_get("customers")?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(HistoryRow::decode).collect()
     }
 
     /// The loyalty summary's counts over business days [start, end), whose
@@ -312,7 +427,7 @@ impl Storage {
         (start, end): (NaiveDate, NaiveDate),
         (start_at, end_at): (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<LoyaltyCounts, StorageError> {
-        let row = sqlx::query(
+        let row: LoyaltyRow = sqlx::query_as(
             "WITH before_end AS (
                  SELECT customer_id, count(*) AS occasions, min(day) AS first_day, sum(net_nanos) AS net,
                         sum(net_nanos) FILTER (WHERE day >= $1) AS period_net,
@@ -355,44 +470,25 @@ impl Storage {
         .bind(end_at)
         .fetch_one(&self.pool)
         .await?;
-        Ok(LoyaltyCounts {
-            customers: count(&row, "customers")?,
-            new_customers: count(&row, "new_customers")?,
-            active_customers: count(&row, "active_customers")?,
-            existing_customers: count(&row, "existing_customers")?,
-            retained_customers: count(&row, "retained_customers")?,
-            repeat_customers: count(&row, "repeat_customers")?,
-            historical_revenue: total(&row, "historical_revenue")?,
-            period_revenue: total(&row, "period_revenue")?,
-            top_fifth_revenue: total(&row, "top_fifth_revenue")?,
-            spend: total(&row, "spend")?,
-            nps: NpsCounts {
-                respondents: count(&row, "nps_respondents")?,
-                promoters: count(&row, "nps_promoters")?,
-                detractors: count(&row, "nps_detractors")?,
-            },
-            csat_answers: count(&row, "csat_answers")?,
-            csat_satisfied: count(&row, "csat_satisfied")?,
-            ces_answers: count(&row, "ces_answers")?,
-            ces_sum: row.try_get("ces_sum")?,
-        })
+        row.decode()
     }
 
     /// Mean predicted value of the customers scored under `version`, and
     /// how many there are.
     pub async fn average_predicted_value(&self, version: i64) -> Result<(f64, u64), StorageError> {
         let (mean, customers): (Option<f64>, i64) = sqlx::query_as(
-            "SELECT avg(predicted_value), count(*) FROM customer_scores WHERE model_version = $1",
+            "SELECT avg(predicted_value) AS mean, count(*) AS customers
+               FROM customer_scores WHERE model_version = $1",
         )
         .bind(version)
         .fetch_one(&self.pool)
         .await?;
-        Ok((mean.unwrap_or(0.0), customers.max(0) as u64))
+        Ok((mean.unwrap_or(0.0), count(customers)))
     }
 
     /// Customers per segment and per value tier under a model version.
     pub async fn segment_rows(&self, version: i64) -> Result<Vec<SegmentRow>, StorageError> {
-        let rows = sqlx::query(
+        let rows: Vec<SegmentRecord> = sqlx::query_as(
             "SELECT 'segment' AS dimension, segment AS name, count(*) AS customers,
                     sum(historical_value_nanos)::text AS revenue,
                     avg(historical_value_nanos / 1e9 + predicted_value)::float8 AS average_value,
@@ -406,17 +502,6 @@ impl Storage {
         .bind(version)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SegmentRow {
-                    dimension: row.try_get("dimension")?,
-                    name: row.try_get("name")?,
-                    customers: count(row, "customers")?,
-                    historical_revenue: total(row, "revenue")?,
-                    average_value: row.try_get("average_value")?,
-                    average_churn_risk: row.try_get("average_churn_risk")?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(SegmentRecord::decode).collect()
     }
 }

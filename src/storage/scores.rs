@@ -1,9 +1,11 @@
 //! Per-customer scores under a model version: written after each fit, read
 //! by ListAtRiskCustomers and for segments and tiers.
 
-use sqlx::{postgres::PgRow, Row};
-
-use super::{customers::summary_from_row, money::total, Storage, StorageError};
+use super::{
+    customers::{select_summaries, stored_customer_id, summary_columns, SummaryRow},
+    money::total,
+    Storage, StorageError,
+};
 use crate::domain::{
     CustomerId, CustomerSummary, PopulationScore, Segment, Segmentation, ValueTier,
 };
@@ -11,17 +13,121 @@ use crate::domain::{
 /// Bytes of COPY data sent at a time.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
+/// The columns of a [`ScoreRow`] from `customer_scores` aliased `s`, the
+/// historical value as exact text (see [`super::money`]).
+macro_rules! score_columns {
+    () => {
+        "s.customer_id, s.model_version, s.probability_alive, s.churn_risk,
+         s.probability_no_purchase, s.expected_purchases, s.predicted_value, s.value_at_risk,
+         s.historical_value_nanos::text AS historical_value, s.recency_score, s.frequency_score,
+         s.monetary_score, s.segment, s.value_tier"
+    };
+}
+
+/// `SELECT` [`score_columns!`] `FROM customer_scores s`, then `$tail`.
+macro_rules! select_scores {
+    ($tail:literal) => {
+        concat!(
+            "SELECT ",
+            score_columns!(),
+            " FROM customer_scores s ",
+            $tail
+        )
+    };
+}
+
+/// A `customer_scores` row as [`score_columns!`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct ScoreRow {
+    customer_id: String,
+    model_version: i64,
+    probability_alive: f64,
+    churn_risk: f64,
+    probability_no_purchase: f64,
+    expected_purchases: f64,
+    predicted_value: f64,
+    value_at_risk: f64,
+    historical_value: Option<String>,
+    #[sqlx(flatten)]
+    segmentation: SegmentationRow,
+}
+
+/// The segmentation columns of a `customer_scores` row; all NULL when a
+/// LEFT JOIN found no scores.
+#[derive(Debug, sqlx::FromRow)]
+struct SegmentationRow {
+    recency_score: Option<i16>,
+    frequency_score: Option<i16>,
+    monetary_score: Option<i16>,
+    segment: Option<String>,
+    value_tier: Option<String>,
+}
+
+/// A customer's summary and, when scored under the version asked for, their
+/// segmentation.
+#[derive(Debug, sqlx::FromRow)]
+struct SegmentedSummaryRow {
+    #[sqlx(flatten)]
+    summary: SummaryRow,
+    #[sqlx(flatten)]
+    segmentation: SegmentationRow,
+}
+
+impl SegmentationRow {
+    fn decode(self) -> Result<Option<Segmentation>, StorageError> {
+        let Some(segment) = self.segment else {
+            return Ok(None);
+        };
+        let score = |column: &str, score: Option<i16>| {
+            score
+                .map(|s| s.clamp(1, 5) as u8)
+                .ok_or_else(|| StorageError::corrupt(column, "NULL beside a segment"))
+        };
+        let unknown = |column: &str| StorageError::corrupt(column, "not one this service writes");
+        let value_tier = self.value_tier.unwrap_or_default();
+        Ok(Some(Segmentation {
+            recency_score: score("recency_score", self.recency_score)?,
+            frequency_score: score("frequency_score", self.frequency_score)?,
+            monetary_score: score("monetary_score", self.monetary_score)?,
+            segment: Segment::parse(&segment).ok_or_else(|| unknown("segment"))?,
+            value_tier: ValueTier::parse(&value_tier).ok_or_else(|| unknown("value_tier"))?,
+        }))
+    }
+}
+
+impl ScoreRow {
+    fn decode(self) -> Result<PopulationScore, StorageError> {
+        let segmentation = self
+            .segmentation
+            .decode()?
+            .ok_or_else(|| StorageError::corrupt("segment", "NULL"))?;
+        Ok(PopulationScore {
+            customer_id: stored_customer_id(&self.customer_id)?,
+            model_version: self.model_version,
+            probability_alive: self.probability_alive,
+            churn_risk: self.churn_risk,
+            probability_no_purchase: self.probability_no_purchase,
+            expected_purchases: self.expected_purchases,
+            predicted_value: self.predicted_value,
+            value_at_risk: self.value_at_risk,
+            historical_value: total("historical_value_nanos", self.historical_value.as_deref())?,
+            recency_score: segmentation.recency_score,
+            frequency_score: segmentation.frequency_score,
+            monetary_score: segmentation.monetary_score,
+            segment: segmentation.segment,
+            value_tier: segmentation.value_tier,
+        })
+    }
+}
+
 impl Storage {
     /// Every customer's summary (for scoring the whole base).
     pub async fn all_summaries(&self) -> Result<Vec<CustomerSummary>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT *, net_revenue_nanos::text AS net_revenue_text,
-                    repeat_value_nanos::text AS repeat_value_text, cost_nanos::text AS cost_text
-               FROM customers WHERE purchase_occasions > 0",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(summary_from_row).collect()
+        let rows: Vec<SummaryRow> =
+            sqlx::query_as(select_summaries!("WHERE c.purchase_occasions > 0"))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(SummaryRow::into_summary).collect()
     }
 
     /// Stores a version's scores and drops those of versions before
@@ -76,13 +182,12 @@ impl Storage {
         limit: i64,
     ) -> Result<Vec<PopulationScore>, StorageError> {
         let (after_value, after_id) = after.unwrap_or((f64::INFINITY, String::new()));
-        let rows = sqlx::query(
-            "SELECT *, historical_value_nanos::text AS historical_value_text FROM customer_scores
-              WHERE model_version = $1 AND churn_risk >= $2 AND predicted_value >= $3
-                AND (value_at_risk, customer_id) < ($4, $5)
-              ORDER BY value_at_risk DESC, customer_id DESC
-              LIMIT $6",
-        )
+        let rows: Vec<ScoreRow> = sqlx::query_as(select_scores!(
+            "WHERE s.model_version = $1 AND s.churn_risk >= $2 AND s.predicted_value >= $3
+                AND (s.value_at_risk, s.customer_id) < ($4, $5)
+              ORDER BY s.value_at_risk DESC, s.customer_id DESC
+              LIMIT $6"
+        ))
         .bind(version)
         .bind(min_churn_risk)
         .bind(min_predicted_value)
@@ -91,7 +196,7 @@ impl Storage {
         .bind(limit)
         .fetch_all(&self.reads)
         .await?;
-        rows.iter().map(score_from_row).collect()
+        rows.into_iter().map(ScoreRow::decode).collect()
     }
 
     /// Whether ListAtRiskCustomers can list `version`: a successful,
@@ -115,20 +220,20 @@ impl Storage {
         version: Option<i64>,
     ) -> Result<Vec<(CustomerSummary, Option<Segmentation>)>, StorageError> {
         let ids: Vec<&str> = ids.iter().map(CustomerId::as_str).collect();
-        let rows = sqlx::query(
-            "SELECT c.*, c.net_revenue_nanos::text AS net_revenue_text,
-                    c.repeat_value_nanos::text AS repeat_value_text, c.cost_nanos::text AS cost_text,
-                    s.recency_score, s.frequency_score, s.monetary_score, s.segment, s.value_tier
+        let rows: Vec<SegmentedSummaryRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            summary_columns!(),
+            ", s.recency_score, s.frequency_score, s.monetary_score, s.segment, s.value_tier
                FROM customers c
                LEFT JOIN customer_scores s ON s.customer_id = c.customer_id AND s.model_version = $2
-              WHERE c.customer_id = ANY($1::text[]) AND c.purchase_occasions > 0",
-        )
+              WHERE c.customer_id = ANY($1::text[]) AND c.purchase_occasions > 0"
+        ))
         .bind(&ids)
         .bind(version.unwrap_or(0))
         .fetch_all(&self.reads)
         .await?;
-        rows.iter()
-            .map(|row| Ok((summary_from_row(row)?, segmentation_from_row(row)?)))
+        rows.into_iter()
+            .map(|row| Ok((row.summary.into_summary()?, row.segmentation.decode()?)))
             .collect()
     }
 
@@ -138,65 +243,15 @@ impl Storage {
         id: &CustomerId,
         version: i64,
     ) -> Result<Option<PopulationScore>, StorageError> {
-        let row = sqlx::query(
-            "SELECT *, historical_value_nanos::text AS historical_value_text
-               FROM customer_scores WHERE customer_id = $1 AND model_version = $2",
-        )
+        let row: Option<ScoreRow> = sqlx::query_as(select_scores!(
+            "WHERE s.customer_id = $1 AND s.model_version = $2"
+        ))
         .bind(id.as_str())
         .bind(version)
         .fetch_optional(&self.reads)
         .await?;
-        row.as_ref().map(score_from_row).transpose()
+        row.map(ScoreRow::decode).transpose()
     }
-}
-
-fn segmentation_from_row(row: &PgRow) -> Result<Option<Segmentation>, sqlx::Error> {
-    let Some(segment) = row.try_get::<Option<String>, _>("segment")? else {
-        return Ok(None);
-    };
-    let bad = |what: &str| {
-        sqlx::Error::Decode(format!("stored {what} is not one this service writes").into())
-    };
-    let score = |name: &str| -> Result<u8, sqlx::Error> {
-        Ok(row.try_get::<i16, _>(name)?.clamp(1, 5) as u8)
-    };
-    Ok(Some(Segmentation {
-        recency_score: score("recency_score")?,
-        frequency_score: score("frequency_score")?,
-        monetary_score: score("monetary_score")?,
-        segment: Segment::parse(&segment).ok_or_else(|| bad("segment"))?,
-        value_tier: ValueTier::parse(row.try_get("value_tier")?)
-            .ok_or_else(|| bad("value_tier"))?,
-    }))
-}
-
-/// A `customer_scores` row, with `historical_value_text` (see
-/// [`super::money`]).
-fn score_from_row(row: &PgRow) -> Result<PopulationScore, StorageError> {
-    let bad = |what: &str| {
-        sqlx::Error::Decode(format!("stored {what} is not one this service writes").into())
-    };
-    let score = |name: &str| -> Result<u8, sqlx::Error> {
-        Ok(row.try_get::<i16, _>(name)?.clamp(1, 5) as u8)
-    };
-    Ok(PopulationScore {
-        customer_id: CustomerId::from_stored(row.try_get("customer_id")?)
-            .map_err(|_| bad("customer_id"))?,
-        model_version: row.try_get("model_version")?,
-        probability_alive: row.try_get("probability_alive")?,
-        churn_risk: row.try_get("churn_risk")?,
-        probability_no_purchase: row.try_get("probability_no_purchase")?,
-        expected_purchases: row.try_get("expected_purchases")?,
-        predicted_value: row.try_get("predicted_value")?,
-        value_at_risk: row.try_get("value_at_risk")?,
-        historical_value: total(row, "historical_value_text")?,
-        recency_score: score("recency_score")?,
-        frequency_score: score("frequency_score")?,
-        monetary_score: score("monetary_score")?,
-        segment: Segment::parse(row.try_get("segment")?).ok_or_else(|| bad("segment"))?,
-        value_tier: ValueTier::parse(row.try_get("value_tier")?)
-            .ok_or_else(|| bad("value_tier"))?,
-    })
 }
 
 /// One row of COPY text format. Ids cannot hold control characters (see

@@ -1,0 +1,138 @@
+//! What a fit reads: the customers' purchase histories as of a day,
+//! grouped where the data lives (one row per distinct history, never per
+//! customer), the calibration and holdout histories of an evaluation, and
+//! the count of transactions recorded so far.
+
+use chrono::NaiveDate;
+use sqlx::postgres::PgRow;
+
+use super::{Storage, StorageError};
+
+/// What a fit reads, grouped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FitData {
+    pub purchase_groups: Vec<PurchaseGroup>,
+    /// Customers with a repeat occasion and a positive repeat value.
+    pub spend_groups: Vec<SpendGroup>,
+}
+
+/// Customers with the same purchase history as of a day, in days.
+#[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
+pub struct PurchaseGroup {
+    /// Repeat purchase occasions (occasions after the first).
+    #[sqlx(try_from = "i32")]
+    pub x: f64,
+    /// Days from the first occasion to the last.
+    #[sqlx(try_from = "i32")]
+    pub t_x: f64,
+    /// Days from the first occasion to the as-of day.
+    #[sqlx(try_from = "i32")]
+    pub t: f64,
+    #[sqlx(try_from = "i64")]
+    pub customers: u64,
+}
+
+/// Customers with the same repeat occasions and mean repeat value.
+#[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
+pub struct SpendGroup {
+    /// Repeat purchase occasions (above 0).
+    #[sqlx(try_from = "i32")]
+    pub x: f64,
+    /// Mean value of a repeat occasion, in currency units (above 0).
+    pub m: f64,
+    #[sqlx(try_from = "i64")]
+    pub customers: u64,
+}
+
+/// Customers with the same calibration history (as of the calibration
+/// day) and the same repeat occasions in the holdout after it.
+#[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
+pub struct HoldoutGroup {
+    #[sqlx(flatten)]
+    pub calibration: PurchaseGroup,
+    /// Purchase occasions after the calibration day, up to the holdout's end.
+    #[sqlx(try_from = "i32")]
+    pub holdout_occasions: u64,
+}
+
+/// `$select` (grouping) `FROM` the per-customer summaries as of a day,
+/// then `$tail`. The summaries come from the day rollups: each customer
+/// with a purchase on or before `$1`, with `x`, `t_x`, `t` (days) and
+/// `repeat_nanos` (net value of every occasion but the first).
+macro_rules! from_summaries_as_of {
+    ($select:literal, $tail:literal) => {
+        concat!(
+            $select,
+            " FROM (
+                 SELECT count(*)::int - 1 AS x, max(day) - min(day) AS t_x,
+                        $1::date - min(day) AS t,
+                        sum(net_nanos) - (array_agg(net_nanos ORDER BY day))[1] AS repeat_nanos
+                   FROM customer_days WHERE day <= $1::date GROUP BY customer_id
+             ) s ",
+            $tail
+        )
+    };
+}
+
+impl Storage {
+    /// Transactions ever recorded (committed), erased ones included.
+    pub async fn transactions_counter(&self) -> Result<i64, StorageError> {
+        Ok(sqlx::query_scalar(
+            "SELECT coalesce(sum(transactions), 0)::bigint AS transactions FROM ingest_counters",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Grouped summaries as of the end of `as_of_day`. Refunds recorded
+    /// later still lower the value of the occasions they refund.
+    pub async fn fit_data(&self, as_of_day: NaiveDate) -> Result<FitData, StorageError> {
+        let purchases = from_summaries_as_of!(
+            "SELECT x, t_x, t, count(*) AS customers",
+            "GROUP BY x, t_x, t"
+        );
+        let spend = from_summaries_as_of!(
+            "SELECT x, repeat_nanos::float8 / 1e9 / x AS m, count(*) AS customers",
+            "WHERE x > 0 AND repeat_nanos > 0 GROUP BY x, m"
+        );
+        Ok(FitData {
+            purchase_groups: self.groups_as_of(purchases, as_of_day).await?,
+            spend_groups: self.groups_as_of(spend, as_of_day).await?,
+        })
+    }
+
+    /// The rows of a grouping read whose only parameter is the as-of day.
+    async fn groups_as_of<G>(
+        &self,
+        sql: &'static str,
+        day: NaiveDate,
+    ) -> Result<Vec<G>, StorageError>
+    where
+        G: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
+        Ok(sqlx::query_as(sql).bind(day).fetch_all(&self.pool).await?)
+    }
+
+    /// Calibration histories and holdout repeat occasions, grouped, of the
+    /// customers whose first purchase is on or before `calibration_day`.
+    pub async fn holdout_data(
+        &self,
+        calibration_day: NaiveDate,
+        holdout_day: NaiveDate,
+    ) -> Result<Vec<HoldoutGroup>, StorageError> {
+        Ok(sqlx::query_as(
+            "SELECT x, t_x, t, holdout_occasions, count(*) AS customers FROM (
+                 SELECT count(*) FILTER (WHERE day <= $1)::int - 1 AS x,
+                        max(day) FILTER (WHERE day <= $1) - min(day) AS t_x,
+                        $1::date - min(day) AS t,
+                        count(*) FILTER (WHERE day > $1)::int AS holdout_occasions
+                   FROM customer_days WHERE day <= $2::date
+                  GROUP BY customer_id HAVING min(day) <= $1::date) s
+              GROUP BY x, t_x, t, holdout_occasions",
+        )
+        .bind(calibration_day)
+        .bind(holdout_day)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

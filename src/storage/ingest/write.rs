@@ -1,0 +1,231 @@
+//! The one statement that writes a planned batch: new transactions,
+//! refunds booked on their purchases, per-day rollups, summaries, dropped
+//! placeholders, the ingest counter and the report queue.
+//!
+//! One statement (not one per table) is a measured speed choice: see the
+//! ingest section of docs/benchmarks.md. Its parameters are column arrays
+//! for `unnest`, one struct per table part (declared with [`columns!`]):
+//! each field is named for the column it fills, and the statement is
+//! built around those declarations, so no parameter number is written by
+//! hand.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{Postgres, QueryBuilder, Transaction as PgTx};
+
+use super::{KIND_PURCHASE, KIND_REFUND};
+use crate::{
+    domain::{Amount, CustomerId, CustomerSummary, DayDelta, NewRow, Plan, TransactionKind},
+    storage::{
+        columns::{columns, push_insert_rows, push_unnest},
+        money::text,
+        StorageError,
+    },
+};
+
+columns! {
+    /// New `transactions` rows.
+    struct TransactionColumns<'a> of TransactionRow {
+        customer_id: &'a str as "::text[]",
+        transaction_id: &'a str as "::text[]",
+        kind: i16 as "::int2[]",
+        occurred_at: DateTime<Utc> as "::timestamptz[]",
+        occasion_day: NaiveDate as "::date[]",
+        amount_nanos: i64 as "::int8[]",
+        cost_nanos: Option<i64> as "::int8[]",
+        refunded_transaction_id: Option<&'a str> as "::text[]",
+        refunded_nanos: i64 as "::int8[]",
+    }
+}
+
+columns! {
+    /// Amounts to add to the `refunded_nanos` of stored purchases.
+    struct RefundColumns<'a> of RefundRow {
+        customer_id: &'a str as "::text[]",
+        transaction_id: &'a str as "::text[]",
+        refunded_nanos: i64 as "::int8[]",
+    }
+}
+
+columns! {
+    /// Changes to `customer_days` rows (added to a stored row, or a new one).
+    struct DayColumns<'a> of DayRow {
+        customer_id: &'a str as "::text[]",
+        day: NaiveDate as "::date[]",
+        purchases: i32 as "::int4[]",
+        refunds: i32 as "::int4[]",
+        net_nanos: String as "::text[]::numeric[]",
+        cost_nanos: String as "::text[]::numeric[]",
+        uncosted_purchases: i32 as "::int4[]",
+        first_purchase_at: DateTime<Utc> as "::timestamptz[]",
+        last_purchase_at: DateTime<Utc> as "::timestamptz[]",
+    }
+}
+
+columns! {
+    /// The new `customers` summaries of the customers the batch changes.
+    struct SummaryColumns<'a> of SummaryRow {
+        customer_id: &'a str as "::text[]",
+        first_purchase_day: NaiveDate as "::date[]",
+        last_purchase_day: NaiveDate as "::date[]",
+        first_purchase_at: DateTime<Utc> as "::timestamptz[]",
+        last_purchase_at: DateTime<Utc> as "::timestamptz[]",
+        purchase_occasions: i32 as "::int4[]",
+        purchase_count: i32 as "::int4[]",
+        refund_count: i32 as "::int4[]",
+        net_revenue_nanos: String as "::text[]::numeric[]",
+        repeat_value_nanos: String as "::text[]::numeric[]",
+        cost_nanos: String as "::text[]::numeric[]",
+        uncosted_purchases: i32 as "::int4[]",
+    }
+}
+
+columns! {
+    /// Customers to queue in `report_dirty` (for the report aggregates).
+    struct QueueColumns<'a> of QueueRow {
+        customer_id: &'a str as "::text[]",
+    }
+}
+
+/// One of the 64 `ingest_counters` rows, picked so that concurrent batches
+/// seldom share one (the clock's nanoseconds are random enough for that).
+fn counter_slot() -> i16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    ((nanos >> 10) % 64) as i16
+}
+
+fn transaction_row(row: &NewRow) -> TransactionRow<'_> {
+    let t = &row.transaction;
+    let (kind, refunded_transaction_id) = match &t.kind {
+        TransactionKind::Purchase => (KIND_PURCHASE, None),
+        TransactionKind::Refund { of } => (KIND_REFUND, Some(of.as_str())),
+    };
+    TransactionRow {
+        customer_id: t.customer_id.as_str(),
+        transaction_id: t.transaction_id.as_str(),
+        kind,
+        occurred_at: t.occurred_at,
+        occasion_day: t.occasion_day,
+        amount_nanos: t.amount.nanos(),
+        cost_nanos: t.cost.map(Amount::nanos),
+        refunded_transaction_id,
+        refunded_nanos: row.refunded.nanos(),
+    }
+}
+
+fn day_row(d: &DayDelta) -> DayRow<'_> {
+    DayRow {
+        customer_id: d.customer_id.as_str(),
+        day: d.day,
+        purchases: d.purchases,
+        refunds: d.refunds,
+        net_nanos: text(d.net),
+        cost_nanos: text(d.cost),
+        uncosted_purchases: d.uncosted_purchases,
+        first_purchase_at: d.first_purchase_at,
+        last_purchase_at: d.last_purchase_at,
+    }
+}
+
+fn summary_row(s: &CustomerSummary) -> SummaryRow<'_> {
+    SummaryRow {
+        customer_id: s.customer_id.as_str(),
+        first_purchase_day: s.first_purchase_day,
+        last_purchase_day: s.last_purchase_day,
+        first_purchase_at: s.first_purchase_at,
+        last_purchase_at: s.last_purchase_at,
+        purchase_occasions: s.purchase_occasions,
+        purchase_count: s.purchase_count,
+        refund_count: s.refund_count,
+        net_revenue_nanos: text(s.net_revenue),
+        repeat_value_nanos: text(s.repeat_value),
+        cost_nanos: text(s.cost),
+        uncosted_purchases: s.uncosted_purchases,
+    }
+}
+
+/// Writes the whole plan in one statement: the parts touch different rows
+/// and none reads another's result.
+pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageError> {
+    if plan.inserts.is_empty() && plan.placeholders_to_drop.is_empty() {
+        return Ok(());
+    }
+    let transactions: TransactionColumns = plan.inserts.iter().map(transaction_row).collect();
+    let refunds: RefundColumns = plan
+        .refund_updates
+        .iter()
+        .map(|(customer, purchase, add)| RefundRow {
+            customer_id: customer.as_str(),
+            transaction_id: purchase.as_str(),
+            refunded_nanos: add.nanos(),
+        })
+        .collect();
+    let days: DayColumns = plan.day_deltas.iter().map(day_row).collect();
+    let placeholders: Vec<&str> = plan
+        .placeholders_to_drop
+        .iter()
+        .map(CustomerId::as_str)
+        .collect();
+    let queue: QueueColumns = plan
+        .summaries
+        .iter()
+        .map(|s| QueueRow {
+            customer_id: s.customer_id.as_str(),
+        })
+        .collect();
+    let summaries: SummaryColumns = plan.summaries.iter().map(summary_row).collect();
+
+    let mut q = QueryBuilder::new("WITH new_transactions AS (INSERT INTO transactions ");
+    push_insert_rows(&mut q, transactions);
+    q.push(
+        "), refunded AS (
+             UPDATE transactions t SET refunded_nanos = t.refunded_nanos + u.refunded_nanos
+               FROM ",
+    );
+    push_unnest(&mut q, refunds, "u");
+    q.push(
+        " WHERE t.customer_id = u.customer_id AND t.transaction_id = u.transaction_id
+         ), days AS (INSERT INTO customer_days AS d ",
+    );
+    push_insert_rows(&mut q, days);
+    q.push(
+        " ON CONFLICT (customer_id, day) DO UPDATE SET
+                 purchases = d.purchases + excluded.purchases,
+                 refunds = d.refunds + excluded.refunds,
+                 net_nanos = d.net_nanos + excluded.net_nanos,
+                 cost_nanos = d.cost_nanos + excluded.cost_nanos,
+                 uncosted_purchases = d.uncosted_purchases + excluded.uncosted_purchases,
+                 first_purchase_at = least(d.first_purchase_at, excluded.first_purchase_at),
+                 last_purchase_at = greatest(d.last_purchase_at, excluded.last_purchase_at)
+         ), dropped AS (
+             DELETE FROM customers WHERE customer_id = ANY(",
+    );
+    q.push_bind(placeholders);
+    q.push(
+        "::text[])
+         ), counted AS (
+             UPDATE ingest_counters SET transactions = transactions + ",
+    );
+    q.push_bind(plan.inserts.len() as i64);
+    q.push(" WHERE slot = ");
+    q.push_bind(counter_slot());
+    q.push("), queued AS (INSERT INTO report_dirty ");
+    push_insert_rows(&mut q, queue);
+    q.push(
+        ")
+         UPDATE customers c SET
+             first_purchase_day = u.first_purchase_day, last_purchase_day = u.last_purchase_day,
+             first_purchase_at = u.first_purchase_at, last_purchase_at = u.last_purchase_at,
+             purchase_occasions = u.purchase_occasions,
+             purchase_count = u.purchase_count, refund_count = u.refund_count,
+             net_revenue_nanos = u.net_revenue_nanos, repeat_value_nanos = u.repeat_value_nanos,
+             cost_nanos = u.cost_nanos, uncosted_purchases = u.uncosted_purchases,
+             updated_at = now()
+           FROM ",
+    );
+    push_unnest(&mut q, summaries, "u");
+    q.push(" WHERE c.customer_id = u.customer_id");
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
