@@ -10,6 +10,32 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::storage::StorageError;
 
+/// The dispatcher is gone: the service is shutting down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the service is shutting down")]
+pub struct ShuttingDown;
+
+/// Why a call of a group got no answer of its own: every call of the
+/// group gets the same one.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RoundError {
+    /// The dispatcher is gone.
+    #[error(transparent)]
+    ShuttingDown(#[from] ShuttingDown),
+    /// The group's database round failed (shared: the error is not `Clone`).
+    #[error(transparent)]
+    Storage(Arc<StorageError>),
+    /// Storage answered against its own contract; the cause is in the text.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StorageError> for RoundError {
+    fn from(e: StorageError) -> Self {
+        RoundError::Storage(Arc::new(e))
+    }
+}
+
 /// A call waiting in a group: its input, and where its answer goes.
 pub struct Call<I, O> {
     pub input: I,
@@ -53,12 +79,15 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         Self { calls }
     }
 
-    /// Queues `input` for the next group and waits for its answer; `None`
-    /// when the dispatcher is gone (the service is shutting down).
-    pub async fn call(&self, input: I) -> Option<O> {
+    /// Queues `input` for the next group and waits for its answer;
+    /// [`ShuttingDown`] when the dispatcher is gone.
+    pub async fn call(&self, input: I) -> Result<O, ShuttingDown> {
         let (reply, answer) = oneshot::channel();
-        self.calls.send(Call { input, reply }).await.ok()?;
-        answer.await.ok()
+        self.calls
+            .send(Call { input, reply })
+            .await
+            .map_err(|_| ShuttingDown)?;
+        answer.await.map_err(|_| ShuttingDown)
     }
 }
 
@@ -87,16 +116,5 @@ async fn dispatch<I, O, F, Fut>(
             round.await;
             drop(slot);
         });
-    }
-}
-
-/// Every call of a failed group gets an error of the same kind (the
-/// status it maps to is what matters; the cause was logged once).
-pub(super) fn same_kind(e: &StorageError) -> StorageError {
-    match e {
-        StorageError::Unavailable(cause) => StorageError::Unavailable(sqlx::Error::Protocol(
-            format!("database unavailable: {cause}"),
-        )),
-        other => StorageError::Database(sqlx::Error::Protocol(other.to_string())),
     }
 }
