@@ -88,27 +88,16 @@ impl Unit {
 }
 
 fn comparison(c: Comparison) -> pb::HoldoutComparison {
-    let Comparison {
-        repeat_occasions,
-        and_more,
-        customers,
-        actual,
-        predicted,
-        absolute_error,
-        percentage_error,
-        actual_per_customer,
-        predicted_per_customer,
-    } = c;
     pb::HoldoutComparison {
-        repeat_occasions: repeat_occasions as i64,
-        and_more,
-        customers: customers as i64,
-        actual,
-        predicted,
-        absolute_error,
-        percentage_error,
-        actual_per_customer,
-        predicted_per_customer,
+        repeat_occasions: c.repeat_occasions as i64,
+        and_more: c.and_more,
+        customers: c.customers as i64,
+        actual: c.actual,
+        predicted: c.predicted,
+        absolute_error: c.absolute_error,
+        percentage_error: c.percentage_error,
+        actual_per_customer: c.actual_per_customer,
+        predicted_per_customer: c.predicted_per_customer,
     }
 }
 

@@ -19,7 +19,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 use super::{convert::entry_path, pb};
 use crate::{
     domain::FieldViolation,
-    service::{IngestError, ModelsError, PageTokenKeyError, ReportError, ScoringError},
+    service::{
+        BackendError, IngestError, ModelsError, PageTokenKeyError, ReportError, ScoringError,
+    },
     storage::StorageError,
 };
 
@@ -276,9 +278,7 @@ impl From<IngestError> for Failure {
                     format!("{what} was already recorded with other content; nothing was changed"),
                 )
             },
-            IngestError::ShuttingDown => shutting_down(),
-            e @ IngestError::Internal(_) => Failure::internal(&e),
-            IngestError::Storage(s) => Failure::storage(&s),
+            IngestError::Backend(b) => b.into(),
         }
     }
 }
@@ -311,10 +311,8 @@ impl From<ScoringError> for Failure {
             | ScoringError::UnlistableVersion(_) => {
                 Failure::invalid_field("page_token", e.to_string())
             }
-            ScoringError::ShuttingDown => shutting_down(),
-            ScoringError::Internal(_) => Failure::internal(&e),
-            ScoringError::PageTokenKey(k) => Failure::page_token_key(&k),
-            ScoringError::Storage(s) => Failure::storage(&s),
+            ScoringError::PageTokenKey(k) => k.into(),
+            ScoringError::Backend(b) => b.into(),
         }
     }
 }
@@ -333,28 +331,34 @@ impl From<ReportError> for Failure {
 
 impl From<PageTokenKeyError> for Failure {
     fn from(e: PageTokenKeyError) -> Self {
-        Failure::page_token_key(&e)
-    }
-}
-
-impl Failure {
-    /// No key to sign page tokens with: the database's state, or internal.
-    fn page_token_key(e: &PageTokenKeyError) -> Self {
         match e {
-            PageTokenKeyError::Storage(s) => Failure::storage(s),
+            PageTokenKeyError::Storage(s) => s.into(),
             PageTokenKeyError::NoRandomness(_) | PageTokenKeyError::StoredKeyUnusable(_) => {
-                Failure::internal(e)
+                Failure::internal(&e)
             }
         }
     }
 }
 
-/// A dispatcher of grouped calls is gone: the server is stopping.
-fn shutting_down() -> Failure {
-    Failure::new(
-        Code::Unavailable,
-        "the server is shutting down; retry later",
-    )
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
+        match e {
+            // A dispatcher of grouped calls is gone: the server is stopping.
+            BackendError::ShuttingDown(_) => Failure::new(
+                Code::Unavailable,
+                "the server is shutting down; retry later",
+            ),
+            BackendError::Storage(s) => Failure::storage(&s),
+            BackendError::Internal(_) => Failure::internal(&e),
+        }
+    }
+}
+
+/// A reflection request that could not be built (INTERNAL).
+impl From<http::Error> for Failure {
+    fn from(e: http::Error) -> Self {
+        Failure::internal(&e)
+    }
 }
 
 impl From<Failure> for Status {
@@ -377,6 +381,7 @@ macro_rules! status_from {
 
 status_from!(
     StorageError,
+    BackendError,
     IngestError,
     ModelsError,
     ScoringError,
@@ -494,7 +499,7 @@ mod tests {
         use super::*;
         use crate::{
             domain::{CustomerId, KeyError, TokenError, TotalOutOfRange},
-            service::NoActiveModel,
+            service::{NoActiveModel, ShuttingDown},
         };
 
         /// What the caller must see: the code and the exact message, or
@@ -536,15 +541,30 @@ mod tests {
             clv_model::CustomerSummary::new(-1.0, 0.0, 0.0, 0.0).expect_err("x < 0")
         }
 
-        /// The variant's name: an exhaustive match, so that a new variant
-        /// does not compile until it is in the table below.
+        /// The code and exact message a caller must see.
+        fn says(code: Code, message: &'static str) -> Expected {
+            (code, Some(message))
+        }
+
+        const NO_MODEL: &str = "no model has been fitted yet: call ModelService.FitModel";
+        const UNAVAILABLE: &str = "the database is unavailable; retry later";
+
+        // The variant's name: an exhaustive match, so that a new variant
+        // does not compile until it has a row below.
+
         fn ingest_variant(e: &IngestError) -> &'static str {
             match e {
                 IngestError::Rejected { .. } => "Rejected",
                 IngestError::AlreadyExists { .. } => "AlreadyExists",
-                IngestError::ShuttingDown => "ShuttingDown",
-                IngestError::Internal(_) => "Internal",
-                IngestError::Storage(_) => "Storage",
+                IngestError::Backend(_) => "Backend",
+            }
+        }
+
+        fn backend_variant(e: &BackendError) -> &'static str {
+            match e {
+                BackendError::ShuttingDown(_) => "ShuttingDown",
+                BackendError::Storage(_) => "Storage",
+                BackendError::Internal(_) => "Internal",
             }
         }
 
@@ -569,10 +589,8 @@ mod tests {
                 ScoringError::BadPageToken(_) => "BadPageToken",
                 ScoringError::TokenForOtherFilters => "TokenForOtherFilters",
                 ScoringError::UnlistableVersion(_) => "UnlistableVersion",
-                ScoringError::ShuttingDown => "ShuttingDown",
-                ScoringError::Internal(_) => "Internal",
                 ScoringError::PageTokenKey(_) => "PageTokenKey",
-                ScoringError::Storage(_) => "Storage",
+                ScoringError::Backend(_) => "Backend",
             }
         }
 
@@ -636,131 +654,120 @@ mod tests {
         }
 
         #[tokio::test]
-        async fn every_ingest_error() {
-            let amount = FieldViolation::new("amount", "must be >= 0");
+        async fn every_ingest_and_backend_error() {
+            let amount = || FieldViolation::new("amount", "must be >= 0");
+            let rejected = |entry| IngestError::Rejected {
+                entry,
+                violation: amount(),
+            };
+            let taken = |entry, what: &str| IngestError::AlreadyExists {
+                entry,
+                what: what.into(),
+            };
             run(
                 vec![
                     (
-                        IngestError::Rejected {
-                            entry: Some(2),
-                            violation: amount.clone(),
-                        },
-                        (
+                        rejected(Some(2)),
+                        says(
                             Code::InvalidArgument,
-                            Some("invalid request: transactions[2].amount: must be >= 0"),
+                            "invalid request: transactions[2].amount: must be >= 0",
                         ),
                     ),
                     (
-                        IngestError::Rejected {
-                            entry: None,
-                            violation: amount,
-                        },
-                        (
+                        rejected(None),
+                        says(
                             Code::InvalidArgument,
-                            Some("invalid request: transaction.amount: must be >= 0"),
+                            "invalid request: transaction.amount: must be >= 0",
                         ),
                     ),
                     (
-                        IngestError::AlreadyExists {
-                            entry: Some(3),
-                            what: "c/t".into(),
-                        },
-                        (
+                        taken(Some(3), "c/t"),
+                        says(
                             Code::AlreadyExists,
-                            Some(
-                                "transactions[3]: c/t was already recorded with other \
-                                 content; nothing was changed",
-                            ),
+                            "transactions[3]: c/t was already recorded with other content; \
+                             nothing was changed",
                         ),
                     ),
                     (
-                        IngestError::AlreadyExists {
-                            entry: None,
-                            what: "feedback c/f".into(),
-                        },
-                        (
+                        taken(None, "feedback c/f"),
+                        says(
                             Code::AlreadyExists,
-                            Some(
-                                "feedback c/f was already recorded with other content; \
-                                 nothing was changed",
-                            ),
+                            "feedback c/f was already recorded with other content; nothing \
+                             was changed",
                         ),
                     ),
-                    (
-                        IngestError::ShuttingDown,
-                        (
-                            Code::Unavailable,
-                            Some("the server is shutting down; retry later"),
-                        ),
-                    ),
-                    (IngestError::Internal("secret cause 7f3a".into()), INTERNAL),
                     (IngestError::from(database_error()), INTERNAL),
-                    (
-                        IngestError::from(unavailable().await),
-                        (
-                            Code::Unavailable,
-                            Some("the database is unavailable; retry later"),
-                        ),
-                    ),
                 ],
                 ingest_variant,
-                &[
-                    "Rejected",
-                    "AlreadyExists",
-                    "ShuttingDown",
-                    "Internal",
-                    "Storage",
+                &["Rejected", "AlreadyExists", "Backend"],
+            );
+            run(
+                vec![
+                    (
+                        BackendError::from(ShuttingDown),
+                        says(
+                            Code::Unavailable,
+                            "the server is shutting down; retry later",
+                        ),
+                    ),
+                    (BackendError::Internal("secret cause 7f3a".into()), INTERNAL),
+                    (BackendError::from(database_error()), INTERNAL),
+                    (
+                        BackendError::from(unavailable().await),
+                        says(Code::Unavailable, UNAVAILABLE),
+                    ),
                 ],
+                backend_variant,
+                &["ShuttingDown", "Storage", "Internal"],
             );
         }
 
         #[tokio::test]
         async fn every_models_error() {
-            let no_model = "no model has been fitted yet: call ModelService.FitModel";
-            let cannot = "the calibration data cannot support a fit: invalid customer summary \
-                          (x=-1, t_x=0, T=0, m=0): x must be a non-negative whole number";
+            let bad_key = PageTokenKeyError::StoredKeyUnusable(KeyError::TooShort(3));
             run(
                 vec![
                     (
                         ModelsError::from(NoActiveModel),
-                        (Code::NotFound, Some(no_model)),
+                        says(Code::NotFound, NO_MODEL),
                     ),
                     (
                         ModelsError::NoSuchVersion(9),
-                        (Code::NotFound, Some("model version 9 does not exist")),
+                        says(Code::NotFound, "model version 9 does not exist"),
                     ),
                     (
                         ModelsError::FitFailed {
                             version: 4,
                             reason: "too few customers".into(),
                         },
-                        (
+                        says(
                             Code::FailedPrecondition,
-                            Some(
-                                "the data cannot support a fit (recorded as failed version 4; \
-                                 the active model is unchanged): too few customers",
-                            ),
+                            "the data cannot support a fit (recorded as failed version 4; the \
+                             active model is unchanged): too few customers",
                         ),
                     ),
                     (
                         ModelsError::CannotEvaluate(model_error()),
-                        (Code::FailedPrecondition, Some(cannot)),
+                        says(
+                            Code::FailedPrecondition,
+                            "the calibration data cannot support a fit: invalid customer \
+                             summary (x=-1, t_x=0, T=0, m=0): x must be a non-negative whole \
+                             number",
+                        ),
                     ),
                     (
                         ModelsError::Abandoned,
-                        (
+                        says(
                             Code::Cancelled,
-                            Some("the caller left before the fit started; nothing was fitted"),
+                            "the caller left before the fit started; nothing was fitted",
                         ),
                     ),
                     (
                         ModelsError::BadPageToken(TokenError::BadTag),
-                        (
+                        says(
                             Code::InvalidArgument,
-                            Some(
-                                "invalid request: page_token: was altered, or issued by a \
-                                 server with another key",
-                            ),
+                            "invalid request: page_token: was altered, or issued by a server \
+                             with another key",
                         ),
                     ),
                     (
@@ -770,12 +777,7 @@ mod tests {
                         },
                         INTERNAL,
                     ),
-                    (
-                        ModelsError::from(PageTokenKeyError::StoredKeyUnusable(
-                            KeyError::TooShort(3),
-                        )),
-                        INTERNAL,
-                    ),
+                    (ModelsError::from(bad_key), INTERNAL),
                     (ModelsError::from(database_error()), INTERNAL),
                 ],
                 models_variant,
@@ -796,74 +798,51 @@ mod tests {
         #[tokio::test]
         async fn every_scoring_error() {
             let id = CustomerId::parse("c-1").expect("an id");
+            let no_random = PageTokenKeyError::NoRandomness(getrandom::Error::UNSUPPORTED);
+            let too_big = StorageError::TotalOutOfRange {
+                column: "net_revenue".into(),
+            };
             run(
                 vec![
                     (
                         ScoringError::NotFound(id),
-                        (
-                            Code::NotFound,
-                            Some("customer c-1 has no recorded purchase"),
-                        ),
+                        says(Code::NotFound, "customer c-1 has no recorded purchase"),
                     ),
                     (
                         ScoringError::from(NoActiveModel),
-                        (
-                            Code::FailedPrecondition,
-                            Some("no model has been fitted yet: call ModelService.FitModel"),
-                        ),
+                        says(Code::FailedPrecondition, NO_MODEL),
                     ),
                     (
                         ScoringError::from(TokenError::Malformed),
-                        (
+                        says(
                             Code::InvalidArgument,
-                            Some(
-                                "invalid request: page_token: is not a page token this \
-                                 service issued",
-                            ),
+                            "invalid request: page_token: is not a page token this service \
+                             issued",
                         ),
                     ),
                     (
                         ScoringError::TokenForOtherFilters,
-                        (
+                        says(
                             Code::InvalidArgument,
-                            Some("invalid request: page_token: was issued for other filters"),
+                            "invalid request: page_token: was issued for other filters",
                         ),
                     ),
                     (
                         ScoringError::UnlistableVersion(5),
-                        (
+                        says(
                             Code::InvalidArgument,
-                            Some(
-                                "invalid request: page_token: names model version 5, whose \
-                                 scores are gone (two newer versions were fitted) or never \
-                                 existed: start the listing again without a token",
-                            ),
+                            "invalid request: page_token: names model version 5, whose scores \
+                             are gone (two newer versions were fitted) or never existed: start \
+                             the listing again without a token",
                         ),
                     ),
+                    (ScoringError::from(no_random), INTERNAL),
                     (
-                        ScoringError::ShuttingDown,
-                        (
-                            Code::Unavailable,
-                            Some("the server is shutting down; retry later"),
-                        ),
-                    ),
-                    (ScoringError::Internal("secret cause 7f3a".into()), INTERNAL),
-                    (
-                        ScoringError::from(PageTokenKeyError::NoRandomness(
-                            getrandom::Error::UNSUPPORTED,
-                        )),
-                        INTERNAL,
-                    ),
-                    (
-                        ScoringError::from(StorageError::TotalOutOfRange {
-                            column: "net_revenue".into(),
-                        }),
-                        (
+                        ScoringError::from(too_big),
+                        says(
                             Code::OutOfRange,
-                            Some(
-                                "a total in this answer exceeds the largest amount Money can \
-                                 express (9223372036854775807 units); narrow the request",
-                            ),
+                            "a total in this answer exceeds the largest amount Money can \
+                             express (9223372036854775807 units); narrow the request",
                         ),
                     ),
                 ],
@@ -874,10 +853,8 @@ mod tests {
                     "BadPageToken",
                     "TokenForOtherFilters",
                     "UnlistableVersion",
-                    "ShuttingDown",
-                    "Internal",
                     "PageTokenKey",
-                    "Storage",
+                    "Backend",
                 ],
             );
         }
@@ -888,20 +865,14 @@ mod tests {
                 vec![
                     (
                         ReportError::from(NoActiveModel),
-                        (
-                            Code::FailedPrecondition,
-                            Some("no model has been fitted yet: call ModelService.FitModel"),
-                        ),
+                        says(Code::FailedPrecondition, NO_MODEL),
                     ),
                     (
                         ReportError::TotalOutOfRange(TotalOutOfRange),
-                        (
+                        says(
                             Code::OutOfRange,
-                            Some(
-                                "the total exceeds the largest amount the API can express \
-                                 (9223372036854775807 units in absolute value); narrow the \
-                                 request",
-                            ),
+                            "the total exceeds the largest amount the API can express \
+                             (9223372036854775807 units in absolute value); narrow the request",
                         ),
                     ),
                     (ReportError::from(database_error()), INTERNAL),
@@ -921,10 +892,7 @@ mod tests {
                     ),
                     (
                         PageTokenKeyError::from(unavailable().await),
-                        (
-                            Code::Unavailable,
-                            Some("the database is unavailable; retry later"),
-                        ),
+                        says(Code::Unavailable, UNAVAILABLE),
                     ),
                 ],
                 key_variant,

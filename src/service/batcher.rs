@@ -15,24 +15,26 @@ use crate::storage::StorageError;
 #[error("the service is shutting down")]
 pub struct ShuttingDown;
 
-/// Why a call of a group got no answer of its own: every call of the
-/// group gets the same one.
+/// What went wrong below a use-case that batches its calls (ingest,
+/// scoring). A group's failure is the same for every call of the group,
+/// so it is `Clone`.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum RoundError {
-    /// The dispatcher is gone.
+pub enum BackendError {
+    /// The dispatcher is gone (UNAVAILABLE).
     #[error(transparent)]
     ShuttingDown(#[from] ShuttingDown),
-    /// The group's database round failed (shared: the error is not `Clone`).
+    /// Storage failed (shared: `StorageError` is not `Clone`).
     #[error(transparent)]
     Storage(Arc<StorageError>),
-    /// Storage answered against its own contract; the cause is in the text.
+    /// Storage answered against its own contract (INTERNAL; logged, not
+    /// sent).
     #[error("{0}")]
     Internal(String),
 }
 
-impl From<StorageError> for RoundError {
+impl From<StorageError> for BackendError {
     fn from(e: StorageError) -> Self {
-        RoundError::Storage(Arc::new(e))
+        BackendError::Storage(Arc::new(e))
     }
 }
 

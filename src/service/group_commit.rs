@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use super::batcher::{Batcher, Call, RoundError};
+use super::batcher::{BackendError, Batcher, Call};
 use crate::{
     domain::{Atomicity, Batch, BatchEntry, EntryOutcome, Transaction},
     storage::{RecordError, Storage},
@@ -15,7 +15,7 @@ use crate::{
 
 /// One call's result. A rejection's index is the entry's place in its
 /// group: the caller, whose only transaction it is, ignores it.
-pub type Outcome = Result<EntryOutcome, RoundError>;
+pub type Outcome = Result<EntryOutcome, BackendError>;
 
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
@@ -66,9 +66,9 @@ async fn record_group(storage: &Storage, mut pending: Vec<Call<Transaction, Outc
             }
             Err(e) => {
                 let e = match e {
-                    RecordError::Storage(e) => RoundError::from(e),
+                    RecordError::Storage(e) => BackendError::from(e),
                     // EachOnItsOwn reports rejections per entry instead.
-                    RecordError::Rejected(p) => RoundError::Internal(format!(
+                    RecordError::Rejected(p) => BackendError::Internal(format!(
                         "a group recorded entry by entry was rejected as a whole: {p}"
                     )),
                 };

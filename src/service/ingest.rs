@@ -1,8 +1,6 @@
 //! Recording transactions and erasing customers.
 
-use std::sync::Arc;
-
-use super::{batcher::RoundError, group_commit::GroupCommit};
+use super::{batcher::BackendError, group_commit::GroupCommit};
 use crate::{
     domain::{
         dedupe_batch, AcquisitionSpend, Atomicity, CustomerId, EntryOutcome, Feedback,
@@ -19,7 +17,7 @@ const MAX_GROUP: usize = 256;
 /// API turns it into the request's field path, in one place.
 pub type Entry = Option<usize>;
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// A transaction that can never be recorded (INVALID_ARGUMENT); the
     /// violation's field is relative to the transaction (`amount`, or
@@ -34,31 +32,13 @@ pub enum IngestError {
     /// a spend record's (`entry` is `None`). `what` names it for the caller.
     #[error("{what} was already recorded with other content")]
     AlreadyExists { entry: Entry, what: String },
-    /// The group commit's dispatcher is gone (UNAVAILABLE).
-    #[error("the service is shutting down")]
-    ShuttingDown,
-    /// Storage answered against its own contract (INTERNAL; logged, not
-    /// sent).
-    #[error("internal error: {0}")]
-    Internal(String),
-    /// Shared by the calls of a group commit.
     #[error(transparent)]
-    Storage(Arc<StorageError>),
+    Backend(#[from] BackendError),
 }
 
 impl From<StorageError> for IngestError {
     fn from(e: StorageError) -> Self {
-        IngestError::Storage(Arc::new(e))
-    }
-}
-
-impl From<RoundError> for IngestError {
-    fn from(e: RoundError) -> Self {
-        match e {
-            RoundError::ShuttingDown(_) => IngestError::ShuttingDown,
-            RoundError::Storage(e) => IngestError::Storage(e),
-            RoundError::Internal(cause) => IngestError::Internal(cause),
-        }
+        IngestError::Backend(e.into())
     }
 }
 

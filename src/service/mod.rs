@@ -14,6 +14,7 @@ mod population;
 mod reports;
 mod scoring;
 
+pub use batcher::{BackendError, ShuttingDown};
 pub use ingest::{BatchRecorded, Entry, Ingest, IngestError, Recorded};
 pub use models::{
     Comparison, Evaluation, Models, ModelsError, ModelsPage, RefitOutcome, RefitPolicy,

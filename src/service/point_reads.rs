@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::batcher::{Batcher, Call, RoundError};
+use super::batcher::{BackendError, Batcher, Call};
 use crate::{
     domain::{CustomerId, CustomerSummary, Segmentation},
     storage::Storage,
@@ -17,7 +17,7 @@ const MAX_GROUP: usize = 128;
 /// A customer's summary and its segmentation under a model version.
 pub type Found = (CustomerSummary, Option<Segmentation>);
 type Read = (CustomerId, Option<i64>);
-type Answer = Result<Option<Found>, RoundError>;
+type Answer = Result<Option<Found>, BackendError>;
 
 #[derive(Clone, Debug)]
 pub struct PointReads {
@@ -62,7 +62,7 @@ async fn read_group(storage: &Storage, group: Vec<Call<Read, Answer>>) {
                 }
             }
             Err(e) => {
-                let e = RoundError::from(e);
+                let e = BackendError::from(e);
                 for call in calls {
                     let _ = call.reply.send(Err(e.clone()));
                 }

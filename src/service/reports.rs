@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use clv_model::{CustomerSummary as ModelSummary, ModelError};
+use clv_model::ModelError;
 
-use super::{no_model::NoActiveModel, population::clv_model};
+use super::{no_model::NoActiveModel, population::clv_model, scoring::history_summary};
 use crate::{
     domain::{
         build_cohorts, business_day, per_customer, rate, start_of_day, Cohort, CohortRange,
@@ -294,15 +294,7 @@ fn project(
     let today = range.as_of_day;
     let mut out = std::collections::HashMap::new();
     for h in histories {
-        let x = (h.occasions - 1) as f64;
-        let t_x = (h.last_day - h.first_day).num_days() as f64;
-        let t = ((today - h.first_day).num_days() as f64).max(t_x);
-        let m = if x > 0.0 {
-            h.repeat_net.nanos() as f64 / 1e9 / x
-        } else {
-            0.0
-        };
-        let summary = ModelSummary::new(x, t_x, t, m)?;
+        let summary = history_summary(h.occasions, (h.first_day, h.last_day), h.repeat_net, today)?;
         let spend = clv.spend.expected_spend(&summary)?;
         let customers = h.customers as f64;
         for k in 0..range.periods {

@@ -22,7 +22,7 @@ use clv_model::{
 use tokio::sync::RwLock;
 
 use super::{
-    batcher::RoundError,
+    batcher::BackendError,
     no_model::NoActiveModel,
     page_token_key::{PageTokenKeyError, PageTokenKeys},
     point_reads::PointReads,
@@ -116,7 +116,7 @@ impl Score {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ScoringError {
     /// NOT_FOUND.
     #[error("customer {0} has no recorded purchase")]
@@ -138,39 +138,15 @@ pub enum ScoringError {
          never existed: start the listing again without a token"
     )]
     UnlistableVersion(i64),
-    /// The point reads' dispatcher is gone (UNAVAILABLE).
-    #[error("the service is shutting down")]
-    ShuttingDown,
-    /// INTERNAL; logged, not sent.
-    #[error("internal error: {0}")]
-    Internal(String),
-    /// INTERNAL (shared `Arc`: see [`RoundError`]).
     #[error(transparent)]
-    PageTokenKey(Arc<PageTokenKeyError>),
-    /// Shared by the calls of a point-read group.
+    PageTokenKey(#[from] PageTokenKeyError),
     #[error(transparent)]
-    Storage(Arc<StorageError>),
+    Backend(#[from] BackendError),
 }
 
 impl From<StorageError> for ScoringError {
     fn from(e: StorageError) -> Self {
-        ScoringError::Storage(Arc::new(e))
-    }
-}
-
-impl From<PageTokenKeyError> for ScoringError {
-    fn from(e: PageTokenKeyError) -> Self {
-        ScoringError::PageTokenKey(Arc::new(e))
-    }
-}
-
-impl From<RoundError> for ScoringError {
-    fn from(e: RoundError) -> Self {
-        match e {
-            RoundError::ShuttingDown(_) => ScoringError::ShuttingDown,
-            RoundError::Storage(e) => ScoringError::Storage(e),
-            RoundError::Internal(cause) => ScoringError::Internal(cause),
-        }
+        ScoringError::Backend(e.into())
     }
 }
 
@@ -433,18 +409,33 @@ impl Scoring {
     }
 }
 
-/// The model's view of a summary as of `today`: x, t_x, T in days and m,
-/// the mean net value of the repeat occasions.
+/// The model's view of a summary as of `today`.
 pub(crate) fn model_summary(
     s: &CustomerSummary,
     today: chrono::NaiveDate,
 ) -> Result<ModelSummary, ModelError> {
-    let x = f64::from(s.purchase_occasions - 1);
-    let t_x = (s.last_purchase_day - s.first_purchase_day).num_days() as f64;
+    history_summary(
+        i64::from(s.purchase_occasions),
+        (s.first_purchase_day, s.last_purchase_day),
+        s.repeat_value,
+        today,
+    )
+}
+
+/// The model's view of a purchase history as of `today`: x, t_x, T in
+/// days and m, the mean net value of the repeat occasions.
+pub(crate) fn history_summary(
+    occasions: i64,
+    (first_day, last_day): (chrono::NaiveDate, chrono::NaiveDate),
+    repeat_value: Total,
+    today: chrono::NaiveDate,
+) -> Result<ModelSummary, ModelError> {
+    let x = (occasions - 1) as f64;
+    let t_x = (last_day - first_day).num_days() as f64;
     // A purchase dated after today (clock skew) counts as today.
-    let t = ((today - s.first_purchase_day).num_days() as f64).max(t_x);
+    let t = ((today - first_day).num_days() as f64).max(t_x);
     let m = if x > 0.0 {
-        s.repeat_value.nanos() as f64 / 1e9 / x
+        repeat_value.nanos() as f64 / 1e9 / x
     } else {
         0.0
     };
