@@ -91,19 +91,12 @@ impl ReportApi {
     }
 
     fn segment_row(&self, r: SegmentShare) -> pb::SegmentRow {
-        let SegmentShare {
-            name,
-            customers,
-            share_of_revenue,
-            average_value,
-            average_churn_risk,
-        } = r;
         pb::SegmentRow {
-            share_of_revenue,
-            average_value: Some(predicted_money(&self.currency, average_value)),
-            name,
-            customers,
-            average_churn_risk,
+            average_value: Some(predicted_money(&self.currency, r.average_value)),
+            share_of_revenue: r.share_of_revenue,
+            name: r.name,
+            customers: r.customers,
+            average_churn_risk: r.average_churn_risk,
         }
     }
 }
