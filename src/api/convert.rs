@@ -5,10 +5,28 @@
 use chrono::{DateTime, Utc};
 
 use super::pb;
-use crate::domain::{
-    CustomerId, FieldViolation, IngestRules, Total, Transaction, UncheckedFeedback, UncheckedKind,
-    UncheckedMoney, UncheckedSpend, UncheckedTransaction,
+use crate::{
+    domain::{
+        CustomerId, FieldViolation, IngestRules, Total, Transaction, UncheckedFeedback,
+        UncheckedKind, UncheckedMoney, UncheckedSpend, UncheckedTransaction,
+    },
+    service::Entry,
 };
+
+/// The request field of RecordTransaction's one transaction.
+const SINGLE: &str = "transaction";
+/// The request field of an import batch's transactions.
+const BATCH: &str = "transactions";
+
+/// The field path of a transaction of a call, the one place it is built:
+/// `transaction` for RecordTransaction's, `transactions[i]` for entry `i`
+/// of a batch.
+pub fn entry_path(entry: Entry) -> String {
+    match entry {
+        None => SINGLE.to_owned(),
+        Some(i) => format!("{BATCH}[{i}]"),
+    }
+}
 
 pub fn unchecked_transaction(t: pb::Transaction) -> UncheckedTransaction {
     let pb::Transaction {
@@ -85,29 +103,60 @@ fn unchecked_money(m: pb::Money) -> UncheckedMoney {
     }
 }
 
-/// Validates a list of transactions; violations are prefixed with
-/// `prefix[i]`. All entries are checked, so the caller sees every problem.
+/// Validates one transaction of a call; violations are named by
+/// [`entry_path`].
+pub fn transaction(
+    rules: &IngestRules,
+    entry: Entry,
+    raw: pb::Transaction,
+    now: DateTime<Utc>,
+) -> Result<Transaction, Vec<FieldViolation>> {
+    rules
+        .parse_transaction(unchecked_transaction(raw), now)
+        .map_err(|vs| under(&entry_path(entry), vs))
+}
+
+/// Validates a batch of transactions, named `transactions[i]`. All
+/// entries are checked, so the caller sees every problem.
 pub fn transactions(
     rules: &IngestRules,
-    prefix: &str,
     raw: Vec<pb::Transaction>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Transaction>, Vec<FieldViolation>> {
     let mut parsed = Vec::with_capacity(raw.len());
     let mut violations = Vec::new();
     for (i, t) in raw.into_iter().enumerate() {
-        match rules.parse_transaction(unchecked_transaction(t), now) {
+        match transaction(rules, Some(i), t, now) {
             Ok(t) => parsed.push(t),
-            Err(vs) => {
-                let at = format!("{prefix}[{i}]");
-                violations.extend(vs.into_iter().map(|v| v.under(&at)));
-            }
+            Err(vs) => violations.extend(vs),
         }
     }
     if violations.is_empty() {
         Ok(parsed)
     } else {
         Err(violations)
+    }
+}
+
+/// Violations of the message at `field`, named from the request's root.
+pub fn under(field: &str, violations: Vec<FieldViolation>) -> Vec<FieldViolation> {
+    violations.into_iter().map(|v| v.under(field)).collect()
+}
+
+/// A page size: `default` for 0, at most `max`; negative is refused.
+pub fn page_size(
+    raw: i32,
+    default: usize,
+    max: usize,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<usize> {
+    match usize::try_from(raw) {
+        Ok(0) => Some(default),
+        Ok(n) => Some(n.min(max)),
+        Err(_) => {
+            violations.push(FieldViolation::new("page_size", "must not be negative"));
+            None
+        }
     }
 }
 
@@ -166,6 +215,19 @@ pub fn past_instant(
         return None;
     }
     Some(t)
+}
+
+/// An optional timestamp that is not after `now`; `None` when not given.
+pub fn optional_past_instant(
+    field: &str,
+    raw: Option<prost_types::Timestamp>,
+    now: DateTime<Utc>,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<Option<DateTime<Utc>>> {
+    match raw {
+        None => Some(None),
+        raw => past_instant(field, raw, now, violations).map(Some),
+    }
 }
 
 /// An exact amount or total in the reporting currency.

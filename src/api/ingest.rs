@@ -14,7 +14,7 @@ use super::{
 use crate::{
     domain::FieldViolation,
     metrics::{IngestOutcome, Metrics},
-    service::{BatchRecorded, Ingest, IngestError, Recorded},
+    service::{BatchRecorded, Ingest, Recorded},
 };
 
 pub struct IngestApi {
@@ -61,12 +61,10 @@ impl IngestApi {
 
     async fn record_one(&self, request: pb::RecordTransactionRequest) -> Result<Recorded, Status> {
         let pb::RecordTransactionRequest { transaction } = request;
-        let transaction = required("transaction", transaction)?;
-        let rules = self.ingest.rules();
-        let transaction = rules
-            .parse_transaction(convert::unchecked_transaction(transaction), Utc::now())
-            .map_err(|vs| under("transaction", vs))?;
-        self.ingest.record(transaction).await.map_err(single)
+        let transaction = required(&convert::entry_path(None), transaction)?;
+        let transaction = convert::transaction(self.ingest.rules(), None, transaction, Utc::now())
+            .map_err(|vs| invalid_argument(&vs))?;
+        Ok(self.ingest.record(transaction).await?)
     }
 
     pub fn into_server(self) -> pb::ingest_service_server::IngestServiceServer<Self> {
@@ -126,12 +124,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
                     format!("a batch must hold 1 to {max} transactions, got {sent}"),
                 )]))
             } else {
-                match convert::transactions(
-                    self.ingest.rules(),
-                    "transactions",
-                    transactions,
-                    Utc::now(),
-                ) {
+                match convert::transactions(self.ingest.rules(), transactions, Utc::now()) {
                     Ok(parsed) => self
                         .ingest
                         .record_batch(parsed)
@@ -159,7 +152,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
             .ingest
             .rules()
             .parse_feedback(convert::unchecked_feedback(feedback), Utc::now())
-            .map_err(|vs| under("feedback", vs))?;
+            .map_err(|vs| invalid_argument(&convert::under("feedback", vs)))?;
         let recorded = self.ingest.record_feedback(&feedback).await?;
         Ok(Response::new(pb::RecordFeedbackResponse {
             duplicate: recorded.duplicate,
@@ -176,7 +169,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
             .ingest
             .rules()
             .parse_spend(convert::unchecked_spend(spend), Utc::now())
-            .map_err(|vs| under("spend", vs))?;
+            .map_err(|vs| invalid_argument(&convert::under("spend", vs)))?;
         let recorded = self.ingest.record_spend(&spend).await?;
         Ok(Response::new(pb::RecordAcquisitionSpendResponse {
             duplicate: recorded.duplicate,
@@ -230,30 +223,4 @@ async fn next_message<T>(
 /// The request's one message field, which must be set.
 fn required<T>(field: &str, value: Option<T>) -> Result<T, Status> {
     value.ok_or_else(|| invalid_argument(&[FieldViolation::new(field, "is required")]))
-}
-
-/// INVALID_ARGUMENT for violations of the message at `field`.
-fn under(field: &str, violations: Vec<FieldViolation>) -> Status {
-    invalid_argument(
-        &violations
-            .into_iter()
-            .map(|v| v.under(field))
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// A single transaction was recorded as a batch of one: name its fields
-/// `transaction.*` rather than `transactions[0].*`.
-fn single(e: IngestError) -> Status {
-    match e {
-        IngestError::Invalid(vs) => invalid_argument(
-            &vs.into_iter()
-                .map(|mut v| {
-                    v.field = v.field.replacen("transactions[0]", "transaction", 1);
-                    v
-                })
-                .collect::<Vec<_>>(),
-        ),
-        other => Failure::of_single(other).into_status(),
-    }
 }

@@ -2,18 +2,18 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use tonic::{Code, Request, Response, Status};
+use chrono::Utc;
+use tonic::{Request, Response, Status};
 
 use super::{
-    convert::{past_instant, timestamp},
+    convert::{optional_past_instant, page_size, past_instant, timestamp},
     layers::detach::CallerGone,
     pb,
-    status::{error, invalid_argument},
+    status::invalid_argument,
 };
 use crate::{
-    domain::{FieldViolation, ModelVersion, ModelsCursor},
-    service::{Models, ModelsError, PageTokenKeys},
+    domain::{FieldViolation, ModelVersion, PurchaseParameters, SpendParameters},
+    service::{Comparison, Models, PageTokenKeys},
 };
 
 const DEFAULT_PAGE_SIZE: usize = 20;
@@ -35,82 +35,78 @@ impl ModelApi {
     }
 }
 
+/// The time unit answers are given in (models are fitted in days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unit {
     Day,
     Week,
 }
 
-fn unit(raw: i32) -> Result<Unit, FieldViolation> {
-    match pb::TimeUnit::try_from(raw) {
-        Ok(pb::TimeUnit::Unspecified | pb::TimeUnit::Day) => Ok(Unit::Day),
-        Ok(pb::TimeUnit::Week) => Ok(Unit::Week),
-        Err(_) => Err(FieldViolation::new(
-            "time_unit",
-            format!("unknown value {raw}: use TIME_UNIT_DAY or TIME_UNIT_WEEK"),
-        )),
-    }
-}
-
-impl From<ModelsError> for Status {
-    fn from(e: ModelsError) -> Self {
-        match e {
-            ModelsError::NotFound(m) => error(Code::NotFound, m),
-            ModelsError::FitFailed { version, reason } => error(Code::FailedPrecondition, format!(
-                "the data cannot support a fit (recorded as failed version {version}; the active model is unchanged): {reason}"
+impl Unit {
+    fn parse(raw: i32) -> Result<Unit, FieldViolation> {
+        match pb::TimeUnit::try_from(raw) {
+            Ok(pb::TimeUnit::Unspecified | pb::TimeUnit::Day) => Ok(Unit::Day),
+            Ok(pb::TimeUnit::Week) => Ok(Unit::Week),
+            Err(_) => Err(FieldViolation::new(
+                "time_unit",
+                format!("unknown value {raw}: use TIME_UNIT_DAY or TIME_UNIT_WEEK"),
             )),
-            ModelsError::CannotEvaluate(m) => error(Code::FailedPrecondition, m),
-            e @ ModelsError::Abandoned => error(Code::Cancelled, e.to_string()),
-            ModelsError::Storage(s) => s.into(),
         }
+    }
+
+    fn days(self) -> f64 {
+        match self {
+            Unit::Day => 1.0,
+            Unit::Week => 7.0,
+        }
+    }
+
+    fn pb(self) -> i32 {
+        let unit = match self {
+            Unit::Day => pb::TimeUnit::Day,
+            Unit::Week => pb::TimeUnit::Week,
+        };
+        unit as i32
+    }
+
+    /// BG/NBD parameters with alpha per this unit.
+    fn purchases(self, p: &PurchaseParameters) -> pb::BgNbdParameters {
+        pb::BgNbdParameters {
+            r: p.r,
+            alpha: p.alpha_days / self.days(),
+            a: p.a,
+            b: p.b,
+        }
+    }
+
+    /// A log-likelihood in days, in this unit: rescaling time by c
+    /// multiplies each customer's likelihood by c^x (λ^x), so
+    /// LL(unit) = LL(days) + Σx·ln c.
+    fn log_likelihood(self, days: f64, repeat_occasions: i64) -> f64 {
+        days + repeat_occasions as f64 * self.days().ln()
     }
 }
 
-/// A required timestamp, not in the future.
-fn comparison(
-    repeat_occasions: u64,
-    and_more: bool,
-    customers: u64,
-    actual: f64,
-    predicted: f64,
-) -> pb::HoldoutComparison {
-    let per = |v: f64| {
-        if customers > 0 {
-            v / customers as f64
-        } else {
-            0.0
-        }
-    };
+fn comparison(c: Comparison) -> pb::HoldoutComparison {
     pb::HoldoutComparison {
-        repeat_occasions: repeat_occasions as i64,
-        and_more,
-        customers: customers as i64,
-        actual,
-        predicted,
-        absolute_error: (predicted - actual).abs(),
-        percentage_error: if actual > 0.0 {
-            (predicted - actual) / actual * 100.0
-        } else {
-            0.0
-        },
-        actual_per_customer: per(actual),
-        predicted_per_customer: per(predicted),
+        repeat_occasions: c.repeat_occasions as i64,
+        and_more: c.and_more,
+        customers: c.customers as i64,
+        actual: c.actual,
+        predicted: c.predicted,
+        absolute_error: c.absolute_error,
+        percentage_error: c.percentage_error,
+        actual_per_customer: c.actual_per_customer,
+        predicted_per_customer: c.predicted_per_customer,
     }
 }
 
 fn to_pb(m: &ModelVersion, unit: Unit, active: Option<i64>) -> pb::Model {
-    let scale = match unit {
-        Unit::Day => 1.0,
-        Unit::Week => 7.0,
-    };
     let mut out = pb::Model {
         version: m.version,
         created_at: Some(timestamp(m.created_at)),
         as_of: Some(timestamp(m.fit.as_of)),
-        time_unit: match unit {
-            Unit::Day => pb::TimeUnit::Day,
-            Unit::Week => pb::TimeUnit::Week,
-        } as i32,
+        time_unit: unit.pb(),
         customers: m.fit.customers,
         spend_customers: m.fit.spend_customers,
         fit_duration: prost_types::Duration::try_from(m.fit.fit_duration).ok(),
@@ -120,24 +116,19 @@ fn to_pb(m: &ModelVersion, unit: Unit, active: Option<i64>) -> pb::Model {
     match &m.fit.outcome {
         Ok(f) => {
             out.state = pb::ModelState::Succeeded as i32;
-            let bg = |p: &crate::domain::PurchaseParameters| pb::BgNbdParameters {
-                r: p.r,
-                alpha: p.alpha_days / scale,
-                a: p.a,
-                b: p.b,
-            };
-            let gg = |s: &crate::domain::SpendParameters| pb::GammaGammaParameters {
+            let gg = |s: &SpendParameters| pb::GammaGammaParameters {
                 p: s.p,
                 q: s.q,
                 gamma: s.gamma,
             };
-            out.bgnbd = Some(bg(&f.purchases));
-            out.bgnbd_standard_errors = f.purchases_standard_errors.as_ref().map(bg);
+            out.bgnbd = Some(unit.purchases(&f.purchases));
+            out.bgnbd_standard_errors = f
+                .purchases_standard_errors
+                .as_ref()
+                .map(|p| unit.purchases(p));
             out.gamma_gamma = Some(gg(&f.spend));
             out.gamma_gamma_standard_errors = f.spend_standard_errors.as_ref().map(gg);
-            // Rescaling time by c multiplies each customer's likelihood by
-            // c^x (λ^x), so LL(unit) = LL(days) + Σx·ln c.
-            out.log_likelihood = f.log_likelihood_days + m.fit.repeat_occasions as f64 * scale.ln();
+            out.log_likelihood = unit.log_likelihood(f.log_likelihood_days, m.fit.repeat_occasions);
             out.gamma_gamma_log_likelihood = f.spend_log_likelihood;
             out.frequency_spend_correlation = f.frequency_spend_correlation;
             out.converged = f.converged;
@@ -167,29 +158,15 @@ impl pb::model_service_server::ModelService for ModelApi {
         let pb::FitModelRequest { as_of, time_unit } = request.into_inner();
         let mut violations = Vec::new();
         let now = Utc::now();
-        let as_of = match as_of {
-            None => Some(now),
-            Some(ts) => match DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32) {
-                Some(t) if !(0..1_000_000_000).contains(&ts.nanos) => {
-                    violations.push(FieldViolation::new("as_of.nanos", "must be in [0, 1e9)"));
-                    Some(t)
-                }
-                Some(t) if t > now => {
-                    violations.push(FieldViolation::new("as_of", "must not be in the future"));
-                    None
-                }
-                Some(t) => Some(t),
-                None => {
-                    violations.push(FieldViolation::new("as_of", "is out of range"));
-                    None
-                }
-            },
-        };
-        let unit = unit(time_unit).map_err(|v| violations.push(v)).ok();
+        let as_of = optional_past_instant("as_of", as_of, now, &mut violations);
+        let unit = Unit::parse(time_unit).map_err(|v| violations.push(v)).ok();
         let (Some(as_of), Some(unit), true) = (as_of, unit, violations.is_empty()) else {
             return Err(invalid_argument(&violations));
         };
-        let fitted = self.models.fit(as_of, caller.token()).await?;
+        let fitted = self
+            .models
+            .fit(as_of.unwrap_or(now), caller.token())
+            .await?;
         Ok(Response::new(to_pb(&fitted, unit, Some(fitted.version))))
     }
 
@@ -214,56 +191,34 @@ impl pb::model_service_server::ModelService for ModelApi {
                 ));
             }
         }
-        let unit = unit(time_unit).map_err(|v| violations.push(v)).ok();
+        let unit = Unit::parse(time_unit).map_err(|v| violations.push(v)).ok();
         let (Some(calibration), Some(holdout), Some(unit), true) =
             (calibration, holdout, unit, violations.is_empty())
         else {
             return Err(invalid_argument(&violations));
         };
         let e = self.models.evaluate(calibration, holdout).await?;
-        let scale = if unit == Unit::Week { 7.0 } else { 1.0 };
-        let c = &e.comparison;
         let p = e.fit.params;
         Ok(Response::new(pb::ModelEvaluation {
             calibration_end: Some(timestamp(calibration)),
             holdout_end: Some(timestamp(holdout)),
-            holdout_days: c.holdout_days,
-            time_unit: match unit {
-                Unit::Day => pb::TimeUnit::Day,
-                Unit::Week => pb::TimeUnit::Week,
-            } as i32,
-            bgnbd: Some(pb::BgNbdParameters {
+            holdout_days: e.comparison.holdout_days,
+            time_unit: unit.pb(),
+            bgnbd: Some(unit.purchases(&PurchaseParameters {
                 r: p.r(),
-                alpha: p.alpha() / scale,
+                alpha_days: p.alpha(),
                 a: p.a(),
                 b: p.b(),
-            }),
-            // As for Model: LL(unit) = LL(days) + Σx·ln(days per unit).
-            log_likelihood: e.fit.report.log_likelihood + e.repeat_occasions as f64 * scale.ln(),
-            customers: c.customers as i64,
-            // The total: repeat_occasions and and_more do not apply.
-            total: Some(comparison(
-                0,
-                false,
-                c.customers,
-                c.actual_total,
-                c.predicted_total,
-            )),
-            by_calibration_repeat_occasions: c
-                .buckets
-                .iter()
-                .map(|b| {
-                    let n = b.customers as f64;
-                    comparison(
-                        b.repeat_purchases,
-                        b.and_more,
-                        b.customers,
-                        b.actual_mean * n,
-                        b.predicted_mean * n,
-                    )
-                })
+            })),
+            log_likelihood: unit.log_likelihood(e.fit.report.log_likelihood, e.repeat_occasions),
+            customers: e.comparison.customers as i64,
+            total: Some(comparison(e.total())),
+            by_calibration_repeat_occasions: e
+                .by_repeat_occasions()
+                .into_iter()
+                .map(comparison)
                 .collect(),
-            mean_absolute_error_per_customer: c.mean_absolute_error,
+            mean_absolute_error_per_customer: e.comparison.mean_absolute_error,
         }))
     }
 
@@ -272,15 +227,14 @@ impl pb::model_service_server::ModelService for ModelApi {
         request: Request<pb::GetModelRequest>,
     ) -> Result<Response<pb::Model>, Status> {
         let pb::GetModelRequest { version, time_unit } = request.into_inner();
-        let unit = unit(time_unit).map_err(|v| invalid_argument(&[v]))?;
+        let unit = Unit::parse(time_unit).map_err(|v| invalid_argument(&[v]))?;
         if version < 0 {
             return Err(invalid_argument(&[FieldViolation::new(
                 "version",
                 "must be >= 0 (0: the active model)",
             )]));
         }
-        let model = self.models.get((version > 0).then_some(version)).await?;
-        let active = self.models.active_version().await?;
+        let (model, active) = self.models.get((version > 0).then_some(version)).await?;
         Ok(Response::new(to_pb(&model, unit, active)))
     }
 
@@ -289,45 +243,27 @@ impl pb::model_service_server::ModelService for ModelApi {
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let pb::ListModelsRequest {
-            page_size,
-            page_token: token,
+            page_size: raw_size,
+            page_token,
             time_unit,
         } = request.into_inner();
         let mut violations = Vec::new();
-        let size = match page_size {
-            0 => Some(DEFAULT_PAGE_SIZE),
-            n if n < 0 => {
-                violations.push(FieldViolation::new("page_size", "must not be negative"));
-                None
-            }
-            n => Some((n as usize).min(MAX_PAGE_SIZE)),
-        };
-        let before = if token.is_empty() {
-            Some(None)
-        } else {
-            ModelsCursor::open(self.token_keys.key().await?, &token)
-                .map(|c| Some(c.before))
-                .map_err(|e| violations.push(FieldViolation::new("page_token", e.to_string())))
-                .ok()
-        };
-        let unit = unit(time_unit).map_err(|v| violations.push(v)).ok();
-        let (Some(size), Some(before), Some(unit), true) =
-            (size, before, unit, violations.is_empty())
-        else {
+        let size = page_size(raw_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, &mut violations);
+        let unit = Unit::parse(time_unit).map_err(|v| violations.push(v)).ok();
+        let (Some(size), Some(unit), true) = (size, unit, violations.is_empty()) else {
             return Err(invalid_argument(&violations));
         };
-        let (page, more) = self.models.list(before, size).await?;
-        let active = self.models.active_version().await?;
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => ModelsCursor {
-                before: last.version,
-            }
-            .seal(self.token_keys.key().await?),
-            _ => String::new(),
-        };
+        let page = self
+            .models
+            .list(&self.token_keys, &page_token, size)
+            .await?;
         Ok(Response::new(pb::ListModelsResponse {
-            models: page.iter().map(|m| to_pb(m, unit, active)).collect(),
-            next_page_token,
+            models: page
+                .models
+                .iter()
+                .map(|m| to_pb(m, unit, page.active))
+                .collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 }

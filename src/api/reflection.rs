@@ -50,7 +50,7 @@ where
         .header(http::header::CONTENT_TYPE, "application/grpc")
         .header(http::header::TE, "trailers")
         .body(Body::new(Full::new(framed(request))))
-        .map_err(|e| Status::internal(format!("reflection request: {e}")))?;
+        .map_err(|e| super::status::Failure::from(e).into_status())?;
     std::future::poll_fn(|cx| service.poll_ready(cx))
         .await
         .map_err(|e: Infallible| -> Status { match e {} })?;
@@ -69,7 +69,7 @@ where
     answers
         .message()
         .await?
-        .ok_or_else(|| Status::internal("reflection gave no answer"))
+        .ok_or_else(|| super::status::error(tonic::Code::Internal, "reflection gave no answer"))
 }
 
 macro_rules! in_stream_reflection {

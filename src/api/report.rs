@@ -3,17 +3,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use super::{
     convert::{instant, money, past_instant, predicted_money, timestamp},
     pb,
-    status::{error, invalid_argument},
+    status::invalid_argument,
 };
 use crate::{
     domain::{Cohort, CohortRange, FieldViolation, Granularity, Total},
-    service::{ReportError, Reports},
-    storage::SegmentRow,
+    service::{Reports, SegmentShare},
 };
 
 pub struct ReportApi {
@@ -91,14 +90,10 @@ impl ReportApi {
         }
     }
 
-    fn segment_row(&self, r: SegmentRow, total: i128) -> pb::SegmentRow {
+    fn segment_row(&self, r: SegmentShare) -> pb::SegmentRow {
         pb::SegmentRow {
-            share_of_revenue: if total > 0 {
-                r.historical_revenue.nanos() as f64 / total as f64
-            } else {
-                0.0
-            },
             average_value: Some(predicted_money(&self.currency, r.average_value)),
+            share_of_revenue: r.share_of_revenue,
             name: r.name,
             customers: r.customers,
             average_churn_risk: r.average_churn_risk,
@@ -127,19 +122,6 @@ fn granularity_pb(g: Granularity) -> pb::Granularity {
         Granularity::Week => pb::Granularity::Week,
         Granularity::Month => pb::Granularity::Month,
         Granularity::Quarter => pb::Granularity::Quarter,
-    }
-}
-
-impl From<ReportError> for Status {
-    fn from(e: ReportError) -> Self {
-        match e {
-            ReportError::Invalid(vs) => invalid_argument(&vs),
-            ReportError::Precondition(m) => error(Code::FailedPrecondition, m),
-            ReportError::TotalOutOfRange(e) => {
-                error(Code::OutOfRange, format!("{e}; narrow the request"))
-            }
-            ReportError::Storage(s) => s.into(),
-        }
     }
 }
 
@@ -233,16 +215,15 @@ impl pb::report_service_server::ReportService for ReportApi {
             return Err(invalid_argument(&violations));
         };
         let l = self.reports.loyalty(start, end).await?;
-        let c = l.counts;
         Ok(Response::new(pb::LoyaltySummary {
             start_time: self.day_start(start),
             end_time: self.day_start(end),
             time_zone: self.reports.time_zone().name().to_owned(),
-            customers: c.customers,
-            new_customers: c.new_customers,
-            active_customers: c.active_customers,
+            customers: l.customers,
+            new_customers: l.new_customers,
+            active_customers: l.active_customers,
             retention_rate: l.retention_rate,
-            churn_rate: l.retention_rate.map(|r| 1.0 - r),
+            churn_rate: l.churn_rate,
             repeat_purchase_rate: l.repeat_purchase_rate,
             average_historical_clv: l.average_historical_clv.map(|a| self.money(a)),
             average_predicted_clv: l
@@ -250,12 +231,12 @@ impl pb::report_service_server::ReportService for ReportApi {
                 .map(|(v, _)| predicted_money(&self.currency, v)),
             cac: l.cac.map(|a| self.money(a)),
             ltv_to_cac: l.ltv_to_cac,
-            nps: c.nps.score(),
+            nps: l.nps,
             csat: l.csat,
             ces: l.ces,
             top_20_percent_revenue_share: l.top_20_percent_revenue_share,
-            acquisition_spend: Some(self.money(c.spend)),
-            revenue: Some(self.money(c.period_revenue)),
+            acquisition_spend: Some(self.money(l.acquisition_spend)),
+            revenue: Some(self.money(l.revenue)),
             model_version: l.average_predicted_clv.map_or(0, |(_, v)| v),
         }))
     }
@@ -266,19 +247,18 @@ impl pb::report_service_server::ReportService for ReportApi {
     ) -> Result<Response<pb::SegmentReport>, Status> {
         let pb::GetSegmentReportRequest {} = request.into_inner();
         let s = self.reports.segments().await?;
-        let total = s.total_revenue.nanos();
         Ok(Response::new(pb::SegmentReport {
             model_version: s.model.version,
             model_as_of: Some(timestamp(s.model.fit.as_of)),
             segments: s
                 .segments
                 .into_iter()
-                .map(|r| self.segment_row(r, total))
+                .map(|r| self.segment_row(r))
                 .collect(),
             value_tiers: s
                 .value_tiers
                 .into_iter()
-                .map(|r| self.segment_row(r, total))
+                .map(|r| self.segment_row(r))
                 .collect(),
         }))
     }

@@ -3,17 +3,17 @@
 use std::sync::Arc;
 
 use clv_model::ScoreOptions;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use super::{
     convert,
-    convert::timestamp,
+    convert::{page_size, timestamp},
     pb,
-    status::{error, invalid_argument},
+    status::invalid_argument,
 };
 use crate::{
-    domain::{AtRiskCursor, FieldViolation, Total},
-    service::{Band, PageTokenKeys, Score, Scoring, ScoringError},
+    domain::{FieldViolation, PopulationScore, Segmentation, Total},
+    service::{AtRiskQuery, Band, PageTokenKeys, Prediction, Score, Scoring},
 };
 
 const MAX_HORIZON_MONTHS: i32 = 120;
@@ -76,41 +76,44 @@ impl ScoringApi {
         convert::money(&self.currency, a)
     }
 
+    fn predicted(&self, v: f64) -> pb::Money {
+        convert::predicted_money(&self.currency, v)
+    }
+
     fn customer_value(&self, score: Score, options: ScoreOptions) -> pb::CustomerValue {
-        let s = &score.summary;
-        let historical = s.net_revenue;
+        let average_order_value = self.exact(score.average_order_value());
+        let total_value = score.predicted_total_value().map_or_else(
+            || self.exact(score.summary.net_revenue),
+            |v| self.predicted(v),
+        );
+        let Score {
+            as_of,
+            summary: s,
+            segmentation,
+            prediction,
+        } = score;
         let mut out = pb::CustomerValue {
             customer_id: s.customer_id.to_string(),
-            as_of: Some(timestamp(score.as_of)),
+            as_of: Some(timestamp(as_of)),
             first_purchase_time: Some(timestamp(s.first_purchase_at)),
             last_purchase_time: Some(timestamp(s.last_purchase_at)),
             purchase_occasions: s.purchase_occasions,
             transaction_count: s.purchase_count + s.refund_count,
-            historical_value: Some(self.exact(historical)),
-            average_order_value: Some(
-                self.exact(historical.div_trunc(u64::try_from(s.purchase_count).unwrap_or(1))),
-            ),
+            historical_value: Some(self.exact(s.net_revenue)),
+            average_order_value: Some(average_order_value),
             no_purchase_window_days: self.scoring.policy().no_purchase_window_days as i32,
             horizon_months: options.horizon_months as i32,
             annual_discount_rate: options.annual_discount_rate,
-            total_value: Some(self.exact(historical)),
+            total_value: Some(total_value),
             cohort: s.first_purchase_day.format("%Y-%m").to_string(),
-            rfm: score.segmentation.map(|g| pb::RfmScores {
-                recency: g.recency_score.into(),
-                frequency: g.frequency_score.into(),
-                monetary: g.monetary_score.into(),
-            }),
-            segment: score
-                .segmentation
+            rfm: segmentation.map(|g| rfm(&g)),
+            segment: segmentation
                 .map(|g| g.segment.name().to_owned())
                 .unwrap_or_default(),
-            value_tier: score
-                .segmentation
-                .map(|g| g.value_tier.name().to_owned())
-                .unwrap_or_default(),
+            value_tier: value_tier(segmentation),
             ..Default::default()
         };
-        match score.prediction {
+        match prediction {
             Ok(p) => {
                 out.prediction_available = true;
                 out.model_version = p.model_version;
@@ -121,29 +124,67 @@ impl ScoringApi {
                 out.expected_purchases = Some(p.expected_purchases);
                 out.expected_average_order_value = Some(self.predicted(p.expected_spend));
                 out.predicted_value = Some(self.predicted(p.predicted_value));
-                out.total_value =
-                    Some(self.predicted(historical.nanos() as f64 / 1e9 + p.predicted_value));
             }
-            Err(note) => out.prediction_note = note,
+            Err(note) => out.prediction_note = note.to_string(),
         }
         out
     }
 
-    fn predicted(&self, v: f64) -> pb::Money {
-        convert::predicted_money(&self.currency, v)
+    fn churn_risk(&self, score: Score) -> pb::ChurnRisk {
+        let mut out = pb::ChurnRisk {
+            customer_id: score.summary.customer_id.to_string(),
+            value_tier: value_tier(score.segmentation),
+            no_purchase_window_days: self.scoring.policy().no_purchase_window_days as i32,
+            ..Default::default()
+        };
+        match score.prediction {
+            Ok(p @ Prediction { band: b, .. }) => {
+                out.prediction_available = true;
+                out.model_version = p.model_version;
+                out.probability_alive = p.probability_alive;
+                out.churn_risk = p.churn_risk;
+                out.probability_no_purchase = p.probability_no_purchase;
+                out.churn_risk_band = band(b) as i32;
+                out.at_risk = b == Band::High;
+                out.predicted_value = Some(self.predicted(p.predicted_value));
+            }
+            Err(note) => out.prediction_note = note.to_string(),
+        }
+        out
+    }
+
+    fn at_risk_customer(&self, s: PopulationScore) -> pb::AtRiskCustomer {
+        pb::AtRiskCustomer {
+            customer_id: s.customer_id.to_string(),
+            churn_risk: s.churn_risk,
+            probability_alive: s.probability_alive,
+            probability_no_purchase: s.probability_no_purchase,
+            predicted_value: Some(self.predicted(s.predicted_value)),
+            value_at_risk: Some(self.predicted(s.value_at_risk)),
+            historical_value: Some(self.exact(s.historical_value)),
+            rfm: Some(pb::RfmScores {
+                recency: s.recency_score.into(),
+                frequency: s.frequency_score.into(),
+                monetary: s.monetary_score.into(),
+            }),
+            segment: s.segment.name().into(),
+            value_tier: s.value_tier.name().into(),
+        }
     }
 }
 
-impl From<ScoringError> for Status {
-    fn from(e: ScoringError) -> Self {
-        match e {
-            ScoringError::NotFound(id) => error(
-                Code::NotFound,
-                format!("customer {id} has no recorded purchase"),
-            ),
-            ScoringError::Storage(s) => s.into(),
-        }
+fn rfm(g: &Segmentation) -> pb::RfmScores {
+    pb::RfmScores {
+        recency: g.recency_score.into(),
+        frequency: g.frequency_score.into(),
+        monetary: g.monetary_score.into(),
     }
+}
+
+fn value_tier(segmentation: Option<Segmentation>) -> String {
+    segmentation
+        .map(|g| g.value_tier.name().to_owned())
+        .unwrap_or_default()
 }
 
 fn band(b: Band) -> pb::ChurnRiskBand {
@@ -222,22 +263,19 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
         request: Request<pb::ListAtRiskCustomersRequest>,
     ) -> Result<Response<pb::ListAtRiskCustomersResponse>, Status> {
         let pb::ListAtRiskCustomersRequest {
-            page_size,
+            page_size: raw_size,
             page_token,
             min_churn_risk,
             min_predicted_value,
         } = request.into_inner();
         let mut violations = Vec::new();
-        let size = match page_size {
-            0 => DEFAULT_AT_RISK_PAGE,
-            n if n < 0 => {
-                violations.push(FieldViolation::new("page_size", "must not be negative"));
-                0
-            }
-            n => (n as usize).min(MAX_AT_RISK_PAGE),
-        };
-        let min_churn_risk = min_churn_risk.unwrap_or(self.scoring.policy().high_at);
-        if !(0.0..=1.0).contains(&min_churn_risk) {
+        let size = page_size(
+            raw_size,
+            DEFAULT_AT_RISK_PAGE,
+            MAX_AT_RISK_PAGE,
+            &mut violations,
+        );
+        if min_churn_risk.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
             violations.push(FieldViolation::new("min_churn_risk", "must be in [0, 1]"));
         }
         let min_predicted_value = min_predicted_value.unwrap_or(0.0);
@@ -247,107 +285,24 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
                 "must be a finite number",
             ));
         }
-        let token = if page_token.is_empty() {
-            None
-        } else {
-            let key = self.token_keys.key().await?;
-            match AtRiskCursor::open(key, &page_token) {
-                Ok(t)
-                    if t.min_churn_risk == min_churn_risk
-                        && t.min_predicted_value == min_predicted_value =>
-                {
-                    Some(t)
-                }
-                Ok(_) => {
-                    violations.push(FieldViolation::new(
-                        "page_token",
-                        "was issued for other filters",
-                    ));
-                    None
-                }
-                Err(e) => {
-                    violations.push(FieldViolation::new("page_token", e.to_string()));
-                    None
-                }
-            }
-        };
-        if !violations.is_empty() {
+        let (Some(page_size), true) = (size, violations.is_empty()) else {
             return Err(invalid_argument(&violations));
-        }
-        // A listing stays on the version it started with; a new version's
-        // scores are a new listing.
-        let version = match &token {
-            Some(t) => t.version,
-            None => match self.scoring.active_version().await? {
-                Some(v) => v,
-                None => {
-                    return Err(error(
-                        Code::FailedPrecondition,
-                        "no model has been fitted yet: call ModelService.FitModel",
-                    ))
-                }
-            },
         };
-        let continued = token.is_some();
-        let after = token.map(|t| (t.value_at_risk, t.customer_id));
-        let mut page = self
-            .scoring
-            .at_risk_page(
-                version,
-                min_churn_risk,
-                min_predicted_value,
-                after,
-                size + 1,
-            )
-            .await?;
-        // A token is only issued when more customers follow, so an empty
-        // continuation is checked: a version whose scores a later fit
-        // pruned (or one that never had any) is not an empty listing.
-        if continued && page.is_empty() && !self.scoring.listable(version).await? {
-            return Err(invalid_argument(&[FieldViolation::new(
-                "page_token",
-                format!(
-                    "names model version {version}, which cannot be listed (its scores are no \
-                     longer kept once two newer versions were fitted, or it has none): start \
-                     the listing again without a token"
-                ),
-            )]));
-        }
-        let more = page.len() > size;
-        page.truncate(size);
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => AtRiskCursor {
-                version,
-                min_churn_risk,
-                min_predicted_value,
-                value_at_risk: last.value_at_risk,
-                customer_id: last.customer_id.clone(),
-            }
-            .seal(self.token_keys.key().await?),
-            _ => String::new(),
+        let query = AtRiskQuery {
+            page_size,
+            min_churn_risk,
+            min_predicted_value,
+            page_token,
         };
+        let page = self.scoring.list_at_risk(&self.token_keys, query).await?;
         Ok(Response::new(pb::ListAtRiskCustomersResponse {
             customers: page
+                .customers
                 .into_iter()
-                .map(|s| pb::AtRiskCustomer {
-                    customer_id: s.customer_id.to_string(),
-                    churn_risk: s.churn_risk,
-                    probability_alive: s.probability_alive,
-                    probability_no_purchase: s.probability_no_purchase,
-                    predicted_value: Some(self.predicted(s.predicted_value)),
-                    value_at_risk: Some(self.predicted(s.value_at_risk)),
-                    historical_value: Some(self.exact(s.historical_value)),
-                    rfm: Some(pb::RfmScores {
-                        recency: s.recency_score.into(),
-                        frequency: s.frequency_score.into(),
-                        monetary: s.monetary_score.into(),
-                    }),
-                    segment: s.segment.name().into(),
-                    value_tier: s.value_tier.name().into(),
-                })
+                .map(|s| self.at_risk_customer(s))
                 .collect(),
-            next_page_token,
-            model_version: version,
+            next_page_token: page.next_page_token,
+            model_version: page.version,
         }))
     }
 
@@ -359,28 +314,6 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
         let id = convert::customer_id("customer_id", &customer_id)
             .map_err(|v| invalid_argument(&[v]))?;
         let score = self.scoring.score(&id, ScoreOptions::default()).await?;
-        let mut out = pb::ChurnRisk {
-            customer_id: id.to_string(),
-            value_tier: score
-                .segmentation
-                .map(|g| g.value_tier.name().to_owned())
-                .unwrap_or_default(),
-            no_purchase_window_days: self.scoring.policy().no_purchase_window_days as i32,
-            ..Default::default()
-        };
-        match score.prediction {
-            Ok(p) => {
-                out.prediction_available = true;
-                out.model_version = p.model_version;
-                out.probability_alive = p.probability_alive;
-                out.churn_risk = p.churn_risk;
-                out.probability_no_purchase = p.probability_no_purchase;
-                out.churn_risk_band = band(p.band) as i32;
-                out.at_risk = p.band == Band::High;
-                out.predicted_value = Some(self.predicted(p.predicted_value));
-            }
-            Err(note) => out.prediction_note = note,
-        }
-        Ok(Response::new(out))
+        Ok(Response::new(self.churn_risk(score)))
     }
 }

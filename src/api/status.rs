@@ -16,8 +16,14 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::pb;
-use crate::{domain::FieldViolation, service::IngestError, storage::StorageError};
+use super::{convert::entry_path, pb};
+use crate::{
+    domain::FieldViolation,
+    service::{
+        BackendError, IngestError, ModelsError, PageTokenKeyError, ReportError, ScoringError,
+    },
+    storage::StorageError,
+};
 
 /// Most violations one error lists; the rest are counted.
 pub const MAX_LISTED_VIOLATIONS: usize = 10;
@@ -75,21 +81,28 @@ impl Failure {
         }
     }
 
-    /// A failure of the single transaction of a call: ALREADY_EXISTS names
-    /// its key, not the entry of a batch.
-    pub fn of_single(e: IngestError) -> Self {
-        match e {
-            IngestError::AlreadyExists { key, .. } => Self::new(
-                Code::AlreadyExists,
-                format!("{key} was already recorded with other content; nothing was changed"),
-            ),
-            other => other.into(),
+    /// INVALID_ARGUMENT for one field.
+    fn invalid_field(field: &str, description: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldViolation::new(field, description)])
+    }
+
+    /// INTERNAL: the cause is logged here with its chain of sources; the
+    /// caller is told nothing of it.
+    fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
         }
+        tracing::error!(error = %chain, "internal error");
+        Self::new(Code::Internal, "internal error")
     }
 
     /// A failure that is not the caller's: an unavailable database or an
     /// internal error. Logged here; only the code reaches the caller.
-    fn storage(e: StorageError) -> Self {
+    fn storage(e: &StorageError) -> Self {
         match e {
             StorageError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
@@ -107,7 +120,7 @@ impl Failure {
                 Self::new(Code::Internal, "internal error")
             }
             StorageError::TotalOutOfRange { column } => {
-                tracing::warn!(column, "a total exceeds what Money can express");
+                tracing::warn!(%column, "a total exceeds what Money can express");
                 Self::new(
                     Code::OutOfRange,
                     format!(
@@ -243,29 +256,108 @@ fn thousands(n: usize) -> String {
     out
 }
 
+// The table: every error of the use-cases, and what the caller is told.
+
 impl From<StorageError> for Failure {
     fn from(e: StorageError) -> Self {
-        Failure::storage(e)
+        Failure::storage(&e)
     }
 }
 
 impl From<IngestError> for Failure {
     fn from(e: IngestError) -> Self {
         match e {
-            IngestError::Invalid(violations) => Failure::invalid(violations),
-            IngestError::AlreadyExists { index, key } => Failure {
-                subject: Some(format!("transactions[{index}]")),
+            IngestError::Rejected { entry, violation } => {
+                Failure::invalid(vec![violation.under(&entry_path(entry))])
+            }
+            IngestError::AlreadyExists { entry, what } => Failure {
+                // A call's only transaction is named by its key alone.
+                subject: entry.map(|i| entry_path(Some(i))),
                 ..Failure::new(
                     Code::AlreadyExists,
-                    format!("{key} was already recorded with other content; nothing was changed"),
+                    format!("{what} was already recorded with other content; nothing was changed"),
                 )
             },
-            IngestError::KeyTaken { what } => Failure::new(
-                Code::AlreadyExists,
-                format!("{what} was already recorded with other content; nothing was changed"),
-            ),
-            IngestError::Storage(s) => s.into(),
+            IngestError::Backend(b) => b.into(),
         }
+    }
+}
+
+impl From<ModelsError> for Failure {
+    fn from(e: ModelsError) -> Self {
+        match e {
+            ModelsError::NoActiveModel(_) | ModelsError::NoSuchVersion(_) => {
+                Failure::new(Code::NotFound, e.to_string())
+            }
+            ModelsError::FitFailed { .. } | ModelsError::CannotEvaluate(_) => {
+                Failure::new(Code::FailedPrecondition, e.to_string())
+            }
+            ModelsError::Abandoned => Failure::new(Code::Cancelled, e.to_string()),
+            ModelsError::BadPageToken(_) => Failure::invalid_field("page_token", e.to_string()),
+            ModelsError::TaskFailed { .. } => Failure::internal(&e),
+            ModelsError::PageTokenKey(k) => k.into(),
+            ModelsError::Storage(s) => s.into(),
+        }
+    }
+}
+
+impl From<ScoringError> for Failure {
+    fn from(e: ScoringError) -> Self {
+        match e {
+            ScoringError::NotFound(_) => Failure::new(Code::NotFound, e.to_string()),
+            ScoringError::NoActiveModel(_) => Failure::new(Code::FailedPrecondition, e.to_string()),
+            ScoringError::BadPageToken(_)
+            | ScoringError::TokenForOtherFilters
+            | ScoringError::UnlistableVersion(_) => {
+                Failure::invalid_field("page_token", e.to_string())
+            }
+            ScoringError::PageTokenKey(k) => k.into(),
+            ScoringError::Backend(b) => b.into(),
+        }
+    }
+}
+
+impl From<ReportError> for Failure {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::NoActiveModel(_) => Failure::new(Code::FailedPrecondition, e.to_string()),
+            ReportError::TotalOutOfRange(_) => {
+                Failure::new(Code::OutOfRange, format!("{e}; narrow the request"))
+            }
+            ReportError::Storage(s) => s.into(),
+        }
+    }
+}
+
+impl From<PageTokenKeyError> for Failure {
+    fn from(e: PageTokenKeyError) -> Self {
+        match e {
+            PageTokenKeyError::Storage(s) => s.into(),
+            PageTokenKeyError::NoRandomness(_) | PageTokenKeyError::StoredKeyUnusable(_) => {
+                Failure::internal(&e)
+            }
+        }
+    }
+}
+
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
+        match e {
+            // A dispatcher of grouped calls is gone: the server is stopping.
+            BackendError::ShuttingDown(_) => Failure::new(
+                Code::Unavailable,
+                "the server is shutting down; retry later",
+            ),
+            BackendError::Storage(s) => Failure::storage(&s),
+            BackendError::Internal(_) => Failure::internal(&e),
+        }
+    }
+}
+
+/// A reflection request that could not be built (INTERNAL).
+impl From<http::Error> for Failure {
+    fn from(e: http::Error) -> Self {
+        Failure::internal(&e)
     }
 }
 
@@ -275,17 +367,27 @@ impl From<Failure> for Status {
     }
 }
 
-impl From<StorageError> for Status {
-    fn from(e: StorageError) -> Self {
-        Failure::from(e).into_status()
-    }
+/// Every error a handler returns with `?` becomes its [`Failure`], then
+/// its `Status`.
+macro_rules! status_from {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Status {
+            fn from(e: $error) -> Self {
+                Failure::from(e).into_status()
+            }
+        }
+    )*};
 }
 
-impl From<IngestError> for Status {
-    fn from(e: IngestError) -> Self {
-        Failure::from(e).into_status()
-    }
-}
+status_from!(
+    StorageError,
+    BackendError,
+    IngestError,
+    ModelsError,
+    ScoringError,
+    ReportError,
+    PageTokenKeyError
+);
 
 #[cfg(test)]
 mod tests {
@@ -360,8 +462,8 @@ mod tests {
             duplicates: 5,
         };
         let status = Failure::from(IngestError::AlreadyExists {
-            index: 3,
-            key: "c/t".into(),
+            entry: Some(3),
+            what: "c/t".into(),
         })
         .in_import(&progress);
         assert_eq!(status.code(), Code::AlreadyExists);
@@ -387,5 +489,415 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(4_990), "4,990");
         assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    /// Every error variant of the use-cases, and what the caller is told.
+    mod table {
+
+        use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+        use super::*;
+        use crate::{
+            domain::{CustomerId, KeyError, TokenError, TotalOutOfRange},
+            service::{NoActiveModel, ShuttingDown},
+        };
+
+        /// What the caller must see: the code and the exact message, or
+        /// `None` for an internal error, whose cause must not be sent.
+        type Expected = (Code, Option<&'static str>);
+
+        const INTERNAL: Expected = (Code::Internal, None);
+
+        /// A database error as storage classifies it: sqlx's own answer to
+        /// a malformed URL (no `sqlx::Error` is built here).
+        fn database_error() -> StorageError {
+            let e = "postgres://db:not-a-port/clv"
+                .parse::<PgConnectOptions>()
+                .expect_err("a malformed URL");
+            let e = StorageError::from(e);
+            assert!(matches!(e, StorageError::Database(_)), "{e:?}");
+            e
+        }
+
+        /// An unreachable database as storage classifies it: sqlx's answer
+        /// from a closed pool.
+        async fn unavailable() -> StorageError {
+            let pool = PgPoolOptions::new()
+                .connect_lazy("postgres://clvd@127.0.0.1:1/clv")
+                .expect("a lazy pool");
+            pool.close().await;
+            let e = StorageError::from(pool.acquire().await.expect_err("a closed pool"));
+            assert!(matches!(e, StorageError::Unavailable(_)), "{e:?}");
+            e
+        }
+
+        async fn join_error() -> tokio::task::JoinError {
+            let task = tokio::spawn(std::future::pending::<()>());
+            task.abort();
+            task.await.expect_err("an aborted task")
+        }
+
+        fn model_error() -> clv_model::ModelError {
+            clv_model::CustomerSummary::new(-1.0, 0.0, 0.0, 0.0).expect_err("x < 0")
+        }
+
+        /// The code and exact message a caller must see.
+        fn says(code: Code, message: &'static str) -> Expected {
+            (code, Some(message))
+        }
+
+        const NO_MODEL: &str = "no model has been fitted yet: call ModelService.FitModel";
+        const UNAVAILABLE: &str = "the database is unavailable; retry later";
+
+        // The variant's name: an exhaustive match, so that a new variant
+        // does not compile until it has a row below.
+
+        fn ingest_variant(e: &IngestError) -> &'static str {
+            match e {
+                IngestError::Rejected { .. } => "Rejected",
+                IngestError::AlreadyExists { .. } => "AlreadyExists",
+                IngestError::Backend(_) => "Backend",
+            }
+        }
+
+        fn backend_variant(e: &BackendError) -> &'static str {
+            match e {
+                BackendError::ShuttingDown(_) => "ShuttingDown",
+                BackendError::Storage(_) => "Storage",
+                BackendError::Internal(_) => "Internal",
+            }
+        }
+
+        fn models_variant(e: &ModelsError) -> &'static str {
+            match e {
+                ModelsError::NoActiveModel(_) => "NoActiveModel",
+                ModelsError::NoSuchVersion(_) => "NoSuchVersion",
+                ModelsError::FitFailed { .. } => "FitFailed",
+                ModelsError::CannotEvaluate(_) => "CannotEvaluate",
+                ModelsError::Abandoned => "Abandoned",
+                ModelsError::BadPageToken(_) => "BadPageToken",
+                ModelsError::TaskFailed { .. } => "TaskFailed",
+                ModelsError::PageTokenKey(_) => "PageTokenKey",
+                ModelsError::Storage(_) => "Storage",
+            }
+        }
+
+        fn scoring_variant(e: &ScoringError) -> &'static str {
+            match e {
+                ScoringError::NotFound(_) => "NotFound",
+                ScoringError::NoActiveModel(_) => "NoActiveModel",
+                ScoringError::BadPageToken(_) => "BadPageToken",
+                ScoringError::TokenForOtherFilters => "TokenForOtherFilters",
+                ScoringError::UnlistableVersion(_) => "UnlistableVersion",
+                ScoringError::PageTokenKey(_) => "PageTokenKey",
+                ScoringError::Backend(_) => "Backend",
+            }
+        }
+
+        fn report_variant(e: &ReportError) -> &'static str {
+            match e {
+                ReportError::NoActiveModel(_) => "NoActiveModel",
+                ReportError::TotalOutOfRange(_) => "TotalOutOfRange",
+                ReportError::Storage(_) => "Storage",
+            }
+        }
+
+        fn key_variant(e: &PageTokenKeyError) -> &'static str {
+            match e {
+                PageTokenKeyError::NoRandomness(_) => "NoRandomness",
+                PageTokenKeyError::StoredKeyUnusable(_) => "StoredKeyUnusable",
+                PageTokenKeyError::Storage(_) => "Storage",
+            }
+        }
+
+        /// Checks one row: the code, the message (or, for an internal
+        /// error, that neither the error's text nor its source's is sent),
+        /// and that the details repeat the status line.
+        fn check(row: &str, cause: String, failure: Failure, expected: Expected) {
+            let status = failure.into_status();
+            assert_eq!(status.code(), expected.0, "{row}: {status:?}");
+            match expected.1 {
+                Some(message) => assert_eq!(status.message(), message, "{row}"),
+                None => {
+                    assert_eq!(status.message(), "internal error", "{row}");
+                    assert!(!cause.is_empty());
+                    assert!(!status.message().contains(&cause), "{row}");
+                    assert!(
+                        !String::from_utf8_lossy(status.details()).contains(&cause),
+                        "{row}"
+                    );
+                }
+            }
+            let inner = inner(&status);
+            assert_eq!(inner.code, status.code() as i32, "{row}");
+            assert_eq!(inner.message, status.message(), "{row}");
+        }
+
+        /// Runs the rows of one error type and checks that they name every
+        /// variant.
+        fn run<E: std::fmt::Display>(
+            rows: Vec<(E, Expected)>,
+            variant: fn(&E) -> &'static str,
+            all: &[&str],
+        ) where
+            Failure: From<E>,
+        {
+            let mut seen = std::collections::BTreeSet::new();
+            for (e, expected) in rows {
+                let name = variant(&e);
+                seen.insert(name);
+                let cause = e.to_string();
+                check(name, cause, Failure::from(e), expected);
+            }
+            let all: std::collections::BTreeSet<_> = all.iter().copied().collect();
+            assert_eq!(seen, all, "every variant has a row");
+        }
+
+        #[tokio::test]
+        async fn every_ingest_and_backend_error() {
+            let amount = || FieldViolation::new("amount", "must be >= 0");
+            let rejected = |entry| IngestError::Rejected {
+                entry,
+                violation: amount(),
+            };
+            let taken = |entry, what: &str| IngestError::AlreadyExists {
+                entry,
+                what: what.into(),
+            };
+            run(
+                vec![
+                    (
+                        rejected(Some(2)),
+                        says(
+                            Code::InvalidArgument,
+                            "invalid request: transactions[2].amount: must be >= 0",
+                        ),
+                    ),
+                    (
+                        rejected(None),
+                        says(
+                            Code::InvalidArgument,
+                            "invalid request: transaction.amount: must be >= 0",
+                        ),
+                    ),
+                    (
+                        taken(Some(3), "c/t"),
+                        says(
+                            Code::AlreadyExists,
+                            "transactions[3]: c/t was already recorded with other content; \
+                             nothing was changed",
+                        ),
+                    ),
+                    (
+                        taken(None, "feedback c/f"),
+                        says(
+                            Code::AlreadyExists,
+                            "feedback c/f was already recorded with other content; nothing \
+                             was changed",
+                        ),
+                    ),
+                    (IngestError::from(database_error()), INTERNAL),
+                ],
+                ingest_variant,
+                &["Rejected", "AlreadyExists", "Backend"],
+            );
+            run(
+                vec![
+                    (
+                        BackendError::from(ShuttingDown),
+                        says(
+                            Code::Unavailable,
+                            "the server is shutting down; retry later",
+                        ),
+                    ),
+                    (BackendError::Internal("secret cause 7f3a".into()), INTERNAL),
+                    (BackendError::from(database_error()), INTERNAL),
+                    (
+                        BackendError::from(unavailable().await),
+                        says(Code::Unavailable, UNAVAILABLE),
+                    ),
+                ],
+                backend_variant,
+                &["ShuttingDown", "Storage", "Internal"],
+            );
+        }
+
+        #[tokio::test]
+        async fn every_models_error() {
+            let bad_key = PageTokenKeyError::StoredKeyUnusable(KeyError::TooShort(3));
+            run(
+                vec![
+                    (
+                        ModelsError::from(NoActiveModel),
+                        says(Code::NotFound, NO_MODEL),
+                    ),
+                    (
+                        ModelsError::NoSuchVersion(9),
+                        says(Code::NotFound, "model version 9 does not exist"),
+                    ),
+                    (
+                        ModelsError::FitFailed {
+                            version: 4,
+                            reason: "too few customers".into(),
+                        },
+                        says(
+                            Code::FailedPrecondition,
+                            "the data cannot support a fit (recorded as failed version 4; the \
+                             active model is unchanged): too few customers",
+                        ),
+                    ),
+                    (
+                        ModelsError::CannotEvaluate(model_error()),
+                        says(
+                            Code::FailedPrecondition,
+                            "the calibration data cannot support a fit: invalid customer \
+                             summary (x=-1, t_x=0, T=0, m=0): x must be a non-negative whole \
+                             number",
+                        ),
+                    ),
+                    (
+                        ModelsError::Abandoned,
+                        says(
+                            Code::Cancelled,
+                            "the caller left before the fit started; nothing was fitted",
+                        ),
+                    ),
+                    (
+                        ModelsError::BadPageToken(TokenError::BadTag),
+                        says(
+                            Code::InvalidArgument,
+                            "invalid request: page_token: was altered, or issued by a server \
+                             with another key",
+                        ),
+                    ),
+                    (
+                        ModelsError::TaskFailed {
+                            task: "fit",
+                            cause: join_error().await,
+                        },
+                        INTERNAL,
+                    ),
+                    (ModelsError::from(bad_key), INTERNAL),
+                    (ModelsError::from(database_error()), INTERNAL),
+                ],
+                models_variant,
+                &[
+                    "NoActiveModel",
+                    "NoSuchVersion",
+                    "FitFailed",
+                    "CannotEvaluate",
+                    "Abandoned",
+                    "BadPageToken",
+                    "TaskFailed",
+                    "PageTokenKey",
+                    "Storage",
+                ],
+            );
+        }
+
+        #[tokio::test]
+        async fn every_scoring_error() {
+            let id = CustomerId::parse("c-1").expect("an id");
+            let no_random = PageTokenKeyError::NoRandomness(getrandom::Error::UNSUPPORTED);
+            let too_big = StorageError::TotalOutOfRange {
+                column: "net_revenue".into(),
+            };
+            run(
+                vec![
+                    (
+                        ScoringError::NotFound(id),
+                        says(Code::NotFound, "customer c-1 has no recorded purchase"),
+                    ),
+                    (
+                        ScoringError::from(NoActiveModel),
+                        says(Code::FailedPrecondition, NO_MODEL),
+                    ),
+                    (
+                        ScoringError::from(TokenError::Malformed),
+                        says(
+                            Code::InvalidArgument,
+                            "invalid request: page_token: is not a page token this service \
+                             issued",
+                        ),
+                    ),
+                    (
+                        ScoringError::TokenForOtherFilters,
+                        says(
+                            Code::InvalidArgument,
+                            "invalid request: page_token: was issued for other filters",
+                        ),
+                    ),
+                    (
+                        ScoringError::UnlistableVersion(5),
+                        says(
+                            Code::InvalidArgument,
+                            "invalid request: page_token: names model version 5, whose scores \
+                             are gone (two newer versions were fitted) or never existed: start \
+                             the listing again without a token",
+                        ),
+                    ),
+                    (ScoringError::from(no_random), INTERNAL),
+                    (
+                        ScoringError::from(too_big),
+                        says(
+                            Code::OutOfRange,
+                            "a total in this answer exceeds the largest amount Money can \
+                             express (9223372036854775807 units); narrow the request",
+                        ),
+                    ),
+                ],
+                scoring_variant,
+                &[
+                    "NotFound",
+                    "NoActiveModel",
+                    "BadPageToken",
+                    "TokenForOtherFilters",
+                    "UnlistableVersion",
+                    "PageTokenKey",
+                    "Backend",
+                ],
+            );
+        }
+
+        #[tokio::test]
+        async fn every_report_and_key_error() {
+            run(
+                vec![
+                    (
+                        ReportError::from(NoActiveModel),
+                        says(Code::FailedPrecondition, NO_MODEL),
+                    ),
+                    (
+                        ReportError::TotalOutOfRange(TotalOutOfRange),
+                        says(
+                            Code::OutOfRange,
+                            "the total exceeds the largest amount the API can express \
+                             (9223372036854775807 units in absolute value); narrow the request",
+                        ),
+                    ),
+                    (ReportError::from(database_error()), INTERNAL),
+                ],
+                report_variant,
+                &["NoActiveModel", "TotalOutOfRange", "Storage"],
+            );
+            run(
+                vec![
+                    (
+                        PageTokenKeyError::NoRandomness(getrandom::Error::UNSUPPORTED),
+                        INTERNAL,
+                    ),
+                    (
+                        PageTokenKeyError::StoredKeyUnusable(KeyError::TooShort(3)),
+                        INTERNAL,
+                    ),
+                    (
+                        PageTokenKeyError::from(unavailable().await),
+                        says(Code::Unavailable, UNAVAILABLE),
+                    ),
+                ],
+                key_variant,
+                &["NoRandomness", "StoredKeyUnusable", "Storage"],
+            );
+        }
     }
 }

@@ -32,8 +32,8 @@ pub use model_version::{
 };
 pub use money::{Amount, Total, TotalOutOfRange, MAX_AMOUNT_UNITS, MAX_TOTAL_NANOS};
 pub use page_token::{
-    open as open_page_token, seal as seal_page_token, AtRiskCursor, ModelsCursor, PageTokenKey,
-    TokenError, TokenKind, MIN_KEY_BYTES,
+    open as open_page_token, seal as seal_page_token, AtRiskCursor, KeyError, ModelsCursor,
+    PageTokenKey, TokenError, TokenKind, MIN_KEY_BYTES,
 };
 pub use periods::{business_day, start_of_day, Granularity, MAX_PERIODS};
 pub use plan::{

@@ -27,15 +27,20 @@ pub const MIN_KEY_BYTES: usize = 32;
 #[derive(Clone, PartialEq, Eq)]
 pub struct PageTokenKey(Vec<u8>);
 
+/// Why a key was refused (the text follows the key's name).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KeyError {
+    #[error("must be at least {MIN_KEY_BYTES} bytes ({hex} hex digits), got {0}", hex = 2 * MIN_KEY_BYTES)]
+    TooShort(usize),
+    #[error("must be hex: {0}")]
+    NotHex(#[from] hex::FromHexError),
+}
+
 impl PageTokenKey {
     /// A key of at least [`MIN_KEY_BYTES`] bytes.
-    pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
+    pub fn new(bytes: Vec<u8>) -> Result<Self, KeyError> {
         if bytes.len() < MIN_KEY_BYTES {
-            return Err(format!(
-                "must be at least {MIN_KEY_BYTES} bytes ({} hex digits), got {}",
-                2 * MIN_KEY_BYTES,
-                bytes.len()
-            ));
+            return Err(KeyError::TooShort(bytes.len()));
         }
         Ok(Self(bytes))
     }
@@ -47,12 +52,11 @@ impl PageTokenKey {
 }
 
 impl FromStr for PageTokenKey {
-    type Err = String;
+    type Err = KeyError;
 
     /// A key given as hex (at least 64 digits).
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bytes = hex::decode(s.trim()).map_err(|e| format!("must be hex: {e}"))?;
-        Self::new(bytes)
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        Self::new(hex::decode(s.trim())?)
     }
 }
 

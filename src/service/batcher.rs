@@ -10,6 +10,34 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::storage::StorageError;
 
+/// The dispatcher is gone: the service is shutting down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the service is shutting down")]
+pub struct ShuttingDown;
+
+/// What went wrong below a use-case that batches its calls (ingest,
+/// scoring). A group's failure is the same for every call of the group,
+/// so it is `Clone`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    /// The dispatcher is gone (UNAVAILABLE).
+    #[error(transparent)]
+    ShuttingDown(#[from] ShuttingDown),
+    /// Storage failed (shared: `StorageError` is not `Clone`).
+    #[error(transparent)]
+    Storage(Arc<StorageError>),
+    /// Storage answered against its own contract (INTERNAL; logged, not
+    /// sent).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StorageError> for BackendError {
+    fn from(e: StorageError) -> Self {
+        BackendError::Storage(Arc::new(e))
+    }
+}
+
 /// A call waiting in a group: its input, and where its answer goes.
 pub struct Call<I, O> {
     pub input: I,
@@ -53,12 +81,15 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         Self { calls }
     }
 
-    /// Queues `input` for the next group and waits for its answer; `None`
-    /// when the dispatcher is gone (the service is shutting down).
-    pub async fn call(&self, input: I) -> Option<O> {
+    /// Queues `input` for the next group and waits for its answer;
+    /// [`ShuttingDown`] when the dispatcher is gone.
+    pub async fn call(&self, input: I) -> Result<O, ShuttingDown> {
         let (reply, answer) = oneshot::channel();
-        self.calls.send(Call { input, reply }).await.ok()?;
-        answer.await.ok()
+        self.calls
+            .send(Call { input, reply })
+            .await
+            .map_err(|_| ShuttingDown)?;
+        answer.await.map_err(|_| ShuttingDown)
     }
 }
 
@@ -87,16 +118,5 @@ async fn dispatch<I, O, F, Fut>(
             round.await;
             drop(slot);
         });
-    }
-}
-
-/// Every call of a failed group gets an error of the same kind (the
-/// status it maps to is what matters; the cause was logged once).
-pub(super) fn same_kind(e: &StorageError) -> StorageError {
-    match e {
-        StorageError::Unavailable(cause) => StorageError::Unavailable(sqlx::Error::Protocol(
-            format!("database unavailable: {cause}"),
-        )),
-        other => StorageError::Database(sqlx::Error::Protocol(other.to_string())),
     }
 }

@@ -7,14 +7,15 @@
 
 use std::collections::HashSet;
 
-use super::batcher::{same_kind, Batcher, Call};
+use super::batcher::{BackendError, Batcher, Call};
 use crate::{
-    domain::{Atomicity, Batch, BatchEntry, EntryOutcome, PlanError, Transaction},
-    storage::{RecordError, Storage, StorageError},
+    domain::{Atomicity, Batch, BatchEntry, EntryOutcome, Transaction},
+    storage::{RecordError, Storage},
 };
 
-/// One call's result.
-pub type Outcome = Result<EntryOutcome, StorageError>;
+/// One call's result. A rejection's index is the entry's place in its
+/// group: the caller, whose only transaction it is, ignores it.
+pub type Outcome = Result<EntryOutcome, BackendError>;
 
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
@@ -33,10 +34,7 @@ impl GroupCommit {
 
     /// Records one transaction as part of the next group.
     pub async fn record(&self, transaction: Transaction) -> Outcome {
-        self.batcher
-            .call(transaction)
-            .await
-            .unwrap_or(Err(StorageError::Unavailable(sqlx::Error::PoolClosed)))
+        self.batcher.call(transaction).await?
     }
 }
 
@@ -63,40 +61,21 @@ async fn record_group(storage: &Storage, mut pending: Vec<Call<Transaction, Outc
             // One outcome per entry, in entry order.
             Ok(done) => {
                 for (call, (_, outcome)) in round.into_iter().zip(done.outcomes) {
-                    let _ = call.reply.send(Ok(renumber(outcome)));
+                    let _ = call.reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
                 let e = match e {
-                    RecordError::Storage(e) => e,
+                    RecordError::Storage(e) => BackendError::from(e),
                     // EachOnItsOwn reports rejections per entry instead.
-                    RecordError::Rejected(p) => {
-                        StorageError::Database(sqlx::Error::Protocol(p.to_string()))
-                    }
+                    RecordError::Rejected(p) => BackendError::Internal(format!(
+                        "a group recorded entry by entry was rejected as a whole: {p}"
+                    )),
                 };
                 for call in round {
-                    let _ = call.reply.send(Err(same_kind(&e)));
+                    let _ = call.reply.send(Err(e.clone()));
                 }
             }
         }
-    }
-}
-
-/// A rejection names the call's own (only) transaction: index 0.
-fn renumber(outcome: EntryOutcome) -> EntryOutcome {
-    match outcome {
-        EntryOutcome::Rejected(e) => EntryOutcome::Rejected(match e {
-            PlanError::Conflict { .. } => PlanError::Conflict { index: 0 },
-            PlanError::UnknownRefundTarget { .. } => PlanError::UnknownRefundTarget { index: 0 },
-            PlanError::RefundOfRefund { .. } => PlanError::RefundOfRefund { index: 0 },
-            PlanError::OverRefund { remaining, .. } => PlanError::OverRefund {
-                index: 0,
-                remaining,
-            },
-            PlanError::TotalOutOfRange { what, .. } => {
-                PlanError::TotalOutOfRange { index: 0, what }
-            }
-        }),
-        other => other,
     }
 }

@@ -1,6 +1,6 @@
 //! Recording transactions and erasing customers.
 
-use super::group_commit::GroupCommit;
+use super::{batcher::BackendError, group_commit::GroupCommit};
 use crate::{
     domain::{
         dedupe_batch, AcquisitionSpend, Atomicity, CustomerId, EntryOutcome, Feedback,
@@ -12,21 +12,34 @@ use crate::{
 /// Most single calls recorded in one database transaction.
 const MAX_GROUP: usize = 256;
 
+/// Which transaction of a call an error is about: `None` for the call's
+/// only one (RecordTransaction), `Some(i)` for entry `i` of a batch. The
+/// API turns it into the request's field path, in one place.
+pub type Entry = Option<usize>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// Input that can never be recorded (INVALID_ARGUMENT). Field paths are
-    /// relative to the batch: `transactions[3].amount`.
-    #[error("invalid input: {}", .0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<FieldViolation>),
-    /// The key of entry `index` is taken by other content (ALREADY_EXISTS).
-    #[error("transaction {index} ({key}) was already recorded with other content")]
-    AlreadyExists { index: usize, key: String },
-    /// A feedback answer or spend record whose key is taken by other
-    /// content (ALREADY_EXISTS); `what` names it for the caller.
+    /// A transaction that can never be recorded (INVALID_ARGUMENT); the
+    /// violation's field is relative to the transaction (`amount`, or
+    /// empty for the transaction as a whole).
+    #[error("transaction {entry:?}: {}: {}", violation.field, violation.description)]
+    Rejected {
+        entry: Entry,
+        violation: FieldViolation,
+    },
+    /// A key taken by other content (ALREADY_EXISTS): a transaction's
+    /// (`customer/transaction`; `entry` says which), a feedback answer's or
+    /// a spend record's (`entry` is `None`). `what` names it for the caller.
     #[error("{what} was already recorded with other content")]
-    KeyTaken { what: String },
+    AlreadyExists { entry: Entry, what: String },
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Backend(#[from] BackendError),
+}
+
+impl From<StorageError> for IngestError {
+    fn from(e: StorageError) -> Self {
+        IngestError::Backend(e.into())
+    }
 }
 
 /// What recording one transaction did.
@@ -75,7 +88,8 @@ impl Ingest {
         match self.group_commit.record(transaction).await? {
             EntryOutcome::Recorded => Ok(Recorded { duplicate: false }),
             EntryOutcome::Duplicate => Ok(Recorded { duplicate: true }),
-            EntryOutcome::Rejected(p) => Err(rejected(p, std::slice::from_ref(&key))),
+            // Its index is its place in the group, not in the call.
+            EntryOutcome::Rejected(p) => Err(rejected(p, None, |_| key.clone())),
         }
     }
 
@@ -88,11 +102,12 @@ impl Ingest {
             .iter()
             .map(|t| format!("{}/{}", t.customer_id, t.transaction_id))
             .collect();
-        let batch = dedupe_batch(transactions).map_err(|(index, first)| {
-            IngestError::Invalid(vec![FieldViolation::new(
-                format!("transactions[{index}]"),
+        let batch = dedupe_batch(transactions).map_err(|(index, first)| IngestError::Rejected {
+            entry: Some(index),
+            violation: FieldViolation::new(
+                "",
                 format!("repeats the key of transactions[{first}] with other content"),
-            )])
+            ),
         })?;
         let repeats = batch.repeats;
         let outcome = self
@@ -100,8 +115,11 @@ impl Ingest {
             .record_batch(&batch, Atomicity::AllOrNothing)
             .await
             .map_err(|e| match e {
-                RecordError::Storage(s) => IngestError::Storage(s),
-                RecordError::Rejected(p) => rejected(p, &keys),
+                RecordError::Storage(s) => s.into(),
+                RecordError::Rejected(p) => {
+                    let index = p.index();
+                    rejected(p, Some(index), |i| keys.get(i).cloned().unwrap_or_default())
+                }
             })?;
         Ok(BatchRecorded {
             recorded: outcome.recorded(),
@@ -130,42 +148,41 @@ fn idempotent(written: Written, what: impl FnOnce() -> String) -> Result<Recorde
     match written {
         Written::Recorded => Ok(Recorded { duplicate: false }),
         Written::Duplicate => Ok(Recorded { duplicate: true }),
-        Written::Conflict => Err(IngestError::KeyTaken { what: what() }),
+        Written::Conflict => Err(IngestError::AlreadyExists {
+            entry: None,
+            what: what(),
+        }),
     }
 }
 
-fn rejected(p: PlanError, keys: &[String]) -> IngestError {
-    let at = |i: usize, field: &str, d: String| {
-        IngestError::Invalid(vec![FieldViolation::new(
-            format!("transactions[{i}].{field}"),
-            d,
-        )])
+/// The error of a transaction the plan rejected, about `entry` of the
+/// call; `key` gives the key of the transaction at the plan's index.
+fn rejected(p: PlanError, entry: Entry, key: impl Fn(usize) -> String) -> IngestError {
+    let at = |field: &str, description: String| IngestError::Rejected {
+        entry,
+        violation: FieldViolation::new(field, description),
     };
     match p {
         PlanError::Conflict { index } => IngestError::AlreadyExists {
-            index,
-            key: keys[index].clone(),
+            entry,
+            what: key(index),
         },
-        PlanError::UnknownRefundTarget { index } => at(
-            index,
+        PlanError::UnknownRefundTarget { .. } => at(
             "refunded_transaction_id",
             "names no recorded purchase of this customer".into(),
         ),
-        PlanError::RefundOfRefund { index } => at(
-            index,
+        PlanError::RefundOfRefund { .. } => at(
             "refunded_transaction_id",
             "names a refund, not a purchase".into(),
         ),
-        PlanError::OverRefund { index, remaining } => {
+        PlanError::OverRefund { remaining, .. } => {
             let (u, n) = remaining.units_nanos();
             at(
-                index,
                 "amount",
                 format!("exceeds what is left of the purchase ({u}.{:09})", n.abs()),
             )
         }
-        PlanError::TotalOutOfRange { index, what } => at(
-            index,
+        PlanError::TotalOutOfRange { what, .. } => at(
             "amount",
             format!("would take the customer's {what} past its limit; nothing was recorded"),
         ),

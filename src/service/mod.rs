@@ -1,20 +1,28 @@
 //! Use-cases shared by the gRPC API and background jobs. They speak domain
-//! types, call storage, and know nothing of gRPC.
+//! types, call storage, and know nothing of gRPC. Each use-case has its
+//! own error, whose variants say what happened; the API maps them to
+//! statuses in one table (`api::status`).
 
 mod batcher;
 mod group_commit;
 mod ingest;
 mod models;
+mod no_model;
 mod page_token_key;
 mod point_reads;
 mod population;
 mod reports;
 mod scoring;
 
-pub use ingest::{BatchRecorded, Ingest, IngestError, Recorded};
-pub use models::{Evaluation, Models, ModelsError, RefitOutcome, RefitPolicy};
-pub use page_token_key::PageTokenKeys;
-pub use reports::{CohortOutcome, Loyalty, ReportError, Reports, Segments};
+pub use batcher::{BackendError, ShuttingDown};
+pub use ingest::{BatchRecorded, Entry, Ingest, IngestError, Recorded};
+pub use models::{
+    Comparison, Evaluation, Models, ModelsError, ModelsPage, RefitOutcome, RefitPolicy,
+};
+pub use no_model::NoActiveModel;
+pub use page_token_key::{PageTokenKeyError, PageTokenKeys};
+pub use reports::{CohortOutcome, Loyalty, ReportError, Reports, SegmentShare, Segments};
 pub use scoring::{
-    Band, ChurnPolicy, ModelEpoch, Prediction, Score, Scoring, ScoringError, MODEL_REFRESH,
+    AtRiskPage, AtRiskQuery, Band, ChurnPolicy, ModelEpoch, NoPrediction, Prediction, Score,
+    Scoring, ScoringError, MODEL_REFRESH,
 };

@@ -21,33 +21,76 @@ use clv_model::{
     CustomerSummary as ModelSummary, FitOptions, GammaGammaFitInput, HoldoutEvaluation, ModelError,
 };
 
-use tokio::sync::Mutex;
+use tokio::{sync::Mutex, task::JoinError};
 use tokio_util::sync::CancellationToken;
 
-use super::scoring::ModelEpoch;
+use super::{
+    no_model::NoActiveModel,
+    page_token_key::{PageTokenKeyError, PageTokenKeys},
+    scoring::ModelEpoch,
+};
 use crate::{
-    domain::{FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters},
+    domain::{
+        FittedModels, ModelVersion, ModelsCursor, NewModelVersion, PurchaseParameters,
+        SpendParameters, TokenError,
+    },
     storage::{FitData, Storage, StorageError},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelsError {
-    /// No such version, or no successful fit yet (NOT_FOUND).
-    #[error("{0}")]
-    NotFound(String),
+    /// The active model was asked for before any fit succeeded (NOT_FOUND).
+    #[error(transparent)]
+    NoActiveModel(#[from] NoActiveModel),
+    /// No such version (NOT_FOUND).
+    #[error("model version {0} does not exist")]
+    NoSuchVersion(i64),
     /// The data cannot support a fit (FAILED_PRECONDITION); the attempt was
     /// stored as `version`.
-    #[error("model version {version} failed: {reason}")]
+    #[error(
+        "the data cannot support a fit (recorded as failed version {version}; the active model \
+         is unchanged): {reason}"
+    )]
     FitFailed { version: i64, reason: String },
     /// The calibration data cannot support a fit (FAILED_PRECONDITION).
     #[error("the calibration data cannot support a fit: {0}")]
-    CannotEvaluate(String),
+    CannotEvaluate(#[source] ModelError),
     /// The caller left before the fit's turn came (CANCELLED); nothing was
     /// fitted.
     #[error("the caller left before the fit started; nothing was fitted")]
     Abandoned,
+    /// A page token that cannot be read (INVALID_ARGUMENT on `page_token`;
+    /// the text follows that name).
+    #[error("{0}")]
+    BadPageToken(#[source] TokenError),
+    /// The numerical work panicked or was cancelled (INTERNAL; logged, not
+    /// sent).
+    #[error("the {task} task failed")]
+    TaskFailed {
+        task: &'static str,
+        #[source]
+        cause: JoinError,
+    },
+    #[error(transparent)]
+    PageTokenKey(#[from] PageTokenKeyError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl ModelsError {
+    fn task(task: &'static str) -> impl FnOnce(JoinError) -> Self {
+        move |cause| ModelsError::TaskFailed { task, cause }
+    }
+}
+
+/// A page of ListModels.
+#[derive(Debug, Clone)]
+pub struct ModelsPage {
+    pub models: Vec<ModelVersion>,
+    /// The active version, to mark it in the page.
+    pub active: Option<i64>,
+    /// Empty on the last page.
+    pub next_page_token: String,
 }
 
 /// A calibration fit and its holdout comparison.
@@ -57,6 +100,81 @@ pub struct Evaluation {
     pub comparison: HoldoutEvaluation,
     /// Σx over the calibration customers.
     pub repeat_occasions: i64,
+}
+
+/// Actual and predicted holdout purchases of a group of customers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Comparison {
+    /// The group's calibration repeat purchases (`and_more`: at least).
+    pub repeat_occasions: u64,
+    pub and_more: bool,
+    pub customers: u64,
+    pub actual: f64,
+    pub predicted: f64,
+    pub absolute_error: f64,
+    /// (predicted − actual) / actual × 100; 0 when nothing happened.
+    pub percentage_error: f64,
+    pub actual_per_customer: f64,
+    pub predicted_per_customer: f64,
+}
+
+impl Comparison {
+    fn new(
+        repeat_occasions: u64,
+        and_more: bool,
+        customers: u64,
+        actual: f64,
+        predicted: f64,
+    ) -> Self {
+        let per = |v: f64| {
+            if customers > 0 {
+                v / customers as f64
+            } else {
+                0.0
+            }
+        };
+        Self {
+            repeat_occasions,
+            and_more,
+            customers,
+            actual,
+            predicted,
+            absolute_error: (predicted - actual).abs(),
+            percentage_error: if actual > 0.0 {
+                (predicted - actual) / actual * 100.0
+            } else {
+                0.0
+            },
+            actual_per_customer: per(actual),
+            predicted_per_customer: per(predicted),
+        }
+    }
+}
+
+impl Evaluation {
+    /// All customers together (repeat occasions do not apply).
+    pub fn total(&self) -> Comparison {
+        let c = &self.comparison;
+        Comparison::new(0, false, c.customers, c.actual_total, c.predicted_total)
+    }
+
+    /// By calibration repeat purchases.
+    pub fn by_repeat_occasions(&self) -> Vec<Comparison> {
+        self.comparison
+            .buckets
+            .iter()
+            .map(|b| {
+                let n = b.customers as f64;
+                Comparison::new(
+                    b.repeat_purchases,
+                    b.and_more,
+                    b.customers,
+                    b.actual_mean * n,
+                    b.predicted_mean * n,
+                )
+            })
+            .collect()
+    }
 }
 
 pub struct Models {
@@ -211,9 +329,7 @@ impl Models {
         let started = Instant::now();
         let (outcome, counts) = tokio::task::spawn_blocking(move || fit_all(&data))
             .await
-            .map_err(|e| {
-                StorageError::Database(sqlx::Error::Protocol(format!("fit task failed: {e}")))
-            })?;
+            .map_err(ModelsError::task("fit"))?;
         let new = NewModelVersion {
             as_of,
             outcome: outcome.map_err(|e| e.to_string()),
@@ -289,12 +405,8 @@ impl Models {
             })
         })
         .await
-        .map_err(|e| {
-            StorageError::Database(sqlx::Error::Protocol(format!(
-                "evaluation task failed: {e}"
-            )))
-        })?
-        .map_err(|e| ModelsError::CannotEvaluate(e.to_string()))
+        .map_err(ModelsError::task("evaluation"))?
+        .map_err(ModelsError::CannotEvaluate)
     }
 
     async fn score_population(
@@ -310,10 +422,8 @@ impl Models {
             super::population::population_scores(version, &fitted, today, summaries)
         })
         .await
-        .map_err(|e| {
-            StorageError::Database(sqlx::Error::Protocol(format!("scoring task failed: {e}")))
-        })?
-        .map_err(|e| ModelsError::CannotEvaluate(e.to_string()))?;
+        .map_err(ModelsError::task("scoring"))?
+        .map_err(ModelsError::CannotEvaluate)?;
         self.storage
             .replace_scores(&rows, previous.unwrap_or(version))
             .await?;
@@ -327,26 +437,51 @@ impl Models {
         Ok(())
     }
 
-    /// A version, or the active one.
-    pub async fn get(&self, version: Option<i64>) -> Result<ModelVersion, ModelsError> {
-        self.storage.model(version).await?.ok_or_else(|| {
-            ModelsError::NotFound(match version {
-                Some(v) => format!("model version {v} does not exist"),
-                None => "no model has been fitted yet: call ModelService.FitModel".into(),
-            })
-        })
+    /// A version, or the active one, and the active version.
+    pub async fn get(
+        &self,
+        version: Option<i64>,
+    ) -> Result<(ModelVersion, Option<i64>), ModelsError> {
+        let model = self.storage.model(version).await?.ok_or(match version {
+            Some(v) => ModelsError::NoSuchVersion(v),
+            None => NoActiveModel.into(),
+        })?;
+        Ok((model, self.active_version().await?))
     }
 
-    /// Versions older than `before`, newest first, and whether more follow.
+    /// A page of versions, newest first, after the one `page_token` (empty:
+    /// from the newest) was issued for.
     pub async fn list(
         &self,
-        before: Option<i64>,
+        keys: &PageTokenKeys,
+        page_token: &str,
         page_size: usize,
-    ) -> Result<(Vec<ModelVersion>, bool), ModelsError> {
-        let mut page = self.storage.models(before, page_size as i64 + 1).await?;
-        let more = page.len() > page_size;
-        page.truncate(page_size);
-        Ok((page, more))
+    ) -> Result<ModelsPage, ModelsError> {
+        let before = if page_token.is_empty() {
+            None
+        } else {
+            Some(
+                ModelsCursor::open(keys.key().await?, page_token)
+                    .map_err(ModelsError::BadPageToken)?
+                    .before,
+            )
+        };
+        let mut models = self.storage.models(before, page_size as i64 + 1).await?;
+        let more = models.len() > page_size;
+        models.truncate(page_size);
+        let active = self.active_version().await?;
+        let next_page_token = match (more, models.last()) {
+            (true, Some(last)) => ModelsCursor {
+                before: last.version,
+            }
+            .seal(keys.key().await?),
+            _ => String::new(),
+        };
+        Ok(ModelsPage {
+            models,
+            active,
+            next_page_token,
+        })
     }
 
     pub async fn active_version(&self) -> Result<Option<i64>, ModelsError> {

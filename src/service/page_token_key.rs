@@ -7,12 +7,25 @@
 use tokio::sync::OnceCell;
 
 use crate::{
-    domain::{PageTokenKey, MIN_KEY_BYTES},
+    domain::{KeyError, PageTokenKey, MIN_KEY_BYTES},
     storage::{Storage, StorageError},
 };
 
 /// The `service_settings` name of the key.
 const SETTING: &str = "page_token_key";
+
+/// Why there is no key to sign or check tokens with.
+#[derive(Debug, thiserror::Error)]
+pub enum PageTokenKeyError {
+    /// The system gave no random bytes for a first key (INTERNAL).
+    #[error("no random bytes for the page token key")]
+    NoRandomness(#[source] getrandom::Error),
+    /// The key stored in the database is unusable (INTERNAL).
+    #[error("the stored page token key {0}")]
+    StoredKeyUnusable(#[source] KeyError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
 
 pub struct PageTokenKeys {
     storage: Storage,
@@ -28,21 +41,13 @@ impl PageTokenKeys {
     }
 
     /// The key, read (or first stored) on the first call.
-    pub async fn key(&self) -> Result<&PageTokenKey, StorageError> {
+    pub async fn key(&self) -> Result<&PageTokenKey, PageTokenKeyError> {
         self.key
             .get_or_try_init(|| async {
                 let mut candidate = [0u8; MIN_KEY_BYTES];
-                getrandom::fill(&mut candidate).map_err(|e| {
-                    StorageError::Database(sqlx::Error::Protocol(format!(
-                        "no random bytes for the page token key: {e}"
-                    )))
-                })?;
+                getrandom::fill(&mut candidate).map_err(PageTokenKeyError::NoRandomness)?;
                 let stored = self.storage.shared_value(SETTING, &candidate).await?;
-                PageTokenKey::new(stored).map_err(|e| {
-                    StorageError::Database(sqlx::Error::Decode(
-                        format!("the stored page token key {e}").into(),
-                    ))
-                })
+                PageTokenKey::new(stored).map_err(PageTokenKeyError::StoredKeyUnusable)
             })
             .await
     }

@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 
-use super::batcher::{same_kind, Batcher, Call};
+use super::batcher::{BackendError, Batcher, Call};
 use crate::{
     domain::{CustomerId, CustomerSummary, Segmentation},
-    storage::{Storage, StorageError},
+    storage::Storage,
 };
 
 /// Most reads in one group.
@@ -17,7 +17,7 @@ const MAX_GROUP: usize = 128;
 /// A customer's summary and its segmentation under a model version.
 pub type Found = (CustomerSummary, Option<Segmentation>);
 type Read = (CustomerId, Option<i64>);
-type Answer = Result<Option<Found>, StorageError>;
+type Answer = Result<Option<Found>, BackendError>;
 
 #[derive(Clone, Debug)]
 pub struct PointReads {
@@ -39,10 +39,7 @@ impl PointReads {
     /// The customer's summary (`None`: nothing recorded) with its
     /// segmentation under `version`.
     pub async fn read(&self, id: CustomerId, version: Option<i64>) -> Answer {
-        self.batcher
-            .call((id, version))
-            .await
-            .unwrap_or(Err(StorageError::Unavailable(sqlx::Error::PoolClosed)))
+        self.batcher.call((id, version)).await?
     }
 }
 
@@ -65,8 +62,9 @@ async fn read_group(storage: &Storage, group: Vec<Call<Read, Answer>>) {
                 }
             }
             Err(e) => {
+                let e = BackendError::from(e);
                 for call in calls {
-                    let _ = call.reply.send(Err(same_kind(&e)));
+                    let _ = call.reply.send(Err(e.clone()));
                 }
             }
         }

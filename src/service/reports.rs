@@ -5,25 +5,23 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use clv_model::CustomerSummary as ModelSummary;
+use clv_model::ModelError;
 
-use super::population::clv_model;
+use super::{no_model::NoActiveModel, population::clv_model, scoring::history_summary};
 use crate::{
     domain::{
         build_cohorts, business_day, per_customer, rate, start_of_day, Cohort, CohortRange,
-        FieldViolation, ModelVersion, Projection, Total, TotalOutOfRange,
+        FittedModels, ModelVersion, Projection, Total, TotalOutOfRange,
     },
-    storage::{CohortHistory, DaysAsOf, LoyaltyCounts, SegmentRow, Storage, StorageError},
+    storage::{CohortHistory, DaysAsOf, SegmentRow, Storage, StorageError},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// INVALID_ARGUMENT.
-    #[error("invalid request")]
-    Invalid(Vec<FieldViolation>),
-    /// FAILED_PRECONDITION: what is missing.
-    #[error("{0}")]
-    Precondition(String),
+    /// A report of the active model's scores before any fit
+    /// (FAILED_PRECONDITION).
+    #[error(transparent)]
+    NoActiveModel(#[from] NoActiveModel),
     /// OUT_OF_RANGE: a figure of the report passes what Money can carry.
     #[error(transparent)]
     TotalOutOfRange(#[from] TotalOutOfRange),
@@ -45,8 +43,19 @@ pub struct CohortOutcome {
 /// The loyalty summary over business days [start, end).
 #[derive(Debug, Clone)]
 pub struct Loyalty {
-    pub counts: LoyaltyCounts,
+    /// Customers with a purchase before `end`.
+    pub customers: u64,
+    /// Of them, first purchase within [start, end).
+    pub new_customers: u64,
+    /// Of them, a purchase within [start, end).
+    pub active_customers: u64,
     pub retention_rate: Option<f64>,
+    pub churn_rate: Option<f64>,
+    /// Net Promoter Score of the answers within the period.
+    pub nps: Option<f64>,
+    pub acquisition_spend: Total,
+    /// Net revenue within the period.
+    pub revenue: Total,
     pub repeat_purchase_rate: Option<f64>,
     pub average_historical_clv: Option<Total>,
     /// (mean predicted value in currency units, model version).
@@ -62,10 +71,38 @@ pub struct Loyalty {
 #[derive(Debug, Clone)]
 pub struct Segments {
     pub model: ModelVersion,
-    pub segments: Vec<SegmentRow>,
-    pub value_tiers: Vec<SegmentRow>,
-    /// Everyone's historical revenue, for the shares.
-    pub total_revenue: Total,
+    pub segments: Vec<SegmentShare>,
+    pub value_tiers: Vec<SegmentShare>,
+}
+
+/// The customers of one segment or value tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentShare {
+    pub name: String,
+    pub customers: u64,
+    /// Their historical revenue over everyone's (0 when that is not
+    /// positive).
+    pub share_of_revenue: f64,
+    /// Mean of historical + predicted value, in currency units.
+    pub average_value: f64,
+    pub average_churn_risk: f64,
+}
+
+impl SegmentShare {
+    fn of(row: SegmentRow, total_revenue: Total) -> Self {
+        let total = total_revenue.nanos();
+        Self {
+            share_of_revenue: if total > 0 {
+                row.historical_revenue.nanos() as f64 / total as f64
+            } else {
+                0.0
+            },
+            name: row.name,
+            customers: row.customers,
+            average_value: row.average_value,
+            average_churn_risk: row.average_churn_risk,
+        }
+    }
 }
 
 /// Customers per aggregation step: big enough to amortise the statements,
@@ -146,19 +183,15 @@ impl Reports {
         let (mut model_version, mut forecast_note) = (None, None);
         let future = range.granularity.add(range.first_cohort, range.periods - 1) > range.as_of_day;
         if include_forecast && future {
-            match self
-                .storage
-                .model(None)
-                .await?
-                .filter(|m| m.fitted().is_some())
-            {
-                None => forecast_note = Some("no model has been fitted yet: FitModel first".into()),
-                Some(m) => {
+            let active = self.storage.model(None).await?;
+            match active.as_ref().and_then(|m| Some((m.version, m.fitted()?))) {
+                None => forecast_note = Some(NoActiveModel.to_string()),
+                Some((version, fitted)) => {
                     let histories = self.storage.cohort_histories(range, source, now).await?;
-                    match project(range, &m, &histories) {
+                    match project(range, fitted, &histories) {
                         Ok(p) => {
                             facts.projections = p;
-                            model_version = Some(m.version);
+                            model_version = Some(version);
                         }
                         Err(e) => {
                             forecast_note = Some(format!("the active model cannot forecast: {e}"))
@@ -193,8 +226,16 @@ impl Reports {
             .then(|| per_customer(c.spend, c.new_customers))
             .flatten();
         let ltv = historical.map(|h| h.nanos() as f64 + predicted.map_or(0.0, |p| p.0 * 1e9));
+        let retention_rate = rate(c.retained_customers, c.existing_customers);
         Ok(Loyalty {
-            retention_rate: rate(c.retained_customers, c.existing_customers),
+            customers: c.customers,
+            new_customers: c.new_customers,
+            active_customers: c.active_customers,
+            retention_rate,
+            churn_rate: retention_rate.map(|r| 1.0 - r),
+            nps: c.nps.score(),
+            acquisition_spend: c.spend,
+            revenue: c.period_revenue,
             repeat_purchase_rate: rate(c.repeat_customers, c.customers),
             average_historical_clv: historical,
             average_predicted_clv: predicted,
@@ -206,7 +247,6 @@ impl Reports {
             top_20_percent_revenue_share: (c.period_revenue.nanos() > 0)
                 .then(|| c.top_fifth_revenue.nanos() as f64 / c.period_revenue.nanos() as f64),
             cac,
-            counts: c,
         })
     }
 
@@ -218,25 +258,24 @@ impl Reports {
             .model(None)
             .await?
             .filter(|m| m.fitted().is_some())
-            .ok_or_else(|| {
-                ReportError::Precondition(
-                    "no model has been fitted yet, so customers have no segments: call \
-                     ModelService.FitModel first"
-                        .into(),
-                )
-            })?;
+            .ok_or(NoActiveModel)?;
         let rows = self.storage.segment_rows(model.version).await?;
         let total_revenue = Total::checked_sum(
             rows.iter()
                 .filter(|r| r.dimension == "segment")
                 .map(|r| r.historical_revenue),
         )?;
-        let (segments, value_tiers) = rows.into_iter().partition(|r| r.dimension == "segment");
+        let (segments, value_tiers): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|r| r.dimension == "segment");
+        let shares = |rows: Vec<SegmentRow>| {
+            rows.into_iter()
+                .map(|r| SegmentShare::of(r, total_revenue))
+                .collect()
+        };
         Ok(Segments {
             model,
-            segments,
-            value_tiers,
-            total_revenue,
+            segments: shares(segments),
+            value_tiers: shares(value_tiers),
         })
     }
 }
@@ -247,28 +286,16 @@ impl Reports {
 /// occasion, summed over the cohort.
 fn project(
     range: &CohortRange,
-    model: &ModelVersion,
+    fitted: &FittedModels,
     histories: &[CohortHistory],
-) -> Result<std::collections::HashMap<(NaiveDate, u32), Projection>, String> {
-    let fitted = model.fitted().ok_or("the model has no fit")?;
-    let clv = clv_model(fitted).map_err(|e| e.to_string())?;
+) -> Result<std::collections::HashMap<(NaiveDate, u32), Projection>, ModelError> {
+    let clv = clv_model(fitted)?;
     let g = range.granularity;
     let today = range.as_of_day;
     let mut out = std::collections::HashMap::new();
     for h in histories {
-        let x = (h.occasions - 1) as f64;
-        let t_x = (h.last_day - h.first_day).num_days() as f64;
-        let t = ((today - h.first_day).num_days() as f64).max(t_x);
-        let m = if x > 0.0 {
-            h.repeat_net.nanos() as f64 / 1e9 / x
-        } else {
-            0.0
-        };
-        let summary = ModelSummary::new(x, t_x, t, m).map_err(|e| e.to_string())?;
-        let spend = clv
-            .spend
-            .expected_spend(&summary)
-            .map_err(|e| e.to_string())?;
+        let summary = history_summary(h.occasions, (h.first_day, h.last_day), h.repeat_net, today)?;
+        let spend = clv.spend.expected_spend(&summary)?;
         let customers = h.customers as f64;
         for k in 0..range.periods {
             let start = g.add(h.cohort, k);

@@ -16,13 +16,21 @@ use std::{
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clv_model::{
-    BgNbdParams, ClvModel, CustomerSummary as ModelSummary, GammaGammaParams, ScoreOptions,
+    BgNbdParams, ClvModel, CustomerSummary as ModelSummary, GammaGammaParams, ModelError,
+    ScoreOptions,
 };
 use tokio::sync::RwLock;
 
-use super::point_reads::PointReads;
+use super::{
+    batcher::BackendError,
+    no_model::NoActiveModel,
+    page_token_key::{PageTokenKeyError, PageTokenKeys},
+    point_reads::PointReads,
+};
 use crate::{
-    domain::{CustomerId, CustomerSummary, Segmentation},
+    domain::{
+        AtRiskCursor, CustomerId, CustomerSummary, PopulationScore, Segmentation, TokenError, Total,
+    },
     storage::{Storage, StorageError},
 };
 
@@ -69,6 +77,19 @@ pub struct Prediction {
     pub predicted_value: f64,
 }
 
+/// Why a customer's score has no prediction (the text is sent as the
+/// answer's note).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NoPrediction {
+    #[error(transparent)]
+    NoActiveModel(#[from] NoActiveModel),
+    #[error("model version {0} is unusable")]
+    UnusableModel(i64),
+    /// The model cannot score this customer's history.
+    #[error("{0}")]
+    Unscorable(#[from] ModelError),
+}
+
 /// A customer's score: the summary, and predictions when a model exists.
 #[derive(Debug, Clone)]
 pub struct Score {
@@ -76,15 +97,78 @@ pub struct Score {
     pub summary: CustomerSummary,
     /// RFM, segment and tier at the active model's fit.
     pub segmentation: Option<crate::domain::Segmentation>,
-    pub prediction: Result<Prediction, String>,
+    pub prediction: Result<Prediction, NoPrediction>,
+}
+
+impl Score {
+    /// Net revenue per purchase.
+    pub fn average_order_value(&self) -> Total {
+        let s = &self.summary;
+        s.net_revenue
+            .div_trunc(u64::try_from(s.purchase_count).unwrap_or(1))
+    }
+
+    /// Historical plus predicted value, currency units; `None` without a
+    /// prediction (the total is then the historical value, exactly).
+    pub fn predicted_total_value(&self) -> Option<f64> {
+        let p = self.prediction.as_ref().ok()?;
+        Some(self.summary.net_revenue.nanos() as f64 / 1e9 + p.predicted_value)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoringError {
+    /// NOT_FOUND.
     #[error("customer {0} has no recorded purchase")]
     NotFound(CustomerId),
+    /// A listing of scores before any fit (FAILED_PRECONDITION).
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    NoActiveModel(#[from] NoActiveModel),
+    /// A page token that cannot be read (INVALID_ARGUMENT on
+    /// `page_token`; the texts of the token variants follow that name).
+    #[error("{0}")]
+    BadPageToken(#[from] TokenError),
+    /// A page token of a listing with other filters (INVALID_ARGUMENT).
+    #[error("was issued for other filters")]
+    TokenForOtherFilters,
+    /// A page token of a version whose scores are gone (INVALID_ARGUMENT).
+    /// The text fits a violation description whole (160 bytes).
+    #[error(
+        "names model version {0}, whose scores are gone (two newer versions were fitted) or \
+         never existed: start the listing again without a token"
+    )]
+    UnlistableVersion(i64),
+    #[error(transparent)]
+    PageTokenKey(#[from] PageTokenKeyError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl From<StorageError> for ScoringError {
+    fn from(e: StorageError) -> Self {
+        ScoringError::Backend(e.into())
+    }
+}
+
+/// What ListAtRiskCustomers asks for, its fields checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtRiskQuery {
+    pub page_size: usize,
+    /// `None`: the policy's high band.
+    pub min_churn_risk: Option<f64>,
+    pub min_predicted_value: f64,
+    /// Empty: the first page.
+    pub page_token: String,
+}
+
+/// A page of at-risk customers.
+#[derive(Debug, Clone)]
+pub struct AtRiskPage {
+    pub customers: Vec<PopulationScore>,
+    /// Empty on the last page.
+    pub next_page_token: String,
+    /// The version the whole listing reads.
+    pub version: i64,
 }
 
 #[derive(Clone, Copy)]
@@ -231,37 +315,69 @@ impl Scoring {
         Ok((scores, unknown))
     }
 
-    /// The version scores are served from now (`None` before any fit).
-    pub async fn active_version(&self) -> Result<Option<i64>, ScoringError> {
-        Ok(self.active_model().await?.map(|m| m.version))
-    }
-
-    /// Whether `version` can be listed: successful, activated, its scores
-    /// still kept.
-    pub async fn listable(&self, version: i64) -> Result<bool, ScoringError> {
-        Ok(self.storage.listable_version(version).await?)
-    }
-
-    /// A page of at-risk customers of `version`, after a previous page's
-    /// last (value_at_risk, customer_id).
-    pub async fn at_risk_page(
+    /// A page of at-risk customers, by value at risk. A listing stays on
+    /// the version it started with; a new version's scores are a new
+    /// listing.
+    pub async fn list_at_risk(
         &self,
-        version: i64,
-        min_churn_risk: f64,
-        min_predicted_value: f64,
-        after: Option<(f64, CustomerId)>,
-        page_size: usize,
-    ) -> Result<Vec<crate::domain::PopulationScore>, ScoringError> {
-        Ok(self
+        keys: &PageTokenKeys,
+        query: AtRiskQuery,
+    ) -> Result<AtRiskPage, ScoringError> {
+        let AtRiskQuery {
+            page_size,
+            min_churn_risk,
+            min_predicted_value,
+            page_token,
+        } = query;
+        let min_churn_risk = min_churn_risk.unwrap_or(self.policy.high_at);
+        let token = if page_token.is_empty() {
+            None
+        } else {
+            let t = AtRiskCursor::open(keys.key().await?, &page_token)?;
+            if t.min_churn_risk != min_churn_risk || t.min_predicted_value != min_predicted_value {
+                return Err(ScoringError::TokenForOtherFilters);
+            }
+            Some(t)
+        };
+        let version = match &token {
+            Some(t) => t.version,
+            None => self.active_model().await?.ok_or(NoActiveModel)?.version,
+        };
+        let continued = token.is_some();
+        let mut customers = self
             .storage
             .at_risk_page(
                 version,
                 min_churn_risk,
                 min_predicted_value,
-                after.map(|(value, id)| (value, id.as_str().to_owned())),
-                page_size as i64,
+                token.map(|t| (t.value_at_risk, t.customer_id.as_str().to_owned())),
+                page_size as i64 + 1,
             )
-            .await?)
+            .await?;
+        // A token is only issued when more customers follow, so an empty
+        // continuation is checked: a version whose scores a later fit
+        // pruned (or one that never had any) is not an empty listing.
+        if continued && customers.is_empty() && !self.storage.listable_version(version).await? {
+            return Err(ScoringError::UnlistableVersion(version));
+        }
+        let more = customers.len() > page_size;
+        customers.truncate(page_size);
+        let next_page_token = match (more, customers.last()) {
+            (true, Some(last)) => AtRiskCursor {
+                version,
+                min_churn_risk,
+                min_predicted_value,
+                value_at_risk: last.value_at_risk,
+                customer_id: last.customer_id.clone(),
+            }
+            .seal(keys.key().await?),
+            _ => String::new(),
+        };
+        Ok(AtRiskPage {
+            customers,
+            next_page_token,
+            version,
+        })
     }
 
     fn score_summary(
@@ -274,11 +390,11 @@ impl Scoring {
         let as_of = Utc::now();
         let today = as_of.with_timezone(&self.time_zone).date_naive();
         let prediction = match model {
-            None => Err("no model has been fitted yet: call ModelService.FitModel".to_owned()),
+            None => Err(NoActiveModel.into()),
             Some(CachedModel {
                 model: Err(()),
                 version,
-            }) => Err(format!("model version {version} is unusable")),
+            }) => Err(NoPrediction::UnusableModel(version)),
             Some(CachedModel {
                 model: Ok(model),
                 version,
@@ -293,22 +409,37 @@ impl Scoring {
     }
 }
 
-/// The model's view of a summary as of `today`: x, t_x, T in days and m,
-/// the mean net value of the repeat occasions.
+/// The model's view of a summary as of `today`.
 pub(crate) fn model_summary(
     s: &CustomerSummary,
     today: chrono::NaiveDate,
-) -> Result<ModelSummary, String> {
-    let x = f64::from(s.purchase_occasions - 1);
-    let t_x = (s.last_purchase_day - s.first_purchase_day).num_days() as f64;
+) -> Result<ModelSummary, ModelError> {
+    history_summary(
+        i64::from(s.purchase_occasions),
+        (s.first_purchase_day, s.last_purchase_day),
+        s.repeat_value,
+        today,
+    )
+}
+
+/// The model's view of a purchase history as of `today`: x, t_x, T in
+/// days and m, the mean net value of the repeat occasions.
+pub(crate) fn history_summary(
+    occasions: i64,
+    (first_day, last_day): (chrono::NaiveDate, chrono::NaiveDate),
+    repeat_value: Total,
+    today: chrono::NaiveDate,
+) -> Result<ModelSummary, ModelError> {
+    let x = (occasions - 1) as f64;
+    let t_x = (last_day - first_day).num_days() as f64;
     // A purchase dated after today (clock skew) counts as today.
-    let t = ((today - s.first_purchase_day).num_days() as f64).max(t_x);
+    let t = ((today - first_day).num_days() as f64).max(t_x);
     let m = if x > 0.0 {
-        s.repeat_value.nanos() as f64 / 1e9 / x
+        repeat_value.nanos() as f64 / 1e9 / x
     } else {
         0.0
     };
-    ModelSummary::new(x, t_x, t, m).map_err(|e| e.to_string())
+    ModelSummary::new(x, t_x, t, m)
 }
 
 fn predict(
@@ -318,15 +449,13 @@ fn predict(
     today: chrono::NaiveDate,
     options: ScoreOptions,
     policy: ChurnPolicy,
-) -> Result<Prediction, String> {
+) -> Result<Prediction, NoPrediction> {
     let customer = model_summary(summary, today)?;
     let options = ScoreOptions {
         no_purchase_window_days: f64::from(policy.no_purchase_window_days),
         ..options
     };
-    let s = model
-        .score(&customer, &options)
-        .map_err(|e| e.to_string())?;
+    let s = model.score(&customer, &options)?;
     let churn_risk = 1.0 - s.probability_alive;
     Ok(Prediction {
         model_version: version,

@@ -193,6 +193,15 @@ async fn tokens_naming_a_version_that_cannot_be_listed_are_invalid_argument() {
         .expect("the previous version's listing still pages");
     fit_as_of(&app, day).await;
     let r = client.list_at_risk_customers(everyone(token)).await;
+    // The advice is sent whole: no part of it is cut to fit the message.
+    let refused = r.as_ref().expect_err("a pruned version is refused");
+    assert!(
+        refused
+            .message()
+            .ends_with("start the listing again without a token"),
+        "{}",
+        refused.message()
+    );
     assert_refused(r, "a version whose scores were pruned");
 }
 
