@@ -1,6 +1,6 @@
 //! API keys and their scopes: parsing the configured key hashes, hashing a
 //! presented key and finding what it may do. Knows nothing of gRPC; the
-//! transport's guard ([`crate::api::guard`]) maps each method to a
+//! transport's guard ([`crate::api::layers::guard`]) maps each method to a
 //! [`Scope`] and asks [`ApiKeys::scopes_of`].
 //!
 //! Keys are configured only as SHA-256 hashes (hex), so that a leaked

@@ -136,7 +136,7 @@ fn to_pb(m: &ModelVersion, unit: Unit, active: Option<i64>) -> pb::Model {
         }
         Err(reason) => {
             out.state = pb::ModelState::Failed as i32;
-            out.failure = reason.clone();
+            out.failure = reason.to_string();
         }
     }
     out

@@ -38,11 +38,34 @@ pub struct FittedModels {
     pub frequency_spend_correlation: f64,
 }
 
+/// Why the data could not support a fit: the model core's explanation, as
+/// stored with the failed version and shown to callers (it names the data,
+/// never an internal cause).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FitFailure(String);
+
+impl FitFailure {
+    /// The reason, as the model core or the stored version gives it.
+    pub fn new(reason: impl std::fmt::Display) -> Self {
+        Self(reason.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for FitFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A fit to be stored: fitted models, or the reason there are none.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewModelVersion {
     pub as_of: DateTime<Utc>,
-    pub outcome: Result<FittedModels, String>,
+    pub outcome: Result<FittedModels, FitFailure>,
     pub customers: i64,
     pub spend_customers: i64,
     /// Σ x over customers: converts the log-likelihood between time units.

@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     domain::{
-        FittedModels, ModelVersion, ModelsCursor, NewModelVersion, PurchaseParameters,
+        FitFailure, FittedModels, ModelVersion, ModelsCursor, NewModelVersion, PurchaseParameters,
         SpendParameters, TokenError,
     },
     storage::{FitData, Storage, StorageError},
@@ -332,7 +332,7 @@ impl Models {
             .map_err(ModelsError::task("fit"))?;
         let new = NewModelVersion {
             as_of,
-            outcome: outcome.map_err(|e| e.to_string()),
+            outcome: outcome.map_err(FitFailure::new),
             customers: counts.customers,
             spend_customers: counts.spend_customers,
             repeat_occasions: counts.repeat_occasions,
@@ -365,7 +365,7 @@ impl Models {
                 tracing::warn!(version = stored.version, %reason, "model fit failed; the active model stays");
                 Err(ModelsError::FitFailed {
                     version: stored.version,
-                    reason: reason.clone(),
+                    reason: reason.to_string(),
                 })
             }
         }

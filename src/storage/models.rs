@@ -11,7 +11,7 @@ use super::{
     Storage, StorageError,
 };
 use crate::domain::{
-    FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters,
+    FitFailure, FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters,
 };
 
 /// The columns of a [`ModelRow`].
@@ -207,7 +207,7 @@ impl FitColumns {
         Self {
             as_of: m.as_of,
             state: (if f.is_some() { SUCCEEDED } else { FAILED }).to_owned(),
-            failure: m.outcome.as_ref().err().cloned(),
+            failure: m.outcome.as_ref().err().map(|f| f.as_str().to_owned()),
             customers: m.customers,
             spend_customers: m.spend_customers,
             repeat_occasions: m.repeat_occasions,
@@ -239,7 +239,7 @@ impl FitColumns {
         let outcome = if self.state == SUCCEEDED {
             Ok(self.fitted()?)
         } else {
-            Err(self.failure.unwrap_or_default())
+            Err(FitFailure::new(self.failure.unwrap_or_default()))
         };
         Ok(NewModelVersion {
             as_of: self.as_of,
