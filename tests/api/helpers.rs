@@ -362,3 +362,22 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// grpcurl from PATH, or `None` (the caller skips) when it is absent and
+/// not required. `.ci/run` installs it and sets CLVD_REQUIRE_GRPCURL=1, so
+/// CI cannot skip a test that needs it.
+pub fn grpcurl() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("grpcurl"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("CLVD_REQUIRE_GRPCURL").is_err(),
+            "grpcurl is required but not on PATH"
+        );
+        eprintln!("grpcurl not on PATH: skipped");
+    }
+    found
+}

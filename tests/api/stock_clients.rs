@@ -56,12 +56,7 @@ async fn a_grpcio_client_with_a_16_kib_metadata_limit_decodes_a_5000_row_rejecti
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grpcurl_shows_which_batch_failed_and_what_was_committed() {
-    let Some(grpcurl) = on_path("grpcurl") else {
-        assert!(
-            std::env::var("CLVD_REQUIRE_GRPCURL").is_err(),
-            "grpcurl is required but not on PATH"
-        );
-        eprintln!("grpcurl not on PATH: skipped");
+    let Some(grpcurl) = grpcurl() else {
         return;
     };
     let app = spawn_app().await;
@@ -101,12 +96,4 @@ async fn grpcurl_shows_which_batch_failed_and_what_was_committed() {
         "{shown}"
     );
     assert_eq!(app.transactions_stored().await, 2);
-}
-
-fn on_path(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
