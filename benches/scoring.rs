@@ -487,6 +487,7 @@ async fn wait_for_model(channel: &Channel, version: i64) -> anyhow::Result<()> {
         let r = client
             .get_churn_risk(pb::GetChurnRiskRequest {
                 customer_id: "c0".into(),
+                ..Default::default()
             })
             .await?
             .into_inner();
@@ -529,7 +530,10 @@ async fn load(
                 let predicted = match rpc {
                     Rpc::ChurnRisk => {
                         client
-                            .get_churn_risk(pb::GetChurnRiskRequest { customer_id })
+                            .get_churn_risk(pb::GetChurnRiskRequest {
+                                customer_id,
+                                ..Default::default()
+                            })
                             .await?
                             .into_inner()
                             .prediction_available
@@ -540,6 +544,7 @@ async fn load(
                                 customer_id,
                                 horizon_months: None,
                                 annual_discount_rate: None,
+                                ..Default::default()
                             })
                             .await?
                             .into_inner()

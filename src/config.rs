@@ -12,7 +12,8 @@ use crate::{auth::ApiKeyHash, domain::PageTokenKey};
 #[command(
     name = "clvd",
     version,
-    about = "Customer lifetime value service (gRPC over PostgreSQL)"
+    about = "Customer lifetime value service (gRPC over PostgreSQL)",
+    after_help = "The command-line client: clvd import | models | ... (see `clvd <command> --help`)."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -22,6 +22,8 @@
 //!   [`api::layers`]; [`metrics`] is the Prometheus registry and endpoint.
 //!   Both name methods by [`grpc_method::GrpcMethod`], which sits below
 //!   them (metrics does not import the transport).
+//! - [`cli`]: the command-line client (`clvd import`, `clvd models`, ...),
+//!   a client of the public gRPC API only.
 //! - [`pb`]: the code generated from `proto/`, below everything (the
 //!   transport re-exports it as `api::pb`).
 //! - [`startup`]: wires everything into an [`startup::Application`];
@@ -31,6 +33,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod embedded_postgres;

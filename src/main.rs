@@ -1,4 +1,7 @@
-//! The `clvd` binary: configuration, telemetry, then serve or migrate.
+//! The `clvd` binary: the server (`serve`, `migrate`, `hash-key`: the
+//! server's configuration, telemetry, then the command) or, when the first
+//! argument names a client command, the command-line client
+//! ([`clvd::cli`]).
 
 use anyhow::Context;
 use clap::Parser;
@@ -11,7 +14,14 @@ use clvd::{
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let result = run().await;
+    let client = std::env::args()
+        .nth(1)
+        .is_some_and(|first| clvd::cli::is_client_command(&first));
+    let result = if client {
+        clvd::cli::run(clvd::cli::ClientCli::parse()).await
+    } else {
+        run().await
+    };
     clvd::telemetry::flush();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -205,7 +205,10 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             customer_id,
             horizon_months,
             annual_discount_rate,
+            as_of,
+            model_version,
         } = request.into_inner();
+        point_in_time_not_served(&as_of, model_version)?;
         let mut violations = Vec::new();
         let id = convert::customer_id("customer_id", &customer_id)
             .map_err(|v| violations.push(v))
@@ -226,7 +229,10 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             customer_ids,
             horizon_months,
             annual_discount_rate,
+            as_of,
+            model_version,
         } = request.into_inner();
+        point_in_time_not_served(&as_of, model_version)?;
         let mut violations = Vec::new();
         if customer_ids.is_empty() || customer_ids.len() > MAX_BATCH_IDS {
             violations.push(FieldViolation::new(
@@ -310,10 +316,29 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
         &self,
         request: Request<pb::GetChurnRiskRequest>,
     ) -> Result<Response<pb::ChurnRisk>, Status> {
-        let pb::GetChurnRiskRequest { customer_id } = request.into_inner();
+        let pb::GetChurnRiskRequest {
+            customer_id,
+            as_of,
+            model_version,
+        } = request.into_inner();
+        point_in_time_not_served(&as_of, model_version)?;
         let id = convert::customer_id("customer_id", &customer_id)
             .map_err(|v| invalid_argument(&[v]))?;
         let score = self.scoring.score(&id, ScoreOptions::default()).await?;
         Ok(Response::new(self.churn_risk(score)))
     }
+}
+
+/// Point-in-time scores are being built (issue 12): until then a request
+/// for one is refused rather than answered as of now.
+fn point_in_time_not_served(
+    as_of: &Option<prost_types::Timestamp>,
+    model_version: i64,
+) -> Result<(), Status> {
+    if as_of.is_some() || model_version != 0 {
+        return Err(Status::unimplemented(
+            "as_of and model_version are not served yet",
+        ));
+    }
+    Ok(())
 }

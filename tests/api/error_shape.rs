@@ -180,6 +180,7 @@ async fn every_rpcs_error_carries_details_equal_to_its_status_line() {
     let e = scoring
         .get_churn_risk(pb::GetChurnRiskRequest {
             customer_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -154,6 +154,7 @@ async fn ids_with_invisible_or_bidirectional_characters_or_blank_are_refused_and
         let r = scoring
             .get_churn_risk(pb::GetChurnRiskRequest {
                 customer_id: bad.0.into(),
+                ..Default::default()
             })
             .await;
         assert_refused(r, "customer_id", bad);

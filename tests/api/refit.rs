@@ -60,6 +60,7 @@ async fn served_version(endpoint: &str, customer: &str) -> i64 {
     client
         .get_churn_risk(pb::GetChurnRiskRequest {
             customer_id: customer.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -89,6 +89,7 @@ async fn scores_equal_the_model_core_for_the_customers_summaries() {
                 customer_id: customer.to_string(),
                 horizon_months: Some(24),
                 annual_discount_rate: Some(0.08),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -141,6 +142,7 @@ async fn scores_equal_the_model_core_for_the_customers_summaries() {
         let risk = client
             .get_churn_risk(pb::GetChurnRiskRequest {
                 customer_id: customer.to_string(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -229,6 +231,7 @@ async fn before_the_first_model_scores_carry_history_and_say_why_predictions_are
         .await
         .get_churn_risk(pb::GetChurnRiskRequest {
             customer_id: "c1".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -243,6 +246,7 @@ async fn unknown_customers_are_not_found_and_bad_arguments_name_the_field() {
     let missing = client
         .get_churn_risk(pb::GetChurnRiskRequest {
             customer_id: "nobody".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -252,6 +256,7 @@ async fn unknown_customers_are_not_found_and_bad_arguments_name_the_field() {
             customer_id: customer.into(),
             horizon_months: horizon,
             annual_discount_rate: rate,
+            ..Default::default()
         };
     for (r, field) in [
         (request("", None, None), "customer_id"),
@@ -267,6 +272,7 @@ async fn unknown_customers_are_not_found_and_bad_arguments_name_the_field() {
     let status = client
         .get_churn_risk(pb::GetChurnRiskRequest {
             customer_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -286,6 +292,7 @@ async fn batch_get_answers_known_ids_in_order_and_lists_unknown_ones() {
             customer_ids: ids.iter().map(|s| s.to_string()).collect(),
             horizon_months: Some(6),
             annual_discount_rate: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -305,6 +312,7 @@ async fn batch_get_answers_known_ids_in_order_and_lists_unknown_ones() {
                 customer_id: v.customer_id.clone(),
                 horizon_months: Some(6),
                 annual_discount_rate: None,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -466,6 +474,7 @@ async fn at_risk_customers_page_by_value_at_risk_and_stay_stable_under_new_trans
         let risk = client
             .get_churn_risk(pb::GetChurnRiskRequest {
                 customer_id: listed.customer_id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -562,6 +571,7 @@ async fn concurrent_single_calls_each_get_their_own_customers_answer() {
             let risk = client
                 .get_churn_risk(pb::GetChurnRiskRequest {
                     customer_id: id.clone(),
+                    ..Default::default()
                 })
                 .await;
             (id, risk)
