@@ -65,27 +65,107 @@ impl Table {
                 w.flush()?;
             }
             Format::Json => {
-                let rows: Vec<Value> = self
-                    .rows
-                    .iter()
-                    .map(|row| {
-                        Value::Object(
-                            self.headers
-                                .iter()
-                                .cloned()
-                                .zip(row.iter().cloned())
-                                .collect(),
-                        )
-                    })
-                    .collect();
-                serde_json::to_writer_pretty(&mut *out, &rows)?;
+                serde_json::to_writer_pretty(&mut *out, &self.objects())?;
                 writeln!(out)?;
             }
         }
         Ok(())
     }
 
+    /// The rows as JSON objects keyed by the headers.
+    pub fn objects(&self) -> Vec<Value> {
+        self.rows
+            .iter()
+            .map(|row| {
+                Value::Object(
+                    self.headers
+                        .iter()
+                        .cloned()
+                        .zip(row.iter().cloned())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// A `field | value` table of the first row (one line per column).
+    pub fn transposed(&self) -> Table {
+        let mut t = Table::new(["field", "value"]);
+        if let Some(row) = self.rows.first() {
+            for (h, v) in self.headers.iter().zip(row) {
+                t.push(vec![Value::String(h.clone()), v.clone()]);
+            }
+        }
+        t
+    }
+
     /// Prints the table on standard output.
+    pub fn print(&self, format: Format) -> anyhow::Result<()> {
+        self.write(format, &mut std::io::stdout().lock())
+    }
+}
+
+/// Prints one answer of several parts (e.g. a summary and its rows): in a
+/// table, each part under its title; in JSON, one object with a key per
+/// part (a one-row record as an object, rows as an array); in CSV, one
+/// block per part, each with its header row, separated by an empty line.
+pub fn print_sections(format: Format, sections: &[(&str, Section)]) -> anyhow::Result<()> {
+    let out = &mut std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            let object: serde_json::Map<String, Value> = sections
+                .iter()
+                .map(|(title, section)| ((*title).to_owned(), section.json()))
+                .collect();
+            serde_json::to_writer_pretty(&mut *out, &Value::Object(object))?;
+            writeln!(out)?;
+        }
+        Format::Table | Format::Csv => {
+            for (i, (title, section)) in sections.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                if format == Format::Table {
+                    writeln!(out, "{title}")?;
+                }
+                section.write(format, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One part of an answer printed by [`print_sections`].
+#[derive(Debug, Clone)]
+pub enum Section {
+    /// One row, printed as a field/value table in a terminal.
+    Record(Table),
+    /// Rows under columns.
+    Rows(Table),
+}
+
+impl Section {
+    fn json(&self) -> Value {
+        match self {
+            Section::Record(t) => t.objects().into_iter().next().unwrap_or(Value::Null),
+            Section::Rows(t) => Value::Array(t.objects()),
+        }
+    }
+
+    fn write(&self, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+        match (self, format) {
+            (Section::Record(t), Format::Table) => t.transposed().write(format, out),
+            (Section::Record(_), Format::Json) => {
+                serde_json::to_writer_pretty(&mut *out, &self.json())?;
+                writeln!(out)?;
+                Ok(())
+            }
+            (Section::Record(t) | Section::Rows(t), _) => t.write(format, out),
+        }
+    }
+
+    /// Prints this part alone: a record as a field/value table, one CSV
+    /// row or one JSON object; rows as [`Table::print`] does.
     pub fn print(&self, format: Format) -> anyhow::Result<()> {
         self.write(format, &mut std::io::stdout().lock())
     }
@@ -130,6 +210,24 @@ pub fn time_cell(t: &Option<prost_types::Timestamp>) -> Value {
         .map_or(Value::Null, |t| {
             Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         })
+}
+
+/// An optional number cell (null when absent).
+pub fn number_cell<T: Into<Value>>(v: Option<T>) -> Value {
+    v.map_or(Value::Null, Into::into)
+}
+
+/// A proto enum value's name without its prefix, as the flags spell it:
+/// `CHURN_RISK_BAND_HIGH` with prefix `CHURN_RISK_BAND_` is `high`.
+pub fn enum_cell(name: &str, prefix: &str) -> Value {
+    Value::String(name.trim_start_matches(prefix).to_ascii_lowercase())
+}
+
+/// A duration cell in seconds (null when absent).
+pub fn seconds_cell(d: &Option<prost_types::Duration>) -> Value {
+    d.as_ref().map_or(Value::Null, |d| {
+        Value::from(d.seconds as f64 + f64::from(d.nanos) / 1e9)
+    })
 }
 
 /// A failed call as an error for people: the code, the message, and each
