@@ -52,7 +52,7 @@ impl Table {
                     .set_content_arrangement(ContentArrangement::Dynamic)
                     .set_header(&self.headers);
                 for row in &self.rows {
-                    t.add_row(row.iter().map(text));
+                    t.add_row(row.iter().map(terminal_text));
                 }
                 writeln!(out, "{t}")?;
             }
@@ -171,6 +171,34 @@ impl Section {
     }
 }
 
+/// A cell for a terminal: as [`text`], but fractional numbers rounded to
+/// six significant digits (CSV and JSON keep every digit).
+fn terminal_text(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_f64() => significant(x, 6),
+        _ => text(v),
+    }
+}
+
+/// `x` with `digits` significant digits, trailing zeros dropped; very
+/// small magnitudes in scientific notation.
+fn significant(x: f64, digits: i32) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return x.to_string();
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    if magnitude < -4 || magnitude >= 15 {
+        return format!("{:.*e}", (digits - 1) as usize, x);
+    }
+    let decimals = (digits - 1 - magnitude).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
 /// A cell as text: strings without quotes, null as empty.
 fn text(v: &Value) -> String {
     match v {
@@ -270,6 +298,16 @@ mod tests {
             money(&m(i64::MIN, -999_999_999)),
             "-9223372036854775808.999999999 USD"
         );
+    }
+
+    #[test]
+    fn a_terminal_shows_six_significant_digits() {
+        assert_eq!(significant(0.5541335356712289, 6), "0.554134");
+        assert_eq!(significant(-41757.23157464797, 6), "-41757.2");
+        assert_eq!(significant(194.0, 6), "194");
+        assert_eq!(significant(0.99999731235, 6), "0.999997");
+        assert_eq!(significant(2.6876416701899248e-6, 6), "2.68764e-6");
+        assert_eq!(terminal_text(&Value::from(7)), "7");
     }
 
     #[test]

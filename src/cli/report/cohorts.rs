@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::{
     cli::{
-        output::{money, money_cell, number_cell, status_error, time_cell},
+        output::{money_cell, number_cell, status_error, time_cell},
         time::parse_instant,
         Connection, Format, Table,
     },
@@ -118,13 +118,14 @@ pub async fn run(conn: &Connection, format: Format, args: CohortsArgs) -> anyhow
     Ok(())
 }
 
-/// A Money amount as a decimal without its currency (the legend names it).
-fn amount(m: &Option<pb::Money>) -> Option<String> {
+/// A Money amount rounded to cents (half away from zero), without its
+/// currency (the legend names it); CSV and JSON keep it exact.
+pub fn amount(m: &Option<pb::Money>) -> Option<String> {
     m.as_ref().map(|m| {
-        money(&pb::Money {
-            currency_code: String::new(),
-            ..m.clone()
-        })
+        let nanos = i128::from(m.units) * 1_000_000_000 + i128::from(m.nanos);
+        let cents = (nanos.abs() + 5_000_000) / 10_000_000 * nanos.signum();
+        let sign = if cents < 0 { "-" } else { "" };
+        format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
     })
 }
 
@@ -205,6 +206,7 @@ fn legend(report: &pb::CohortReport, metric: Metric) -> Vec<String> {
         .find_map(|p| p.revenue.as_ref())
         .map(|m| m.currency_code.clone())
         .unwrap_or_default();
+    let currency = format!("{currency}, rounded to cents");
     let what = match metric {
         Metric::Retention => "share of the cohort with a purchase occasion in period k".to_owned(),
         Metric::Active => "customers with a purchase occasion in period k".to_owned(),
@@ -301,4 +303,25 @@ fn long_form(report: &pb::CohortReport) -> Table {
         }
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_amounts_round_to_cents_half_away_from_zero() {
+        let m = |units, nanos| {
+            Some(pb::Money {
+                currency_code: "USD".into(),
+                units,
+                nanos,
+            })
+        };
+        assert_eq!(amount(&m(65, 628_348_624)).as_deref(), Some("65.63"));
+        assert_eq!(amount(&m(0, 5_000_000)).as_deref(), Some("0.01"));
+        assert_eq!(amount(&m(-1, -994_999_999)).as_deref(), Some("-1.99"));
+        assert_eq!(amount(&m(-1, -995_000_000)).as_deref(), Some("-2.00"));
+        assert_eq!(amount(&None), None);
+    }
 }
