@@ -187,7 +187,7 @@ fn significant(x: f64, digits: i32) -> String {
         return x.to_string();
     }
     let magnitude = x.abs().log10().floor() as i32;
-    if magnitude < -4 || magnitude >= 15 {
+    if !(-4..15).contains(&magnitude) {
         return format!("{:.*e}", (digits - 1) as usize, x);
     }
     let decimals = (digits - 1 - magnitude).max(0) as usize;
