@@ -13,7 +13,7 @@ use crate::{auth::ApiKeyHash, domain::PageTokenKey};
     name = "clvd",
     version,
     about = "Customer lifetime value service (gRPC over PostgreSQL)",
-    after_help = "The command-line client: clvd import | models | ... (see `clvd <command> --help`)."
+    after_help = "The command-line client: clvd import | fit | model | models | evaluate | value | churn | at-risk | report (see `clvd <command> --help`)."
 )]
 pub struct Cli {
     #[command(subcommand)]

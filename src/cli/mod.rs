@@ -9,9 +9,12 @@
 //! applies from the first argument ([`is_client_command`]).
 
 pub mod connect;
+pub mod fit;
 pub mod import;
 pub mod models;
 pub mod output;
+pub mod report;
+pub mod scoring;
 pub mod time;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +53,25 @@ pub enum ClientCommand {
     Import(import::ImportArgs),
     /// List the fitted model versions, newest first.
     Models(models::ModelsArgs),
+    /// Fit a new model version on the data as of a time (FitModel); it
+    /// becomes the active one.
+    Fit(fit::FitArgs),
+    /// Show one model version, by default the active one (GetModel).
+    Model(fit::ModelArgs),
+    /// Fit on a calibration period and compare its predictions with the
+    /// holdout period (EvaluateModel).
+    Evaluate(fit::EvaluateArgs),
+    /// Customer value: history, predictions, churn risk, segment
+    /// (GetCustomerValue; several ids: BatchGetCustomerValues).
+    Value(scoring::ValueArgs),
+    /// One customer's churn risk (GetChurnRisk).
+    Churn(scoring::ChurnArgs),
+    /// Customers at risk, highest value at risk first
+    /// (ListAtRiskCustomers).
+    AtRisk(scoring::AtRiskArgs),
+    /// Reports: cohorts, loyalty, segments.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 /// Whether `name` (the first argument) is a client command.
@@ -67,5 +89,12 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
     match command {
         ClientCommand::Import(args) => import::run(&connection, output, args).await,
         ClientCommand::Models(args) => models::run(&connection, output, args).await,
+        ClientCommand::Fit(args) => fit::fit(&connection, output, args).await,
+        ClientCommand::Model(args) => fit::model(&connection, output, args).await,
+        ClientCommand::Evaluate(args) => fit::evaluate(&connection, output, args).await,
+        ClientCommand::Value(args) => scoring::value(&connection, output, args).await,
+        ClientCommand::Churn(args) => scoring::churn(&connection, output, args).await,
+        ClientCommand::AtRisk(args) => scoring::at_risk(&connection, output, args).await,
+        ClientCommand::Report(command) => report::run(&connection, output, command).await,
     }
 }

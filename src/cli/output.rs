@@ -52,7 +52,7 @@ impl Table {
                     .set_content_arrangement(ContentArrangement::Dynamic)
                     .set_header(&self.headers);
                 for row in &self.rows {
-                    t.add_row(row.iter().map(text));
+                    t.add_row(row.iter().map(terminal_text));
                 }
                 writeln!(out, "{t}")?;
             }
@@ -65,29 +65,137 @@ impl Table {
                 w.flush()?;
             }
             Format::Json => {
-                let rows: Vec<Value> = self
-                    .rows
-                    .iter()
-                    .map(|row| {
-                        Value::Object(
-                            self.headers
-                                .iter()
-                                .cloned()
-                                .zip(row.iter().cloned())
-                                .collect(),
-                        )
-                    })
-                    .collect();
-                serde_json::to_writer_pretty(&mut *out, &rows)?;
+                serde_json::to_writer_pretty(&mut *out, &self.objects())?;
                 writeln!(out)?;
             }
         }
         Ok(())
     }
 
+    /// The rows as JSON objects keyed by the headers.
+    pub fn objects(&self) -> Vec<Value> {
+        self.rows
+            .iter()
+            .map(|row| {
+                Value::Object(
+                    self.headers
+                        .iter()
+                        .cloned()
+                        .zip(row.iter().cloned())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// A `field | value` table of the first row (one line per column).
+    pub fn transposed(&self) -> Table {
+        let mut t = Table::new(["field", "value"]);
+        if let Some(row) = self.rows.first() {
+            for (h, v) in self.headers.iter().zip(row) {
+                t.push(vec![Value::String(h.clone()), v.clone()]);
+            }
+        }
+        t
+    }
+
     /// Prints the table on standard output.
     pub fn print(&self, format: Format) -> anyhow::Result<()> {
         self.write(format, &mut std::io::stdout().lock())
+    }
+}
+
+/// Prints one answer of several parts (e.g. a summary and its rows): in a
+/// table, each part under its title; in JSON, one object with a key per
+/// part (a one-row record as an object, rows as an array); in CSV, one
+/// block per part, each with its header row, separated by an empty line.
+pub fn print_sections(format: Format, sections: &[(&str, Section)]) -> anyhow::Result<()> {
+    let out = &mut std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            let object: serde_json::Map<String, Value> = sections
+                .iter()
+                .map(|(title, section)| ((*title).to_owned(), section.json()))
+                .collect();
+            serde_json::to_writer_pretty(&mut *out, &Value::Object(object))?;
+            writeln!(out)?;
+        }
+        Format::Table | Format::Csv => {
+            for (i, (title, section)) in sections.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                if format == Format::Table {
+                    writeln!(out, "{title}")?;
+                }
+                section.write(format, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One part of an answer printed by [`print_sections`].
+#[derive(Debug, Clone)]
+pub enum Section {
+    /// One row, printed as a field/value table in a terminal.
+    Record(Table),
+    /// Rows under columns.
+    Rows(Table),
+}
+
+impl Section {
+    fn json(&self) -> Value {
+        match self {
+            Section::Record(t) => t.objects().into_iter().next().unwrap_or(Value::Null),
+            Section::Rows(t) => Value::Array(t.objects()),
+        }
+    }
+
+    fn write(&self, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+        match (self, format) {
+            (Section::Record(t), Format::Table) => t.transposed().write(format, out),
+            (Section::Record(_), Format::Json) => {
+                serde_json::to_writer_pretty(&mut *out, &self.json())?;
+                writeln!(out)?;
+                Ok(())
+            }
+            (Section::Record(t) | Section::Rows(t), _) => t.write(format, out),
+        }
+    }
+
+    /// Prints this part alone: a record as a field/value table, one CSV
+    /// row or one JSON object; rows as [`Table::print`] does.
+    pub fn print(&self, format: Format) -> anyhow::Result<()> {
+        self.write(format, &mut std::io::stdout().lock())
+    }
+}
+
+/// A cell for a terminal: as [`text`], but fractional numbers rounded to
+/// six significant digits (CSV and JSON keep every digit).
+fn terminal_text(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_f64() => significant(x, 6),
+        _ => text(v),
+    }
+}
+
+/// `x` with `digits` significant digits, trailing zeros dropped; very
+/// small magnitudes in scientific notation.
+fn significant(x: f64, digits: i32) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return x.to_string();
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    if !(-4..15).contains(&magnitude) {
+        return format!("{:.*e}", (digits - 1) as usize, x);
+    }
+    let decimals = (digits - 1 - magnitude).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
     }
 }
 
@@ -132,6 +240,24 @@ pub fn time_cell(t: &Option<prost_types::Timestamp>) -> Value {
         })
 }
 
+/// An optional number cell (null when absent).
+pub fn number_cell<T: Into<Value>>(v: Option<T>) -> Value {
+    v.map_or(Value::Null, Into::into)
+}
+
+/// A proto enum value's name without its prefix, as the flags spell it:
+/// `CHURN_RISK_BAND_HIGH` with prefix `CHURN_RISK_BAND_` is `high`.
+pub fn enum_cell(name: &str, prefix: &str) -> Value {
+    Value::String(name.trim_start_matches(prefix).to_ascii_lowercase())
+}
+
+/// A duration cell in seconds (null when absent).
+pub fn seconds_cell(d: &Option<prost_types::Duration>) -> Value {
+    d.as_ref().map_or(Value::Null, |d| {
+        Value::from(d.seconds as f64 + f64::from(d.nanos) / 1e9)
+    })
+}
+
 /// A failed call as an error for people: the code, the message, and each
 /// field violation the server listed.
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
@@ -172,6 +298,16 @@ mod tests {
             money(&m(i64::MIN, -999_999_999)),
             "-9223372036854775808.999999999 USD"
         );
+    }
+
+    #[test]
+    fn a_terminal_shows_six_significant_digits() {
+        assert_eq!(significant(0.5541335356712289, 6), "0.554134");
+        assert_eq!(significant(-41757.23157464797, 6), "-41757.2");
+        assert_eq!(significant(194.0, 6), "194");
+        assert_eq!(significant(0.99999731235, 6), "0.999997");
+        assert_eq!(significant(2.6876416701899248e-6, 6), "2.68764e-6");
+        assert_eq!(terminal_text(&Value::from(7)), "7");
     }
 
     #[test]

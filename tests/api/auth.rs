@@ -26,9 +26,9 @@ use tonic_health::pb::{
 
 use crate::helpers::*;
 
-const INGEST_KEY: &str = "ingest-key-5f0c2e9a";
-const READ_KEY: &str = "read-key-81d7b3c4";
-const ADMIN_KEY: &str = "admin-key-2a6e90f1";
+pub const INGEST_KEY: &str = "ingest-key-5f0c2e9a";
+pub const READ_KEY: &str = "read-key-81d7b3c4";
+pub const ADMIN_KEY: &str = "admin-key-2a6e90f1";
 
 /// How the test server is reached.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,12 +40,12 @@ enum Transport {
 
 /// A CA, a server certificate for `localhost` and a client certificate,
 /// written as PEM files into a directory of their own.
-struct Pki {
+pub struct Pki {
     dir: PathBuf,
 }
 
 impl Pki {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "clvd-pki-{}-{}",
@@ -77,7 +77,7 @@ impl Pki {
         Self { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
@@ -92,7 +92,7 @@ impl Drop for Pki {
     }
 }
 
-fn key_entries() -> Vec<clvd::auth::ApiKeyHash> {
+pub fn key_entries() -> Vec<clvd::auth::ApiKeyHash> {
     [
         (INGEST_KEY, "ingest"),
         (READ_KEY, "read"),

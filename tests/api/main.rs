@@ -4,8 +4,9 @@ mod helpers;
 mod oracle;
 
 mod admission;
-mod auth;
+pub mod auth;
 mod cancellation;
+mod cli;
 mod delete_customer;
 mod error_shape;
 mod faults;

@@ -1,0 +1,34 @@
+//! `clvd report <kind>`: the ReportService reports, one file per report
+//! (cohorts, loyalty, segments). A group of subcommands, so that further
+//! kinds and output forms (an HTML page, SVG charts) fit beside these.
+
+pub mod cohorts;
+pub mod loyalty;
+pub mod segments;
+
+use clap::Subcommand;
+
+use super::{Connection, Format};
+
+/// The reports.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Acquisition cohorts period by period (GetCohortReport): a table of
+    /// cohorts by period, the retention rate (or --metric) in each cell.
+    Cohorts(cohorts::CohortsArgs),
+    /// Acquisition, retention, value and satisfaction over one period
+    /// (GetLoyaltySummary).
+    Loyalty(loyalty::LoyaltyArgs),
+    /// Customers per RFM segment and per value tier under the active model
+    /// (GetSegmentReport).
+    Segments,
+}
+
+/// Runs one report command.
+pub async fn run(conn: &Connection, format: Format, command: ReportCommand) -> anyhow::Result<()> {
+    match command {
+        ReportCommand::Cohorts(args) => cohorts::run(conn, format, args).await,
+        ReportCommand::Loyalty(args) => loyalty::run(conn, format, args).await,
+        ReportCommand::Segments => segments::run(conn, format).await,
+    }
+}
