@@ -598,3 +598,70 @@ async fn bad_point_in_time_arguments_name_the_field_and_unusable_versions_say_wh
     assert_eq!(value.model_version, good.version);
     assert!(value.prediction_available);
 }
+
+#[tokio::test]
+async fn occasions_as_of_are_business_days_and_erased_customers_stay_erased() {
+    let app = spawn_app_with(|s| s.time_zone = chrono_tz::America::New_York).await;
+    let mut ingest = app.ingest().await;
+    // 02:00 UTC on 1 March is 29 February in New York: two occasions
+    // there, one in UTC. The refund, dated later, does not count before.
+    for t in [
+        purchase("ny", "p1", at(2024, 3, 1, 2, 0), 1_000),
+        purchase("ny", "p2", at(2024, 3, 1, 20, 0), 3_000),
+        purchase("ny", "p3", at(2024, 5, 2, 16, 0), 2_000),
+        refund("ny", "r1", "p2", at(2024, 6, 1, 9, 0), 500),
+    ] {
+        ingest.record_transaction(record(t)).await.unwrap();
+    }
+    let mut client = scoring(&app).await;
+    let (value, risk) = ask(&mut client, "ny", at(2024, 5, 31, 0, 0), 0).await;
+    assert_eq!(value.purchase_occasions, 3);
+    assert_eq!(value.transaction_count, 3);
+    assert_eq!(
+        money_nanos(&value.historical_value),
+        i128::from(nanos(6_000))
+    );
+    assert_eq!(value.cohort, "2024-02");
+    // No model at all: the history, and a note saying what to do.
+    assert!(!value.prediction_available && !risk.prediction_available);
+    assert!(value.prediction_note.contains("FitModel"));
+    let (value, _) = ask(&mut client, "ny", at(2024, 6, 1, 9, 0), 0).await;
+    assert_eq!(value.transaction_count, 4);
+    assert_eq!(
+        money_nanos(&value.historical_value),
+        i128::from(nanos(5_500))
+    );
+    // The live summary agrees once everything has happened.
+    let live = client
+        .get_customer_value(pb::GetCustomerValueRequest {
+            customer_id: "ny".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            live.purchase_occasions,
+            live.transaction_count,
+            live.historical_value
+        ),
+        (
+            value.purchase_occasions,
+            value.transaction_count,
+            value.historical_value
+        )
+    );
+
+    ingest
+        .delete_customer(pb::DeleteCustomerRequest {
+            customer_id: "ny".into(),
+        })
+        .await
+        .unwrap();
+    let status = client
+        .get_customer_value(value_request("ny", at(2024, 6, 1, 9, 0), 0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+}
