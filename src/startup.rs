@@ -265,6 +265,7 @@ async fn wire(
         ),
         settings.currency.clone(),
         token_keys.clone(),
+        max_future_skew,
     );
     let reports = Arc::new(Reports::new(storage.clone(), settings.time_zone));
 

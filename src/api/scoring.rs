@@ -2,18 +2,19 @@
 
 use std::sync::Arc;
 
+use chrono::Utc;
 use clv_model::ScoreOptions;
 use tonic::{Request, Response, Status};
 
 use super::{
     convert,
-    convert::{page_size, timestamp},
+    convert::{optional_past_instant, page_size, timestamp},
     pb,
     status::invalid_argument,
 };
 use crate::{
     domain::{FieldViolation, PopulationScore, Segmentation, Total},
-    service::{AtRiskQuery, Band, PageTokenKeys, Prediction, Score, Scoring},
+    service::{AtRiskQuery, Band, PageTokenKeys, PointInTime, Prediction, Score, Scoring},
 };
 
 const MAX_HORIZON_MONTHS: i32 = 120;
@@ -52,20 +53,67 @@ fn score_options(
     })
 }
 
+/// `as_of` (a past instant, up to `max_future_skew` ahead of now allowed
+/// for clock skew, as at ingest) and `model_version` (0: the one active
+/// then), checked.
+fn point_in_time(
+    as_of: Option<prost_types::Timestamp>,
+    model_version: i64,
+    max_future_skew: chrono::Duration,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<PointInTime> {
+    let now = Utc::now() + max_future_skew;
+    let as_of = optional_past_instant("as_of", as_of, now, violations);
+    if model_version < 0 {
+        violations.push(FieldViolation::new(
+            "model_version",
+            "must be a version number (above 0), or 0 for the model active at as_of",
+        ));
+        return None;
+    }
+    Some(PointInTime {
+        as_of: as_of?,
+        model_version: (model_version > 0).then_some(model_version),
+    })
+}
+
 pub struct ScoringApi {
     scoring: Arc<Scoring>,
     currency: String,
     /// Signs and checks ListAtRiskCustomers page tokens.
     token_keys: Arc<PageTokenKeys>,
+    /// How far ahead of now a point-in-time `as_of` may be (the ingest
+    /// rules' clock-skew allowance).
+    max_future_skew: chrono::Duration,
 }
 
 impl ScoringApi {
-    pub fn new(scoring: Arc<Scoring>, currency: String, token_keys: Arc<PageTokenKeys>) -> Self {
+    pub fn new(
+        scoring: Arc<Scoring>,
+        currency: String,
+        token_keys: Arc<PageTokenKeys>,
+        max_future_skew: chrono::Duration,
+    ) -> Self {
         Self {
             scoring,
             currency,
             token_keys,
+            max_future_skew,
         }
+    }
+
+    /// One customer's score: the live path, or the point-in-time one.
+    async fn score(
+        &self,
+        id: &crate::domain::CustomerId,
+        options: ScoreOptions,
+        at: PointInTime,
+    ) -> Result<Score, Status> {
+        Ok(if at.is_live() {
+            self.scoring.score(id, options).await?
+        } else {
+            self.scoring.score_at(id, options, at).await?
+        })
     }
 
     pub fn into_server(self) -> pb::scoring_service_server::ScoringServiceServer<Self> {
@@ -91,6 +139,7 @@ impl ScoringApi {
             summary: s,
             segmentation,
             prediction,
+            look_ahead,
         } = score;
         let mut out = pb::CustomerValue {
             customer_id: s.customer_id.to_string(),
@@ -124,6 +173,7 @@ impl ScoringApi {
                 out.expected_purchases = Some(p.expected_purchases);
                 out.expected_average_order_value = Some(self.predicted(p.expected_spend));
                 out.predicted_value = Some(self.predicted(p.predicted_value));
+                out.prediction_note = look_ahead.map(|l| l.to_string()).unwrap_or_default();
             }
             Err(note) => out.prediction_note = note.to_string(),
         }
@@ -147,6 +197,7 @@ impl ScoringApi {
                 out.churn_risk_band = band(b) as i32;
                 out.at_risk = b == Band::High;
                 out.predicted_value = Some(self.predicted(p.predicted_value));
+                out.prediction_note = score.look_ahead.map(|l| l.to_string()).unwrap_or_default();
             }
             Err(note) => out.prediction_note = note.to_string(),
         }
@@ -208,16 +259,17 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             as_of,
             model_version,
         } = request.into_inner();
-        point_in_time_not_served(&as_of, model_version)?;
         let mut violations = Vec::new();
         let id = convert::customer_id("customer_id", &customer_id)
             .map_err(|v| violations.push(v))
             .ok();
         let options = score_options(horizon_months, annual_discount_rate, &mut violations);
-        let (Some(id), Some(options), true) = (id, options, violations.is_empty()) else {
+        let at = point_in_time(as_of, model_version, self.max_future_skew, &mut violations);
+        let (Some(id), Some(options), Some(at), true) = (id, options, at, violations.is_empty())
+        else {
             return Err(invalid_argument(&violations));
         };
-        let score = self.scoring.score(&id, options).await?;
+        let score = self.score(&id, options, at).await?;
         Ok(Response::new(self.customer_value(score, options)))
     }
 
@@ -232,7 +284,6 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             as_of,
             model_version,
         } = request.into_inner();
-        point_in_time_not_served(&as_of, model_version)?;
         let mut violations = Vec::new();
         if customer_ids.is_empty() || customer_ids.len() > MAX_BATCH_IDS {
             violations.push(FieldViolation::new(
@@ -251,10 +302,15 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             }
         }
         let options = score_options(horizon_months, annual_discount_rate, &mut violations);
-        let (Some(options), true) = (options, violations.is_empty()) else {
+        let at = point_in_time(as_of, model_version, self.max_future_skew, &mut violations);
+        let (Some(options), Some(at), true) = (options, at, violations.is_empty()) else {
             return Err(invalid_argument(&violations));
         };
-        let (scores, unknown) = self.scoring.score_many(&ids, options).await?;
+        let (scores, unknown) = if at.is_live() {
+            self.scoring.score_many(&ids, options).await?
+        } else {
+            self.scoring.score_many_at(&ids, options, at).await?
+        };
         Ok(Response::new(pb::BatchGetCustomerValuesResponse {
             values: scores
                 .into_iter()
@@ -321,24 +377,15 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             as_of,
             model_version,
         } = request.into_inner();
-        point_in_time_not_served(&as_of, model_version)?;
+        let mut violations = Vec::new();
         let id = convert::customer_id("customer_id", &customer_id)
-            .map_err(|v| invalid_argument(&[v]))?;
-        let score = self.scoring.score(&id, ScoreOptions::default()).await?;
+            .map_err(|v| violations.push(v))
+            .ok();
+        let at = point_in_time(as_of, model_version, self.max_future_skew, &mut violations);
+        let (Some(id), Some(at), true) = (id, at, violations.is_empty()) else {
+            return Err(invalid_argument(&violations));
+        };
+        let score = self.score(&id, ScoreOptions::default(), at).await?;
         Ok(Response::new(self.churn_risk(score)))
     }
-}
-
-/// Point-in-time scores are being built (issue 12): until then a request
-/// for one is refused rather than answered as of now.
-fn point_in_time_not_served(
-    as_of: &Option<prost_types::Timestamp>,
-    model_version: i64,
-) -> Result<(), Status> {
-    if as_of.is_some() || model_version != 0 {
-        return Err(Status::unimplemented(
-            "as_of and model_version are not served yet",
-        ));
-    }
-    Ok(())
 }

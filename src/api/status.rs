@@ -304,8 +304,12 @@ impl From<ModelsError> for Failure {
 impl From<ScoringError> for Failure {
     fn from(e: ScoringError) -> Self {
         match e {
-            ScoringError::NotFound(_) => Failure::new(Code::NotFound, e.to_string()),
-            ScoringError::NoActiveModel(_) => Failure::new(Code::FailedPrecondition, e.to_string()),
+            ScoringError::NotFound(_) | ScoringError::NoSuchVersion(_) => {
+                Failure::new(Code::NotFound, e.to_string())
+            }
+            ScoringError::NoActiveModel(_) | ScoringError::FailedVersion { .. } => {
+                Failure::new(Code::FailedPrecondition, e.to_string())
+            }
             ScoringError::BadPageToken(_)
             | ScoringError::TokenForOtherFilters
             | ScoringError::UnlistableVersion(_) => {
@@ -586,6 +590,8 @@ mod tests {
             match e {
                 ScoringError::NotFound(_) => "NotFound",
                 ScoringError::NoActiveModel(_) => "NoActiveModel",
+                ScoringError::NoSuchVersion(_) => "NoSuchVersion",
+                ScoringError::FailedVersion { .. } => "FailedVersion",
                 ScoringError::BadPageToken(_) => "BadPageToken",
                 ScoringError::TokenForOtherFilters => "TokenForOtherFilters",
                 ScoringError::UnlistableVersion(_) => "UnlistableVersion",
@@ -813,6 +819,21 @@ mod tests {
                         says(Code::FailedPrecondition, NO_MODEL),
                     ),
                     (
+                        ScoringError::NoSuchVersion(9),
+                        says(Code::NotFound, "model version 9 does not exist"),
+                    ),
+                    (
+                        ScoringError::FailedVersion {
+                            version: 4,
+                            failure: "no customers".into(),
+                        },
+                        says(
+                            Code::FailedPrecondition,
+                            "model version 4 failed to fit (no customers): name a version that \
+                             fitted",
+                        ),
+                    ),
+                    (
                         ScoringError::from(TokenError::Malformed),
                         says(
                             Code::InvalidArgument,
@@ -850,6 +871,8 @@ mod tests {
                 &[
                     "NotFound",
                     "NoActiveModel",
+                    "NoSuchVersion",
+                    "FailedVersion",
                     "BadPageToken",
                     "TokenForOtherFilters",
                     "UnlistableVersion",

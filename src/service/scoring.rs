@@ -6,7 +6,10 @@
 //! [`MODEL_REFRESH`], so every replica scores with a new version within
 //! seconds of its fit. The customer's summary is read on every call, so a
 //! score always includes the newest transaction; concurrent single reads
-//! share a query ([`PointReads`]).
+//! share a query ([`PointReads`]). Scores as of a past instant, or with a
+//! named version, take a separate path ([`point_in_time`]).
+
+mod point_in_time;
 
 use std::{
     sync::Arc,
@@ -29,10 +32,13 @@ use super::{
 };
 use crate::{
     domain::{
-        AtRiskCursor, CustomerId, CustomerSummary, PopulationScore, Segmentation, TokenError, Total,
+        AtRiskCursor, CustomerId, CustomerSummary, ModelVersion, PopulationScore, Segmentation,
+        TokenError, Total,
     },
     storage::{Storage, StorageError},
 };
+
+pub use point_in_time::{LookAhead, PointInTime};
 
 /// How stale the cached active model may get.
 pub const MODEL_REFRESH: Duration = Duration::from_secs(2);
@@ -83,6 +89,12 @@ pub struct Prediction {
 pub enum NoPrediction {
     #[error(transparent)]
     NoActiveModel(#[from] NoActiveModel),
+    /// A point-in-time score with no version fitted as of its instant.
+    #[error(
+        "no model was fitted as of {0} or earlier: call ModelService.FitModel with an as_of \
+         at or before it, or name a fitted version in model_version"
+    )]
+    NoModelAsOf(DateTime<Utc>),
     #[error("model version {0} is unusable")]
     UnusableModel(i64),
     /// The model cannot score this customer's history.
@@ -98,6 +110,9 @@ pub struct Score {
     /// RFM, segment and tier at the active model's fit.
     pub segmentation: Option<crate::domain::Segmentation>,
     pub prediction: Result<Prediction, NoPrediction>,
+    /// A named version fitted on data after a point-in-time score's
+    /// instant (`None` on the live path).
+    pub look_ahead: Option<LookAhead>,
 }
 
 impl Score {
@@ -124,6 +139,12 @@ pub enum ScoringError {
     /// A listing of scores before any fit (FAILED_PRECONDITION).
     #[error(transparent)]
     NoActiveModel(#[from] NoActiveModel),
+    /// A named model version that does not exist (NOT_FOUND).
+    #[error("model version {0} does not exist")]
+    NoSuchVersion(i64),
+    /// A named model version whose fit failed (FAILED_PRECONDITION).
+    #[error("model version {version} failed to fit ({failure}): name a version that fitted")]
+    FailedVersion { version: i64, failure: String },
     /// A page token that cannot be read (INVALID_ARGUMENT on
     /// `page_token`; the texts of the token variants follow that name).
     #[error("{0}")]
@@ -243,28 +264,7 @@ impl Scoring {
         if let Some(model) = fresh_enough(&cache) {
             return Ok(model);
         }
-        let fresh = self.storage.model(None).await?.and_then(|m| {
-            let f = m.fitted()?;
-            let model = BgNbdParams::new(
-                f.purchases.r,
-                f.purchases.alpha_days,
-                f.purchases.a,
-                f.purchases.b,
-            )
-            .and_then(|p| {
-                Ok(ClvModel {
-                    purchases: p,
-                    spend: GammaGammaParams::new(f.spend.p, f.spend.q, f.spend.gamma)?,
-                })
-            })
-            .map_err(
-                |e| tracing::error!(version = m.version, error = %e, "stored model is unusable"),
-            );
-            Some(CachedModel {
-                version: m.version,
-                model,
-            })
-        });
+        let fresh = self.storage.model(None).await?.as_ref().and_then(usable);
         *cache = Some((Instant::now(), epoch, fresh));
         Ok(fresh)
     }
@@ -387,7 +387,18 @@ impl Scoring {
         model: Option<CachedModel>,
         options: ScoreOptions,
     ) -> Score {
-        let as_of = Utc::now();
+        self.score_summary_at(summary, segmentation, model, options, Utc::now())
+    }
+
+    /// The score of a summary observed at `as_of`.
+    fn score_summary_at(
+        &self,
+        summary: CustomerSummary,
+        segmentation: Option<Segmentation>,
+        model: Option<CachedModel>,
+        options: ScoreOptions,
+        as_of: DateTime<Utc>,
+    ) -> Score {
         let today = as_of.with_timezone(&self.time_zone).date_naive();
         let prediction = match model {
             None => Err(NoActiveModel.into()),
@@ -405,8 +416,33 @@ impl Scoring {
             summary,
             segmentation,
             prediction,
+            look_ahead: None,
         }
     }
+}
+
+/// A stored version's models, ready to score: `None` for a failed version,
+/// `model: Err` for a successful one whose parameters the model core
+/// refuses (logged).
+fn usable(m: &ModelVersion) -> Option<CachedModel> {
+    let f = m.fitted()?;
+    let model = BgNbdParams::new(
+        f.purchases.r,
+        f.purchases.alpha_days,
+        f.purchases.a,
+        f.purchases.b,
+    )
+    .and_then(|p| {
+        Ok(ClvModel {
+            purchases: p,
+            spend: GammaGammaParams::new(f.spend.p, f.spend.q, f.spend.gamma)?,
+        })
+    })
+    .map_err(|e| tracing::error!(version = m.version, error = %e, "stored model is unusable"));
+    Some(CachedModel {
+        version: m.version,
+        model,
+    })
 }
 
 /// The model's view of a summary as of `today`.

@@ -20,6 +20,7 @@ mod money;
 mod reports;
 mod scores;
 mod settings;
+mod summaries_as_of;
 
 use std::time::Duration;
 

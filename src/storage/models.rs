@@ -100,6 +100,23 @@ impl Storage {
         row.map(ModelRow::decode).transpose()
     }
 
+    /// The model active at `at` for a point-in-time score: the newest
+    /// successful, activated version whose fit's `as_of` is at or before
+    /// `at` (so none that saw later data).
+    pub async fn model_fitted_by(
+        &self,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ModelVersion>, StorageError> {
+        let row: Option<ModelRow> = sqlx::query_as(select_models!(
+            "WHERE state = 'succeeded' AND activated_at IS NOT NULL AND as_of <= $1
+             ORDER BY version DESC LIMIT 1"
+        ))
+        .bind(at)
+        .fetch_optional(&self.reads)
+        .await?;
+        row.map(ModelRow::decode).transpose()
+    }
+
     /// Makes a successful version the active one (after its customer scores
     /// are written, so that no listing sees it half-scored).
     pub async fn activate_model(&self, version: i64) -> Result<(), StorageError> {

@@ -24,6 +24,7 @@ pub mod money_limits;
 mod money_property;
 mod observability;
 mod page_tokens;
+mod point_in_time;
 mod process;
 mod refit;
 mod reflection;
