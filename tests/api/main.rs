@@ -8,6 +8,7 @@ mod auth;
 mod cancellation;
 mod delete_customer;
 mod error_shape;
+mod example_data;
 mod faults;
 pub mod feedback;
 mod health;
