@@ -1,8 +1,7 @@
 //! The `clvd` binary: the server (`serve`, `migrate`, `hash-key`,
-//! `healthcheck`: the
-//! server's configuration, telemetry, then the command) or, when the first
-//! argument names a client command, the command-line client
-//! ([`clvd::cli`]).
+//! `healthcheck`: the server's configuration, telemetry, then the command)
+//! or, when the first argument names a client command, the command-line
+//! client ([`clvd::cli`]).
 
 use anyhow::Context;
 use clap::Parser;
@@ -69,6 +68,7 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::HashKey => print_key_hash(),
+        // Answered above, before any logging.
         Command::Healthcheck(_) => Ok(()),
     }
 }

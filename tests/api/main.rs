@@ -12,6 +12,7 @@ mod example_data;
 mod faults;
 pub mod feedback;
 mod health;
+mod healthcheck_command;
 mod identifiers;
 mod import_stream;
 mod ingest_concurrency;
