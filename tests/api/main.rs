@@ -26,6 +26,7 @@ mod money_property;
 mod observability;
 mod page_tokens;
 mod process;
+mod readme_tls;
 mod refit;
 mod reflection;
 pub mod report_cohorts;
