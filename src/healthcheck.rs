@@ -84,9 +84,7 @@ pub async fn check(
             .status;
         match ServingStatus::try_from(status) {
             Ok(ServingStatus::Serving) => Ok(()),
-            Ok(other) => Err(HealthcheckError::NotServing(
-                other.as_str_name().to_owned(),
-            )),
+            Ok(other) => Err(HealthcheckError::NotServing(other.as_str_name().to_owned())),
             Err(_) => Err(HealthcheckError::NotServing(format!("status {status}"))),
         }
     };

@@ -31,8 +31,9 @@ pub const HEADER: &str =
 /// Customers in the data set.
 pub const CUSTOMERS: usize = 1_800;
 
-/// Seed of the simulator and of the order/refund draws.
-const SEED: u64 = 2026_10_31;
+/// Seed of the simulator and of the order/refund draws (the last day,
+/// 2026-10-31, as a number).
+const SEED: u64 = 20_261_031;
 
 /// Share of occasions split into several orders on one day.
 const SPLIT_SHARE: f64 = 0.06;

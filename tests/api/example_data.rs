@@ -130,7 +130,10 @@ fn the_file_has_the_shape_the_quick_start_needs() {
             partial += 1;
         }
     }
-    assert!(full >= 10 && partial >= 10, "{full} full, {partial} partial");
+    assert!(
+        full >= 10 && partial >= 10,
+        "{full} full, {partial} partial"
+    );
     // Several orders on one day for some customers.
     let mut orders_a_day: HashMap<(&str, NaiveDate), u32> = HashMap::new();
     for r in rows.iter().filter(|r| r.kind == "purchase") {

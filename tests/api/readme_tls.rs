@@ -43,11 +43,9 @@ fn run_block(block: &str, dir: &Path) -> Output {
         .parent()
         .expect("the binary's directory")
         .to_owned();
-    let path = std::env::join_paths(
-        std::iter::once(bin_dir).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )),
-    )
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
     .expect("PATH");
     Command::new("sh")
         .arg("-ec")
@@ -151,12 +149,8 @@ async fn the_readme_certificates_serve_tls_and_mutual_tls() {
         wait_serving_over(|| tls_channel(&dir, port, mutual)).await;
 
         // A client with the README's files records a transaction.
-        let mut request = Request::new(record(purchase(
-            "c-1",
-            "o-1",
-            at(2026, 1, 5, 10, 0),
-            2_500,
-        )));
+        let mut request =
+            Request::new(record(purchase("c-1", "o-1", at(2026, 1, 5, 10, 0), 2_500)));
         request
             .metadata_mut()
             .insert("authorization", format!("Bearer {KEY}").parse().unwrap());
@@ -175,10 +169,8 @@ async fn the_readme_certificates_serve_tls_and_mutual_tls() {
             assert!(refused, "mutual TLS let a client without a certificate in");
 
             // The README's own calls, on this server's port.
-            let client = readme_block("CLVD_API_KEY=$KEY clvd models").replace(
-                "localhost:50051",
-                &format!("localhost:{port}"),
-            );
+            let client = readme_block("CLVD_API_KEY=$KEY clvd models")
+                .replace("localhost:50051", &format!("localhost:{port}"));
             assert_ok(&run_aside(client, &dir.0).await, "the README's clvd call");
             if let Some(grpcurl) = grpcurl() {
                 let call = readme_block("grpcurl -cacert ca.pem")
