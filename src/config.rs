@@ -31,6 +31,22 @@ pub enum Command {
     /// Read an API key on standard input and print the SHA-256 hex that
     /// CLVD_API_KEYS takes (the key itself is never configured).
     HashKey,
+    /// Ask the server at CLVD_LISTEN_ADDR (0.0.0.0 means loopback) for its
+    /// gRPC health (grpc.health.v1, plaintext, no API key); exit 0 only
+    /// when SERVING. For container health checks.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// `clvd healthcheck`'s own flags.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// Health service to ask: "" (the default) is readiness, which follows
+    /// the database; "liveness" is the process alone.
+    #[arg(long = "health-service", default_value = "")]
+    pub service: String,
+    /// Seconds to wait for the answer.
+    #[arg(long = "health-timeout-seconds", default_value_t = 5)]
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -29,7 +29,8 @@
 //! - [`startup`]: wires everything into an [`startup::Application`];
 //!   [`embedded_postgres`] is the private PostgreSQL used when no
 //!   `DATABASE_URL` is given; [`config`], [`telemetry`] and [`shutdown`] do
-//!   what they say.
+//!   what they say; [`healthcheck`] is `clvd healthcheck`, the probe for
+//!   containers.
 
 pub mod api;
 pub mod auth;
@@ -38,6 +39,7 @@ pub mod config;
 pub mod domain;
 pub mod embedded_postgres;
 pub mod grpc_method;
+pub mod healthcheck;
 pub mod jobs;
 pub mod metrics;
 pub mod pb;

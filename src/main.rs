@@ -1,7 +1,7 @@
-//! The `clvd` binary: the server (`serve`, `migrate`, `hash-key`: the
-//! server's configuration, telemetry, then the command) or, when the first
-//! argument names a client command, the command-line client
-//! ([`clvd::cli`]).
+//! The `clvd` binary: the server (`serve`, `migrate`, `hash-key`,
+//! `healthcheck`: the server's configuration, telemetry, then the command)
+//! or, when the first argument names a client command, the command-line
+//! client ([`clvd::cli`]).
 
 use anyhow::Context;
 use clap::Parser;
@@ -35,6 +35,13 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let Cli { command, settings } = Cli::parse();
+    // A probe's output is its exit code and one line: no start-up logging.
+    if let Some(Command::Healthcheck(args)) = &command {
+        let timeout = std::time::Duration::from_secs(args.timeout_seconds);
+        clvd::healthcheck::check(&settings, &args.service, timeout).await?;
+        println!("SERVING");
+        return Ok(());
+    }
     init_subscriber(get_subscriber(settings.log_format));
     tracing::info!(config = %settings, "clvd {} starting", env!("CARGO_PKG_VERSION"));
     match command.unwrap_or(Command::Serve) {
@@ -61,6 +68,8 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::HashKey => print_key_hash(),
+        // Answered above, before any logging.
+        Command::Healthcheck(_) => Ok(()),
     }
 }
 
