@@ -476,6 +476,9 @@ async fn killed_halfway_and_rerun_the_totals_are_exact() {
         if app.transactions_stored().await > 0 {
             break;
         }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("clvd import ended ({status}) before any batch was stored");
+        }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     child.start_kill().unwrap();

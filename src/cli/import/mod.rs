@@ -57,8 +57,9 @@ pub struct ImportArgs {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 
+    // Boxed: the flags are most of the size of the client's commands enum.
     #[command(flatten)]
-    pub columns: ColumnFlags,
+    pub columns: Box<ColumnFlags>,
 
     /// Time zone of times without an offset and of dates alone (a date is
     /// midnight at the start of that day there).
