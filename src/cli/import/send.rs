@@ -311,3 +311,143 @@ fn named_entries(status: &Status, prefix: &str, len: usize) -> Vec<(usize, Strin
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    fn import_failure(code: Code, message: &str, violations: &[(&str, &str)]) -> Status {
+        let mut details = ErrorDetails::new();
+        details.set_error_info(
+            "IMPORT_BATCH_FAILED",
+            "clvd",
+            [
+                ("batch".to_owned(), "1".to_owned()),
+                ("recorded".to_owned(), "7".to_owned()),
+                ("duplicates".to_owned(), "3".to_owned()),
+            ],
+        );
+        for (f, d) in violations {
+            details.add_bad_request_violation(*f, *d);
+        }
+        Status::with_error_details(code, message, details)
+    }
+
+    fn batch(file: usize, lines: std::ops::Range<u64>) -> Outgoing {
+        Outgoing {
+            file,
+            lines: lines.clone().collect(),
+            transactions: lines
+                .map(|l| crate::pb::Transaction {
+                    transaction_id: format!("t{l}"),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_named_row_is_rejected_and_the_rest_resent_in_order() {
+        let status = import_failure(
+            Code::InvalidArgument,
+            "batch 1 (0-based) failed",
+            &[(
+                "batches[1].transactions[2].refunded_transaction_id",
+                "names no recorded purchase",
+            )],
+        );
+        let mut pending = VecDeque::from([batch(0, 100..102)]);
+        let mut totals = LaneTotals::default();
+        let in_flight = vec![batch(0, 0..5), batch(0, 5..10), batch(0, 10..15)];
+        assert!(failed(status, in_flight, &mut pending, &mut totals).unwrap());
+        assert_eq!((totals.recorded, totals.duplicates), (7, 3));
+        assert_eq!(totals.rejects.len(), 1);
+        assert_eq!(totals.rejects[0].line, 7);
+        assert_eq!(totals.rejects[0].field, "refunded_transaction_id");
+        let order: Vec<Vec<u64>> = pending.iter().map(|b| b.lines.clone()).collect();
+        assert_eq!(
+            order,
+            [vec![5, 6, 8, 9], (10..15).collect(), vec![100, 101]]
+        );
+    }
+
+    #[test]
+    fn already_exists_is_read_from_the_message_and_an_unnamed_refusal_bisects() {
+        let status = import_failure(
+            Code::AlreadyExists,
+            "batch 1 (0-based) failed and nothing of it was stored; batches committed before it: \
+             1 (10 transactions: 7 recorded, 3 duplicates); batches[1].transactions[0]: k/t was \
+             already recorded with other content; nothing was changed",
+            &[],
+        );
+        let mut pending = VecDeque::new();
+        let mut totals = LaneTotals::default();
+        failed(
+            status,
+            vec![batch(0, 0..5), batch(0, 5..9)],
+            &mut pending,
+            &mut totals,
+        )
+        .unwrap();
+        assert_eq!(totals.rejects[0].line, 5);
+        assert_eq!(totals.rejects[0].field, "");
+        assert!(totals.rejects[0]
+            .reason
+            .starts_with("k/t was already recorded"));
+
+        let status = import_failure(
+            Code::InvalidArgument,
+            "batch 1 (0-based) failed",
+            &[(
+                "batches[1].transactions",
+                "a batch must hold 1 to 2 transactions, got 4",
+            )],
+        );
+        let mut pending = VecDeque::new();
+        let mut totals = LaneTotals::default();
+        failed(
+            status,
+            vec![batch(0, 0..5), batch(0, 5..9)],
+            &mut pending,
+            &mut totals,
+        )
+        .unwrap();
+        assert!(totals.rejects.is_empty());
+        let order: Vec<Vec<u64>> = pending.iter().map(|b| b.lines.clone()).collect();
+        assert_eq!(order, [vec![5, 6], vec![7, 8]]);
+    }
+
+    #[test]
+    fn a_passing_failure_resends_and_others_end_the_import() {
+        let status = import_failure(Code::Unavailable, "the database is unavailable", &[]);
+        let mut pending = VecDeque::new();
+        let mut totals = LaneTotals::default();
+        failed(
+            status,
+            vec![batch(0, 0..5), batch(0, 5..9)],
+            &mut pending,
+            &mut totals,
+        )
+        .unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].lines, vec![5, 6, 7, 8]);
+        // Without ErrorInfo nothing is known committed: everything again.
+        let mut pending = VecDeque::new();
+        failed(
+            Status::unavailable("connection reset"),
+            vec![batch(0, 0..5), batch(0, 5..9)],
+            &mut pending,
+            &mut totals,
+        )
+        .unwrap();
+        assert_eq!(pending.len(), 2);
+        assert!(failed(
+            Status::unauthenticated("no key"),
+            vec![batch(0, 0..5)],
+            &mut VecDeque::new(),
+            &mut totals
+        )
+        .is_err());
+    }
+}
