@@ -483,8 +483,17 @@ async fn killed_halfway_and_rerun_the_totals_are_exact() {
     }
     child.start_kill().unwrap();
     child.wait().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let partial = app.transactions_stored().await as u64;
+    // A batch the server was committing when the client died may still
+    // land: wait until the count holds still.
+    let mut partial = app.transactions_stored().await as u64;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = app.transactions_stored().await as u64;
+        if now == partial {
+            break;
+        }
+        partial = now;
+    }
     assert!(
         partial > 0 && partial < rows,
         "killed halfway: {partial} stored"
