@@ -7,12 +7,13 @@ use anyhow::bail;
 
 /// The column flags of `clvd import`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Columns")]
 pub struct ColumnFlags {
     /// Column of the customer id [default: customer_id].
     #[arg(long)]
     pub customer_column: Option<String>,
     /// Column of the transaction id [default: transaction_id]. A file
-    /// without it gets deterministic ids: see `--help` of import.
+    /// without it gets derived ids (see the end of `clvd import --help`).
     #[arg(long)]
     pub transaction_column: Option<String>,
     /// Column of the time of the transaction [default: occurred_at].

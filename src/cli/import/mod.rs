@@ -63,33 +63,33 @@ pub struct ImportArgs {
 
     /// Time zone of times without an offset and of dates alone (a date is
     /// midnight at the start of that day there).
-    #[arg(long, default_value = "UTC")]
+    #[arg(long, default_value = "UTC", help_heading = "Import")]
     pub time_zone: Tz,
 
     /// ISO 4217 code sent with every amount, so that the server refuses
     /// the rows if it is not its reporting currency. Default: none sent,
     /// which means the server's reporting currency.
-    #[arg(long)]
+    #[arg(long, help_heading = "Import")]
     pub currency: Option<String>,
 
     /// Where refused rows go (one file for all inputs) [default:
     /// `<file>.rejects.csv` beside each input]. Written only when there are
     /// rejects; a stale one at the default place is removed.
-    #[arg(long)]
+    #[arg(long, help_heading = "Import")]
     pub rejects: Option<PathBuf>,
 
     /// Transactions per ImportTransactions message (the server takes at
     /// most 10,000 by default).
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, help_heading = "Import", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch_size: u32,
 
     /// Concurrent streams; each customer's rows go through one of them, in
     /// file order.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    #[arg(long, help_heading = "Import", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub streams: u32,
 
     /// No progress bar.
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = "Import")]
     pub quiet: bool,
 }
 
