@@ -246,6 +246,22 @@ async fn good_rows_are_stored_bad_rows_rejected_with_line_column_reason_and_a_re
         .filter_map(|(i, (_, e))| e.as_ref().err().map(|c| (i as u64 + 2, *c)))
         .collect();
 
+    let good = expected.len() as u64;
+    let rejected = bad.len() as u64;
+    let rejects_path = dir.join("history.csv.rejects.csv");
+
+    // A dry run checks and lists the same rejects, and sends nothing.
+    let dry = import(&app, &["--dry-run", file.to_str().unwrap()]).await;
+    assert_eq!(
+        dry.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert_eq!(summary(&dry), (rows.len() as u64, 0, 0, rejected));
+    assert_eq!(app.transactions_stored().await, 0);
+    let dry_listed = rejects(&rejects_path);
+
     let out = import(&app, &[file.to_str().unwrap()]).await;
     assert_eq!(
         out.status.code(),
@@ -253,13 +269,11 @@ async fn good_rows_are_stored_bad_rows_rejected_with_line_column_reason_and_a_re
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let good = expected.len() as u64;
-    let rejected = bad.len() as u64;
     assert_eq!(summary(&out), (rows.len() as u64, good, 0, rejected));
     assert_eq!(stored(&app).await, expected, "exactly the good rows");
 
-    let rejects_path = dir.join("history.csv.rejects.csv");
     let listed = rejects(&rejects_path);
+    assert_eq!(listed, dry_listed);
     assert_eq!(
         listed
             .iter()

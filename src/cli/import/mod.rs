@@ -91,6 +91,11 @@ pub struct ImportArgs {
     /// No progress bar.
     #[arg(long, short, help_heading = "Import")]
     pub quiet: bool,
+
+    /// Check every row and write the rejects file, but send nothing (no
+    /// server is contacted; recorded and duplicates are 0).
+    #[arg(long, help_heading = "Import")]
+    pub dry_run: bool,
 }
 
 /// Some rows were rejected (exit status [`EXIT_REJECTED`]).
@@ -108,7 +113,10 @@ pub async fn run(conn: &Connection, format: Format, args: ImportArgs) -> anyhow:
         .iter()
         .map(|p| InputFile::prepare(p, &args.columns))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let server = conn.connect().await?;
+    let server = match args.dry_run {
+        true => None,
+        false => Some(conn.connect().await?),
+    };
     let progress = Progress::new(files.iter().map(|f| f.size).sum(), args.quiet);
 
     let mut senders = Vec::new();
@@ -116,7 +124,10 @@ pub async fn run(conn: &Connection, format: Format, args: ImportArgs) -> anyhow:
     for _ in 0..args.streams {
         let (tx, rx) = mpsc::channel(2);
         senders.push(tx);
-        lanes.push(tokio::spawn(send::lane(server.clone(), rx)));
+        lanes.push(match &server {
+            Some(server) => tokio::spawn(send::lane(server.clone(), rx)),
+            None => tokio::spawn(drain(rx)),
+        });
     }
     let plan = ReadPlan {
         files,
@@ -189,6 +200,12 @@ pub async fn run(conn: &Connection, format: Format, args: ImportArgs) -> anyhow:
         }
         .into())
     }
+}
+
+/// A lane of a dry run: takes the checked rows and sends nothing.
+async fn drain(mut rx: mpsc::Receiver<reader::Outgoing>) -> anyhow::Result<send::LaneTotals> {
+    while rx.recv().await.is_some() {}
+    Ok(send::LaneTotals::default())
 }
 
 /// The text of the rows the server refused, read again from their files.
