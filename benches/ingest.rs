@@ -6,7 +6,10 @@
 //!    concurrency: throughput, p50/p99 latency, ratio.
 //! 2. ImportTransactions of N transactions (default 1,000,000) over M
 //!    customers (default 200,000) against COPY of the same rows into a table
-//!    of the same shape: rows per second, ratio.
+//!    of the same shape: rows per second, ratio. In the same rounds, the
+//!    command-line client (`clvd import`, the real binary) imports the same
+//!    rows from a CSV file in the example format: rows per second, and its
+//!    ratio to ImportTransactions (`BENCH_CLI_IMPORT=0` skips it).
 //!
 //! Both sides use one private PostgreSQL with durable settings (fsync on),
 //! started here from the machine's binaries; clvd runs as its own process
@@ -44,6 +47,7 @@ struct Knobs {
     import_customers: usize,
     batch: usize,
     streams: usize,
+    cli_import: bool,
 }
 
 impl Knobs {
@@ -57,6 +61,7 @@ impl Knobs {
             import_customers: env_or("BENCH_IMPORT_CUSTOMERS", 200_000),
             batch: env_or("BENCH_BATCH", 5_000),
             streams: env_or("BENCH_STREAMS", 2),
+            cli_import: env_or("BENCH_CLI_IMPORT", 1) != 0,
         }
     }
 }
@@ -137,7 +142,11 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     let rows = import_rows(k.import_rows, k.import_customers);
     let csv = dir.join("rows.csv");
     write_csv(&csv, &rows)?;
-    let (mut copy_rps, mut import_rps) = (vec![], vec![]);
+    let cli_csv = dir.join("rows-cli.csv");
+    if k.cli_import {
+        write_cli_csv(&cli_csv, &rows)?;
+    }
+    let (mut copy_rps, mut import_rps, mut cli_rps) = (vec![], vec![], vec![]);
     for round in 0..k.rounds {
         sqlx::query("TRUNCATE baseline_tx").execute(&pool).await?;
         sqlx::query("CHECKPOINT").execute(&pool).await?;
@@ -156,7 +165,26 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         println!("round {round}: COPY {c:.0} rows/s ({secs:.2} s) | clvd ImportTransactions {i:.0} tx/s ({import_secs:.2} s)");
         copy_rps.push(c);
         import_rps.push(i);
+        if k.cli_import {
+            sqlx::query("TRUNCATE transactions, customer_days, customers")
+                .execute(&pool)
+                .await?;
+            sqlx::query("CHECKPOINT").execute(&pool).await?;
+            let cli_secs = cli_import(&endpoint, &cli_csv, rows.len(), k.batch, k.streams).await?;
+            check_import(&pool, rows.len(), k.import_customers).await?;
+            let r = rows.len() as f64 / cli_secs;
+            println!(
+                "round {round}: clvd import (CSV) {r:.0} rows/s ({cli_secs:.2} s), {:.2} of ImportTransactions",
+                r / i
+            );
+            cli_rps.push(r);
+        }
     }
+    let per_round: Vec<f64> = cli_rps
+        .iter()
+        .zip(&import_rps)
+        .map(|(c, i)| c / i)
+        .collect();
     let (copy_rps, import_rps) = (median(copy_rps), median(import_rps));
     println!(
         "IMPORT (median of {} rounds, {} transactions over {} customers, batches of {}, {} streams): \
@@ -168,6 +196,19 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         k.streams,
         import_rps / copy_rps
     );
+    if k.cli_import {
+        println!(
+            "CLI IMPORT (median of {} rounds, same rows from a CSV file, batches of {}, {} streams): \
+             clvd import {:.0} rows/s; ImportTransactions {import_rps:.0} tx/s (ratio {:.2}; \
+             median of the per-round ratios {:.2}; target >= 0.9)",
+            k.rounds,
+            k.batch,
+            k.streams,
+            median(cli_rps.clone()),
+            median(cli_rps) / import_rps,
+            median(per_round)
+        );
+    }
 
     let _ = server.kill();
     let _ = server.wait();
@@ -268,6 +309,61 @@ fn write_csv(path: &std::path::Path, rows: &[Row]) -> anyhow::Result<()> {
     f.flush()?;
     // The postgres user reads nothing here: psql (root) streams the file.
     Ok(())
+}
+
+/// The rows in the example CSV format `clvd import` reads by default.
+fn write_cli_csv(path: &std::path::Path, rows: &[Row]) -> anyhow::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "customer_id,transaction_id,occurred_at,amount")?;
+    for r in rows {
+        let at = chrono::DateTime::from_timestamp(r.seconds, 0).context("time")?;
+        writeln!(
+            f,
+            "c{},i{},{},{}.{:02}",
+            r.customer,
+            r.id,
+            at.to_rfc3339(),
+            r.cents / 100,
+            r.cents % 100
+        )?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+/// `clvd import` of `csv` against the bench's server: seconds, from the
+/// start of the process to its exit.
+async fn cli_import(
+    endpoint: &str,
+    csv: &std::path::Path,
+    rows: usize,
+    batch: usize,
+    streams: usize,
+) -> anyhow::Result<f64> {
+    let binary =
+        std::env::var("BENCH_CLVD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_clvd").to_owned());
+    let started = Instant::now();
+    let out = tokio::process::Command::new(binary)
+        .args(["import", "--quiet", "-o", "json", "--server", endpoint])
+        .args(["--batch-size", &batch.to_string()])
+        .args(["--streams", &streams.to_string()])
+        .arg(csv)
+        .output()
+        .await?;
+    let secs = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "clvd import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    anyhow::ensure!(
+        summary[0]["recorded"].as_u64() == Some(rows as u64),
+        "clvd import recorded {} of {rows}",
+        summary[0]["recorded"]
+    );
+    Ok(secs)
 }
 
 fn copy(pg: &EmbeddedPostgres, csv: &std::path::Path) -> anyhow::Result<f64> {

@@ -28,7 +28,11 @@ async fn main() -> std::process::ExitCode {
         Err(e) => {
             // One line with the whole cause chain, for people and for logs.
             eprintln!("clvd: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.is::<clvd::cli::import::RowsRejected>() {
+                std::process::ExitCode::from(clvd::cli::import::EXIT_REJECTED)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

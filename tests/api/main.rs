@@ -7,6 +7,7 @@ mod admission;
 pub mod auth;
 mod cancellation;
 mod cli;
+mod cli_import;
 mod delete_customer;
 mod error_shape;
 mod example_data;
