@@ -25,6 +25,7 @@ mod observability;
 mod page_tokens;
 mod process;
 mod refit;
+mod readme;
 mod reflection;
 pub mod report_cohorts;
 mod report_limits;
