@@ -31,6 +31,7 @@ mod point_in_time;
 mod process;
 mod readme_tls;
 mod refit;
+mod readme;
 mod reflection;
 pub mod report_cohorts;
 mod report_limits;
