@@ -128,7 +128,7 @@ async fn every_readme_example_runs_against_a_live_server() {
     // A guard against a parser that finds nothing: the README has a quick
     // start and an example for every method.
     assert!(
-        examples.len() >= 18,
+        examples.len() >= 25,
         "only {} examples found",
         examples.len()
     );
@@ -194,6 +194,9 @@ fn the_example_parser_finds_blocks_and_their_directives() {
     assert_eq!(found.len(), 2, "{found:?}");
     assert_eq!(found[0].line, 3);
     assert_eq!(found[0].directive, None);
-    assert_eq!(found[1].script, "FOO=1 clvd value x \\\n  --as-of 2026-10-31");
+    assert_eq!(
+        found[1].script,
+        "FOO=1 clvd value x \\\n  --as-of 2026-10-31"
+    );
     assert_eq!(found[1].directive.as_deref(), Some("fails NotFound"));
 }
