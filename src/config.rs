@@ -85,6 +85,16 @@ pub struct Settings {
     #[arg(long, env = "CLVD_MAX_BATCH", default_value_t = 10_000, global = true)]
     pub max_batch: usize,
 
+    /// Earliest accepted time (RFC 3339) of a transaction, feedback answer
+    /// or acquisition spend; earlier ones are refused, naming the field.
+    #[arg(
+        long,
+        env = "CLVD_EARLIEST_TRANSACTION_TIME",
+        default_value = crate::domain::DEFAULT_EARLIEST,
+        global = true
+    )]
+    pub earliest_transaction_time: chrono::DateTime<chrono::Utc>,
+
     /// Largest database connection pool.
     #[arg(
         long,
@@ -488,6 +498,7 @@ impl fmt::Display for Settings {
         write!(
             f,
             "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
+             earliest_transaction_time={} \
              db_max_connections={} group_commit_slots={} score_read_slots={} db_acquire_timeout={}s \
              churn_thresholds={}/{} no_purchase_window={}d refit_interval={}s \
              refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s shutdown_drain={}s log_format={:?} \
@@ -502,6 +513,7 @@ impl fmt::Display for Settings {
             self.currency,
             self.time_zone,
             self.max_batch,
+            self.earliest_transaction_time.to_rfc3339(),
             self.db_max_connections,
             self.group_commit_slots,
             self.score_read_slots,

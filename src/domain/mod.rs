@@ -40,7 +40,7 @@ pub use plan::{
     plan_batch, Atomicity, DayDelta, EntryOutcome, Key, NewRow, Plan, PlanError, StoredState,
     StoredTransaction,
 };
-pub use rules::IngestRules;
+pub use rules::{IngestRules, DEFAULT_EARLIEST};
 pub use segments::{quintiles, value_tiers, PopulationScore, Segment, Segmentation, ValueTier};
 pub use summary::CustomerSummary;
 pub use transaction::{

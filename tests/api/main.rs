@@ -11,6 +11,7 @@ mod error_shape;
 mod faults;
 pub mod feedback;
 mod health;
+mod history;
 mod identifiers;
 mod import_stream;
 mod ingest_concurrency;

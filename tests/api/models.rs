@@ -48,11 +48,11 @@ pub fn simulated_purchases() -> Vec<pb::Transaction> {
 }
 
 /// Purchase groups (x, t_x, T, count), spend groups (x, m, count) and Σx.
-type FitGroups = (Vec<(f64, f64, f64, u64)>, Vec<(f64, f64, u64)>, i64);
+pub type FitGroups = (Vec<(f64, f64, f64, u64)>, Vec<(f64, f64, u64)>, i64);
 
 /// (x, t_x, T, count) and (x, m, count) computed here from the raw
 /// purchases, as of the end of `as_of_day`.
-fn groups(transactions: &[pb::Transaction], as_of_day: NaiveDate) -> FitGroups {
+pub fn groups(transactions: &[pb::Transaction], as_of_day: NaiveDate) -> FitGroups {
     let mut days: BTreeMap<&str, BTreeMap<NaiveDate, i64>> = BTreeMap::new();
     for t in transactions {
         let ts = t.occurred_at.as_ref().unwrap();
