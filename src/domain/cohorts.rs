@@ -108,6 +108,13 @@ impl CohortRange {
         (0..self.cohorts).map(|i| self.granularity.add(self.first_cohort, i))
     }
 
+    /// First day of the report's latest period: the last cohort's last
+    /// period. A forecast is possible only when it starts after as_of.
+    pub fn last_period_start(&self) -> NaiveDate {
+        self.granularity
+            .add(self.first_cohort, self.cohorts - 1 + self.periods - 1)
+    }
+
     /// First day after the last cohort's period.
     pub fn cohorts_end(&self) -> NaiveDate {
         self.granularity.add(self.first_cohort, self.cohorts)

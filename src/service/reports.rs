@@ -181,7 +181,16 @@ impl Reports {
             .cohort_facts(range, source, self.time_zone, now)
             .await?;
         let (mut model_version, mut forecast_note) = (None, None);
-        let future = range.granularity.add(range.first_cohort, range.periods - 1) > range.as_of_day;
+        // Any cohort's periods may reach past as_of, the last cohort's
+        // furthest (not only the first's).
+        let future = range.last_period_start() > range.as_of_day;
+        if include_forecast && !future {
+            forecast_note = Some(format!(
+                "no period of the report starts after as_of (business day {}): \
+                 there is nothing to forecast",
+                range.as_of_day
+            ));
+        }
         if include_forecast && future {
             let active = self.storage.model(None).await?;
             match active.as_ref().and_then(|m| Some((m.version, m.fitted()?))) {
