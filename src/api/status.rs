@@ -728,7 +728,7 @@ mod tests {
             run(
                 vec![
                     (
-                        ModelsError::from(NoActiveModel),
+                        ModelsError::from(NoActiveModel::default()),
                         says(Code::NotFound, NO_MODEL),
                     ),
                     (
@@ -809,7 +809,7 @@ mod tests {
                         says(Code::NotFound, "customer c-1 has no recorded purchase"),
                     ),
                     (
-                        ScoringError::from(NoActiveModel),
+                        ScoringError::from(NoActiveModel::default()),
                         says(Code::FailedPrecondition, NO_MODEL),
                     ),
                     (
@@ -864,7 +864,7 @@ mod tests {
             run(
                 vec![
                     (
-                        ReportError::from(NoActiveModel),
+                        ReportError::from(NoActiveModel::default()),
                         says(Code::FailedPrecondition, NO_MODEL),
                     ),
                     (

@@ -194,7 +194,7 @@ impl Reports {
         if include_forecast && future {
             let active = self.storage.model(None).await?;
             match active.as_ref().and_then(|m| Some((m.version, m.fitted()?))) {
-                None => forecast_note = Some(NoActiveModel.to_string()),
+                None => forecast_note = Some(NoActiveModel::read(&self.storage).await?.to_string()),
                 Some((version, fitted)) => {
                     let histories = self.storage.cohort_histories(range, source, now).await?;
                     match project(range, fitted, &histories) {
@@ -262,12 +262,14 @@ impl Reports {
     /// Segments and value tiers of the active model's scores.
     /// FAILED_PRECONDITION before the first model.
     pub async fn segments(&self) -> Result<Segments, ReportError> {
-        let model = self
+        let Some(model) = self
             .storage
             .model(None)
             .await?
             .filter(|m| m.fitted().is_some())
-            .ok_or(NoActiveModel)?;
+        else {
+            return Err(NoActiveModel::read(&self.storage).await?.into());
+        };
         let rows = self.storage.segment_rows(model.version).await?;
         let total_revenue = Total::checked_sum(
             rows.iter()
