@@ -41,7 +41,9 @@ pub use plan::{
     StoredTransaction,
 };
 pub use rules::{IngestRules, DEFAULT_EARLIEST};
-pub use segments::{quintiles, value_tiers, PopulationScore, Segment, Segmentation, ValueTier};
+pub use segments::{
+    quintiles, report_order, value_tiers, PopulationScore, Segment, Segmentation, ValueTier,
+};
 pub use summary::CustomerSummary;
 pub use transaction::{
     dedupe_batch, Batch, BatchEntry, Transaction, TransactionKind, UncheckedKind, UncheckedMoney,

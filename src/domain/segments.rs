@@ -77,10 +77,11 @@ pub enum ValueTier {
 }
 
 impl ValueTier {
+    /// From the top down.
+    pub const ALL: [ValueTier; 3] = [ValueTier::Top1, ValueTier::Top20, ValueTier::Rest];
+
     pub fn parse(name: &str) -> Option<Self> {
-        [ValueTier::Top1, ValueTier::Top20, ValueTier::Rest]
-            .into_iter()
-            .find(|t| t.name() == name)
+        Self::ALL.into_iter().find(|t| t.name() == name)
     }
 
     pub fn name(self) -> &'static str {
@@ -90,6 +91,17 @@ impl ValueTier {
             ValueTier::Rest => "rest",
         }
     }
+}
+
+/// The stated order of segment report rows: a segment's place in
+/// [`Segment::ALL`] (best first), a value tier's in [`ValueTier::ALL`]
+/// (top down); an unknown name after them all.
+pub fn report_order(name: &str) -> usize {
+    Segment::ALL
+        .iter()
+        .position(|s| s.name() == name)
+        .or_else(|| ValueTier::ALL.iter().position(|t| t.name() == name))
+        .unwrap_or(usize::MAX)
 }
 
 /// Where a customer stood in the base at a model's fit.

@@ -10,8 +10,8 @@ use clv_model::ModelError;
 use super::{no_model::NoActiveModel, population::clv_model, scoring::history_summary};
 use crate::{
     domain::{
-        build_cohorts, business_day, per_customer, rate, start_of_day, Cohort, CohortRange,
-        FittedModels, ModelVersion, Projection, Total, TotalOutOfRange,
+        build_cohorts, business_day, per_customer, rate, report_order, start_of_day, Cohort,
+        CohortRange, FittedModels, ModelVersion, Projection, Total, TotalOutOfRange,
     },
     storage::{CohortHistory, DaysAsOf, SegmentRow, Storage, StorageError},
 };
@@ -278,7 +278,11 @@ impl Reports {
         )?;
         let (segments, value_tiers): (Vec<_>, Vec<_>) =
             rows.into_iter().partition(|r| r.dimension == "segment");
-        let shares = |rows: Vec<SegmentRow>| {
+        // The stated order: segments best first, value tiers top down.
+        let shares = |mut rows: Vec<SegmentRow>| {
+            rows.sort_by(|a, b| {
+                (report_order(&a.name), &a.name).cmp(&(report_order(&b.name), &b.name))
+            });
             rows.into_iter()
                 .map(|r| SegmentShare::of(r, total_revenue))
                 .collect()

@@ -84,6 +84,45 @@ async fn segments_and_tiers_group_the_active_models_scores() {
     }
 }
 
+/// Issue 12: segment rows came in whatever order the database grouped
+/// them. Segments follow their defined order (best first, as listed at
+/// AtRiskCustomer.segment), value tiers run from the top down.
+#[tokio::test]
+async fn segment_rows_come_in_the_stated_order() {
+    const SEGMENTS: [&str; 9] = [
+        "champions",
+        "loyal",
+        "potential_loyalists",
+        "new",
+        "promising",
+        "needs_attention",
+        "at_risk",
+        "hibernating",
+        "lost",
+    ];
+    const TIERS: [&str; 3] = ["top_1_percent", "top_20_percent", "rest"];
+    let app = spawn_app().await;
+    import(&app, &simulated_purchases()).await;
+    fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;
+    let report = reports(&app)
+        .await
+        .get_segment_report(pb::GetSegmentReportRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let names = |rows: &[pb::SegmentRow]| rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    let got = names(&report.segments);
+    // Every segment present is listed once, in the defined order.
+    let want: Vec<String> = SEGMENTS
+        .iter()
+        .filter(|s| got.iter().any(|g| g == *s))
+        .map(|s| s.to_string())
+        .collect();
+    assert!(got.len() >= 4, "{got:?}");
+    assert_eq!(got, want);
+    assert_eq!(names(&report.value_tiers), TIERS);
+}
+
 #[tokio::test]
 async fn forecast_periods_project_each_customers_expected_purchases_and_spend() {
     let app = spawn_app().await;
