@@ -6,6 +6,7 @@ mod oracle;
 mod admission;
 mod auth;
 mod cancellation;
+mod cdnow;
 mod delete_customer;
 mod error_shape;
 mod faults;
