@@ -97,10 +97,7 @@ async fn cdnow_imported_as_dated_fits_the_published_parameters() {
     );
     import(&app, &transactions).await;
     assert_eq!(app.transactions_stored().await, 6_919);
-    assert_eq!(
-        app.count("SELECT count(*) FROM customers").await,
-        2_357
-    );
+    assert_eq!(app.count("SELECT count(*) FROM customers").await, 2_357);
 
     // As of the end of 1997-09-30: T of a 1997-01-01 customer is 272 days,
     // 38.86 weeks, as in the published calibration data.
@@ -154,6 +151,41 @@ async fn cdnow_imported_as_dated_fits_the_published_parameters() {
         let lifetimes = reference["gamma_gamma"][lifetimes_name].as_f64().unwrap();
         assert!(rel(got, lifetimes) < 1e-4, "{name} = {got} vs {lifetimes}");
     }
+    // EvaluateModel over the 39 + 39 weeks: the same calibration fit, and
+    // the holdout's actual repeat occasions (distinct days per customer
+    // after 1997-09-30) as counted here.
+    let calibration_day = NaiveDate::from_ymd_opt(1997, 9, 30).unwrap();
+    let holdout_day = NaiveDate::from_ymd_opt(1998, 6, 30).unwrap();
+    let end = |d: NaiveDate| fit_request(d, pb::TimeUnit::Week).as_of;
+    let evaluation = models(&app)
+        .await
+        .evaluate_model(pb::EvaluateModelRequest {
+            calibration_end: end(calibration_day),
+            holdout_end: end(holdout_day),
+            time_unit: pb::TimeUnit::Week as i32,
+        })
+        .await
+        .expect("evaluate")
+        .into_inner();
+    let occasions: std::collections::BTreeSet<(&str, i64)> = transactions
+        .iter()
+        .map(|t| {
+            let seconds = t.occurred_at.as_ref().unwrap().seconds;
+            (t.customer_id.as_str(), seconds.div_euclid(86_400))
+        })
+        .filter(|(_, day)| {
+            let start = calibration_day.and_hms_opt(0, 0, 0).unwrap().and_utc();
+            *day > start.timestamp().div_euclid(86_400)
+        })
+        .collect();
+    assert_eq!(evaluation.customers, 2_357);
+    assert_eq!(evaluation.holdout_days, 273.0);
+    let total = evaluation.total.unwrap();
+    assert_eq!(total.actual, occasions.len() as f64);
+    assert!(total.predicted > 0.0);
+    let eb = evaluation.bgnbd.unwrap();
+    assert!(rel(eb.r, bg.r) < 1e-9 && rel(eb.alpha, bg.alpha) < 1e-9);
+
     // The model's as_of is the past date asked for.
     assert_eq!(
         model.as_of,
