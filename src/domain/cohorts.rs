@@ -326,6 +326,15 @@ mod tests {
     }
 
     #[test]
+    fn the_last_period_is_the_last_cohorts_last() {
+        // Cohorts Jan..Mar 2026, 4 months each: March's run to June.
+        assert_eq!(range(d(2026, 5, 31)).last_period_start(), d(2026, 6, 1));
+        let mut r = range(d(1901, 5, 31));
+        r.first_cohort = d(1901, 1, 1);
+        assert_eq!(r.last_period_start(), d(1901, 6, 1));
+    }
+
+    #[test]
     fn default_periods_are_capped_like_given_ones() {
         let g = Ok(Granularity::Week);
         // 22 weekly cohorts in 2000; "up to as_of" would be ~1,400 weeks.

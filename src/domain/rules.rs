@@ -239,3 +239,50 @@ impl IngestRules {
             .map_err(|(sub, d)| FieldViolation::new(format!("{field}.{sub}"), d))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(
+        rules: &IngestRules,
+        seconds: i64,
+        nanos: i32,
+    ) -> Result<DateTime<Utc>, FieldViolation> {
+        rules.parse_instant("occurred_at", Some((seconds, nanos)), Utc::now())
+    }
+
+    #[test]
+    fn negative_seconds_keep_their_instant_truncated_to_microseconds() {
+        let rules = IngestRules::default();
+        // 1969-12-31T23:59:59.5000007Z: -1 s + 500,000,700 ns.
+        let at = parse(&rules, -1, 500_000_700).unwrap();
+        assert_eq!(at, DateTime::from_timestamp(-1, 500_000_000).unwrap());
+        assert_eq!(
+            rules.occasion_day(at),
+            NaiveDate::from_ymd_opt(1969, 12, 31).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_floor_is_inclusive_and_a_refusal_names_it() {
+        let rules = IngestRules::default();
+        assert_eq!(rules.earliest.to_rfc3339(), "1900-01-01T00:00:00+00:00");
+        assert_eq!(
+            DEFAULT_EARLIEST.parse::<DateTime<Utc>>().unwrap(),
+            rules.earliest
+        );
+        let floor = rules.earliest.timestamp();
+        assert!(parse(&rules, floor, 0).is_ok());
+        let e = parse(&rules, floor - 1, 999_999_999).unwrap_err();
+        assert_eq!(e.field, "occurred_at");
+        assert!(e.description.contains("1900-01-01T00:00:00Z"), "{e:?}");
+
+        let rules = IngestRules {
+            earliest: "1995-06-01T12:00:00Z".parse().unwrap(),
+            ..IngestRules::default()
+        };
+        let e = parse(&rules, rules.earliest.timestamp() - 1, 0).unwrap_err();
+        assert!(e.description.contains("1995-06-01T12:00:00Z"), "{e:?}");
+    }
+}

@@ -186,6 +186,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn report_order_is_segments_best_first_and_tiers_top_down() {
+        // Segments and tiers are separate lists, each in its own order.
+        let mut names = vec!["lost", "champions", "at_risk", "loyal"];
+        names.sort_by_key(|n| report_order(n));
+        assert_eq!(names, ["champions", "loyal", "at_risk", "lost"]);
+        assert!(report_order("top_1_percent") < report_order("top_20_percent"));
+        assert!(report_order("top_20_percent") < report_order("rest"));
+        assert_eq!(report_order("unknown"), usize::MAX);
+    }
+
+    #[test]
     fn quintiles_split_evenly_and_ties_score_alike() {
         let values: Vec<f64> = (0..100).map(f64::from).collect();
         let q = quintiles(&values);

@@ -314,8 +314,8 @@ fn expected_forecast(
                 .or_default() += m.units * 1_000_000_000 + i64::from(m.nanos);
         }
     }
-    let b = model.bgnbd.clone().unwrap();
-    let g = model.gamma_gamma.clone().unwrap();
+    let b = model.bgnbd.unwrap();
+    let g = model.gamma_gamma.unwrap();
     let purchases = BgNbdParams::new(b.r, b.alpha, b.a, b.b).unwrap();
     let spend = GammaGammaParams::new(g.p, g.q, g.gamma).unwrap();
     let month_start = |d: NaiveDate| NaiveDate::from_ymd_opt(d.year(), d.month(), 1).unwrap();
