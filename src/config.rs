@@ -101,6 +101,18 @@ pub struct Settings {
     #[arg(long, env = "CLVD_MAX_BATCH", default_value_t = 10_000, global = true)]
     pub max_batch: usize,
 
+    /// Earliest accepted time (RFC 3339) of a transaction, feedback answer
+    /// or acquisition spend; earlier ones are refused, naming the field.
+    /// From year -4712 (PostgreSQL's earliest timestamps) up to now.
+    #[arg(
+        long,
+        env = "CLVD_EARLIEST_TRANSACTION_TIME",
+        default_value = crate::domain::DEFAULT_EARLIEST,
+        value_parser = parse_earliest_time,
+        global = true
+    )]
+    pub earliest_transaction_time: chrono::DateTime<chrono::Utc>,
+
     /// Largest database connection pool.
     #[arg(
         long,
@@ -470,6 +482,23 @@ impl Settings {
     }
 }
 
+/// CLVD_EARLIEST_TRANSACTION_TIME: RFC 3339, not before year -4712 (4713
+/// BC, near PostgreSQL's earliest timestamptz, so every accepted time can
+/// be stored) and not in the future.
+fn parse_earliest_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::Datelike;
+    let t = chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map_err(|e| format!("must be an RFC 3339 time such as 1900-01-01T00:00:00Z: {e}"))?
+        .to_utc();
+    if t.year() < -4712 {
+        return Err("must not be before year -4712 (PostgreSQL's range)".into());
+    }
+    if t > chrono::Utc::now() {
+        return Err("must not be in the future".into());
+    }
+    Ok(t)
+}
+
 /// The database URL with any password replaced by `***`.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -504,6 +533,7 @@ impl fmt::Display for Settings {
         write!(
             f,
             "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
+             earliest_transaction_time={} \
              db_max_connections={} group_commit_slots={} score_read_slots={} db_acquire_timeout={}s \
              churn_thresholds={}/{} no_purchase_window={}d refit_interval={}s \
              refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s shutdown_drain={}s log_format={:?} \
@@ -518,6 +548,7 @@ impl fmt::Display for Settings {
             self.currency,
             self.time_zone,
             self.max_batch,
+            self.earliest_transaction_time.to_rfc3339(),
             self.db_max_connections,
             self.group_commit_slots,
             self.score_read_slots,
@@ -578,6 +609,34 @@ mod tests {
         assert!(Cli::try_parse_from(["clvd", "--page-token-key", "abcd"]).is_err());
         let default = Cli::parse_from(["clvd"]).settings.to_string();
         assert!(default.contains("page_token_key=database"), "{default}");
+    }
+
+    #[test]
+    fn the_earliest_transaction_time_is_rfc3339_in_range() {
+        let default = Cli::parse_from(["clvd"]).settings;
+        assert_eq!(
+            default.earliest_transaction_time.to_rfc3339(),
+            "1900-01-01T00:00:00+00:00"
+        );
+        let set = Cli::parse_from([
+            "clvd",
+            "--earliest-transaction-time",
+            "1990-01-01T02:00:00+02:00",
+        ]);
+        assert_eq!(
+            set.settings.earliest_transaction_time.to_rfc3339(),
+            "1990-01-01T00:00:00+00:00"
+        );
+        for bad in [
+            "1990-01-01",
+            "9999-01-01T00:00:00Z",
+            "-5000-01-01T00:00:00Z",
+        ] {
+            assert!(
+                Cli::try_parse_from(["clvd", "--earliest-transaction-time", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

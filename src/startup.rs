@@ -228,6 +228,7 @@ async fn wire(
         currency: settings.currency.clone(),
         time_zone: settings.time_zone,
         max_batch: settings.max_batch,
+        earliest: settings.earliest_transaction_time,
         ..IngestRules::default()
     };
     let max_future_skew = rules.max_future_skew;

@@ -734,7 +734,7 @@ mod tests {
             run(
                 vec![
                     (
-                        ModelsError::from(NoActiveModel),
+                        ModelsError::from(NoActiveModel::default()),
                         says(Code::NotFound, NO_MODEL),
                     ),
                     (
@@ -815,7 +815,7 @@ mod tests {
                         says(Code::NotFound, "customer c-1 has no recorded purchase"),
                     ),
                     (
-                        ScoringError::from(NoActiveModel),
+                        ScoringError::from(NoActiveModel::default()),
                         says(Code::FailedPrecondition, NO_MODEL),
                     ),
                     (
@@ -887,7 +887,7 @@ mod tests {
             run(
                 vec![
                     (
-                        ReportError::from(NoActiveModel),
+                        ReportError::from(NoActiveModel::default()),
                         says(Code::FailedPrecondition, NO_MODEL),
                     ),
                     (

@@ -108,6 +108,13 @@ impl CohortRange {
         (0..self.cohorts).map(|i| self.granularity.add(self.first_cohort, i))
     }
 
+    /// First day of the report's latest period: the last cohort's last
+    /// period. A forecast is possible only when it starts after as_of.
+    pub fn last_period_start(&self) -> NaiveDate {
+        self.granularity
+            .add(self.first_cohort, self.cohorts - 1 + self.periods - 1)
+    }
+
     /// First day after the last cohort's period.
     pub fn cohorts_end(&self) -> NaiveDate {
         self.granularity.add(self.first_cohort, self.cohorts)
@@ -316,6 +323,15 @@ mod tests {
             periods: 4,
             as_of_day,
         }
+    }
+
+    #[test]
+    fn the_last_period_is_the_last_cohorts_last() {
+        // Cohorts Jan..Mar 2026, 4 months each: March's run to June.
+        assert_eq!(range(d(2026, 5, 31)).last_period_start(), d(2026, 6, 1));
+        let mut r = range(d(1901, 5, 31));
+        r.first_cohort = d(1901, 1, 1);
+        assert_eq!(r.last_period_start(), d(1901, 6, 1));
     }
 
     #[test]

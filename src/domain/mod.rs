@@ -40,8 +40,10 @@ pub use plan::{
     plan_batch, Atomicity, DayDelta, EntryOutcome, Key, NewRow, Plan, PlanError, StoredState,
     StoredTransaction,
 };
-pub use rules::IngestRules;
-pub use segments::{quintiles, value_tiers, PopulationScore, Segment, Segmentation, ValueTier};
+pub use rules::{IngestRules, DEFAULT_EARLIEST};
+pub use segments::{
+    quintiles, report_order, value_tiers, PopulationScore, Segment, Segmentation, ValueTier,
+};
 pub use summary::CustomerSummary;
 pub use transaction::{
     dedupe_batch, Batch, BatchEntry, Transaction, TransactionKind, UncheckedKind, UncheckedMoney,

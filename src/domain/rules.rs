@@ -1,6 +1,7 @@
 //! The deployment's ingest rules: reporting currency, business time zone,
-//! batch limit and the window of plausible timestamps. They turn unchecked
-//! input into a [`Transaction`] or the list of every offending field.
+//! batch limit and the window of accepted timestamps (from a configured
+//! earliest time up to the clock-skew limit). They turn unchecked input
+//! into a [`Transaction`] or the list of every offending field.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -13,8 +14,15 @@ use super::{
     CustomerId, FieldViolation, TransactionId,
 };
 
-/// Timestamps before this are taken as mistakes (zero or unset clocks).
-const EARLIEST_PLAUSIBLE: i64 = 946_684_800; // 2000-01-01T00:00:00Z
+/// The default earliest accepted timestamp, 1900-01-01T00:00:00Z: any real
+/// business history, while year 1 or 0001 placeholders are still refused.
+pub const DEFAULT_EARLIEST: &str = "1900-01-01T00:00:00Z";
+
+/// [`DEFAULT_EARLIEST`] as an instant.
+pub fn default_earliest() -> DateTime<Utc> {
+    // 1900-01-01T00:00:00Z, -2,208,988,800 s, is within chrono's range.
+    DateTime::from_timestamp(-2_208_988_800, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
 
 #[derive(Debug, Clone)]
 pub struct IngestRules {
@@ -26,6 +34,8 @@ pub struct IngestRules {
     pub max_batch: usize,
     /// How far in the future (clock skew) a timestamp may be.
     pub max_future_skew: Duration,
+    /// The earliest accepted timestamp (CLVD_EARLIEST_TRANSACTION_TIME).
+    pub earliest: DateTime<Utc>,
 }
 
 impl Default for IngestRules {
@@ -35,6 +45,7 @@ impl Default for IngestRules {
             time_zone: Tz::UTC,
             max_batch: 10_000,
             max_future_skew: Duration::hours(24),
+            earliest: default_earliest(),
         }
     }
 }
@@ -159,8 +170,10 @@ impl IngestRules {
         }
     }
 
-    /// A timestamp after 2000 and not beyond the allowed clock skew;
-    /// violations are named `field` or `field.nanos`.
+    /// A timestamp not before [`Self::earliest`] and not beyond the allowed
+    /// clock skew; violations are named `field` or `field.nanos`. Seconds
+    /// before 1970 are negative with nanos still in [0, 1e9), as protobuf
+    /// normalises them: 1969-12-31T23:59:59.5Z is (-1, 500000000).
     pub(super) fn parse_instant(
         &self,
         field: &str,
@@ -174,16 +187,23 @@ impl IngestRules {
                 format!("must be in [0, 1e9), got {nanos}"),
             ));
         }
-        if seconds < EARLIEST_PLAUSIBLE {
+        // PostgreSQL keeps microseconds: truncate now, so that a resent
+        // transaction compares equal to what was stored. nanos >= 0, so
+        // this truncates toward the past for negative seconds too.
+        let at = u32::try_from(nanos / 1000 * 1000)
+            .ok()
+            .and_then(|n| DateTime::from_timestamp(seconds, n))
+            .ok_or_else(|| FieldViolation::new(field, "is out of range"))?;
+        if at < self.earliest {
             return Err(FieldViolation::new(
                 field,
-                "is before 2000-01-01, which is not plausible",
+                format!(
+                    "is before the earliest accepted time {} (CLVD_EARLIEST_TRANSACTION_TIME)",
+                    self.earliest
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                ),
             ));
         }
-        // PostgreSQL keeps microseconds: truncate now, so that a resent
-        // transaction compares equal to what was stored.
-        let at = DateTime::from_timestamp(seconds, (nanos / 1000 * 1000) as u32)
-            .ok_or_else(|| FieldViolation::new(field, "is out of range"))?;
         if at > now + self.max_future_skew {
             return Err(FieldViolation::new(
                 field,
@@ -217,5 +237,52 @@ impl IngestRules {
         }
         Amount::from_units_nanos(m.units, m.nanos)
             .map_err(|(sub, d)| FieldViolation::new(format!("{field}.{sub}"), d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(
+        rules: &IngestRules,
+        seconds: i64,
+        nanos: i32,
+    ) -> Result<DateTime<Utc>, FieldViolation> {
+        rules.parse_instant("occurred_at", Some((seconds, nanos)), Utc::now())
+    }
+
+    #[test]
+    fn negative_seconds_keep_their_instant_truncated_to_microseconds() {
+        let rules = IngestRules::default();
+        // 1969-12-31T23:59:59.5000007Z: -1 s + 500,000,700 ns.
+        let at = parse(&rules, -1, 500_000_700).unwrap();
+        assert_eq!(at, DateTime::from_timestamp(-1, 500_000_000).unwrap());
+        assert_eq!(
+            rules.occasion_day(at),
+            NaiveDate::from_ymd_opt(1969, 12, 31).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_floor_is_inclusive_and_a_refusal_names_it() {
+        let rules = IngestRules::default();
+        assert_eq!(rules.earliest.to_rfc3339(), "1900-01-01T00:00:00+00:00");
+        assert_eq!(
+            DEFAULT_EARLIEST.parse::<DateTime<Utc>>().unwrap(),
+            rules.earliest
+        );
+        let floor = rules.earliest.timestamp();
+        assert!(parse(&rules, floor, 0).is_ok());
+        let e = parse(&rules, floor - 1, 999_999_999).unwrap_err();
+        assert_eq!(e.field, "occurred_at");
+        assert!(e.description.contains("1900-01-01T00:00:00Z"), "{e:?}");
+
+        let rules = IngestRules {
+            earliest: "1995-06-01T12:00:00Z".parse().unwrap(),
+            ..IngestRules::default()
+        };
+        let e = parse(&rules, rules.earliest.timestamp() - 1, 0).unwrap_err();
+        assert!(e.description.contains("1995-06-01T12:00:00Z"), "{e:?}");
     }
 }

@@ -77,10 +77,11 @@ pub enum ValueTier {
 }
 
 impl ValueTier {
+    /// From the top down.
+    pub const ALL: [ValueTier; 3] = [ValueTier::Top1, ValueTier::Top20, ValueTier::Rest];
+
     pub fn parse(name: &str) -> Option<Self> {
-        [ValueTier::Top1, ValueTier::Top20, ValueTier::Rest]
-            .into_iter()
-            .find(|t| t.name() == name)
+        Self::ALL.into_iter().find(|t| t.name() == name)
     }
 
     pub fn name(self) -> &'static str {
@@ -90,6 +91,17 @@ impl ValueTier {
             ValueTier::Rest => "rest",
         }
     }
+}
+
+/// The stated order of segment report rows: a segment's place in
+/// [`Segment::ALL`] (best first), a value tier's in [`ValueTier::ALL`]
+/// (top down); an unknown name after them all.
+pub fn report_order(name: &str) -> usize {
+    Segment::ALL
+        .iter()
+        .position(|s| s.name() == name)
+        .or_else(|| ValueTier::ALL.iter().position(|t| t.name() == name))
+        .unwrap_or(usize::MAX)
 }
 
 /// Where a customer stood in the base at a model's fit.
@@ -172,6 +184,17 @@ pub fn value_tiers(total_values: &[f64]) -> Vec<ValueTier> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_order_is_segments_best_first_and_tiers_top_down() {
+        // Segments and tiers are separate lists, each in its own order.
+        let mut names = vec!["lost", "champions", "at_risk", "loyal"];
+        names.sort_by_key(|n| report_order(n));
+        assert_eq!(names, ["champions", "loyal", "at_risk", "lost"]);
+        assert!(report_order("top_1_percent") < report_order("top_20_percent"));
+        assert!(report_order("top_20_percent") < report_order("rest"));
+        assert_eq!(report_order("unknown"), usize::MAX);
+    }
 
     #[test]
     fn quintiles_split_evenly_and_ties_score_alike() {

@@ -442,10 +442,12 @@ impl Models {
         &self,
         version: Option<i64>,
     ) -> Result<(ModelVersion, Option<i64>), ModelsError> {
-        let model = self.storage.model(version).await?.ok_or(match version {
-            Some(v) => ModelsError::NoSuchVersion(v),
-            None => NoActiveModel.into(),
-        })?;
+        let Some(model) = self.storage.model(version).await? else {
+            return Err(match version {
+                Some(v) => ModelsError::NoSuchVersion(v),
+                None => NoActiveModel::read(&self.storage).await?.into(),
+            });
+        };
         Ok((model, self.active_version().await?))
     }
 

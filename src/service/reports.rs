@@ -10,8 +10,8 @@ use clv_model::ModelError;
 use super::{no_model::NoActiveModel, population::clv_model, scoring::history_summary};
 use crate::{
     domain::{
-        build_cohorts, business_day, per_customer, rate, start_of_day, Cohort, CohortRange,
-        FittedModels, ModelVersion, Projection, Total, TotalOutOfRange,
+        build_cohorts, business_day, per_customer, rate, report_order, start_of_day, Cohort,
+        CohortRange, FittedModels, ModelVersion, Projection, Total, TotalOutOfRange,
     },
     storage::{CohortHistory, DaysAsOf, SegmentRow, Storage, StorageError},
 };
@@ -181,11 +181,20 @@ impl Reports {
             .cohort_facts(range, source, self.time_zone, now)
             .await?;
         let (mut model_version, mut forecast_note) = (None, None);
-        let future = range.granularity.add(range.first_cohort, range.periods - 1) > range.as_of_day;
+        // Any cohort's periods may reach past as_of, the last cohort's
+        // furthest (not only the first's).
+        let future = range.last_period_start() > range.as_of_day;
+        if include_forecast && !future {
+            forecast_note = Some(format!(
+                "no period of the report starts after as_of (business day {}): \
+                 there is nothing to forecast",
+                range.as_of_day
+            ));
+        }
         if include_forecast && future {
             let active = self.storage.model(None).await?;
             match active.as_ref().and_then(|m| Some((m.version, m.fitted()?))) {
-                None => forecast_note = Some(NoActiveModel.to_string()),
+                None => forecast_note = Some(NoActiveModel::read(&self.storage).await?.to_string()),
                 Some((version, fitted)) => {
                     let histories = self.storage.cohort_histories(range, source, now).await?;
                     match project(range, fitted, &histories) {
@@ -253,12 +262,14 @@ impl Reports {
     /// Segments and value tiers of the active model's scores.
     /// FAILED_PRECONDITION before the first model.
     pub async fn segments(&self) -> Result<Segments, ReportError> {
-        let model = self
+        let Some(model) = self
             .storage
             .model(None)
             .await?
             .filter(|m| m.fitted().is_some())
-            .ok_or(NoActiveModel)?;
+        else {
+            return Err(NoActiveModel::read(&self.storage).await?.into());
+        };
         let rows = self.storage.segment_rows(model.version).await?;
         let total_revenue = Total::checked_sum(
             rows.iter()
@@ -267,7 +278,11 @@ impl Reports {
         )?;
         let (segments, value_tiers): (Vec<_>, Vec<_>) =
             rows.into_iter().partition(|r| r.dimension == "segment");
-        let shares = |rows: Vec<SegmentRow>| {
+        // The stated order: segments best first, value tiers top down.
+        let shares = |mut rows: Vec<SegmentRow>| {
+            rows.sort_by(|a, b| {
+                (report_order(&a.name), &a.name).cmp(&(report_order(&b.name), &b.name))
+            });
             rows.into_iter()
                 .map(|r| SegmentShare::of(r, total_revenue))
                 .collect()

@@ -281,7 +281,8 @@ impl Scoring {
             .read(id.clone(), model.map(|m| m.version))
             .await?
             .ok_or_else(|| ScoringError::NotFound(id.clone()))?;
-        Ok(self.score_summary(summary, segmentation, model, options))
+        let no_model = self.why_no_model(model).await?;
+        Ok(self.score_summary(summary, segmentation, model, &no_model, options))
     }
 
     /// Scores several customers with one read: the scores in the order of
@@ -302,13 +303,18 @@ impl Scoring {
             .into_iter()
             .map(|(s, seg)| (s.customer_id.clone(), (s, seg)))
             .collect();
+        let no_model = self.why_no_model(model).await?;
         let (mut scores, mut unknown) = (Vec::new(), Vec::new());
         let mut seen = std::collections::HashSet::new();
         for id in ids.iter().filter(|id| seen.insert(*id)) {
             match found.remove(id) {
-                Some((summary, segmentation)) => {
-                    scores.push(self.score_summary(summary, segmentation, model, options))
-                }
+                Some((summary, segmentation)) => scores.push(self.score_summary(
+                    summary,
+                    segmentation,
+                    model,
+                    &no_model,
+                    options,
+                )),
                 None => unknown.push(id.clone()),
             }
         }
@@ -341,7 +347,10 @@ impl Scoring {
         };
         let version = match &token {
             Some(t) => t.version,
-            None => self.active_model().await?.ok_or(NoActiveModel)?.version,
+            None => match self.active_model().await? {
+                Some(m) => m.version,
+                None => return Err(NoActiveModel::read(&self.storage).await?.into()),
+            },
         };
         let continued = token.is_some();
         let mut customers = self
@@ -380,11 +389,24 @@ impl Scoring {
         })
     }
 
+    /// Why scores have no prediction when `model` is `None` (read only
+    /// then); the default otherwise, unused.
+    async fn why_no_model(
+        &self,
+        model: Option<CachedModel>,
+    ) -> Result<NoActiveModel, StorageError> {
+        match model {
+            Some(_) => Ok(NoActiveModel::default()),
+            None => NoActiveModel::read(&self.storage).await,
+        }
+    }
+
     fn score_summary(
         &self,
         summary: CustomerSummary,
         segmentation: Option<Segmentation>,
         model: Option<CachedModel>,
+        no_model: &NoActiveModel,
         options: ScoreOptions,
     ) -> Score {
         self.score_summary_at(summary, segmentation, model, options, Utc::now())
@@ -401,7 +423,7 @@ impl Scoring {
     ) -> Score {
         let today = as_of.with_timezone(&self.time_zone).date_naive();
         let prediction = match model {
-            None => Err(NoActiveModel.into()),
+            None => Err(no_model.clone().into()),
             Some(CachedModel {
                 model: Err(()),
                 version,

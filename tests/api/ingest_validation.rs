@@ -55,10 +55,12 @@ fn cases() -> Vec<Case> {
             field: "transaction.occurred_at",
         },
         Case {
-            name: "timestamp at the epoch",
+            // The epoch itself is real history now (issue 12); the floor
+            // is the default CLVD_EARLIEST_TRANSACTION_TIME, 1900-01-01.
+            name: "timestamp a second before the earliest accepted time",
             transaction: pb::Transaction {
                 occurred_at: Some(prost_types::Timestamp {
-                    seconds: 0,
+                    seconds: -2_208_988_801,
                     nanos: 0,
                 }),
                 ..ok.clone()

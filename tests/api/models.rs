@@ -48,11 +48,11 @@ pub fn simulated_purchases() -> Vec<pb::Transaction> {
 }
 
 /// Purchase groups (x, t_x, T, count), spend groups (x, m, count) and Σx.
-type FitGroups = (Vec<(f64, f64, f64, u64)>, Vec<(f64, f64, u64)>, i64);
+pub type FitGroups = (Vec<(f64, f64, f64, u64)>, Vec<(f64, f64, u64)>, i64);
 
 /// (x, t_x, T, count) and (x, m, count) computed here from the raw
 /// purchases, as of the end of `as_of_day`.
-fn groups(transactions: &[pb::Transaction], as_of_day: NaiveDate) -> FitGroups {
+pub fn groups(transactions: &[pb::Transaction], as_of_day: NaiveDate) -> FitGroups {
     let mut days: BTreeMap<&str, BTreeMap<NaiveDate, i64>> = BTreeMap::new();
     for t in transactions {
         let ts = t.occurred_at.as_ref().unwrap();
@@ -529,4 +529,116 @@ async fn evaluate_model_checks_its_window() {
         client.evaluate_model(empty).await.unwrap_err().code(),
         Code::FailedPrecondition
     );
+}
+
+/// Issue 12: after a failed fit, and with no successful model, every note
+/// and error that needs a model still said "no model has been fitted yet".
+/// Each must say that the last fit failed, its version and why.
+#[tokio::test]
+async fn after_a_failed_fit_every_note_says_that_the_last_fit_failed_and_why() {
+    use clvd::api::pb::{
+        report_service_client::ReportServiceClient, scoring_service_client::ScoringServiceClient,
+    };
+    let app = spawn_app().await;
+    // As of the end of 2025-12-31 nobody had bought yet: the fit fails.
+    let purchase_day = at(2026, 1, 5, 10, 0);
+    app.ingest()
+        .await
+        .record_transaction(record(purchase("c1", "t1", purchase_day, 1_000)))
+        .await
+        .unwrap();
+    let mut client = models(&app).await;
+    let status = client
+        .fit_model(fit_request(
+            NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
+            pb::TimeUnit::Day,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let failed = client
+        .list_models(pb::ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .models
+        .remove(0);
+    assert_eq!(failed.state, pb::ModelState::Failed as i32);
+    assert!(!failed.failure.is_empty());
+    let says_why = |text: &str| {
+        assert!(
+            text.contains("last fit")
+                && text.contains(&format!("version {}", failed.version))
+                && text.contains(&failed.failure)
+                && !text.contains("no model has been fitted yet"),
+            "{text:?} does not say that version {} failed: {}",
+            failed.version,
+            failed.failure
+        );
+    };
+
+    let channel = channel(&app.endpoint()).await.unwrap();
+    let mut scoring = ScoringServiceClient::new(channel.clone());
+    let value = scoring
+        .get_customer_value(pb::GetCustomerValueRequest {
+            customer_id: "c1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!value.prediction_available);
+    says_why(&value.prediction_note);
+    let risk = scoring
+        .get_churn_risk(pb::GetChurnRiskRequest {
+            customer_id: "c1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    says_why(&risk.prediction_note);
+    let batch = scoring
+        .batch_get_customer_values(pb::BatchGetCustomerValuesRequest {
+            customer_ids: vec!["c1".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    says_why(&batch.values[0].prediction_note);
+    let status = scoring
+        .list_at_risk_customers(pb::ListAtRiskCustomersRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    says_why(status.message());
+
+    let status = client
+        .get_model(pb::GetModelRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    says_why(status.message());
+
+    let mut reports = ReportServiceClient::new(channel);
+    let status = reports
+        .get_segment_report(pb::GetSegmentReportRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    says_why(status.message());
+    let cohorts = reports
+        .get_cohort_report(pb::GetCohortReportRequest {
+            granularity: pb::Granularity::Month as i32,
+            first_cohort: Some(timestamp(purchase_day)),
+            as_of: Some(timestamp(at(2026, 2, 10, 0, 0))),
+            periods: 4,
+            include_forecast: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    says_why(&cohorts.forecast_note);
 }

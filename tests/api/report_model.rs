@@ -84,6 +84,45 @@ async fn segments_and_tiers_group_the_active_models_scores() {
     }
 }
 
+/// Issue 12: segment rows came in whatever order the database grouped
+/// them. Segments follow their defined order (best first, as listed at
+/// AtRiskCustomer.segment), value tiers run from the top down.
+#[tokio::test]
+async fn segment_rows_come_in_the_stated_order() {
+    const SEGMENTS: [&str; 9] = [
+        "champions",
+        "loyal",
+        "potential_loyalists",
+        "new",
+        "promising",
+        "needs_attention",
+        "at_risk",
+        "hibernating",
+        "lost",
+    ];
+    const TIERS: [&str; 3] = ["top_1_percent", "top_20_percent", "rest"];
+    let app = spawn_app().await;
+    import(&app, &simulated_purchases()).await;
+    fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;
+    let report = reports(&app)
+        .await
+        .get_segment_report(pb::GetSegmentReportRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let names = |rows: &[pb::SegmentRow]| rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    let got = names(&report.segments);
+    // Every segment present is listed once, in the defined order.
+    let want: Vec<String> = SEGMENTS
+        .iter()
+        .filter(|s| got.iter().any(|g| g == *s))
+        .map(|s| s.to_string())
+        .collect();
+    assert!(got.len() >= 4, "{got:?}");
+    assert_eq!(got, want);
+    assert_eq!(names(&report.value_tiers), TIERS);
+}
+
 #[tokio::test]
 async fn forecast_periods_project_each_customers_expected_purchases_and_spend() {
     let app = spawn_app().await;
@@ -105,63 +144,13 @@ async fn forecast_periods_project_each_customers_expected_purchases_and_spend() 
     assert_eq!(report.forecast_note, "");
     assert_eq!(report.model_version, model.version);
 
-    // Each customer's history to as_of, from the raw purchases (UTC days).
-    let mut days: BTreeMap<&str, BTreeMap<NaiveDate, i64>> = BTreeMap::new();
-    for t in &transactions {
-        let ts = t.occurred_at.as_ref().unwrap();
-        let day = chrono::DateTime::from_timestamp(ts.seconds, 0)
-            .unwrap()
-            .date_naive();
-        if day <= as_of_day {
-            let m = t.amount.as_ref().unwrap();
-            *days
-                .entry(&t.customer_id)
-                .or_default()
-                .entry(day)
-                .or_default() += m.units * 1_000_000_000 + i64::from(m.nanos);
-        }
-    }
-    let b = model.bgnbd.unwrap();
-    let g = model.gamma_gamma.unwrap();
-    let purchases = BgNbdParams::new(b.r, b.alpha, b.a, b.b).unwrap();
-    let spend = GammaGammaParams::new(g.p, g.q, g.gamma).unwrap();
-    let month_start = |d: NaiveDate| NaiveDate::from_ymd_opt(d.year(), d.month(), 1).unwrap();
-    // (cohort, k) -> (expected purchases, expected revenue).
-    let mut want: HashMap<(NaiveDate, u32), (f64, f64)> = HashMap::new();
-    for d in days.values() {
-        let (first, last) = (*d.keys().next().unwrap(), *d.keys().next_back().unwrap());
-        let cohort = month_start(first);
-        if cohort < NaiveDate::from_ymd_opt(2024, 4, 1).unwrap() {
-            continue;
-        }
-        let x = d.len() as f64 - 1.0;
-        let repeat: i64 = d.values().skip(1).sum();
-        let m = if x > 0.0 {
-            repeat as f64 / 1e9 / x
-        } else {
-            0.0
-        };
-        let c = CustomerSummary::new(
-            x,
-            (last - first).num_days() as f64,
-            (as_of_day - first).num_days() as f64,
-            m,
-        )
-        .unwrap();
-        let per_purchase = spend.expected_spend(&c).unwrap();
-        for k in 0..6u32 {
-            let start = cohort + chrono::Months::new(k);
-            let end = cohort + chrono::Months::new(k + 1);
-            if start <= as_of_day {
-                continue;
-            }
-            let n = purchases.expected_purchases(&c, (end - as_of_day).num_days() as f64)
-                - purchases.expected_purchases(&c, (start - as_of_day).num_days() as f64);
-            let e = want.entry((cohort, k)).or_default();
-            e.0 += n;
-            e.1 += n * per_purchase;
-        }
-    }
+    let want = expected_forecast(
+        &transactions,
+        as_of_day,
+        &model,
+        at(2024, 4, 1, 0, 0).date_naive(),
+        6,
+    );
     let mut forecasts = 0;
     for c in &report.cohorts {
         let cohort = NaiveDate::parse_from_str(&c.period_label, "%Y-%m-%d").unwrap();
@@ -218,4 +207,153 @@ async fn a_forecast_before_any_model_says_why_it_is_missing() {
         .iter()
         .all(|c| c.periods.iter().all(|p| !p.forecast)));
     assert_eq!(r.cohorts[0].periods.len(), 2);
+}
+
+/// Issue 12: the first cohort's periods all end by as_of, later cohorts'
+/// do not. The forecast was decided from the first cohort only and skipped
+/// without a word; it must be given for the later cohorts.
+#[tokio::test]
+async fn a_forecast_is_given_when_only_later_cohorts_reach_past_as_of() {
+    let app = spawn_app().await;
+    let transactions = simulated_purchases();
+    import(&app, &transactions).await;
+    let as_of_day = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let model = fit_as_of(&app, as_of_day).await;
+    let as_of = fit_request(as_of_day, pb::TimeUnit::Day).as_of;
+    // Cohorts January..June, 3 months each: January's end in March.
+    let report = reports(&app)
+        .await
+        .get_cohort_report(pb::GetCohortReportRequest {
+            as_of,
+            include_forecast: true,
+            ..monthly(at(2024, 1, 1, 0, 0), 3)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.forecast_note, "");
+    assert_eq!(report.model_version, model.version);
+    let want = expected_forecast(
+        &transactions,
+        as_of_day,
+        &model,
+        at(2024, 1, 1, 0, 0).date_naive(),
+        3,
+    );
+    let mut forecasts = Vec::new();
+    for c in &report.cohorts {
+        let cohort = NaiveDate::parse_from_str(&c.period_label, "%Y-%m-%d").unwrap();
+        for p in c.periods.iter().filter(|p| p.forecast) {
+            let (n, revenue) = want[&(cohort, p.k)];
+            let rel = |a: f64, b: f64| ((a - b) / b).abs();
+            assert!(rel(p.expected_purchases.unwrap(), n) < 1e-9);
+            assert!(rel(money(&p.revenue), revenue) < 1e-9);
+            forecasts.push((cohort.month(), p.k));
+        }
+    }
+    // May's third month (July), June's second and third.
+    assert_eq!(forecasts, [(5, 2), (6, 1), (6, 2)]);
+    assert_eq!(want.len(), forecasts.len());
+}
+
+/// A forecast asked for where no period starts after as_of is not
+/// possible: the answer says why instead of nothing.
+#[tokio::test]
+async fn a_forecast_with_no_period_after_as_of_says_why() {
+    let app = spawn_app().await;
+    import(&app, &simulated_purchases()).await;
+    let as_of_day = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    fit_as_of(&app, as_of_day).await;
+    let report = reports(&app)
+        .await
+        .get_cohort_report(pb::GetCohortReportRequest {
+            as_of: fit_request(as_of_day, pb::TimeUnit::Day).as_of,
+            last_cohort: Some(timestamp(at(2024, 2, 1, 0, 0))),
+            include_forecast: true,
+            ..monthly(at(2024, 1, 1, 0, 0), 3)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.model_version, 0);
+    assert!(
+        report.forecast_note.contains("after as_of"),
+        "{:?}",
+        report.forecast_note
+    );
+    assert!(report
+        .cohorts
+        .iter()
+        .all(|c| c.periods.iter().all(|p| !p.forecast)));
+}
+
+/// (cohort, k) -> (expected purchases, expected revenue) of the monthly
+/// cohorts from `first_cohort` on, each period after `as_of_day` up to
+/// `periods`, computed here from the raw purchases and the fitted
+/// parameters.
+fn expected_forecast(
+    transactions: &[pb::Transaction],
+    as_of_day: NaiveDate,
+    model: &pb::Model,
+    first_cohort: NaiveDate,
+    periods: u32,
+) -> HashMap<(NaiveDate, u32), (f64, f64)> {
+    // Each customer's history to as_of, from the raw purchases (UTC days).
+    let mut days: BTreeMap<&str, BTreeMap<NaiveDate, i64>> = BTreeMap::new();
+    for t in transactions {
+        let ts = t.occurred_at.as_ref().unwrap();
+        let day = chrono::DateTime::from_timestamp(ts.seconds, 0)
+            .unwrap()
+            .date_naive();
+        if day <= as_of_day {
+            let m = t.amount.as_ref().unwrap();
+            *days
+                .entry(&t.customer_id)
+                .or_default()
+                .entry(day)
+                .or_default() += m.units * 1_000_000_000 + i64::from(m.nanos);
+        }
+    }
+    let b = model.bgnbd.unwrap();
+    let g = model.gamma_gamma.unwrap();
+    let purchases = BgNbdParams::new(b.r, b.alpha, b.a, b.b).unwrap();
+    let spend = GammaGammaParams::new(g.p, g.q, g.gamma).unwrap();
+    let month_start = |d: NaiveDate| NaiveDate::from_ymd_opt(d.year(), d.month(), 1).unwrap();
+    // (cohort, k) -> (expected purchases, expected revenue).
+    let mut want: HashMap<(NaiveDate, u32), (f64, f64)> = HashMap::new();
+    for d in days.values() {
+        let (first, last) = (*d.keys().next().unwrap(), *d.keys().next_back().unwrap());
+        let cohort = month_start(first);
+        if cohort < first_cohort {
+            continue;
+        }
+        let x = d.len() as f64 - 1.0;
+        let repeat: i64 = d.values().skip(1).sum();
+        let m = if x > 0.0 {
+            repeat as f64 / 1e9 / x
+        } else {
+            0.0
+        };
+        let c = CustomerSummary::new(
+            x,
+            (last - first).num_days() as f64,
+            (as_of_day - first).num_days() as f64,
+            m,
+        )
+        .unwrap();
+        let per_purchase = spend.expected_spend(&c).unwrap();
+        for k in 0..periods {
+            let start = cohort + chrono::Months::new(k);
+            let end = cohort + chrono::Months::new(k + 1);
+            if start <= as_of_day {
+                continue;
+            }
+            let n = purchases.expected_purchases(&c, (end - as_of_day).num_days() as f64)
+                - purchases.expected_purchases(&c, (start - as_of_day).num_days() as f64);
+            let e = want.entry((cohort, k)).or_default();
+            e.0 += n;
+            e.1 += n * per_purchase;
+        }
+    }
+    want
 }
