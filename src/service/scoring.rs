@@ -409,7 +409,7 @@ impl Scoring {
         no_model: &NoActiveModel,
         options: ScoreOptions,
     ) -> Score {
-        self.score_summary_at(summary, segmentation, model, options, Utc::now())
+        self.score_summary_at(summary, segmentation, model, no_model, options, Utc::now())
     }
 
     /// The score of a summary observed at `as_of`.
@@ -418,6 +418,7 @@ impl Scoring {
         summary: CustomerSummary,
         segmentation: Option<Segmentation>,
         model: Option<CachedModel>,
+        no_model: &NoActiveModel,
         options: ScoreOptions,
         as_of: DateTime<Utc>,
     ) -> Score {

@@ -25,6 +25,7 @@ use clv_model::ScoreOptions;
 
 use super::{usable, CachedModel, NoPrediction, Score, Scoring, ScoringError};
 use crate::domain::{CustomerId, CustomerSummary, Segmentation};
+use crate::service::NoActiveModel;
 
 /// What a point-in-time score asks for; both `None` is the live score.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -113,12 +114,23 @@ impl Scoring {
                 continue;
             };
             let mut score = match &past.model {
-                Ok(model) => {
-                    self.score_summary_at(summary, segmentation, Some(*model), options, as_of)
-                }
+                Ok(model) => self.score_summary_at(
+                    summary,
+                    segmentation,
+                    Some(*model),
+                    &NoActiveModel::default(),
+                    options,
+                    as_of,
+                ),
                 Err(why) => {
-                    let mut score =
-                        self.score_summary_at(summary, segmentation, None, options, as_of);
+                    let mut score = self.score_summary_at(
+                        summary,
+                        segmentation,
+                        None,
+                        &NoActiveModel::default(),
+                        options,
+                        as_of,
+                    );
                     score.prediction = Err(why.clone());
                     score
                 }
