@@ -61,7 +61,10 @@ pub mod evaluate;
 pub mod fit;
 mod fitted;
 pub mod gamma_gamma;
+pub mod mbgnbd;
+pub mod pareto_nbd;
 pub mod prec;
+mod purchase_fit;
 pub mod simulate;
 pub mod special;
 pub mod summary;
@@ -73,6 +76,8 @@ pub use bgnbd::{
 pub use error::{ModelError, ModelKind};
 pub use evaluate::{evaluate_holdout, HoldoutBucket, HoldoutEvaluation};
 pub use fit::{FitOptions, FitReport};
+pub use mbgnbd::{fit_mbgnbd, MbgNbdFit, MbgNbdParams, MbgNbdStandardErrors};
+pub use pareto_nbd::{fit_pareto_nbd, ParetoNbdFit, ParetoNbdParams, ParetoNbdStandardErrors};
 pub use gamma_gamma::{
     fit_gamma_gamma, GammaGammaFit, GammaGammaFitInput, GammaGammaParams, GammaGammaStandardErrors,
 };
