@@ -76,14 +76,14 @@ pub use bgnbd::{
 pub use error::{ModelError, ModelKind};
 pub use evaluate::{evaluate_holdout, HoldoutBucket, HoldoutEvaluation};
 pub use fit::{FitOptions, FitReport};
-pub use mbgnbd::{fit_mbgnbd, MbgNbdFit, MbgNbdParams, MbgNbdStandardErrors};
-pub use pareto_nbd::{fit_pareto_nbd, ParetoNbdFit, ParetoNbdParams, ParetoNbdStandardErrors};
 pub use gamma_gamma::{
     fit_gamma_gamma, GammaGammaFit, GammaGammaFitInput, GammaGammaParams, GammaGammaStandardErrors,
 };
+pub use mbgnbd::{fit_mbgnbd, MbgNbdFit, MbgNbdParams, MbgNbdStandardErrors};
+pub use pareto_nbd::{fit_pareto_nbd, ParetoNbdFit, ParetoNbdParams, ParetoNbdStandardErrors};
 pub use simulate::{
-    simulate, simulate_customer, Acquisition, Occasion, SimulatedCustomer, SimulationConfig,
-    TimeResolution,
+    simulate, simulate_customer, simulate_process, simulate_process_customer, Acquisition,
+    Occasion, PurchaseProcess, SimulatedCustomer, SimulationConfig, TimeResolution,
 };
 pub use summary::{group_purchases, group_spend, CustomerSummary, PurchaseGroup, SpendGroup};
 pub use value::{

@@ -3,9 +3,10 @@
 //!
 //! Batislam, Denizel & Filiztekin (2007), "Empirical validation and
 //! comparison of models for customer base analysis", International Journal
-//! of Research in Marketing 24(3), 201-209 (BDF below); the formulas,
-//! written out with their equation numbers, are in docs/model.md
-//! ("MBG/NBD"). It is BG/NBD with one change: a customer may also drop out
+//! of Research in Marketing 24(3), 201-209 (BDF below), Appendix A, with
+//! the conditional expectation as corrected by Wagner & Hoppe (2008),
+//! "Erratum on the MBG/NBD Model", IJRM 25(3), 225-226; the formulas are
+//! written out in docs/model.md ("MBG/NBD", M1-M5). It is BG/NBD with one change: a customer may also drop out
 //! right after the first purchase (time 0), so p's posterior after x repeat
 //! purchases is Beta(a, b+x+1) instead of Beta(a, b+x), and a one-time
 //! buyer who has been absent for long is no longer certain to be alive.
@@ -70,7 +71,7 @@ impl MbgNbdParams {
         self.b
     }
 
-    /// Log-likelihood of one customer (BDF eq. 6; docs/model.md M1).
+    /// Log-likelihood of one customer (BDF Appendix A; docs/model.md M1).
     pub fn customer_log_likelihood(&self, x: f64, t_x: f64, t: f64) -> f64 {
         let p = [self.r, self.alpha, self.a, self.b];
         MbgNbdLikelihood.per_x(&p, x).0 + MbgNbdLikelihood.per_row(&p, x, t_x, t).0
@@ -85,15 +86,15 @@ impl MbgNbdParams {
             .sum()
     }
 
-    /// P(alive | x, t_x, T) (BDF eq. 8; docs/model.md M2), for every x:
+    /// P(alive | x, t_x, T) (BDF Appendix A eq. 5; docs/model.md M2), for every x:
     /// 1/(1 + a/(b+x)·((α+T)/(α+t_x))^(r+x)).
     pub fn probability_alive(&self, customer: &CustomerSummary) -> f64 {
         self.probability_alive_at(customer.x(), customer.t_x(), customer.t())
     }
 
     pub(crate) fn probability_alive_at(&self, x: f64, t_x: f64, t: f64) -> f64 {
-        let u = (self.a / (self.b + x)).ln()
-            + (self.r + x) * ((t - t_x) / (self.alpha + t_x)).ln_1p();
+        let u =
+            (self.a / (self.b + x)).ln() + (self.r + x) * ((t - t_x) / (self.alpha + t_x)).ln_1p();
         if u > 0.0 {
             let e = (-u).exp();
             e / (1.0 + e)
@@ -116,8 +117,8 @@ impl MbgNbdParams {
         (later - now).exp().min(1.0)
     }
 
-    /// E[Y(t) | x, t_x, T], expected repeat purchases in (T, T+t] (BDF eq. 9;
-    /// docs/model.md M3): [`Self::expected_purchases_if_alive`] × P(alive).
+    /// E[Y(t) | x, t_x, T], expected repeat purchases in (T, T+t] (BDF
+    /// Appendix A with Wagner & Hoppe's correction; docs/model.md M3): [`Self::expected_purchases_if_alive`] × P(alive).
     pub fn expected_purchases(&self, customer: &CustomerSummary, horizon_days: f64) -> f64 {
         let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
         if horizon_days <= 0.0 {
@@ -138,7 +139,7 @@ impl MbgNbdParams {
     }
 
     /// E[X(t)] for a new customer, repeat purchases in (0, t] after the
-    /// first (BDF eq. 7): b/(a−1)·[1 − (α/(α+t))^r ₂F₁(r, b+1; a+b; t/(α+t))],
+    /// first (BDF Appendix A; docs/model.md M5): b/(a−1)·[1 − (α/(α+t))^r ₂F₁(r, b+1; a+b; t/(α+t))],
     /// i.e. P(no dropout at 0) = b/(a+b) times the bracket at x = 0, T = 0.
     pub fn expected_purchases_new_customer(&self, horizon_days: f64) -> f64 {
         if horizon_days <= 0.0 {
@@ -154,7 +155,7 @@ impl MbgNbdParams {
     }
 }
 
-/// ln L of BDF eq. 6 split for the grouped objective, p = (r, α, a, b).
+/// ln L (docs/model.md M1) split for the grouped objective, p = (r, α, a, b).
 pub(crate) struct MbgNbdLikelihood;
 
 impl FamilyLikelihood for MbgNbdLikelihood {
@@ -162,7 +163,9 @@ impl FamilyLikelihood for MbgNbdLikelihood {
     /// − ln Γ(b) − ln Γ(a+b+x+1).
     fn per_x(&self, p: &[f64; 4], x: f64) -> (f64, [f64; 4]) {
         let [r, alpha, a, b] = *p;
-        let value = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln() + ln_gamma(a + b)
+        let value = ln_gamma(r + x) - ln_gamma(r)
+            + r * alpha.ln()
+            + ln_gamma(a + b)
             + ln_gamma(b + x + 1.0)
             - ln_gamma(b)
             - ln_gamma(a + b + x + 1.0);
@@ -212,7 +215,7 @@ pub struct MbgNbdFit {
 }
 
 /// Maximum-likelihood fit of the MBG/NBD model on grouped summaries (the
-/// same input as BG/NBD), with the analytic gradient of BDF eq. 6.
+/// same input as BG/NBD), with the analytic gradient of docs/model.md M1.
 pub fn fit_mbgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<MbgNbdFit, ModelError> {
     let fit = fit_family(
         &MbgNbdLikelihood,
@@ -262,8 +265,7 @@ mod tests {
         // x = 0: L = a/(a+b) + b/(a+b)·(α/(α+T))^r.
         let p = params();
         let t = 200.0;
-        let expected = p.a / (p.a + p.b)
-            + p.b / (p.a + p.b) * (p.alpha / (p.alpha + t)).powf(p.r);
+        let expected = p.a / (p.a + p.b) + p.b / (p.a + p.b) * (p.alpha / (p.alpha + t)).powf(p.r);
         let ours = p.customer_log_likelihood(0.0, 0.0, t).exp();
         assert!(((ours - expected) / expected).abs() < 1e-13);
     }

@@ -10,7 +10,7 @@
 //! rate μ ~ Gamma(s, β). Time is in days (α and β in days).
 //!
 //! # The hard part, and how it is avoided
-//! FH05 eqs. 19-20 write the likelihood's "died in (t_x, T]" term as the
+//! FH05 eqs. 19-20 (A₀) write the likelihood's "died in (t_x, T]" term as the
 //! difference of two Gauss hypergeometric functions, one at t_x and one at
 //! T, with the branch α ≥ β or α < β. In floating point the difference
 //! cancels when t_x is close to T, the powers (α+t)^(r+s+x) overflow for
@@ -34,7 +34,7 @@ use crate::bgnbd::{BgNbdFitInput, DAYS_PER_WEEK};
 use crate::error::{check_positive, ModelError, ModelKind};
 use crate::fit::{FitOptions, FitReport};
 use crate::prec::{
-    MAX_SERIES_TERMS, SERIES_RESCALE_ABOVE as RESCALE_ABOVE,
+    MAX_SERIES_TERMS, PARETO_FIT_MAX_TERMS, SERIES_RESCALE_ABOVE as RESCALE_ABOVE,
     SERIES_TAIL_TOLERANCE as TAIL_TOLERANCE,
 };
 use crate::purchase_fit::{fit_family, FamilyLikelihood};
@@ -84,7 +84,12 @@ impl ParetoNbdParams {
         s: f64,
         beta_weeks: f64,
     ) -> Result<Self, ModelError> {
-        Self::new(r, alpha_weeks * DAYS_PER_WEEK, s, beta_weeks * DAYS_PER_WEEK)
+        Self::new(
+            r,
+            alpha_weeks * DAYS_PER_WEEK,
+            s,
+            beta_weeks * DAYS_PER_WEEK,
+        )
     }
 
     /// Shape r of the purchase-rate distribution.
@@ -112,7 +117,7 @@ impl ParetoNbdParams {
     /// the integral of the module docs; docs/model.md P1-P3).
     pub fn customer_log_likelihood(&self, x: f64, t_x: f64, t: f64) -> f64 {
         let p = self.array();
-        ParetoNbdLikelihood.per_x(&p, x).0 + ParetoNbdLikelihood.per_row(&p, x, t_x, t).0
+        EXACT.per_x(&p, x).0 + EXACT.per_row(&p, x, t_x, t).0
     }
 
     /// Total log-likelihood of grouped customers (sum of count × customer LL).
@@ -124,26 +129,42 @@ impl ParetoNbdParams {
             .sum()
     }
 
-    /// P(alive | x, t_x, T) (FH05 eq. 21; docs/model.md P4): the "alive at
+    /// P(alive | x, t_x, T) (FH05 eqs. 36-37; docs/model.md P4): the "alive at
     /// T" share of the likelihood.
     pub fn probability_alive(&self, customer: &CustomerSummary) -> f64 {
         self.probability_alive_at(customer.x(), customer.t_x(), customer.t())
     }
 
     pub(crate) fn probability_alive_at(&self, x: f64, t_x: f64, t: f64) -> f64 {
+        let u = self.dead_odds_log(x, t_x, t);
+        if u > 0.0 {
+            let e = (-u).exp();
+            e / (1.0 + e)
+        } else {
+            1.0 / (1.0 + u.exp())
+        }
+    }
+
+    /// ln P(alive | x, t_x, T), finite where P(alive) underflows (hundreds
+    /// of purchases long ago).
+    pub fn ln_probability_alive(&self, customer: &CustomerSummary) -> f64 {
+        let u = self.dead_odds_log(customer.x(), customer.t_x(), customer.t());
+        // −ln(1 + eᵘ)
+        if u > 0.0 {
+            -u - (-u).exp().ln_1p()
+        } else {
+            -u.exp().ln_1p()
+        }
+    }
+
+    /// u = ln(s·I/E): ln of the odds "died in (t_x, T]" to "alive at T"
+    /// (−∞ when t_x = T).
+    fn dead_odds_log(&self, x: f64, t_x: f64, t: f64) -> f64 {
         let (r, alpha, s, beta) = (self.r, self.alpha, self.s, self.beta);
         let ln_alive = -(r + x) * (alpha + t).ln() - s * (beta + t).ln();
-        match tail(&self.array(), x, t_x, t) {
-            None => 1.0,
-            Some((ln_i, _)) => {
-                let u = s.ln() + ln_i - ln_alive; // ln(dead/alive)
-                if u > 0.0 {
-                    let e = (-u).exp();
-                    e / (1.0 + e)
-                } else {
-                    1.0 / (1.0 + u.exp())
-                }
-            }
+        match tail(&self.array(), x, t_x, t, MAX_SERIES_TERMS) {
+            None => f64::NEG_INFINITY,
+            Some((ln_i, _)) => s.ln() + ln_i - ln_alive,
         }
     }
 
@@ -155,12 +176,12 @@ impl ParetoNbdParams {
             return 1.0;
         }
         let p = self.array();
-        let later = ParetoNbdLikelihood.per_row(&p, x, t_x, t + window_days).0;
-        let now = ParetoNbdLikelihood.per_row(&p, x, t_x, t).0;
+        let later = EXACT.per_row(&p, x, t_x, t + window_days).0;
+        let now = EXACT.per_row(&p, x, t_x, t).0;
         (later - now).exp().min(1.0)
     }
 
-    /// E[Y(t) | x, t_x, T], expected purchases in (T, T+t] (FH05 eq. 22;
+    /// E[Y(t) | x, t_x, T], expected purchases in (T, T+t] (FH05 eq. 41;
     /// docs/model.md P6): [`Self::expected_purchases_if_alive`] × P(alive).
     pub fn expected_purchases(&self, customer: &CustomerSummary, horizon_days: f64) -> f64 {
         let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
@@ -181,7 +202,7 @@ impl ParetoNbdParams {
     }
 
     /// E[X(t)] for a new customer, purchases in (0, t] after the first
-    /// (FH05 eq. 17 / SMC eq. 17): r/α · β/(s−1)·[1 − (β/(β+t))^(s−1)].
+    /// (FH05 eq. 27): r/α · β/(s−1)·[1 − (β/(β+t))^(s−1)].
     pub fn expected_purchases_new_customer(&self, horizon_days: f64) -> f64 {
         if horizon_days <= 0.0 {
             return 0.0;
@@ -208,10 +229,11 @@ struct TailIntegral {
     d_small: f64,
 }
 
-/// eʸ − 1 − y for y ≥ 0 without cancellation at small y.
-fn exp_m1_minus_x(y: f64) -> f64 {
+/// e^(−y)·(eʸ − 1 − y) = 1 − e^(−y)(1+y) for y ≥ 0, without cancellation
+/// at small y (series) and without overflow at large y.
+fn exp_m1_minus_x_scaled(y: f64) -> f64 {
     if y > 0.5 {
-        return y.exp_m1() - y;
+        return 1.0 - (-y).exp() * (1.0 + y);
     }
     let (mut term, mut sum) = (y * y / 2.0, 0.0);
     let mut j = 2.0;
@@ -223,13 +245,20 @@ fn exp_m1_minus_x(y: f64) -> f64 {
             break;
         }
     }
-    sum
+    (-y).exp() * sum
 }
 
 /// I = ∫_{t_x}^{T} (A+τ)^(−p)(B+τ)^(−q) dτ for A ≥ B > 0 by the series of
 /// the module docs, with d ln I/d(p, q, A, B). `None` when t_x = T (I = 0).
-/// ln I is NaN if the series has not converged after [`MAX_SERIES_TERMS`].
-fn tail_integral(p: f64, big: f64, q: f64, small: f64, t_x: f64, t: f64) -> Option<TailIntegral> {
+/// With `max_terms` = [`MAX_SERIES_TERMS`], ln I is NaN if the series has
+/// not converged by then; with fewer, the partial sum is used (the fit's
+/// cap, [`PARETO_FIT_MAX_TERMS`]).
+fn tail_integral(
+    (p, big): (f64, f64),
+    (q, small): (f64, f64),
+    (t_x, t): (f64, f64),
+    max_terms: u64,
+) -> Option<TailIntegral> {
     let u1 = big + t_x;
     let ell = -((t - t_x) / u1).ln_1p(); // ln((A+t_x)/(A+T)) ≤ 0
     if ell >= 0.0 || ell.is_nan() {
@@ -243,15 +272,15 @@ fn tail_integral(p: f64, big: f64, q: f64, small: f64, t_x: f64, t: f64) -> Opti
     let (mut s0, mut sh, mut sd, mut sp, mut sq) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let (mut term, mut harmonic, mut log_scale) = (1.0_f64, 0.0, 0.0);
     let mut e1_next = -(k0 * ell).exp_m1();
-    let mut converged = false;
-    for n in 0..MAX_SERIES_TERMS {
+    let mut converged = max_terms < MAX_SERIES_TERMS;
+    for n in 0..max_terms {
         let nf = n as f64;
         let k = k0 + nf;
         let e1 = e1_next;
         e1_next = -((k + 1.0) * ell).exp_m1();
         // d/dk of (1 − e^(kL))/k, less its −ln(A+t_x) part: −e^(−y)(eʸ−1−y)/k², y = −kL.
         let y = -k * ell;
-        let d = -(-y).exp() * exp_m1_minus_x(y) / (k * k);
+        let d = -exp_m1_minus_x_scaled(y) / (k * k);
         let a = term * e1 / k;
         s0 += a;
         sh += harmonic * a;
@@ -301,19 +330,28 @@ fn tail_integral(p: f64, big: f64, q: f64, small: f64, t_x: f64, t: f64) -> Opti
 
 /// The tail integral in the model's parameters p = (r, α, s, β): ln I and
 /// d ln I/d(r, α, s, β), on the branch A = max(α, β). `None` when t_x = T.
-fn tail(p: &[f64; 4], x: f64, t_x: f64, t: f64) -> Option<(f64, [f64; 4])> {
+fn tail(p: &[f64; 4], x: f64, t_x: f64, t: f64, max_terms: u64) -> Option<(f64, [f64; 4])> {
     let [r, alpha, s, beta] = *p;
     if alpha >= beta {
-        let i = tail_integral(r + x, alpha, s + 1.0, beta, t_x, t)?;
+        let i = tail_integral((r + x, alpha), (s + 1.0, beta), (t_x, t), max_terms)?;
         Some((i.ln_value, [i.d_p, i.d_big, i.d_q, i.d_small]))
     } else {
-        let i = tail_integral(s + 1.0, beta, r + x, alpha, t_x, t)?;
+        let i = tail_integral((s + 1.0, beta), (r + x, alpha), (t_x, t), max_terms)?;
         Some((i.ln_value, [i.d_q, i.d_small, i.d_p, i.d_big]))
     }
 }
 
 /// ln L of FH05 eq. 18 split for the grouped objective, p = (r, α, s, β).
-pub(crate) struct ParetoNbdLikelihood;
+pub(crate) struct ParetoNbdLikelihood {
+    /// Terms of the tail series per row (see [`PARETO_FIT_MAX_TERMS`]).
+    max_terms: u64,
+}
+
+/// For predictions and the log-likelihood at given parameters: the series
+/// to convergence.
+const EXACT: ParetoNbdLikelihood = ParetoNbdLikelihood {
+    max_terms: MAX_SERIES_TERMS,
+};
 
 impl FamilyLikelihood for ParetoNbdLikelihood {
     /// ln Γ(r+x) − ln Γ(r) + r ln α + s ln β.
@@ -321,7 +359,12 @@ impl FamilyLikelihood for ParetoNbdLikelihood {
         let [r, alpha, s, beta] = *p;
         (
             ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln() + s * beta.ln(),
-            [digamma(r + x) - digamma(r) + alpha.ln(), r / alpha, beta.ln(), s / beta],
+            [
+                digamma(r + x) - digamma(r) + alpha.ln(),
+                r / alpha,
+                beta.ln(),
+                s / beta,
+            ],
         )
     }
 
@@ -331,7 +374,7 @@ impl FamilyLikelihood for ParetoNbdLikelihood {
         let (la, lb) = ((alpha + t).ln(), (beta + t).ln());
         let ln_e = -(r + x) * la - s * lb;
         let grad_e = [-la, -(r + x) / (alpha + t), -lb, -s / (beta + t)];
-        let Some((ln_i, grad_i)) = tail(p, x, t_x, t) else {
+        let Some((ln_i, grad_i)) = tail(p, x, t_x, t, self.max_terms) else {
             return (ln_e, grad_e);
         };
         let ln_d = s.ln() + ln_i;
@@ -364,7 +407,9 @@ pub fn fit_pareto_nbd(
     options: &FitOptions,
 ) -> Result<ParetoNbdFit, ModelError> {
     let fit = fit_family(
-        &ParetoNbdLikelihood,
+        &ParetoNbdLikelihood {
+            max_terms: PARETO_FIT_MAX_TERMS,
+        },
         ModelKind::ParetoNbd,
         ["r", "alpha", "s", "beta"],
         &[1, 3],
@@ -372,8 +417,23 @@ pub fn fit_pareto_nbd(
         options,
     )?;
     let [r, alpha, s, beta] = fit.values;
+    let params = ParetoNbdParams::new(r, alpha, s, beta)?;
+    // The fit capped the series; its optimum must not have needed the cap.
+    let exact = params.log_likelihood(input);
+    let capped = fit.report.log_likelihood;
+    let agrees = (exact - capped).abs() <= 1e-10 * capped.abs().max(1.0);
+    if !agrees {
+        return Err(ModelError::NotConverged {
+            model: ModelKind::ParetoNbd,
+            iterations: fit.report.iterations,
+            gradient_norm: fit.report.gradient_norm,
+            reason: format!(
+                "the optimum lies where the likelihood's series needs more than {PARETO_FIT_MAX_TERMS} terms (|alpha - beta| close to max(alpha, beta)); log-likelihood {exact} exact vs {capped} capped"
+            ),
+        });
+    }
     Ok(ParetoNbdFit {
-        params: ParetoNbdParams::new(r, alpha, s, beta)?,
+        params,
         standard_errors: fit
             .standard_errors
             .map(|[r, alpha, s, beta]| ParetoNbdStandardErrors { r, alpha, s, beta }),
@@ -411,7 +471,9 @@ mod tests {
             (3.2, 0.5, 1.2, 0.5, 0.0, 0.9),
             (0.8, 5.0, 7.0, 0.01, 0.3, 0.31),
         ] {
-            let ours = tail_integral(p, a, q, b, t_x, t).unwrap().ln_value;
+            let ours = tail_integral((p, a), (q, b), (t_x, t), MAX_SERIES_TERMS)
+                .unwrap()
+                .ln_value;
             let quad = simpson(p, a, q, b, t_x, t).ln();
             assert!((ours - quad).abs() < 1e-10, "{ours} vs {quad}");
         }
@@ -426,7 +488,7 @@ mod tests {
             (7.0, 3.5, 12.0, 1),
             (40.0, 29.0, 29.5, 1),
         ];
-        let objective = objective(&ParetoNbdLikelihood, &rows, 30.0);
+        let objective = objective(&EXACT, &rows, 30.0);
         // α > β, α < β, α = β.
         for theta in [
             [-0.3, 0.2, 0.4, -0.1],
@@ -490,8 +552,13 @@ mod tests {
         let rows = [(0.0, 0.0, 30.0, 5), (2.0, 10.0, 30.0, 3)];
         let p = params();
         let scale = 30.0;
-        let objective = objective(&ParetoNbdLikelihood, &rows, scale);
-        let theta = [p.r.ln(), (p.alpha / scale).ln(), p.s.ln(), (p.beta / scale).ln()];
+        let objective = objective(&EXACT, &rows, scale);
+        let theta = [
+            p.r.ln(),
+            (p.alpha / scale).ln(),
+            p.s.ln(),
+            (p.beta / scale).ln(),
+        ];
         let input = BgNbdFitInput::from_groups(rows).unwrap();
         let shift = 3.0 * 2.0 * scale.ln();
         let expected = -(p.log_likelihood(&input) + shift) / 8.0;

@@ -103,6 +103,9 @@ impl<F: FamilyLikelihood> MeanNegLogLikelihood for GroupedObjective<'_, F> {
             let mut s = [0.0; 5];
             for row in rows {
                 let (v, g) = self.family.per_row(&p, row.x, row.t_x, row.t);
+                if v.is_nan() {
+                    return [f64::NAN; 5];
+                }
                 ll.add(row.weight * v);
                 for i in 0..4 {
                     s[i + 1] += row.weight * g[i];
@@ -115,7 +118,13 @@ impl<F: FamilyLikelihood> MeanNegLogLikelihood for GroupedObjective<'_, F> {
         let n = self.total_weight;
         let value = -ll.value() / n;
         // Chain rule to θ = ln(param), and negate the mean.
-        let gradient = (0..4).map(|i| -(grad[i] + sums[i + 1]) * p[i] / n).collect();
+        let gradient: Vec<f64> = (0..4)
+            .map(|i| -(grad[i] + sums[i + 1]) * p[i] / n)
+            .collect();
+        if !value.is_finite() || gradient.iter().any(|g| !g.is_finite()) {
+            // A point the family cannot evaluate: infeasible.
+            return (f64::MAX, vec![0.0; 4]);
+        }
         (value, gradient)
     }
 
