@@ -13,6 +13,10 @@
 //! - [`special`]: ln Γ, ψ, ln B, ln ₂F₁ (log-space series, Euler transform).
 //! - [`summary`]: [`CustomerSummary`] (x, t_x, T, m), validated, and grouping.
 //! - [`bgnbd`]: [`BgNbdParams`] and its predictions, [`BgNbdFitInput`], [`fit_bgnbd`].
+//! - [`mbgnbd`]: [`MbgNbdParams`] (Batislam et al. 2007) and its predictions, [`fit_mbgnbd`].
+//! - [`pareto_nbd`]: [`ParetoNbdParams`] (Schmittlein et al. 1987) and its
+//!   predictions, [`fit_pareto_nbd`]; both new families fit the same
+//!   [`BgNbdFitInput`] through `purchase_fit` (the grouped likelihood they share).
 //! - [`gamma_gamma`]: [`GammaGammaParams`], [`GammaGammaFitInput`], [`fit_gamma_gamma`].
 //! - [`value`]: [`ClvModel`] scoring one or all customers, [`customer_value`].
 //! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors;
@@ -21,7 +25,8 @@
 //! - [`prec`]: every tolerance and numerical limit, stated once.
 //! - [`error`]: [`ModelError`], messages fit to show to users.
 //! - [`evaluate`]: calibration/holdout comparison, [`evaluate_holdout`].
-//! - [`mod@simulate`]: a seeded simulator of the models' story.
+//! - [`mod@simulate`]: a seeded simulator of the models' story
+//!   ([`simulate_process`] for MBG/NBD and Pareto/NBD).
 //!
 //! # Example
 //! ```
