@@ -304,3 +304,50 @@ fn pareto_nbd_matches_mpmath_in_the_hard_regions() {
         );
     }
 }
+
+#[test]
+fn both_families_refuse_data_without_repeat_purchases_and_too_few_customers() {
+    use clv_model::ModelError;
+    let none = BgNbdFitInput::from_groups([(0.0, 0.0, 30.0, 40), (0.0, 0.0, 90.0, 30)]).unwrap();
+    let options = FitOptions::default();
+    let expected = ModelError::NoRepeatPurchasers { customers: 70 };
+    assert_eq!(fit_mbgnbd(&none, &options).unwrap_err(), expected);
+    assert_eq!(fit_pareto_nbd(&none, &options).unwrap_err(), expected);
+    let one = BgNbdFitInput::from_groups([(2.0, 10.0, 30.0, 1)]).unwrap();
+    assert!(matches!(
+        fit_mbgnbd(&one, &options),
+        Err(ModelError::TooFewCustomers { got: 1, .. })
+    ));
+    assert!(matches!(
+        fit_pareto_nbd(&one, &options),
+        Err(ModelError::TooFewCustomers { got: 1, .. })
+    ));
+}
+
+#[test]
+fn heavy_buyers_score_finitely_in_both_families() {
+    let mbg = MbgNbdParams::from_weeks(0.525, 6.183, 0.891, 1.614).unwrap();
+    let pareto = ParetoNbdParams::from_weeks(0.553, 10.58, 0.606, 11.67).unwrap();
+    for (x, t_x, t) in [
+        (500.0, 10.0, 3000.0),
+        (500.0, 2999.0, 3000.0),
+        (0.0, 0.0, 3000.0),
+    ] {
+        let c = CustomerSummary::new(x, t_x, t, 0.0).unwrap();
+        for horizon in [30.0, 36_500.0] {
+            let (a, b) = (
+                mbg.expected_purchases(&c, horizon),
+                pareto.expected_purchases(&c, horizon),
+            );
+            assert!(
+                a.is_finite() && a >= 0.0 && b.is_finite() && b >= 0.0,
+                "{c:?}: {a} {b}"
+            );
+        }
+        let (a, b) = (mbg.probability_alive(&c), pareto.probability_alive(&c));
+        assert!(
+            (0.0..=1.0).contains(&a) && (0.0..=1.0).contains(&b),
+            "{c:?}: {a} {b}"
+        );
+    }
+}
