@@ -229,11 +229,12 @@ struct TailIntegral {
     d_small: f64,
 }
 
-/// e^(−y)·(eʸ − 1 − y) = 1 − e^(−y)(1+y) for y ≥ 0, without cancellation
-/// at small y (series) and without overflow at large y.
-fn exp_m1_minus_x_scaled(y: f64) -> f64 {
+/// e^(−y)·(eʸ − 1 − y) = 1 − e^(−y)(1+y) for y ≥ 0, given `exp_neg_y` =
+/// e^(−y): without cancellation at small y (series) and without overflow at
+/// large y.
+fn exp_m1_minus_x_scaled(y: f64, exp_neg_y: f64) -> f64 {
     if y > 0.5 {
-        return 1.0 - (-y).exp() * (1.0 + y);
+        return 1.0 - exp_neg_y * (1.0 + y);
     }
     let (mut term, mut sum) = (y * y / 2.0, 0.0);
     let mut j = 2.0;
@@ -245,8 +246,12 @@ fn exp_m1_minus_x_scaled(y: f64) -> f64 {
             break;
         }
     }
-    (-y).exp() * sum
+    exp_neg_y * sum
 }
+
+/// ρ = e^(kL) is carried from term to term by one multiplication; every
+/// this many terms it is recomputed, so its rounding stays below ~1e-14.
+const RHO_REFRESH: u64 = 64;
 
 /// I = ∫_{t_x}^{T} (A+τ)^(−p)(B+τ)^(−q) dτ for A ≥ B > 0 by the series of
 /// the module docs, with d ln I/d(p, q, A, B). `None` when t_x = T (I = 0).
@@ -271,16 +276,29 @@ fn tail_integral(
     // [e1(k)/k]-part; SP, SQ the series of I(p+1, q) and I(p, q+1).
     let (mut s0, mut sh, mut sd, mut sp, mut sq) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let (mut term, mut harmonic, mut log_scale) = (1.0_f64, 0.0, 0.0);
+    // e1(k) = 1 − ρ(k), ρ(k) = e^(kL): by expm1 while ρ ≥ 1/2 (1 − ρ would
+    // cancel), else from ρ, which one multiplication by e^L carries on.
+    let step = ell.exp();
+    let mut rho_next = (k0 * ell).exp();
     let mut e1_next = -(k0 * ell).exp_m1();
     let mut converged = max_terms < MAX_SERIES_TERMS;
     for n in 0..max_terms {
         let nf = n as f64;
         let k = k0 + nf;
-        let e1 = e1_next;
-        e1_next = -((k + 1.0) * ell).exp_m1();
+        let (e1, rho) = (e1_next, rho_next);
+        rho_next = if (n + 1) % RHO_REFRESH == 0 {
+            ((k + 1.0) * ell).exp()
+        } else {
+            rho * step
+        };
+        e1_next = if rho_next < 0.5 {
+            1.0 - rho_next
+        } else {
+            -((k + 1.0) * ell).exp_m1()
+        };
         // d/dk of (1 − e^(kL))/k, less its −ln(A+t_x) part: −e^(−y)(eʸ−1−y)/k², y = −kL.
         let y = -k * ell;
-        let d = -exp_m1_minus_x_scaled(y) / (k * k);
+        let d = -exp_m1_minus_x_scaled(y, rho) / (k * k);
         let a = term * e1 / k;
         s0 += a;
         sh += harmonic * a;
