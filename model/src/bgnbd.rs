@@ -353,22 +353,22 @@ struct Objective {
 const PARALLEL_CHUNK: usize = 16_384;
 
 /// Distinct values in first-seen order, and the index of a value.
-struct Distinct {
+pub(crate) struct Distinct {
     /// The values, in first-seen order.
-    values: Vec<f64>,
+    pub(crate) values: Vec<f64>,
     /// Bit pattern → position in `values`.
     index: FastHashMap<u64, u32>,
 }
 
 impl Distinct {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             values: Vec::new(),
             index: fast_map(1024),
         }
     }
 
-    fn of(&mut self, value: f64) -> u32 {
+    pub(crate) fn of(&mut self, value: f64) -> u32 {
         let values = &mut self.values;
         *self.index.entry(value.to_bits()).or_insert_with(|| {
             values.push(value);
@@ -583,7 +583,7 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
     let theta = LogParameters {
         model: ModelKind::BgNbd,
         names: ["r", "alpha", "a", "b"],
-        scaled: 1,
+        scaled: &[1],
         scale: if max_t > 0.0 { max_t } else { 1.0 },
     };
     theta.check_customers(input.customers, options)?;

@@ -5,13 +5,17 @@
 
 use thiserror::Error;
 
-/// Which of the two models an error concerns.
+/// Which model an error concerns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
     /// BG/NBD purchase and dropout model.
     BgNbd,
     /// Gamma-Gamma spend model.
     GammaGamma,
+    /// MBG/NBD purchase and dropout model (Batislam et al. 2007).
+    MbgNbd,
+    /// Pareto/NBD purchase and dropout model (Schmittlein et al. 1987).
+    ParetoNbd,
 }
 
 impl std::fmt::Display for ModelKind {
@@ -19,6 +23,8 @@ impl std::fmt::Display for ModelKind {
         f.write_str(match self {
             ModelKind::BgNbd => "BG/NBD purchase",
             ModelKind::GammaGamma => "Gamma-Gamma spend",
+            ModelKind::MbgNbd => "MBG/NBD purchase",
+            ModelKind::ParetoNbd => "Pareto/NBD purchase",
         })
     }
 }
@@ -61,7 +67,7 @@ pub enum ModelError {
         got: u64,
     },
     /// Nobody bought twice, so dropout cannot be estimated.
-    #[error("no customer has a repeat purchase (x > 0 for none of {customers} customers): the BG/NBD purchase model cannot be fitted until some customers buy on a second day")]
+    #[error("no customer has a repeat purchase (x > 0 for none of {customers} customers): no purchase model (BG/NBD, MBG/NBD, Pareto/NBD) can be fitted until some customers buy on a second day")]
     NoRepeatPurchasers {
         /// Number of customers supplied.
         customers: u64,

@@ -27,9 +27,9 @@ pub(crate) struct LogParameters<const N: usize> {
     pub model: ModelKind,
     /// Parameter names as in the paper, in θ's order.
     pub names: [&'static str; N],
-    /// The one parameter in the input's units (BG/NBD α in days,
-    /// Gamma-Gamma γ in currency), fitted divided by `scale`.
-    pub scaled: usize,
+    /// The parameters in the input's units (BG/NBD α in days, Pareto/NBD α
+    /// and β in days, Gamma-Gamma γ in currency), fitted divided by `scale`.
+    pub scaled: &'static [usize],
     /// What the input was divided by for the fit.
     pub scale: f64,
 }
@@ -85,7 +85,7 @@ impl<const N: usize> LogParameters<N> {
     pub fn values(&self, optimum: &Optimum, options: &FitOptions) -> Result<[f64; N], ModelError> {
         let value = |i: usize| {
             let value = optimum.theta[i].exp();
-            if i == self.scaled {
+            if self.scaled.contains(&i) {
                 value * self.scale
             } else {
                 value
@@ -143,6 +143,8 @@ impl<const N: usize> LogParameters<N> {
                 what: match self.model {
                     ModelKind::BgNbd => "the BG/NBD log-likelihood at the optimum",
                     ModelKind::GammaGamma => "the Gamma-Gamma log-likelihood at the optimum",
+                    ModelKind::MbgNbd => "the MBG/NBD log-likelihood at the optimum",
+                    ModelKind::ParetoNbd => "the Pareto/NBD log-likelihood at the optimum",
                 },
             });
         }

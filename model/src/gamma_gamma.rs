@@ -337,7 +337,7 @@ pub fn fit_gamma_gamma(
     let theta = LogParameters {
         model: ModelKind::GammaGamma,
         names: ["p", "q", "gamma"],
-        scaled: 2,
+        scaled: &[2],
         scale: input
             .groups
             .iter()

@@ -13,6 +13,10 @@
 //! - [`special`]: ln Γ, ψ, ln B, ln ₂F₁ (log-space series, Euler transform).
 //! - [`summary`]: [`CustomerSummary`] (x, t_x, T, m), validated, and grouping.
 //! - [`bgnbd`]: [`BgNbdParams`] and its predictions, [`BgNbdFitInput`], [`fit_bgnbd`].
+//! - [`mbgnbd`]: [`MbgNbdParams`] (Batislam et al. 2007) and its predictions, [`fit_mbgnbd`].
+//! - [`pareto_nbd`]: [`ParetoNbdParams`] (Schmittlein et al. 1987) and its
+//!   predictions, [`fit_pareto_nbd`]; both new families fit the same
+//!   [`BgNbdFitInput`] through `purchase_fit` (the grouped likelihood they share).
 //! - [`gamma_gamma`]: [`GammaGammaParams`], [`GammaGammaFitInput`], [`fit_gamma_gamma`].
 //! - [`value`]: [`ClvModel`] scoring one or all customers, [`customer_value`].
 //! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors;
@@ -21,7 +25,8 @@
 //! - [`prec`]: every tolerance and numerical limit, stated once.
 //! - [`error`]: [`ModelError`], messages fit to show to users.
 //! - [`evaluate`]: calibration/holdout comparison, [`evaluate_holdout`].
-//! - [`mod@simulate`]: a seeded simulator of the models' story.
+//! - [`mod@simulate`]: a seeded simulator of the models' story
+//!   ([`simulate_process`] for MBG/NBD and Pareto/NBD).
 //!
 //! # Example
 //! ```
@@ -61,7 +66,10 @@ pub mod evaluate;
 pub mod fit;
 mod fitted;
 pub mod gamma_gamma;
+pub mod mbgnbd;
+pub mod pareto_nbd;
 pub mod prec;
+mod purchase_fit;
 pub mod simulate;
 pub mod special;
 pub mod summary;
@@ -76,9 +84,11 @@ pub use fit::{FitOptions, FitReport};
 pub use gamma_gamma::{
     fit_gamma_gamma, GammaGammaFit, GammaGammaFitInput, GammaGammaParams, GammaGammaStandardErrors,
 };
+pub use mbgnbd::{fit_mbgnbd, MbgNbdFit, MbgNbdParams, MbgNbdStandardErrors};
+pub use pareto_nbd::{fit_pareto_nbd, ParetoNbdFit, ParetoNbdParams, ParetoNbdStandardErrors};
 pub use simulate::{
-    simulate, simulate_customer, Acquisition, Occasion, SimulatedCustomer, SimulationConfig,
-    TimeResolution,
+    simulate, simulate_customer, simulate_process, simulate_process_customer, Acquisition,
+    Occasion, PurchaseProcess, SimulatedCustomer, SimulationConfig, TimeResolution,
 };
 pub use summary::{group_purchases, group_spend, CustomerSummary, PurchaseGroup, SpendGroup};
 pub use value::{

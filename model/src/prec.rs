@@ -58,3 +58,12 @@ pub const SERIES_RESCALE_ABOVE: f64 = 1e200;
 
 /// Largest number of series terms before giving up (z extremely close to 1).
 pub const MAX_SERIES_TERMS: u64 = 20_000_000;
+
+/// Terms of the Pareto/NBD tail series per row during the fit. The first
+/// steps of L-BFGS can probe points where the series ratio z is within
+/// 1e-6 of 1 (millions of terms per row); there the fit uses the partial
+/// sum (a lower bound, finite and smooth enough to steer the line search
+/// back). 20,000 terms are exact to rounding for z up to about 0.998 (in
+/// the rescaled problem). The fit's final log-likelihood is recomputed
+/// without the cap, and a fit whose optimum needed it is refused.
+pub const PARETO_FIT_MAX_TERMS: u64 = 20_000;

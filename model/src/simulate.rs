@@ -11,6 +11,15 @@
 //! - each repeat occasion's value ~ Gamma(shape p_s, rate ν), with the
 //!   customer's ν ~ Gamma(shape q, rate γ).
 //!
+//! The other purchase families change only the dropout story
+//! ([`PurchaseProcess`], [`simulate_process`]):
+//!
+//! - MBG/NBD (Batislam et al. 2007): the same, and the customer may also
+//!   drop out right after the first purchase, with the same probability p;
+//! - Pareto/NBD (Schmittlein, Morrison & Colombo 1987): the customer's
+//!   lifetime from the first purchase is Exponential(μ), μ ~ Gamma(shape
+//!   s, rate β), independent of purchases.
+//!
 //! Used to check parameter recovery and, in the service, to test the
 //! calibration/holdout evaluation. Knows nothing of fitting.
 
@@ -21,6 +30,8 @@ use rayon::prelude::*;
 
 use crate::bgnbd::BgNbdParams;
 use crate::gamma_gamma::GammaGammaParams;
+use crate::mbgnbd::MbgNbdParams;
+use crate::pareto_nbd::ParetoNbdParams;
 use crate::summary::CustomerSummary;
 
 /// When customers make their first purchase.
@@ -95,8 +106,10 @@ pub struct SimulatedCustomer {
     pub acquired_at: f64,
     /// True purchase rate λ per day.
     pub purchase_rate: f64,
-    /// True dropout probability p.
+    /// True dropout probability p (BG/NBD, MBG/NBD); 0 for Pareto/NBD.
     pub dropout_probability: f64,
+    /// True dropout rate μ per day (Pareto/NBD); 0 for BG/NBD and MBG/NBD.
+    pub dropout_rate: f64,
     /// Whether the customer was still alive at the end of calibration.
     pub alive_at_calibration_end: bool,
     /// Every occasion, first purchase included, when `record_occasions` is set.
@@ -106,6 +119,27 @@ pub struct SimulatedCustomer {
 /// Simulates `config.customers` customers (in parallel; customer i uses
 /// ChaCha8 stream i of the seed, so results do not depend on threads).
 pub fn simulate(config: &SimulationConfig) -> Vec<SimulatedCustomer> {
+    simulate_process(config, PurchaseProcess::BgNbd(config.purchases))
+}
+
+/// The purchase and dropout story to simulate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PurchaseProcess {
+    /// BG/NBD: dropout with probability p after each repeat purchase.
+    BgNbd(BgNbdParams),
+    /// MBG/NBD: dropout with probability p at the first and after each repeat purchase.
+    MbgNbd(MbgNbdParams),
+    /// Pareto/NBD: an exponential lifetime of rate μ ~ Gamma(s, β).
+    ParetoNbd(ParetoNbdParams),
+}
+
+/// Like [`simulate`], with `process` in place of `config.purchases`
+/// (`PurchaseProcess::BgNbd(config.purchases)` gives the same customers as
+/// [`simulate`]).
+pub fn simulate_process(
+    config: &SimulationConfig,
+    process: PurchaseProcess,
+) -> Vec<SimulatedCustomer> {
     (0..config.customers)
         .into_par_iter()
         .map(|i| {
@@ -121,7 +155,7 @@ pub fn simulate(config: &SimulationConfig) -> Vec<SimulatedCustomer> {
                     }
                 }
             };
-            simulate_customer(config, acquired_at, &mut rng)
+            simulate_process_customer(config, process, acquired_at, &mut rng)
         })
         .collect()
 }
@@ -134,13 +168,43 @@ pub fn simulate_customer(
     acquired_at: f64,
     rng: &mut impl Rng,
 ) -> SimulatedCustomer {
-    let params = config.purchases;
+    simulate_process_customer(
+        config,
+        PurchaseProcess::BgNbd(config.purchases),
+        acquired_at,
+        rng,
+    )
+}
+
+/// [`simulate_customer`] under `process`.
+pub fn simulate_process_customer(
+    config: &SimulationConfig,
+    process: PurchaseProcess,
+    acquired_at: f64,
+    rng: &mut impl Rng,
+) -> SimulatedCustomer {
     let t = config.calibration_days - acquired_at;
     let end = t + config.holdout_days;
-    let lambda = gamma_draw(params.r(), params.alpha(), rng);
-    let dropout = Beta::new(params.a(), params.b())
-        .map(|d| d.sample(rng))
-        .unwrap_or(0.5);
+    let beta_draw = |a: f64, b: f64, rng: &mut _| {
+        Beta::new(a, b)
+            .map(|d: Beta<f64>| d.sample(rng))
+            .unwrap_or(0.5)
+    };
+    // (λ, p, μ); the BG/NBD draws come in the order they always have.
+    let (lambda, dropout, dropout_rate) = match process {
+        PurchaseProcess::BgNbd(p) => {
+            let lambda = gamma_draw(p.r(), p.alpha(), rng);
+            (lambda, beta_draw(p.a(), p.b(), rng), 0.0)
+        }
+        PurchaseProcess::MbgNbd(p) => {
+            let lambda = gamma_draw(p.r(), p.alpha(), rng);
+            (lambda, beta_draw(p.a(), p.b(), rng), 0.0)
+        }
+        PurchaseProcess::ParetoNbd(p) => {
+            let lambda = gamma_draw(p.r(), p.alpha(), rng);
+            (lambda, 0.0, gamma_draw(p.s(), p.beta(), rng))
+        }
+    };
     let rate = config
         .spend
         .map(|s| (s.p(), gamma_draw(s.q(), s.gamma(), rng)));
@@ -161,10 +225,28 @@ pub fn simulate_customer(
     let mut last_occasion = 0.0;
     let mut now = 0.0;
     let mut alive_at_end = true;
-    let waiting = Exp::new(lambda).ok();
+    // Pareto/NBD: purchases stop at the end of the lifetime.
+    let pareto = matches!(process, PurchaseProcess::ParetoNbd(_));
+    let lifetime = match process {
+        PurchaseProcess::ParetoNbd(_) => Exp::new(dropout_rate)
+            .map(|d| d.sample(rng))
+            .unwrap_or(f64::INFINITY),
+        _ => f64::INFINITY,
+    };
+    let stop = end.min(lifetime);
+    if lifetime < t {
+        alive_at_end = false;
+    }
+    // MBG/NBD: dropout is possible right after the first purchase.
+    let dead_at_first =
+        matches!(process, PurchaseProcess::MbgNbd(_)) && rng.random::<f64>() < dropout;
+    if dead_at_first {
+        alive_at_end = false;
+    }
+    let waiting = Exp::new(lambda).ok().filter(|_| !dead_at_first);
     while let Some(gap) = waiting.as_ref().map(|w| w.sample(rng)) {
         now += gap;
-        if now >= end {
+        if now >= stop {
             break;
         }
         let when = if whole_days { now.floor() } else { now };
@@ -187,7 +269,7 @@ pub fn simulate_customer(
                 });
             }
         }
-        if rng.random::<f64>() < dropout {
+        if !pareto && rng.random::<f64>() < dropout {
             alive_at_end = now >= t;
             break;
         }
@@ -201,6 +283,7 @@ pub fn simulate_customer(
         acquired_at,
         purchase_rate: lambda,
         dropout_probability: dropout,
+        dropout_rate,
         alive_at_calibration_end: alive_at_end,
         occasions,
     }

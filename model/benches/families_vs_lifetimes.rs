@@ -1,0 +1,192 @@
+//! Fitting MBG/NBD and Pareto/NBD on 1,000,000 customers simulated from
+//! each family: this crate against the Python `lifetimes` package
+//! (ModifiedBetaGeoFitter, ParetoNBDFitter, default settings) on the very
+//! same summaries, in the same run.
+//!
+//!     LIFETIMES_PYTHON=/tmp/venv/bin/python cargo bench -p clv-model --bench families_vs_lifetimes
+//!
+//! Environment: `BENCH_CUSTOMERS` (default 1000000), `BENCH_RUNS` (runs of
+//! ours, default 3), `LIFETIMES_PYTHON` (interpreter with lifetimes
+//! installed, default `python3`; `skip` to leave lifetimes out),
+//! `LIFETIMES_ROWS` (fit lifetimes on the first N customers only; ours is
+//! then also timed on those N), `LIFETIMES_TIMEOUT` (seconds before
+//! lifetimes is stopped, default 600: the issue's "cannot finish in 10
+//! minutes").
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clv_model::{
+    fit_mbgnbd, fit_pareto_nbd, simulate_process, Acquisition, BgNbdFitInput, BgNbdParams,
+    CustomerSummary, FitOptions, MbgNbdParams, ParetoNbdParams, PurchaseProcess, SimulationConfig,
+    TimeResolution,
+};
+use serde_json::Value;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Our fit of `family` on `summaries` (grouping included): (LL, seconds).
+fn fit_ours(family: &str, summaries: &[CustomerSummary]) -> (f64, String) {
+    let input = BgNbdFitInput::from_summaries(summaries);
+    let options = FitOptions::default();
+    if family == "mbgnbd" {
+        let fit = fit_mbgnbd(&input, &options).expect("MBG/NBD fit");
+        let p = fit.params;
+        let text = format!(
+            "r {:.6} alpha {:.6} d a {:.6} b {:.6}, {} it",
+            p.r(),
+            p.alpha(),
+            p.a(),
+            p.b(),
+            fit.report.iterations
+        );
+        (fit.report.log_likelihood, text)
+    } else {
+        let fit = fit_pareto_nbd(&input, &options).expect("Pareto/NBD fit");
+        let p = fit.params;
+        let text = format!(
+            "r {:.6} alpha {:.6} d s {:.6} beta {:.6} d, {} it",
+            p.r(),
+            p.alpha(),
+            p.s(),
+            p.beta(),
+            fit.report.iterations
+        );
+        (fit.report.log_likelihood, text)
+    }
+}
+
+/// Runs lifetimes on the CSV, stopping it after `timeout`.
+fn run_lifetimes(
+    python: &str,
+    family: &str,
+    csv: &str,
+    rows: usize,
+    timeout: Duration,
+) -> Option<Value> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/lifetimes_families_fit.py"
+    );
+    let mut child = Command::new(python)
+        .args([script, family, csv, &rows.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let started = Instant::now();
+    loop {
+        if child.try_wait().ok()?.is_some() {
+            break;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            println!(
+                "lifetimes {family}: stopped after {:.0} s without finishing",
+                timeout.as_secs_f64()
+            );
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = child.wait_with_output().ok()?;
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("families_vs_lifetimes: run with `cargo bench -p clv-model --bench families_vs_lifetimes`");
+        return;
+    }
+    let customers: usize = env_or("BENCH_CUSTOMERS", 1_000_000);
+    let runs: usize = env_or("BENCH_RUNS", 3).max(1);
+    let python: String = env_or("LIFETIMES_PYTHON", "python3".to_string());
+    let lifetimes_rows: usize = env_or("LIFETIMES_ROWS", customers).min(customers);
+    let timeout = Duration::from_secs(env_or("LIFETIMES_TIMEOUT", 600));
+
+    let processes = [
+        (
+            "mbgnbd",
+            PurchaseProcess::MbgNbd(
+                MbgNbdParams::from_weeks(0.525, 6.183, 0.891, 1.614).expect("parameters"),
+            ),
+        ),
+        (
+            "pareto_nbd",
+            PurchaseProcess::ParetoNbd(
+                ParetoNbdParams::from_weeks(0.553, 10.58, 0.606, 11.67).expect("parameters"),
+            ),
+        ),
+    ];
+    for (family, process) in processes {
+        let config = SimulationConfig {
+            purchases: BgNbdParams::new(1.0, 1.0, 1.0, 1.0).expect("parameters"),
+            spend: None,
+            customers,
+            calibration_days: 730.0,
+            holdout_days: 0.0,
+            acquisition: Acquisition::Uniform { window_days: 365.0 },
+            resolution: TimeResolution::WholeDays,
+            seed: 2007,
+            record_occasions: false,
+        };
+        let summaries: Vec<CustomerSummary> = simulate_process(&config, process)
+            .into_iter()
+            .map(|c| c.summary)
+            .collect();
+        let mut times = Vec::new();
+        let mut last = None;
+        for _ in 0..runs {
+            let started = Instant::now();
+            last = Some(fit_ours(family, &summaries));
+            times.push(started.elapsed());
+        }
+        let (ll, text) = last.expect("one run");
+        let ours = median(times).as_secs_f64();
+        println!("ours, {family}, {customers} customers: median {ours:.3} s over {runs} runs; LL {ll:.4}; {text}");
+        if python == "skip" {
+            continue;
+        }
+        let path = std::env::temp_dir().join(format!("clv_{family}_{customers}.csv"));
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("csv"));
+        writeln!(file, "frequency,recency,T").expect("write");
+        for s in &summaries {
+            writeln!(file, "{},{},{}", s.x(), s.t_x(), s.t()).expect("write");
+        }
+        drop(file);
+        let csv = path.to_string_lossy().to_string();
+        let theirs = run_lifetimes(&python, family, &csv, lifetimes_rows, timeout);
+        let ours_there = if lifetimes_rows < customers {
+            let started = Instant::now();
+            let (ll, _) = fit_ours(family, &summaries[..lifetimes_rows]);
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "ours, {family}, first {lifetimes_rows} customers: {seconds:.3} s; LL {ll:.4}"
+            );
+            seconds
+        } else {
+            ours
+        };
+        if let Some(v) = theirs {
+            let seconds = v["seconds"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "lifetimes, {family}, {lifetimes_rows} customers: {seconds:.3} s; LL {:.4}; params {}; ours is {:.1}x faster",
+                v["log_likelihood"].as_f64().unwrap_or(f64::NAN),
+                v["params"],
+                seconds / ours_there
+            );
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+}
