@@ -260,6 +260,15 @@ impl pb::report_service_server::ReportService for ReportApi {
                 .into_iter()
                 .map(|r| self.segment_row(r))
                 .collect(),
+            value_curve: s
+                .value_curve
+                .into_iter()
+                .map(|p| pb::ValueCurvePoint {
+                    customers: p.customers,
+                    customer_share: p.customer_share,
+                    value_share: p.value_share,
+                })
+                .collect(),
         }))
     }
 }

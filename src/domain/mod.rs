@@ -19,6 +19,7 @@ mod rules;
 mod segments;
 mod summary;
 mod transaction;
+mod value_curve;
 mod violation;
 
 pub use cohorts::{
@@ -49,4 +50,5 @@ pub use transaction::{
     dedupe_batch, Batch, BatchEntry, Transaction, TransactionKind, UncheckedKind, UncheckedMoney,
     UncheckedTransaction,
 };
+pub use value_curve::{value_curve, ValueCurvePoint};
 pub use violation::FieldViolation;

@@ -10,8 +10,9 @@ use clv_model::ModelError;
 use super::{no_model::NoActiveModel, population::clv_model, scoring::history_summary};
 use crate::{
     domain::{
-        build_cohorts, business_day, per_customer, rate, report_order, start_of_day, Cohort,
-        CohortRange, FittedModels, ModelVersion, Projection, Total, TotalOutOfRange,
+        build_cohorts, business_day, per_customer, rate, report_order, start_of_day, value_curve,
+        Cohort, CohortRange, FittedModels, ModelVersion, Projection, Total, TotalOutOfRange,
+        ValueCurvePoint,
     },
     storage::{CohortHistory, DaysAsOf, SegmentRow, Storage, StorageError},
 };
@@ -73,6 +74,8 @@ pub struct Segments {
     pub model: ModelVersion,
     pub segments: Vec<SegmentShare>,
     pub value_tiers: Vec<SegmentShare>,
+    /// The Pareto curve of total value, a point per percentile of customers.
+    pub value_curve: Vec<ValueCurvePoint>,
 }
 
 /// The customers of one segment or value tier.
@@ -287,10 +290,12 @@ impl Reports {
                 .map(|r| SegmentShare::of(r, total_revenue))
                 .collect()
         };
+        let value_curve = value_curve(&self.storage.value_percentiles(model.version).await?);
         Ok(Segments {
             model,
             segments: shares(segments),
             value_tiers: shares(value_tiers),
+            value_curve,
         })
     }
 }

@@ -487,6 +487,27 @@ impl Storage {
     }
 
     /// Customers per segment and per value tier under a model version.
+    /// A version's customers ranked by total value (historical +
+    /// predicted, in currency units), highest first (ties by id), in up to
+    /// 100 equal groups: (customers, their value) per group, in rank order.
+    pub async fn value_percentiles(&self, version: i64) -> Result<Vec<(u64, f64)>, StorageError> {
+        let rows: Vec<(i64, f64)> = sqlx::query_as(
+            "SELECT count(*)::int8 AS customers, sum(value)::float8 AS value
+               FROM (SELECT historical_value_nanos / 1e9 + predicted_value AS value,
+                            ntile(100) OVER (ORDER BY historical_value_nanos / 1e9 + predicted_value DESC,
+                                                      customer_id) AS percentile
+                       FROM customer_scores WHERE model_version = $1) ranked
+              GROUP BY percentile ORDER BY percentile",
+        )
+        .bind(version)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, v)| (u64::try_from(n).unwrap_or(0), v))
+            .collect())
+    }
+
     pub async fn segment_rows(&self, version: i64) -> Result<Vec<SegmentRow>, StorageError> {
         let rows: Vec<SegmentRecord> = sqlx::query_as(
             "SELECT 'segment' AS dimension, segment AS name, count(*) AS customers,

@@ -84,6 +84,76 @@ async fn segments_and_tiers_group_the_active_models_scores() {
     }
 }
 
+/// Issue 13: the Pareto curve of the segment report equals the stored
+/// scores ranked and summed in the test: a point per percentile of
+/// customers, each the top customers' share of the total value.
+#[tokio::test]
+async fn the_value_curve_is_the_top_customers_share_of_all_value() {
+    let app = spawn_app().await;
+    import(&app, &simulated_purchases()).await;
+    let model = fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;
+    let curve = reports(&app)
+        .await
+        .get_segment_report(pb::GetSegmentReportRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .value_curve;
+    let rows: Vec<(i64, f64)> = sqlx::query_as(
+        "SELECT historical_value_nanos::int8, predicted_value FROM customer_scores
+          WHERE model_version = $1",
+    )
+    .bind(model.version)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut values: Vec<f64> = rows.iter().map(|(h, p)| *h as f64 / 1e9 + p).collect();
+    values.sort_by(|a, b| b.total_cmp(a));
+    let n = values.len() as u64;
+    let total: f64 = values.iter().sum();
+    assert!(n > 1_000 && total > 0.0);
+
+    // 100 groups whose sizes differ by at most one, the larger first.
+    assert_eq!(curve.len(), 100);
+    let sizes: Vec<u64> = std::iter::once(curve[0].customers)
+        .chain(curve.windows(2).map(|w| w[1].customers - w[0].customers))
+        .collect();
+    let (small, large) = (n / 100, n / 100 + 1);
+    let larger = (n % 100) as usize;
+    assert!(sizes[..larger].iter().all(|&s| s == large), "{sizes:?}");
+    assert!(sizes[larger..].iter().all(|&s| s == small), "{sizes:?}");
+
+    for p in &curve {
+        let top: f64 = values[..p.customers as usize].iter().sum();
+        assert_eq!(p.customer_share, p.customers as f64 / n as f64);
+        assert!(
+            (p.value_share - top / total).abs() < 1e-9,
+            "top {} customers: {} vs {}",
+            p.customers,
+            p.value_share,
+            top / total
+        );
+    }
+    let last = curve.last().unwrap();
+    assert_eq!(
+        (last.customers, last.customer_share, last.value_share),
+        (n, 1.0, 1.0)
+    );
+    // Ranked from the most valuable down: the curve is concave, each
+    // percentile adding no more than the one before.
+    for w in curve.windows(3) {
+        let (a, b) = (
+            w[1].value_share - w[0].value_share,
+            w[2].value_share - w[1].value_share,
+        );
+        let (na, nb) = (
+            (w[1].customers - w[0].customers) as f64,
+            (w[2].customers - w[1].customers) as f64,
+        );
+        assert!(b / nb <= a / na + 1e-12);
+    }
+}
+
 /// Issue 12: segment rows came in whatever order the database grouped
 /// them. Segments follow their defined order (best first, as listed at
 /// AtRiskCustomer.segment), value tiers run from the top down.
