@@ -352,10 +352,9 @@ fn check_dashboard(dashboard: &Value, exposed: &Exposed) -> Vec<String> {
             .collect(),
         problems: Vec::new(),
     };
-    if !variables
-        .iter()
-        .any(|v| v["name"] == "datasource" && v["type"] == "datasource" && v["query"] == "prometheus")
-    {
+    if !variables.iter().any(|v| {
+        v["name"] == "datasource" && v["type"] == "datasource" && v["query"] == "prometheus"
+    }) {
         check
             .problems
             .push("no `datasource` variable choosing a Prometheus".into());
@@ -387,9 +386,9 @@ fn check_dashboard(dashboard: &Value, exposed: &Exposed) -> Vec<String> {
         let label = label.trim();
         if let Some(names) = check.expr(&at, selector) {
             if !names.contains(label) {
-                check
-                    .problems
-                    .push(format!("{at}: no series of `{selector}` has the label `{label}`"));
+                check.problems.push(format!(
+                    "{at}: no series of `{selector}` has the label `{label}`"
+                ));
             }
         }
     }
@@ -403,7 +402,12 @@ fn check_dashboard(dashboard: &Value, exposed: &Exposed) -> Vec<String> {
         if title.trim().is_empty() {
             check.problems.push(format!("{at} has no title"));
         }
-        if panel["description"].as_str().unwrap_or_default().trim().is_empty() {
+        if panel["description"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+        {
             check.problems.push(format!("{at} has no description"));
         }
         if panel["fieldConfig"]["defaults"]["unit"]
@@ -419,7 +423,10 @@ fn check_dashboard(dashboard: &Value, exposed: &Exposed) -> Vec<String> {
                 "{at} names its own data source, not the dashboard's `datasource` variable"
             ));
         }
-        let targets = panel["targets"].as_array().map(|t| t.as_slice()).unwrap_or_default();
+        let targets = panel["targets"]
+            .as_array()
+            .map(|t| t.as_slice())
+            .unwrap_or_default();
         if targets.is_empty() {
             check.problems.push(format!("{at} has no query"));
         }
@@ -435,12 +442,16 @@ fn check_dashboard(dashboard: &Value, exposed: &Exposed) -> Vec<String> {
                 continue;
             };
             let legend = target["legendFormat"].as_str().unwrap_or_default();
-            for label in legend.split("{{").skip(1).filter_map(|s| s.split_once("}}")) {
+            for label in legend
+                .split("{{")
+                .skip(1)
+                .filter_map(|s| s.split_once("}}"))
+            {
                 let label = label.0.trim();
                 if !labels.contains(label) {
-                    check
-                        .problems
-                        .push(format!("{at}: the legend prints `{label}`, which no series has"));
+                    check.problems.push(format!(
+                        "{at}: the legend prints `{label}`, which no series has"
+                    ));
                 }
             }
         }
@@ -501,8 +512,9 @@ impl Check<'_> {
                 "__rate_interval" | "__interval" | "__range" => out.push_str("1m"),
                 _ if self.variables.contains(name) => out.push_str(VARIABLE),
                 _ => {
-                    self.problems
-                        .push(format!("{at}: `${name}` is not a variable of the dashboard"));
+                    self.problems.push(format!(
+                        "{at}: `${name}` is not a variable of the dashboard"
+                    ));
                     out.push_str(VARIABLE);
                 }
             }
@@ -666,15 +678,15 @@ impl Visit<'_> {
                 MatchOp::Equal => self
                     .exposed
                     .has_value(&name, &matcher.name, |v| v == matcher.value),
-                MatchOp::Re(re) => self.exposed.has_value(&name, &matcher.name, |v| re.is_match(v)),
+                MatchOp::Re(re) => self
+                    .exposed
+                    .has_value(&name, &matcher.name, |v| re.is_match(v)),
                 MatchOp::NotEqual | MatchOp::NotRe(_) => true,
             };
             if !found {
                 self.problems.push(format!(
-                    "{}: no sample of `{name}` has `{}` (as in `{}`)",
-                    self.at,
-                    matcher.name,
-                    matcher
+                    "{}: no sample of `{name}` matches `{matcher}`",
+                    self.at
                 ));
             }
         }
