@@ -1,4 +1,4 @@
-//! The Grafana dashboard (deploy/grafana/dashboards/clvd.json) against a
+//! The Grafana dashboards (deploy/grafana/dashboards/*.json) against a
 //! live clvd: every series that a panel or a template variable queries is
 //! one that clvd's `GET /metrics` serves after calls of every kind (OK,
 //! refused as invalid, refused for load, an import, a fit), with the labels
@@ -30,7 +30,8 @@ use tonic::{Code, Request};
 
 use crate::{helpers::*, models::*};
 
-const DASHBOARD: &str = include_str!("../../deploy/grafana/dashboards/clvd.json");
+/// Where the dashboards are, from the repository root.
+const DASHBOARDS: &str = "deploy/grafana/dashboards";
 
 /// Labels that Prometheus attaches to every series it scrapes (the target's).
 const TARGET_LABELS: &[&str] = &["job", "instance"];
@@ -45,25 +46,37 @@ const VARIABLE: &str = "__grafana_variable__";
 #[tokio::test]
 async fn every_series_the_dashboard_queries_is_served_by_a_live_clvd() {
     let exposed = Exposed::parse(&scrape_after_calls_of_every_kind().await);
-    let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
-    let problems = check_dashboard(&dashboard, &exposed);
+    let dashboards = dashboards();
     assert!(
-        problems.is_empty(),
-        "deploy/grafana/dashboards/clvd.json:\n{}",
-        problems.join("\n")
+        dashboards
+            .iter()
+            .any(|(path, _)| path.ends_with("clvd.json")),
+        "{dashboards:?}"
     );
-    // The check looked at something: every panel, every query.
-    let queries = panels(&dashboard)
-        .iter()
-        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
-        .count();
-    assert!(queries >= 20, "{queries} queries");
+    for (path, dashboard) in &dashboards {
+        let problems = check_dashboard(dashboard, &exposed);
+        assert!(
+            problems.is_empty(),
+            "{}:\n{}",
+            path.display(),
+            problems.join("\n")
+        );
+        // The check looked at something: every panel, every query.
+        let queries = panels(dashboard)
+            .iter()
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .count();
+        assert!(queries >= 20, "{}: {queries} queries", path.display());
+    }
 }
 
 #[tokio::test]
 async fn the_dashboard_check_refuses_what_clvd_does_not_serve() {
     let exposed = Exposed::parse(&scrape_after_calls_of_every_kind().await);
-    let mut dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
+    let (_, mut dashboard) = dashboards()
+        .into_iter()
+        .find(|(path, _)| path.ends_with("clvd.json"))
+        .expect("clvd.json");
     let broken = [
         // A metric clvd does not serve.
         r#"sum(rate(grpc_server_handled_totals{job=~"$job"}[$__rate_interval]))"#,
@@ -326,6 +339,24 @@ impl Exposed {
                 .any(|s| s.get(label).is_some_and(|v| matches(v.as_str())))
         })
     }
+}
+
+/// Every dashboard under [`DASHBOARDS`], parsed.
+fn dashboards() -> Vec<(std::path::PathBuf, Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DASHBOARDS);
+    let mut found: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let dashboard = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+            (path, dashboard)
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
 }
 
 /// Every panel, those inside rows included.
