@@ -5,7 +5,10 @@
 //! the query selects, groups by and prints; rates are taken of counters and
 //! quantiles of histogram buckets; and every panel says what it shows
 //! (title, description, unit) and takes its data source from the
-//! dashboard's `datasource` variable.
+//! dashboard's `datasource` variable. Then a real Prometheus server
+//! (`CLVD_PROMETHEUS`; .ci/run unpacks Debian's) scrapes that clvd, and
+//! every query of the dashboard, run as Grafana sends it with each variable
+//! at "All", returns data.
 //!
 //! The PromQL is parsed by `promql-parser` (a port of Prometheus's own
 //! parser), so that metric names are told apart from functions, keywords,
@@ -153,10 +156,196 @@ async fn the_dashboard_check_refuses_what_clvd_does_not_serve() {
     }
 }
 
+#[tokio::test]
+async fn every_dashboard_query_returns_data_from_a_real_prometheus_scraping_clvd() {
+    let Some(binary) = prometheus_binary() else {
+        return;
+    };
+    let (app, _) = app_after_calls_of_every_kind().await;
+    let prometheus = Prometheus::start(&binary, app.metrics_addr.expect("metrics")).await;
+    for (path, dashboard) in dashboards() {
+        let variables: Vec<&Value> = dashboard["templating"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        for variable in variables.iter().filter(|v| v["type"] == "query") {
+            let query = variable["query"].as_str().unwrap_or_default();
+            let (selector, label) = query
+                .strip_prefix("label_values(")
+                .and_then(|q| q.strip_suffix(')'))
+                .and_then(|q| q.rsplit_once(','))
+                .unwrap_or_else(|| panic!("{}: {query}", path.display()));
+            let result = prometheus.query(&all_values(selector)).await;
+            assert!(
+                result.iter().any(|r| r["metric"][label.trim()].is_string()),
+                "{}: variable {}: no value of `{label}` in {result:?}",
+                path.display(),
+                variable["name"]
+            );
+        }
+        for panel in panels(&dashboard) {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap_or_default();
+                let result = prometheus.query(&all_values(expr)).await;
+                assert!(
+                    !result.is_empty(),
+                    "{}: panel {} query {}: no data for `{expr}`",
+                    path.display(),
+                    panel["title"],
+                    target["refId"]
+                );
+            }
+        }
+    }
+    drop(prometheus);
+    app.stop().await;
+}
+
+/// `expr` as Grafana sends it with every variable at "All" (`.*`) and a
+/// rate interval of 10 s (ten scrapes at the test's interval of 1 s).
+fn all_values(expr: &str) -> String {
+    let mut out = expr.replace("$__rate_interval", "10s");
+    for name in ["${datasource}", "$job", "$instance", "$method"] {
+        out = out.replace(name, ".*");
+    }
+    assert!(
+        !out.contains('$'),
+        "a variable this test does not set: {out}"
+    );
+    out
+}
+
+/// The Prometheus server binary: `CLVD_PROMETHEUS`, else `prometheus` on
+/// PATH; `None` (the test skips) when there is none and
+/// `CLVD_REQUIRE_PROMETHEUS` is unset. `.ci/run` unpacks Debian's and sets
+/// both, so CI cannot skip.
+fn prometheus_binary() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("CLVD_PROMETHEUS")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH")
+                .into_iter()
+                .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+                .map(|d| d.join("prometheus"))
+                .find(|p| p.is_file())
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var("CLVD_REQUIRE_PROMETHEUS").is_err(),
+            "Prometheus is required but neither CLVD_PROMETHEUS nor PATH has it"
+        );
+        eprintln!("no Prometheus (CLVD_PROMETHEUS, PATH): skipped");
+    }
+    found
+}
+
+/// A Prometheus server of this test, scraping one clvd every second; killed
+/// when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Prometheus {
+    /// Starts it and waits until it has scraped `target` a few times.
+    async fn start(binary: &std::path::Path, target: std::net::SocketAddr) -> Self {
+        let dir = std::env::temp_dir().join(format!("clvd-prometheus-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: clvd\n    \
+                 static_configs:\n      - targets: [\"{target}\"]\n"
+            ),
+        )
+        .expect("write the config");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let child = std::process::Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let prometheus = Self { child, addr, dir };
+        // Up, and enough samples for a 10 s rate.
+        for _ in 0..600 {
+            if let Some(body) = prometheus.get("count_over_time(up[1m])").await {
+                let scrapes = body["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+                if scrapes >= 12.0 {
+                    return prometheus;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("Prometheus never scraped clvd at {target}");
+    }
+
+    /// The result vector of an instant query; panics on an error.
+    async fn query(&self, expr: &str) -> Vec<Value> {
+        let body = self
+            .get(expr)
+            .await
+            .unwrap_or_else(|| panic!("Prometheus did not answer `{expr}`"));
+        assert_eq!(body["status"], "success", "`{expr}`: {body}");
+        body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `GET /api/v1/query` over HTTP/1.0; `None` while it does not answer.
+    async fn get(&self, expr: &str) -> Option<Value> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Percent-encoding by hand: every byte but the unreserved ones
+        // (RFC 3986), for one query parameter.
+        let encoded: String = expr
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+        let request =
+            format!("GET /api/v1/query?query={encoded} HTTP/1.0\r\nHost: prometheus\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let (_, body) = response.split_once("\r\n\r\n")?;
+        serde_json::from_str(body).ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A clvd with metrics and two call slots (so one caller's share is one),
 /// after calls of every kind; returns its `/metrics` text once no call is
 /// in flight.
 async fn scrape_after_calls_of_every_kind() -> String {
+    app_after_calls_of_every_kind().await.1
+}
+
+/// [`scrape_after_calls_of_every_kind`], with the server still running.
+async fn app_after_calls_of_every_kind() -> (TestApp, String) {
     let app = spawn_app_with(|s| {
         s.metrics_addr = Some(([127, 0, 0, 1], 0).into());
         s.max_concurrent_calls = 2;
@@ -232,7 +421,7 @@ async fn scrape_after_calls_of_every_kind() -> String {
         let in_flight = api("grpc_server_started_total{") - api("grpc_server_handled_total{");
         assert!(in_flight >= 0.0, "in flight {in_flight}:\n{metrics}");
         if in_flight == 0.0 {
-            return metrics;
+            return (app, metrics);
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
