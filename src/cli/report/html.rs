@@ -21,14 +21,10 @@ use chrono::{Duration, Utc};
 
 use super::{
     charts::{alive, calibration, heatmap, instant, revenue},
-    cohorts::{percent, Granularity},
+    cohorts::{amount, percent, Granularity},
 };
 use crate::{
-    cli::{
-        output::{money, status_error},
-        time::parse_instant,
-        Connection,
-    },
+    cli::{output::status_error, time::parse_instant, Connection},
     pb,
 };
 
@@ -241,7 +237,6 @@ nav a { margin-right: 14px; color: #08519c; }
 .facts { color: #555; font-size: 14px; }
 figure { margin: 16px 0; }
 figure svg { max-width: 100%; height: auto; display: block; }
-figcaption { color: #555; font-size: 14px; margin-top: 6px; max-width: 960px; }
 table { border-collapse: collapse; font-size: 14px; margin: 8px 0 16px; }
 th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
@@ -262,7 +257,8 @@ pub fn render(a: &Answers) -> Result<String, super::charts::ChartError> {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n\
 <title>clvd customer-value report as of {as_of}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
 <h1>Customer-value report</h1>\n<p class=\"facts\">As of {as_of} (business time zone {tz}); \
-active model version {model_version}; from the clvd service at {server}; made {made}.</p>\n\
+active model version {model_version}; from the clvd service at {server}; made {made}. \
+Amounts are rounded to cents.</p>\n\
 <nav><a href=\"#cohorts\">Cohorts</a><a href=\"#loyalty\">Loyalty</a><a href=\"#model\">Model</a>\
 <a href=\"#segments\">Segments and value tiers</a><a href=\"#at-risk\">Customers at risk</a></nav>\n",
         as_of = escape(&instant(&a.cohorts.as_of)),
@@ -279,12 +275,10 @@ active model version {model_version}; from the clvd service at {server}; made {m
     Ok(page)
 }
 
-fn figure(page: &mut String, id: &str, svg: &str, how_to_read: &str) {
-    let _ = write!(
-        page,
-        "<figure id=\"{id}\">\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
-        escape(how_to_read)
-    );
+/// A figure; its title and how-to-read sentence are in the SVG itself (so
+/// that a figure saved alone keeps them), not repeated around it.
+fn figure(page: &mut String, id: &str, svg: &str) {
+    let _ = write!(page, "<figure id=\"{id}\">\n{svg}\n</figure>\n");
 }
 
 fn missing(page: &mut String, what: &str, error: &str) {
@@ -315,19 +309,9 @@ fn cohorts_section(
         );
     }
     let heat = heatmap::retention_heatmap(report)?;
-    figure(
-        page,
-        "retention-heatmap",
-        inline(&heat),
-        heatmap::HOW_TO_READ,
-    );
+    figure(page, "retention-heatmap", inline(&heat));
     let lines = revenue::cumulative_revenue(report)?;
-    figure(
-        page,
-        "cumulative-revenue",
-        inline(&lines),
-        revenue::HOW_TO_READ,
-    );
+    figure(page, "cumulative-revenue", inline(&lines));
     page.push_str("</section>\n");
     Ok(())
 }
@@ -355,8 +339,13 @@ fn opt_number(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "–".to_owned(), |v| format!("{v:.decimals$}"))
 }
 
+/// Money rounded to cents, with its currency (the page is for reading;
+/// `clvd report ... -o json` keeps every digit).
 fn opt_money(m: &Option<pb::Money>) -> String {
-    m.as_ref().map_or_else(|| "–".to_owned(), money)
+    match (amount(m), m) {
+        (Some(a), Some(m)) => format!("{a} {}", m.currency_code),
+        _ => "–".to_owned(),
+    }
 }
 
 fn loyalty_section(page: &mut String, loyalty: &Result<pb::LoyaltySummary, String>) {
@@ -526,7 +515,7 @@ purchase. Time unit of alpha: days.</p>",
         Some(Err(e)) => missing(page, "calibration chart", e),
         Some(Ok(e)) => {
             let svg = calibration::calibration_chart(e)?;
-            figure(page, "calibration", inline(&svg), calibration::HOW_TO_READ);
+            figure(page, "calibration", inline(&svg));
         }
     }
     // The matrices, for a customer first seen at the first cohort's start.
@@ -537,14 +526,9 @@ purchase. Time unit of alpha: days.</p>",
         if t_days > 0.0 && m.bgnbd.is_some() {
             let horizon = f64::from(a.horizon_days);
             let svg = alive::matrix(m, alive::Measure::Alive, t_days, horizon)?;
-            figure(page, "p-alive", inline(&svg), alive::HOW_TO_READ_ALIVE);
+            figure(page, "p-alive", inline(&svg));
             let svg = alive::matrix(m, alive::Measure::Expected, t_days, horizon)?;
-            figure(
-                page,
-                "expected-purchases",
-                inline(&svg),
-                alive::HOW_TO_READ_EXPECTED,
-            );
+            figure(page, "expected-purchases", inline(&svg));
         }
     }
     page.push_str("</section>\n");

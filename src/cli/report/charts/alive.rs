@@ -83,7 +83,7 @@ the number of purchases the model expects from such a customer over the horizon:
 recent buyers (top right) are the most valuable to keep.";
 
 const LEFT: i32 = 120;
-const TOP: i32 = 96;
+const TOP: i32 = super::HEADER_H + 40;
 const CELL_W: i32 = 52;
 const CELL_H: i32 = 22;
 
@@ -158,20 +158,21 @@ pub fn matrix(
                 model.version,
                 instant(&model.as_of)
             ),
+            width as u32,
         )?;
         let axis = text_style(12, INK, HPos::Center, VPos::Center);
         label(
             &area,
             FIGURE,
             "recency: days from the first to the last purchase",
-            (LEFT + COLUMNS as i32 * CELL_W / 2, 62),
+            (LEFT + COLUMNS as i32 * CELL_W / 2, super::HEADER_H + 4),
             &axis,
         )?;
         label(
             &area,
             FIGURE,
             "repeat purchases",
-            (LEFT - 8, 80),
+            (LEFT - 8, super::HEADER_H + 22),
             &text_style(12, INK, HPos::Right, VPos::Center),
         )?;
         for j in 0..COLUMNS {
@@ -179,7 +180,7 @@ pub fn matrix(
                 &area,
                 FIGURE,
                 &(recency(j, t_days).round() as i64).to_string(),
-                (LEFT + j as i32 * CELL_W + CELL_W / 2, 80),
+                (LEFT + j as i32 * CELL_W + CELL_W / 2, super::HEADER_H + 22),
                 &axis,
             )?;
         }

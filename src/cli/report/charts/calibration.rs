@@ -28,7 +28,7 @@ group; a gap shows where it over- or under-forecasts.";
 
 const WIDTH: u32 = 760;
 const LEFT: i32 = 70;
-const TOP: i32 = 96;
+const TOP: i32 = super::HEADER_H + 40;
 const PLOT_H: i32 = 280;
 
 /// The label of a group: `3`, or `7+` for the last.
@@ -70,7 +70,7 @@ pub fn calibration_chart(evaluation: &pb::ModelEvaluation) -> Result<String, Cha
     let group_w = plot_w / (groups.len().max(1) as i32);
     let bar_w = (group_w * 35 / 100).max(4);
     let bottom = TOP + PLOT_H;
-    let legend_y = bottom + 52;
+    let legend_y = bottom + 60;
     let note_top = legend_y + 24;
     let height = note_top + footnote_lines(HOW_TO_READ, WIDTH) * super::LINE + 12;
     let y_of = |v: f64| bottom - (v / top_value * f64::from(PLOT_H)).round() as i32;
@@ -90,6 +90,7 @@ pub fn calibration_chart(evaluation: &pb::ModelEvaluation) -> Result<String, Cha
                 evaluation.holdout_days,
                 evaluation.customers
             ),
+            WIDTH,
         )?;
         // The value axis: grid lines and labels.
         let axis = text_style(12, INK, HPos::Right, VPos::Center);

@@ -75,7 +75,7 @@ fn dark(fill: RGBColor) -> bool {
 
 // Layout, in pixels.
 const LEFT: i32 = 170;
-const TOP: i32 = 96;
+const TOP: i32 = super::HEADER_H + 40;
 const CELL_W: i32 = 48;
 const CELL_H: i32 = 22;
 const MIN_WIDTH: i32 = 760;
@@ -114,20 +114,21 @@ pub fn retention_heatmap(report: &pb::CohortReport) -> Result<String, ChartError
                 instant(&report.as_of),
                 report.time_zone
             ),
+            width as u32,
         )?;
         let axis = text_style(12, INK, HPos::Center, VPos::Center);
         label(
             &area,
             FIGURE,
             "period k after acquisition",
-            (LEFT + periods * CELL_W / 2, 62),
+            (LEFT + periods * CELL_W / 2, super::HEADER_H + 4),
             &axis,
         )?;
         label(
             &area,
             FIGURE,
             "cohort (size)",
-            (LEFT - 8, 80),
+            (LEFT - 8, super::HEADER_H + 22),
             &text_style(12, INK, HPos::Right, VPos::Center),
         )?;
         for k in 0..periods {
@@ -135,7 +136,7 @@ pub fn retention_heatmap(report: &pb::CohortReport) -> Result<String, ChartError
                 &area,
                 FIGURE,
                 &k.to_string(),
-                (LEFT + k * CELL_W + CELL_W / 2, 80),
+                (LEFT + k * CELL_W + CELL_W / 2, super::HEADER_H + 22),
                 &axis,
             )?;
         }

@@ -51,9 +51,18 @@ pub(crate) const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
 pub(crate) const MUTED: RGBColor = RGBColor(0x55, 0x55, 0x55);
 pub(crate) const GRID: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
 
+/// plotters' SVG backend writes `font-size` as the style's size / 1.24;
+/// sizes here are the pixels wanted on the page.
+pub(crate) fn px(size: u32) -> f64 {
+    f64::from(size) * 1.24
+}
+
 /// A text style of `size` pixels anchored at `h`, `v`.
 pub(crate) fn text_style(size: u32, color: RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
-    (FONT, size).into_font().color(&color).pos(Pos::new(h, v))
+    (FONT, px(size))
+        .into_font()
+        .color(&color)
+        .pos(Pos::new(h, v))
 }
 
 /// Draws `text` at `(x, y)`.
@@ -68,27 +77,33 @@ pub(crate) fn label(
         .map_err(draw_error(figure))
 }
 
-/// The header of every figure: its title in bold, then one line of facts
-/// (as of, model version, units).
+/// Height of the header: a figure's content starts below it.
+pub(crate) const HEADER_H: i32 = 72;
+
+/// The header of every figure: its title in bold, then the facts (as of,
+/// model version, units) on at most two lines of `width`.
 pub(crate) fn header(
     area: &Area<'_>,
     figure: &'static str,
     title: &str,
     facts: &str,
+    width: u32,
 ) -> Result<(), ChartError> {
-    let bold = (FONT, 18)
+    let bold = (FONT, px(17))
         .into_font()
         .style(FontStyle::Bold)
         .color(&INK)
         .pos(Pos::new(HPos::Left, VPos::Top));
     label(area, figure, title, (12, 10), &bold)?;
-    label(
-        area,
-        figure,
-        facts,
-        (12, 34),
-        &text_style(12, MUTED, HPos::Left, VPos::Top),
-    )
+    let style = text_style(12, MUTED, HPos::Left, VPos::Top);
+    for (i, line) in wrap(facts, chars_per_line(width, 12))
+        .iter()
+        .take(2)
+        .enumerate()
+    {
+        label(area, figure, line, (12, 34 + 16 * i as i32), &style)?;
+    }
+    Ok(())
 }
 
 /// The how-to-read sentence at the foot of a figure, wrapped to `width`
@@ -158,7 +173,7 @@ pub(crate) fn instant(t: &Option<prost_types::Timestamp>) -> String {
 }
 
 /// Money as f64 currency units (for positions on an axis only; printed
-/// figures use the exact decimal).
+/// figures are decimals).
 pub(crate) fn units(m: &crate::pb::Money) -> f64 {
     m.units as f64 + f64::from(m.nanos) / 1e9
 }

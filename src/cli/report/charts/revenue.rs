@@ -20,6 +20,10 @@ the net revenue its customers brought in periods 0..k, divided by the cohort's s
 only rises (or dips with refunds). Steeper lines are cohorts worth more per customer; a line \
 that flattens has stopped buying. Dashed parts are the model's forecast, not yet observed.";
 
+/// One point of a line: period k, cumulative revenue per customer, and
+/// whether it is a forecast.
+type Point = (i32, f64, bool);
+
 const WIDTH: u32 = 980;
 const LEGEND_W: u32 = 170;
 
@@ -50,7 +54,7 @@ pub fn cumulative_revenue(report: &pb::CohortReport) -> Result<String, ChartErro
         .find_map(|p| p.revenue.as_ref())
         .map(|m| m.currency_code.clone())
         .unwrap_or_default();
-    let series: Vec<(&pb::Cohort, Vec<(i32, f64, bool)>)> = report
+    let series: Vec<(&pb::Cohort, Vec<Point>)> = report
         .cohorts
         .iter()
         .map(|c| {
@@ -80,7 +84,7 @@ pub fn cumulative_revenue(report: &pb::CohortReport) -> Result<String, ChartErro
     let rows = report.cohorts.len() as u32;
     let plot_h = (rows * 15 + 40).max(380);
     let note_h = footnote_lines(HOW_TO_READ, WIDTH) as u32 * super::LINE as u32 + 16;
-    let height = 60 + plot_h + note_h;
+    let height = super::HEADER_H as u32 + plot_h + note_h;
     let mut svg = String::new();
     {
         let area = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
@@ -100,8 +104,9 @@ pub fn cumulative_revenue(report: &pb::CohortReport) -> Result<String, ChartErro
                 instant(&report.as_of),
                 report.time_zone
             ),
+            WIDTH,
         )?;
-        let plot = area.margin(60, note_h, 0, LEGEND_W);
+        let plot = area.margin(super::HEADER_H, note_h, 0, LEGEND_W);
         let mut chart = ChartBuilder::on(&plot)
             .margin(8)
             .x_label_area_size(40)
@@ -116,8 +121,8 @@ pub fn cumulative_revenue(report: &pb::CohortReport) -> Result<String, ChartErro
             .y_labels(8)
             .light_line_style(super::GRID.mix(0.5))
             .bold_line_style(super::GRID)
-            .axis_desc_style((super::FONT, 13))
-            .label_style((super::FONT, 12))
+            .axis_desc_style((super::FONT, super::px(13)))
+            .label_style((super::FONT, super::px(12)))
             .draw()
             .map_err(&err)?;
         let n = series.len();
@@ -159,9 +164,9 @@ pub fn cumulative_revenue(report: &pb::CohortReport) -> Result<String, ChartErro
         // The legend, one line per cohort, on the right.
         let x = (WIDTH - LEGEND_W + 12) as i32;
         let text = text_style(11, INK, HPos::Left, VPos::Center);
-        label(&area, FIGURE, "cohort", (x, 72), &text)?;
+        label(&area, FIGURE, "cohort", (x, super::HEADER_H + 12), &text)?;
         for (i, (c, _)) in series.iter().enumerate() {
-            let y = 90 + i as i32 * 15;
+            let y = super::HEADER_H + 30 + i as i32 * 15;
             area.draw(&PathElement::new(
                 vec![(x, y), (x + 20, y)],
                 cohort_colour(i, n).stroke_width(3),
@@ -169,7 +174,7 @@ pub fn cumulative_revenue(report: &pb::CohortReport) -> Result<String, ChartErro
             .map_err(&err)?;
             label(&area, FIGURE, &c.period_label, (x + 26, y), &text)?;
         }
-        let y = 90 + n as i32 * 15 + 8;
+        let y = super::HEADER_H + 30 + n as i32 * 15 + 8;
         area.draw(&PathElement::new(
             vec![(x, y), (x + 8, y)],
             INK.stroke_width(2),
@@ -181,7 +186,13 @@ pub fn cumulative_revenue(report: &pb::CohortReport) -> Result<String, ChartErro
         ))
         .map_err(&err)?;
         label(&area, FIGURE, "forecast", (x + 26, y), &text)?;
-        footnote(&area, FIGURE, HOW_TO_READ, (60 + plot_h + 8) as i32, WIDTH)?;
+        footnote(
+            &area,
+            FIGURE,
+            HOW_TO_READ,
+            super::HEADER_H + plot_h as i32 + 8,
+            WIDTH,
+        )?;
         area.present().map_err(&err)?;
     }
     Ok(svg)
