@@ -639,6 +639,42 @@ async fn report_cohorts_svg_writes_the_heatmap_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluate_svg_writes_the_calibration_chart_alone() {
+    let app = example_app().await;
+    let dir = tempfile_dir("evaluate-svg");
+    let out = dir.join("calibration.svg");
+    let run = clvd(
+        &app,
+        &[
+            "evaluate",
+            "--calibration-end",
+            "2026-04-30",
+            "--holdout-end",
+            AS_OF,
+            "--svg",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    ok(&run);
+    assert!(run.stdout.is_empty(), "the tables are not printed as well");
+    let evaluation = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
+        .evaluate_model(pb::EvaluateModelRequest {
+            calibration_end: Some(instant("2026-04-30")),
+            holdout_end: Some(instant(AS_OF)),
+            time_unit: pb::TimeUnit::Day as i32,
+        })
+        .await
+        .expect("EvaluateModel")
+        .into_inner();
+    let text = std::fs::read_to_string(&out).expect("the SVG was written");
+    let doc = parse(&text);
+    assert!(doc.root_element().has_tag_name("svg"));
+    check_calibration(doc.root_element(), &evaluation);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_options_name_the_flag_and_write_nothing() {
     let app = spawn_app().await;
     let dir = tempfile_dir("report-bad");
