@@ -1,6 +1,7 @@
 //! `clvd fit`, `clvd model` and `clvd evaluate`: fit a model version
 //! (FitModel), show one (GetModel), and check a calibration fit against a
-//! holdout period (EvaluateModel).
+//! holdout period (EvaluateModel; with `--svg FILE`, its calibration chart
+//! as a standalone SVG).
 
 use serde_json::Value;
 
@@ -69,6 +70,10 @@ pub struct EvaluateArgs {
     /// Unit of alpha and the log-likelihood printed (time_unit).
     #[arg(long, value_enum, default_value = "days")]
     pub time_unit: Unit,
+    /// Write the calibration-versus-holdout chart to this file as a
+    /// standalone SVG instead of printing the tables.
+    #[arg(long)]
+    pub svg: Option<std::path::PathBuf>,
 }
 
 /// Every field of a model version as one record.
@@ -214,6 +219,11 @@ pub async fn evaluate(conn: &Connection, format: Format, args: EvaluateArgs) -> 
         .await
         .map_err(status_error)?
         .into_inner();
+    if let Some(path) = &args.svg {
+        let svg = super::report::charts::calibration::calibration_chart(&e)?;
+        return std::fs::write(path, svg)
+            .map_err(|err| anyhow::anyhow!("--svg {}: cannot write: {err}", path.display()));
+    }
     let bg = e.bgnbd.as_ref();
     let total = e.total.unwrap_or_default();
     let unit = pb::TimeUnit::try_from(e.time_unit).unwrap_or(pb::TimeUnit::Unspecified);

@@ -2,8 +2,12 @@
 //! (one row per cohort, one column per period k, the chosen metric in each
 //! cell, partial and forecast cells marked, a legend and the forecast note
 //! below), and as the long form in CSV and JSON (one row per cohort and
-//! period with every field, so nothing is lost).
+//! period with every field, so nothing is lost). With `--svg FILE`, one
+//! of the figures of `clvd report html` instead, as a standalone SVG.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use serde_json::Value;
 
 use crate::{
@@ -76,10 +80,26 @@ pub struct CohortsArgs {
     /// metric).
     #[arg(long, value_enum, default_value = "retention")]
     pub metric: Metric,
+    /// Write a figure to this file as a standalone SVG instead of printing
+    /// the table (--chart picks which).
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// The figure --svg draws.
+    #[arg(long, value_enum, default_value = "retention", requires = "svg")]
+    pub chart: Chart,
+}
+
+/// The figures of `--svg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Chart {
+    /// The retention heatmap: cohorts by periods, share active.
+    Retention,
+    /// Revenue per customer, cumulative, one line per cohort.
+    Revenue,
 }
 
 impl Granularity {
-    fn pb(self) -> i32 {
+    pub(crate) fn pb(self) -> i32 {
         match self {
             Granularity::Week => pb::Granularity::Week as i32,
             Granularity::Month => pb::Granularity::Month as i32,
@@ -104,6 +124,18 @@ pub async fn run(conn: &Connection, format: Format, args: CohortsArgs) -> anyhow
         .await
         .map_err(status_error)?
         .into_inner();
+    if let Some(path) = &args.svg {
+        let svg = match args.chart {
+            Chart::Retention => super::charts::heatmap::retention_heatmap(&report)?,
+            Chart::Revenue => super::charts::revenue::cumulative_revenue(&report)?,
+        };
+        std::fs::write(path, svg)
+            .with_context(|| format!("--svg {}: cannot write", path.display()))?;
+        if !report.forecast_note.is_empty() {
+            eprintln!("clvd: no forecast: {}", report.forecast_note);
+        }
+        return Ok(());
+    }
     if format == Format::Table {
         cohort_table(&report, args.metric).print(format)?;
         for line in legend(&report, args.metric) {

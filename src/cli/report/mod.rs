@@ -1,8 +1,11 @@
 //! `clvd report <kind>`: the ReportService reports, one file per report
 //! (cohorts, loyalty, segments). A group of subcommands, so that further
-//! kinds and output forms (an HTML page, SVG charts) fit beside these.
+//! kinds and output forms fit beside these: `html` writes all of them as
+//! one self-contained page, drawn by [`charts`].
 
+pub mod charts;
 pub mod cohorts;
+pub mod html;
 pub mod loyalty;
 pub mod segments;
 
@@ -22,6 +25,10 @@ pub enum ReportCommand {
     /// Customers per RFM segment and per value tier under the active model
     /// (GetSegmentReport).
     Segments,
+    /// One self-contained HTML page (inline SVG figures and CSS, no script,
+    /// nothing fetched): cohorts, loyalty, the model and its calibration
+    /// against a holdout, segments and value tiers, customers at risk.
+    Html(html::HtmlArgs),
 }
 
 /// Runs one report command.
@@ -30,5 +37,6 @@ pub async fn run(conn: &Connection, format: Format, command: ReportCommand) -> a
         ReportCommand::Cohorts(args) => cohorts::run(conn, format, args).await,
         ReportCommand::Loyalty(args) => loyalty::run(conn, format, args).await,
         ReportCommand::Segments => segments::run(conn, format).await,
+        ReportCommand::Html(args) => html::run(conn, args).await,
     }
 }
