@@ -157,6 +157,23 @@ fn polyline_starts(svg: Node<'_, '_>, stroke: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The points of every `<polyline>` of a colour.
+fn polylines(svg: Node<'_, '_>, stroke: &str) -> Vec<Vec<(f64, f64)>> {
+    svg.descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke") == Some(stroke))
+        .map(|n| {
+            n.attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|xy| {
+                    let (x, y) = xy.split_once(',')?;
+                    Some((x.parse().ok()?, y.parse().ok()?))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// What a cell must say, computed here from the API's figures: the
 /// retention rate as a percent with one decimal (`*` after it when
 /// partial), or for a forecast `~` and expected purchases per customer.
@@ -533,6 +550,55 @@ async fn the_html_report_draws_the_services_answers_and_stands_alone() {
         let cells = table_row(&doc, "segments", &row.name.replace('_', " "));
         assert_eq!(cells[1], row.customers.to_string(), "{}", row.name);
     }
+
+    // The Pareto curve: from (0, 0) to where the equal-shares diagonal
+    // ends (100%, 100%), through GetSegmentReport's points, with the
+    // top-20% reading interpolated here from those points.
+    let pareto = figure_svg(&doc, "pareto");
+    let diagonal = polylines(pareto, "#999999");
+    let curve = polylines(pareto, "#08306B");
+    assert_eq!(
+        (diagonal.len(), curve.len()),
+        (1, 1),
+        "one diagonal, one curve"
+    );
+    let (origin, corner) = (diagonal[0][0], diagonal[0][1]);
+    let points = &curve[0];
+    assert_eq!(points.len(), segments.value_curve.len() + 1);
+    let near = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() <= 1.0 && (a.1 - b.1).abs() <= 1.0;
+    assert!(near(points[0], origin), "{:?} vs {origin:?}", points[0]);
+    assert!(
+        near(*points.last().unwrap(), corner),
+        "the curve ends at 100%"
+    );
+    let last = segments.value_curve.last().unwrap();
+    assert_eq!((last.customer_share, last.value_share), (1.0, 1.0));
+    for (drawn, p) in points[1..].iter().zip(&segments.value_curve) {
+        let want = (
+            origin.0 + p.customer_share * (corner.0 - origin.0),
+            origin.1 + p.value_share * (corner.1 - origin.1),
+        );
+        assert!(near(*drawn, want), "{drawn:?} vs {want:?} for {p:?}");
+    }
+    let fifth = segments
+        .value_curve
+        .iter()
+        .position(|p| p.customer_share >= 0.2)
+        .unwrap();
+    let (x0, y0) = match fifth {
+        0 => (0.0, 0.0),
+        i => (
+            segments.value_curve[i - 1].customer_share,
+            segments.value_curve[i - 1].value_share,
+        ),
+    };
+    let p = &segments.value_curve[fifth];
+    let top_fifth = y0 + (0.2 - x0) / (p.customer_share - x0) * (p.value_share - y0);
+    let reading = format!("top 20%: {:.1}% of value", top_fifth * 100.0);
+    assert!(
+        texts(pareto).iter().any(|(t, _, _)| *t == reading),
+        "{reading} not printed"
+    );
 
     // The customers at risk, in the service's order.
     let at_risk = clvd::api::pb::scoring_service_client::ScoringServiceClient::new(

@@ -2,7 +2,8 @@
 //! the live service's answers: the cohort figures (GetCohortReport), the
 //! loyalty summary (GetLoyaltySummary), the model (GetModel, and the
 //! calibration-versus-holdout chart from EvaluateModel), the segments and
-//! value tiers (GetSegmentReport) and the top customers at risk
+//! value tiers with the Pareto curve of value (GetSegmentReport) and the
+//! top customers at risk
 //! (ListAtRiskCustomers). The figures are inline SVG (see [`super::charts`]),
 //! the style an inline `<style>`: no script, and no `src` or `href` other
 //! than the page's own `#` anchors, so it opens offline and can be mailed.
@@ -20,7 +21,7 @@ use anyhow::Context;
 use chrono::{Duration, Utc};
 
 use super::{
-    charts::{alive, calibration, heatmap, instant, revenue},
+    charts::{alive, calibration, heatmap, instant, pareto, revenue},
     cohorts::{amount, percent, Granularity},
 };
 use crate::{
@@ -269,7 +270,7 @@ Amounts are rounded to cents.</p>\n\
     cohorts_section(&mut page, &a.cohorts)?;
     loyalty_section(&mut page, &a.loyalty);
     model_section(&mut page, a)?;
-    segments_section(&mut page, &a.segments);
+    segments_section(&mut page, &a.segments)?;
     at_risk_section(&mut page, &a.at_risk);
     page.push_str("</body>\n</html>\n");
     Ok(page)
@@ -535,7 +536,10 @@ purchase. Time unit of alpha: days.</p>",
     Ok(())
 }
 
-fn segments_section(page: &mut String, segments: &Result<pb::SegmentReport, String>) {
+fn segments_section(
+    page: &mut String,
+    segments: &Result<pb::SegmentReport, String>,
+) -> Result<(), super::charts::ChartError> {
     page.push_str("<section id=\"segments\">\n<h2>Segments and value tiers</h2>\n");
     match segments {
         Err(e) => missing(page, "segment report", e),
@@ -567,9 +571,18 @@ plus predicted; churn risk: 1 - P(alive).</p>",
                 }
                 page.push_str("</table>\n");
             }
+            match pareto::pareto_chart(r)? {
+                Some(svg) => figure(page, "pareto", inline(&svg)),
+                None => missing(
+                    page,
+                    "Pareto curve",
+                    "the customers' total value is not positive",
+                ),
+            }
         }
     }
     page.push_str("</section>\n");
+    Ok(())
 }
 
 fn at_risk_section(page: &mut String, at_risk: &Result<pb::ListAtRiskCustomersResponse, String>) {

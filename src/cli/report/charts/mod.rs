@@ -13,6 +13,7 @@
 pub mod alive;
 pub mod calibration;
 pub mod heatmap;
+pub mod pareto;
 pub mod revenue;
 
 use plotters::{
