@@ -171,6 +171,17 @@ pub struct Settings {
     )]
     pub churn_high_threshold: f64,
 
+    /// ListAtRiskCustomers leaves out customers whose P(alive) is below this:
+    /// a customer almost surely gone is not one a retention action can save.
+    #[arg(
+        long,
+        env = "CLVD_AT_RISK_MIN_PROBABILITY_ALIVE",
+        default_value_t = 0.05,
+        value_parser = parse_probability,
+        global = true
+    )]
+    pub at_risk_min_probability_alive: f64,
+
     /// Window of the probability of no purchase served with churn risk, days.
     #[arg(
         long,
@@ -479,6 +490,15 @@ impl Settings {
         // it back on with their own keys.
         s.auth = AuthMode::Off;
         s
+    }
+}
+
+/// A probability: a number in [0, 1].
+fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        Ok(_) => Err("must be in [0, 1]".into()),
+        Err(e) => Err(format!("must be a number in [0, 1]: {e}")),
     }
 }
 

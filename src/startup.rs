@@ -240,11 +240,10 @@ async fn wire(
     .with_stream_idle(settings.stream_idle());
 
     let epoch = ModelEpoch::default();
-    let models = Arc::new(Models::new(
-        storage.clone(),
-        settings.time_zone,
-        epoch.clone(),
-    ));
+    let models = Arc::new(
+        Models::new(storage.clone(), settings.time_zone, epoch.clone())
+            .with_high_risk_at(settings.churn_high_threshold),
+    );
 
     // One key for every listing's page tokens.
     let token_keys = Arc::new(PageTokenKeys::new(
@@ -255,6 +254,7 @@ async fn wire(
         medium_at: settings.churn_medium_threshold,
         high_at: settings.churn_high_threshold,
         no_purchase_window_days: settings.no_purchase_window_days,
+        at_risk_min_probability_alive: settings.at_risk_min_probability_alive,
     };
     let scoring = ScoringApi::new(
         Scoring::new(

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     domain::{FieldViolation, PopulationScore, Segmentation, Total},
-    service::{AtRiskQuery, Band, PageTokenKeys, PointInTime, Prediction, Score, Scoring},
+    service::{AtRiskQuery, Band, Caveat, PageTokenKeys, PointInTime, Prediction, Score, Scoring},
 };
 
 const MAX_HORIZON_MONTHS: i32 = 120;
@@ -173,7 +173,7 @@ impl ScoringApi {
                 out.expected_purchases = Some(p.expected_purchases);
                 out.expected_average_order_value = Some(self.predicted(p.expected_spend));
                 out.predicted_value = Some(self.predicted(p.predicted_value));
-                out.prediction_note = look_ahead.map(|l| l.to_string()).unwrap_or_default();
+                out.prediction_note = note(look_ahead, p.caveat);
             }
             Err(note) => out.prediction_note = note.to_string(),
         }
@@ -195,9 +195,9 @@ impl ScoringApi {
                 out.churn_risk = p.churn_risk;
                 out.probability_no_purchase = p.probability_no_purchase;
                 out.churn_risk_band = band(b) as i32;
-                out.at_risk = b == Band::High;
+                out.at_risk = self.scoring.policy().at_risk(&p);
                 out.predicted_value = Some(self.predicted(p.predicted_value));
-                out.prediction_note = score.look_ahead.map(|l| l.to_string()).unwrap_or_default();
+                out.prediction_note = note(score.look_ahead, p.caveat);
             }
             Err(note) => out.prediction_note = note.to_string(),
         }
@@ -388,4 +388,15 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
         let score = self.score(&id, ScoreOptions::default(), at).await?;
         Ok(Response::new(self.churn_risk(score)))
     }
+}
+
+/// A prediction's note: the look-ahead of a point-in-time score and the
+/// family's caveat, each said when present.
+fn note(look_ahead: Option<crate::service::LookAhead>, caveat: Option<Caveat>) -> String {
+    let parts: Vec<String> = look_ahead
+        .map(|l| l.to_string())
+        .into_iter()
+        .chain(caveat.map(|c| c.to_string()))
+        .collect();
+    parts.join("; ")
 }

@@ -4,8 +4,9 @@
 //! the last purchase occasion, fewer is better), frequency (purchase
 //! occasions) and monetary (net revenue per occasion). Ties share the
 //! quintile of their first member, so equal customers score equally.
-//! Segments follow the common R x F grid; value tiers rank customers by
-//! total value (historical + predicted): the top 1%, the next 19%, the rest.
+//! Segments follow the common R x F grid, reconciled with the model's churn
+//! risk ([`Segment::reconciled`]); value tiers rank customers by total value
+//! (historical + predicted): the top 1%, the next 19%, the rest.
 
 use std::cmp::Ordering;
 
@@ -36,6 +37,35 @@ impl Segment {
             (2, _) => Segment::Hibernating,
             _ => Segment::Lost,
         }
+    }
+
+    /// The segment a customer is shown in, once the model has had its say.
+    ///
+    /// The R x F grid reads calendar recency: 60 days without a purchase
+    /// rank well in a base of occasional buyers, yet for a customer who
+    /// bought every nine days they are seven missed purchases, and the
+    /// model (which weighs each customer's own rhythm) holds them almost
+    /// surely gone. A customer in the HIGH churn band (`high_risk`) is
+    /// therefore never put in an engaged segment (champions, loyal,
+    /// potential loyalists, new, promising, needs attention): with a
+    /// frequency score of 3 or more they are `at_risk` (valuable, slipping
+    /// away), below it `hibernating`. The RFM scores themselves are kept as
+    /// computed; segments the grid already calls inactive stay as they are.
+    pub fn reconciled(self, frequency: u8, high_risk: bool) -> Self {
+        if !high_risk || !self.engaged() {
+            return self;
+        }
+        if frequency >= 3 {
+            Segment::AtRisk
+        } else {
+            Segment::Hibernating
+        }
+    }
+
+    /// Whether the grid calls this segment engaged (recent enough to be
+    /// treated as an active customer).
+    pub fn engaged(self) -> bool {
+        !matches!(self, Segment::AtRisk | Segment::Hibernating | Segment::Lost)
     }
 
     pub const ALL: [Segment; 9] = [
@@ -194,6 +224,31 @@ mod tests {
         assert!(report_order("top_1_percent") < report_order("top_20_percent"));
         assert!(report_order("top_20_percent") < report_order("rest"));
         assert_eq!(report_order("unknown"), usize::MAX);
+    }
+
+    #[test]
+    fn high_risk_customers_leave_the_engaged_segments_and_nobody_else_moves() {
+        for r in 1..=5 {
+            for f in 1..=5 {
+                let grid = Segment::from_rf(r, f);
+                assert_eq!(grid.reconciled(f, false), grid, "low risk keeps ({r},{f})");
+                let shown = grid.reconciled(f, true);
+                assert!(
+                    !shown.engaged(),
+                    "({r},{f}) at high risk shown as {shown:?}"
+                );
+                if !grid.engaged() {
+                    assert_eq!(shown, grid, "inactive ({r},{f}) stays");
+                } else {
+                    let want = if f >= 3 {
+                        Segment::AtRisk
+                    } else {
+                        Segment::Hibernating
+                    };
+                    assert_eq!(shown, want, "({r},{f})");
+                }
+            }
+        }
     }
 
     #[test]

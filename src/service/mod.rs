@@ -23,6 +23,6 @@ pub use no_model::NoActiveModel;
 pub use page_token_key::{PageTokenKeyError, PageTokenKeys};
 pub use reports::{CohortOutcome, Loyalty, ReportError, Reports, SegmentShare, Segments};
 pub use scoring::{
-    AtRiskPage, AtRiskQuery, Band, ChurnPolicy, LookAhead, ModelEpoch, NoPrediction, PointInTime,
-    Prediction, Score, Scoring, ScoringError, MODEL_REFRESH,
+    AtRiskPage, AtRiskQuery, Band, Caveat, ChurnPolicy, LookAhead, ModelEpoch, NoPrediction,
+    PointInTime, Prediction, Score, Scoring, ScoringError, MODEL_REFRESH,
 };

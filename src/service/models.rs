@@ -185,7 +185,12 @@ pub struct Models {
     /// This process's turn to fit: waited for without holding a database
     /// connection, so that waiting fits cannot exhaust the pool.
     turn: Mutex<()>,
+    /// Churn risk of the HIGH band (see [`Models::with_high_risk_at`]).
+    high_risk_at: f64,
 }
+
+/// The HIGH band's default churn risk, the setting's default.
+const DEFAULT_HIGH_RISK_AT: f64 = 0.6;
 
 /// How often a fit waiting for another replica's fit tries the lock again.
 const FIT_LOCK_RETRY: Duration = Duration::from_millis(250);
@@ -223,7 +228,15 @@ impl Models {
             time_zone,
             epoch,
             turn: Mutex::new(()),
+            high_risk_at: DEFAULT_HIGH_RISK_AT,
         }
+    }
+
+    /// The churn risk of the HIGH band, which keeps customers out of the
+    /// engaged segments at the next fit (default 0.6, the setting's).
+    pub fn with_high_risk_at(mut self, high_risk_at: f64) -> Self {
+        self.high_risk_at = high_risk_at;
+        self
     }
 
     /// Fits on the data up to the business day of `as_of`, once no other
@@ -418,8 +431,9 @@ impl Models {
         let started = Instant::now();
         let summaries = self.storage.all_summaries().await?;
         let today = Utc::now().with_timezone(&self.time_zone).date_naive();
+        let high_risk_at = self.high_risk_at;
         let (rows, skipped) = tokio::task::spawn_blocking(move || {
-            super::population::population_scores(version, &fitted, today, summaries)
+            super::population::population_scores(version, &fitted, today, summaries, high_risk_at)
         })
         .await
         .map_err(ModelsError::task("scoring"))?

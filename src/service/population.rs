@@ -21,11 +21,16 @@ pub(crate) fn clv_model(fitted: &FittedModels) -> Result<ClvModel, ModelError> {
 /// Scores every summary as of `today` under `fitted` (version `version`).
 /// Customers the model cannot score (a non-finite result) are left out and
 /// counted in the second value.
+///
+/// Value at risk is churn risk × predicted value, and a customer whose
+/// churn risk is at least `high_risk_at` (the HIGH band) is not shown in an
+/// engaged segment ([`Segment::reconciled`]); docs/definitions.md says why.
 pub fn population_scores(
     version: i64,
     fitted: &FittedModels,
     today: NaiveDate,
     summaries: Vec<CustomerSummary>,
+    high_risk_at: f64,
 ) -> Result<(Vec<PopulationScore>, usize), ModelError> {
     let model = clv_model(fitted)?;
     let options = ScoreOptions::default();
@@ -68,11 +73,6 @@ pub fn population_scores(
         .enumerate()
         .map(|(i, (summary, c))| {
             let churn_risk = 1.0 - c.probability_alive;
-            let if_retained = if c.probability_alive > 0.0 {
-                c.predicted_value / c.probability_alive
-            } else {
-                0.0
-            };
             PopulationScore {
                 customer_id: summary.customer_id,
                 model_version: version,
@@ -81,15 +81,26 @@ pub fn population_scores(
                 probability_no_purchase: c.probability_no_purchase,
                 expected_purchases: c.expected_purchases,
                 predicted_value: c.predicted_value,
-                value_at_risk: churn_risk * if_retained,
+                value_at_risk: value_at_risk(churn_risk, c.predicted_value),
                 historical_value: summary.net_revenue,
                 recency_score: r[i],
                 frequency_score: f[i],
                 monetary_score: m[i],
-                segment: Segment::from_rf(r[i], f[i]),
+                segment: Segment::from_rf(r[i], f[i]).reconciled(f[i], churn_risk >= high_risk_at),
                 value_tier: tiers[i],
             }
         })
         .collect();
     Ok((rows, skipped))
+}
+
+/// The part of a customer's expected value that hangs on whether they are
+/// still active: churn risk × predicted value, that is P(alive) ·
+/// (1 − P(alive)) · the value if retained. It is zero for a customer surely
+/// active (nothing to save) and for one surely gone (nothing left to save),
+/// and largest for a valuable customer whose status is in doubt: the
+/// customers a retention action can still change. It never exceeds the
+/// predicted value.
+pub fn value_at_risk(churn_risk: f64, predicted_value: f64) -> f64 {
+    churn_risk * predicted_value
 }

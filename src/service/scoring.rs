@@ -49,6 +49,8 @@ pub struct ChurnPolicy {
     pub medium_at: f64,
     pub high_at: f64,
     pub no_purchase_window_days: u32,
+    /// The least P(alive) of a customer ListAtRiskCustomers lists.
+    pub at_risk_min_probability_alive: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,30 @@ pub struct Prediction {
     pub expected_purchases: f64,
     pub expected_spend: f64,
     pub predicted_value: f64,
+    /// What the family cannot see in this history, said in the answer.
+    pub caveat: Option<Caveat>,
+}
+
+/// A limit of the model family that a score must say out loud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Caveat {
+    /// BG/NBD lets a customer drop out only right after a repeat purchase,
+    /// so a customer without one is alive by assumption, however long ago
+    /// they bought.
+    #[error(
+        "no repeat purchase: BG/NBD lets customers drop out only after a repeat purchase, so \
+         probability_alive is 1 by the model's assumption, not by evidence; \
+         probability_no_purchase is the churn signal for this customer"
+    )]
+    AliveByAssumption,
+}
+
+impl ChurnPolicy {
+    /// Whether a prediction puts the customer on the at-risk list: the
+    /// HIGH band, and still likely enough to be reachable.
+    pub fn at_risk(&self, p: &Prediction) -> bool {
+        p.band == Band::High && p.probability_alive >= self.at_risk_min_probability_alive
+    }
 }
 
 /// Why a customer's score has no prediction (the text is sent as the
@@ -359,6 +385,7 @@ impl Scoring {
                 version,
                 min_churn_risk,
                 min_predicted_value,
+                self.policy.at_risk_min_probability_alive,
                 token.map(|t| (t.value_at_risk, t.customer_id.as_str().to_owned())),
                 page_size as i64 + 1,
             )
@@ -516,6 +543,9 @@ fn predict(
     };
     let s = model.score(&customer, &options)?;
     let churn_risk = 1.0 - s.probability_alive;
+    // BG/NBD is the one served family whose P(alive) is 1 without a repeat
+    // purchase (its dropout happens only after purchases).
+    let caveat = (customer.x() == 0.0).then_some(Caveat::AliveByAssumption);
     Ok(Prediction {
         model_version: version,
         probability_alive: s.probability_alive,
@@ -525,5 +555,6 @@ fn predict(
         expected_purchases: s.expected_purchases,
         expected_spend: s.expected_spend,
         predicted_value: s.predicted_value,
+        caveat,
     })
 }

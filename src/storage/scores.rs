@@ -170,20 +170,23 @@ impl Storage {
         Ok(())
     }
 
-    /// A page of a version's customers with churn risk and predicted value
-    /// at least the given minimums, by value at risk (highest first), after
-    /// the key `(value_at_risk, customer_id)` of the previous page's last.
+    /// A page of a version's customers with churn risk, predicted value and
+    /// P(alive) at least the given minimums, by value at risk (highest
+    /// first), after the key `(value_at_risk, customer_id)` of the previous
+    /// page's last.
     pub async fn at_risk_page(
         &self,
         version: i64,
         min_churn_risk: f64,
         min_predicted_value: f64,
+        min_probability_alive: f64,
         after: Option<(f64, String)>,
         limit: i64,
     ) -> Result<Vec<PopulationScore>, StorageError> {
         let (after_value, after_id) = after.unwrap_or((f64::INFINITY, String::new()));
         let rows: Vec<ScoreRow> = sqlx::query_as(select_scores!(
             "WHERE s.model_version = $1 AND s.churn_risk >= $2 AND s.predicted_value >= $3
+                AND s.probability_alive >= $7
                 AND (s.value_at_risk, s.customer_id) < ($4, $5)
               ORDER BY s.value_at_risk DESC, s.customer_id DESC
               LIMIT $6"
@@ -194,6 +197,7 @@ impl Storage {
         .bind(after_value)
         .bind(after_id)
         .bind(limit)
+        .bind(min_probability_alive)
         .fetch_all(&self.reads)
         .await?;
         rows.into_iter().map(ScoreRow::decode).collect()

@@ -156,12 +156,10 @@ fn repeat_customers(rows: &[Row]) -> usize {
     days.values().filter(|d| d.len() > 1).count()
 }
 
-#[tokio::test]
-async fn it_imports_whole_fits_and_makes_a_decaying_cohort_table() {
-    let app = spawn_app().await;
+/// Imports the whole example data set over ImportTransactions and returns
+/// its rows; every row passes the service's own checks.
+async fn import_example(app: &TestApp) -> Vec<Row> {
     let rows = rows(&std::fs::read_to_string(FILE).expect("read the example data"));
-
-    // Every row passes the service's own checks: the whole file is recorded.
     let batches: Vec<pb::ImportTransactionsRequest> = rows
         .chunks(1_000)
         .map(|chunk| pb::ImportTransactionsRequest {
@@ -180,6 +178,27 @@ async fn it_imports_whole_fits_and_makes_a_decaying_cohort_table() {
         (rows.len() as u64, 0)
     );
     assert_eq!(app.transactions_stored().await, rows.len() as i64);
+    rows
+}
+
+/// Imports the example data set and fits a model as of 2026-10-31.
+pub async fn example_with_model(app: &TestApp) -> pb::Model {
+    import_example(app).await;
+    ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
+        .fit_model(pb::FitModelRequest {
+            as_of: Some(timestamp(as_of())),
+            time_unit: pb::TimeUnit::Day as i32,
+        })
+        .await
+        .expect("the fit succeeds")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn it_imports_whole_fits_and_makes_a_decaying_cohort_table() {
+    let app = spawn_app().await;
+    // Every row passes the service's own checks: the whole file is recorded.
+    let rows = import_example(&app).await;
 
     // A model as of 2026-10-31 that converged, on every customer.
     let model = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())

@@ -4,6 +4,7 @@ mod helpers;
 mod oracle;
 
 mod admission;
+mod agreement;
 pub mod auth;
 mod cancellation;
 mod cdnow;

@@ -208,9 +208,11 @@ async fn tokens_naming_a_version_that_cannot_be_listed_are_invalid_argument() {
 #[tokio::test]
 async fn a_token_from_another_replica_on_the_same_database_continues_the_listing() {
     let (database_url, pool) = fresh_database().await;
-    let a = spawn_app_at(database_url.clone(), pool.clone(), |_| {}).await;
+    // No floor on P(alive), so that min_churn_risk 0 lists everyone.
+    let everyone_listed = |s: &mut clvd::config::Settings| s.at_risk_min_probability_alive = 0.0;
+    let a = spawn_app_at(database_url.clone(), pool.clone(), everyone_listed).await;
     wait_serving(&a.endpoint()).await;
-    let b = spawn_app_at(database_url, pool, |_| {}).await;
+    let b = spawn_app_at(database_url, pool, everyone_listed).await;
     wait_serving(&b.endpoint()).await;
     import(&a, &simulated_purchases()).await;
     fit_as_of(&a, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;

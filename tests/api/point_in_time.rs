@@ -215,6 +215,14 @@ fn check(
         got.prediction_note
     );
     assert_eq!(got.model_version, model.version, "{context}");
+    // BG/NBD holds a one-time buyer alive by assumption, and says so.
+    for note in [&got.prediction_note, &risk.prediction_note] {
+        assert_eq!(
+            note.contains("by the model's assumption"),
+            expected.purchase_occasions == 1,
+            "{context}: {note}"
+        );
+    }
     let p_alive = got.probability_alive.unwrap();
     assert!(close(p_alive, want.probability_alive, 1e-12), "{context}");
     assert!(
@@ -351,7 +359,14 @@ async fn point_in_time_scores_equal_the_model_core_on_the_summaries_as_of_that_i
     let pinned = &sample[3];
     let (value, risk) = ask(&mut client, pinned, after, first.version).await;
     check(pinned, after, &late[pinned], &first, &value, &risk);
-    assert_eq!(value.prediction_note, "");
+    // No look-ahead to tell; only BG/NBD's caveat for a one-time buyer.
+    assert!(!value.prediction_note.contains("after as_of"));
+    assert_eq!(
+        value.prediction_note.is_empty(),
+        late[pinned].purchase_occasions > 1,
+        "{}",
+        value.prediction_note
+    );
     let (value, risk) = ask(&mut client, pinned, between, second.version).await;
     check(pinned, between, &early[pinned], &second, &value, &risk);
     for note in [&value.prediction_note, &risk.prediction_note] {

@@ -154,7 +154,12 @@ async fn scores_equal_the_model_core_for_the_customers_summaries() {
             _ => pb::ChurnRiskBand::Low,
         };
         assert_eq!(risk.churn_risk_band, expected_band as i32, "{customer}");
-        assert_eq!(risk.at_risk, expected_band == pb::ChurnRiskBand::High);
+        // At risk: the HIGH band, still reachable (P(alive) at least the
+        // CLVD_AT_RISK_MIN_PROBABILITY_ALIVE default, 0.05).
+        assert_eq!(
+            risk.at_risk,
+            expected_band == pb::ChurnRiskBand::High && want.probability_alive >= 0.05
+        );
         bands.insert(risk.churn_risk_band);
     }
     assert!(bands.len() >= 2, "the sample should span bands: {bands:?}");
@@ -376,7 +381,8 @@ async fn all_pages(
 
 #[tokio::test]
 async fn at_risk_customers_page_by_value_at_risk_and_stay_stable_under_new_transactions() {
-    let app = spawn_app().await;
+    // No floor on P(alive), so that min_churn_risk 0 lists everyone.
+    let app = spawn_app_with(|s| s.at_risk_min_probability_alive = 0.0).await;
     let transactions = simulated_purchases();
     import(&app, &transactions).await;
     let mut client = scoring(&app).await;
