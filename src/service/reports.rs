@@ -108,10 +108,11 @@ impl SegmentShare {
     }
 }
 
-/// Customers per aggregation step: big enough to amortise the statements,
-/// small enough that a step (a few hundred milliseconds) never holds the
-/// aggregation lock for long.
-pub const AGGREGATE_STEP: i64 = 10_000;
+/// Queue entries per catch-up step: big enough to amortise the statements
+/// and to recompute a customer queued by several batches once, small
+/// enough that a step (a few seconds at most) never holds the aggregation
+/// lock (which erasures wait for) for long.
+pub const AGGREGATE_STEP: i64 = 25_000;
 
 pub struct Reports {
     storage: Storage,
@@ -137,14 +138,14 @@ impl Reports {
         start_of_day(self.time_zone, day)
     }
 
-    /// Brings at most `max_customers` queued customers' contributions to
-    /// the cohort aggregates up to date; returns how many it did.
-    pub async fn aggregate_some(&self, max_customers: i64) -> Result<usize, StorageError> {
-        self.storage.aggregate_step(max_customers, None).await
+    /// Brings the customers of at most `max_entries` queue entries up to
+    /// date in the cohort aggregates; returns how many customers it did.
+    pub async fn aggregate_some(&self, max_entries: i64) -> Result<usize, StorageError> {
+        self.storage.aggregate_step(max_entries, None).await
     }
 
     /// Brings the cohort aggregates up to date with everything committed
-    /// before the call, a step of [`AGGREGATE_STEP`] customers at a time;
+    /// before the call, a step of [`AGGREGATE_STEP`] queue entries at a time;
     /// returns how many customers were brought up to date. What ingest
     /// queues meanwhile is left to the background job, so a steady ingest
     /// cannot keep a report catching up forever.
