@@ -108,12 +108,6 @@ impl SegmentShare {
     }
 }
 
-/// Queue entries per catch-up step: big enough to amortise the statements
-/// and to recompute a customer queued by several batches once, small
-/// enough that a step (a few seconds at most) never holds the aggregation
-/// lock (which erasures wait for) for long.
-pub const AGGREGATE_STEP: i64 = 25_000;
-
 pub struct Reports {
     storage: Storage,
     time_zone: Tz,
@@ -145,24 +139,14 @@ impl Reports {
     }
 
     /// Brings the cohort aggregates up to date with everything committed
-    /// before the call, a step of [`AGGREGATE_STEP`] queue entries at a time;
-    /// returns how many customers were brought up to date. What ingest
-    /// queues meanwhile is left to the background job, so a steady ingest
-    /// cannot keep a report catching up forever.
+    /// before the call, in one step (each queued customer once, however
+    /// often queued); returns how many customers were brought up to date.
+    /// What ingest queues meanwhile is left to the background job, so a
+    /// steady ingest cannot keep a report catching up forever.
     pub async fn catch_up(&self) -> Result<usize, StorageError> {
-        let Some(end) = self.storage.aggregate_queue_end().await? else {
-            return Ok(0);
-        };
-        let mut total = 0;
-        loop {
-            let done = self
-                .storage
-                .aggregate_step(AGGREGATE_STEP, Some(end))
-                .await?;
-            if done == 0 {
-                return Ok(total);
-            }
-            total += done;
+        match self.storage.aggregate_queue_end().await? {
+            Some(end) => self.storage.aggregate_through(end).await,
+            None => Ok(0),
         }
     }
 

@@ -148,6 +148,45 @@ async fn lock(tx: &mut PgTx<'_, Postgres>) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// A step's transaction: its memory setting, then the lock.
+async fn begin_step(pool: &sqlx::PgPool) -> Result<PgTx<'static, Postgres>, StorageError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(STEP_WORK_MEM).execute(&mut *tx).await?;
+    lock(&mut tx).await?;
+    Ok(tx)
+}
+
+/// Customers per recomputing statement: its hash tables stay within
+/// [`STEP_WORK_MEM`] (about 20 MB per 10,000 customers of a few purchase
+/// days each).
+const CUSTOMERS_PER_STATEMENT: usize = 20_000;
+
+/// Removes the queue entries at or before `bound` and brings their
+/// customers up to date, each once, in sorted chunks; returns how many
+/// customers.
+///
+/// The entries are removed by a range of `seq` (an index range scan; a
+/// `seq IN (...)` list was planned as a scan of the whole queue). An entry
+/// committed after the bound was read but at or before it is removed too,
+/// which is safe: the recomputation runs after the removal, in later
+/// statements, so it sees that batch.
+async fn take_and_apply(tx: &mut PgTx<'_, Postgres>, bound: i64) -> Result<usize, StorageError> {
+    let customers: Vec<String> = sqlx::query_scalar(
+        "WITH taken AS (DELETE FROM report_dirty WHERE seq <= $1 RETURNING customer_id)
+         SELECT DISTINCT customer_id FROM taken ORDER BY customer_id",
+    )
+    .bind(bound)
+    .fetch_all(&mut **tx)
+    .await?;
+    for chunk in customers.chunks(CUSTOMERS_PER_STATEMENT) {
+        sqlx::query(APPLY_DIFF)
+            .bind(chunk)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(customers.len())
+}
+
 impl Storage {
     /// The newest position in the queue now (`None`: it is empty).
     /// Everything committed so far is at or before it.
@@ -158,25 +197,15 @@ impl Storage {
     }
 
     /// Takes up to `max_entries` entries off the front of the queue (only
-    /// entries at or before `up_to` when given), with every other entry
-    /// of theirs up to the last one taken, and brings those customers'
+    /// entries at or before `up_to` when given) and brings their customers'
     /// contributions up to date; returns how many distinct customers it
     /// did (0: nothing was left to take).
-    ///
-    /// The entries are removed by a range of `seq` (an index range scan;
-    /// a `seq IN (...)` list was planned as a scan of the whole queue),
-    /// and a customer queued many times in that range is recomputed once.
-    /// An entry committed after the bound was read but at or before it is
-    /// removed too, which is safe: the recomputation runs after the
-    /// removal, in a later statement, so it sees that batch.
     pub async fn aggregate_step(
         &self,
         max_entries: i64,
         up_to: Option<i64>,
     ) -> Result<usize, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(STEP_WORK_MEM).execute(&mut *tx).await?;
-        lock(&mut tx).await?;
+        let mut tx = begin_step(&self.pool).await?;
         let bound: Option<i64> = sqlx::query_scalar(
             "SELECT max(seq) FROM (SELECT seq FROM report_dirty
                                      WHERE $2::int8 IS NULL OR seq <= $2
@@ -186,25 +215,23 @@ impl Storage {
         .bind(up_to)
         .fetch_one(&mut *tx)
         .await?;
-        let Some(bound) = bound else {
-            tx.commit().await?;
-            return Ok(0);
+        let done = match bound {
+            Some(bound) => take_and_apply(&mut tx, bound).await?,
+            None => 0,
         };
-        let customers: Vec<String> = sqlx::query_scalar(
-            "WITH taken AS (DELETE FROM report_dirty WHERE seq <= $1 RETURNING customer_id)
-             SELECT DISTINCT customer_id FROM taken",
-        )
-        .bind(bound)
-        .fetch_all(&mut *tx)
-        .await?;
-        if !customers.is_empty() {
-            sqlx::query(APPLY_DIFF)
-                .bind(&customers)
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
-        Ok(customers.len())
+        Ok(done)
+    }
+
+    /// Brings every customer queued at or before `up_to` up to date, in
+    /// one transaction: each customer once, however many batches queued
+    /// it (a bulk import queues a customer once per batch it appears in);
+    /// returns how many customers it did.
+    pub async fn aggregate_through(&self, up_to: i64) -> Result<usize, StorageError> {
+        let mut tx = begin_step(&self.pool).await?;
+        let done = take_and_apply(&mut tx, up_to).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Removes an erased customer's contribution, within the erasure's
