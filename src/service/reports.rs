@@ -144,10 +144,21 @@ impl Reports {
     /// What ingest queues meanwhile is left to the background job, so a
     /// steady ingest cannot keep a report catching up forever.
     pub async fn catch_up(&self) -> Result<usize, StorageError> {
-        match self.storage.aggregate_queue_end().await? {
-            Some(end) => self.storage.aggregate_through(end).await,
-            None => Ok(0),
+        let Some(end) = self.storage.aggregate_queue_end().await? else {
+            return Ok(0);
+        };
+        let started = std::time::Instant::now();
+        let customers = self.storage.aggregate_through(end).await?;
+        // A long catch-up (after a bulk import, say) is worth a line: the
+        // report waited for it, and so did any erasure meanwhile.
+        if started.elapsed() >= std::time::Duration::from_secs(1) {
+            tracing::info!(
+                customers,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "cohort report aggregates caught up before a report"
+            );
         }
+        Ok(customers)
     }
 
     /// A cohort report. Without `as_of` it reads the aggregates, brought up

@@ -440,7 +440,10 @@ async fn a_catch_up_recomputes_each_queued_customer_once_and_rewrites_only_what_
     let end = app.storage.aggregate_queue_end().await.unwrap().unwrap();
     assert_eq!(app.storage.aggregate_through(end).await.unwrap(), 40);
     assert_eq!(app.count("SELECT count(*) FROM report_dirty").await, 0);
-    assert_eq!(rows(&app, STORED_CELLS).await, rows(&app, PLAIN_CELLS).await);
+    assert_eq!(
+        rows(&app, STORED_CELLS).await,
+        rows(&app, PLAIN_CELLS).await
+    );
 
     // Everyone queued again with nothing changed (as when a batch commits
     // while a step that already counts it runs): recomputed, nothing
@@ -458,12 +461,7 @@ async fn a_catch_up_recomputes_each_queued_customer_once_and_rewrites_only_what_
     // already bought in: only that customer's rows for that week, month
     // and quarter, and those cells, are rewritten.
     client
-        .record_transaction(record(purchase(
-            "c7",
-            "extra",
-            at(2025, 1, 28, 10, 0),
-            500,
-        )))
+        .record_transaction(record(purchase("c7", "extra", at(2025, 1, 28, 10, 0), 500)))
         .await
         .unwrap();
     let end = app.storage.aggregate_queue_end().await.unwrap().unwrap();
@@ -479,8 +477,12 @@ async fn a_catch_up_recomputes_each_queued_customer_once_and_rewrites_only_what_
         "rewritten: {changed:?}"
     );
     assert!(
-        keys.iter().all(|k| k.starts_with("c7 ") || k.starts_with("cell ")),
+        keys.iter()
+            .all(|k| k.starts_with("c7 ") || k.starts_with("cell ")),
         "{keys:?}"
     );
-    assert_eq!(rows(&app, STORED_CELLS).await, rows(&app, PLAIN_CELLS).await);
+    assert_eq!(
+        rows(&app, STORED_CELLS).await,
+        rows(&app, PLAIN_CELLS).await
+    );
 }
