@@ -11,6 +11,14 @@
 //!    rows from a CSV file in the example format: rows per second, and its
 //!    ratio to ImportTransactions (`BENCH_CLI_IMPORT=0` skips it).
 //!
+//! 3. The cost of keeping the cohort report aggregates current: in the
+//!    same rounds, ImportTransactions of the same rows into a second clvd
+//!    whose background aggregation job is off
+//!    (`CLVD_REPORT_AGGREGATE_INTERVAL_MS=0`): the import's slowdown with
+//!    the job on, the queue the job-on import left behind and how long a
+//!    catch-up (what the next report without as_of does) takes for it
+//!    (`BENCH_AGGREGATION_COST=0` skips this).
+//!
 //! Both sides use one private PostgreSQL with durable settings (fsync on),
 //! started here from the machine's binaries; clvd runs as its own process
 //! (the release binary). Rounds alternate baseline and clvd; medians are
@@ -25,7 +33,7 @@ use std::{
     process::Command,
     time::{Duration, Instant},
 };
-use support::{connect, cpu_model, env_or, median, money, num_cpus, spawn_clvd};
+use support::{connect, cpu_model, env_or, median, money, num_cpus, spawn_clvd, spawn_clvd_with};
 
 use anyhow::{bail, Context};
 use clvd::{
@@ -38,6 +46,11 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use sqlx::PgPool;
 use tonic::transport::Channel;
 
+/// Everything an import writes, so that each import starts from the same
+/// empty tables (the report queue and aggregates included).
+const TRUNCATE_INGESTED: &str =
+    "TRUNCATE transactions, customer_days, customers, report_dirty, customer_periods, cohort_cells";
+
 struct Knobs {
     seconds: u64,
     rounds: usize,
@@ -48,6 +61,7 @@ struct Knobs {
     batch: usize,
     streams: usize,
     cli_import: bool,
+    aggregation_cost: bool,
 }
 
 impl Knobs {
@@ -62,6 +76,7 @@ impl Knobs {
             batch: env_or("BENCH_BATCH", 5_000),
             streams: env_or("BENCH_STREAMS", 2),
             cli_import: env_or("BENCH_CLI_IMPORT", 1) != 0,
+            aggregation_cost: env_or("BENCH_AGGREGATION_COST", 1) != 0,
         }
     }
 }
@@ -83,6 +98,15 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
 
     let (mut server, endpoint) = spawn_clvd(&pg.url("bench"), k.concurrency)?;
     let channels = connect(&endpoint, k.connections).await?;
+    let mut quiet = None;
+    if k.aggregation_cost {
+        let (server, endpoint) = spawn_clvd_with(
+            &pg.url("bench"),
+            k.concurrency,
+            &[("CLVD_REPORT_AGGREGATE_INTERVAL_MS", "0")],
+        )?;
+        quiet = Some((server, connect(&endpoint, k.connections).await?));
+    }
 
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
     println!("postgres: {}", pg.bin_dir().display());
@@ -147,6 +171,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         write_cli_csv(&cli_csv, &rows)?;
     }
     let (mut copy_rps, mut import_rps, mut cli_rps) = (vec![], vec![], vec![]);
+    let mut aggregation = Vec::new();
     for round in 0..k.rounds {
         sqlx::query("TRUNCATE baseline_tx").execute(&pool).await?;
         sqlx::query("CHECKPOINT").execute(&pool).await?;
@@ -155,9 +180,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
             .fetch_one(&pool)
             .await?;
         anyhow::ensure!(copied as usize == rows.len(), "COPY stored {copied} rows");
-        sqlx::query("TRUNCATE transactions, customer_days, customers")
-            .execute(&pool)
-            .await?;
+        sqlx::query(TRUNCATE_INGESTED).execute(&pool).await?;
         sqlx::query("CHECKPOINT").execute(&pool).await?;
         let import_secs = import(&channels, &rows, k.batch, k.streams).await?;
         check_import(&pool, rows.len(), k.import_customers).await?;
@@ -165,10 +188,33 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         println!("round {round}: COPY {c:.0} rows/s ({secs:.2} s) | clvd ImportTransactions {i:.0} tx/s ({import_secs:.2} s)");
         copy_rps.push(c);
         import_rps.push(i);
-        if k.cli_import {
-            sqlx::query("TRUNCATE transactions, customer_days, customers")
-                .execute(&pool)
+        if let Some((_, quiet_channels)) = &quiet {
+            let storage = Storage::from_pool(pool.clone());
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM report_dirty")
+                .fetch_one(&pool)
                 .await?;
+            let end = storage.aggregate_queue_end().await?;
+            let started = Instant::now();
+            let caught_up = match end {
+                Some(end) => storage.aggregate_through(end).await?,
+                None => 0,
+            };
+            let catch_up = started.elapsed().as_secs_f64();
+            sqlx::query(TRUNCATE_INGESTED).execute(&pool).await?;
+            sqlx::query("CHECKPOINT").execute(&pool).await?;
+            let off_secs = import(quiet_channels, &rows, k.batch, k.streams).await?;
+            check_import(&pool, rows.len(), k.import_customers).await?;
+            let off = rows.len() as f64 / off_secs;
+            println!(
+                "round {round}: ImportTransactions with aggregation off {off:.0} tx/s ({off_secs:.2} s); \
+                 with it on {:.1}% slower, leaving {left} queue entries ({caught_up} customers, \
+                 caught up in {catch_up:.2} s)",
+                (1.0 - i / off) * 100.0
+            );
+            aggregation.push((off, i, left, catch_up));
+        }
+        if k.cli_import {
+            sqlx::query(TRUNCATE_INGESTED).execute(&pool).await?;
             sqlx::query("CHECKPOINT").execute(&pool).await?;
             let cli_secs = cli_import(&endpoint, &cli_csv, rows.len(), k.batch, k.streams).await?;
             check_import(&pool, rows.len(), k.import_customers).await?;
@@ -210,6 +256,23 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         );
     }
 
+    if !aggregation.is_empty() {
+        let off = median(aggregation.iter().map(|a| a.0).collect());
+        let on = median(aggregation.iter().map(|a| a.1).collect());
+        println!(
+            "AGGREGATION COST (median of {} rounds): ImportTransactions with the background job \
+             off {off:.0} tx/s, on {on:.0} tx/s ({:.1}% slower; target < 10%); queue left \
+             {:.0} entries, caught up in {:.2} s",
+            aggregation.len(),
+            (1.0 - on / off) * 100.0,
+            median(aggregation.iter().map(|a| a.2 as f64).collect()),
+            median(aggregation.iter().map(|a| a.3).collect()),
+        );
+    }
+    if let Some((mut quiet, _)) = quiet {
+        let _ = quiet.kill();
+        let _ = quiet.wait();
+    }
     let _ = server.kill();
     let _ = server.wait();
     pool.close().await;

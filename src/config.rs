@@ -220,6 +220,28 @@ pub struct Settings {
     )]
     pub refit_check_seconds: u64,
 
+    /// Milliseconds between rounds of the background job that keeps the
+    /// cohort report aggregates current (0: no background job; a report
+    /// without as_of still catches up in full before it reads).
+    #[arg(
+        long,
+        env = "CLVD_REPORT_AGGREGATE_INTERVAL_MS",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub report_aggregate_interval_ms: u64,
+
+    /// Report queue entries one background round takes (each customer
+    /// recomputed once however often it is queued among them).
+    #[arg(
+        long,
+        env = "CLVD_REPORT_AGGREGATE_ROUND",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(i64).range(1..=1_000_000),
+        global = true
+    )]
+    pub report_aggregate_round: i64,
+
     /// Seconds between database health checks (grpc.health.v1).
     #[arg(
         long,

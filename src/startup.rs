@@ -308,8 +308,8 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 struct Jobs {
     /// Health in step with the database and the admission stall.
     health: JoinHandle<()>,
-    /// The cohort report aggregates.
-    aggregates: JoinHandle<()>,
+    /// The cohort report aggregates, unless turned off.
+    aggregates: Option<JoinHandle<()>>,
     /// The scheduled refit, when a policy is configured.
     refit: Option<JoinHandle<()>>,
     /// The Prometheus endpoint, when configured.
@@ -357,11 +357,14 @@ impl Jobs {
             ))
         });
 
-        let aggregates = tokio::spawn(crate::jobs::report_aggregates::run_until_stopped(
-            wiring.reports.clone(),
-            Duration::from_secs(1),
-            stop.clone(),
-        ));
+        let aggregates = (settings.report_aggregate_interval_ms > 0).then(|| {
+            tokio::spawn(crate::jobs::report_aggregates::run_until_stopped(
+                wiring.reports.clone(),
+                Duration::from_millis(settings.report_aggregate_interval_ms),
+                settings.report_aggregate_round,
+                stop.clone(),
+            ))
+        });
         Self {
             health,
             aggregates,
@@ -373,8 +376,10 @@ impl Jobs {
     /// Waits for every job to end (after the stop was sent).
     async fn join(self) {
         let _ = self.health.await;
-        let _ = self.aggregates.await;
-        for job in [self.refit, self.metrics].into_iter().flatten() {
+        for job in [self.aggregates, self.refit, self.metrics]
+            .into_iter()
+            .flatten()
+        {
             let _ = job.await;
         }
     }

@@ -90,6 +90,15 @@ pub fn money(cents: i64) -> pb::Money {
 /// the process and its endpoint. `BENCH_CLVD_BIN` runs another build
 /// instead (to compare two versions under the same conditions).
 pub fn spawn_clvd(database_url: &str, max_connections: usize) -> anyhow::Result<(Child, String)> {
+    spawn_clvd_with(database_url, max_connections, &[])
+}
+
+/// [`spawn_clvd`] with more environment settings for the server.
+pub fn spawn_clvd_with(
+    database_url: &str,
+    max_connections: usize,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<(Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -103,6 +112,7 @@ pub fn spawn_clvd(database_url: &str, max_connections: usize) -> anyhow::Result<
         .env("CLVD_REFIT_MIN_NEW_TRANSACTIONS", "0")
         .env("CLVD_AUTH", "off")
         .env("RUST_LOG", "warn")
+        .envs(settings.iter().copied())
         .stdout(Stdio::null())
         .spawn()
         .context("start clvd")?;

@@ -1,9 +1,10 @@
 //! Keeps the cohort report aggregates current in the background, at a
-//! bounded pace: every `every`, one step of at most [`CUSTOMERS_PER_ROUND`]
-//! queued customers. Aggregation runs on the same CPUs as ingest; the bound
-//! keeps it from taking their share under sustained ingest (a backlog is
-//! worked off when ingest slows down, or by the next report without as_of,
-//! which catches up in full before it reads).
+//! bounded pace: every `every`, one step over at most `per_round` queue
+//! entries (`--report-aggregate-interval-ms`, `--report-aggregate-round`).
+//! Aggregation runs on the same CPUs as ingest; the bound keeps it from
+//! taking their share under sustained ingest (a backlog is worked off when
+//! ingest slows down, or by the next report without as_of, which catches
+//! up in full before it reads).
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,15 +12,12 @@ use tokio::sync::watch;
 
 use crate::service::Reports;
 
-/// Customers per round: an eighth of what the benchmark machine aggregates
-/// per second; at 1,000 the import benchmark lost 13% (docs/benchmarks.md).
-pub const CUSTOMERS_PER_ROUND: i64 = 500;
-
 /// Runs until `stop` turns true. Errors (an unreachable database, say) are
 /// logged and the next round tries again.
 pub async fn run_until_stopped(
     reports: Arc<Reports>,
     every: Duration,
+    per_round: i64,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -27,7 +25,7 @@ pub async fn run_until_stopped(
             _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        match reports.aggregate_some(CUSTOMERS_PER_ROUND).await {
+        match reports.aggregate_some(per_round).await {
             Ok(0) => {}
             Ok(customers) => tracing::debug!(customers, "report aggregates brought up to date"),
             Err(e) => tracing::warn!(error = %e, "report aggregation failed; will retry"),

@@ -108,11 +108,6 @@ impl SegmentShare {
     }
 }
 
-/// Customers per aggregation step: big enough to amortise the statements,
-/// small enough that a step (a few hundred milliseconds) never holds the
-/// aggregation lock for long.
-pub const AGGREGATE_STEP: i64 = 10_000;
-
 pub struct Reports {
     storage: Storage,
     time_zone: Tz,
@@ -137,32 +132,33 @@ impl Reports {
         start_of_day(self.time_zone, day)
     }
 
-    /// Brings at most `max_customers` queued customers' contributions to
-    /// the cohort aggregates up to date; returns how many it did.
-    pub async fn aggregate_some(&self, max_customers: i64) -> Result<usize, StorageError> {
-        self.storage.aggregate_step(max_customers, None).await
+    /// Brings the customers of at most `max_entries` queue entries up to
+    /// date in the cohort aggregates; returns how many customers it did.
+    pub async fn aggregate_some(&self, max_entries: i64) -> Result<usize, StorageError> {
+        self.storage.aggregate_step(max_entries, None).await
     }
 
     /// Brings the cohort aggregates up to date with everything committed
-    /// before the call, a step of [`AGGREGATE_STEP`] customers at a time;
-    /// returns how many customers were brought up to date. What ingest
-    /// queues meanwhile is left to the background job, so a steady ingest
-    /// cannot keep a report catching up forever.
+    /// before the call, in one step (each queued customer once, however
+    /// often queued); returns how many customers were brought up to date.
+    /// What ingest queues meanwhile is left to the background job, so a
+    /// steady ingest cannot keep a report catching up forever.
     pub async fn catch_up(&self) -> Result<usize, StorageError> {
         let Some(end) = self.storage.aggregate_queue_end().await? else {
             return Ok(0);
         };
-        let mut total = 0;
-        loop {
-            let done = self
-                .storage
-                .aggregate_step(AGGREGATE_STEP, Some(end))
-                .await?;
-            if done == 0 {
-                return Ok(total);
-            }
-            total += done;
+        let started = std::time::Instant::now();
+        let customers = self.storage.aggregate_through(end).await?;
+        // A long catch-up (after a bulk import, say) is worth a line: the
+        // report waited for it, and so did any erasure meanwhile.
+        if started.elapsed() >= std::time::Duration::from_secs(1) {
+            tracing::info!(
+                customers,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "cohort report aggregates caught up before a report"
+            );
         }
+        Ok(customers)
     }
 
     /// A cohort report. Without `as_of` it reads the aggregates, brought up

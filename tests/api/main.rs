@@ -38,6 +38,7 @@ mod readme_tls;
 mod refit;
 mod reflection;
 pub mod report_cohorts;
+mod report_freshness;
 mod report_html;
 mod report_limits;
 mod report_loyalty;
