@@ -157,6 +157,8 @@ pub async fn fit(conn: &Connection, format: Format, args: FitArgs) -> anyhow::Re
         .fit_model(pb::FitModelRequest {
             as_of: args.as_of,
             time_unit: args.time_unit.pb(),
+            families: Vec::new(),
+            selection: 0,
         })
         .await
         .map_err(status_error)?
