@@ -7,7 +7,7 @@ mod admission;
 pub mod auth;
 mod cancellation;
 mod cdnow;
-mod cli;
+pub mod cli;
 mod cli_import;
 mod delete_customer;
 mod error_shape;
