@@ -18,7 +18,7 @@ use crate::{
         FamilyCandidate, FieldViolation, ModelVersion, PurchaseFamily, PurchaseParameters,
         SpendParameters,
     },
-    service::{Comparison, FitChoice, Models, PageTokenKeys},
+    service::{Comparison, FamilyHoldout, FitChoice, Models, PageTokenKeys},
 };
 
 const DEFAULT_PAGE_SIZE: usize = 20;
@@ -171,6 +171,39 @@ fn candidate(
     out
 }
 
+/// One family's calibration fit and holdout figures, in `unit`.
+fn family_evaluation(f: &FamilyHoldout, unit: Unit, repeat_occasions: i64) -> pb::FamilyEvaluation {
+    let mut out = pb::FamilyEvaluation {
+        family: family(f.family) as i32,
+        ..Default::default()
+    };
+    match &f.outcome {
+        Ok((fit, figures)) => {
+            let c = candidate(
+                &FamilyCandidate {
+                    family: f.family,
+                    outcome: Ok(*fit),
+                },
+                unit,
+                repeat_occasions,
+                None,
+            );
+            out.bgnbd = c.bgnbd;
+            out.mbgnbd = c.mbgnbd;
+            out.pareto_nbd = c.pareto_nbd;
+            out.log_likelihood = c.log_likelihood;
+            out.aic = c.aic;
+            out.bic = c.bic;
+            out.actual = figures.actual;
+            out.predicted = figures.predicted;
+            out.mean_absolute_error_per_customer = figures.mean_absolute_error;
+            out.correlation = figures.correlation;
+        }
+        Err(reason) => out.failure = reason.to_string(),
+    }
+    out
+}
+
 fn comparison(c: Comparison) -> pb::HoldoutComparison {
     pb::HoldoutComparison {
         repeat_occasions: c.repeat_occasions as i64,
@@ -294,6 +327,7 @@ impl pb::model_service_server::ModelService for ModelApi {
             calibration_end,
             holdout_end,
             time_unit,
+            families: raw_families,
         } = request.into_inner();
         let mut violations = Vec::new();
         let now = Utc::now();
@@ -308,12 +342,18 @@ impl pb::model_service_server::ModelService for ModelApi {
             }
         }
         let unit = Unit::parse(time_unit).map_err(|v| violations.push(v)).ok();
-        let (Some(calibration), Some(holdout), Some(unit), true) =
-            (calibration, holdout, unit, violations.is_empty())
+        let families = families("families", &raw_families)
+            .map_err(|v| violations.extend(v))
+            .ok();
+        let (Some(calibration), Some(holdout), Some(unit), Some(families), true) =
+            (calibration, holdout, unit, families, violations.is_empty())
         else {
             return Err(invalid_argument(&violations));
         };
-        let e = self.models.evaluate(calibration, holdout).await?;
+        let e = self
+            .models
+            .evaluate(calibration, holdout, &families)
+            .await?;
         let p = e.fit.params;
         Ok(Response::new(pb::ModelEvaluation {
             calibration_end: Some(timestamp(calibration)),
@@ -332,6 +372,11 @@ impl pb::model_service_server::ModelService for ModelApi {
                 .map(comparison)
                 .collect(),
             mean_absolute_error_per_customer: e.comparison.mean_absolute_error,
+            families: e
+                .families
+                .iter()
+                .map(|f| family_evaluation(f, unit, e.repeat_occasions))
+                .collect(),
         }))
     }
 

@@ -117,6 +117,11 @@ pub struct EvaluateArgs {
     /// standalone SVG instead of printing the tables.
     #[arg(long)]
     pub svg: Option<std::path::PathBuf>,
+    /// Purchase families to compare on the same holdout as well
+    /// (EvaluateModelRequest.families), repeated or comma-separated; their
+    /// figures are printed as a third table, `families`.
+    #[arg(long = "family", value_enum, value_delimiter = ',')]
+    pub families: Vec<Family>,
 }
 
 /// A family's name as printed ("bg_nbd", "mbg_nbd", "pareto_nbd"; empty
@@ -355,6 +360,7 @@ pub async fn evaluate(conn: &Connection, format: Format, args: EvaluateArgs) -> 
             calibration_end: Some(args.calibration_end),
             holdout_end: Some(args.holdout_end),
             time_unit: args.time_unit.pb(),
+            families: args.families.iter().map(|f| f.pb()).collect(),
         })
         .await
         .map_err(status_error)?
@@ -411,11 +417,38 @@ pub async fn evaluate(conn: &Connection, format: Format, args: EvaluateArgs) -> 
         groups.push(comparison_row(label.into(), c));
     }
     groups.push(comparison_row("total".into(), &total));
-    print_sections(
-        format,
-        &[
-            ("summary", Section::Record(summary)),
-            ("by_calibration_repeat_occasions", Section::Rows(groups)),
-        ],
-    )
+    let mut sections = vec![
+        ("summary", Section::Record(summary)),
+        ("by_calibration_repeat_occasions", Section::Rows(groups)),
+    ];
+    if !e.families.is_empty() {
+        let mut families = Table::new([
+            "family",
+            "log_likelihood",
+            "aic",
+            "bic",
+            "actual",
+            "predicted",
+            "mean_absolute_error_per_customer",
+            "correlation",
+            "failure",
+        ]);
+        for f in &e.families {
+            let fitted = f.failure.is_empty();
+            let num = |v: f64| if fitted { Value::from(v) } else { Value::Null };
+            families.push(vec![
+                family_name(f.family).into(),
+                num(f.log_likelihood),
+                num(f.aic),
+                num(f.bic),
+                num(f.actual),
+                num(f.predicted),
+                num(f.mean_absolute_error_per_customer),
+                num(f.correlation),
+                f.failure.clone().into(),
+            ]);
+        }
+        sections.push(("families", Section::Rows(families)));
+    }
+    print_sections(format, &sections)
 }

@@ -41,7 +41,7 @@ use crate::{
         ModelSelection, ModelVersion, ModelsCursor, NewModelVersion, PurchaseFamily,
         PurchaseParameters, SelectedBy, SpendParameters, TokenError,
     },
-    storage::{FitData, Storage, StorageError},
+    storage::{FitData, HoldoutGroup, Storage, StorageError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,60 @@ pub struct Evaluation {
     pub comparison: HoldoutEvaluation,
     /// Σx over the calibration customers.
     pub repeat_occasions: i64,
+    /// The families asked to be compared too, in [`PurchaseFamily::ALL`]
+    /// order.
+    pub families: Vec<FamilyHoldout>,
+}
+
+/// One family's calibration fit and holdout figures, or why it failed.
+#[derive(Debug, Clone)]
+pub struct FamilyHoldout {
+    pub family: PurchaseFamily,
+    pub outcome: Result<(CandidateFit, HoldoutFigures), FitFailure>,
+}
+
+/// Predicted against actual holdout repeat occasions over all customers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HoldoutFigures {
+    pub actual: f64,
+    pub predicted: f64,
+    /// Mean over customers of |predicted − actual|.
+    pub mean_absolute_error: f64,
+    /// Pearson correlation over customers of predicted and actual; 0 when
+    /// either does not vary.
+    pub correlation: f64,
+}
+
+/// The holdout figures of `params` over grouped calibration/holdout rows.
+fn holdout_figures(
+    params: &clv_model::PurchaseParams,
+    rows: &[HoldoutGroup],
+    holdout_days: f64,
+) -> Result<HoldoutFigures, ModelError> {
+    let mut pairs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let g = row.calibration;
+        let summary = ModelSummary::new(g.x, g.t_x, g.t, 0.0)?;
+        let predicted = params.expected_purchases(&summary, holdout_days);
+        pairs.push((g.customers as f64, predicted, row.holdout_occasions as f64));
+    }
+    let n: f64 = pairs.iter().map(|p| p.0).sum();
+    let sum = |f: &dyn Fn(&(f64, f64, f64)) -> f64| pairs.iter().map(|p| p.0 * f(p)).sum::<f64>();
+    let (predicted, actual) = (sum(&|p| p.1), sum(&|p| p.2));
+    let (mean_p, mean_a) = (predicted / n.max(1.0), actual / n.max(1.0));
+    let covariance = sum(&|p| (p.1 - mean_p) * (p.2 - mean_a));
+    let spread = (sum(&|p| (p.1 - mean_p).powi(2)) * sum(&|p| (p.2 - mean_a).powi(2))).sqrt();
+    let correlation = if spread > 0.0 {
+        covariance / spread
+    } else {
+        0.0
+    };
+    Ok(HoldoutFigures {
+        actual,
+        predicted,
+        mean_absolute_error: sum(&|p| (p.1 - p.2).abs()) / n.max(1.0),
+        correlation,
+    })
 }
 
 /// Actual and predicted holdout purchases of a group of customers.
@@ -442,7 +496,11 @@ impl Models {
         &self,
         calibration_end: DateTime<Utc>,
         holdout_end: DateTime<Utc>,
+        families: &[PurchaseFamily],
     ) -> Result<Evaluation, ModelsError> {
+        let mut families = families.to_vec();
+        families.sort();
+        families.dedup();
         let calibration_day = calibration_end.with_timezone(&self.time_zone).date_naive();
         let holdout_day = holdout_end.with_timezone(&self.time_zone).date_naive();
         let rows = self
@@ -453,7 +511,22 @@ impl Models {
         tokio::task::spawn_blocking(move || -> Result<Evaluation, ModelError> {
             let calibration = || rows.iter().map(|r| r.calibration);
             let groups = calibration().map(|g| (g.x, g.t_x, g.t, g.customers));
-            let fit = fit_bgnbd(&BgNbdFitInput::from_groups(groups)?, &FitOptions::default())?;
+            let input = BgNbdFitInput::from_groups(groups)?;
+            let options = FitOptions::default();
+            let fit = fit_bgnbd(&input, &options)?;
+            let families = families
+                .iter()
+                .map(|&family| {
+                    let outcome = fit_family(family, &input, &options).and_then(|f| {
+                        let figures = holdout_figures(&f.params, &rows, holdout_days)?;
+                        Ok((candidate_fit(&f), figures))
+                    });
+                    FamilyHoldout {
+                        family,
+                        outcome: outcome.map_err(FitFailure::new),
+                    }
+                })
+                .collect();
             let mut customers = Vec::new();
             for row in &rows {
                 let g = row.calibration;
@@ -467,6 +540,7 @@ impl Models {
                 fit,
                 comparison,
                 repeat_occasions,
+                families,
             })
         })
         .await

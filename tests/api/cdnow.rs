@@ -168,6 +168,7 @@ async fn cdnow_imported_as_dated_fits_the_published_parameters() {
             calibration_end: end(calibration_day),
             holdout_end: end(holdout_day),
             time_unit: pb::TimeUnit::Week as i32,
+            families: Vec::new(),
         })
         .await
         .expect("evaluate")

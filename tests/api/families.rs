@@ -550,6 +550,28 @@ async fn the_cli_fits_the_families_asked_for_and_prints_each_scores_family() {
     assert_eq!(value["family"], "bg_nbd");
     let bad = crate::cli::clvd_at(&server, &["fit", "--family", "gamma"], &[]).await;
     assert!(!bad.status.success());
+    let args = [
+        "evaluate",
+        "--calibration-end",
+        "2025-03-31",
+        "--holdout-end",
+        "2025-06-30",
+        "--family",
+        "bg_nbd",
+        "-o",
+        "json",
+    ];
+    let evaluation = json(crate::cli::clvd_at(&server, &args, &[]).await);
+    let families = evaluation["families"].as_array().expect("families");
+    assert_eq!(families.len(), 1);
+    assert_eq!(families[0]["family"], "bg_nbd");
+    let total = evaluation["by_calibration_repeat_occasions"]
+        .as_array()
+        .and_then(|rows| rows.last())
+        .and_then(|total| total["predicted"].as_f64())
+        .expect("the total row");
+    let predicted = families[0]["predicted"].as_f64().expect("predicted");
+    assert!(rel(predicted, total) < 1e-9, "{predicted} vs {total}");
 }
 
 #[tokio::test]
@@ -626,4 +648,131 @@ async fn a_version_is_stored_with_its_family_candidates_and_log_parameter_covari
         .execute(&app.pool)
         .await;
     assert!(wrong.is_err());
+}
+
+#[tokio::test]
+async fn evaluate_model_compares_the_families_asked_for_on_the_holdout() {
+    let app = spawn_app().await;
+    let transactions = pareto_purchases();
+    import(&app, &transactions).await;
+    let calibration = NaiveDate::from_ymd_opt(2024, 9, 30).unwrap();
+    let holdout = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
+    let end = |d: NaiveDate| fit_request(d, pb::TimeUnit::Day).as_of;
+    let mut client = models(&app).await;
+    let e = client
+        .evaluate_model(pb::EvaluateModelRequest {
+            calibration_end: end(calibration),
+            holdout_end: end(holdout),
+            time_unit: pb::TimeUnit::Day as i32,
+            families: vec![
+                pb::ModelFamily::ParetoNbd as i32,
+                pb::ModelFamily::BgNbd as i32,
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let [bg, pareto] = &e.families[..] else {
+        panic!("two families: {e:?}");
+    };
+    assert_eq!(bg.family, pb::ModelFamily::BgNbd as i32);
+    assert_eq!(pareto.family, pb::ModelFamily::ParetoNbd as i32);
+    assert!(bg.failure.is_empty() && pareto.failure.is_empty());
+    // BG/NBD's entry is the evaluation's own fit and totals.
+    let total = e.total.unwrap();
+    assert_eq!(bg.bgnbd, e.bgnbd);
+    assert!(rel(bg.predicted, total.predicted) < 1e-9);
+    assert_eq!(bg.actual, total.actual);
+    assert!(
+        rel(
+            bg.mean_absolute_error_per_customer,
+            e.mean_absolute_error_per_customer
+        ) < 1e-9
+    );
+
+    // Pareto/NBD's entry, computed here from the raw purchases.
+    let mut days: std::collections::BTreeMap<&str, BTreeSet<NaiveDate>> = Default::default();
+    for t in &transactions {
+        let ts = t.occurred_at.as_ref().unwrap();
+        let day = chrono::DateTime::from_timestamp(ts.seconds, 0)
+            .unwrap()
+            .date_naive();
+        days.entry(&t.customer_id).or_default().insert(day);
+    }
+    let mut customers = Vec::new();
+    for d in days.values() {
+        let first = *d.iter().next().unwrap();
+        if first > calibration {
+            continue;
+        }
+        let before: Vec<NaiveDate> = d.iter().copied().filter(|&x| x <= calibration).collect();
+        let after = d
+            .iter()
+            .filter(|&&x| x > calibration && x <= holdout)
+            .count();
+        let summary = clv_model::CustomerSummary::new(
+            (before.len() - 1) as f64,
+            (*before.last().unwrap() - first).num_days() as f64,
+            (calibration - first).num_days() as f64,
+            0.0,
+        )
+        .unwrap();
+        customers.push((summary, after as f64));
+    }
+    let summaries: Vec<_> = customers.iter().map(|c| c.0).collect();
+    let input = BgNbdFitInput::from_summaries(&summaries);
+    let fit = fit_family(PurchaseFamily::ParetoNbd, &input, &FitOptions::default()).unwrap();
+    let p = pareto.pareto_nbd.unwrap();
+    for (got, want) in [p.r, p.alpha, p.s, p.beta]
+        .into_iter()
+        .zip(fit.params.values())
+    {
+        assert!(rel(got, want) < 1e-8, "{got} vs {want}");
+    }
+    assert!(rel(pareto.log_likelihood, fit.report.log_likelihood) < 1e-10);
+    let horizon = (holdout - calibration).num_days() as f64;
+    let predicted: Vec<f64> = customers
+        .iter()
+        .map(|(c, _)| fit.params.expected_purchases(c, horizon))
+        .collect();
+    let actual: Vec<f64> = customers.iter().map(|c| c.1).collect();
+    let n = customers.len() as f64;
+    let (sp, sa) = (predicted.iter().sum::<f64>(), actual.iter().sum::<f64>());
+    assert!(rel(pareto.predicted, sp) < 1e-9);
+    assert_eq!(pareto.actual, sa);
+    let mae = predicted
+        .iter()
+        .zip(&actual)
+        .map(|(p, a)| (p - a).abs())
+        .sum::<f64>()
+        / n;
+    assert!(rel(pareto.mean_absolute_error_per_customer, mae) < 1e-9);
+    let (mp, ma) = (sp / n, sa / n);
+    let cov: f64 = predicted
+        .iter()
+        .zip(&actual)
+        .map(|(p, a)| (p - mp) * (a - ma))
+        .sum();
+    let vp: f64 = predicted.iter().map(|p| (p - mp).powi(2)).sum();
+    let va: f64 = actual.iter().map(|a| (a - ma).powi(2)).sum();
+    let correlation = cov / (vp * va).sqrt();
+    assert!(correlation > 0.0 && correlation <= 1.0);
+    assert!((pareto.correlation - correlation).abs() < 1e-9);
+
+    // A bad family names the field.
+    let status = client
+        .evaluate_model(pb::EvaluateModelRequest {
+            calibration_end: end(calibration),
+            holdout_end: end(holdout),
+            time_unit: 0,
+            families: vec![0],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("families"),
+        "{}",
+        status.message()
+    );
 }

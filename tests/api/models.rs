@@ -432,6 +432,7 @@ async fn evaluate_model_recovers_the_simulated_truth_within_sampling_error() {
             calibration_end: Some(timestamp(calibration_end)),
             holdout_end: Some(timestamp(holdout_end)),
             time_unit: pb::TimeUnit::Day as i32,
+            families: Vec::new(),
         })
         .await
         .unwrap()
@@ -499,6 +500,7 @@ async fn evaluate_model_checks_its_window() {
                 calibration_end: None,
                 holdout_end: t(day(2025, 1, 1)),
                 time_unit: 0,
+                families: Vec::new(),
             },
             "calibration_end",
         ),
@@ -507,6 +509,7 @@ async fn evaluate_model_checks_its_window() {
                 calibration_end: t(day(2025, 1, 1)),
                 holdout_end: t(day(2024, 1, 1)),
                 time_unit: 0,
+                families: Vec::new(),
             },
             "holdout_end",
         ),
@@ -515,6 +518,7 @@ async fn evaluate_model_checks_its_window() {
                 calibration_end: t(day(2025, 1, 1)),
                 holdout_end: t(day(2099, 1, 1)),
                 time_unit: 0,
+                families: Vec::new(),
             },
             "holdout_end",
         ),
@@ -527,6 +531,7 @@ async fn evaluate_model_checks_its_window() {
         calibration_end: t(day(2025, 1, 1)),
         holdout_end: t(day(2025, 6, 1)),
         time_unit: 0,
+        families: Vec::new(),
     };
     assert_eq!(
         client.evaluate_model(empty).await.unwrap_err().code(),
