@@ -241,8 +241,13 @@ async fn wire(
 
     let epoch = ModelEpoch::default();
     let models = Arc::new(
-        Models::new(storage.clone(), settings.time_zone, epoch.clone())
-            .with_high_risk_at(settings.churn_high_threshold),
+        Models::new(
+            storage.clone(),
+            settings.time_zone,
+            epoch.clone(),
+            settings.model_selection,
+        )
+        .with_high_risk_at(settings.churn_high_threshold),
     );
 
     // One key for every listing's page tokens.

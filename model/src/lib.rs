@@ -17,6 +17,8 @@
 //! - [`pareto_nbd`]: [`ParetoNbdParams`] (Schmittlein et al. 1987) and its
 //!   predictions, [`fit_pareto_nbd`]; both new families fit the same
 //!   [`BgNbdFitInput`] through `purchase_fit` (the grouped likelihood they share).
+//! - [`family`]: [`PurchaseFamily`], [`PurchaseParams`] (one family's
+//!   parameters, every prediction dispatched to it) and [`fit_family`].
 //! - [`gamma_gamma`]: [`GammaGammaParams`], [`GammaGammaFitInput`], [`fit_gamma_gamma`].
 //! - [`value`]: [`ClvModel`] scoring one or all customers, [`customer_value`].
 //! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors;
@@ -54,7 +56,7 @@
 //! println!("r = {}, alpha = {} weeks", purchases.params.r(), purchases.params.alpha_weeks());
 //!
 //! // Score one customer: 2 repeat occasions, last on day 30, observed 200 days.
-//! let model = ClvModel { purchases: purchases.params, spend: spend.params };
+//! let model = ClvModel { purchases: purchases.params.into(), spend: spend.params };
 //! let score = model.score(&CustomerSummary::new(2.0, 30.0, 200.0, 25.0)?, &ScoreOptions::default())?;
 //! assert!(score.probability_alive > 0.0 && score.predicted_value > 0.0);
 //! # Ok::<(), clv_model::ModelError>(())
@@ -63,6 +65,7 @@
 pub mod bgnbd;
 pub mod error;
 pub mod evaluate;
+pub mod family;
 pub mod fit;
 mod fitted;
 pub mod gamma_gamma;
@@ -80,6 +83,7 @@ pub use bgnbd::{
 };
 pub use error::{ModelError, ModelKind};
 pub use evaluate::{evaluate_holdout, HoldoutBucket, HoldoutEvaluation};
+pub use family::{fit_family, PurchaseFamily, PurchaseFamilyFit, PurchaseParams, UnknownFamily};
 pub use fit::{FitOptions, FitReport};
 pub use gamma_gamma::{
     fit_gamma_gamma, GammaGammaFit, GammaGammaFitInput, GammaGammaParams, GammaGammaStandardErrors,

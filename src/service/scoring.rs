@@ -19,8 +19,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clv_model::{
-    BgNbdParams, ClvModel, CustomerSummary as ModelSummary, GammaGammaParams, ModelError,
-    ScoreOptions,
+    ClvModel, CustomerSummary as ModelSummary, ModelError, PurchaseFamily, ScoreOptions,
 };
 use tokio::sync::RwLock;
 
@@ -76,6 +75,8 @@ impl ChurnPolicy {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Prediction {
     pub model_version: i64,
+    /// The purchase family of that version.
+    pub family: PurchaseFamily,
     pub probability_alive: f64,
     pub churn_risk: f64,
     pub band: Band,
@@ -216,6 +217,8 @@ pub struct AtRiskPage {
     pub next_page_token: String,
     /// The version the whole listing reads.
     pub version: i64,
+    /// That version's purchase family.
+    pub family: Option<PurchaseFamily>,
 }
 
 #[derive(Clone, Copy)]
@@ -371,10 +374,10 @@ impl Scoring {
             }
             Some(t)
         };
-        let version = match &token {
-            Some(t) => t.version,
+        let (version, cached_family) = match &token {
+            Some(t) => (t.version, None),
             None => match self.active_model().await? {
-                Some(m) => m.version,
+                Some(m) => (m.version, m.model.ok().map(|m| m.purchases.family())),
                 None => return Err(NoActiveModel::read(&self.storage).await?.into()),
             },
         };
@@ -409,8 +412,17 @@ impl Scoring {
             .seal(keys.key().await?),
             _ => String::new(),
         };
+        let family = match cached_family {
+            Some(f) => Some(f),
+            None => self
+                .storage
+                .model(Some(version))
+                .await?
+                .and_then(|m| m.fitted().map(|f| f.purchases.family)),
+        };
         Ok(AtRiskPage {
             customers,
+            family,
             next_page_token,
             version,
         })
@@ -476,19 +488,8 @@ impl Scoring {
 /// refuses (logged).
 fn usable(m: &ModelVersion) -> Option<CachedModel> {
     let f = m.fitted()?;
-    let model = BgNbdParams::new(
-        f.purchases.r,
-        f.purchases.alpha_days,
-        f.purchases.a,
-        f.purchases.b,
-    )
-    .and_then(|p| {
-        Ok(ClvModel {
-            purchases: p,
-            spend: GammaGammaParams::new(f.spend.p, f.spend.q, f.spend.gamma)?,
-        })
-    })
-    .map_err(|e| tracing::error!(version = m.version, error = %e, "stored model is unusable"));
+    let model = super::population::clv_model(f)
+        .map_err(|e| tracing::error!(version = m.version, error = %e, "stored model is unusable"));
     Some(CachedModel {
         version: m.version,
         model,
@@ -544,10 +545,13 @@ fn predict(
     let s = model.score(&customer, &options)?;
     let churn_risk = 1.0 - s.probability_alive;
     // BG/NBD is the one served family whose P(alive) is 1 without a repeat
-    // purchase (its dropout happens only after purchases).
-    let caveat = (customer.x() == 0.0).then_some(Caveat::AliveByAssumption);
+    // purchase (its dropout happens only after purchases); MBG/NBD and
+    // Pareto/NBD let customers drop out before one.
+    let caveat = (customer.x() == 0.0 && model.purchases.family() == PurchaseFamily::BgNbd)
+        .then_some(Caveat::AliveByAssumption);
     Ok(Prediction {
         model_version: version,
+        family: model.purchases.family(),
         probability_alive: s.probability_alive,
         churn_risk,
         band: policy.band(churn_risk),

@@ -10,6 +10,9 @@
 //!   loyal, potential loyalists, new, promising, needs attention), so every
 //!   engaged segment's average churn risk is below the HIGH threshold.
 //! - A one-time buyer, whom BG/NBD holds alive by assumption, is told so.
+//!
+//! Both under BG/NBD (pinned, as the harness does) and under the family the
+//! default selection (BIC) activates.
 
 use std::collections::{HashMap, HashSet};
 
@@ -81,10 +84,25 @@ async fn every_value(
 }
 
 #[tokio::test]
-async fn at_risk_list_churn_flag_segments_and_value_at_risk_agree() {
+async fn under_bgnbd_the_scores_agree_and_one_time_buyers_are_told_they_are_alive_by_assumption() {
+    // The harness pins BG/NBD.
     let app = spawn_app().await;
     let model = example_with_model(&app).await;
+    assert_eq!(model.family, pb::ModelFamily::BgNbd as i32, "{model:?}");
+    scores_agree(&app, &model).await;
+}
+
+#[tokio::test]
+async fn under_the_family_chosen_by_bic_the_scores_agree() {
+    let app = spawn_app_with(|s| s.model_selection = Default::default()).await;
+    let model = example_with_model(&app).await;
+    assert_eq!(model.candidates.len(), 3, "{model:?}");
+    scores_agree(&app, &model).await;
+}
+
+async fn scores_agree(app: &TestApp, model: &pb::Model) {
     assert_eq!(model.state, pb::ModelState::Succeeded as i32, "{model:?}");
+    let bgnbd = model.family == pb::ModelFamily::BgNbd as i32;
     let channel = channel(&app.endpoint()).await.unwrap();
     let mut scoring = ScoringServiceClient::new(channel.clone());
 
@@ -140,7 +158,7 @@ async fn at_risk_list_churn_flag_segments_and_value_at_risk_agree() {
                 flagged.insert(v.customer_id.clone());
             }
         }
-        if v.purchase_occasions == 1 {
+        if v.purchase_occasions == 1 && bgnbd {
             one_time_buyers += 1;
             assert_eq!(alive, 1.0, "{v:?}");
             assert!(
@@ -157,7 +175,12 @@ async fn at_risk_list_churn_flag_segments_and_value_at_risk_agree() {
             );
         }
     }
-    assert!(one_time_buyers > 100, "{one_time_buyers} one-time buyers");
+    // Under BG/NBD every one-time buyer is told; under another family none
+    // is alive by assumption.
+    assert!(
+        !bgnbd || one_time_buyers > 100,
+        "{one_time_buyers} one-time buyers"
+    );
     let listed_ids: HashSet<String> = listed.iter().map(|c| c.customer_id.clone()).collect();
     assert_eq!(listed_ids, flagged, "the list and the band disagree");
 

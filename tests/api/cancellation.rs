@@ -102,6 +102,7 @@ fn evaluate_request() -> pb::EvaluateModelRequest {
         calibration_end: Some(timestamp(at(2024, 8, 31, 23, 59))),
         holdout_end: Some(timestamp(at(2024, 12, 31, 23, 59))),
         time_unit: pb::TimeUnit::Day as i32,
+        families: Vec::new(),
     }
 }
 

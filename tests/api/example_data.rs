@@ -188,6 +188,7 @@ pub async fn example_with_model(app: &TestApp) -> pb::Model {
         .fit_model(pb::FitModelRequest {
             as_of: Some(timestamp(as_of())),
             time_unit: pb::TimeUnit::Day as i32,
+            ..Default::default()
         })
         .await
         .expect("the fit succeeds")
@@ -205,6 +206,7 @@ async fn it_imports_whole_fits_and_makes_a_decaying_cohort_table() {
         .fit_model(pb::FitModelRequest {
             as_of: Some(timestamp(as_of())),
             time_unit: pb::TimeUnit::Day as i32,
+            ..Default::default()
         })
         .await
         .expect("the fit succeeds")

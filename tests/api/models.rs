@@ -129,6 +129,7 @@ pub fn fit_request(day: NaiveDate, unit: pb::TimeUnit) -> pb::FitModelRequest {
     pb::FitModelRequest {
         as_of: Some(timestamp(end)),
         time_unit: unit as i32,
+        ..Default::default()
     }
 }
 
@@ -318,6 +319,7 @@ async fn bad_model_arguments_name_the_field() {
     let future = pb::FitModelRequest {
         as_of: Some(timestamp(chrono::Utc::now() + Duration::days(2))),
         time_unit: 0,
+        ..Default::default()
     };
     let cases: Vec<(tonic::Status, &str)> = vec![
         (client.fit_model(future).await.unwrap_err(), "as_of"),
@@ -326,6 +328,7 @@ async fn bad_model_arguments_name_the_field() {
                 .fit_model(pb::FitModelRequest {
                     as_of: None,
                     time_unit: 9,
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err(),
@@ -429,6 +432,7 @@ async fn evaluate_model_recovers_the_simulated_truth_within_sampling_error() {
             calibration_end: Some(timestamp(calibration_end)),
             holdout_end: Some(timestamp(holdout_end)),
             time_unit: pb::TimeUnit::Day as i32,
+            families: Vec::new(),
         })
         .await
         .unwrap()
@@ -496,6 +500,7 @@ async fn evaluate_model_checks_its_window() {
                 calibration_end: None,
                 holdout_end: t(day(2025, 1, 1)),
                 time_unit: 0,
+                families: Vec::new(),
             },
             "calibration_end",
         ),
@@ -504,6 +509,7 @@ async fn evaluate_model_checks_its_window() {
                 calibration_end: t(day(2025, 1, 1)),
                 holdout_end: t(day(2024, 1, 1)),
                 time_unit: 0,
+                families: Vec::new(),
             },
             "holdout_end",
         ),
@@ -512,6 +518,7 @@ async fn evaluate_model_checks_its_window() {
                 calibration_end: t(day(2025, 1, 1)),
                 holdout_end: t(day(2099, 1, 1)),
                 time_unit: 0,
+                families: Vec::new(),
             },
             "holdout_end",
         ),
@@ -524,6 +531,7 @@ async fn evaluate_model_checks_its_window() {
         calibration_end: t(day(2025, 1, 1)),
         holdout_end: t(day(2025, 6, 1)),
         time_unit: 0,
+        families: Vec::new(),
     };
     assert_eq!(
         client.evaluate_model(empty).await.unwrap_err().code(),

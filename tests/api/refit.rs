@@ -9,6 +9,7 @@ use std::{
 use chrono::Utc;
 use clvd::{
     api::pb::{self, scoring_service_client::ScoringServiceClient},
+    domain::{ModelSelection, PurchaseFamily},
     service::{Models, RefitOutcome, RefitPolicy},
 };
 
@@ -27,7 +28,7 @@ impl Drop for Replica {
 }
 
 /// A real clvd process on `database_url`, checking every second whether a
-/// refit is due (by 100 new transactions; never by age).
+/// refit is due (by 100 new transactions; never by age), fitting BG/NBD.
 async fn replica(database_url: &str) -> Replica {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -39,6 +40,9 @@ async fn replica(database_url: &str) -> Replica {
         .env("RUST_LOG", "warn")
         .env("CLVD_AUTH", "off")
         .args(["--listen-addr", &format!("127.0.0.1:{port}")])
+        // BG/NBD alone, as the in-process harness fits (families.rs tests
+        // the selection).
+        .args(["--model-selection", "bg_nbd"])
         .args([
             "--refit-check-seconds",
             "1",
@@ -135,7 +139,12 @@ async fn two_replicas_fit_once_and_both_serve_each_new_version() {
 #[tokio::test]
 async fn the_refit_step_reports_not_due_busy_and_fitted() {
     let app = spawn_app().await;
-    let models = Models::new(app.storage.clone(), chrono_tz::UTC, Default::default());
+    let models = Models::new(
+        app.storage.clone(),
+        chrono_tz::UTC,
+        Default::default(),
+        ModelSelection::Pinned(PurchaseFamily::BgNbd),
+    );
     let by_volume = RefitPolicy {
         interval: None,
         min_new_transactions: Some(100),

@@ -495,6 +495,7 @@ async fn the_html_report_draws_the_services_answers_and_stands_alone() {
             }),
             holdout_end: Some(holdout_end),
             time_unit: pb::TimeUnit::Day as i32,
+            families: Vec::new(),
         })
         .await
         .expect("EvaluateModel")
@@ -729,6 +730,7 @@ async fn evaluate_svg_writes_the_calibration_chart_alone() {
             calibration_end: Some(instant("2026-04-30")),
             holdout_end: Some(instant(AS_OF)),
             time_unit: pb::TimeUnit::Day as i32,
+            families: Vec::new(),
         })
         .await
         .expect("EvaluateModel")

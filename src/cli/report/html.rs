@@ -172,6 +172,7 @@ pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
                     calibration_end: Some(calibration_end),
                     holdout_end: Some(holdout_end),
                     time_unit: pb::TimeUnit::Day as i32,
+                    families: Vec::new(),
                 })
                 .await,
         )
