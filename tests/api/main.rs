@@ -44,4 +44,5 @@ mod report_model;
 mod report_oracle;
 mod schema;
 mod scoring;
+mod statement_timeout;
 mod stock_clients;

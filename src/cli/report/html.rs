@@ -150,7 +150,10 @@ pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
         granularity: args.granularity.pb(),
         first_cohort: Some(args.first_cohort),
         last_cohort: args.last_cohort,
-        as_of: Some(as_of),
+        // Without --as-of, everything recorded: the server reads its cohort
+        // aggregates instead of recomputing the cohorts from every
+        // transaction (seconds on a large base).
+        as_of: args.as_of,
         periods: args.periods,
         include_forecast: args.forecast,
     });
