@@ -117,28 +117,86 @@ fn failure(status: tonic::Status) -> String {
     status_error(status).to_string()
 }
 
+/// The requests a page is made of (all independent of each other), as
+/// `clvd report html` sends them; public so that the bench times the same
+/// calls one by one.
+#[derive(Debug, Clone)]
+pub struct Requests {
+    pub cohorts: pb::GetCohortReportRequest,
+    pub loyalty: pb::GetLoyaltySummaryRequest,
+    pub model: pb::GetModelRequest,
+    /// `None` with --no-evaluation.
+    pub evaluation: Option<pb::EvaluateModelRequest>,
+    pub segments: pb::GetSegmentReportRequest,
+    pub at_risk: pb::ListAtRiskCustomersRequest,
+}
+
+impl HtmlArgs {
+    /// Checks the flags the server does not see, naming the flag.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=1_000).contains(&self.at_risk),
+            "--at-risk must be 1 to 1000, not {}",
+            self.at_risk
+        );
+        anyhow::ensure!(
+            (1..=3_650).contains(&self.horizon_days),
+            "--horizon-days must be 1 to 3650, not {}",
+            self.horizon_days
+        );
+        anyhow::ensure!(
+            self.loyalty_days >= 1,
+            "--loyalty-days must be at least 1, not {}",
+            self.loyalty_days
+        );
+        Ok(())
+    }
+
+    /// The page's requests; instants left to default are taken from now.
+    pub fn requests(&self) -> Requests {
+        let as_of = self.as_of.unwrap_or_else(now);
+        let holdout_end = self.holdout_end.unwrap_or(as_of);
+        let calibration_end = self
+            .calibration_end
+            .unwrap_or_else(|| days_before(&holdout_end, 26 * 7));
+        Requests {
+            cohorts: pb::GetCohortReportRequest {
+                granularity: self.granularity.pb(),
+                first_cohort: Some(self.first_cohort),
+                last_cohort: self.last_cohort,
+                // Without --as-of, everything recorded: the server reads its
+                // cohort aggregates instead of recomputing the cohorts from
+                // every transaction (seconds on a large base).
+                as_of: self.as_of,
+                periods: self.periods,
+                include_forecast: self.forecast,
+            },
+            loyalty: pb::GetLoyaltySummaryRequest {
+                start_time: Some(days_before(&as_of, self.loyalty_days)),
+                end_time: Some(as_of),
+            },
+            model: pb::GetModelRequest {
+                version: 0,
+                time_unit: pb::TimeUnit::Day as i32,
+            },
+            evaluation: (!self.no_evaluation).then_some(pb::EvaluateModelRequest {
+                calibration_end: Some(calibration_end),
+                holdout_end: Some(holdout_end),
+                time_unit: pb::TimeUnit::Day as i32,
+            }),
+            segments: pb::GetSegmentReportRequest {},
+            at_risk: pb::ListAtRiskCustomersRequest {
+                page_size: self.at_risk as i32,
+                ..Default::default()
+            },
+        }
+    }
+}
+
 pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        (1..=1_000).contains(&args.at_risk),
-        "--at-risk must be 1 to 1000, not {}",
-        args.at_risk
-    );
-    anyhow::ensure!(
-        (1..=3_650).contains(&args.horizon_days),
-        "--horizon-days must be 1 to 3650, not {}",
-        args.horizon_days
-    );
-    anyhow::ensure!(
-        args.loyalty_days >= 1,
-        "--loyalty-days must be at least 1, not {}",
-        args.loyalty_days
-    );
+    args.validate()?;
+    let requests = args.requests();
     let server = conn.connect().await?;
-    let as_of = args.as_of.unwrap_or_else(now);
-    let holdout_end = args.holdout_end.unwrap_or(as_of);
-    let calibration_end = args
-        .calibration_end
-        .unwrap_or_else(|| days_before(&holdout_end, 26 * 7));
     // The calls are independent: made at once, over one connection.
     let mut reports = server.reports();
     let mut reports2 = server.reports();
@@ -146,44 +204,17 @@ pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
     let mut models = server.models();
     let mut models2 = server.models();
     let mut scoring = server.scoring();
-    let cohorts = reports.get_cohort_report(pb::GetCohortReportRequest {
-        granularity: args.granularity.pb(),
-        first_cohort: Some(args.first_cohort),
-        last_cohort: args.last_cohort,
-        // Without --as-of, everything recorded: the server reads its cohort
-        // aggregates instead of recomputing the cohorts from every
-        // transaction (seconds on a large base).
-        as_of: args.as_of,
-        periods: args.periods,
-        include_forecast: args.forecast,
-    });
-    let loyalty = reports2.get_loyalty_summary(pb::GetLoyaltySummaryRequest {
-        start_time: Some(days_before(&as_of, args.loyalty_days)),
-        end_time: Some(as_of),
-    });
-    let model = models.get_model(pb::GetModelRequest {
-        version: 0,
-        time_unit: pb::TimeUnit::Day as i32,
-    });
+    let cohorts = reports.get_cohort_report(requests.cohorts);
+    let loyalty = reports2.get_loyalty_summary(requests.loyalty);
+    let model = models.get_model(requests.model);
     let evaluation = async {
-        if args.no_evaluation {
-            return None;
+        match requests.evaluation {
+            None => None,
+            Some(request) => Some(models2.evaluate_model(request).await),
         }
-        Some(
-            models2
-                .evaluate_model(pb::EvaluateModelRequest {
-                    calibration_end: Some(calibration_end),
-                    holdout_end: Some(holdout_end),
-                    time_unit: pb::TimeUnit::Day as i32,
-                })
-                .await,
-        )
     };
-    let segments = reports3.get_segment_report(pb::GetSegmentReportRequest {});
-    let at_risk = scoring.list_at_risk_customers(pb::ListAtRiskCustomersRequest {
-        page_size: args.at_risk as i32,
-        ..Default::default()
-    });
+    let segments = reports3.get_segment_report(requests.segments);
+    let at_risk = scoring.list_at_risk_customers(requests.at_risk);
     let (cohorts, loyalty, model, evaluation, segments, at_risk) =
         tokio::join!(cohorts, loyalty, model, evaluation, segments, at_risk);
     let answers = Answers {
