@@ -73,9 +73,22 @@ pub struct HtmlArgs {
     /// takes a while on a large base).
     #[arg(long)]
     pub no_evaluation: bool,
-    /// Horizon of the expected-purchases matrix, in days.
+    /// Horizon of the expected-purchases matrix, in days (1 to 3650);
+    /// --horizon-months sets it instead.
     #[arg(long, default_value_t = 90)]
     pub horizon_days: u32,
+    /// Horizon of the value figures, in model months of 30 days (1 to
+    /// 120): the customers of the at-risk table are re-scored over it
+    /// (BatchGetCustomerValues) and the expected-purchases matrix covers
+    /// it. The segments, value tiers and Pareto curve keep the fit's scores
+    /// (12 months, 10 %), and say so. Default: not re-scored.
+    #[arg(long, conflicts_with = "horizon_days")]
+    pub horizon_months: Option<u32>,
+    /// Annual discount rate of the re-scored values, at least 0 and below 1
+    /// (0.1: 10 % a year); with it alone the horizon is the API's default,
+    /// 12 months. Default: not re-scored.
+    #[arg(long)]
+    pub discount_rate: Option<f64>,
     /// Customers in the at-risk table (highest value at risk first), at
     /// most 1,000.
     #[arg(long, default_value_t = 20)]
@@ -94,6 +107,9 @@ pub struct Answers {
     pub evaluation: Option<Result<pb::ModelEvaluation, String>>,
     pub segments: Result<pb::SegmentReport, String>,
     pub at_risk: Result<pb::ListAtRiskCustomersResponse, String>,
+    /// The at-risk customers re-scored over --horizon-months and
+    /// --discount-rate; `None` when neither was given.
+    pub rescored: Option<Result<pb::BatchGetCustomerValuesResponse, String>>,
     /// Horizon of the expected-purchases matrix, in days.
     pub horizon_days: u32,
 }
@@ -144,12 +160,55 @@ impl HtmlArgs {
             "--horizon-days must be 1 to 3650, not {}",
             self.horizon_days
         );
+        if let Some(months) = self.horizon_months {
+            anyhow::ensure!(
+                (1..=120).contains(&months),
+                "--horizon-months must be 1 to 120 (model months of 30 days), not {months}"
+            );
+        }
+        if let Some(rate) = self.discount_rate {
+            anyhow::ensure!(
+                (0.0..1.0).contains(&rate),
+                "--discount-rate must be at least 0 and below 1 (an annual rate: 0.1 is \
+                 10 % a year), not {rate}"
+            );
+        }
         anyhow::ensure!(
             self.loyalty_days >= 1,
             "--loyalty-days must be at least 1, not {}",
             self.loyalty_days
         );
         Ok(())
+    }
+
+    /// Days the expected-purchases matrix covers: --horizon-months of 30
+    /// days, or --horizon-days.
+    pub fn matrix_horizon_days(&self) -> u32 {
+        self.horizon_months.map_or(self.horizon_days, |m| {
+            m * clv_model::DAYS_PER_MODEL_MONTH as u32
+        })
+    }
+
+    /// The re-scoring of the at-risk table's customers, when
+    /// --horizon-months or --discount-rate asks for it.
+    pub fn rescore(
+        &self,
+        at_risk: &pb::ListAtRiskCustomersResponse,
+    ) -> Option<pb::BatchGetCustomerValuesRequest> {
+        if self.horizon_months.is_none() && self.discount_rate.is_none() {
+            return None;
+        }
+        Some(pb::BatchGetCustomerValuesRequest {
+            customer_ids: at_risk
+                .customers
+                .iter()
+                .map(|c| c.customer_id.clone())
+                .collect(),
+            horizon_months: self.horizon_months.map(|m| m as i32),
+            annual_discount_rate: self.discount_rate,
+            as_of: self.as_of,
+            ..Default::default()
+        })
     }
 
     /// The page's requests; instants left to default are taken from now.
@@ -217,6 +276,18 @@ pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
     let at_risk = scoring.list_at_risk_customers(requests.at_risk);
     let (cohorts, loyalty, model, evaluation, segments, at_risk) =
         tokio::join!(cohorts, loyalty, model, evaluation, segments, at_risk);
+    let at_risk = at_risk.map(|r| r.into_inner()).map_err(failure);
+    // Dependent on the list: its customers, re-scored.
+    let rescored = match at_risk.as_ref().ok().and_then(|r| args.rescore(r)) {
+        Some(request) if !request.customer_ids.is_empty() => Some(
+            scoring
+                .batch_get_customer_values(request)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(failure),
+        ),
+        _ => None,
+    };
     let answers = Answers {
         server: conn.server.clone(),
         cohorts: cohorts.map_err(status_error)?.into_inner(),
@@ -224,8 +295,9 @@ pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
         model: model.map(|r| r.into_inner()).map_err(failure),
         evaluation: evaluation.map(|e| e.map(|r| r.into_inner()).map_err(failure)),
         segments: segments.map(|r| r.into_inner()).map_err(failure),
-        at_risk: at_risk.map(|r| r.into_inner()).map_err(failure),
-        horizon_days: args.horizon_days,
+        at_risk,
+        rescored,
+        horizon_days: args.matrix_horizon_days(),
     };
     for (section, error) in [
         ("loyalty summary", answers.loyalty.as_ref().err()),
@@ -236,6 +308,10 @@ pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
         ),
         ("segments", answers.segments.as_ref().err()),
         ("customers at risk", answers.at_risk.as_ref().err()),
+        (
+            "re-scored values",
+            answers.rescored.as_ref().and_then(|r| r.as_ref().err()),
+        ),
     ] {
         if let Some(error) = error {
             eprintln!("clvd: the {section} section is left out: {error}");
@@ -305,7 +381,7 @@ Amounts are rounded to cents.</p>\n\
     loyalty_section(&mut page, &a.loyalty);
     model_section(&mut page, a)?;
     segments_section(&mut page, &a.segments)?;
-    at_risk_section(&mut page, &a.at_risk);
+    at_risk_section(&mut page, &a.at_risk, &a.rescored);
     page.push_str("</body>\n</html>\n");
     Ok(page)
 }
@@ -388,6 +464,10 @@ fn loyalty_section(page: &mut String, loyalty: &Result<pb::LoyaltySummary, Strin
     match loyalty {
         Err(e) => missing(page, "loyalty summary", e),
         Ok(s) => {
+            let predicted_meaning = format!(
+                "mean {} by the active model",
+                super::charts::scored_at_fit()
+            );
             let _ = writeln!(
                 page,
                 "<p class=\"facts\">The period: business days from {} up to, not including, {} ({}). \
@@ -443,7 +523,7 @@ Model version behind the predicted value: {}. A dash: no data for the figure.</p
                     (
                         "average predicted value",
                         opt_money(&s.average_predicted_clv),
-                        "mean predicted value under the active model",
+                        &predicted_meaning,
                     ),
                     (
                         "acquisition spend",
@@ -581,9 +661,11 @@ fn segments_section(
             let _ = writeln!(
                 page,
                 "<p class=\"facts\">As scored by model version {} (as of {}). Value: historical \
-plus predicted; churn risk: 1 - P(alive).</p>",
+plus {} (--horizon-months and --discount-rate do not change it); churn risk: \
+1 - P(alive).</p>",
                 r.model_version,
-                escape(&instant(&r.model_as_of))
+                escape(&instant(&r.model_as_of)),
+                escape(&super::charts::scored_at_fit())
             );
             for (title, rows) in [("RFM segment", &r.segments), ("value tier", &r.value_tiers)] {
                 let _ = writeln!(
@@ -619,7 +701,25 @@ plus predicted; churn risk: 1 - P(alive).</p>",
     Ok(())
 }
 
-fn at_risk_section(page: &mut String, at_risk: &Result<pb::ListAtRiskCustomersResponse, String>) {
+/// The value at risk of a re-scored customer, in currency units: churn
+/// risk × the value expected over the horizon if they stay (predicted value
+/// / P(alive)), as the service defines it for the at-risk list.
+pub fn value_at_risk(v: &pb::CustomerValue) -> Option<f64> {
+    let alive = v.probability_alive?;
+    let predicted = v.predicted_value.as_ref()?;
+    let predicted = predicted.units as f64 + f64::from(predicted.nanos) / 1e9;
+    Some(if alive > 0.0 {
+        (1.0 - alive) * predicted / alive
+    } else {
+        0.0
+    })
+}
+
+fn at_risk_section(
+    page: &mut String,
+    at_risk: &Result<pb::ListAtRiskCustomersResponse, String>,
+    rescored: &Option<Result<pb::BatchGetCustomerValuesResponse, String>>,
+) {
     page.push_str("<section id=\"at-risk\">\n<h2>Customers at risk</h2>\n");
     match at_risk {
         Err(e) => missing(page, "list of customers at risk", e),
@@ -628,19 +728,50 @@ fn at_risk_section(page: &mut String, at_risk: &Result<pb::ListAtRiskCustomersRe
                 page,
                 "<p class=\"facts\">The {} customers with the highest value at risk (churn risk \
 × the value expected over the horizon if they stay) among those in the high churn-risk band, \
-as scored by model version {}.</p>",
+as scored by model version {}: {}.</p>",
                 r.customers.len(),
-                r.model_version
+                r.model_version,
+                escape(&super::charts::scored_at_fit())
             );
+            let rescored = match rescored {
+                None => None,
+                Some(Err(e)) => {
+                    missing(page, "re-scored values", e);
+                    None
+                }
+                Some(Ok(b)) => {
+                    let first = b.values.first();
+                    let months = first.map_or(0, |v| v.horizon_months);
+                    let rate = first.map_or(0.0, |v| v.annual_discount_rate);
+                    let _ = writeln!(
+                        page,
+                        "<p class=\"facts\">The last two columns re-score these customers now \
+(BatchGetCustomerValues) over {months} model months (of 30 days) at a {} % annual discount \
+rate: their predicted value, and their value at risk (churn risk × predicted value / P(alive)).</p>",
+                        rate * 100.0
+                    );
+                    Some((b, months, rate))
+                }
+            };
             page.push_str(
                 "<table>\n<tr><th>customer</th><th>churn risk</th><th>value at risk</th>\
-<th>predicted value</th><th>historical value</th><th>segment</th><th>value tier</th></tr>\n",
+<th>predicted value</th><th>historical value</th><th>segment</th><th>value tier</th>",
             );
+            if let Some((_, months, rate)) = &rescored {
+                let _ = write!(
+                    page,
+                    "<th>predicted value, {months} months at {} %</th>\
+<th>value at risk, {months} months at {} %</th>",
+                    rate * 100.0,
+                    rate * 100.0
+                );
+            }
+            page.push_str("</tr>\n");
             for c in &r.customers {
-                let _ = writeln!(
+                let _ = write!(
                     page,
                     "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td>",
                     escape(&c.customer_id),
                     percent(c.churn_risk),
                     escape(&opt_money(&c.value_at_risk)),
@@ -649,6 +780,22 @@ as scored by model version {}.</p>",
                     escape(&c.segment.replace('_', " ")),
                     escape(&c.value_tier.replace('_', " ")),
                 );
+                if let Some((b, _, _)) = &rescored {
+                    let v = b.values.iter().find(|v| v.customer_id == c.customer_id);
+                    let predicted =
+                        v.map_or_else(|| "–".to_owned(), |v| opt_money(&v.predicted_value));
+                    let at_risk = v.and_then(|v| {
+                        let currency = v.predicted_value.as_ref()?.currency_code.clone();
+                        value_at_risk(v).map(|x| format!("{x:.2} {currency}"))
+                    });
+                    let _ = write!(
+                        page,
+                        "<td class=\"n\">{}</td><td class=\"n\">{}</td>",
+                        escape(&predicted),
+                        escape(&at_risk.unwrap_or_else(|| "–".to_owned()))
+                    );
+                }
+                page.push_str("</tr>\n");
             }
             page.push_str("</table>\n");
         }
@@ -678,6 +825,7 @@ mod tests {
             evaluation: None,
             segments: Err("FailedPrecondition: no model yet".into()),
             at_risk: Err("FailedPrecondition: no model yet".into()),
+            rescored: None,
             horizon_days: 90,
         };
         let page = render(&answers).expect("a page");
