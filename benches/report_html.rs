@@ -170,10 +170,11 @@ where
 
 /// The page's requests, from the same flags as the process's.
 fn requests(endpoint: &str, out: &std::path::Path) -> anyhow::Result<html::Requests> {
-    let mut argv = vec!["clvd", "--server", endpoint, "report", "html", "--out"];
+    let mut argv = vec!["clvd", "report", "html", "--out"];
     let out = out.to_string_lossy().into_owned();
     argv.push(&out);
     argv.extend(PAGE);
+    argv.extend(["--server", endpoint]);
     let cli = ClientCli::try_parse_from(argv)?;
     match cli.command {
         ClientCommand::Report(ReportCommand::Html(args)) => Ok(args.requests()),
@@ -217,10 +218,13 @@ async fn measure(k: &Knobs, endpoint: &str, dir: &std::path::Path) -> anyhow::Re
     for round in 0..k.rounds {
         let _ = std::fs::remove_file(&out);
         let started = Instant::now();
+        // The first argument must be the command (`clvd --server ...` is
+        // the server's command line).
         let status = Command::new(clvd_binary())
-            .args(["--server", endpoint, "report", "html", "--out"])
+            .args(["report", "html", "--out"])
             .arg(&out)
             .args(PAGE)
+            .args(["--server", endpoint])
             .status()
             .context("run clvd report html")?;
         let ms = started.elapsed().as_secs_f64() * 1e3;
