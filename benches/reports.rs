@@ -3,7 +3,7 @@
 //! over the transactions table that a user would write for the same
 //! numbers, in one run, on the same database.
 //!
-//! Setup writes the data with SQL inside PostgreSQL (generate_series:
+//! Setup writes the data with SQL inside PostgreSQL (support/cohort_data.rs:
 //! importing 10M transactions over gRPC takes far longer than the bench
 //! itself), in exactly the shape ingest stores: transactions (purchases and
 //! refunds, refunds booked on their purchase), per-day rollups, customer
@@ -14,7 +14,7 @@
 //! agree cell by cell before timing them.
 //!
 //! Run: `cargo bench --bench reports`. Knobs: `BENCH_CUSTOMERS` (1,000,000),
-//! `BENCH_TRANSACTIONS` (10,000,000 purchases, plus 1 in 20 refunded),
+//! `BENCH_TRANSACTIONS` (about 10,000,000 purchases, plus 1 in 20 refunded),
 //! `BENCH_ROUNDS` (report rounds, 10), `BENCH_PLAIN_ROUNDS` (3).
 //!
 //! `BENCH_SCENARIO=first` times the first report after a bulk import
@@ -27,6 +27,8 @@
 //! catches the whole queue up before it reads. It is checked against the
 //! plain query, then a second report is timed for comparison.
 
+#[path = "support/cohort_data.rs"]
+mod cohort_data;
 mod support;
 
 use std::{
@@ -45,10 +47,6 @@ use clvd::{
     storage::Storage,
 };
 use sqlx::{PgPool, Row};
-
-/// The 24 months of data and of cohorts: 2024-11 .. 2026-10.
-const FIRST_MONTH: &str = "2024-11-01";
-const END: &str = "2026-11-01";
 
 /// The query a user would write: net revenue per purchase (refunds of it
 /// subtracted), each customer's first purchase month as the cohort, then
@@ -186,7 +184,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     println!("postgres: {}", pg.bin_dir().display());
 
     let started = Instant::now();
-    load(&pool, &k).await?;
+    cohort_data::load(&pool, k.customers, k.transactions).await?;
     let loaded = started.elapsed();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions")
         .fetch_one(&pool)
@@ -215,66 +213,6 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     drop(pg);
     let _ = std::fs::remove_dir_all(&dir);
     result
-}
-
-/// Transactions, rollups and summaries as ingest would have stored them.
-async fn load(pool: &PgPool, k: &Knobs) -> anyhow::Result<()> {
-    // Purchase i belongs to customer i % customers; a customer's first
-    // purchase is at a pseudo-random instant of the 24 months, the others
-    // between it and the end. Every 20th purchase (with an amount) is half
-    // refunded a day later; half of the purchases carry a cost.
-    let steps = [
-        format!(
-            "INSERT INTO transactions (customer_id, transaction_id, kind, occurred_at, occasion_day,
-                                       amount_nanos, cost_nanos, refunded_transaction_id, refunded_nanos)
-             SELECT 'c' || c, 't' || i, 1, at, (at AT TIME ZONE 'UTC')::date, amount,
-                    CASE WHEN i % 2 = 0 THEN amount / 3 END, NULL,
-                    CASE WHEN i % 20 = 0 THEN amount / 2 ELSE 0 END
-               FROM (SELECT i, c, amount,
-                            timestamptz '{FIRST_MONTH}'
-                              + (first + CASE WHEN i < {n} THEN 0
-                                              ELSE (hashint8(i)::int8 & 2147483647) % greatest(1, span - first) END)
-                                * interval '1 second' AS at
-                       FROM (SELECT i, i % {n} AS c, ((hashint8(i * 7)::int8 & 2147483647) % 20000 + 1) * 10000000 AS amount,
-                                    (hashint8((i % {n}) * 31)::int8 & 2147483647) % span AS first, span
-                               FROM generate_series(0::int8, {t} - 1) AS i,
-                                    (SELECT extract(epoch FROM timestamptz '{END}'
-                                                    - timestamptz '{FIRST_MONTH}')::int8 AS span) s) x) y",
-            n = k.customers,
-            t = k.transactions
-        ),
-        "INSERT INTO transactions (customer_id, transaction_id, kind, occurred_at, occasion_day,
-                                   amount_nanos, refunded_transaction_id)
-         SELECT customer_id, 'r' || transaction_id, 2, occurred_at + interval '1 day',
-                ((occurred_at + interval '1 day') AT TIME ZONE 'UTC')::date, refunded_nanos, transaction_id
-           FROM transactions WHERE kind = 1 AND refunded_nanos > 0"
-            .into(),
-        "INSERT INTO customer_days (customer_id, day, purchases, refunds, net_nanos, cost_nanos,
-                                    uncosted_purchases, first_purchase_at, last_purchase_at)
-         SELECT customer_id, occasion_day, count(*), count(*) FILTER (WHERE refunded_nanos > 0),
-                sum(amount_nanos - refunded_nanos), coalesce(sum(cost_nanos), 0),
-                count(*) FILTER (WHERE cost_nanos IS NULL), min(occurred_at), max(occurred_at)
-           FROM transactions WHERE kind = 1 GROUP BY 1, 2"
-            .into(),
-        "INSERT INTO customers (customer_id, first_purchase_day, last_purchase_day, first_purchase_at,
-                                last_purchase_at, purchase_occasions, purchase_count, refund_count,
-                                net_revenue_nanos, repeat_value_nanos, cost_nanos, uncosted_purchases)
-         SELECT customer_id, min(day), max(day), min(first_purchase_at), max(last_purchase_at), count(*),
-                sum(purchases), sum(refunds), sum(net_nanos),
-                sum(net_nanos) - (array_agg(net_nanos ORDER BY day))[1], sum(cost_nanos),
-                sum(uncosted_purchases)
-           FROM customer_days GROUP BY customer_id"
-            .into(),
-    ];
-    for step in steps {
-        let started = Instant::now();
-        let done = sqlx::query(&step).execute(pool).await?.rows_affected();
-        println!(
-            "  setup: {done} rows in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(())
 }
 
 type Cells = HashMap<(NaiveDate, NaiveDate), (i64, i64, i64)>;

@@ -418,7 +418,8 @@ pub struct Settings {
     pub db_max_lifetime_seconds: u64,
 
     /// Seconds any one SQL statement may run before PostgreSQL cancels it
-    /// (`statement_timeout`; 0: no limit). The longest statements are a
+    /// (`statement_timeout`; 0: no limit); the call then fails with
+    /// DEADLINE_EXCEEDED naming this setting. The longest statements are a
     /// fit's reads and its COPY of the scores: well under a minute for
     /// 1,000,000 customers.
     #[arg(

@@ -111,6 +111,15 @@ impl Failure {
                     "the database is unavailable; retry later",
                 )
             }
+            StorageError::TimedOut(cause) => {
+                tracing::warn!(error = %cause, "statement timeout");
+                Self::new(
+                    Code::DeadlineExceeded,
+                    "a database query took longer than the configured limit \
+                     (CLVD_DB_STATEMENT_TIMEOUT_SECONDS) and was cancelled; retry later, or \
+                     narrow the request",
+                )
+            }
             StorageError::Database(cause) => {
                 tracing::error!(error = ?cause, "database error");
                 Self::new(Code::Internal, "internal error")

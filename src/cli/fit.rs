@@ -1,11 +1,14 @@
 //! `clvd fit`, `clvd model` and `clvd evaluate`: fit a model version
-//! (FitModel), show one (GetModel), and check a calibration fit against a
-//! holdout period (EvaluateModel; with `--svg FILE`, its calibration chart
-//! as a standalone SVG).
+//! (FitModel), show one (GetModel; with `-o svg`, its frequency/recency
+//! matrix of P(alive) or expected purchases), and check a calibration fit
+//! against a holdout period (EvaluateModel; with `-o svg` or `--svg FILE`,
+//! its calibration chart). The figures are those of `clvd report html`, as
+//! standalone SVG.
 
 use serde_json::Value;
 
 use super::{
+    figure::FigureArgs,
     output::{
         enum_cell, number_cell, print_sections, seconds_cell, status_error, time_cell, Section,
     },
@@ -13,6 +16,8 @@ use super::{
     Connection, Format, Table,
 };
 use crate::pb;
+
+use super::report::charts::alive;
 
 /// The unit of alpha and the log-likelihood in an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -93,9 +98,33 @@ pub struct FitArgs {
 pub struct ModelArgs {
     /// The version (GetModelRequest.version). Default: the active one.
     pub version: Option<i64>,
-    /// Unit of alpha and the log-likelihood printed (time_unit).
+    /// Unit of alpha and the log-likelihood printed (time_unit). The
+    /// figure (-o svg) always asks for days.
     #[arg(long, value_enum, default_value = "days")]
     pub time_unit: Unit,
+    /// With -o svg: where the figure goes.
+    #[command(flatten)]
+    pub figure: FigureArgs,
+    /// The matrix -o svg draws.
+    #[arg(long, value_enum, default_value = "p-alive")]
+    pub chart: ModelChart,
+    /// For the matrix: days from the customers' first purchase to the
+    /// model's as-of time (T; the columns' recencies are slices of it),
+    /// 1 to 36500.
+    #[arg(long, default_value_t = 365)]
+    pub age_days: u32,
+    /// For the expected-purchases matrix: the horizon, in days, 1 to 3650.
+    #[arg(long, default_value_t = 90)]
+    pub horizon_days: u32,
+}
+
+/// The matrices of `clvd model -o svg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelChart {
+    /// P(alive) by repeat purchases and recency.
+    PAlive,
+    /// Purchases expected over --horizon-days, by the same.
+    Expected,
 }
 
 /// Flags of `clvd evaluate`.
@@ -113,15 +142,15 @@ pub struct EvaluateArgs {
     /// Unit of alpha and the log-likelihood printed (time_unit).
     #[arg(long, value_enum, default_value = "days")]
     pub time_unit: Unit,
-    /// Write the calibration-versus-holdout chart to this file as a
-    /// standalone SVG instead of printing the tables.
-    #[arg(long)]
-    pub svg: Option<std::path::PathBuf>,
     /// Purchase families to compare on the same holdout as well
     /// (EvaluateModelRequest.families), repeated or comma-separated; their
     /// figures are printed as a third table, `families`.
     #[arg(long = "family", value_enum, value_delimiter = ',')]
     pub families: Vec<Family>,
+    /// With -o svg (or --svg FILE): where the calibration-versus-holdout
+    /// chart goes.
+    #[command(flatten)]
+    pub figure: FigureArgs,
 }
 
 /// A family's name as printed ("bg_nbd", "mbg_nbd", "pareto_nbd"; empty
@@ -310,17 +339,54 @@ pub async fn fit(conn: &Connection, format: Format, args: FitArgs) -> anyhow::Re
 }
 
 pub async fn model(conn: &Connection, format: Format, args: ModelArgs) -> anyhow::Result<()> {
+    let target = args.figure.target(format)?;
+    if target.is_some() {
+        anyhow::ensure!(
+            (1..=36_500).contains(&args.age_days),
+            "--age-days must be 1 to 36500, not {}",
+            args.age_days
+        );
+        anyhow::ensure!(
+            (1..=3_650).contains(&args.horizon_days),
+            "--horizon-days must be 1 to 3650, not {}",
+            args.horizon_days
+        );
+    }
     let model = conn
         .connect()
         .await?
         .models()
         .get_model(pb::GetModelRequest {
             version: args.version.unwrap_or(0),
-            time_unit: args.time_unit.pb(),
+            // The matrices are drawn in days.
+            time_unit: if target.is_some() {
+                pb::TimeUnit::Day as i32
+            } else {
+                args.time_unit.pb()
+            },
         })
         .await
         .map_err(status_error)?
         .into_inner();
+    if let Some(target) = target {
+        anyhow::ensure!(
+            model.bgnbd.is_some(),
+            "model version {} has no BG/NBD parameters to draw (state {:?})",
+            model.version,
+            pb::ModelState::try_from(model.state).unwrap_or(pb::ModelState::Unspecified)
+        );
+        let measure = match args.chart {
+            ModelChart::PAlive => alive::Measure::Alive,
+            ModelChart::Expected => alive::Measure::Expected,
+        };
+        let svg = alive::matrix(
+            &model,
+            measure,
+            f64::from(args.age_days),
+            f64::from(args.horizon_days),
+        )?;
+        return target.write(&svg);
+    }
     Section::Record(model_record(&model)).print(format)
 }
 
@@ -352,6 +418,7 @@ fn comparison_row(label: Value, c: &pb::HoldoutComparison) -> Vec<Value> {
 }
 
 pub async fn evaluate(conn: &Connection, format: Format, args: EvaluateArgs) -> anyhow::Result<()> {
+    let target = args.figure.target(format)?;
     let e = conn
         .connect()
         .await?
@@ -365,10 +432,9 @@ pub async fn evaluate(conn: &Connection, format: Format, args: EvaluateArgs) -> 
         .await
         .map_err(status_error)?
         .into_inner();
-    if let Some(path) = &args.svg {
+    if let Some(target) = target {
         let svg = super::report::charts::calibration::calibration_chart(&e)?;
-        return std::fs::write(path, svg)
-            .map_err(|err| anyhow::anyhow!("--svg {}: cannot write: {err}", path.display()));
+        return target.write(&svg);
     }
     let bg = e.bgnbd.as_ref();
     let total = e.total.unwrap_or_default();

@@ -9,6 +9,7 @@
 //! applies from the first argument ([`is_client_command`]).
 
 pub mod connect;
+pub mod figure;
 pub mod fit;
 pub mod import;
 pub mod models;
@@ -32,10 +33,14 @@ pub use output::{Format, Table};
 pub struct ClientCli {
     #[command(flatten)]
     pub connection: Connection,
-    /// How results are printed.
+    /// How results are printed (`--format` is the same flag). `svg`: the
+    /// command's figure instead of its table, where it draws one (report
+    /// cohorts, report segments, model, evaluate), to --out FILE or
+    /// standard output; the other commands refuse it.
     #[arg(
         long,
         short = 'o',
+        visible_alias = "format",
         env = "CLVD_OUTPUT",
         default_value = "table",
         global = true
@@ -79,6 +84,18 @@ pub fn is_client_command(name: &str) -> bool {
     <ClientCommand as Subcommand>::has_subcommand(name)
 }
 
+/// Whether the command can print its answer as a figure (`-o svg`).
+pub fn draws_figure(command: &ClientCommand) -> bool {
+    matches!(
+        command,
+        ClientCommand::Model(_)
+            | ClientCommand::Evaluate(_)
+            | ClientCommand::Report(
+                report::ReportCommand::Cohorts(_) | report::ReportCommand::Segments(_)
+            )
+    )
+}
+
 /// Runs one client command to completion.
 pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
     let ClientCli {
@@ -86,6 +103,14 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
         output,
         command,
     } = cli;
+    // Refused before any call, so that nothing is done (a fit, an import)
+    // only to fail at printing.
+    anyhow::ensure!(
+        output != Format::Svg || draws_figure(&command),
+        "-o/--format svg: this command draws no figure (the figures: report cohorts, \
+         report segments, model, evaluate; report html writes them all into its page); \
+         use table, csv or json"
+    );
     match command {
         ClientCommand::Import(args) => import::run(&connection, output, args).await,
         ClientCommand::Models(args) => models::run(&connection, output, args).await,

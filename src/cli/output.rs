@@ -20,6 +20,16 @@ pub enum Format {
     Csv,
     /// A JSON array of objects, one per row.
     Json,
+    /// A standalone SVG figure, for the commands that draw one (report
+    /// cohorts, report segments, model, evaluate): to --out FILE, or
+    /// standard output. Other commands refuse it.
+    Svg,
+}
+
+/// The error of a table printed as SVG (the commands that draw nothing
+/// refuse `svg` before calling the server; see [`super::draws_figure`]).
+fn no_figure() -> anyhow::Error {
+    anyhow::anyhow!("-o/--format svg: this answer is a table, not a figure; use table, csv or json")
 }
 
 /// Rows under named columns. Cells are JSON values so that JSON output
@@ -68,6 +78,7 @@ impl Table {
                 serde_json::to_writer_pretty(&mut *out, &self.objects())?;
                 writeln!(out)?;
             }
+            Format::Svg => return Err(no_figure()),
         }
         Ok(())
     }
@@ -131,6 +142,7 @@ pub fn print_sections(format: Format, sections: &[(&str, Section)]) -> anyhow::R
                 section.write(format, out)?;
             }
         }
+        Format::Svg => return Err(no_figure()),
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Storage errors, classified for the callers: unreachable database
-//! (retryable) versus everything else (a bug or a broken database).
+//! (retryable), a statement cancelled by the sessions' statement timeout
+//! (retryable), versus everything else (a bug or a broken database).
 
 use crate::domain::PlanError;
 
@@ -9,6 +10,12 @@ pub enum StorageError {
     /// is safe.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// PostgreSQL cancelled the statement (SQLSTATE 57014): it ran past
+    /// the sessions' `statement_timeout` (CLVD_DB_STATEMENT_TIMEOUT_SECONDS;
+    /// clvd never cancels a statement otherwise). Nothing of it was
+    /// committed; retrying later, or with a higher limit, may succeed.
+    #[error("statement cancelled past the statement timeout: {0}")]
+    TimedOut(#[source] sqlx::Error),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -72,10 +79,18 @@ impl StorageError {
     }
 }
 
+/// Whether PostgreSQL cancelled the statement (57014, query_canceled):
+/// the statement timeout, as clvd sends no cancel requests.
+fn cancelled(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
+}
+
 impl From<sqlx::Error> for StorageError {
     fn from(e: sqlx::Error) -> Self {
         if unreachable(&e) {
             StorageError::Unavailable(e)
+        } else if cancelled(&e) {
+            StorageError::TimedOut(e)
         } else {
             StorageError::Database(e)
         }

@@ -33,8 +33,11 @@ pub enum DaysAsOf {
 impl DaysAsOf {
     /// `firsts(customer_id, first_day, last_day, occasions, repeat_net)`:
     /// one row per customer; for an instant also `days(customer_id, day,
-    /// orders, net, cost, uncosted)`: one row per customer and purchase
-    /// occasion, and `$1` is the instant.
+    /// orders, net, cost, uncosted, first_day, occasions)`: one row per
+    /// customer and purchase occasion, carrying the customer's first day
+    /// and occasion count (so that cohort cells need no join between
+    /// CTEs, whose sizes PostgreSQL cannot estimate), and `$1` is the
+    /// instant.
     fn ctes(self) -> &'static str {
         match self {
             DaysAsOf::Latest => {
@@ -53,11 +56,14 @@ impl DaysAsOf {
                      SELECT p.customer_id, p.occasion_day AS day, count(*) AS orders,
                             sum(p.amount_nanos - coalesce(r.refunded, 0)) AS net,
                             coalesce(sum(p.cost_nanos), 0) AS cost,
-                            count(*) FILTER (WHERE p.cost_nanos IS NULL) AS uncosted
+                            count(*) FILTER (WHERE p.cost_nanos IS NULL) AS uncosted,
+                            min(p.occasion_day) OVER customer AS first_day,
+                            count(*) OVER customer AS occasions
                        FROM transactions p
                        LEFT JOIN refunds r USING (customer_id, transaction_id)
                       WHERE p.kind = 1 AND p.occurred_at <= $1
                       GROUP BY 1, 2
+                     WINDOW customer AS (PARTITION BY p.customer_id)
                  ), firsts AS (
                      SELECT customer_id, min(day) AS first_day, max(day) AS last_day, count(*) AS occasions,
                             sum(net) - (array_agg(net ORDER BY day))[1] AS repeat_net
@@ -319,6 +325,12 @@ impl Storage {
         // ('cell', cohort, period, active, orders, 0, uncosted, net, cost),
         // ('nps', cohort, NULL, respondents, promoters, detractors) and
         // ('spend', cohort, NULL, ..., nanos). Money is numeric as text.
+        // No statement joins two CTEs: PostgreSQL cannot estimate a CTE's
+        // rows after a filter (it guesses one), and planned such a join as
+        // a nested loop over every (member, day) pair, which ran past the
+        // statement timeout on 20,000 customers. Cells read `days` alone
+        // (each row carries its customer's first day); the NPS per cohort
+        // groups members and answers by customer instead of joining them.
         let (sizes_and_cells, members) = match source {
             DaysAsOf::Latest => (
                 "SELECT 'size' AS kind, cohort, NULL::date AS period, customers AS a,
@@ -344,15 +356,17 @@ impl Storage {
                  UNION ALL
                  SELECT 'cell', cohort, period, count(*), sum(orders)::int8, 0,
                         sum(uncosted)::int8, sum(net)::text, sum(cost)::text
-                   FROM (SELECT m.cohort, date_trunc($2, d.day::timestamp)::date AS period,
+                   FROM (SELECT date_trunc($2, d.first_day::timestamp)::date AS cohort,
+                                date_trunc($2, d.day::timestamp)::date AS period,
                                 sum(d.orders) AS orders, sum(d.net) AS net, sum(d.cost) AS cost,
                                 sum(d.uncosted) AS uncosted
-                           FROM days d JOIN members m USING (customer_id)
-                          WHERE d.day >= $3 AND d.day < $5
-                          GROUP BY d.customer_id, m.cohort, 2) per_customer
+                           FROM days d
+                          WHERE d.first_day >= $3 AND d.first_day < $4 AND d.day >= $3 AND d.day < $5
+                          GROUP BY d.customer_id, 1, 2) per_customer
                   GROUP BY cohort, period",
+                // One row per member: its first day's.
                 "SELECT customer_id, date_trunc($2, first_day::timestamp)::date AS cohort, occasions
-                   FROM firsts WHERE first_day >= $3 AND first_day < $4",
+                   FROM days WHERE day = first_day AND first_day >= $3 AND first_day < $4",
             ),
         };
         let sql = format!(
@@ -363,9 +377,14 @@ impl Storage {
              )
              {sizes_and_cells}
              UNION ALL
-             SELECT 'nps', m.cohort, NULL, count(*), count(*) FILTER (WHERE a.nps >= 9),
-                    count(*) FILTER (WHERE a.nps <= 6), 0, NULL, NULL
-               FROM answers a JOIN members m USING (customer_id) GROUP BY m.cohort
+             SELECT 'nps', cohort, NULL, count(*), count(*) FILTER (WHERE nps >= 9),
+                    count(*) FILTER (WHERE nps <= 6), 0, NULL, NULL
+               FROM (SELECT max(cohort) AS cohort, max(nps) AS nps
+                       FROM (SELECT customer_id, cohort, NULL::int AS nps FROM members
+                             UNION ALL
+                             SELECT customer_id, NULL::date, nps FROM answers) u
+                      GROUP BY customer_id HAVING count(cohort) > 0 AND count(nps) > 0) answered
+              GROUP BY cohort
              UNION ALL
              SELECT 'spend', date_trunc($2, start_time AT TIME ZONE $6)::date, NULL,
                     0, 0, 0, 0, sum(amount_nanos)::text, NULL

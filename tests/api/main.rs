@@ -47,4 +47,5 @@ mod report_model;
 mod report_oracle;
 mod schema;
 pub mod scoring;
+mod statement_timeout;
 mod stock_clients;

@@ -357,9 +357,24 @@ fn check_calibration(svg: Node<'_, '_>, evaluation: &pb::ModelEvaluation) {
 /// The P(alive) matrix against the model's own formula at each drawn
 /// (frequency, recency) cell.
 fn check_alive(svg: Node<'_, '_>, model: &pb::Model, t_days: f64) {
+    check_matrix(svg, model, t_days, alive::Measure::Alive, 0.0)
+}
+
+/// A frequency/recency matrix: each cell prints the model's P(alive) or
+/// purchases expected over `horizon_days`, for a customer first seen
+/// `t_days` before the model's as-of.
+fn check_matrix(
+    svg: Node<'_, '_>,
+    model: &pb::Model,
+    t_days: f64,
+    measure: alive::Measure,
+    horizon_days: f64,
+) {
     let texts = texts(svg);
     let bg = model.bgnbd.as_ref().expect("BG/NBD parameters");
-    let params = clv_model::BgNbdParams::new(bg.r, bg.alpha, bg.a, bg.b).unwrap();
+    let params: clv_model::PurchaseParams = clv_model::BgNbdParams::new(bg.r, bg.alpha, bg.a, bg.b)
+        .unwrap()
+        .into();
     // Row labels stand under the "repeat purchases" axis label, column
     // labels beside it.
     let axis = texts
@@ -383,7 +398,11 @@ fn check_alive(svg: Node<'_, '_>, model: &pb::Model, t_days: f64) {
             let t_x = alive::recency(j as u32, t_days);
             assert_eq!(*days, t_x.round() as u32, "column {j}");
             let summary = clv_model::CustomerSummary::new(f64::from(*x), t_x, t_days, 0.0).unwrap();
-            let want = format!("{:.2}", params.probability_alive(&summary));
+            let want = match measure {
+                alive::Measure::Alive => params.probability_alive(&summary),
+                alive::Measure::Expected => params.expected_purchases(&summary, horizon_days),
+            };
+            let want = format!("{want:.2}");
             let at: Vec<&str> = texts
                 .iter()
                 .filter(|t| t.1 == *cx && t.2 == *y)
@@ -402,6 +421,56 @@ fn figure_svg<'a, 'input>(doc: &'a Document<'input>, id: &str) -> Node<'a, 'inpu
         .descendants()
         .find(|n| n.has_tag_name("svg"))
         .unwrap_or_else(|| panic!("#{id} has no svg"))
+}
+
+/// The Pareto curve: from (0, 0) to where the equal-shares diagonal ends
+/// (100%, 100%), through GetSegmentReport's points, with the top-20%
+/// reading interpolated here from those points.
+fn check_pareto(pareto: Node<'_, '_>, segments: &pb::SegmentReport) {
+    let diagonal = polylines(pareto, "#999999");
+    let curve = polylines(pareto, "#08306B");
+    assert_eq!(
+        (diagonal.len(), curve.len()),
+        (1, 1),
+        "one diagonal, one curve"
+    );
+    let (origin, corner) = (diagonal[0][0], diagonal[0][1]);
+    let points = &curve[0];
+    assert_eq!(points.len(), segments.value_curve.len() + 1);
+    let near = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() <= 1.0 && (a.1 - b.1).abs() <= 1.0;
+    assert!(near(points[0], origin), "{:?} vs {origin:?}", points[0]);
+    assert!(
+        near(*points.last().unwrap(), corner),
+        "the curve ends at 100%"
+    );
+    let last = segments.value_curve.last().unwrap();
+    assert_eq!((last.customer_share, last.value_share), (1.0, 1.0));
+    for (drawn, p) in points[1..].iter().zip(&segments.value_curve) {
+        let want = (
+            origin.0 + p.customer_share * (corner.0 - origin.0),
+            origin.1 + p.value_share * (corner.1 - origin.1),
+        );
+        assert!(near(*drawn, want), "{drawn:?} vs {want:?} for {p:?}");
+    }
+    let fifth = segments
+        .value_curve
+        .iter()
+        .position(|p| p.customer_share >= 0.2)
+        .unwrap();
+    let (x0, y0) = match fifth {
+        0 => (0.0, 0.0),
+        i => (
+            segments.value_curve[i - 1].customer_share,
+            segments.value_curve[i - 1].value_share,
+        ),
+    };
+    let p = &segments.value_curve[fifth];
+    let top_fifth = y0 + (0.2 - x0) / (p.customer_share - x0) * (p.value_share - y0);
+    let reading = format!("top 20%: {:.1}% of value", top_fifth * 100.0);
+    assert!(
+        texts(pareto).iter().any(|(t, _, _)| *t == reading),
+        "{reading} not printed"
+    );
 }
 
 /// The cells of the row of a table whose first cell is `first`.
@@ -555,51 +624,7 @@ async fn the_html_report_draws_the_services_answers_and_stands_alone() {
     // The Pareto curve: from (0, 0) to where the equal-shares diagonal
     // ends (100%, 100%), through GetSegmentReport's points, with the
     // top-20% reading interpolated here from those points.
-    let pareto = figure_svg(&doc, "pareto");
-    let diagonal = polylines(pareto, "#999999");
-    let curve = polylines(pareto, "#08306B");
-    assert_eq!(
-        (diagonal.len(), curve.len()),
-        (1, 1),
-        "one diagonal, one curve"
-    );
-    let (origin, corner) = (diagonal[0][0], diagonal[0][1]);
-    let points = &curve[0];
-    assert_eq!(points.len(), segments.value_curve.len() + 1);
-    let near = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() <= 1.0 && (a.1 - b.1).abs() <= 1.0;
-    assert!(near(points[0], origin), "{:?} vs {origin:?}", points[0]);
-    assert!(
-        near(*points.last().unwrap(), corner),
-        "the curve ends at 100%"
-    );
-    let last = segments.value_curve.last().unwrap();
-    assert_eq!((last.customer_share, last.value_share), (1.0, 1.0));
-    for (drawn, p) in points[1..].iter().zip(&segments.value_curve) {
-        let want = (
-            origin.0 + p.customer_share * (corner.0 - origin.0),
-            origin.1 + p.value_share * (corner.1 - origin.1),
-        );
-        assert!(near(*drawn, want), "{drawn:?} vs {want:?} for {p:?}");
-    }
-    let fifth = segments
-        .value_curve
-        .iter()
-        .position(|p| p.customer_share >= 0.2)
-        .unwrap();
-    let (x0, y0) = match fifth {
-        0 => (0.0, 0.0),
-        i => (
-            segments.value_curve[i - 1].customer_share,
-            segments.value_curve[i - 1].value_share,
-        ),
-    };
-    let p = &segments.value_curve[fifth];
-    let top_fifth = y0 + (0.2 - x0) / (p.customer_share - x0) * (p.value_share - y0);
-    let reading = format!("top 20%: {:.1}% of value", top_fifth * 100.0);
-    assert!(
-        texts(pareto).iter().any(|(t, _, _)| *t == reading),
-        "{reading} not printed"
-    );
+    check_pareto(figure_svg(&doc, "pareto"), &segments);
 
     // The customers at risk, in the service's order.
     let at_risk = clvd::api::pb::scoring_service_client::ScoringServiceClient::new(
@@ -799,4 +824,334 @@ fn tempfile_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     assert!(Path::new(&dir).is_dir());
     dir
+}
+
+/// `-o/--format svg`: each command that draws a figure prints it alone, to
+/// --out FILE or standard output, and it is drawn from the API's answer;
+/// `--output svg` and `--format svg` are the same flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_svg_draws_each_commands_figure_from_the_api() {
+    let app = example_app().await;
+    let dir = tempfile_dir("format-svg");
+    let cohort_flags = [
+        "--first-cohort",
+        FIRST,
+        "--as-of",
+        AS_OF,
+        "--periods",
+        PERIODS,
+        "--forecast",
+    ];
+
+    // The heatmap to a file with --format svg --out.
+    let heat = dir.join("heat.svg");
+    let mut args = vec!["report", "cohorts"];
+    args.extend(cohort_flags);
+    args.extend(["--format", "svg", "--out", heat.to_str().unwrap()]);
+    let run = clvd(&app, &args).await;
+    ok(&run);
+    assert!(run.stdout.is_empty(), "the figure went to --out");
+    let report = cohort_report(&app).await;
+    let text = std::fs::read_to_string(&heat).expect("the SVG was written");
+    check_heatmap(parse(&text).root_element(), &report);
+
+    // The revenue lines on standard output with --output svg.
+    let mut args = vec!["report", "cohorts"];
+    args.extend(cohort_flags);
+    args.extend(["--output", "svg", "--chart", "revenue"]);
+    let run = clvd(&app, &args).await;
+    ok(&run);
+    let text = String::from_utf8(run.stdout).expect("UTF-8");
+    let doc = parse(&text);
+    let labels: Vec<String> = texts(doc.root_element()).into_iter().map(|t| t.0).collect();
+    for c in &report.cohorts {
+        assert!(labels.contains(&c.period_label), "{}", c.period_label);
+    }
+
+    // The Pareto curve of `report segments`.
+    let run = clvd(&app, &["report", "segments", "-o", "svg"]).await;
+    ok(&run);
+    let segments = reports(&app)
+        .await
+        .get_segment_report(pb::GetSegmentReportRequest {})
+        .await
+        .expect("GetSegmentReport")
+        .into_inner();
+    let text = String::from_utf8(run.stdout).expect("UTF-8");
+    check_pareto(parse(&text).root_element(), &segments);
+
+    // The matrices of `model`, for a customer first seen --age-days before
+    // the model's as-of; expected purchases over --horizon-days.
+    let model = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
+        .get_model(pb::GetModelRequest {
+            version: 0,
+            time_unit: pb::TimeUnit::Day as i32,
+        })
+        .await
+        .expect("GetModel")
+        .into_inner();
+    let run = clvd(&app, &["model", "--format", "svg", "--age-days", "400"]).await;
+    ok(&run);
+    let text = String::from_utf8(run.stdout).expect("UTF-8");
+    check_matrix(
+        parse(&text).root_element(),
+        &model,
+        400.0,
+        alive::Measure::Alive,
+        0.0,
+    );
+    let expected = dir.join("expected.svg");
+    let run = clvd(
+        &app,
+        &[
+            "model",
+            "--format",
+            "svg",
+            "--chart",
+            "expected",
+            "--horizon-days",
+            "60",
+            "--out",
+            expected.to_str().unwrap(),
+        ],
+    )
+    .await;
+    ok(&run);
+    let text = std::fs::read_to_string(&expected).expect("the SVG was written");
+    check_matrix(
+        parse(&text).root_element(),
+        &model,
+        365.0,
+        alive::Measure::Expected,
+        60.0,
+    );
+
+    // The calibration chart of `evaluate`.
+    let run = clvd(
+        &app,
+        &[
+            "evaluate",
+            "--calibration-end",
+            "2026-04-30",
+            "--holdout-end",
+            AS_OF,
+            "--format",
+            "svg",
+        ],
+    )
+    .await;
+    ok(&run);
+    let evaluation = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
+        .evaluate_model(pb::EvaluateModelRequest {
+            calibration_end: Some(instant("2026-04-30")),
+            holdout_end: Some(instant(AS_OF)),
+            time_unit: pb::TimeUnit::Day as i32,
+            families: Vec::new(),
+        })
+        .await
+        .expect("EvaluateModel")
+        .into_inner();
+    let text = String::from_utf8(run.stdout).expect("UTF-8");
+    check_calibration(parse(&text).root_element(), &evaluation);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Commands that draw no figure refuse `svg` naming the flag, before
+/// calling the server (a fit asked for as SVG fits nothing); --out without
+/// svg is refused naming --out and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_svg_is_refused_where_there_is_no_figure() {
+    let app = spawn_app().await;
+    let dir = tempfile_dir("format-svg-refused");
+    ok(&clvd(&app, &["import", DATA, "--quiet", "-o", "json"]).await);
+    for args in [
+        &["fit", "--as-of", AS_OF, "--format", "svg"][..],
+        &["models", "-o", "svg"],
+        &[
+            "report", "loyalty", "--start", FIRST, "--end", AS_OF, "--output", "svg",
+        ],
+        &["at-risk", "--format", "svg"],
+    ] {
+        let run = clvd(&app, args).await;
+        assert_eq!(run.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("--format svg") && stderr.contains("draws no figure"),
+            "{args:?}: {stderr}"
+        );
+        assert!(run.stdout.is_empty(), "{args:?}");
+    }
+    // The fit was never asked for: no model version exists.
+    let models: i64 = app.count("SELECT count(*) FROM models").await;
+    assert_eq!(models, 0);
+
+    let out = dir.join("never.svg");
+    let run = clvd(
+        &app,
+        &["report", "segments", "--out", out.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("--out FILE writes a figure"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// --horizon-months and --discount-rate: the expected-purchases matrix
+/// covers the horizon, and the at-risk table's customers are re-scored
+/// with exactly BatchGetCustomerValues' answers for them; without the
+/// options the table has no re-scored columns. Bad values name the flag
+/// and write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn horizon_and_discount_rate_reach_the_value_figures() {
+    let app = example_app().await;
+    let dir = tempfile_dir("report-horizon");
+    let out = dir.join("report.html");
+    let page = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "report",
+            "html",
+            "--out",
+            out.to_str().unwrap(),
+            "--first-cohort",
+            FIRST,
+            "--as-of",
+            AS_OF,
+            "--no-evaluation",
+        ];
+        args.extend(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run_page = |extra: &'static [&'static str]| {
+        let args = page(extra);
+        let app = &app;
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            clvd(app, &refs).await
+        }
+    };
+
+    ok(&run_page(&["--horizon-months", "6", "--discount-rate", "0.2"]).await);
+    let text = std::fs::read_to_string(&out).expect("the page was written");
+    let doc = parse(&text);
+    let model = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
+        .get_model(pb::GetModelRequest {
+            version: 0,
+            time_unit: pb::TimeUnit::Day as i32,
+        })
+        .await
+        .expect("GetModel")
+        .into_inner();
+    let report = cohort_report(&app).await;
+    let first = report.cohorts[0].period_start.unwrap();
+    let t_days = (model.as_of.unwrap().seconds - first.seconds) as f64 / 86_400.0;
+    // Six model months of 30 days.
+    check_matrix(
+        figure_svg(&doc, "expected-purchases"),
+        &model,
+        t_days,
+        alive::Measure::Expected,
+        180.0,
+    );
+
+    let mut scoring = clvd::api::pb::scoring_service_client::ScoringServiceClient::new(
+        channel(&app.endpoint()).await.unwrap(),
+    );
+    let at_risk = scoring
+        .list_at_risk_customers(pb::ListAtRiskCustomersRequest {
+            page_size: 20,
+            ..Default::default()
+        })
+        .await
+        .expect("ListAtRiskCustomers")
+        .into_inner();
+    assert!(!at_risk.customers.is_empty());
+    let ids: Vec<String> = at_risk
+        .customers
+        .iter()
+        .map(|c| c.customer_id.clone())
+        .collect();
+    let values = scoring
+        .batch_get_customer_values(pb::BatchGetCustomerValuesRequest {
+            customer_ids: ids.clone(),
+            horizon_months: Some(6),
+            annual_discount_rate: Some(0.2),
+            as_of: Some(instant(AS_OF)),
+            ..Default::default()
+        })
+        .await
+        .expect("BatchGetCustomerValues")
+        .into_inner();
+    let money = |m: &Option<pb::Money>| {
+        let m = m.as_ref().expect("money");
+        let nanos = i128::from(m.units) * 1_000_000_000 + i128::from(m.nanos);
+        assert!(nanos >= 0, "{m:?}");
+        let cents = (nanos + 5_000_000) / 10_000_000;
+        format!("{}.{:02} {}", cents / 100, cents % 100, m.currency_code)
+    };
+    let mut changed = 0;
+    for (listed, v) in at_risk.customers.iter().zip(&values.values) {
+        assert_eq!(listed.customer_id, v.customer_id);
+        let cells = table_row(&doc, "at-risk", &v.customer_id);
+        assert_eq!(cells.len(), 9, "{cells:?}");
+        assert_eq!(cells[7], money(&v.predicted_value), "{}", v.customer_id);
+        let alive = v.probability_alive.expect("scored");
+        let predicted = {
+            let m = v.predicted_value.as_ref().unwrap();
+            m.units as f64 + f64::from(m.nanos) / 1e9
+        };
+        let want = format!("{:.2} USD", (1.0 - alive) * predicted / alive);
+        assert_eq!(cells[8], want, "{}", v.customer_id);
+        // The fit's scores (12 months at 10 %) are still shown beside them.
+        assert_eq!(cells[3], money(&listed.predicted_value));
+        if cells[3] != cells[7] {
+            changed += 1;
+        }
+    }
+    assert!(changed > 0, "six months at 20 % change the values");
+    assert!(
+        text.contains("over 6 model months (of 30 days) at a 20 % annual discount rate"),
+        "the table says which horizon and rate"
+    );
+    assert!(
+        text.contains("over the next 12 model months (of 30 days) at a 10 % annual discount rate, as scored at the fit"),
+        "the fit's figures say which horizon and rate they show"
+    );
+
+    // Without the options: no re-scored columns, the matrix's 90 days.
+    ok(&run_page(&[]).await);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let doc = parse(&text);
+    assert_eq!(table_row(&doc, "at-risk", &ids[0]).len(), 7);
+    check_matrix(
+        figure_svg(&doc, "expected-purchases"),
+        &model,
+        t_days,
+        alive::Measure::Expected,
+        90.0,
+    );
+
+    std::fs::remove_file(&out).unwrap();
+    for (bad, flag) in [
+        (&["--discount-rate", "1"][..], "--discount-rate"),
+        (&["--discount-rate=-0.1"], "--discount-rate"),
+        (&["--horizon-months", "0"], "--horizon-months"),
+        (&["--horizon-months", "121"], "--horizon-months"),
+    ] {
+        let bad: &'static [&'static str] = bad;
+        let run = run_page(bad).await;
+        assert_eq!(run.status.code(), Some(1), "{bad:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(flag), "{bad:?}: {stderr}");
+        assert!(!out.exists(), "{bad:?} wrote a page");
+    }
+    let run = run_page(&["--horizon-months", "6", "--horizon-days", "30"]).await;
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--horizon-days"));
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -2,16 +2,15 @@
 //! (one row per cohort, one column per period k, the chosen metric in each
 //! cell, partial and forecast cells marked, a legend and the forecast note
 //! below), and as the long form in CSV and JSON (one row per cohort and
-//! period with every field, so nothing is lost). With `--svg FILE`, one
-//! of the figures of `clvd report html` instead, as a standalone SVG.
+//! period with every field, so nothing is lost). With `-o svg` (or
+//! `--svg FILE`), one of the figures of `clvd report html` instead, as a
+//! standalone SVG.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
 use serde_json::Value;
 
 use crate::{
     cli::{
+        figure::FigureArgs,
         output::{money_cell, number_cell, status_error, time_cell},
         time::parse_instant,
         Connection, Format, Table,
@@ -80,16 +79,15 @@ pub struct CohortsArgs {
     /// metric).
     #[arg(long, value_enum, default_value = "retention")]
     pub metric: Metric,
-    /// Write a figure to this file as a standalone SVG instead of printing
-    /// the table (--chart picks which).
-    #[arg(long)]
-    pub svg: Option<PathBuf>,
-    /// The figure --svg draws.
-    #[arg(long, value_enum, default_value = "retention", requires = "svg")]
+    /// With -o svg (or --svg FILE): where the figure goes.
+    #[command(flatten)]
+    pub figure: FigureArgs,
+    /// The figure -o svg draws.
+    #[arg(long, value_enum, default_value = "retention")]
     pub chart: Chart,
 }
 
-/// The figures of `--svg`.
+/// The figures of `-o svg`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Chart {
     /// The retention heatmap: cohorts by periods, share active.
@@ -109,6 +107,7 @@ impl Granularity {
 }
 
 pub async fn run(conn: &Connection, format: Format, args: CohortsArgs) -> anyhow::Result<()> {
+    let target = args.figure.target(format)?;
     let report = conn
         .connect()
         .await?
@@ -124,13 +123,12 @@ pub async fn run(conn: &Connection, format: Format, args: CohortsArgs) -> anyhow
         .await
         .map_err(status_error)?
         .into_inner();
-    if let Some(path) = &args.svg {
+    if let Some(target) = target {
         let svg = match args.chart {
             Chart::Retention => super::charts::heatmap::retention_heatmap(&report)?,
             Chart::Revenue => super::charts::revenue::cumulative_revenue(&report)?,
         };
-        std::fs::write(path, svg)
-            .with_context(|| format!("--svg {}: cannot write", path.display()))?;
+        target.write(&svg)?;
         if !report.forecast_note.is_empty() {
             eprintln!("clvd: no forecast: {}", report.forecast_note);
         }

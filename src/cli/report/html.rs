@@ -73,9 +73,22 @@ pub struct HtmlArgs {
     /// takes a while on a large base).
     #[arg(long)]
     pub no_evaluation: bool,
-    /// Horizon of the expected-purchases matrix, in days.
+    /// Horizon of the expected-purchases matrix, in days (1 to 3650);
+    /// --horizon-months sets it instead.
     #[arg(long, default_value_t = 90)]
     pub horizon_days: u32,
+    /// Horizon of the value figures, in model months of 30 days (1 to
+    /// 120): the customers of the at-risk table are re-scored over it
+    /// (BatchGetCustomerValues) and the expected-purchases matrix covers
+    /// it. The segments, value tiers and Pareto curve keep the fit's scores
+    /// (12 months, 10 %), and say so. Default: not re-scored.
+    #[arg(long, conflicts_with = "horizon_days")]
+    pub horizon_months: Option<u32>,
+    /// Annual discount rate of the re-scored values, at least 0 and below 1
+    /// (0.1: 10 % a year); with it alone the horizon is the API's default,
+    /// 12 months. Default: not re-scored.
+    #[arg(long)]
+    pub discount_rate: Option<f64>,
     /// Customers in the at-risk table (highest value at risk first), at
     /// most 1,000.
     #[arg(long, default_value_t = 20)]
@@ -94,6 +107,9 @@ pub struct Answers {
     pub evaluation: Option<Result<pb::ModelEvaluation, String>>,
     pub segments: Result<pb::SegmentReport, String>,
     pub at_risk: Result<pb::ListAtRiskCustomersResponse, String>,
+    /// The at-risk customers re-scored over --horizon-months and
+    /// --discount-rate; `None` when neither was given.
+    pub rescored: Option<Result<pb::BatchGetCustomerValuesResponse, String>>,
     /// Horizon of the expected-purchases matrix, in days.
     pub horizon_days: u32,
 }
@@ -117,28 +133,130 @@ fn failure(status: tonic::Status) -> String {
     status_error(status).to_string()
 }
 
+/// The requests a page is made of (all independent of each other), as
+/// `clvd report html` sends them; public so that the bench times the same
+/// calls one by one.
+#[derive(Debug, Clone)]
+pub struct Requests {
+    pub cohorts: pb::GetCohortReportRequest,
+    pub loyalty: pb::GetLoyaltySummaryRequest,
+    pub model: pb::GetModelRequest,
+    /// `None` with --no-evaluation.
+    pub evaluation: Option<pb::EvaluateModelRequest>,
+    pub segments: pb::GetSegmentReportRequest,
+    pub at_risk: pb::ListAtRiskCustomersRequest,
+}
+
+impl HtmlArgs {
+    /// Checks the flags the server does not see, naming the flag.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=1_000).contains(&self.at_risk),
+            "--at-risk must be 1 to 1000, not {}",
+            self.at_risk
+        );
+        anyhow::ensure!(
+            (1..=3_650).contains(&self.horizon_days),
+            "--horizon-days must be 1 to 3650, not {}",
+            self.horizon_days
+        );
+        if let Some(months) = self.horizon_months {
+            anyhow::ensure!(
+                (1..=120).contains(&months),
+                "--horizon-months must be 1 to 120 (model months of 30 days), not {months}"
+            );
+        }
+        if let Some(rate) = self.discount_rate {
+            anyhow::ensure!(
+                (0.0..1.0).contains(&rate),
+                "--discount-rate must be at least 0 and below 1 (an annual rate: 0.1 is \
+                 10 % a year), not {rate}"
+            );
+        }
+        anyhow::ensure!(
+            self.loyalty_days >= 1,
+            "--loyalty-days must be at least 1, not {}",
+            self.loyalty_days
+        );
+        Ok(())
+    }
+
+    /// Days the expected-purchases matrix covers: --horizon-months of 30
+    /// days, or --horizon-days.
+    pub fn matrix_horizon_days(&self) -> u32 {
+        self.horizon_months.map_or(self.horizon_days, |m| {
+            m * clv_model::DAYS_PER_MODEL_MONTH as u32
+        })
+    }
+
+    /// The re-scoring of the at-risk table's customers, when
+    /// --horizon-months or --discount-rate asks for it.
+    pub fn rescore(
+        &self,
+        at_risk: &pb::ListAtRiskCustomersResponse,
+    ) -> Option<pb::BatchGetCustomerValuesRequest> {
+        if self.horizon_months.is_none() && self.discount_rate.is_none() {
+            return None;
+        }
+        Some(pb::BatchGetCustomerValuesRequest {
+            customer_ids: at_risk
+                .customers
+                .iter()
+                .map(|c| c.customer_id.clone())
+                .collect(),
+            horizon_months: self.horizon_months.map(|m| m as i32),
+            annual_discount_rate: self.discount_rate,
+            as_of: self.as_of,
+            ..Default::default()
+        })
+    }
+
+    /// The page's requests; instants left to default are taken from now.
+    pub fn requests(&self) -> Requests {
+        let as_of = self.as_of.unwrap_or_else(now);
+        let holdout_end = self.holdout_end.unwrap_or(as_of);
+        let calibration_end = self
+            .calibration_end
+            .unwrap_or_else(|| days_before(&holdout_end, 26 * 7));
+        Requests {
+            cohorts: pb::GetCohortReportRequest {
+                granularity: self.granularity.pb(),
+                first_cohort: Some(self.first_cohort),
+                last_cohort: self.last_cohort,
+                // Without --as-of, everything recorded: the server reads its
+                // cohort aggregates instead of recomputing the cohorts from
+                // every transaction (seconds on a large base).
+                as_of: self.as_of,
+                periods: self.periods,
+                include_forecast: self.forecast,
+            },
+            loyalty: pb::GetLoyaltySummaryRequest {
+                start_time: Some(days_before(&as_of, self.loyalty_days)),
+                end_time: Some(as_of),
+            },
+            model: pb::GetModelRequest {
+                version: 0,
+                time_unit: pb::TimeUnit::Day as i32,
+            },
+            evaluation: (!self.no_evaluation).then_some(pb::EvaluateModelRequest {
+                calibration_end: Some(calibration_end),
+                holdout_end: Some(holdout_end),
+                time_unit: pb::TimeUnit::Day as i32,
+                families: Vec::new(),
+            }),
+            segments: pb::GetSegmentReportRequest {},
+            at_risk: pb::ListAtRiskCustomersRequest {
+                page_size: self.at_risk as i32,
+                ..Default::default()
+            },
+        }
+    }
+}
+
 pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        (1..=1_000).contains(&args.at_risk),
-        "--at-risk must be 1 to 1000, not {}",
-        args.at_risk
-    );
-    anyhow::ensure!(
-        (1..=3_650).contains(&args.horizon_days),
-        "--horizon-days must be 1 to 3650, not {}",
-        args.horizon_days
-    );
-    anyhow::ensure!(
-        args.loyalty_days >= 1,
-        "--loyalty-days must be at least 1, not {}",
-        args.loyalty_days
-    );
+    args.validate()?;
+    let requests = args.requests();
     let server = conn.connect().await?;
-    let as_of = args.as_of.unwrap_or_else(now);
-    let holdout_end = args.holdout_end.unwrap_or(as_of);
-    let calibration_end = args
-        .calibration_end
-        .unwrap_or_else(|| days_before(&holdout_end, 26 * 7));
     // The calls are independent: made at once, over one connection.
     let mut reports = server.reports();
     let mut reports2 = server.reports();
@@ -146,44 +264,31 @@ pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
     let mut models = server.models();
     let mut models2 = server.models();
     let mut scoring = server.scoring();
-    let cohorts = reports.get_cohort_report(pb::GetCohortReportRequest {
-        granularity: args.granularity.pb(),
-        first_cohort: Some(args.first_cohort),
-        last_cohort: args.last_cohort,
-        as_of: Some(as_of),
-        periods: args.periods,
-        include_forecast: args.forecast,
-    });
-    let loyalty = reports2.get_loyalty_summary(pb::GetLoyaltySummaryRequest {
-        start_time: Some(days_before(&as_of, args.loyalty_days)),
-        end_time: Some(as_of),
-    });
-    let model = models.get_model(pb::GetModelRequest {
-        version: 0,
-        time_unit: pb::TimeUnit::Day as i32,
-    });
+    let cohorts = reports.get_cohort_report(requests.cohorts);
+    let loyalty = reports2.get_loyalty_summary(requests.loyalty);
+    let model = models.get_model(requests.model);
     let evaluation = async {
-        if args.no_evaluation {
-            return None;
+        match requests.evaluation {
+            None => None,
+            Some(request) => Some(models2.evaluate_model(request).await),
         }
-        Some(
-            models2
-                .evaluate_model(pb::EvaluateModelRequest {
-                    calibration_end: Some(calibration_end),
-                    holdout_end: Some(holdout_end),
-                    time_unit: pb::TimeUnit::Day as i32,
-                    families: Vec::new(),
-                })
-                .await,
-        )
     };
-    let segments = reports3.get_segment_report(pb::GetSegmentReportRequest {});
-    let at_risk = scoring.list_at_risk_customers(pb::ListAtRiskCustomersRequest {
-        page_size: args.at_risk as i32,
-        ..Default::default()
-    });
+    let segments = reports3.get_segment_report(requests.segments);
+    let at_risk = scoring.list_at_risk_customers(requests.at_risk);
     let (cohorts, loyalty, model, evaluation, segments, at_risk) =
         tokio::join!(cohorts, loyalty, model, evaluation, segments, at_risk);
+    let at_risk = at_risk.map(|r| r.into_inner()).map_err(failure);
+    // Dependent on the list: its customers, re-scored.
+    let rescored = match at_risk.as_ref().ok().and_then(|r| args.rescore(r)) {
+        Some(request) if !request.customer_ids.is_empty() => Some(
+            scoring
+                .batch_get_customer_values(request)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(failure),
+        ),
+        _ => None,
+    };
     let answers = Answers {
         server: conn.server.clone(),
         cohorts: cohorts.map_err(status_error)?.into_inner(),
@@ -191,8 +296,9 @@ pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
         model: model.map(|r| r.into_inner()).map_err(failure),
         evaluation: evaluation.map(|e| e.map(|r| r.into_inner()).map_err(failure)),
         segments: segments.map(|r| r.into_inner()).map_err(failure),
-        at_risk: at_risk.map(|r| r.into_inner()).map_err(failure),
-        horizon_days: args.horizon_days,
+        at_risk,
+        rescored,
+        horizon_days: args.matrix_horizon_days(),
     };
     for (section, error) in [
         ("loyalty summary", answers.loyalty.as_ref().err()),
@@ -203,6 +309,10 @@ pub async fn run(conn: &Connection, args: HtmlArgs) -> anyhow::Result<()> {
         ),
         ("segments", answers.segments.as_ref().err()),
         ("customers at risk", answers.at_risk.as_ref().err()),
+        (
+            "re-scored values",
+            answers.rescored.as_ref().and_then(|r| r.as_ref().err()),
+        ),
     ] {
         if let Some(error) = error {
             eprintln!("clvd: the {section} section is left out: {error}");
@@ -272,7 +382,7 @@ Amounts are rounded to cents.</p>\n\
     loyalty_section(&mut page, &a.loyalty);
     model_section(&mut page, a)?;
     segments_section(&mut page, &a.segments)?;
-    at_risk_section(&mut page, &a.at_risk);
+    at_risk_section(&mut page, &a.at_risk, &a.rescored);
     page.push_str("</body>\n</html>\n");
     Ok(page)
 }
@@ -355,6 +465,10 @@ fn loyalty_section(page: &mut String, loyalty: &Result<pb::LoyaltySummary, Strin
     match loyalty {
         Err(e) => missing(page, "loyalty summary", e),
         Ok(s) => {
+            let predicted_meaning = format!(
+                "mean {} by the active model",
+                super::charts::scored_at_fit()
+            );
             let _ = writeln!(
                 page,
                 "<p class=\"facts\">The period: business days from {} up to, not including, {} ({}). \
@@ -410,7 +524,7 @@ Model version behind the predicted value: {}. A dash: no data for the figure.</p
                     (
                         "average predicted value",
                         opt_money(&s.average_predicted_clv),
-                        "mean predicted value under the active model",
+                        &predicted_meaning,
                     ),
                     (
                         "acquisition spend",
@@ -455,59 +569,71 @@ fn model_section(page: &mut String, a: &Answers) -> Result<(), super::charts::Ch
     match &a.model {
         Err(e) => missing(page, "model", e),
         Ok(m) => {
+            let params = alive::purchase_params(m).and_then(Result::ok);
+            let family = params.map_or("no purchase model", |p| p.family().paper_name());
             let _ = writeln!(
                 page,
                 "<p class=\"facts\">Version {}, fitted on the data as of {} over {} customers \
-({}converged). Family: BG/NBD for purchases and P(alive), Gamma-Gamma for spend per \
-purchase. Time unit of alpha: days.</p>",
+({}converged). Family: {family} for purchases and P(alive) (chosen: {}), Gamma-Gamma for spend \
+per purchase. Time unit of alpha and beta: days.</p>",
                 m.version,
                 escape(&instant(&m.as_of)),
                 m.customers,
-                if m.converged { "" } else { "not " }
+                if m.converged { "" } else { "not " },
+                escape(if m.selection.is_empty() {
+                    "by default"
+                } else {
+                    &m.selection
+                }),
             );
             let p = |v: Option<f64>| opt_number(v, 4);
-            let bg = m.bgnbd.as_ref();
             let gg = m.gamma_gamma.as_ref();
-            record_table(
-                page,
-                &[
-                    (
-                        "r",
-                        p(bg.map(|b| b.r)),
-                        "BG/NBD: shape of the purchase-rate distribution",
-                    ),
-                    (
-                        "alpha",
-                        p(bg.map(|b| b.alpha)),
-                        "BG/NBD: scale of the purchase-rate distribution, days",
-                    ),
-                    (
-                        "a",
-                        p(bg.map(|b| b.a)),
-                        "BG/NBD: dropout probability, first shape",
-                    ),
-                    (
-                        "b",
-                        p(bg.map(|b| b.b)),
-                        "BG/NBD: dropout probability, second shape",
-                    ),
-                    (
-                        "p",
-                        p(gg.map(|g| g.p)),
-                        "Gamma-Gamma: shape of spend per purchase",
-                    ),
-                    (
-                        "q",
-                        p(gg.map(|g| g.q)),
-                        "Gamma-Gamma: shape of the customers' mean spend",
-                    ),
-                    (
-                        "gamma",
-                        p(gg.map(|g| g.gamma)),
-                        "Gamma-Gamma: scale of the customers' mean spend",
-                    ),
+            let names: [(&str, &str); 4] = match params.map(|p| p.family()) {
+                Some(clv_model::PurchaseFamily::ParetoNbd) => [
+                    ("r", "shape of the purchase-rate distribution"),
+                    ("alpha", "scale of the purchase-rate distribution, days"),
+                    ("s", "shape of the dropout-rate distribution"),
+                    ("beta", "scale of the dropout-rate distribution, days"),
                 ],
-            );
+                _ => [
+                    ("r", "shape of the purchase-rate distribution"),
+                    ("alpha", "scale of the purchase-rate distribution, days"),
+                    ("a", "dropout probability, first shape"),
+                    ("b", "dropout probability, second shape"),
+                ],
+            };
+            let values = params.map(|p| p.values());
+            let mut rows: Vec<(&str, String, String)> = names
+                .iter()
+                .enumerate()
+                .map(|(i, (name, what))| {
+                    (*name, p(values.map(|v| v[i])), format!("{family}: {what}"))
+                })
+                .collect();
+            for (name, value, what) in [
+                (
+                    "p",
+                    gg.map(|g| g.p),
+                    "Gamma-Gamma: shape of spend per purchase",
+                ),
+                (
+                    "q",
+                    gg.map(|g| g.q),
+                    "Gamma-Gamma: shape of the customers' mean spend",
+                ),
+                (
+                    "gamma",
+                    gg.map(|g| g.gamma),
+                    "Gamma-Gamma: scale of the customers' mean spend",
+                ),
+            ] {
+                rows.push((name, p(value), what.to_owned()));
+            }
+            let rows: Vec<(&str, String, &str)> = rows
+                .iter()
+                .map(|(n, v, w)| (*n, v.clone(), w.as_str()))
+                .collect();
+            record_table(page, &rows);
         }
     }
     match &a.evaluation {
@@ -525,7 +651,7 @@ purchase. Time unit of alpha: days.</p>",
     if let (Ok(m), Some(first)) = (&a.model, first) {
         let as_of = m.as_of.unwrap_or(first);
         let t_days = (as_of.seconds - first.seconds) as f64 / 86_400.0;
-        if t_days > 0.0 && m.bgnbd.is_some() {
+        if t_days > 0.0 && alive::purchase_params(m).is_some_and(|p| p.is_ok()) {
             let horizon = f64::from(a.horizon_days);
             let svg = alive::matrix(m, alive::Measure::Alive, t_days, horizon)?;
             figure(page, "p-alive", inline(&svg));
@@ -548,9 +674,11 @@ fn segments_section(
             let _ = writeln!(
                 page,
                 "<p class=\"facts\">As scored by model version {} (as of {}). Value: historical \
-plus predicted; churn risk: 1 - P(alive).</p>",
+plus {} (--horizon-months and --discount-rate do not change it); churn risk: \
+1 - P(alive).</p>",
                 r.model_version,
-                escape(&instant(&r.model_as_of))
+                escape(&instant(&r.model_as_of)),
+                escape(&super::charts::scored_at_fit())
             );
             for (title, rows) in [("RFM segment", &r.segments), ("value tier", &r.value_tiers)] {
                 let _ = writeln!(
@@ -586,7 +714,25 @@ plus predicted; churn risk: 1 - P(alive).</p>",
     Ok(())
 }
 
-fn at_risk_section(page: &mut String, at_risk: &Result<pb::ListAtRiskCustomersResponse, String>) {
+/// The value at risk of a re-scored customer, in currency units: churn
+/// risk × the value expected over the horizon if they stay (predicted value
+/// / P(alive)), as the service defines it for the at-risk list.
+pub fn value_at_risk(v: &pb::CustomerValue) -> Option<f64> {
+    let alive = v.probability_alive?;
+    let predicted = v.predicted_value.as_ref()?;
+    let predicted = predicted.units as f64 + f64::from(predicted.nanos) / 1e9;
+    Some(if alive > 0.0 {
+        (1.0 - alive) * predicted / alive
+    } else {
+        0.0
+    })
+}
+
+fn at_risk_section(
+    page: &mut String,
+    at_risk: &Result<pb::ListAtRiskCustomersResponse, String>,
+    rescored: &Option<Result<pb::BatchGetCustomerValuesResponse, String>>,
+) {
     page.push_str("<section id=\"at-risk\">\n<h2>Customers at risk</h2>\n");
     match at_risk {
         Err(e) => missing(page, "list of customers at risk", e),
@@ -595,19 +741,50 @@ fn at_risk_section(page: &mut String, at_risk: &Result<pb::ListAtRiskCustomersRe
                 page,
                 "<p class=\"facts\">The {} customers with the highest value at risk (churn risk \
 × the value expected over the horizon if they stay) among those in the high churn-risk band, \
-as scored by model version {}.</p>",
+as scored by model version {}: {}.</p>",
                 r.customers.len(),
-                r.model_version
+                r.model_version,
+                escape(&super::charts::scored_at_fit())
             );
+            let rescored = match rescored {
+                None => None,
+                Some(Err(e)) => {
+                    missing(page, "re-scored values", e);
+                    None
+                }
+                Some(Ok(b)) => {
+                    let first = b.values.first();
+                    let months = first.map_or(0, |v| v.horizon_months);
+                    let rate = first.map_or(0.0, |v| v.annual_discount_rate);
+                    let _ = writeln!(
+                        page,
+                        "<p class=\"facts\">The last two columns re-score these customers now \
+(BatchGetCustomerValues) over {months} model months (of 30 days) at a {} % annual discount \
+rate: their predicted value, and their value at risk (churn risk × predicted value / P(alive)).</p>",
+                        rate * 100.0
+                    );
+                    Some((b, months, rate))
+                }
+            };
             page.push_str(
                 "<table>\n<tr><th>customer</th><th>churn risk</th><th>value at risk</th>\
-<th>predicted value</th><th>historical value</th><th>segment</th><th>value tier</th></tr>\n",
+<th>predicted value</th><th>historical value</th><th>segment</th><th>value tier</th>",
             );
+            if let Some((_, months, rate)) = &rescored {
+                let _ = write!(
+                    page,
+                    "<th>predicted value, {months} months at {} %</th>\
+<th>value at risk, {months} months at {} %</th>",
+                    rate * 100.0,
+                    rate * 100.0
+                );
+            }
+            page.push_str("</tr>\n");
             for c in &r.customers {
-                let _ = writeln!(
+                let _ = write!(
                     page,
                     "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td>",
                     escape(&c.customer_id),
                     percent(c.churn_risk),
                     escape(&opt_money(&c.value_at_risk)),
@@ -616,6 +793,22 @@ as scored by model version {}.</p>",
                     escape(&c.segment.replace('_', " ")),
                     escape(&c.value_tier.replace('_', " ")),
                 );
+                if let Some((b, _, _)) = &rescored {
+                    let v = b.values.iter().find(|v| v.customer_id == c.customer_id);
+                    let predicted =
+                        v.map_or_else(|| "–".to_owned(), |v| opt_money(&v.predicted_value));
+                    let at_risk = v.and_then(|v| {
+                        let currency = v.predicted_value.as_ref()?.currency_code.clone();
+                        value_at_risk(v).map(|x| format!("{x:.2} {currency}"))
+                    });
+                    let _ = write!(
+                        page,
+                        "<td class=\"n\">{}</td><td class=\"n\">{}</td>",
+                        escape(&predicted),
+                        escape(&at_risk.unwrap_or_else(|| "–".to_owned()))
+                    );
+                }
+                page.push_str("</tr>\n");
             }
             page.push_str("</table>\n");
         }
@@ -645,6 +838,7 @@ mod tests {
             evaluation: None,
             segments: Err("FailedPrecondition: no model yet".into()),
             at_risk: Err("FailedPrecondition: no model yet".into()),
+            rescored: None,
             horizon_days: 90,
         };
         let page = render(&answers).expect("a page");

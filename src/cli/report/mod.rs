@@ -23,8 +23,8 @@ pub enum ReportCommand {
     /// (GetLoyaltySummary).
     Loyalty(loyalty::LoyaltyArgs),
     /// Customers per RFM segment and per value tier under the active model
-    /// (GetSegmentReport).
-    Segments,
+    /// (GetSegmentReport); with -o svg, the Pareto curve of value.
+    Segments(segments::SegmentsArgs),
     /// One self-contained HTML page (inline SVG figures and CSS, no script,
     /// nothing fetched): cohorts, loyalty, the model and its calibration
     /// against a holdout, segments and value tiers, customers at risk.
@@ -36,7 +36,7 @@ pub async fn run(conn: &Connection, format: Format, command: ReportCommand) -> a
     match command {
         ReportCommand::Cohorts(args) => cohorts::run(conn, format, args).await,
         ReportCommand::Loyalty(args) => loyalty::run(conn, format, args).await,
-        ReportCommand::Segments => segments::run(conn, format).await,
+        ReportCommand::Segments(args) => segments::run(conn, format, args).await,
         ReportCommand::Html(args) => html::run(conn, args).await,
     }
 }

@@ -1,17 +1,25 @@
 //! `clvd report segments`: customers per RFM segment and per value tier
 //! under the active model (GetSegmentReport), each a table in a terminal;
 //! one long table (a `group` column: segment or value_tier) in CSV and
-//! JSON.
+//! JSON; with `-o svg`, the Pareto curve of value (the page's figure).
 
 use serde_json::Value;
 
 use crate::{
     cli::{
+        figure::FigureArgs,
         output::{money_cell, print_sections, status_error, time_cell, Section},
         Connection, Format, Table,
     },
     pb,
 };
+
+/// Flags of `clvd report segments`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SegmentsArgs {
+    #[command(flatten)]
+    pub figure: FigureArgs,
+}
 
 fn table() -> Table {
     Table::new([
@@ -26,7 +34,8 @@ fn table() -> Table {
     ])
 }
 
-pub async fn run(conn: &Connection, format: Format) -> anyhow::Result<()> {
+pub async fn run(conn: &Connection, format: Format, args: SegmentsArgs) -> anyhow::Result<()> {
+    let target = args.figure.target(format)?;
     let report = conn
         .connect()
         .await?
@@ -35,6 +44,12 @@ pub async fn run(conn: &Connection, format: Format) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
+    if let Some(target) = target {
+        let svg = super::charts::pareto::pareto_chart(&report)?.ok_or_else(|| {
+            anyhow::anyhow!("no Pareto curve: the customers' total value is not positive")
+        })?;
+        return target.write(&svg);
+    }
     let rows = |group: &str, rows: &[pb::SegmentRow]| {
         let mut t = table();
         for r in rows {

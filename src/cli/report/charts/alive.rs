@@ -5,7 +5,7 @@
 //! client with the `clv_model` crate (the service's own formulas) from the
 //! model's BG/NBD parameters.
 
-use clv_model::{BgNbdParams, CustomerSummary};
+use clv_model::{CustomerSummary, PurchaseFamily, PurchaseParams};
 use plotters::{
     prelude::*,
     style::text_anchor::{HPos, VPos},
@@ -58,7 +58,7 @@ pub enum Measure {
 
 /// The value of one cell.
 pub fn value(
-    params: &BgNbdParams,
+    params: &PurchaseParams,
     measure: Measure,
     x: u32,
     t_x: f64,
@@ -70,6 +70,18 @@ pub fn value(
         Measure::Alive => params.probability_alive(&c),
         Measure::Expected => params.expected_purchases(&c, horizon_days),
     })
+}
+
+/// The activated family's purchase parameters of a model answer (asked
+/// for in days), `None` when it carries none (a failed version).
+pub fn purchase_params(m: &pb::Model) -> Option<Result<PurchaseParams, clv_model::ModelError>> {
+    let (family, values) = match (&m.mbgnbd, &m.pareto_nbd, &m.bgnbd) {
+        (Some(p), _, _) => (PurchaseFamily::MbgNbd, [p.r, p.alpha, p.a, p.b]),
+        (_, Some(p), _) => (PurchaseFamily::ParetoNbd, [p.r, p.alpha, p.s, p.beta]),
+        (_, _, Some(p)) => (PurchaseFamily::BgNbd, [p.r, p.alpha, p.a, p.b]),
+        _ => return None,
+    };
+    Some(PurchaseParams::from_values(family, values))
 }
 
 /// How to read each matrix.
@@ -95,11 +107,12 @@ pub fn matrix(
     horizon_days: f64,
 ) -> Result<String, ChartError> {
     let err = super::draw_error(FIGURE);
-    let bg = model.bgnbd.as_ref().ok_or_else(|| ChartError::Draw {
-        figure: FIGURE,
-        message: "the model has no BG/NBD parameters".to_owned(),
-    })?;
-    let params = BgNbdParams::new(bg.r, bg.alpha, bg.a, bg.b).map_err(super::draw_error(FIGURE))?;
+    let params = purchase_params(model)
+        .ok_or_else(|| ChartError::Draw {
+            figure: FIGURE,
+            message: "the model has no purchase-model parameters".to_owned(),
+        })?
+        .map_err(super::draw_error(FIGURE))?;
     let values: Vec<Vec<Option<f64>>> = (1..=MAX_X)
         .rev()
         .map(|x| {

@@ -107,6 +107,20 @@ pub(crate) fn header(
     Ok(())
 }
 
+/// What the predicted value of the fit's scores covers (segments, value
+/// tiers, the Pareto curve, the at-risk ranking): the service scores every
+/// customer at the fit with the API's default horizon and rate, which a
+/// report's options cannot change.
+pub fn scored_at_fit() -> String {
+    let o = clv_model::ScoreOptions::default();
+    format!(
+        "predicted value over the next {} model months (of 30 days) at a {} % annual \
+discount rate, as scored at the fit",
+        o.horizon_months,
+        o.annual_discount_rate * 100.0
+    )
+}
+
 /// The how-to-read sentence at the foot of a figure, wrapped to `width`
 /// pixels, from `y` down; returns the y after its last line.
 pub(crate) fn footnote(

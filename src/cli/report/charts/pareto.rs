@@ -55,7 +55,11 @@ pub fn pareto_chart(report: &pb::SegmentReport) -> Result<Option<String>, ChartE
         return Ok(None);
     };
     let customers = curve.last().map_or(0, |p| p.customers);
-    let note_h = footnote_lines(HOW_TO_READ, WIDTH) as u32 * super::LINE as u32 + 16;
+    let note = format!(
+        "{HOW_TO_READ} Value here: historical plus {}.",
+        super::scored_at_fit()
+    );
+    let note_h = footnote_lines(&note, WIDTH) as u32 * super::LINE as u32 + 16;
     let height = super::HEADER_H as u32 + PLOT_H + note_h;
     let mut svg = String::new();
     {
@@ -125,7 +129,7 @@ historical plus predicted. The top 20% of customers hold {:.1}% of it.",
         footnote(
             &area,
             FIGURE,
-            HOW_TO_READ,
+            &note,
             super::HEADER_H + PLOT_H as i32 + 8,
             WIDTH,
         )?;
