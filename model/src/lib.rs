@@ -17,6 +17,8 @@
 //! - [`pareto_nbd`]: [`ParetoNbdParams`] (Schmittlein et al. 1987) and its
 //!   predictions, [`fit_pareto_nbd`]; both new families fit the same
 //!   [`BgNbdFitInput`] through `purchase_fit` (the grouped likelihood they share).
+//! - [`count_distribution`]: [`PurchaseCountDistribution`], P(X(t) = n) for a new
+//!   customer and P(Y(t) = n | history) for all three families.
 //! - [`gamma_gamma`]: [`GammaGammaParams`], [`GammaGammaFitInput`], [`fit_gamma_gamma`].
 //! - [`value`]: [`ClvModel`] scoring one or all customers, [`customer_value`].
 //! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors;
@@ -61,6 +63,7 @@
 //! ```
 
 pub mod bgnbd;
+pub mod count_distribution;
 pub mod error;
 pub mod evaluate;
 pub mod fit;
@@ -78,6 +81,7 @@ pub mod value;
 pub use bgnbd::{
     fit_bgnbd, BgNbdFit, BgNbdFitInput, BgNbdParams, BgNbdStandardErrors, DAYS_PER_WEEK,
 };
+pub use count_distribution::PurchaseCountDistribution;
 pub use error::{ModelError, ModelKind};
 pub use evaluate::{evaluate_holdout, HoldoutBucket, HoldoutEvaluation};
 pub use fit::{FitOptions, FitReport};
