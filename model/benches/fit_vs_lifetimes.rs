@@ -185,7 +185,7 @@ fn main() {
 
     // Scoring every customer: P(alive), P(no purchase in 90 days), E[Y] over 12 months, spend, value.
     let model = ClvModel {
-        purchases: bg.params,
+        purchases: bg.params.into(),
         spend: gg.params,
     };
     let mut score_times = Vec::new();

@@ -19,6 +19,8 @@
 //!   [`BgNbdFitInput`] through `purchase_fit` (the grouped likelihood they share).
 //! - [`count_distribution`]: [`PurchaseCountDistribution`], P(X(t) = n) for a new
 //!   customer and P(Y(t) = n | history) for all three families.
+//! - [`family`]: [`PurchaseFamily`], [`PurchaseParams`] (one family's
+//!   parameters, every prediction dispatched to it) and [`fit_family`].
 //! - [`gamma_gamma`]: [`GammaGammaParams`], [`GammaGammaFitInput`], [`fit_gamma_gamma`].
 //! - [`value`]: [`ClvModel`] scoring one or all customers, [`customer_value`].
 //! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors;
@@ -56,7 +58,7 @@
 //! println!("r = {}, alpha = {} weeks", purchases.params.r(), purchases.params.alpha_weeks());
 //!
 //! // Score one customer: 2 repeat occasions, last on day 30, observed 200 days.
-//! let model = ClvModel { purchases: purchases.params, spend: spend.params };
+//! let model = ClvModel { purchases: purchases.params.into(), spend: spend.params };
 //! let score = model.score(&CustomerSummary::new(2.0, 30.0, 200.0, 25.0)?, &ScoreOptions::default())?;
 //! assert!(score.probability_alive > 0.0 && score.predicted_value > 0.0);
 //! # Ok::<(), clv_model::ModelError>(())
@@ -66,6 +68,7 @@ pub mod bgnbd;
 pub mod count_distribution;
 pub mod error;
 pub mod evaluate;
+pub mod family;
 pub mod fit;
 mod fitted;
 pub mod gamma_gamma;
@@ -84,6 +87,7 @@ pub use bgnbd::{
 pub use count_distribution::PurchaseCountDistribution;
 pub use error::{ModelError, ModelKind};
 pub use evaluate::{evaluate_holdout, HoldoutBucket, HoldoutEvaluation};
+pub use family::{fit_family, PurchaseFamily, PurchaseFamilyFit, PurchaseParams, UnknownFamily};
 pub use fit::{FitOptions, FitReport};
 pub use gamma_gamma::{
     fit_gamma_gamma, GammaGammaFit, GammaGammaFitInput, GammaGammaParams, GammaGammaStandardErrors,

@@ -1,4 +1,5 @@
-//! Customer value over a horizon and the scoring of customers: BG/NBD
+//! Customer value over a horizon and the scoring of customers: the
+//! purchase family's (BG/NBD, MBG/NBD or Pareto/NBD, [`PurchaseParams`])
 //! expected purchases per model month times Gamma-Gamma expected spend,
 //! discounted (docs/model.md "Customer value over a horizon"; Fader, Hardie &
 //! Lee 2005, JMR 42(4), section "CLV").
@@ -14,8 +15,8 @@
 
 use rayon::prelude::*;
 
-use crate::bgnbd::BgNbdParams;
 use crate::error::ModelError;
+use crate::family::PurchaseParams;
 use crate::gamma_gamma::GammaGammaParams;
 use crate::summary::{fast_map, CustomerSummary, FastHashMap};
 
@@ -58,18 +59,18 @@ pub struct CustomerScore {
     pub predicted_value: f64,
 }
 
-/// A fitted pair of models: purchases (BG/NBD) and spend (Gamma-Gamma).
+/// A fitted pair of models: purchases (one family) and spend (Gamma-Gamma).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClvModel {
-    /// Purchase and dropout model.
-    pub purchases: BgNbdParams,
+    /// Purchase and dropout model (its variant names the family).
+    pub purchases: PurchaseParams,
     /// Spend model (needs q > 1 to score).
     pub spend: GammaGammaParams,
 }
 
-/// E[Y(30k) | alive] for k = 1..H: the bracket of FHL eq. 10, which
-/// depends on (x, T) only; E[Y(30k)] is it times P(alive).
-fn purchases_if_alive(purchases: &BgNbdParams, x: f64, t: f64, horizon_months: u32) -> Vec<f64> {
+/// E[Y(30k) | alive] for k = 1..H (for BG/NBD the bracket of FHL eq. 10),
+/// which depends on (x, T) only; E[Y(30k)] is it times P(alive).
+fn purchases_if_alive(purchases: &PurchaseParams, x: f64, t: f64, horizon_months: u32) -> Vec<f64> {
     (1..=horizon_months)
         .map(|k| purchases.purchase_bracket(x, t, DAYS_PER_MODEL_MONTH * k as f64))
         .collect()
@@ -94,7 +95,7 @@ fn discount(
 
 /// Discounted and plain expected purchases over the horizon for one history.
 fn purchases_over_horizon(
-    purchases: &BgNbdParams,
+    purchases: &PurchaseParams,
     x: f64,
     t_x: f64,
     t: f64,
@@ -111,7 +112,7 @@ fn purchases_over_horizon(
 
 /// Discounted expected repeat purchases over `horizon_months` model months.
 pub fn discounted_expected_purchases(
-    purchases: &BgNbdParams,
+    purchases: &PurchaseParams,
     customer: &CustomerSummary,
     horizon_months: u32,
     annual_discount_rate: f64,

@@ -183,7 +183,9 @@ fn enormous_spend_scales_gamma_only() {
 #[test]
 fn scores_stay_finite_near_a_equal_one_and_for_heavy_buyers() {
     let model = ClvModel {
-        purchases: BgNbdParams::new(0.8, 12.0, 1.0 + 1e-12, 3.0).unwrap(),
+        purchases: BgNbdParams::new(0.8, 12.0, 1.0 + 1e-12, 3.0)
+            .unwrap()
+            .into(),
         spend: GammaGammaParams::new(6.0, 4.0, 15.0).unwrap(),
     };
     let options = ScoreOptions {
@@ -274,7 +276,7 @@ fn grouped_fit_equals_per_customer_fit() {
 fn scoring_all_equals_scoring_each() {
     let customers = whole_day_customers(3_000, 11);
     let model = ClvModel {
-        purchases: BgNbdParams::new(0.6, 25.0, 0.7, 2.5).unwrap(),
+        purchases: BgNbdParams::new(0.6, 25.0, 0.7, 2.5).unwrap().into(),
         spend: GammaGammaParams::new(6.0, 4.0, 15.0).unwrap(),
     };
     let options = ScoreOptions::default();
@@ -296,7 +298,7 @@ fn invalid_grouped_rows_are_rejected_with_the_reason() {
 #[test]
 fn spend_model_with_q_at_most_one_refuses_to_score() {
     let model = ClvModel {
-        purchases: BgNbdParams::new(0.6, 25.0, 0.7, 2.5).unwrap(),
+        purchases: BgNbdParams::new(0.6, 25.0, 0.7, 2.5).unwrap().into(),
         spend: GammaGammaParams::new(2.0, 0.9, 10.0).unwrap(),
     };
     let err = model

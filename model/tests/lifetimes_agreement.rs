@@ -308,7 +308,7 @@ fn simulated_dataset_agrees(name: &str) {
     assert_gamma_gamma_fit_matches_lifetimes(&f, &x, &m);
     assert_predictions_match_lifetimes(&f);
     let model = ClvModel {
-        purchases: their_bgnbd(&f),
+        purchases: their_bgnbd(&f).into(),
         spend: their_gamma_gamma(&f),
     };
     let months = num(&f, "horizon_months") as u32;

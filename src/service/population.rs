@@ -13,7 +13,7 @@ use crate::domain::{
 pub(crate) fn clv_model(fitted: &FittedModels) -> Result<ClvModel, ModelError> {
     let (p, s) = (fitted.purchases, fitted.spend);
     Ok(ClvModel {
-        purchases: BgNbdParams::new(p.r, p.alpha_days, p.a, p.b)?,
+        purchases: BgNbdParams::new(p.r, p.alpha_days, p.a, p.b)?.into(),
         spend: GammaGammaParams::new(s.p, s.q, s.gamma)?,
     })
 }

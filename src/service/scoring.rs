@@ -457,7 +457,7 @@ fn usable(m: &ModelVersion) -> Option<CachedModel> {
     )
     .and_then(|p| {
         Ok(ClvModel {
-            purchases: p,
+            purchases: p.into(),
             spend: GammaGammaParams::new(f.spend.p, f.spend.q, f.spend.gamma)?,
         })
     })

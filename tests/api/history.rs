@@ -162,7 +162,7 @@ async fn history_before_1970_and_in_1901_goes_through_ingest_summaries_fit_score
 
     // Scores (as of now) equal the model core's for the summaries.
     let core = ClvModel {
-        purchases: BgNbdParams::new(p.r, p.alpha, p.a, p.b).unwrap(),
+        purchases: BgNbdParams::new(p.r, p.alpha, p.a, p.b).unwrap().into(),
         spend: GammaGammaParams::new(g.p, g.q, g.gamma).unwrap(),
     };
     let mut scoring = ScoringServiceClient::new(channel(&app.endpoint()).await.unwrap());

@@ -125,7 +125,7 @@ fn core(model: &pb::Model) -> ClvModel {
         model.gamma_gamma.as_ref().unwrap(),
     );
     ClvModel {
-        purchases: BgNbdParams::new(bg.r, bg.alpha, bg.a, bg.b).unwrap(),
+        purchases: BgNbdParams::new(bg.r, bg.alpha, bg.a, bg.b).unwrap().into(),
         spend: GammaGammaParams::new(gg.p, gg.q, gg.gamma).unwrap(),
     }
 }

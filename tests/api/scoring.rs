@@ -66,7 +66,7 @@ async fn scores_equal_the_model_core_for_the_customers_summaries() {
     let fitted = fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 10, 31).unwrap()).await;
     let (bg, gg) = (fitted.bgnbd.unwrap(), fitted.gamma_gamma.unwrap());
     let model = ClvModel {
-        purchases: BgNbdParams::new(bg.r, bg.alpha, bg.a, bg.b).unwrap(),
+        purchases: BgNbdParams::new(bg.r, bg.alpha, bg.a, bg.b).unwrap().into(),
         spend: GammaGammaParams::new(gg.p, gg.q, gg.gamma).unwrap(),
     };
     let customers: BTreeSet<&str> = transactions
