@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::error::{check_positive, ModelError, ModelKind};
 use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::fitted::LogParameters;
+use crate::hessian;
 use crate::special::{digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series, CompensatedSum};
 use crate::summary::{
     fast_map, group_purchases, sort_and_merge, CustomerSummary, FastHashMap, Group, PurchaseGroup,
@@ -315,6 +316,11 @@ pub struct BgNbdFit {
     pub params: BgNbdParams,
     /// Standard errors, when requested and the Hessian is positive definite.
     pub standard_errors: Option<BgNbdStandardErrors>,
+    /// Covariance of the log-parameters ln(params) in the order of the
+    /// parameters (time and money scales in the input's units): the
+    /// inverse Hessian of the total negative log-likelihood, when standard
+    /// errors are.
+    pub log_parameter_covariance: Option<[[f64; 4]; 4]>,
     /// Log-likelihood, iterations, convergence, sizes, duration.
     pub report: FitReport,
 }
@@ -551,6 +557,41 @@ impl MeanNegLogLikelihood for Objective {
     fn weight(&self) -> f64 {
         self.total_weight
     }
+
+    /// docs/model.md H2 summed over the groups (x-only terms once per x).
+    fn analytic_hessian(&self, theta: &[f64]) -> Option<Vec<Vec<f64>>> {
+        let p: [f64; 4] = std::array::from_fn(|i| theta[i].exp());
+        let mut acc = [0.0; 20];
+        for (&x, &w) in self.x_values.iter().zip(&self.x_weights) {
+            hessian::accumulate(&mut acc, w, &hessian::bg_x_part(&p, x, 0.0));
+        }
+        for &(t_index, w) in &self.zero_rows {
+            let t = self.t_values[t_index as usize];
+            hessian::accumulate(&mut acc, w, &hessian::bg_row_part(&p, (0.0, 0.0, t), 0.0));
+        }
+        let rows = sum_rows(&self.rows, PARALLEL_CHUNK, |rows| {
+            let mut acc = [0.0; 20];
+            for row in rows {
+                let history = (
+                    row.x,
+                    self.t_x_values[row.t_x_index as usize],
+                    self.t_values[row.t_index as usize],
+                );
+                hessian::accumulate(
+                    &mut acc,
+                    row.weight,
+                    &hessian::bg_row_part(&p, history, 0.0),
+                );
+            }
+            acc
+        });
+        acc.iter_mut().zip(rows).for_each(|(a, r)| *a += r);
+        Some(hessian::mean_negative_theta_hessian(
+            &p,
+            &acc,
+            self.total_weight,
+        ))
+    }
 }
 
 /// With many groups, a fit on every k-th group with x > 0 (counts × k, so
@@ -613,11 +654,13 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
     let standard_errors = theta
         .standard_errors(&optimum, objective.weight(), &values, options)
         .map(|[r, alpha, a, b]| BgNbdStandardErrors { r, alpha, a, b });
+    let log_parameter_covariance = theta.covariance(&optimum, objective.weight(), options);
     let sizes = (input.customers, input.groups.len());
     let report = theta.report(&optimum, log_likelihood, sizes, started)?;
     Ok(BgNbdFit {
         params,
         standard_errors,
+        log_parameter_covariance,
         report,
     })
 }
@@ -625,9 +668,43 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fit::tests::{
+        assert_analytic_hessian_matches_differences, assert_matrices_close, hessian_fixture, matrix,
+    };
 
     fn params() -> BgNbdParams {
         BgNbdParams::from_weeks(0.243, 4.414, 0.793, 2.426).unwrap()
+    }
+
+    #[test]
+    fn analytic_hessian_matches_differences_and_mpmath() {
+        let f = hessian_fixture();
+        let rows = f["groups"].as_array().unwrap().iter().map(|g| {
+            let g = g.as_array().unwrap();
+            let v = |i: usize| g[i].as_f64().unwrap();
+            (v(0), v(1), v(2), g[3].as_u64().unwrap())
+        });
+        let input = BgNbdFitInput::from_groups(rows).unwrap();
+        let scale = 39.0;
+        let objective = Objective::new(&input, scale);
+        let p: Vec<f64> = f["bgnbd"]["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let theta = [p[0].ln(), (p[1] / scale).ln(), p[2].ln(), p[3].ln()];
+        // Mean NLL Hessian × −N is the total LL's (the time scale shifts θ only).
+        let n = input.customers() as f64;
+        let ours: Vec<Vec<f64>> = objective
+            .analytic_hessian(&theta)
+            .unwrap()
+            .iter()
+            .map(|row| row.iter().map(|v| -v * n).collect())
+            .collect();
+        assert_matrices_close(&ours, &matrix(&f["bgnbd"]["hessian"], 1.0), 1e-9);
+        assert_analytic_hessian_matches_differences(&objective, &theta);
+        assert_analytic_hessian_matches_differences(&objective, &[0.4, -1.0, -0.6, 1.2]);
     }
 
     #[test]

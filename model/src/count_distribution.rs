@@ -20,6 +20,7 @@
 //! The fixtures check it against those closed forms at 50 digits.
 
 use crate::bgnbd::BgNbdParams;
+use crate::family::PurchaseParams;
 use crate::mbgnbd::MbgNbdParams;
 use crate::pareto_nbd::ParetoNbdParams;
 use crate::summary::CustomerSummary;
@@ -367,6 +368,30 @@ impl ParetoNbdParams {
                 horizon_days,
             ),
         )
+    }
+}
+
+impl PurchaseParams {
+    /// P(X(t) = n), n = 0, 1, …, for a new customer of the family (C1, C3, C4).
+    pub fn purchase_distribution(&self, horizon_days: f64) -> PurchaseCountDistribution {
+        match self {
+            Self::BgNbd(p) => p.purchase_distribution(horizon_days),
+            Self::MbgNbd(p) => p.purchase_distribution(horizon_days),
+            Self::ParetoNbd(p) => p.purchase_distribution(horizon_days),
+        }
+    }
+
+    /// P(Y(t) = n | x, t_x, T) over (T, T+t] (C2, C3, C5).
+    pub fn conditional_purchase_distribution(
+        &self,
+        customer: &CustomerSummary,
+        horizon_days: f64,
+    ) -> PurchaseCountDistribution {
+        match self {
+            Self::BgNbd(p) => p.conditional_purchase_distribution(customer, horizon_days),
+            Self::MbgNbd(p) => p.conditional_purchase_distribution(customer, horizon_days),
+            Self::ParetoNbd(p) => p.conditional_purchase_distribution(customer, horizon_days),
+        }
     }
 }
 

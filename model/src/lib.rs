@@ -72,6 +72,7 @@ pub mod family;
 pub mod fit;
 mod fitted;
 pub mod gamma_gamma;
+mod hessian;
 pub mod mbgnbd;
 pub mod pareto_nbd;
 pub mod prec;

@@ -15,7 +15,8 @@
 use crate::bgnbd::{BgNbdFitInput, BgNbdParams, BgNbdStandardErrors, DAYS_PER_WEEK};
 use crate::error::{check_positive, ModelError, ModelKind};
 use crate::fit::{FitOptions, FitReport};
-use crate::purchase_fit::{fit_family, FamilyLikelihood};
+use crate::hessian;
+use crate::purchase_fit::{fit_family, FamilyLikelihood, SecondDerivatives};
 use crate::special::{digamma, ln_gamma, log_sum_exp};
 use crate::summary::CustomerSummary;
 
@@ -159,6 +160,14 @@ impl MbgNbdParams {
 pub(crate) struct MbgNbdLikelihood;
 
 impl FamilyLikelihood for MbgNbdLikelihood {
+    /// docs/model.md H2 with b+1 (the coin at time 0).
+    fn second_derivatives(&self) -> Option<SecondDerivatives> {
+        Some(SecondDerivatives {
+            per_x: |p, x| hessian::bg_x_part(p, x, 1.0),
+            per_row: |p, history| hessian::bg_row_part(p, history, 1.0),
+        })
+    }
+
     /// A1 + A2 = ln Γ(r+x) − ln Γ(r) + r ln α + ln Γ(a+b) + ln Γ(b+x+1)
     /// − ln Γ(b) − ln Γ(a+b+x+1).
     fn per_x(&self, p: &[f64; 4], x: f64) -> (f64, [f64; 4]) {
@@ -210,6 +219,11 @@ pub struct MbgNbdFit {
     pub params: MbgNbdParams,
     /// Standard errors, when requested and the Hessian is positive definite.
     pub standard_errors: Option<MbgNbdStandardErrors>,
+    /// Covariance of the log-parameters ln(params) in the order of the
+    /// parameters (time and money scales in the input's units): the
+    /// inverse Hessian of the total negative log-likelihood, when standard
+    /// errors are.
+    pub log_parameter_covariance: Option<[[f64; 4]; 4]>,
     /// Log-likelihood, iterations, convergence, sizes, duration.
     pub report: FitReport,
 }
@@ -231,6 +245,7 @@ pub fn fit_mbgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<MbgNbdF
         standard_errors: fit
             .standard_errors
             .map(|[r, alpha, a, b]| MbgNbdStandardErrors { r, alpha, a, b }),
+        log_parameter_covariance: fit.log_parameter_covariance,
         report: fit.report,
     })
 }
@@ -243,6 +258,44 @@ mod tests {
 
     fn params() -> MbgNbdParams {
         MbgNbdParams::from_weeks(0.525, 6.183, 0.891, 1.614).unwrap()
+    }
+
+    #[test]
+    fn analytic_hessian_matches_differences_and_mpmath() {
+        use crate::fit::tests::{
+            assert_analytic_hessian_matches_differences, assert_matrices_close, hessian_fixture,
+            matrix,
+        };
+        let f = hessian_fixture();
+        let rows: Vec<(f64, f64, f64, u64)> = f["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                let g = g.as_array().unwrap();
+                let v = |i: usize| g[i].as_f64().unwrap();
+                (v(0), v(1), v(2), g[3].as_u64().unwrap())
+            })
+            .collect();
+        let scale = 39.0;
+        let objective = objective(&MbgNbdLikelihood, &rows, scale);
+        let p: Vec<f64> = f["mbgnbd"]["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let theta = [p[0].ln(), (p[1] / scale).ln(), p[2].ln(), p[3].ln()];
+        let n: f64 = rows.iter().map(|r| r.3 as f64).sum();
+        let ours: Vec<Vec<f64>> = objective
+            .analytic_hessian(&theta)
+            .unwrap()
+            .iter()
+            .map(|row| row.iter().map(|v| -v * n).collect())
+            .collect();
+        assert_matrices_close(&ours, &matrix(&f["mbgnbd"]["hessian"], 1.0), 1e-9);
+        assert_analytic_hessian_matches_differences(&objective, &theta);
+        assert_analytic_hessian_matches_differences(&objective, &[0.4, -1.0, -0.6, 1.2]);
     }
 
     #[test]

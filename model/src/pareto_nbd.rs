@@ -414,6 +414,11 @@ pub struct ParetoNbdFit {
     pub params: ParetoNbdParams,
     /// Standard errors, when requested and the Hessian is positive definite.
     pub standard_errors: Option<ParetoNbdStandardErrors>,
+    /// Covariance of the log-parameters ln(params) in the order of the
+    /// parameters (time and money scales in the input's units): the
+    /// inverse Hessian of the total negative log-likelihood, when standard
+    /// errors are.
+    pub log_parameter_covariance: Option<[[f64; 4]; 4]>,
     /// Log-likelihood, iterations, convergence, sizes, duration.
     pub report: FitReport,
 }
@@ -455,6 +460,7 @@ pub fn fit_pareto_nbd(
         standard_errors: fit
             .standard_errors
             .map(|[r, alpha, s, beta]| ParetoNbdStandardErrors { r, alpha, s, beta }),
+        log_parameter_covariance: fit.log_parameter_covariance,
         report: fit.report,
     })
 }

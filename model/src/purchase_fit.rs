@@ -16,6 +16,7 @@ use crate::bgnbd::{BgNbdFitInput, Distinct};
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::fitted::LogParameters;
+use crate::hessian;
 use crate::special::CompensatedSum;
 use crate::summary::PurchaseGroup;
 
@@ -30,6 +31,21 @@ pub(crate) trait FamilyLikelihood: Sync {
     fn per_x(&self, p: &[f64; 4], x: f64) -> (f64, [f64; 4]);
     /// The terms that depend on (x, t_x, T).
     fn per_row(&self, p: &[f64; 4], x: f64, t_x: f64, t: f64) -> (f64, [f64; 4]);
+    /// Gradient and Hessian in `p` of `per_x` and of `per_row`, where the
+    /// family has them analytically (docs/model.md H2); `None` (the
+    /// default) falls back to differencing the gradient.
+    #[allow(clippy::type_complexity)]
+    fn second_derivatives(&self) -> Option<SecondDerivatives> {
+        None
+    }
+}
+
+/// A family's analytic (gradient, Hessian) of its x-only and row terms.
+pub(crate) struct SecondDerivatives {
+    /// Of `per_x` at (p, x).
+    pub per_x: fn(&[f64; 4], f64) -> ([f64; 4], [[f64; 4]; 4]),
+    /// Of `per_row` at (p, (x, t_x, T)).
+    pub per_row: fn(&[f64; 4], (f64, f64, f64)) -> ([f64; 4], [[f64; 4]; 4]),
 }
 
 /// One group: x, scaled t_x and T, count.
@@ -131,6 +147,29 @@ impl<F: FamilyLikelihood> MeanNegLogLikelihood for GroupedObjective<'_, F> {
     fn weight(&self) -> f64 {
         self.total_weight
     }
+
+    fn analytic_hessian(&self, theta: &[f64]) -> Option<Vec<Vec<f64>>> {
+        let second = self.family.second_derivatives()?;
+        let p: [f64; 4] = std::array::from_fn(|i| theta[i].exp());
+        let mut acc = [0.0; 20];
+        for (&x, &w) in self.x_values.iter().zip(&self.x_weights) {
+            hessian::accumulate(&mut acc, w, &(second.per_x)(&p, x));
+        }
+        let rows = sum_rows(&self.rows, PARALLEL_CHUNK, |rows| {
+            let mut acc = [0.0; 20];
+            for row in rows {
+                let history = (row.x, row.t_x, row.t);
+                hessian::accumulate(&mut acc, row.weight, &(second.per_row)(&p, history));
+            }
+            acc
+        });
+        acc.iter_mut().zip(rows).for_each(|(a, r)| *a += r);
+        Some(hessian::mean_negative_theta_hessian(
+            &p,
+            &acc,
+            self.total_weight,
+        ))
+    }
 }
 
 /// What a family's fit returns before it wraps the parameters in its type.
@@ -139,6 +178,8 @@ pub(crate) struct FamilyFit {
     pub values: [f64; 4],
     /// Their standard errors, when asked for and available.
     pub standard_errors: Option<[f64; 4]>,
+    /// Cov(ln params), when standard errors are.
+    pub log_parameter_covariance: Option<[[f64; 4]; 4]>,
     /// The report.
     pub report: FitReport,
 }
@@ -196,6 +237,7 @@ pub(crate) fn fit_family<F: FamilyLikelihood>(
     let log_likelihood = -objective.evaluate(&optimum.theta).0 * objective.total_weight
         - objective.repeat_occasions() * scale.ln();
     let standard_errors = theta.standard_errors(&optimum, objective.weight(), &values, options);
+    let log_parameter_covariance = theta.covariance(&optimum, objective.weight(), options);
     let report = theta.report(
         &optimum,
         log_likelihood,
@@ -205,6 +247,7 @@ pub(crate) fn fit_family<F: FamilyLikelihood>(
     Ok(FamilyFit {
         values,
         standard_errors,
+        log_parameter_covariance,
         report,
     })
 }

@@ -186,7 +186,7 @@ fn population(process: PurchaseProcess, seed: u64) -> Vec<(CustomerSummary, u64)
     let config = SimulationConfig {
         purchases: BgNbdParams::new(1.0, 1.0, 1.0, 1.0).unwrap(),
         spend: None,
-        customers: 20_000,
+        customers: 10_000,
         calibration_days: 365.0,
         holdout_days: 180.0,
         acquisition: Acquisition::Uniform { window_days: 300.0 },
@@ -262,7 +262,7 @@ fn new_customer_distributions_match_simulation() {
     let config = |seed| SimulationConfig {
         purchases: BgNbdParams::new(1.0, 1.0, 1.0, 1.0).unwrap(),
         spend: None,
-        customers: 20_000,
+        customers: 10_000,
         calibration_days: 1e-9,
         holdout_days: 200.0,
         acquisition: Acquisition::AtStart,
