@@ -46,6 +46,14 @@ pub struct PurchaseCountDistribution {
 }
 
 impl PurchaseCountDistribution {
+    /// From probabilities of 0, 1, 2, … (e.g. a mixture over parameter draws).
+    pub(crate) fn from_probabilities(probabilities: Vec<f64>) -> Self {
+        if probabilities.is_empty() {
+            return Self::none();
+        }
+        Self { probabilities }
+    }
+
     /// All mass at 0 (no window, or certainly dead).
     fn none() -> Self {
         Self {

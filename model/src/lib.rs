@@ -21,6 +21,8 @@
 //!   customer and P(Y(t) = n | history) for all three families.
 //! - [`family`]: [`PurchaseFamily`], [`PurchaseParams`] (one family's
 //!   parameters, every prediction dispatched to it) and [`fit_family`].
+//! - [`interval`]: [`ScoreIntervals`] on one customer's scores from the fit's
+//!   [`ModelUncertainty`] (delta method; [`ParameterDraws`] for comparison).
 //! - [`gamma_gamma`]: [`GammaGammaParams`], [`GammaGammaFitInput`], [`fit_gamma_gamma`].
 //! - [`value`]: [`ClvModel`] scoring one or all customers, [`customer_value`].
 //! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors;
@@ -73,6 +75,7 @@ pub mod fit;
 mod fitted;
 pub mod gamma_gamma;
 mod hessian;
+pub mod interval;
 pub mod mbgnbd;
 pub mod pareto_nbd;
 pub mod prec;
@@ -92,6 +95,9 @@ pub use family::{fit_family, PurchaseFamily, PurchaseFamilyFit, PurchaseParams, 
 pub use fit::{FitOptions, FitReport};
 pub use gamma_gamma::{
     fit_gamma_gamma, GammaGammaFit, GammaGammaFitInput, GammaGammaParams, GammaGammaStandardErrors,
+};
+pub use interval::{
+    Interval, ModelUncertainty, ParameterDraws, ScoreIntervals, DEFAULT_INTERVAL_LEVEL,
 };
 pub use mbgnbd::{fit_mbgnbd, MbgNbdFit, MbgNbdParams, MbgNbdStandardErrors};
 pub use pareto_nbd::{fit_pareto_nbd, ParetoNbdFit, ParetoNbdParams, ParetoNbdStandardErrors};
