@@ -320,6 +320,10 @@ fn pareto_new(r: f64, alpha: f64, s: f64, beta: f64, t: f64) -> PurchaseCountDis
     // u = ln(1 + τ/c), c = min(α, β): resolves both the purchase scale α
     // (NB(n; τ) changes over τ ~ α) and the death scale β, and is
     // logarithmic beyond; dτ = c·eᵘ du.
+    // (r+j)/(j+1), the term ratio of the negative binomial less its p.
+    let coefficients: Vec<f64> = (0..len)
+        .map(|j| (r + j as f64) / (j as f64 + 1.0))
+        .collect();
     let c = alpha.min(beta);
     let u_end = (t / c).ln_1p();
     let width = u_end / GL_PANELS as f64;
@@ -330,11 +334,23 @@ fn pareto_new(r: f64, alpha: f64, s: f64, beta: f64, t: f64) -> PurchaseCountDis
             let tau = c * u.exp_m1();
             // s·β^s·(β+τ)^−(s+1)·dτ/du
             let density = s * (-s * (tau / beta).ln_1p()).exp() * (c + tau) / (beta + tau);
-            // NB at τ < t has a lighter tail than at t: `len` counts suffice.
-            let nb = negative_binomial(r, alpha, tau, len);
             let w = density * weight * width / 2.0;
-            for (p, q) in probabilities.iter_mut().zip(nb) {
-                *p += w * q;
+            // NB at τ < t has a lighter tail than at t: `len` counts suffice.
+            let ln_first = -r * (tau / alpha).ln_1p(); // ln NB(0; τ)
+            if ln_first > -600.0 {
+                // Forward from NB(0): no underflow, no allocation; the
+                // recurrence's rounding grows like j·ε (1e-13 at j = 1000).
+                let p_tau = tau / (alpha + tau);
+                let mut nb = ln_first.exp();
+                for (p, c) in probabilities.iter_mut().zip(&coefficients) {
+                    *p += w * nb;
+                    nb *= c * p_tau;
+                }
+            } else {
+                let nb = negative_binomial(r, alpha, tau, len);
+                for (p, q) in probabilities.iter_mut().zip(nb) {
+                    *p += w * q;
+                }
             }
         }
     }
