@@ -23,6 +23,8 @@
 //!   parameters, every prediction dispatched to it) and [`fit_family`].
 //! - [`interval`]: [`ScoreIntervals`] on one customer's scores from the fit's
 //!   [`ModelUncertainty`] (delta method; [`ParameterDraws`] for comparison).
+//! - [`next_purchase`]: [`NextPurchase`], median and mean time to the next
+//!   purchase if alive, P(a purchase within a window).
 //! - [`gamma_gamma`]: [`GammaGammaParams`], [`GammaGammaFitInput`], [`fit_gamma_gamma`].
 //! - [`value`]: [`ClvModel`] scoring one or all customers, [`customer_value`].
 //! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors;
@@ -77,6 +79,7 @@ pub mod gamma_gamma;
 mod hessian;
 pub mod interval;
 pub mod mbgnbd;
+pub mod next_purchase;
 pub mod pareto_nbd;
 pub mod prec;
 mod purchase_fit;
@@ -100,6 +103,7 @@ pub use interval::{
     Interval, ModelUncertainty, ParameterDraws, ScoreIntervals, DEFAULT_INTERVAL_LEVEL,
 };
 pub use mbgnbd::{fit_mbgnbd, MbgNbdFit, MbgNbdParams, MbgNbdStandardErrors};
+pub use next_purchase::NextPurchase;
 pub use pareto_nbd::{fit_pareto_nbd, ParetoNbdFit, ParetoNbdParams, ParetoNbdStandardErrors};
 pub use simulate::{
     simulate, simulate_customer, simulate_process, simulate_process_customer, Acquisition,
