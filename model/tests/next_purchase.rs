@@ -37,7 +37,8 @@ fn check(truth: PurchaseParams, process: PurchaseProcess, seed: u64) {
                 let s: &CustomerSummary = &c.summary;
                 let f = 1.0 - ((alpha + s.t()) / (alpha + s.t() + w)).powf(r + s.x());
                 let median = truth.next_purchase(s, w).median_days_if_alive;
-                assert!(((alpha + s.t()) / (alpha + s.t() + median)).powf(r + s.x()) - 0.5 < 1e-12);
+                let at_median = ((alpha + s.t()) / (alpha + s.t() + median)).powf(r + s.x());
+                assert!((at_median - 0.5).abs() < 1e-12, "{at_median}");
                 expected += f;
                 variance += f * (1.0 - f);
                 let next = c
