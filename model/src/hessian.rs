@@ -13,6 +13,12 @@
 
 use crate::special::{digamma, log_sum_exp, trigamma};
 
+/// (gradient, Hessian) of a four-parameter function.
+pub(crate) type Derivatives4 = ([f64; 4], [[f64; 4]; 4]);
+
+/// One term of ln Σₖ e^(Aₖ): (its share wₖ, ∇Aₖ, ∇²Aₖ).
+type Term = (f64, [f64; 4], [[f64; 4]; 4]);
+
 /// d²ℓ/dθᵢdθⱼ with θ = ln p: pᵢpⱼHᵢⱼ + [i = j]·pᵢgᵢ (H1).
 pub(crate) fn to_log_parameters<const N: usize>(
     p: &[f64; N],
@@ -36,7 +42,7 @@ pub(crate) fn bg_family_customer(
     p: &[f64; 4],
     (x, t_x, t): (f64, f64, f64),
     shift: f64,
-) -> ([f64; 4], [[f64; 4]; 4]) {
+) -> Derivatives4 {
     let (mut g, mut h) = bg_x_part(p, x, shift);
     let (gr, hr) = bg_row_part(p, (x, t_x, t), shift);
     for i in 0..4 {
@@ -49,7 +55,7 @@ pub(crate) fn bg_family_customer(
 }
 
 /// The x-only terms of H2 (Γ and Beta functions).
-pub(crate) fn bg_x_part(p: &[f64; 4], x: f64, shift: f64) -> ([f64; 4], [[f64; 4]; 4]) {
+pub(crate) fn bg_x_part(p: &[f64; 4], x: f64, shift: f64) -> Derivatives4 {
     let [r, alpha, a, b] = *p;
     let bx = b + x + shift;
     let (mut g, mut h) = ([0.0; 4], [[0.0; 4]; 4]);
@@ -71,11 +77,7 @@ pub(crate) fn bg_x_part(p: &[f64; 4], x: f64, shift: f64) -> ([f64; 4], [[f64; 4
 }
 
 /// The (x, t_x, T) terms of H2: ln(e^A3 + e^A4) (A4 absent for BG/NBD at x = 0).
-pub(crate) fn bg_row_part(
-    p: &[f64; 4],
-    (x, t_x, t): (f64, f64, f64),
-    shift: f64,
-) -> ([f64; 4], [[f64; 4]; 4]) {
+pub(crate) fn bg_row_part(p: &[f64; 4], (x, t_x, t): (f64, f64, f64), shift: f64) -> Derivatives4 {
     let [r, alpha, a, b] = *p;
     let bx = b + x + shift;
     let (mut g, mut h) = ([0.0; 4], [[0.0; 4]; 4]);
@@ -110,7 +112,7 @@ pub(crate) fn bg_row_part(
 
 /// Adds ln Σₖ e^(Aₖ) given each term's weight wₖ = e^(Aₖ)/Σ, gradient gₖ
 /// and Hessian Hₖ: gradient Σ wₖgₖ, Hessian Σ wₖ(Hₖ + gₖgₖᵀ) − ggᵀ.
-fn add_term(g: &mut [f64; 4], h: &mut [[f64; 4]; 4], terms: &[(f64, [f64; 4], [[f64; 4]; 4])]) {
+fn add_term(g: &mut [f64; 4], h: &mut [[f64; 4]; 4], terms: &[Term]) {
     let mut mean = [0.0; 4];
     for (w, gk, _) in terms {
         for i in 0..4 {

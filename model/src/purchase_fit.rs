@@ -16,7 +16,7 @@ use crate::bgnbd::{BgNbdFitInput, Distinct};
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::fitted::LogParameters;
-use crate::hessian;
+use crate::hessian::{self, Derivatives4};
 use crate::special::CompensatedSum;
 use crate::summary::PurchaseGroup;
 
@@ -34,7 +34,6 @@ pub(crate) trait FamilyLikelihood: Sync {
     /// Gradient and Hessian in `p` of `per_x` and of `per_row`, where the
     /// family has them analytically (docs/model.md H2); `None` (the
     /// default) falls back to differencing the gradient.
-    #[allow(clippy::type_complexity)]
     fn second_derivatives(&self) -> Option<SecondDerivatives> {
         None
     }
@@ -43,9 +42,9 @@ pub(crate) trait FamilyLikelihood: Sync {
 /// A family's analytic (gradient, Hessian) of its x-only and row terms.
 pub(crate) struct SecondDerivatives {
     /// Of `per_x` at (p, x).
-    pub per_x: fn(&[f64; 4], f64) -> ([f64; 4], [[f64; 4]; 4]),
+    pub per_x: fn(&[f64; 4], f64) -> Derivatives4,
     /// Of `per_row` at (p, (x, t_x, T)).
-    pub per_row: fn(&[f64; 4], (f64, f64, f64)) -> ([f64; 4], [[f64; 4]; 4]),
+    pub per_row: fn(&[f64; 4], (f64, f64, f64)) -> Derivatives4,
 }
 
 /// One group: x, scaled t_x and T, count.
