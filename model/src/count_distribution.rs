@@ -172,7 +172,7 @@ fn negative_binomial(r: f64, alpha: f64, t: f64, min_len: usize) -> Vec<f64> {
 /// BG/NBD P(X(t) = n), n = 0, 1, …, for a new customer (FHL 2005 eq. 8):
 /// B(a, b+n)/B(a, b)·NB(n) + [n > 0]·B(a+1, b+n−1)/B(a, b)·Σ_{j≥n} NB(j),
 /// the tail summed from the far end (no 1 − Σ cancellation).
-fn bgnbd_new(r: f64, alpha: f64, a: f64, b: f64, t: f64) -> PurchaseCountDistribution {
+fn bgnbd_new([r, alpha, a, b]: [f64; 4], t: f64) -> PurchaseCountDistribution {
     if t <= 0.0 {
         return PurchaseCountDistribution::none();
     }
@@ -200,11 +200,21 @@ fn bgnbd_new(r: f64, alpha: f64, a: f64, b: f64, t: f64) -> PurchaseCountDistrib
     PurchaseCountDistribution { probabilities }
 }
 
+/// C0: (1 − P(alive))·[n = 0] + P(alive)·`new` at the `updated` parameters.
+fn conditional(
+    alive: f64,
+    new: fn([f64; 4], f64) -> PurchaseCountDistribution,
+    updated: [f64; 4],
+    horizon_days: f64,
+) -> PurchaseCountDistribution {
+    PurchaseCountDistribution::given_alive(alive, new(updated, horizon_days))
+}
+
 impl BgNbdParams {
     /// P(X(t) = n) for n = 0, 1, … for a new customer over (0, t] (FHL
     /// 2005 eq. 8; docs/model.md C1).
     pub fn purchase_distribution(&self, horizon_days: f64) -> PurchaseCountDistribution {
-        bgnbd_new(self.r(), self.alpha(), self.a(), self.b(), horizon_days)
+        bgnbd_new([self.r(), self.alpha(), self.a(), self.b()], horizon_days)
     }
 
     /// P(Y(t) = n | x, t_x, T) over (T, T+t] (docs/model.md C2): dead
@@ -216,15 +226,12 @@ impl BgNbdParams {
         horizon_days: f64,
     ) -> PurchaseCountDistribution {
         let (x, t) = (customer.x(), customer.t());
-        PurchaseCountDistribution::given_alive(
+        let updated = [self.r() + x, self.alpha() + t, self.a(), self.b() + x];
+        conditional(
             self.probability_alive(customer),
-            bgnbd_new(
-                self.r() + x,
-                self.alpha() + t,
-                self.a(),
-                self.b() + x,
-                horizon_days,
-            ),
+            bgnbd_new,
+            updated,
+            horizon_days,
         )
     }
 }
@@ -237,7 +244,7 @@ impl MbgNbdParams {
         let (a, b) = (self.a(), self.b());
         PurchaseCountDistribution::given_alive(
             b / (a + b),
-            bgnbd_new(self.r(), self.alpha(), a, b + 1.0, horizon_days),
+            bgnbd_new([self.r(), self.alpha(), a, b + 1.0], horizon_days),
         )
     }
 
@@ -250,15 +257,12 @@ impl MbgNbdParams {
         horizon_days: f64,
     ) -> PurchaseCountDistribution {
         let (x, t) = (customer.x(), customer.t());
-        PurchaseCountDistribution::given_alive(
+        let updated = [self.r() + x, self.alpha() + t, self.a(), self.b() + x + 1.0];
+        conditional(
             self.probability_alive(customer),
-            bgnbd_new(
-                self.r() + x,
-                self.alpha() + t,
-                self.a(),
-                self.b() + x + 1.0,
-                horizon_days,
-            ),
+            bgnbd_new,
+            updated,
+            horizon_days,
         )
     }
 
@@ -309,7 +313,7 @@ fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
 /// closed form). The integral is composite Gauss-Legendre in
 /// u = ln(1 + τ/min(α, β)), all n at once (NB(n; τ) for
 /// every n at each node), with no cancellation: every term is positive.
-fn pareto_new(r: f64, alpha: f64, s: f64, beta: f64, t: f64) -> PurchaseCountDistribution {
+fn pareto_new([r, alpha, s, beta]: [f64; 4], t: f64) -> PurchaseCountDistribution {
     if t <= 0.0 {
         return PurchaseCountDistribution::none();
     }
@@ -366,7 +370,10 @@ impl ParetoNbdParams {
     /// P(X(t) = n) for n = 0, 1, … for a new customer over (0, t]
     /// (docs/model.md C4).
     pub fn purchase_distribution(&self, horizon_days: f64) -> PurchaseCountDistribution {
-        pareto_new(self.r(), self.alpha(), self.s(), self.beta(), horizon_days)
+        pareto_new(
+            [self.r(), self.alpha(), self.s(), self.beta()],
+            horizon_days,
+        )
     }
 
     /// P(X(t) = n) for a new customer (see [`Self::purchase_distribution`]).
@@ -382,15 +389,12 @@ impl ParetoNbdParams {
         horizon_days: f64,
     ) -> PurchaseCountDistribution {
         let (x, t) = (customer.x(), customer.t());
-        PurchaseCountDistribution::given_alive(
+        let updated = [self.r() + x, self.alpha() + t, self.s(), self.beta() + t];
+        conditional(
             self.probability_alive(customer),
-            pareto_new(
-                self.r() + x,
-                self.alpha() + t,
-                self.s(),
-                self.beta() + t,
-                horizon_days,
-            ),
+            pareto_new,
+            updated,
+            horizon_days,
         )
     }
 }

@@ -513,8 +513,8 @@ pub(crate) mod tests {
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON")
     }
 
-    /// A JSON matrix × `factor`.
-    pub(crate) fn matrix(v: &serde_json::Value, factor: f64) -> Vec<Vec<f64>> {
+    /// A JSON array of arrays of numbers.
+    pub(crate) fn numbers(v: &serde_json::Value) -> Vec<Vec<f64>> {
         v.as_array()
             .expect("rows")
             .iter()
@@ -522,10 +522,59 @@ pub(crate) mod tests {
                 row.as_array()
                     .expect("row")
                     .iter()
-                    .map(|x| x.as_f64().expect("number") * factor)
+                    .map(|x| x.as_f64().expect("number"))
                     .collect()
             })
             .collect()
+    }
+
+    /// The fixture's CDNOW groups (x, t_x, T, count) in weeks.
+    pub(crate) fn fixture_groups(f: &serde_json::Value) -> Vec<(f64, f64, f64, u64)> {
+        numbers(&f["groups"])
+            .into_iter()
+            .map(|g| (g[0], g[1], g[2], g[3] as u64))
+            .collect()
+    }
+
+    /// θ = ln(params of `model` in the fixture), the parameter at `scaled`
+    /// divided by `scale` first.
+    pub(crate) fn fixture_theta(
+        f: &serde_json::Value,
+        model: &str,
+        scaled: usize,
+        scale: f64,
+    ) -> Vec<f64> {
+        f[model]["params"]
+            .as_array()
+            .expect("params")
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let v = v.as_f64().expect("number");
+                if i == scaled { v / scale } else { v }.ln()
+            })
+            .collect()
+    }
+
+    /// The objective's analytic Hessian × −`customers` (the total
+    /// log-likelihood's) against the fixture's mpmath Hessian of `model`,
+    /// and against central differences at θ and at `elsewhere`.
+    pub(crate) fn assert_hessian_matches_mpmath<O: MeanNegLogLikelihood>(
+        objective: &O,
+        (f, model): (&serde_json::Value, &str),
+        theta: &[f64],
+        elsewhere: &[f64],
+    ) {
+        let n = objective.weight();
+        let ours: Vec<Vec<f64>> = objective
+            .analytic_hessian(theta)
+            .expect("analytic Hessian")
+            .iter()
+            .map(|row| row.iter().map(|v| -v * n).collect())
+            .collect();
+        assert_matrices_close(&ours, &numbers(&f[model]["hessian"]), 1e-9);
+        assert_analytic_hessian_matches_differences(objective, theta);
+        assert_analytic_hessian_matches_differences(objective, elsewhere);
     }
 
     pub(crate) fn assert_gradient_matches_central_differences<O: MeanNegLogLikelihood>(

@@ -404,35 +404,17 @@ mod tests {
     #[test]
     fn analytic_hessian_matches_differences_and_mpmath() {
         use crate::fit::tests::{
-            assert_analytic_hessian_matches_differences, assert_matrices_close, hessian_fixture,
-            matrix,
+            assert_hessian_matches_mpmath, fixture_theta, hessian_fixture, numbers,
         };
         let f = hessian_fixture();
-        let g = &f["gamma_gamma"];
-        let rows = g["spend"].as_array().unwrap().iter().map(|r| {
-            let r = r.as_array().unwrap();
-            (r[0].as_f64().unwrap(), r[1].as_f64().unwrap(), 1)
-        });
+        let rows = numbers(&f["gamma_gamma"]["spend"])
+            .into_iter()
+            .map(|r| (r[0], r[1], 1));
         let input = GammaGammaFitInput::from_groups(rows).unwrap();
         let scale = 35.0;
+        let theta = fixture_theta(&f, "gamma_gamma", 2, scale);
         let objective = Objective::new(&input, scale);
-        let p: Vec<f64> = g["params"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        let theta = [p[0].ln(), p[1].ln(), (p[2] / scale).ln()];
-        let n = objective.total_weight;
-        let ours: Vec<Vec<f64>> = objective
-            .analytic_hessian(&theta)
-            .unwrap()
-            .iter()
-            .map(|row| row.iter().map(|v| -v * n).collect())
-            .collect();
-        assert_matrices_close(&ours, &matrix(&g["hessian"], 1.0), 1e-9);
-        assert_analytic_hessian_matches_differences(&objective, &theta);
-        assert_analytic_hessian_matches_differences(&objective, &[0.5, 1.5, -0.2]);
+        assert_hessian_matches_mpmath(&objective, (&f, "gamma_gamma"), &theta, &[0.5, 1.5, -0.2]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! of its tail series in four directions; its Hessian stays the central
 //! difference of its analytic gradient (docs/model.md H4).
 
+use crate::fit::sum_rows;
 use crate::special::{digamma, log_sum_exp, trigamma};
 
 /// (gradient, Hessian) of a four-parameter function.
@@ -169,6 +170,27 @@ pub(crate) fn accumulate<const N: usize, const K: usize>(
             acc[N + N * i + j] += weight * h[i][j];
         }
     }
+}
+
+/// Σ over `rows` (on rayon above `chunk` rows) of weight × `derivatives`,
+/// added to `acc`, then the mean negative θ-Hessian at `p` of `customers`.
+pub(crate) fn mean_negative_theta_hessian_over<R: Sync>(
+    p: &[f64; 4],
+    mut acc: [f64; 20],
+    (rows, chunk): (&[R], usize),
+    derivatives: impl Fn(&R) -> (f64, Derivatives4) + Sync,
+    customers: f64,
+) -> Vec<Vec<f64>> {
+    let sums = sum_rows(rows, chunk, |rows| {
+        let mut acc = [0.0; 20];
+        for row in rows {
+            let (weight, d) = derivatives(row);
+            accumulate(&mut acc, weight, &d);
+        }
+        acc
+    });
+    acc.iter_mut().zip(sums).for_each(|(a, s)| *a += s);
+    mean_negative_theta_hessian(p, &acc, customers)
 }
 
 /// The Hessian of the mean negative log-likelihood in θ from the summed

@@ -263,39 +263,13 @@ mod tests {
     #[test]
     fn analytic_hessian_matches_differences_and_mpmath() {
         use crate::fit::tests::{
-            assert_analytic_hessian_matches_differences, assert_matrices_close, hessian_fixture,
-            matrix,
+            assert_hessian_matches_mpmath, fixture_groups, fixture_theta, hessian_fixture,
         };
         let f = hessian_fixture();
-        let rows: Vec<(f64, f64, f64, u64)> = f["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| {
-                let g = g.as_array().unwrap();
-                let v = |i: usize| g[i].as_f64().unwrap();
-                (v(0), v(1), v(2), g[3].as_u64().unwrap())
-            })
-            .collect();
         let scale = 39.0;
-        let objective = objective(&MbgNbdLikelihood, &rows, scale);
-        let p: Vec<f64> = f["mbgnbd"]["params"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        let theta = [p[0].ln(), (p[1] / scale).ln(), p[2].ln(), p[3].ln()];
-        let n: f64 = rows.iter().map(|r| r.3 as f64).sum();
-        let ours: Vec<Vec<f64>> = objective
-            .analytic_hessian(&theta)
-            .unwrap()
-            .iter()
-            .map(|row| row.iter().map(|v| -v * n).collect())
-            .collect();
-        assert_matrices_close(&ours, &matrix(&f["mbgnbd"]["hessian"], 1.0), 1e-9);
-        assert_analytic_hessian_matches_differences(&objective, &theta);
-        assert_analytic_hessian_matches_differences(&objective, &[0.4, -1.0, -0.6, 1.2]);
+        let theta = fixture_theta(&f, "mbgnbd", 1, scale);
+        let objective = objective(&MbgNbdLikelihood, &fixture_groups(&f), scale);
+        assert_hessian_matches_mpmath(&objective, (&f, "mbgnbd"), &theta, &[0.4, -1.0, -0.6, 1.2]);
     }
 
     #[test]

@@ -154,18 +154,11 @@ impl<F: FamilyLikelihood> MeanNegLogLikelihood for GroupedObjective<'_, F> {
         for (&x, &w) in self.x_values.iter().zip(&self.x_weights) {
             hessian::accumulate(&mut acc, w, &(second.per_x)(&p, x));
         }
-        let rows = sum_rows(&self.rows, PARALLEL_CHUNK, |rows| {
-            let mut acc = [0.0; 20];
-            for row in rows {
-                let history = (row.x, row.t_x, row.t);
-                hessian::accumulate(&mut acc, row.weight, &(second.per_row)(&p, history));
-            }
-            acc
-        });
-        acc.iter_mut().zip(rows).for_each(|(a, r)| *a += r);
-        Some(hessian::mean_negative_theta_hessian(
+        Some(hessian::mean_negative_theta_hessian_over(
             &p,
-            &acc,
+            acc,
+            (&self.rows, PARALLEL_CHUNK),
+            |row| (row.weight, (second.per_row)(&p, (row.x, row.t_x, row.t))),
             self.total_weight,
         ))
     }

@@ -135,6 +135,21 @@ fn spend_fit(customers: &[CustomerSummary]) -> (GammaGammaParams, [[f64; 3]; 3])
     (f.params, f.log_parameter_covariance.unwrap())
 }
 
+/// The family of `truth` and Gamma-Gamma fitted on `customers`, with the
+/// fits' log-parameter covariances.
+fn fitted_model(
+    truth: PurchaseParams,
+    customers: &[CustomerSummary],
+) -> (ClvModel, ModelUncertainty) {
+    let (purchases, purchase_cov) = fit(truth, &BgNbdFitInput::from_summaries(customers));
+    let (spend, spend_cov) = spend_fit(customers);
+    let uncertainty = ModelUncertainty {
+        purchases: purchase_cov,
+        spend: spend_cov,
+    };
+    (ClvModel { purchases, spend }, uncertainty)
+}
+
 fn assert_parameter_intervals_cover(truth: PurchaseParams, first_seed: u64) {
     let true_spend = GammaGammaParams::new(6.0, 4.0, 15.0).unwrap();
     let true_model = ClvModel {
@@ -151,13 +166,7 @@ fn assert_parameter_intervals_cover(truth: PurchaseParams, first_seed: u64) {
     let mut covered = vec![[0_u32; 2]; fixed.len()];
     for seed in first_seed..first_seed + seeds {
         let customers = summaries(&population(process_of(truth), 3_000, 0.0, seed));
-        let (purchases, purchase_cov) = fit(truth, &BgNbdFitInput::from_summaries(&customers));
-        let (spend, spend_cov) = spend_fit(&customers);
-        let model = ClvModel { purchases, spend };
-        let uncertainty = ModelUncertainty {
-            purchases: purchase_cov,
-            spend: spend_cov,
-        };
+        let (model, uncertainty) = fitted_model(truth, &customers);
         for (c, hits) in fixed.iter().zip(covered.iter_mut()) {
             let i = model
                 .score_intervals(&uncertainty, c, &options, LEVEL)
@@ -191,13 +200,7 @@ fn parameter_intervals_contain_the_truth_at_their_rate() {
 fn delta_method_and_parameter_draws_agree() {
     let truth: PurchaseParams = MbgNbdParams::new(0.6, 25.0, 0.7, 2.2).unwrap().into();
     let customers = summaries(&population(process_of(truth), 4_000, 0.0, 7));
-    let (purchases, purchase_cov) = fit(truth, &BgNbdFitInput::from_summaries(&customers));
-    let (spend, spend_cov) = spend_fit(&customers);
-    let model = ClvModel { purchases, spend };
-    let uncertainty = ModelUncertainty {
-        purchases: purchase_cov,
-        spend: spend_cov,
-    };
+    let (model, uncertainty) = fitted_model(truth, &customers);
     let draws = ParameterDraws::new(&model, &uncertainty, 4_000, 1).unwrap();
     let options = ScoreOptions::default();
     let c = CustomerSummary::new(3.0, 200.0, 330.0, 40.0).unwrap();

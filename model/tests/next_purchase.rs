@@ -8,7 +8,7 @@
 
 use clv_model::{
     simulate_process, Acquisition, BgNbdParams, CustomerSummary, MbgNbdParams, ParetoNbdParams,
-    PurchaseParams, PurchaseProcess, SimulationConfig, TimeResolution,
+    PurchaseParams, PurchaseProcess, SimulatedCustomer, SimulationConfig, TimeResolution,
 };
 
 const CALIBRATION: f64 = 365.0;
@@ -32,49 +32,46 @@ fn check(truth: PurchaseParams, process: PurchaseProcess, seed: u64) {
         // whose lifetime outlasts the purchase would see it, so the
         // comparison is made for BG/NBD and MBG/NBD.
         if !matches!(truth, PurchaseParams::ParetoNbd(_)) {
-            let (mut observed, mut expected, mut variance) = (0.0, 0.0, 0.0);
-            for c in customers.iter().filter(|c| c.alive_at_calibration_end) {
-                let s: &CustomerSummary = &c.summary;
-                let f = 1.0 - ((alpha + s.t()) / (alpha + s.t() + w)).powf(r + s.x());
+            let alive = customers.iter().filter(|c| c.alive_at_calibration_end);
+            assert_within(alive, w, "alive", |s| {
                 let median = truth.next_purchase(s, w).median_days_if_alive;
                 let at_median = ((alpha + s.t()) / (alpha + s.t() + median)).powf(r + s.x());
                 assert!((at_median - 0.5).abs() < 1e-12, "{at_median}");
-                expected += f;
-                variance += f * (1.0 - f);
-                let next = c
-                    .occasions
-                    .iter()
-                    .find(|o| o.in_holdout)
-                    .map(|o| o.day - CALIBRATION);
-                observed += f64::from(next.is_some_and(|d| d <= w));
-            }
-            let z = (observed - expected) / variance.sqrt();
-            assert!(
-                z.abs() < 4.0,
-                "{:?} alive, w = {w}: observed {observed} vs {expected:.1} (z {z:.2})",
-                truth.family()
-            );
+                1.0 - ((alpha + s.t()) / (alpha + s.t() + w)).powf(r + s.x())
+            });
         }
         // Everybody: a purchase within the window, dropout and death included (N3).
-        let (mut observed, mut expected, mut variance) = (0.0, 0.0, 0.0);
-        for c in &customers {
-            let p = truth.next_purchase(&c.summary, w).probability_within_window;
-            expected += p;
-            variance += p * (1.0 - p);
-            let next = c
-                .occasions
-                .iter()
-                .find(|o| o.in_holdout)
-                .map(|o| o.day - CALIBRATION);
-            observed += f64::from(next.is_some_and(|d| d <= w));
-        }
-        let z = (observed - expected) / variance.sqrt();
-        assert!(
-            z.abs() < 4.0,
-            "{:?}, w = {w}: observed {observed} vs {expected:.1} (z {z:.2})",
-            truth.family()
-        );
+        assert_within(customers.iter(), w, "all", |s| {
+            truth.next_purchase(s, w).probability_within_window
+        });
     }
+}
+
+/// The number of `customers` whose first holdout purchase comes within `w`
+/// days against Σ `predicted`, within 4 standard deviations.
+fn assert_within<'a>(
+    customers: impl Iterator<Item = &'a SimulatedCustomer>,
+    w: f64,
+    who: &str,
+    predicted: impl Fn(&CustomerSummary) -> f64,
+) {
+    let (mut observed, mut expected, mut variance) = (0.0, 0.0, 0.0);
+    for c in customers {
+        let p = predicted(&c.summary);
+        expected += p;
+        variance += p * (1.0 - p);
+        let next = c
+            .occasions
+            .iter()
+            .find(|o| o.in_holdout)
+            .map(|o| o.day - CALIBRATION);
+        observed += f64::from(next.is_some_and(|d| d <= w));
+    }
+    let z = (observed - expected) / variance.sqrt();
+    assert!(
+        z.abs() < 4.0,
+        "{who}, w = {w}: observed {observed} vs {expected:.1} (z {z:.2})"
+    );
 }
 
 #[test]
