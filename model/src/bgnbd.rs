@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::error::{check_positive, ModelError, ModelKind};
+use crate::error::{ModelError, ModelKind};
 use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::fitted::LogParameters;
 use crate::hessian;
+use crate::params::four_parameters;
 use crate::special::{digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series, CompensatedSum};
 use crate::summary::{
     fast_map, group_purchases, sort_and_merge, CustomerSummary, FastHashMap, Group, PurchaseGroup,
@@ -23,14 +24,19 @@ use crate::summary::{
 /// Days per week, for reporting α per week.
 pub const DAYS_PER_WEEK: f64 = 7.0;
 
-/// Fitted or given BG/NBD parameters: λ ~ Gamma(r, α) purchases per day
-/// while alive, dropout probability p ~ Beta(a, b) after each repeat purchase.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BgNbdParams {
-    r: f64,
-    alpha: f64,
-    a: f64,
-    b: f64,
+four_parameters! {
+    /// Fitted or given BG/NBD parameters: λ ~ Gamma(r, α) purchases per day
+    /// while alive, dropout probability p ~ Beta(a, b) after each repeat purchase.
+    pub struct BgNbdParams(ModelKind::BgNbd) {
+        /// Shape r of the purchase-rate distribution.
+        r,
+        /// Scale α of the purchase-rate distribution, in days.
+        alpha in weeks alpha_weeks,
+        /// Beta shape a of the dropout probability.
+        a,
+        /// Beta shape b of the dropout probability.
+        b,
+    }
 }
 
 /// Standard errors of the BG/NBD parameters (delta method from the
@@ -55,43 +61,6 @@ impl BgNbdStandardErrors {
 }
 
 impl BgNbdParams {
-    /// Validates parameters (all positive and finite; α in days).
-    pub fn new(r: f64, alpha: f64, a: f64, b: f64) -> Result<Self, ModelError> {
-        let m = ModelKind::BgNbd;
-        Ok(Self {
-            r: check_positive(m, "r", r)?,
-            alpha: check_positive(m, "alpha", alpha)?,
-            a: check_positive(m, "a", a)?,
-            b: check_positive(m, "b", b)?,
-        })
-    }
-
-    /// Parameters with α given in weeks.
-    pub fn from_weeks(r: f64, alpha_weeks: f64, a: f64, b: f64) -> Result<Self, ModelError> {
-        Self::new(r, alpha_weeks * DAYS_PER_WEEK, a, b)
-    }
-
-    /// Shape r of the purchase-rate distribution.
-    pub fn r(&self) -> f64 {
-        self.r
-    }
-    /// Scale α of the purchase-rate distribution, in days.
-    pub fn alpha(&self) -> f64 {
-        self.alpha
-    }
-    /// α in weeks (α is a time scale: days / 7).
-    pub fn alpha_weeks(&self) -> f64 {
-        self.alpha / DAYS_PER_WEEK
-    }
-    /// Beta shape a of the dropout probability.
-    pub fn a(&self) -> f64 {
-        self.a
-    }
-    /// Beta shape b of the dropout probability.
-    pub fn b(&self) -> f64 {
-        self.b
-    }
-
     /// Log-likelihood of one customer (FHL eq. 6; docs/model.md A1..A4 with
     /// log-sum-exp).
     pub fn customer_log_likelihood(&self, x: f64, t_x: f64, t: f64) -> f64 {

@@ -80,6 +80,7 @@ mod hessian;
 pub mod interval;
 pub mod mbgnbd;
 pub mod next_purchase;
+mod params;
 pub mod pareto_nbd;
 pub mod prec;
 mod purchase_fit;

@@ -12,66 +12,35 @@
 //! buyer who has been absent for long is no longer certain to be alive.
 //! Time is in days; r, a, b are unitless and α is in days.
 
-use crate::bgnbd::{BgNbdFitInput, BgNbdParams, BgNbdStandardErrors, DAYS_PER_WEEK};
-use crate::error::{check_positive, ModelError, ModelKind};
+use crate::bgnbd::{BgNbdFitInput, BgNbdParams, BgNbdStandardErrors};
+use crate::error::{ModelError, ModelKind};
 use crate::fit::{FitOptions, FitReport};
 use crate::hessian;
+use crate::params::four_parameters;
 use crate::purchase_fit::{fit_family, FamilyLikelihood, SecondDerivatives};
 use crate::special::{digamma, ln_gamma, log_sum_exp};
 use crate::summary::CustomerSummary;
 
-/// Fitted or given MBG/NBD parameters: λ ~ Gamma(r, α) purchases per day
-/// while alive; dropout probability p ~ Beta(a, b) at time 0 and after each
-/// repeat purchase.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MbgNbdParams {
-    r: f64,
-    alpha: f64,
-    a: f64,
-    b: f64,
+four_parameters! {
+    /// Fitted or given MBG/NBD parameters: λ ~ Gamma(r, α) purchases per day
+    /// while alive; dropout probability p ~ Beta(a, b) at time 0 and after each
+    /// repeat purchase.
+    pub struct MbgNbdParams(ModelKind::MbgNbd) {
+        /// Shape r of the purchase-rate distribution.
+        r,
+        /// Scale α of the purchase-rate distribution, in days.
+        alpha in weeks alpha_weeks,
+        /// Beta shape a of the dropout probability.
+        a,
+        /// Beta shape b of the dropout probability.
+        b,
+    }
 }
 
 /// Standard errors of the MBG/NBD parameters (same fields as BG/NBD's).
 pub type MbgNbdStandardErrors = BgNbdStandardErrors;
 
 impl MbgNbdParams {
-    /// Validates parameters (all positive and finite; α in days).
-    pub fn new(r: f64, alpha: f64, a: f64, b: f64) -> Result<Self, ModelError> {
-        let m = ModelKind::MbgNbd;
-        Ok(Self {
-            r: check_positive(m, "r", r)?,
-            alpha: check_positive(m, "alpha", alpha)?,
-            a: check_positive(m, "a", a)?,
-            b: check_positive(m, "b", b)?,
-        })
-    }
-
-    /// Parameters with α given in weeks.
-    pub fn from_weeks(r: f64, alpha_weeks: f64, a: f64, b: f64) -> Result<Self, ModelError> {
-        Self::new(r, alpha_weeks * DAYS_PER_WEEK, a, b)
-    }
-
-    /// Shape r of the purchase-rate distribution.
-    pub fn r(&self) -> f64 {
-        self.r
-    }
-    /// Scale α of the purchase-rate distribution, in days.
-    pub fn alpha(&self) -> f64 {
-        self.alpha
-    }
-    /// α in weeks.
-    pub fn alpha_weeks(&self) -> f64 {
-        self.alpha / DAYS_PER_WEEK
-    }
-    /// Beta shape a of the dropout probability.
-    pub fn a(&self) -> f64 {
-        self.a
-    }
-    /// Beta shape b of the dropout probability.
-    pub fn b(&self) -> f64 {
-        self.b
-    }
-
     /// Log-likelihood of one customer (BDF Appendix A; docs/model.md M1).
     pub fn customer_log_likelihood(&self, x: f64, t_x: f64, t: f64) -> f64 {
         let p = [self.r, self.alpha, self.a, self.b];

@@ -30,9 +30,10 @@
 //! ln I in p, q, A, B come from the same loop (P5), so the gradient is
 //! analytic too. Checked against mpmath at 50 digits (tests/families.rs).
 
-use crate::bgnbd::{BgNbdFitInput, DAYS_PER_WEEK};
-use crate::error::{check_positive, ModelError, ModelKind};
+use crate::bgnbd::BgNbdFitInput;
+use crate::error::{ModelError, ModelKind};
 use crate::fit::{FitOptions, FitReport};
+use crate::params::four_parameters;
 use crate::prec::{
     MAX_SERIES_TERMS, PARETO_FIT_MAX_TERMS, SERIES_RESCALE_ABOVE as RESCALE_ABOVE,
     SERIES_TAIL_TOLERANCE as TAIL_TOLERANCE,
@@ -41,14 +42,19 @@ use crate::purchase_fit::{fit_family, FamilyLikelihood};
 use crate::special::{digamma, ln_gamma, log_sum_exp};
 use crate::summary::CustomerSummary;
 
-/// Fitted or given Pareto/NBD parameters: λ ~ Gamma(r, α) purchases per day
-/// while alive, lifetime ~ Exponential(μ) with μ ~ Gamma(s, β).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ParetoNbdParams {
-    r: f64,
-    alpha: f64,
-    s: f64,
-    beta: f64,
+four_parameters! {
+    /// Fitted or given Pareto/NBD parameters: λ ~ Gamma(r, α) purchases per day
+    /// while alive, lifetime ~ Exponential(μ) with μ ~ Gamma(s, β).
+    pub struct ParetoNbdParams(ModelKind::ParetoNbd) {
+        /// Shape r of the purchase-rate distribution.
+        r,
+        /// Scale α of the purchase-rate distribution, in days.
+        alpha in weeks alpha_weeks,
+        /// Shape s of the dropout-rate distribution.
+        s,
+        /// Scale β of the dropout-rate distribution, in days.
+        beta in weeks beta_weeks,
+    }
 }
 
 /// Standard errors of the Pareto/NBD parameters (delta method from the
@@ -66,53 +72,6 @@ pub struct ParetoNbdStandardErrors {
 }
 
 impl ParetoNbdParams {
-    /// Validates parameters (all positive and finite; α and β in days).
-    pub fn new(r: f64, alpha: f64, s: f64, beta: f64) -> Result<Self, ModelError> {
-        let m = ModelKind::ParetoNbd;
-        Ok(Self {
-            r: check_positive(m, "r", r)?,
-            alpha: check_positive(m, "alpha", alpha)?,
-            s: check_positive(m, "s", s)?,
-            beta: check_positive(m, "beta", beta)?,
-        })
-    }
-
-    /// Parameters with α and β given in weeks.
-    pub fn from_weeks(
-        r: f64,
-        alpha_weeks: f64,
-        s: f64,
-        beta_weeks: f64,
-    ) -> Result<Self, ModelError> {
-        Self::new(
-            r,
-            alpha_weeks * DAYS_PER_WEEK,
-            s,
-            beta_weeks * DAYS_PER_WEEK,
-        )
-    }
-
-    /// Shape r of the purchase-rate distribution.
-    pub fn r(&self) -> f64 {
-        self.r
-    }
-    /// Scale α of the purchase-rate distribution, in days.
-    pub fn alpha(&self) -> f64 {
-        self.alpha
-    }
-    /// Shape s of the dropout-rate distribution.
-    pub fn s(&self) -> f64 {
-        self.s
-    }
-    /// Scale β of the dropout-rate distribution, in days.
-    pub fn beta(&self) -> f64 {
-        self.beta
-    }
-
-    fn array(&self) -> [f64; 4] {
-        [self.r, self.alpha, self.s, self.beta]
-    }
-
     /// Log-likelihood of one customer (FH05 eq. 18 with the tail term as
     /// the integral of the module docs; docs/model.md P1-P3).
     pub fn customer_log_likelihood(&self, x: f64, t_x: f64, t: f64) -> f64 {
