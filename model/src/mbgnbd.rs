@@ -77,14 +77,7 @@ impl MbgNbdParams {
     /// L(x, t_x, T) (docs/model.md M4): the likelihood of the history
     /// extended by a window without purchases, over that of the history.
     pub fn probability_no_purchase(&self, customer: &CustomerSummary, window_days: f64) -> f64 {
-        let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
-        if window_days <= 0.0 {
-            return 1.0;
-        }
-        let p = [self.r, self.alpha, self.a, self.b];
-        let later = MbgNbdLikelihood.per_row(&p, x, t_x, t + window_days).0;
-        let now = MbgNbdLikelihood.per_row(&p, x, t_x, t).0;
-        (later - now).exp().min(1.0)
+        MbgNbdLikelihood.probability_no_purchase(&self.array(), customer, window_days)
     }
 
     /// E[Y(t) | x, t_x, T], expected repeat purchases in (T, T+t] (BDF

@@ -130,14 +130,7 @@ impl ParetoNbdParams {
     /// P(no purchase in (T, T+window] | x, t_x, T) = L(x, t_x, T+window) /
     /// L(x, t_x, T) (docs/model.md P7).
     pub fn probability_no_purchase(&self, customer: &CustomerSummary, window_days: f64) -> f64 {
-        let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
-        if window_days <= 0.0 {
-            return 1.0;
-        }
-        let p = self.array();
-        let later = EXACT.per_row(&p, x, t_x, t + window_days).0;
-        let now = EXACT.per_row(&p, x, t_x, t).0;
-        (later - now).exp().min(1.0)
+        EXACT.probability_no_purchase(&self.array(), customer, window_days)
     }
 
     /// E[Y(t) | x, t_x, T], expected purchases in (T, T+t] (FH05 eq. 41;

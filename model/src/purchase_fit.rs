@@ -18,7 +18,7 @@ use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::fitted::LogParameters;
 use crate::hessian::{self, Derivatives4};
 use crate::special::CompensatedSum;
-use crate::summary::PurchaseGroup;
+use crate::summary::{CustomerSummary, PurchaseGroup};
 
 /// Rows per rayon task; below this many rows the evaluation stays serial.
 const PARALLEL_CHUNK: usize = 8_192;
@@ -31,6 +31,24 @@ pub(crate) trait FamilyLikelihood: Sync {
     fn per_x(&self, p: &[f64; 4], x: f64) -> (f64, [f64; 4]);
     /// The terms that depend on (x, t_x, T).
     fn per_row(&self, p: &[f64; 4], x: f64, t_x: f64, t: f64) -> (f64, [f64; 4]);
+
+    /// P(no purchase in (T, T+window] | x, t_x, T) = L(x, t_x, T+window) /
+    /// L(x, t_x, T): the likelihood of the history extended by a window
+    /// without purchases over that of the history (the x-only terms cancel).
+    fn probability_no_purchase(
+        &self,
+        p: &[f64; 4],
+        customer: &CustomerSummary,
+        window_days: f64,
+    ) -> f64 {
+        let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
+        if window_days <= 0.0 {
+            return 1.0;
+        }
+        let later = self.per_row(p, x, t_x, t + window_days).0;
+        let now = self.per_row(p, x, t_x, t).0;
+        (later - now).exp().min(1.0)
+    }
     /// Gradient and Hessian in `p` of `per_x` and of `per_row`, where the
     /// family has them analytically (docs/model.md H2); `None` (the
     /// default) falls back to differencing the gradient.
