@@ -159,17 +159,38 @@ fn quadratic_form<const N: usize>(g: &[f64; N], c: &[[f64; N]; N]) -> f64 {
         .sum()
 }
 
-/// ±z·se on the transformed scale, back through `back`; a non-finite
-/// centre (P(alive) = 1 or 0, no purchases expected) is a point interval.
-fn around(centre: f64, variance: f64, z: f64, back: impl Fn(f64) -> f64) -> Interval {
-    if !centre.is_finite() || !variance.is_finite() {
-        return Interval::point(back(centre));
+/// ±z·se on the transformed scale, back through `back`; an infinite
+/// centre (P(alive) = 1 or 0, no purchases expected) is a point interval
+/// (I3); an infinite variance (a score that saturates under a small
+/// parameter step) is the whole range; a NaN is an error, not a zero-width
+/// interval.
+fn around(
+    centre: f64,
+    variance: f64,
+    z: f64,
+    back: impl Fn(f64) -> f64,
+) -> Result<Interval, ModelError> {
+    if centre.is_infinite() {
+        return Ok(Interval::point(back(centre)));
+    }
+    if variance == f64::INFINITY && !centre.is_nan() {
+        // A score that saturates (P(alive) rounds to 1) under a small step
+        // of a parameter: nothing better than the whole range.
+        return Ok(Interval {
+            lower: back(f64::NEG_INFINITY),
+            upper: back(f64::INFINITY),
+        });
+    }
+    if centre.is_nan() || variance.is_nan() {
+        return Err(ModelError::NonFinite {
+            what: "a score interval (the score or its gradient in the log-parameters)",
+        });
     }
     let half = z * variance.max(0.0).sqrt();
-    Interval {
+    Ok(Interval {
         lower: back(centre - half),
         upper: back(centre + half),
-    }
+    })
 }
 
 fn logistic(u: f64) -> f64 {
@@ -223,17 +244,17 @@ impl ClvModel {
         let purchase_count = count.central_interval(level);
         Ok(ScoreIntervals {
             level,
-            probability_alive: around(base[0], variance[0], z, logistic),
-            expected_purchases: around(base[1], variance[1], z, f64::exp),
+            probability_alive: around(base[0], variance[0], z, logistic)?,
+            expected_purchases: around(base[1], variance[1], z, f64::exp)?,
             purchase_count,
             purchase_count_probability: count.mass_between(purchase_count.0, purchase_count.1),
-            expected_spend: around(spend.ln(), spend_variance, z, f64::exp),
+            expected_spend: around(spend.ln(), spend_variance, z, f64::exp)?,
             predicted_value: around(
                 base[2] + spend.ln(),
                 variance[2] + spend_variance,
                 z,
                 f64::exp,
-            ),
+            )?,
         })
     }
 }
