@@ -410,6 +410,19 @@ mod tests {
     }
 
     #[test]
+    fn degenerate_scores_are_points_whole_ranges_or_errors() {
+        let certain = around(f64::INFINITY, f64::NAN, 1.64, logistic).unwrap();
+        assert_eq!((certain.lower, certain.upper), (1.0, 1.0));
+        let saturated = around(30.0, f64::INFINITY, 1.64, logistic).unwrap();
+        assert_eq!((saturated.lower, saturated.upper), (0.0, 1.0));
+        assert!(around(f64::NAN, 0.1, 1.64, f64::exp).is_err());
+        assert!(around(1.0, f64::NAN, 1.64, f64::exp).is_err());
+        let plain = around(0.0, 1.0, 2.0, f64::exp).unwrap();
+        assert!((plain.lower - (-2.0_f64).exp()).abs() < 1e-15);
+        assert!((plain.upper - 2.0_f64.exp()).abs() < 1e-15);
+    }
+
+    #[test]
     fn cholesky_reproduces_the_matrix() {
         let c = [[4.0, 2.0, 0.4], [2.0, 5.0, 1.0], [0.4, 1.0, 3.0]];
         let l = cholesky(&c).unwrap();
