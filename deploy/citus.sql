@@ -25,6 +25,8 @@ SELECT create_distributed_table('report_dirty', 'customer_id', colocate_with => 
 
 -- No customer_id: reference tables, copied to every node.
 SELECT create_reference_table('models');
+-- Each version's fitted purchase families (keyed by version).
+SELECT create_reference_table('model_candidates');
 SELECT create_reference_table('ingest_counters');
 -- Acquisition spend per period and channel, and the cohort report's cells
 -- (sums over customers, per granularity, cohort and period): small, and

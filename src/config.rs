@@ -200,6 +200,20 @@ pub struct Settings {
     )]
     pub refit_min_new_transactions: u64,
 
+    /// How a fit chooses the purchase family to activate: `bic` (fit every
+    /// family, activate the lowest BIC), `aic` (lowest AIC), or a family
+    /// name (`bg_nbd`, `mbg_nbd`, `pareto_nbd`) to fit and activate that one
+    /// alone. A FitModel request that names families or a selection
+    /// overrides it for that fit.
+    #[arg(
+        long,
+        env = "CLVD_MODEL_SELECTION",
+        default_value = "bic",
+        value_parser = parse_model_selection,
+        global = true
+    )]
+    pub model_selection: crate::domain::ModelSelection,
+
     /// Seconds between checks of whether a refit is due.
     #[arg(
         long,
@@ -480,6 +494,11 @@ impl Settings {
         s.auth = AuthMode::Off;
         s
     }
+}
+
+/// CLVD_MODEL_SELECTION: `bic`, `aic` or a family name.
+fn parse_model_selection(s: &str) -> Result<crate::domain::ModelSelection, String> {
+    s.parse()
 }
 
 /// CLVD_EARLIEST_TRANSACTION_TIME: RFC 3339, not before year -4712 (4713

@@ -244,6 +244,7 @@ async fn wire(
         storage.clone(),
         settings.time_zone,
         epoch.clone(),
+        settings.model_selection,
     ));
 
     // One key for every listing's page tokens.

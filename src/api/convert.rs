@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use super::pb;
 use crate::{
     domain::{
-        CustomerId, FieldViolation, IngestRules, Total, Transaction, UncheckedFeedback,
-        UncheckedKind, UncheckedMoney, UncheckedSpend, UncheckedTransaction,
+        Criterion, CustomerId, FieldViolation, IngestRules, PurchaseFamily, Total, Transaction,
+        UncheckedFeedback, UncheckedKind, UncheckedMoney, UncheckedSpend, UncheckedTransaction,
     },
     service::Entry,
 };
@@ -244,4 +244,63 @@ pub fn money(currency: &str, a: impl Into<Total>) -> pb::Money {
 /// to what Money can carry.
 pub fn predicted_money(currency: &str, v: f64) -> pb::Money {
     money(currency, Total::saturating_from_units_f64(v))
+}
+
+/// A purchase family as the API names it.
+pub fn family(f: PurchaseFamily) -> pb::ModelFamily {
+    match f {
+        PurchaseFamily::BgNbd => pb::ModelFamily::BgNbd,
+        PurchaseFamily::MbgNbd => pb::ModelFamily::MbgNbd,
+        PurchaseFamily::ParetoNbd => pb::ModelFamily::ParetoNbd,
+    }
+}
+
+/// The families a request names (`field`), each at most once; an unknown
+/// or unspecified value is a violation naming `field[i]`.
+pub fn families(field: &str, raw: &[i32]) -> Result<Vec<PurchaseFamily>, Vec<FieldViolation>> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut violations = Vec::new();
+    for (i, &value) in raw.iter().enumerate() {
+        let path = format!("{field}[{i}]");
+        match pb::ModelFamily::try_from(value) {
+            Ok(pb::ModelFamily::BgNbd) => out.push(PurchaseFamily::BgNbd),
+            Ok(pb::ModelFamily::MbgNbd) => out.push(PurchaseFamily::MbgNbd),
+            Ok(pb::ModelFamily::ParetoNbd) => out.push(PurchaseFamily::ParetoNbd),
+            Ok(pb::ModelFamily::Unspecified) | Err(_) => violations.push(FieldViolation::new(
+                path,
+                format!(
+                    "unknown family {value}: use MODEL_FAMILY_BG_NBD, MODEL_FAMILY_MBG_NBD or \
+                     MODEL_FAMILY_PARETO_NBD"
+                ),
+            )),
+        }
+    }
+    if let Some(f) = out
+        .iter()
+        .enumerate()
+        .find_map(|(i, f)| out[..i].contains(f).then_some(f))
+    {
+        violations.push(FieldViolation::new(
+            field,
+            format!("names {} more than once", f.paper_name()),
+        ));
+    }
+    if violations.is_empty() {
+        Ok(out)
+    } else {
+        Err(violations)
+    }
+}
+
+/// A request's selection override (`None`: the server's setting).
+pub fn criterion(field: &str, raw: i32) -> Result<Option<Criterion>, FieldViolation> {
+    match pb::ModelSelection::try_from(raw) {
+        Ok(pb::ModelSelection::Unspecified) => Ok(None),
+        Ok(pb::ModelSelection::Bic) => Ok(Some(Criterion::Bic)),
+        Ok(pb::ModelSelection::Aic) => Ok(Some(Criterion::Aic)),
+        Err(_) => Err(FieldViolation::new(
+            field,
+            format!("unknown value {raw}: use MODEL_SELECTION_BIC or MODEL_SELECTION_AIC"),
+        )),
+    }
 }

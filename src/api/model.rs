@@ -6,14 +6,19 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::{
-    convert::{optional_past_instant, page_size, past_instant, timestamp},
+    convert::{
+        criterion, families, family, optional_past_instant, page_size, past_instant, timestamp,
+    },
     layers::detach::CallerGone,
     pb,
     status::invalid_argument,
 };
 use crate::{
-    domain::{FieldViolation, ModelVersion, PurchaseParameters, SpendParameters},
-    service::{Comparison, Models, PageTokenKeys},
+    domain::{
+        FamilyCandidate, FieldViolation, ModelVersion, PurchaseFamily, PurchaseParameters,
+        SpendParameters,
+    },
+    service::{Comparison, FitChoice, Models, PageTokenKeys},
 };
 
 const DEFAULT_PAGE_SIZE: usize = 20;
@@ -69,13 +74,30 @@ impl Unit {
         unit as i32
     }
 
-    /// BG/NBD parameters with alpha per this unit.
-    fn purchases(self, p: &PurchaseParameters) -> pb::BgNbdParameters {
-        pb::BgNbdParameters {
-            r: p.r,
-            alpha: p.alpha_days / self.days(),
-            a: p.a,
-            b: p.b,
+    /// A family's parameters (or standard errors) in its message, with
+    /// alpha (and beta) per this unit.
+    fn purchases(self, p: &PurchaseParameters) -> FamilyParameters {
+        let [r, alpha_days, third, fourth] = p.values;
+        let alpha = alpha_days / self.days();
+        match p.family {
+            PurchaseFamily::BgNbd => FamilyParameters::Bg(pb::BgNbdParameters {
+                r,
+                alpha,
+                a: third,
+                b: fourth,
+            }),
+            PurchaseFamily::MbgNbd => FamilyParameters::Mbg(pb::MbgNbdParameters {
+                r,
+                alpha,
+                a: third,
+                b: fourth,
+            }),
+            PurchaseFamily::ParetoNbd => FamilyParameters::Pareto(pb::ParetoNbdParameters {
+                r,
+                alpha,
+                s: third,
+                beta: fourth / self.days(),
+            }),
         }
     }
 
@@ -85,6 +107,68 @@ impl Unit {
     fn log_likelihood(self, days: f64, repeat_occasions: i64) -> f64 {
         days + repeat_occasions as f64 * self.days().ln()
     }
+}
+
+/// One family's parameters as the API carries them.
+enum FamilyParameters {
+    Bg(pb::BgNbdParameters),
+    Mbg(pb::MbgNbdParameters),
+    Pareto(pb::ParetoNbdParameters),
+}
+
+impl FamilyParameters {
+    fn bgnbd(self) -> Option<pb::BgNbdParameters> {
+        match self {
+            FamilyParameters::Bg(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn mbgnbd(self) -> Option<pb::MbgNbdParameters> {
+        match self {
+            FamilyParameters::Mbg(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn pareto_nbd(self) -> Option<pb::ParetoNbdParameters> {
+        match self {
+            FamilyParameters::Pareto(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// One family fitted for a version, in `unit`; `active_family` is the
+/// family the version activated (none for a failed version).
+fn candidate(
+    c: &FamilyCandidate,
+    unit: Unit,
+    repeat_occasions: i64,
+    active_family: Option<PurchaseFamily>,
+) -> pb::ModelCandidate {
+    let mut out = pb::ModelCandidate {
+        family: family(c.family) as i32,
+        ..Default::default()
+    };
+    match &c.outcome {
+        Ok(fit) => {
+            let params = || unit.purchases(&fit.params);
+            out.bgnbd = params().bgnbd();
+            out.mbgnbd = params().mbgnbd();
+            out.pareto_nbd = params().pareto_nbd();
+            let ll = unit.log_likelihood(fit.log_likelihood_days, repeat_occasions);
+            // AIC and BIC shift by −2 × the log-likelihood's shift.
+            let shift = -2.0 * (ll - fit.log_likelihood_days);
+            out.log_likelihood = ll;
+            out.aic = fit.aic_days + shift;
+            out.bic = fit.bic_days + shift;
+            out.converged = fit.converged;
+            out.selected = active_family == Some(c.family);
+        }
+        Err(reason) => out.failure = reason.to_string(),
+    }
+    out
 }
 
 fn comparison(c: Comparison) -> pb::HoldoutComparison {
@@ -121,11 +205,19 @@ fn to_pb(m: &ModelVersion, unit: Unit, active: Option<i64>) -> pb::Model {
                 q: s.q,
                 gamma: s.gamma,
             };
-            out.bgnbd = Some(unit.purchases(&f.purchases));
-            out.bgnbd_standard_errors = f
-                .purchases_standard_errors
-                .as_ref()
-                .map(|p| unit.purchases(p));
+            out.family = family(f.purchases.family) as i32;
+            out.selection = f
+                .selected_by
+                .map(|s| s.name().to_owned())
+                .unwrap_or_default();
+            let params = || unit.purchases(&f.purchases);
+            out.bgnbd = params().bgnbd();
+            out.mbgnbd = params().mbgnbd();
+            out.pareto_nbd = params().pareto_nbd();
+            let errors = || f.purchases_standard_errors.map(|p| unit.purchases(&p));
+            out.bgnbd_standard_errors = errors().and_then(FamilyParameters::bgnbd);
+            out.mbgnbd_standard_errors = errors().and_then(FamilyParameters::mbgnbd);
+            out.pareto_nbd_standard_errors = errors().and_then(FamilyParameters::pareto_nbd);
             out.gamma_gamma = Some(gg(&f.spend));
             out.gamma_gamma_standard_errors = f.spend_standard_errors.as_ref().map(gg);
             out.log_likelihood = unit.log_likelihood(f.log_likelihood_days, m.fit.repeat_occasions);
@@ -139,6 +231,13 @@ fn to_pb(m: &ModelVersion, unit: Unit, active: Option<i64>) -> pb::Model {
             out.failure = reason.to_string();
         }
     }
+    let active_family = m.fitted().map(|f| f.purchases.family);
+    out.candidates = m
+        .fit
+        .candidates
+        .iter()
+        .map(|c| candidate(c, unit, m.fit.repeat_occasions, active_family))
+        .collect();
     out
 }
 
@@ -155,17 +254,34 @@ impl pb::model_service_server::ModelService for ModelApi {
             .get::<CallerGone>()
             .cloned()
             .unwrap_or_default();
-        let pb::FitModelRequest { as_of, time_unit } = request.into_inner();
+        let pb::FitModelRequest {
+            as_of,
+            time_unit,
+            families: raw_families,
+            selection,
+        } = request.into_inner();
         let mut violations = Vec::new();
         let now = Utc::now();
         let as_of = optional_past_instant("as_of", as_of, now, &mut violations);
         let unit = Unit::parse(time_unit).map_err(|v| violations.push(v)).ok();
-        let (Some(as_of), Some(unit), true) = (as_of, unit, violations.is_empty()) else {
+        let families = families("families", &raw_families)
+            .map_err(|v| violations.extend(v))
+            .ok();
+        let criterion = criterion("selection", selection)
+            .map_err(|v| violations.push(v))
+            .ok();
+        let (Some(as_of), Some(unit), Some(families), Some(criterion), true) =
+            (as_of, unit, families, criterion, violations.is_empty())
+        else {
             return Err(invalid_argument(&violations));
+        };
+        let choice = FitChoice {
+            families,
+            criterion,
         };
         let fitted = self
             .models
-            .fit(as_of.unwrap_or(now), caller.token())
+            .fit(as_of.unwrap_or(now), &choice, caller.token())
             .await?;
         Ok(Response::new(to_pb(&fitted, unit, Some(fitted.version))))
     }
@@ -204,12 +320,9 @@ impl pb::model_service_server::ModelService for ModelApi {
             holdout_end: Some(timestamp(holdout)),
             holdout_days: e.comparison.holdout_days,
             time_unit: unit.pb(),
-            bgnbd: Some(unit.purchases(&PurchaseParameters {
-                r: p.r(),
-                alpha_days: p.alpha(),
-                a: p.a(),
-                b: p.b(),
-            })),
+            bgnbd: unit
+                .purchases(&PurchaseParameters::bgnbd(p.r(), p.alpha(), p.a(), p.b()))
+                .bgnbd(),
             log_likelihood: unit.log_likelihood(e.fit.report.log_likelihood, e.repeat_occasions),
             customers: e.comparison.customers as i64,
             total: Some(comparison(e.total())),

@@ -166,6 +166,7 @@ impl ScoringApi {
             Ok(p) => {
                 out.prediction_available = true;
                 out.model_version = p.model_version;
+                out.family = convert::family(p.family) as i32;
                 out.probability_alive = Some(p.probability_alive);
                 out.churn_risk = Some(p.churn_risk);
                 out.probability_no_purchase = Some(p.probability_no_purchase);
@@ -191,6 +192,7 @@ impl ScoringApi {
             Ok(p @ Prediction { band: b, .. }) => {
                 out.prediction_available = true;
                 out.model_version = p.model_version;
+                out.family = convert::family(p.family) as i32;
                 out.probability_alive = p.probability_alive;
                 out.churn_risk = p.churn_risk;
                 out.probability_no_purchase = p.probability_no_purchase;
@@ -365,6 +367,7 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
                 .collect(),
             next_page_token: page.next_page_token,
             model_version: page.version,
+            family: page.family.map_or(0, |f| convert::family(f) as i32),
         }))
     }
 

@@ -25,23 +25,37 @@ pub fn model_table() -> Table {
         "active",
         "as_of",
         "customers",
+        "family",
         "r",
         "alpha_days",
         "a",
         "b",
+        "s",
+        "beta_days",
         "p",
         "q",
         "gamma",
         "converged",
         "failure",
+        "candidates",
     ])
 }
 
 /// One model as a row of [`model_table`].
 pub fn model_row(m: &pb::Model) -> Vec<Value> {
     let bg = m.bgnbd.as_ref();
+    let mbg = m.mbgnbd.as_ref();
+    let pareto = m.pareto_nbd.as_ref();
     let gg = m.gamma_gamma.as_ref();
     let num = |v: Option<f64>| v.map_or(Value::Null, Value::from);
+    // Families in order, each (BG/NBD and MBG/NBD: a, b; Pareto/NBD: s, beta).
+    let r = bg.map(|p| p.r).or(mbg.map(|p| p.r)).or(pareto.map(|p| p.r));
+    let alpha = bg
+        .map(|p| p.alpha)
+        .or(mbg.map(|p| p.alpha))
+        .or(pareto.map(|p| p.alpha));
+    let a = bg.map(|p| p.a).or(mbg.map(|p| p.a));
+    let b = bg.map(|p| p.b).or(mbg.map(|p| p.b));
     vec![
         m.version.into(),
         pb::ModelState::try_from(m.state)
@@ -55,15 +69,19 @@ pub fn model_row(m: &pb::Model) -> Vec<Value> {
         m.active.into(),
         time_cell(&m.as_of),
         m.customers.into(),
-        num(bg.map(|p| p.r)),
-        num(bg.map(|p| p.alpha)),
-        num(bg.map(|p| p.a)),
-        num(bg.map(|p| p.b)),
+        super::fit::family_name(m.family).into(),
+        num(r),
+        num(alpha),
+        num(a),
+        num(b),
+        num(pareto.map(|p| p.s)),
+        num(pareto.map(|p| p.beta)),
         num(gg.map(|p| p.p)),
         num(gg.map(|p| p.q)),
         num(gg.map(|p| p.gamma)),
         m.converged.into(),
         m.failure.clone().into(),
+        super::fit::candidates_cell(m),
     ]
 }
 

@@ -83,7 +83,7 @@ fn band(raw: i32) -> Value {
     }
 }
 
-const VALUE_COLUMNS: [&str; 28] = [
+const VALUE_COLUMNS: [&str; 29] = [
     "customer_id",
     "as_of",
     "first_purchase_time",
@@ -104,6 +104,7 @@ const VALUE_COLUMNS: [&str; 28] = [
     "horizon_months",
     "annual_discount_rate",
     "model_version",
+    "family",
     "prediction_available",
     "prediction_note",
     "rfm_recency",
@@ -152,6 +153,7 @@ fn value_row(v: &pb::CustomerValue) -> Vec<Value> {
         v.horizon_months.into(),
         v.annual_discount_rate.into(),
         v.model_version.into(),
+        super::fit::family_name(v.family).into(),
         v.prediction_available.into(),
         v.prediction_note.clone().into(),
         number_cell(rfm.map(|r| r.recency)),
@@ -250,6 +252,7 @@ pub async fn churn(conn: &Connection, format: Format, args: ChurnArgs) -> anyhow
         "predicted_value",
         "value_tier",
         "model_version",
+        "family",
         "prediction_available",
         "prediction_note",
     ]);
@@ -272,6 +275,7 @@ pub async fn churn(conn: &Connection, format: Format, args: ChurnArgs) -> anyhow
         money_cell(&c.predicted_value),
         c.value_tier.clone().into(),
         c.model_version.into(),
+        super::fit::family_name(c.family).into(),
         c.prediction_available.into(),
         c.prediction_note.clone().into(),
     ]);
@@ -294,6 +298,7 @@ pub async fn at_risk(conn: &Connection, format: Format, args: AtRiskArgs) -> any
         "segment",
         "value_tier",
         "model_version",
+        "family",
     ]);
     let mut page_token = String::new();
     while table.rows.len() < args.limit {
@@ -323,6 +328,7 @@ pub async fn at_risk(conn: &Connection, format: Format, args: AtRiskArgs) -> any
                 c.segment.clone().into(),
                 c.value_tier.clone().into(),
                 page.model_version.into(),
+                super::fit::family_name(page.family).into(),
             ]);
         }
         if page.next_page_token.is_empty() || page.customers.is_empty() {

@@ -1,18 +1,175 @@
 //! A stored model version: the fitted parameters (or why the fit failed),
-//! the data window, and fit statistics. Parameters are in days and
-//! currency units; other units are a matter of presentation.
+//! the data window, fit statistics, and every purchase family fitted for it
+//! (the candidates) with the policy that chose the active one. Parameters
+//! are in days and currency units; other units are a matter of
+//! presentation.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+pub use clv_model::PurchaseFamily;
+use clv_model::{ModelError, PurchaseParams};
 
-/// BG/NBD parameters with alpha per day, or their standard errors.
+/// One purchase family's four parameters, time scales in days, in the
+/// family's order (BG/NBD and MBG/NBD: r, alpha, a, b; Pareto/NBD: r,
+/// alpha, s, beta), or their standard errors.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PurchaseParameters {
-    pub r: f64,
-    pub alpha_days: f64,
-    pub a: f64,
-    pub b: f64,
+    pub family: PurchaseFamily,
+    pub values: [f64; 4],
+}
+
+impl PurchaseParameters {
+    /// BG/NBD parameters (alpha in days).
+    pub fn bgnbd(r: f64, alpha_days: f64, a: f64, b: f64) -> Self {
+        Self {
+            family: PurchaseFamily::BgNbd,
+            values: [r, alpha_days, a, b],
+        }
+    }
+
+    /// The model core's parameters (validated: all positive and finite).
+    pub fn model(&self) -> Result<PurchaseParams, ModelError> {
+        PurchaseParams::from_values(self.family, self.values)
+    }
+}
+
+impl From<PurchaseParams> for PurchaseParameters {
+    fn from(p: PurchaseParams) -> Self {
+        Self {
+            family: p.family(),
+            values: p.values(),
+        }
+    }
+}
+
+/// How the active family of a version was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Criterion {
+    /// Lowest BIC = k ln(n) − 2 LL.
+    Bic,
+    /// Lowest AIC = 2k − 2 LL.
+    Aic,
+}
+
+/// The selection setting (CLVD_MODEL_SELECTION): a criterion, or one
+/// family pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSelection {
+    /// Fit every family (unless the request names some) and activate the
+    /// best by the criterion.
+    Criterion(Criterion),
+    /// Fit this family only (unless the request names families) and
+    /// activate it.
+    Pinned(PurchaseFamily),
+}
+
+impl Default for ModelSelection {
+    fn default() -> Self {
+        ModelSelection::Criterion(Criterion::Bic)
+    }
+}
+
+impl std::str::FromStr for ModelSelection {
+    type Err = String;
+
+    /// "bic", "aic", or a family name ("bg_nbd", "mbg_nbd", "pareto_nbd").
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bic" => Ok(ModelSelection::Criterion(Criterion::Bic)),
+            "aic" => Ok(ModelSelection::Criterion(Criterion::Aic)),
+            other => other
+                .parse::<PurchaseFamily>()
+                .map(ModelSelection::Pinned)
+                .map_err(|_| {
+                    format!(
+                        "unknown model selection {s:?}: use bic, aic, or a family to pin \
+                         (bg_nbd, mbg_nbd, pareto_nbd)"
+                    )
+                }),
+        }
+    }
+}
+
+/// How a version's family was chosen, as stored and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectedBy {
+    /// Lowest BIC among the families that fitted.
+    Bic,
+    /// Lowest AIC among the families that fitted.
+    Aic,
+    /// The request named this family alone.
+    Requested,
+    /// The setting pinned this family.
+    Pinned,
+}
+
+impl SelectedBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            SelectedBy::Bic => "bic",
+            SelectedBy::Aic => "aic",
+            SelectedBy::Requested => "requested",
+            SelectedBy::Pinned => "pinned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            SelectedBy::Bic,
+            SelectedBy::Aic,
+            SelectedBy::Requested,
+            SelectedBy::Pinned,
+        ]
+        .into_iter()
+        .find(|v| v.name() == s)
+    }
+}
+
+/// What one family's fit found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CandidateFit {
+    pub params: PurchaseParameters,
+    /// Log-likelihood with time in days.
+    pub log_likelihood_days: f64,
+    /// 2k − 2 LL (days).
+    pub aic_days: f64,
+    /// k ln(n) − 2 LL (days), n = customers.
+    pub bic_days: f64,
+    pub converged: bool,
+    pub iterations: u64,
+}
+
+impl CandidateFit {
+    /// The figure `criterion` compares (lower is better).
+    pub fn score(&self, criterion: Criterion) -> f64 {
+        match criterion {
+            Criterion::Bic => self.bic_days,
+            Criterion::Aic => self.aic_days,
+        }
+    }
+}
+
+/// One family fitted for a version: its fit, or why it failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilyCandidate {
+    pub family: PurchaseFamily,
+    pub outcome: Result<CandidateFit, FitFailure>,
+}
+
+/// The candidate to activate under `criterion`: the succeeded one with the
+/// lowest criterion (ties: the earlier in `candidates`).
+pub fn select_candidate(candidates: &[FamilyCandidate], criterion: Criterion) -> Option<usize> {
+    candidates
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((i, c.outcome.as_ref().ok()?.score(criterion))))
+        .filter(|(_, v)| v.is_finite())
+        .fold(None, |best: Option<(usize, f64)>, (i, v)| match best {
+            Some((_, b)) if b <= v => best,
+            _ => Some((i, v)),
+        })
+        .map(|(i, _)| i)
 }
 
 /// Gamma-Gamma parameters (gamma in currency units), or their standard errors.
@@ -26,9 +183,13 @@ pub struct SpendParameters {
 /// What a successful fit found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FittedModels {
+    /// The activated family's parameters.
     pub purchases: PurchaseParameters,
     pub purchases_standard_errors: Option<PurchaseParameters>,
-    /// BG/NBD log-likelihood with time in days.
+    /// How the family was chosen (`None` on versions stored before
+    /// families existed).
+    pub selected_by: Option<SelectedBy>,
+    /// The activated family's log-likelihood with time in days.
     pub log_likelihood_days: f64,
     pub iterations: u64,
     pub converged: bool,
@@ -74,6 +235,8 @@ pub struct NewModelVersion {
     /// Transactions ever recorded when the fit started: the refit job
     /// compares it with the current count.
     pub transactions_counter: Option<i64>,
+    /// Every family fitted, in [`PurchaseFamily::ALL`] order.
+    pub candidates: Vec<FamilyCandidate>,
 }
 
 /// A stored version.

@@ -17,7 +17,7 @@ mod scoring;
 pub use batcher::{BackendError, ShuttingDown};
 pub use ingest::{BatchRecorded, Entry, Ingest, IngestError, Recorded};
 pub use models::{
-    Comparison, Evaluation, Models, ModelsError, ModelsPage, RefitOutcome, RefitPolicy,
+    Comparison, Evaluation, FitChoice, Models, ModelsError, ModelsPage, RefitOutcome, RefitPolicy,
 };
 pub use no_model::NoActiveModel;
 pub use page_token_key::{PageTokenKeyError, PageTokenKeys};

@@ -1,9 +1,14 @@
 //! Fitting, versioning and reading the population models.
 //!
 //! A fit reads the grouped summaries as of a day (storage groups them where
-//! the data lives), fits BG/NBD and Gamma-Gamma off the async workers, and
-//! stores the outcome as a new version: fitted parameters, or the reason the
-//! data could not support a fit (the active model then stays as it was).
+//! the data lives), fits the requested purchase families (BG/NBD, MBG/NBD,
+//! Pareto/NBD, one thread each) and Gamma-Gamma off the async workers,
+//! chooses the family to activate by the selection policy (docs/model.md
+//! "Choosing the family"), and stores the outcome as a new version with
+//! every family's fit as its candidates: fitted parameters, or the reason
+//! the data could not support a fit (the active model then stays as it
+//! was). A family that fails is a failed candidate, not a failed fit, while
+//! another family succeeds.
 //!
 //! One fit runs at a time: in this process a mutex orders the fits, and
 //! across replicas a PostgreSQL advisory lock, tried (never waited on with
@@ -17,8 +22,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clv_model::{
-    evaluate_holdout, fit_bgnbd, fit_gamma_gamma, BgNbdFit, BgNbdFitInput,
+    evaluate_holdout, fit_bgnbd, fit_family, fit_gamma_gamma, BgNbdFit, BgNbdFitInput,
     CustomerSummary as ModelSummary, FitOptions, GammaGammaFitInput, HoldoutEvaluation, ModelError,
+    PurchaseFamilyFit,
 };
 
 use tokio::{sync::Mutex, task::JoinError};
@@ -31,8 +37,9 @@ use super::{
 };
 use crate::{
     domain::{
-        FitFailure, FittedModels, ModelVersion, ModelsCursor, NewModelVersion, PurchaseParameters,
-        SpendParameters, TokenError,
+        select_candidate, CandidateFit, Criterion, FamilyCandidate, FitFailure, FittedModels,
+        ModelSelection, ModelVersion, ModelsCursor, NewModelVersion, PurchaseFamily,
+        PurchaseParameters, SelectedBy, SpendParameters, TokenError,
     },
     storage::{FitData, Storage, StorageError},
 };
@@ -177,9 +184,53 @@ impl Evaluation {
     }
 }
 
+/// What one fit is asked for: the families (empty: the setting's) and a
+/// criterion overriding the setting's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FitChoice {
+    pub families: Vec<PurchaseFamily>,
+    pub criterion: Option<Criterion>,
+}
+
+/// How the family to activate is picked among the fitted ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// The best by the criterion.
+    Best(Criterion),
+    /// This family (the only one fitted).
+    Only(PurchaseFamily, SelectedBy),
+}
+
+/// The families to fit and the rule, from the setting and the request:
+/// families named by the request are fitted (one alone is activated as
+/// `requested`); with none named, a pinned setting fits its family alone
+/// (unless the request asks for a criterion), otherwise every family.
+fn plan(setting: ModelSelection, choice: &FitChoice) -> (Vec<PurchaseFamily>, Rule) {
+    let setting_criterion = match setting {
+        ModelSelection::Criterion(c) => c,
+        ModelSelection::Pinned(_) => Criterion::Bic,
+    };
+    let criterion = choice.criterion.unwrap_or(setting_criterion);
+    if !choice.families.is_empty() {
+        let mut families = choice.families.clone();
+        families.sort();
+        families.dedup();
+        return match families[..] {
+            [only] => (families, Rule::Only(only, SelectedBy::Requested)),
+            _ => (families, Rule::Best(criterion)),
+        };
+    }
+    match (setting, choice.criterion) {
+        (ModelSelection::Pinned(f), None) => (vec![f], Rule::Only(f, SelectedBy::Pinned)),
+        _ => (PurchaseFamily::ALL.to_vec(), Rule::Best(criterion)),
+    }
+}
+
 pub struct Models {
     storage: Storage,
     time_zone: Tz,
+    /// CLVD_MODEL_SELECTION.
+    selection: ModelSelection,
     /// Bumped after each successful fit.
     epoch: ModelEpoch,
     /// This process's turn to fit: waited for without holding a database
@@ -217,10 +268,16 @@ pub enum RefitOutcome {
 }
 
 impl Models {
-    pub fn new(storage: Storage, time_zone: Tz, epoch: ModelEpoch) -> Self {
+    pub fn new(
+        storage: Storage,
+        time_zone: Tz,
+        epoch: ModelEpoch,
+        selection: ModelSelection,
+    ) -> Self {
         Self {
             storage,
             time_zone,
+            selection,
             epoch,
             turn: Mutex::new(()),
         }
@@ -233,6 +290,7 @@ impl Models {
     pub async fn fit(
         &self,
         as_of: DateTime<Utc>,
+        choice: &FitChoice,
         caller: &CancellationToken,
     ) -> Result<ModelVersion, ModelsError> {
         let _turn = tokio::select! {
@@ -253,7 +311,7 @@ impl Models {
                 () = tokio::time::sleep(FIT_LOCK_RETRY) => {}
             }
         };
-        let result = self.fit_locked(as_of).await;
+        let result = self.fit_locked(as_of, choice).await;
         lock.release().await?;
         result
     }
@@ -273,7 +331,7 @@ impl Models {
         };
         let outcome = match self.due(policy, now).await {
             Ok(None) => Ok(RefitOutcome::NotDue),
-            Ok(Some(why)) => match self.fit_locked(now).await {
+            Ok(Some(why)) => match self.fit_locked(now, &FitChoice::default()).await {
                 Ok(m) => Ok(RefitOutcome::Fitted {
                     version: m.version,
                     why,
@@ -321,23 +379,30 @@ impl Models {
         Ok(None)
     }
 
-    async fn fit_locked(&self, as_of: DateTime<Utc>) -> Result<ModelVersion, ModelsError> {
+    async fn fit_locked(
+        &self,
+        as_of: DateTime<Utc>,
+        choice: &FitChoice,
+    ) -> Result<ModelVersion, ModelsError> {
         let transactions_counter = Some(self.storage.transactions_counter().await?);
         let previous = self.storage.model(None).await?.map(|m| m.version);
         let as_of_day = as_of.with_timezone(&self.time_zone).date_naive();
         let data = self.storage.fit_data(as_of_day).await?;
         let started = Instant::now();
-        let (outcome, counts) = tokio::task::spawn_blocking(move || fit_all(&data))
-            .await
-            .map_err(ModelsError::task("fit"))?;
+        let (families, rule) = plan(self.selection, choice);
+        let (outcome, candidates, counts) =
+            tokio::task::spawn_blocking(move || fit_all(&data, &families, rule))
+                .await
+                .map_err(ModelsError::task("fit"))?;
         let new = NewModelVersion {
             as_of,
-            outcome: outcome.map_err(FitFailure::new),
+            outcome,
             customers: counts.customers,
             spend_customers: counts.spend_customers,
             repeat_occasions: counts.repeat_occasions,
             fit_duration: started.elapsed(),
             transactions_counter,
+            candidates,
         };
         let stored = self.storage.insert_model(&new).await?;
         match &stored.fit.outcome {
@@ -498,8 +563,18 @@ struct Counts {
     repeat_occasions: i64,
 }
 
-/// Both fits on grouped data (CPU-bound: runs on a blocking thread).
-fn fit_all(data: &FitData) -> (Result<FittedModels, ModelError>, Counts) {
+/// Every family's fit, the family chosen by `rule`, and Gamma-Gamma, on
+/// grouped data (CPU-bound: runs on a blocking thread; the families fit on
+/// one thread each).
+fn fit_all(
+    data: &FitData,
+    families: &[PurchaseFamily],
+    rule: Rule,
+) -> (
+    Result<FittedModels, FitFailure>,
+    Vec<FamilyCandidate>,
+    Counts,
+) {
     let counts = Counts {
         customers: data
             .purchase_groups
@@ -513,52 +588,125 @@ fn fit_all(data: &FitData) -> (Result<FittedModels, ModelError>, Counts) {
             .map(|g| g.x as i64 * g.customers as i64)
             .sum(),
     };
-    let fit = || -> Result<FittedModels, ModelError> {
-        let options = FitOptions::default();
-        let purchases = fit_bgnbd(
-            &BgNbdFitInput::from_groups(
-                data.purchase_groups
-                    .iter()
-                    .map(|g| (g.x, g.t_x, g.t, g.customers)),
-            )?,
-            &options,
-        )?;
-        let spend = fit_gamma_gamma(
+    let options = FitOptions::default();
+    let input = match BgNbdFitInput::from_groups(
+        data.purchase_groups
+            .iter()
+            .map(|g| (g.x, g.t_x, g.t, g.customers)),
+    ) {
+        Ok(input) => input,
+        Err(e) => return (Err(FitFailure::new(e)), Vec::new(), counts),
+    };
+    let (input, options_ref) = (&input, &options);
+    let fits: Vec<Result<PurchaseFamilyFit, ModelError>> = std::thread::scope(|scope| {
+        let running: Vec<_> = families
+            .iter()
+            .map(|&f| scope.spawn(move || fit_family(f, input, options_ref)))
+            .collect();
+        running
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let candidates: Vec<FamilyCandidate> = families
+        .iter()
+        .zip(&fits)
+        .map(|(&family, fit)| FamilyCandidate {
+            family,
+            outcome: fit.as_ref().map(candidate_fit).map_err(FitFailure::new),
+        })
+        .collect();
+    let chosen = match rule {
+        Rule::Best(criterion) => select_candidate(&candidates, criterion).map(|i| {
+            let by = match criterion {
+                Criterion::Bic => SelectedBy::Bic,
+                Criterion::Aic => SelectedBy::Aic,
+            };
+            (i, by)
+        }),
+        Rule::Only(family, by) => families
+            .iter()
+            .position(|&f| f == family)
+            .filter(|&i| fits[i].is_ok())
+            .map(|i| (i, by)),
+    };
+    let Some((index, selected_by)) = chosen else {
+        return (Err(every_family_failed(&candidates)), candidates, counts);
+    };
+    let Ok(purchases) = &fits[index] else {
+        return (Err(every_family_failed(&candidates)), candidates, counts);
+    };
+    let spend = || -> Result<_, ModelError> {
+        fit_gamma_gamma(
             &GammaGammaFitInput::from_groups(
                 data.spend_groups.iter().map(|g| (g.x, g.m, g.customers)),
             )?,
             &options,
-        )?;
-        let (p, s) = (purchases.params, spend.params);
-        Ok(FittedModels {
-            purchases: PurchaseParameters {
-                r: p.r(),
-                alpha_days: p.alpha(),
-                a: p.a(),
-                b: p.b(),
-            },
-            purchases_standard_errors: purchases.standard_errors.map(|se| PurchaseParameters {
-                r: se.r,
-                alpha_days: se.alpha,
-                a: se.a,
-                b: se.b,
-            }),
-            log_likelihood_days: purchases.report.log_likelihood,
-            iterations: purchases.report.iterations,
-            converged: purchases.report.converged,
-            spend: SpendParameters {
-                p: s.p(),
-                q: s.q(),
-                gamma: s.gamma(),
-            },
-            spend_standard_errors: spend.standard_errors.map(|se| SpendParameters {
-                p: se.p,
-                q: se.q,
-                gamma: se.gamma,
-            }),
-            spend_log_likelihood: spend.report.log_likelihood,
-            frequency_spend_correlation: spend.frequency_spend_correlation,
-        })
+        )
     };
-    (fit(), counts)
+    let spend = match spend() {
+        Ok(spend) => spend,
+        Err(e) => return (Err(FitFailure::new(e)), candidates, counts),
+    };
+    let s = spend.params;
+    let family = purchases.family();
+    let fitted = FittedModels {
+        purchases: purchases.params.into(),
+        purchases_standard_errors: purchases
+            .standard_errors
+            .map(|values| PurchaseParameters { family, values }),
+        selected_by: Some(selected_by),
+        log_likelihood_days: purchases.report.log_likelihood,
+        iterations: purchases.report.iterations,
+        converged: purchases.report.converged,
+        spend: SpendParameters {
+            p: s.p(),
+            q: s.q(),
+            gamma: s.gamma(),
+        },
+        spend_standard_errors: spend.standard_errors.map(|se| SpendParameters {
+            p: se.p,
+            q: se.q,
+            gamma: se.gamma,
+        }),
+        spend_log_likelihood: spend.report.log_likelihood,
+        frequency_spend_correlation: spend.frequency_spend_correlation,
+    };
+    (Ok(fitted), candidates, counts)
+}
+
+/// A successful family fit as a candidate (AIC and BIC in days).
+fn candidate_fit(fit: &PurchaseFamilyFit) -> CandidateFit {
+    CandidateFit {
+        params: fit.params.into(),
+        log_likelihood_days: fit.report.log_likelihood,
+        aic_days: fit.aic(),
+        bic_days: fit.bic(),
+        converged: fit.report.converged,
+        iterations: fit.report.iterations,
+    }
+}
+
+/// Why no family could be activated: the one reason when every family
+/// failed for the same one (or only one was fitted), else each family's.
+fn every_family_failed(candidates: &[FamilyCandidate]) -> FitFailure {
+    let reasons: Vec<(PurchaseFamily, &str)> = candidates
+        .iter()
+        .filter_map(|c| Some((c.family, c.outcome.as_ref().err()?.as_str())))
+        .collect();
+    match reasons.first() {
+        None => FitFailure::new("no purchase family was fitted"),
+        Some((_, first)) if reasons.iter().all(|(_, r)| r == first) => FitFailure::new(first),
+        Some(_) => FitFailure::new(format!(
+            "no purchase family could be fitted: {}",
+            reasons
+                .iter()
+                .map(|(f, r)| format!("{}: {r}", f.paper_name()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+    }
 }

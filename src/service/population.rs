@@ -2,18 +2,18 @@
 //! risk, RFM quintiles, segments and value tiers, stored per version.
 
 use chrono::NaiveDate;
-use clv_model::{BgNbdParams, ClvModel, GammaGammaParams, ModelError, ScoreOptions};
+use clv_model::{ClvModel, GammaGammaParams, ModelError, ScoreOptions};
 
 use super::scoring::model_summary;
 use crate::domain::{
     quintiles, value_tiers, CustomerSummary, FittedModels, PopulationScore, Segment,
 };
 
-/// The models of a fit, ready to score.
+/// The models of a fit, ready to score (the activated purchase family).
 pub(crate) fn clv_model(fitted: &FittedModels) -> Result<ClvModel, ModelError> {
-    let (p, s) = (fitted.purchases, fitted.spend);
+    let s = fitted.spend;
     Ok(ClvModel {
-        purchases: BgNbdParams::new(p.r, p.alpha_days, p.a, p.b)?.into(),
+        purchases: fitted.purchases.model()?,
         spend: GammaGammaParams::new(s.p, s.q, s.gamma)?,
     })
 }

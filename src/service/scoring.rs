@@ -19,8 +19,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clv_model::{
-    BgNbdParams, ClvModel, CustomerSummary as ModelSummary, GammaGammaParams, ModelError,
-    ScoreOptions,
+    ClvModel, CustomerSummary as ModelSummary, ModelError, PurchaseFamily, ScoreOptions,
 };
 use tokio::sync::RwLock;
 
@@ -74,6 +73,8 @@ impl ChurnPolicy {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Prediction {
     pub model_version: i64,
+    /// The purchase family of that version.
+    pub family: PurchaseFamily,
     pub probability_alive: f64,
     pub churn_risk: f64,
     pub band: Band,
@@ -190,6 +191,8 @@ pub struct AtRiskPage {
     pub next_page_token: String,
     /// The version the whole listing reads.
     pub version: i64,
+    /// That version's purchase family.
+    pub family: Option<PurchaseFamily>,
 }
 
 #[derive(Clone, Copy)]
@@ -345,10 +348,10 @@ impl Scoring {
             }
             Some(t)
         };
-        let version = match &token {
-            Some(t) => t.version,
+        let (version, cached_family) = match &token {
+            Some(t) => (t.version, None),
             None => match self.active_model().await? {
-                Some(m) => m.version,
+                Some(m) => (m.version, m.model.ok().map(|m| m.purchases.family())),
                 None => return Err(NoActiveModel::read(&self.storage).await?.into()),
             },
         };
@@ -382,8 +385,17 @@ impl Scoring {
             .seal(keys.key().await?),
             _ => String::new(),
         };
+        let family = match cached_family {
+            Some(f) => Some(f),
+            None => self
+                .storage
+                .model(Some(version))
+                .await?
+                .and_then(|m| m.fitted().map(|f| f.purchases.family)),
+        };
         Ok(AtRiskPage {
             customers,
+            family,
             next_page_token,
             version,
         })
@@ -449,19 +461,8 @@ impl Scoring {
 /// refuses (logged).
 fn usable(m: &ModelVersion) -> Option<CachedModel> {
     let f = m.fitted()?;
-    let model = BgNbdParams::new(
-        f.purchases.r,
-        f.purchases.alpha_days,
-        f.purchases.a,
-        f.purchases.b,
-    )
-    .and_then(|p| {
-        Ok(ClvModel {
-            purchases: p.into(),
-            spend: GammaGammaParams::new(f.spend.p, f.spend.q, f.spend.gamma)?,
-        })
-    })
-    .map_err(|e| tracing::error!(version = m.version, error = %e, "stored model is unusable"));
+    let model = super::population::clv_model(f)
+        .map_err(|e| tracing::error!(version = m.version, error = %e, "stored model is unusable"));
     Some(CachedModel {
         version: m.version,
         model,
@@ -518,6 +519,7 @@ fn predict(
     let churn_risk = 1.0 - s.probability_alive;
     Ok(Prediction {
         model_version: version,
+        family: model.purchases.family(),
         probability_alive: s.probability_alive,
         churn_risk,
         band: policy.band(churn_risk),

@@ -1,4 +1,5 @@
-//! Model versions (the `models` table) and the fit lock.
+//! Model versions (the `models` table, and each version's fitted purchase
+//! families in `model_candidates`) and the fit lock.
 
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use super::{
     Storage, StorageError,
 };
 use crate::domain::{
-    FitFailure, FittedModels, ModelVersion, NewModelVersion, PurchaseParameters, SpendParameters,
+    CandidateFit, FamilyCandidate, FitFailure, FittedModels, ModelVersion, NewModelVersion,
+    PurchaseFamily, PurchaseParameters, SelectedBy, SpendParameters,
 };
 
 /// The columns of a [`ModelRow`].
@@ -20,9 +22,14 @@ macro_rules! model_columns {
         "version, created_at, as_of, state, failure, customers, spend_customers, repeat_occasions,
          r, alpha_days, a, b, se_r, se_alpha_days, se_a, se_b, log_likelihood_days, iterations,
          converged, p, q, gamma, se_p, se_q, se_gamma, gamma_gamma_log_likelihood,
-         frequency_spend_correlation, fit_seconds, transactions_counter"
+         frequency_spend_correlation, fit_seconds, transactions_counter, family, selected_by,
+         s, beta_days, se_s, se_beta_days"
     };
 }
+
+/// The columns of a [`CandidateRow`].
+const CANDIDATE_COLUMNS: &str = "version, family, p1, p2, p3, p4, log_likelihood_days, aic_days,
+     bic_days, converged, iterations, failure";
 
 /// `SELECT` [`model_columns!`] `FROM models`, then `$tail`.
 macro_rules! select_models {
@@ -70,13 +77,56 @@ impl Storage {
         Ok(got.then_some(FitLock(tx)))
     }
 
-    /// Stores a fit (successful or not) as a new version, not yet active.
+    /// Stores a fit (successful or not) as a new version, not yet active,
+    /// with its candidates, in one transaction.
     pub async fn insert_model(&self, m: &NewModelVersion) -> Result<ModelVersion, StorageError> {
+        let mut tx = self.pool.begin().await?;
         let mut q = QueryBuilder::new("INSERT INTO models ");
         push_insert_values(&mut q, FitColumns::new(m));
         q.push(concat!(" RETURNING ", model_columns!()));
-        let row: ModelRow = q.build_query_as().fetch_one(&self.pool).await?;
-        row.decode()
+        let row: ModelRow = q.build_query_as().fetch_one(&mut *tx).await?;
+        for c in &m.candidates {
+            let mut q = QueryBuilder::new("INSERT INTO model_candidates ");
+            push_insert_values(&mut q, CandidateColumns::new(row.version, c));
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        row.decode(m.candidates.clone())
+    }
+
+    /// The candidates of `rows`' versions, then the versions decoded. The
+    /// candidates are read from the primary: written in the same
+    /// transaction as their version, they are there whichever pool read it.
+    async fn decode_models(&self, rows: Vec<ModelRow>) -> Result<Vec<ModelVersion>, StorageError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let versions: Vec<i64> = rows.iter().map(|r| r.version).collect();
+        let candidates: Vec<CandidateRow> = sqlx::query_as(&format!(
+            "SELECT {CANDIDATE_COLUMNS} FROM model_candidates WHERE version = ANY($1)
+             ORDER BY version, family"
+        ))
+        .bind(&versions)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let mine = candidates
+                    .iter()
+                    .filter(|c| c.version == row.version)
+                    .map(CandidateRow::decode)
+                    .collect::<Result<Vec<_>, _>>()?;
+                row.decode(mine)
+            })
+            .collect()
+    }
+
+    /// One row decoded with its candidates.
+    async fn decode_model(
+        &self,
+        row: Option<ModelRow>,
+    ) -> Result<Option<ModelVersion>, StorageError> {
+        Ok(self.decode_models(row.into_iter().collect()).await?.pop())
     }
 
     /// A version, or (with `None`) the newest successful one.
@@ -97,7 +147,7 @@ impl Storage {
                 .await?
             }
         };
-        row.map(ModelRow::decode).transpose()
+        self.decode_model(row).await
     }
 
     /// The model active at `at` for a point-in-time score: the newest
@@ -114,7 +164,7 @@ impl Storage {
         .bind(at)
         .fetch_optional(&self.reads)
         .await?;
-        row.map(ModelRow::decode).transpose()
+        self.decode_model(row).await
     }
 
     /// Makes a successful version the active one (after its customer scores
@@ -134,7 +184,7 @@ impl Storage {
         let row: Option<ModelRow> = sqlx::query_as(select_models!("ORDER BY version DESC LIMIT 1"))
             .fetch_optional(&self.pool)
             .await?;
-        row.map(ModelRow::decode).transpose()
+        self.decode_model(row).await
     }
 
     /// Versions below `before` (all when `None`), newest first.
@@ -150,7 +200,7 @@ impl Storage {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(ModelRow::decode).collect()
+        self.decode_models(rows).await
     }
 }
 
@@ -191,7 +241,88 @@ columns! {
         frequency_spend_correlation: Option<f64>,
         fit_seconds: f64,
         transactions_counter: Option<i64>,
+        family: Option<String>,
+        selected_by: Option<String>,
+        s: Option<f64>,
+        beta_days: Option<f64>,
+        se_s: Option<f64>,
+        se_beta_days: Option<f64>,
     }
+}
+
+columns! {
+    /// A `model_candidates` row: one family fitted for a version.
+    #[derive(Debug, sqlx::FromRow)]
+    struct CandidateColumns {
+        version: i64,
+        family: String,
+        p1: Option<f64>,
+        p2: Option<f64>,
+        p3: Option<f64>,
+        p4: Option<f64>,
+        log_likelihood_days: Option<f64>,
+        aic_days: Option<f64>,
+        bic_days: Option<f64>,
+        converged: Option<bool>,
+        iterations: Option<i64>,
+        failure: Option<String>,
+    }
+}
+
+/// A `model_candidates` row as [`CANDIDATE_COLUMNS`] reads it.
+type CandidateRow = CandidateColumns;
+
+impl CandidateColumns {
+    fn new(version: i64, c: &FamilyCandidate) -> Self {
+        let fit = c.outcome.as_ref().ok();
+        let [p1, p2, p3, p4] = fit.map_or([None; 4], |f| f.params.values.map(Some));
+        Self {
+            version,
+            family: c.family.name().to_owned(),
+            p1,
+            p2,
+            p3,
+            p4,
+            log_likelihood_days: fit.map(|f| f.log_likelihood_days),
+            aic_days: fit.map(|f| f.aic_days),
+            bic_days: fit.map(|f| f.bic_days),
+            converged: fit.map(|f| f.converged),
+            iterations: fit.map(|f| f.iterations as i64),
+            failure: c.outcome.as_ref().err().map(|f| f.as_str().to_owned()),
+        }
+    }
+
+    fn decode(&self) -> Result<FamilyCandidate, StorageError> {
+        let family = family("model_candidates.family", &self.family)?;
+        let outcome = match &self.failure {
+            Some(reason) => Err(FitFailure::new(reason)),
+            None => Ok(CandidateFit {
+                params: PurchaseParameters {
+                    family,
+                    values: [
+                        required("model_candidates.p1", self.p1)?,
+                        required("model_candidates.p2", self.p2)?,
+                        required("model_candidates.p3", self.p3)?,
+                        required("model_candidates.p4", self.p4)?,
+                    ],
+                },
+                log_likelihood_days: required(
+                    "model_candidates.log_likelihood_days",
+                    self.log_likelihood_days,
+                )?,
+                aic_days: required("model_candidates.aic_days", self.aic_days)?,
+                bic_days: required("model_candidates.bic_days", self.bic_days)?,
+                converged: required("model_candidates.converged", self.converged)?,
+                iterations: required("model_candidates.iterations", self.iterations)?.max(0) as u64,
+            }),
+        };
+        Ok(FamilyCandidate { family, outcome })
+    }
+}
+
+/// A stored family name.
+fn family(column: &str, name: &str) -> Result<PurchaseFamily, StorageError> {
+    name.parse().map_err(|e| StorageError::corrupt(column, e))
 }
 
 /// A `models` row as [`model_columns!`] reads it.
@@ -204,20 +335,51 @@ struct ModelRow {
 }
 
 impl ModelRow {
-    fn decode(self) -> Result<ModelVersion, StorageError> {
+    /// The version with its stored candidates; one stored before families
+    /// existed (none) reads as BG/NBD with one candidate built from the row.
+    fn decode(self, candidates: Vec<FamilyCandidate>) -> Result<ModelVersion, StorageError> {
+        let mut fit = self.fit.decode()?;
+        fit.candidates = if candidates.is_empty() {
+            vec![legacy_candidate(&fit)]
+        } else {
+            candidates
+        };
         Ok(ModelVersion {
             version: self.version,
             created_at: self.created_at,
-            fit: self.fit.decode()?,
+            fit,
         })
+    }
+}
+
+/// The one BG/NBD candidate of a version stored before families existed.
+fn legacy_candidate(fit: &NewModelVersion) -> FamilyCandidate {
+    let outcome = match &fit.outcome {
+        Ok(f) => {
+            let k = PurchaseFamily::BgNbd.parameter_count() as f64;
+            let ll = f.log_likelihood_days;
+            Ok(CandidateFit {
+                params: f.purchases,
+                log_likelihood_days: ll,
+                aic_days: 2.0 * k - 2.0 * ll,
+                bic_days: k * (fit.customers.max(1) as f64).ln() - 2.0 * ll,
+                converged: f.converged,
+                iterations: f.iterations,
+            })
+        }
+        Err(reason) => Err(reason.clone()),
+    };
+    FamilyCandidate {
+        family: PurchaseFamily::BgNbd,
+        outcome,
     }
 }
 
 impl FitColumns {
     fn new(m: &NewModelVersion) -> Self {
         let f = m.outcome.as_ref().ok();
-        let [r, alpha_days, a, b] = purchase_values(f.map(|f| f.purchases));
-        let [se_r, se_alpha_days, se_a, se_b] =
+        let [r, alpha_days, a, b, s, beta_days] = purchase_values(f.map(|f| f.purchases));
+        let [se_r, se_alpha_days, se_a, se_b, se_s, se_beta_days] =
             purchase_values(f.and_then(|f| f.purchases_standard_errors));
         let [p, q, gamma] = spend_values(f.map(|f| f.spend));
         let [se_p, se_q, se_gamma] = spend_values(f.and_then(|f| f.spend_standard_errors));
@@ -249,6 +411,12 @@ impl FitColumns {
             frequency_spend_correlation: f.map(|f| f.frequency_spend_correlation),
             fit_seconds: m.fit_duration.as_secs_f64(),
             transactions_counter: m.transactions_counter,
+            family: f.map(|f| f.purchases.family.name().to_owned()),
+            selected_by: f.and_then(|f| f.selected_by).map(|s| s.name().to_owned()),
+            s,
+            beta_days,
+            se_s,
+            se_beta_days,
         }
     }
 
@@ -266,6 +434,7 @@ impl FitColumns {
             repeat_occasions: self.repeat_occasions,
             fit_duration: Duration::from_secs_f64(self.fit_seconds.max(0.0)),
             transactions_counter: self.transactions_counter,
+            candidates: Vec::new(),
         })
     }
 
@@ -274,15 +443,37 @@ impl FitColumns {
     fn fitted(&self) -> Result<FittedModels, StorageError> {
         let estimates =
             |columns: &str| StorageError::corrupt(columns, "NULL on a successful version");
+        let family = family("family", &required("family", self.family.clone())?)?;
         Ok(FittedModels {
-            purchases: purchase_parameters([self.r, self.alpha_days, self.a, self.b])
-                .ok_or_else(|| estimates("r, alpha_days, a, b"))?,
-            purchases_standard_errors: purchase_parameters([
-                self.se_r,
-                self.se_alpha_days,
-                self.se_a,
-                self.se_b,
-            ]),
+            purchases: purchase_parameters(
+                family,
+                [
+                    self.r,
+                    self.alpha_days,
+                    self.a,
+                    self.b,
+                    self.s,
+                    self.beta_days,
+                ],
+            )
+            .ok_or_else(|| estimates("r, alpha_days and a, b or s, beta_days"))?,
+            purchases_standard_errors: purchase_parameters(
+                family,
+                [
+                    self.se_r,
+                    self.se_alpha_days,
+                    self.se_a,
+                    self.se_b,
+                    self.se_s,
+                    self.se_beta_days,
+                ],
+            ),
+            selected_by: match &self.selected_by {
+                None => None,
+                Some(s) => Some(
+                    SelectedBy::parse(s).ok_or_else(|| StorageError::corrupt("selected_by", s))?,
+                ),
+            },
             log_likelihood_days: required("log_likelihood_days", self.log_likelihood_days)?,
             iterations: required("iterations", self.iterations)?.max(0) as u64,
             converged: required("converged", self.converged)?,
@@ -301,20 +492,31 @@ impl FitColumns {
     }
 }
 
-/// BG/NBD parameters as their columns' values, in `r, alpha_days, a, b`
-/// order (all NULL for none).
-fn purchase_values(p: Option<PurchaseParameters>) -> [Option<f64>; 4] {
-    p.map_or([None; 4], |p| [p.r, p.alpha_days, p.a, p.b].map(Some))
+/// A family's parameters as their columns' values, in `r, alpha_days, a,
+/// b, s, beta_days` order: BG/NBD and MBG/NBD fill a, b; Pareto/NBD s,
+/// beta_days (all NULL for none).
+fn purchase_values(p: Option<PurchaseParameters>) -> [Option<f64>; 6] {
+    let Some(p) = p else {
+        return [None; 6];
+    };
+    let [r, alpha, third, fourth] = p.values.map(Some);
+    match p.family {
+        PurchaseFamily::ParetoNbd => [r, alpha, None, None, third, fourth],
+        PurchaseFamily::BgNbd | PurchaseFamily::MbgNbd => [r, alpha, third, fourth, None, None],
+    }
 }
 
-/// BG/NBD parameters from their columns' values: `None` unless all are set.
-fn purchase_parameters([r, alpha_days, a, b]: [Option<f64>; 4]) -> Option<PurchaseParameters> {
-    Some(PurchaseParameters {
-        r: r?,
-        alpha_days: alpha_days?,
-        a: a?,
-        b: b?,
-    })
+/// A family's parameters from their columns' values (see
+/// [`purchase_values`]): `None` unless the family's four are all set.
+fn purchase_parameters(
+    family: PurchaseFamily,
+    [r, alpha, a, b, s, beta]: [Option<f64>; 6],
+) -> Option<PurchaseParameters> {
+    let values = match family {
+        PurchaseFamily::ParetoNbd => [r?, alpha?, s?, beta?],
+        PurchaseFamily::BgNbd | PurchaseFamily::MbgNbd => [r?, alpha?, a?, b?],
+    };
+    Some(PurchaseParameters { family, values })
 }
 
 /// Gamma-Gamma parameters as their columns' values, in `p, q, gamma` order.

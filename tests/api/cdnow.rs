@@ -100,17 +100,22 @@ async fn cdnow_imported_as_dated_fits_the_published_parameters() {
     assert_eq!(app.count("SELECT count(*) FROM customers").await, 2_357);
 
     // As of the end of 1997-09-30: T of a 1997-01-01 customer is 272 days,
-    // 38.86 weeks, as in the published calibration data.
+    // 38.86 weeks, as in the published calibration data. BG/NBD asked for
+    // by name: the published parameters are BG/NBD's.
     let model = models(&app)
         .await
-        .fit_model(fit_request(
-            NaiveDate::from_ymd_opt(1997, 9, 30).unwrap(),
-            pb::TimeUnit::Week,
-        ))
+        .fit_model(pb::FitModelRequest {
+            families: vec![pb::ModelFamily::BgNbd as i32],
+            ..fit_request(
+                NaiveDate::from_ymd_opt(1997, 9, 30).unwrap(),
+                pb::TimeUnit::Week,
+            )
+        })
         .await
         .expect("fit")
         .into_inner();
     assert_eq!(model.state, pb::ModelState::Succeeded as i32);
+    assert_eq!(model.family, pb::ModelFamily::BgNbd as i32);
     assert_eq!(model.time_unit, pb::TimeUnit::Week as i32);
     assert_eq!(model.customers, 2_357);
     assert_eq!(model.spend_customers, 946);

@@ -18,7 +18,7 @@ use crate::{
 
 /// Runs `clvd <args>` against `server` with a clean environment (plus
 /// `env`), and returns what it printed and its exit status.
-async fn clvd_at(server: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub async fn clvd_at(server: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_clvd"));
     cmd.args(args)
         .args(["--server", server])

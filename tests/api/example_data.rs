@@ -186,6 +186,7 @@ async fn it_imports_whole_fits_and_makes_a_decaying_cohort_table() {
         .fit_model(pb::FitModelRequest {
             as_of: Some(timestamp(as_of())),
             time_unit: pb::TimeUnit::Day as i32,
+            ..Default::default()
         })
         .await
         .expect("the fit succeeds")

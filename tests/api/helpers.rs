@@ -15,6 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use clvd::{
     api::pb::{self, ingest_service_client::IngestServiceClient},
     config::Settings,
+    domain::{ModelSelection, PurchaseFamily},
     embedded_postgres::{EmbeddedOptions, EmbeddedPostgres},
     startup::Application,
     storage::{CustomerSummary, Storage},
@@ -183,6 +184,10 @@ pub async fn spawn_app_at(
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let mut settings = Settings::for_database(database_url.clone());
+    // The suite's tests of fitting and scoring compare with BG/NBD; the
+    // tests of the other families and of selection (families.rs) set their
+    // own selection.
+    settings.model_selection = ModelSelection::Pinned(PurchaseFamily::BgNbd);
     configure(&mut settings);
     let app = Application::build(settings)
         .await

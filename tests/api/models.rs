@@ -129,6 +129,7 @@ pub fn fit_request(day: NaiveDate, unit: pb::TimeUnit) -> pb::FitModelRequest {
     pb::FitModelRequest {
         as_of: Some(timestamp(end)),
         time_unit: unit as i32,
+        ..Default::default()
     }
 }
 
@@ -318,6 +319,7 @@ async fn bad_model_arguments_name_the_field() {
     let future = pb::FitModelRequest {
         as_of: Some(timestamp(chrono::Utc::now() + Duration::days(2))),
         time_unit: 0,
+        ..Default::default()
     };
     let cases: Vec<(tonic::Status, &str)> = vec![
         (client.fit_model(future).await.unwrap_err(), "as_of"),
@@ -326,6 +328,7 @@ async fn bad_model_arguments_name_the_field() {
                 .fit_model(pb::FitModelRequest {
                     as_of: None,
                     time_unit: 9,
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err(),

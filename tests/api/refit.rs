@@ -9,6 +9,7 @@ use std::{
 use chrono::Utc;
 use clvd::{
     api::pb::{self, scoring_service_client::ScoringServiceClient},
+    domain::{ModelSelection, PurchaseFamily},
     service::{Models, RefitOutcome, RefitPolicy},
 };
 
@@ -135,7 +136,12 @@ async fn two_replicas_fit_once_and_both_serve_each_new_version() {
 #[tokio::test]
 async fn the_refit_step_reports_not_due_busy_and_fitted() {
     let app = spawn_app().await;
-    let models = Models::new(app.storage.clone(), chrono_tz::UTC, Default::default());
+    let models = Models::new(
+        app.storage.clone(),
+        chrono_tz::UTC,
+        Default::default(),
+        ModelSelection::Pinned(PurchaseFamily::BgNbd),
+    );
     let by_volume = RefitPolicy {
         interval: None,
         min_new_transactions: Some(100),

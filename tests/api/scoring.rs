@@ -15,14 +15,14 @@ async fn scoring(app: &TestApp) -> ScoringServiceClient<tonic::transport::Channe
     ScoringServiceClient::new(channel(&app.endpoint()).await.unwrap())
 }
 
-fn money(m: &Option<pb::Money>) -> f64 {
+pub fn money(m: &Option<pb::Money>) -> f64 {
     let m = m.as_ref().expect("money");
     m.units as f64 + f64::from(m.nanos) / 1e9
 }
 
 /// The customer's (x, t_x, T, m) as of today, computed here from the raw
 /// purchases (UTC days, no refunds in this data).
-fn summary_now(transactions: &[pb::Transaction], customer: &str) -> CustomerSummary {
+pub fn summary_now(transactions: &[pb::Transaction], customer: &str) -> CustomerSummary {
     let mut days = std::collections::BTreeMap::<NaiveDate, i64>::new();
     for t in transactions.iter().filter(|t| t.customer_id == customer) {
         let ts = t.occurred_at.as_ref().unwrap();

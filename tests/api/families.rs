@@ -1,0 +1,553 @@
+//! Purchase families over gRPC: FitModel fits every family (or those
+//! asked for), reports each as a candidate with its log-likelihood, AIC
+//! and BIC, activates one by the selection policy (CLVD_MODEL_SELECTION or
+//! the request), reports a family that fails while another activates, and
+//! every score names the family that made it.
+
+use std::collections::BTreeSet;
+
+use chrono::{Duration, NaiveDate};
+use clv_model::{
+    fit_family, fit_gamma_gamma, simulate_process, Acquisition, BgNbdFitInput, BgNbdParams,
+    ClvModel, FitOptions, GammaGammaFitInput, GammaGammaParams, ParetoNbdParams, PurchaseFamily,
+    PurchaseProcess, ScoreOptions, SimulationConfig, TimeResolution,
+};
+use clvd::{
+    api::pb::{self, scoring_service_client::ScoringServiceClient},
+    domain::{Criterion, ModelSelection},
+};
+use tonic::Code;
+
+use crate::{
+    helpers::*,
+    models::{fit_request, groups, import, models},
+    scoring::{money, summary_now},
+};
+
+fn rel(a: f64, b: f64) -> f64 {
+    ((a - b) / b).abs()
+}
+
+/// A server that chooses the family by `selection`.
+async fn app_selecting(selection: ModelSelection) -> TestApp {
+    spawn_app_with(|s| s.model_selection = selection).await
+}
+
+/// Purchases of 2,000 customers simulated from Pareto/NBD (long-lived,
+/// frequent buyers: dropout in calendar time, not per purchase) with
+/// Gamma-Gamma spend, starting 2024-01-01, whole days, values in cents.
+fn pareto_purchases() -> Vec<pb::Transaction> {
+    let config = SimulationConfig {
+        // Replaced by the process below.
+        purchases: BgNbdParams::new(1.0, 1.0, 1.0, 1.0).unwrap(),
+        spend: Some(GammaGammaParams::new(6.25, 3.74, 15.44).unwrap()),
+        customers: 2_000,
+        calibration_days: 365.0,
+        holdout_days: 0.0,
+        acquisition: Acquisition::Uniform { window_days: 180.0 },
+        resolution: TimeResolution::WholeDays,
+        seed: 21,
+        record_occasions: true,
+    };
+    let truth = ParetoNbdParams::new(3.0, 30.0, 2.0, 150.0).unwrap();
+    let customers = simulate_process(&config, PurchaseProcess::ParetoNbd(truth));
+    let start = at(2024, 1, 1, 12, 0);
+    let mut out = Vec::new();
+    for (i, c) in customers.iter().enumerate() {
+        for (k, o) in c.occasions.iter().enumerate() {
+            out.push(purchase(
+                &format!("par-{i}"),
+                &format!("o-{k}"),
+                start + Duration::days(o.day as i64),
+                (o.value * 100.0).round().max(1.0) as i64,
+            ));
+        }
+    }
+    out
+}
+
+/// Purchases whose summaries are given as (x, t_x, T, customers) groups,
+/// as of the end of `as_of_day`: occasions spread evenly over (0, t_x],
+/// each worth a customer-specific amount that varies by occasion.
+fn purchases_with_groups(
+    prefix: &str,
+    groups: &[(u32, i64, i64, usize)],
+    as_of_day: NaiveDate,
+) -> Vec<pb::Transaction> {
+    let mut out = Vec::new();
+    let mut n = 0usize;
+    for &(x, t_x, t, count) in groups {
+        for _ in 0..count {
+            n += 1;
+            let customer = format!("{prefix}-{n}");
+            let first = (as_of_day - Duration::days(t))
+                .and_hms_opt(12, 0, 0)
+                .unwrap()
+                .and_utc();
+            // Customers' mean spend from $1 to about $17, each occasion
+            // within ±40 % of it.
+            let base = 100.0 * 1.1f64.powi((n * 7 % 31) as i32);
+            for k in 0..=x as i64 {
+                let day = if x == 0 { 0 } else { t_x * k / x as i64 };
+                let factor = 0.6 + 0.08 * ((k * 7 + n as i64 * 3) % 11) as f64;
+                let cents = (base * factor).round() as i64;
+                out.push(purchase(
+                    &customer,
+                    &format!("o-{k}"),
+                    first + Duration::days(day),
+                    cents,
+                ));
+            }
+        }
+    }
+    out
+}
+
+async fn fit(app: &TestApp, request: pb::FitModelRequest) -> Result<pb::Model, tonic::Status> {
+    models(app)
+        .await
+        .fit_model(request)
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn request(day: NaiveDate, families: &[pb::ModelFamily]) -> pb::FitModelRequest {
+    pb::FitModelRequest {
+        families: families.iter().map(|&f| f as i32).collect(),
+        ..fit_request(day, pb::TimeUnit::Day)
+    }
+}
+
+fn families_of(model: &pb::Model) -> Vec<i32> {
+    model.candidates.iter().map(|c| c.family).collect()
+}
+
+#[tokio::test]
+async fn bic_picks_pareto_nbd_on_pareto_data_and_every_score_names_it() {
+    let app = app_selecting(ModelSelection::Criterion(Criterion::Bic)).await;
+    let transactions = pareto_purchases();
+    import(&app, &transactions).await;
+    let day = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
+    let model = fit(&app, request(day, &[])).await.expect("fit");
+
+    // Three candidates, in order, each equal to the model core's fit.
+    assert_eq!(
+        families_of(&model),
+        vec![
+            pb::ModelFamily::BgNbd as i32,
+            pb::ModelFamily::MbgNbd as i32,
+            pb::ModelFamily::ParetoNbd as i32
+        ]
+    );
+    let (purchase_groups, spend_groups, _) = groups(&transactions, day);
+    let input = BgNbdFitInput::from_groups(purchase_groups.clone()).unwrap();
+    let customers: u64 = purchase_groups.iter().map(|g| g.3).sum();
+    assert_eq!(model.customers as u64, customers);
+    for (candidate, family) in model.candidates.iter().zip(PurchaseFamily::ALL) {
+        let ours = fit_family(family, &input, &FitOptions::default()).unwrap();
+        assert!(candidate.failure.is_empty(), "{candidate:?}");
+        assert!(candidate.converged);
+        let ll = ours.report.log_likelihood;
+        assert!(rel(candidate.log_likelihood, ll) < 1e-10, "{candidate:?}");
+        assert!(candidate.aic.is_finite() && candidate.bic.is_finite());
+        assert!((candidate.aic - (8.0 - 2.0 * candidate.log_likelihood)).abs() < 1e-6);
+        let bic = 4.0 * (customers as f64).ln() - 2.0 * candidate.log_likelihood;
+        assert!((candidate.bic - bic).abs() < 1e-6, "{candidate:?}");
+    }
+    let best = model
+        .candidates
+        .iter()
+        .min_by(|a, b| a.bic.total_cmp(&b.bic))
+        .unwrap();
+    assert_eq!(best.family, pb::ModelFamily::ParetoNbd as i32);
+    assert!(best.selected);
+    assert_eq!(model.candidates.iter().filter(|c| c.selected).count(), 1);
+
+    // The activated family: Pareto/NBD, its parameters and no BG/NBD ones.
+    assert_eq!(model.family, pb::ModelFamily::ParetoNbd as i32);
+    assert_eq!(model.selection, "bic");
+    assert!(model.bgnbd.is_none() && model.mbgnbd.is_none());
+    let p = model.pareto_nbd.unwrap();
+    assert_eq!(best.pareto_nbd, Some(p));
+    assert!(rel(model.log_likelihood, best.log_likelihood) < 1e-12);
+    assert!(model.pareto_nbd_standard_errors.is_some());
+
+    // GetModel and ListModels give the same comparison, in weeks too.
+    let mut client = models(&app).await;
+    let got = client
+        .get_model(pb::GetModelRequest {
+            version: 0,
+            time_unit: pb::TimeUnit::Week as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.family, pb::ModelFamily::ParetoNbd as i32);
+    let weeks = got.pareto_nbd.unwrap();
+    assert!(rel(weeks.alpha, p.alpha / 7.0) < 1e-12 && rel(weeks.beta, p.beta / 7.0) < 1e-12);
+    for (w, d) in got.candidates.iter().zip(&model.candidates) {
+        // Differences between candidates do not depend on the unit.
+        let shift = w.log_likelihood - d.log_likelihood;
+        assert!((w.bic - (d.bic - 2.0 * shift)).abs() < 1e-6);
+    }
+    let listed = client
+        .list_models(pb::ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.models[0].candidates, model.candidates);
+
+    // Every score names Pareto/NBD and equals the model core with the
+    // stored parameters.
+    let gg = model.gamma_gamma.unwrap();
+    let core = ClvModel {
+        purchases: ParetoNbdParams::new(p.r, p.alpha, p.s, p.beta)
+            .unwrap()
+            .into(),
+        spend: GammaGammaParams::new(gg.p, gg.q, gg.gamma).unwrap(),
+    };
+    let spend = fit_gamma_gamma(
+        &GammaGammaFitInput::from_groups(spend_groups).unwrap(),
+        &FitOptions::default(),
+    )
+    .unwrap();
+    assert!(rel(gg.q, spend.params.q()) < 1e-8);
+    let ids: BTreeSet<&str> = transactions
+        .iter()
+        .map(|t| t.customer_id.as_str())
+        .collect();
+    let mut scoring = ScoringServiceClient::new(channel(&app.endpoint()).await.unwrap());
+    let close = |got: f64, want: f64| (got - want).abs() <= 1e-9 * want.abs().max(1.0);
+    for customer in ids.iter().step_by(97) {
+        let want = core
+            .score(
+                &summary_now(&transactions, customer),
+                &ScoreOptions::default(),
+            )
+            .unwrap();
+        let value = scoring
+            .get_customer_value(pb::GetCustomerValueRequest {
+                customer_id: customer.to_string(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            value.family,
+            pb::ModelFamily::ParetoNbd as i32,
+            "{customer}"
+        );
+        assert_eq!(value.model_version, model.version);
+        assert!(close(
+            value.probability_alive.unwrap(),
+            want.probability_alive
+        ));
+        assert!(close(
+            value.probability_no_purchase.unwrap(),
+            want.probability_no_purchase
+        ));
+        assert!(close(
+            value.expected_purchases.unwrap(),
+            want.expected_purchases
+        ));
+        assert!(close(money(&value.predicted_value), want.predicted_value));
+        let churn = scoring
+            .get_churn_risk(pb::GetChurnRiskRequest {
+                customer_id: customer.to_string(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(churn.family, pb::ModelFamily::ParetoNbd as i32);
+        assert!(close(churn.probability_alive, want.probability_alive));
+    }
+    let at_risk = scoring
+        .list_at_risk_customers(pb::ListAtRiskCustomersRequest {
+            min_churn_risk: Some(0.0),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(at_risk.model_version, model.version);
+    assert_eq!(at_risk.family, pb::ModelFamily::ParetoNbd as i32);
+}
+
+/// (x, t_x, T, customers): one-time buyers of long ago and regular buyers
+/// who bought on the last day. BG/NBD fits them; MBG/NBD and Pareto/NBD do
+/// not (a dropout parameter runs off to 0).
+const ONLY_BGNBD_FITS: &[(u32, i64, i64, usize)] = &[
+    (0, 0, 300, 500),
+    (1, 300, 300, 50),
+    (2, 300, 300, 50),
+    (3, 300, 300, 50),
+    (4, 300, 300, 50),
+    (5, 300, 300, 50),
+    (6, 300, 300, 50),
+    (7, 300, 300, 50),
+    (8, 300, 300, 50),
+    (9, 300, 300, 50),
+    (10, 300, 300, 50),
+];
+
+/// (x, t_x, T, customers) that no family fits: everybody bought again on
+/// the last day, so nobody ever drops out.
+const NO_FAMILY_FITS: &[(u32, i64, i64, usize)] = &[
+    (1, 100, 100, 30),
+    (1, 200, 200, 30),
+    (1, 300, 300, 30),
+    (2, 100, 100, 30),
+    (2, 200, 200, 30),
+    (2, 300, 300, 30),
+    (3, 100, 100, 30),
+    (3, 200, 200, 30),
+    (3, 300, 300, 30),
+];
+
+#[tokio::test]
+async fn a_family_that_fails_is_a_failed_candidate_while_another_activates() {
+    let app = app_selecting(ModelSelection::Criterion(Criterion::Bic)).await;
+    let day = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap();
+    import(&app, &purchases_with_groups("b", ONLY_BGNBD_FITS, day)).await;
+    let model = fit(&app, request(day, &[])).await.expect("fit");
+    assert_eq!(model.state, pb::ModelState::Succeeded as i32);
+    assert_eq!(model.family, pb::ModelFamily::BgNbd as i32);
+    assert!(model.bgnbd.is_some());
+    let [bg, mbg, pareto] = &model.candidates[..] else {
+        panic!("three candidates: {model:?}");
+    };
+    assert!(bg.selected && bg.failure.is_empty() && bg.bgnbd.is_some());
+    for (failed, name) in [(mbg, "MBG/NBD"), (pareto, "Pareto/NBD")] {
+        assert!(!failed.selected, "{failed:?}");
+        assert!(failed.failure.contains(name), "{failed:?}");
+        assert!(failed.mbgnbd.is_none() && failed.pareto_nbd.is_none());
+    }
+    // The failed candidates are stored with the version.
+    let got = models(&app)
+        .await
+        .get_model(pb::GetModelRequest {
+            version: model.version,
+            time_unit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.candidates, model.candidates);
+}
+
+#[tokio::test]
+async fn when_every_family_fails_the_fit_fails_naming_each_reason() {
+    let app = app_selecting(ModelSelection::Criterion(Criterion::Bic)).await;
+    let day = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap();
+    import(&app, &purchases_with_groups("n", NO_FAMILY_FITS, day)).await;
+    let status = fit(&app, request(day, &[])).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    for name in ["BG/NBD", "MBG/NBD", "Pareto/NBD"] {
+        assert!(status.message().contains(name), "{}", status.message());
+    }
+    // The failed version lists the three failed families.
+    let listed = models(&app)
+        .await
+        .list_models(pb::ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let failed = &listed.models[0];
+    assert_eq!(failed.state, pb::ModelState::Failed as i32);
+    assert_eq!(failed.family, pb::ModelFamily::Unspecified as i32);
+    assert_eq!(failed.candidates.len(), 3);
+    assert!(failed
+        .candidates
+        .iter()
+        .all(|c| !c.failure.is_empty() && !c.selected));
+}
+
+#[tokio::test]
+async fn a_pinned_or_requested_family_is_the_one_fitted_and_activated() {
+    let day = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
+    let transactions = pareto_purchases();
+
+    // Pinned by the setting: MBG/NBD alone, although Pareto/NBD fits better.
+    let app = app_selecting(ModelSelection::Pinned(PurchaseFamily::MbgNbd)).await;
+    import(&app, &transactions).await;
+    let pinned = fit(&app, request(day, &[])).await.expect("fit");
+    assert_eq!(pinned.family, pb::ModelFamily::MbgNbd as i32);
+    assert_eq!(pinned.selection, "pinned");
+    assert_eq!(families_of(&pinned), vec![pb::ModelFamily::MbgNbd as i32]);
+    assert!(pinned.mbgnbd.is_some() && pinned.bgnbd.is_none() && pinned.pareto_nbd.is_none());
+    let (purchase_groups, _, _) = groups(&transactions, day);
+    let input = BgNbdFitInput::from_groups(purchase_groups).unwrap();
+    let ours = fit_family(PurchaseFamily::MbgNbd, &input, &FitOptions::default()).unwrap();
+    let m = pinned.mbgnbd.unwrap();
+    for (got, want) in [m.r, m.alpha, m.a, m.b]
+        .into_iter()
+        .zip(ours.params.values())
+    {
+        assert!(rel(got, want) < 1e-8, "{got} vs {want}");
+    }
+
+    // Requested: one family named is fitted alone and activated.
+    let requested = fit(&app, request(day, &[pb::ModelFamily::BgNbd]))
+        .await
+        .expect("fit");
+    assert_eq!(requested.family, pb::ModelFamily::BgNbd as i32);
+    assert_eq!(requested.selection, "requested");
+    assert_eq!(families_of(&requested), vec![pb::ModelFamily::BgNbd as i32]);
+    assert!(requested.bgnbd.is_some());
+
+    // Two families named, by AIC: both fitted, the lower AIC activated.
+    let two = fit(
+        &app,
+        pb::FitModelRequest {
+            selection: pb::ModelSelection::Aic as i32,
+            ..request(day, &[pb::ModelFamily::ParetoNbd, pb::ModelFamily::BgNbd])
+        },
+    )
+    .await
+    .expect("fit");
+    assert_eq!(
+        families_of(&two),
+        vec![
+            pb::ModelFamily::BgNbd as i32,
+            pb::ModelFamily::ParetoNbd as i32
+        ]
+    );
+    assert_eq!(two.selection, "aic");
+    let best = two
+        .candidates
+        .iter()
+        .min_by(|a, b| a.aic.total_cmp(&b.aic))
+        .unwrap();
+    assert!(best.selected);
+    assert_eq!(two.family, best.family);
+
+    // Bad families name the field; nothing is fitted.
+    let versions = app.count("SELECT count(*) FROM models").await;
+    for families in [vec![0], vec![9], vec![1, 1]] {
+        let status = fit(
+            &app,
+            pb::FitModelRequest {
+                families,
+                ..fit_request(day, pb::TimeUnit::Day)
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains("families"),
+            "{}",
+            status.message()
+        );
+    }
+    let status = fit(
+        &app,
+        pb::FitModelRequest {
+            selection: 7,
+            ..fit_request(day, pb::TimeUnit::Day)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("selection"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(app.count("SELECT count(*) FROM models").await, versions);
+}
+
+#[tokio::test]
+async fn versions_stored_before_families_read_as_bgnbd_with_one_candidate() {
+    let app = spawn_app().await;
+    let transactions = crate::models::simulated_purchases();
+    import(&app, &transactions).await;
+    let day = NaiveDate::from_ymd_opt(2024, 11, 30).unwrap();
+    let model = fit(&app, request(day, &[])).await.expect("fit");
+    // As the migration leaves a version stored before it: family bg_nbd,
+    // no selection, no candidates.
+    sqlx::query("DELETE FROM model_candidates")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE models SET selected_by = NULL")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let got = models(&app)
+        .await
+        .get_model(pb::GetModelRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.family, pb::ModelFamily::BgNbd as i32);
+    assert_eq!(got.selection, "");
+    assert_eq!(got.bgnbd, model.bgnbd);
+    let [only] = &got.candidates[..] else {
+        panic!("one candidate: {got:?}");
+    };
+    assert_eq!(only.family, pb::ModelFamily::BgNbd as i32);
+    assert!(only.selected && only.converged && only.failure.is_empty());
+    assert_eq!(only.bgnbd, model.bgnbd);
+    assert!(rel(only.log_likelihood, model.log_likelihood) < 1e-12);
+    let bic = 4.0 * (model.customers as f64).ln() - 2.0 * model.log_likelihood;
+    assert!((only.bic - bic).abs() < 1e-6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_fits_the_families_asked_for_and_prints_each_scores_family() {
+    let app = app_selecting(ModelSelection::Criterion(Criterion::Bic)).await;
+    let day = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap();
+    import(&app, &purchases_with_groups("b", ONLY_BGNBD_FITS, day)).await;
+    let server = app.endpoint();
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let args = [
+        "fit",
+        "--as-of",
+        "2025-06-30",
+        "--family",
+        "mbg_nbd,bg_nbd",
+        "--selection",
+        "aic",
+        "-o",
+        "json",
+    ];
+    let fit = json(crate::cli::clvd_at(&server, &args, &[]).await);
+    let got = models(&app)
+        .await
+        .get_model(pb::GetModelRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fit["family"], "bg_nbd");
+    assert_eq!(fit["selection"], "aic");
+    assert_eq!(got.selection, "aic");
+    let candidates = fit["candidates"].as_array().expect("candidates");
+    assert_eq!(candidates.len(), 2);
+    assert_eq!(candidates[0]["family"], "bg_nbd");
+    assert_eq!(candidates[0]["selected"], true);
+    assert_eq!(candidates[0]["aic"].as_f64(), Some(got.candidates[0].aic));
+    assert_eq!(candidates[1]["family"], "mbg_nbd");
+    assert!(candidates[1]["failure"]
+        .as_str()
+        .is_some_and(|f| f.contains("MBG/NBD")));
+
+    let listed = json(crate::cli::clvd_at(&server, &["models", "-o", "json"], &[]).await);
+    assert_eq!(listed[0]["family"], "bg_nbd");
+    let churn = json(crate::cli::clvd_at(&server, &["churn", "b-1", "-o", "json"], &[]).await);
+    assert_eq!(churn["family"], "bg_nbd", "{churn}");
+    let value = json(crate::cli::clvd_at(&server, &["value", "b-600", "-o", "json"], &[]).await);
+    assert_eq!(value["family"], "bg_nbd");
+    let bad = crate::cli::clvd_at(&server, &["fit", "--family", "gamma"], &[]).await;
+    assert!(!bad.status.success());
+}
