@@ -189,6 +189,10 @@ pub struct FittedModels {
     /// How the family was chosen (`None` on versions stored before
     /// families existed).
     pub selected_by: Option<SelectedBy>,
+    /// Covariance of the activated family's log-parameters ln(params)
+    /// (time scales in days), in the family's parameter order, when the
+    /// fit provided it.
+    pub log_parameter_covariance: Option<[[f64; 4]; 4]>,
     /// The activated family's log-likelihood with time in days.
     pub log_likelihood_days: f64,
     pub iterations: u64,

@@ -659,6 +659,7 @@ fn fit_all(
             .standard_errors
             .map(|values| PurchaseParameters { family, values }),
         selected_by: Some(selected_by),
+        log_parameter_covariance: purchases.log_parameter_covariance,
         log_likelihood_days: purchases.report.log_likelihood,
         iterations: purchases.report.iterations,
         converged: purchases.report.converged,

@@ -23,7 +23,7 @@ macro_rules! model_columns {
          r, alpha_days, a, b, se_r, se_alpha_days, se_a, se_b, log_likelihood_days, iterations,
          converged, p, q, gamma, se_p, se_q, se_gamma, gamma_gamma_log_likelihood,
          frequency_spend_correlation, fit_seconds, transactions_counter, family, selected_by,
-         s, beta_days, se_s, se_beta_days"
+         s, beta_days, se_s, se_beta_days, log_parameter_covariance"
     };
 }
 
@@ -247,6 +247,7 @@ columns! {
         beta_days: Option<f64>,
         se_s: Option<f64>,
         se_beta_days: Option<f64>,
+        log_parameter_covariance: Option<Vec<f64>>,
     }
 }
 
@@ -318,6 +319,19 @@ impl CandidateColumns {
         };
         Ok(FamilyCandidate { family, outcome })
     }
+}
+
+/// A 4×4 covariance from its 16 stored values, row by row.
+fn covariance(values: &[f64]) -> Result<[[f64; 4]; 4], StorageError> {
+    if values.len() != 16 {
+        return Err(StorageError::corrupt(
+            "log_parameter_covariance",
+            format!("{} values, not 16", values.len()),
+        ));
+    }
+    Ok(std::array::from_fn(|i| {
+        std::array::from_fn(|j| values[4 * i + j])
+    }))
 }
 
 /// A stored family name.
@@ -417,6 +431,9 @@ impl FitColumns {
             beta_days,
             se_s,
             se_beta_days,
+            log_parameter_covariance: f
+                .and_then(|f| f.log_parameter_covariance)
+                .map(|c| c.iter().flatten().copied().collect()),
         }
     }
 
@@ -468,6 +485,10 @@ impl FitColumns {
                     self.se_beta_days,
                 ],
             ),
+            log_parameter_covariance: match &self.log_parameter_covariance {
+                None => None,
+                Some(values) => Some(covariance(values)?),
+            },
             selected_by: match &self.selected_by {
                 None => None,
                 Some(s) => Some(

@@ -551,3 +551,79 @@ async fn the_cli_fits_the_families_asked_for_and_prints_each_scores_family() {
     let bad = crate::cli::clvd_at(&server, &["fit", "--family", "gamma"], &[]).await;
     assert!(!bad.status.success());
 }
+
+#[tokio::test]
+async fn a_version_is_stored_with_its_family_candidates_and_log_parameter_covariance() {
+    use clvd::domain::{
+        CandidateFit, FamilyCandidate, FitFailure, FittedModels, NewModelVersion,
+        PurchaseParameters, SelectedBy, SpendParameters,
+    };
+    let app = spawn_app().await;
+    let params = PurchaseParameters {
+        family: PurchaseFamily::ParetoNbd,
+        values: [0.55, 74.1, 0.61, 81.7],
+    };
+    let covariance: [[f64; 4]; 4] =
+        std::array::from_fn(|i| std::array::from_fn(|j| 0.01 / (1.0 + (i + j) as f64)));
+    let fitted = FittedModels {
+        purchases: params,
+        purchases_standard_errors: Some(PurchaseParameters {
+            family: PurchaseFamily::ParetoNbd,
+            values: [0.05, 7.0, 0.06, 8.0],
+        }),
+        selected_by: Some(SelectedBy::Bic),
+        log_parameter_covariance: Some(covariance),
+        log_likelihood_days: -1000.5,
+        iterations: 31,
+        converged: true,
+        spend: SpendParameters {
+            p: 6.25,
+            q: 3.74,
+            gamma: 15.44,
+        },
+        spend_standard_errors: None,
+        spend_log_likelihood: -500.25,
+        frequency_spend_correlation: 0.1,
+    };
+    let candidates = vec![
+        FamilyCandidate {
+            family: PurchaseFamily::BgNbd,
+            outcome: Err(FitFailure::new("the data do not identify the BG/NBD model")),
+        },
+        FamilyCandidate {
+            family: PurchaseFamily::ParetoNbd,
+            outcome: Ok(CandidateFit {
+                params,
+                log_likelihood_days: -1000.5,
+                aic_days: 2009.0,
+                bic_days: 2020.0,
+                converged: true,
+                iterations: 31,
+            }),
+        },
+    ];
+    let new = NewModelVersion {
+        as_of: at(2025, 1, 1, 0, 0),
+        outcome: Ok(fitted),
+        customers: 100,
+        spend_customers: 40,
+        repeat_occasions: 70,
+        fit_duration: std::time::Duration::from_millis(1500),
+        transactions_counter: Some(170),
+        candidates,
+    };
+    let stored = app.storage.insert_model(&new).await.unwrap();
+    let read = app
+        .storage
+        .model(Some(stored.version))
+        .await
+        .unwrap()
+        .expect("the version");
+    assert_eq!(read.fit, new);
+    assert_eq!(stored.fit, new);
+    // The covariance has 16 values or none.
+    let wrong = sqlx::query("UPDATE models SET log_parameter_covariance = ARRAY[1.0, 2.0]")
+        .execute(&app.pool)
+        .await;
+    assert!(wrong.is_err());
+}

@@ -28,7 +28,7 @@ impl Drop for Replica {
 }
 
 /// A real clvd process on `database_url`, checking every second whether a
-/// refit is due (by 100 new transactions; never by age).
+/// refit is due (by 100 new transactions; never by age), fitting BG/NBD.
 async fn replica(database_url: &str) -> Replica {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -40,6 +40,9 @@ async fn replica(database_url: &str) -> Replica {
         .env("RUST_LOG", "warn")
         .env("CLVD_AUTH", "off")
         .args(["--listen-addr", &format!("127.0.0.1:{port}")])
+        // BG/NBD alone, as the in-process harness fits (families.rs tests
+        // the selection).
+        .args(["--model-selection", "bg_nbd"])
         .args([
             "--refit-check-seconds",
             "1",

@@ -15,7 +15,12 @@ ALTER TABLE models
     ADD COLUMN s double precision,
     ADD COLUMN beta_days double precision,
     ADD COLUMN se_s double precision,
-    ADD COLUMN se_beta_days double precision;
+    ADD COLUMN se_beta_days double precision,
+    -- covariance of the activated family's log-parameters ln(params), time
+    -- scales in days, 16 values row by row in the family's parameter order;
+    -- NULL when the fit did not provide it
+    ADD COLUMN log_parameter_covariance double precision[]
+        CHECK (cardinality(log_parameter_covariance) = 16);
 
 UPDATE models SET family = 'bg_nbd' WHERE state = 'succeeded';
 
