@@ -11,9 +11,11 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::error::{check_positive, ModelError, ModelKind};
+use crate::error::{ModelError, ModelKind};
 use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::fitted::LogParameters;
+use crate::hessian;
+use crate::params::four_parameters;
 use crate::special::{digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series, CompensatedSum};
 use crate::summary::{
     fast_map, group_purchases, sort_and_merge, CustomerSummary, FastHashMap, Group, PurchaseGroup,
@@ -22,14 +24,19 @@ use crate::summary::{
 /// Days per week, for reporting α per week.
 pub const DAYS_PER_WEEK: f64 = 7.0;
 
-/// Fitted or given BG/NBD parameters: λ ~ Gamma(r, α) purchases per day
-/// while alive, dropout probability p ~ Beta(a, b) after each repeat purchase.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BgNbdParams {
-    r: f64,
-    alpha: f64,
-    a: f64,
-    b: f64,
+four_parameters! {
+    /// Fitted or given BG/NBD parameters: λ ~ Gamma(r, α) purchases per day
+    /// while alive, dropout probability p ~ Beta(a, b) after each repeat purchase.
+    pub struct BgNbdParams(ModelKind::BgNbd) {
+        /// Shape r of the purchase-rate distribution.
+        r,
+        /// Scale α of the purchase-rate distribution, in days.
+        alpha in weeks alpha_weeks,
+        /// Beta shape a of the dropout probability.
+        a,
+        /// Beta shape b of the dropout probability.
+        b,
+    }
 }
 
 /// Standard errors of the BG/NBD parameters (delta method from the
@@ -54,43 +61,6 @@ impl BgNbdStandardErrors {
 }
 
 impl BgNbdParams {
-    /// Validates parameters (all positive and finite; α in days).
-    pub fn new(r: f64, alpha: f64, a: f64, b: f64) -> Result<Self, ModelError> {
-        let m = ModelKind::BgNbd;
-        Ok(Self {
-            r: check_positive(m, "r", r)?,
-            alpha: check_positive(m, "alpha", alpha)?,
-            a: check_positive(m, "a", a)?,
-            b: check_positive(m, "b", b)?,
-        })
-    }
-
-    /// Parameters with α given in weeks.
-    pub fn from_weeks(r: f64, alpha_weeks: f64, a: f64, b: f64) -> Result<Self, ModelError> {
-        Self::new(r, alpha_weeks * DAYS_PER_WEEK, a, b)
-    }
-
-    /// Shape r of the purchase-rate distribution.
-    pub fn r(&self) -> f64 {
-        self.r
-    }
-    /// Scale α of the purchase-rate distribution, in days.
-    pub fn alpha(&self) -> f64 {
-        self.alpha
-    }
-    /// α in weeks (α is a time scale: days / 7).
-    pub fn alpha_weeks(&self) -> f64 {
-        self.alpha / DAYS_PER_WEEK
-    }
-    /// Beta shape a of the dropout probability.
-    pub fn a(&self) -> f64 {
-        self.a
-    }
-    /// Beta shape b of the dropout probability.
-    pub fn b(&self) -> f64 {
-        self.b
-    }
-
     /// Log-likelihood of one customer (FHL eq. 6; docs/model.md A1..A4 with
     /// log-sum-exp).
     pub fn customer_log_likelihood(&self, x: f64, t_x: f64, t: f64) -> f64 {
@@ -315,6 +285,11 @@ pub struct BgNbdFit {
     pub params: BgNbdParams,
     /// Standard errors, when requested and the Hessian is positive definite.
     pub standard_errors: Option<BgNbdStandardErrors>,
+    /// Covariance of the log-parameters ln(params) in the order of the
+    /// parameters (time and money scales in the input's units): the
+    /// inverse Hessian of the total negative log-likelihood, when standard
+    /// errors are.
+    pub log_parameter_covariance: Option<[[f64; 4]; 4]>,
     /// Log-likelihood, iterations, convergence, sizes, duration.
     pub report: FitReport,
 }
@@ -551,6 +526,30 @@ impl MeanNegLogLikelihood for Objective {
     fn weight(&self) -> f64 {
         self.total_weight
     }
+
+    /// docs/model.md H2 summed over the groups (x-only terms once per x).
+    fn analytic_hessian(&self, theta: &[f64]) -> Option<Vec<Vec<f64>>> {
+        let p: [f64; 4] = std::array::from_fn(|i| theta[i].exp());
+        let mut acc = [0.0; 20];
+        for (&x, &w) in self.x_values.iter().zip(&self.x_weights) {
+            hessian::accumulate(&mut acc, w, &hessian::bg_x_part(&p, x, 0.0));
+        }
+        for &(t_index, w) in &self.zero_rows {
+            let t = self.t_values[t_index as usize];
+            hessian::accumulate(&mut acc, w, &hessian::bg_row_part(&p, (0.0, 0.0, t), 0.0));
+        }
+        Some(hessian::mean_negative_theta_hessian_over(
+            &p,
+            acc,
+            (&self.rows, PARALLEL_CHUNK),
+            |row| {
+                let t_x = self.t_x_values[row.t_x_index as usize];
+                let t = self.t_values[row.t_index as usize];
+                (row.weight, hessian::bg_row_part(&p, (row.x, t_x, t), 0.0))
+            },
+            self.total_weight,
+        ))
+    }
 }
 
 /// With many groups, a fit on every k-th group with x > 0 (counts × k, so
@@ -613,11 +612,13 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
     let standard_errors = theta
         .standard_errors(&optimum, objective.weight(), &values, options)
         .map(|[r, alpha, a, b]| BgNbdStandardErrors { r, alpha, a, b });
+    let log_parameter_covariance = theta.covariance(&optimum, objective.weight(), options);
     let sizes = (input.customers, input.groups.len());
     let report = theta.report(&optimum, log_likelihood, sizes, started)?;
     Ok(BgNbdFit {
         params,
         standard_errors,
+        log_parameter_covariance,
         report,
     })
 }
@@ -625,9 +626,21 @@ pub fn fit_bgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<BgNbdFit
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fit::tests::hessian_fixture;
 
     fn params() -> BgNbdParams {
         BgNbdParams::from_weeks(0.243, 4.414, 0.793, 2.426).unwrap()
+    }
+
+    #[test]
+    fn analytic_hessian_matches_differences_and_mpmath() {
+        use crate::fit::tests::{assert_hessian_matches_mpmath, fixture_groups, fixture_theta};
+        let f = hessian_fixture();
+        let input = BgNbdFitInput::from_groups(fixture_groups(&f)).unwrap();
+        let scale = 39.0;
+        let theta = fixture_theta(&f, "bgnbd", 1, scale);
+        let objective = Objective::new(&input, scale);
+        assert_hessian_matches_mpmath(&objective, (&f, "bgnbd"), &theta, &[0.4, -1.0, -0.6, 1.2]);
     }
 
     #[test]

@@ -109,6 +109,14 @@ pub enum ModelError {
         /// What was being computed.
         what: &'static str,
     },
+    /// An interval level outside (0, 1).
+    #[error(
+        "invalid interval level {level}: must lie strictly between 0 and 1 (e.g. 0.9 for 90 %)"
+    )]
+    InvalidIntervalLevel {
+        /// The level asked for.
+        level: f64,
+    },
 }
 
 /// `value` when it is a positive finite number, else

@@ -257,8 +257,7 @@ pub struct PurchaseFamilyFit {
     /// for or the Hessian is not positive definite.
     pub standard_errors: Option<[f64; 4]>,
     /// Covariance of the log-parameters ln(params) (in the family's order,
-    /// time-scaled ones in days), when available; `None` today (the
-    /// families' fits report standard errors only).
+    /// time-scaled ones in days), when standard errors are available.
     pub log_parameter_covariance: Option<[[f64; 4]; 4]>,
     /// Log-likelihood, iterations, convergence, sizes, duration.
     pub report: FitReport,
@@ -294,7 +293,7 @@ pub fn fit_family(
             PurchaseFamilyFit {
                 params: fit.params.into(),
                 standard_errors: fit.standard_errors.map(|e| [e.r, e.alpha, e.a, e.b]),
-                log_parameter_covariance: None,
+                log_parameter_covariance: fit.log_parameter_covariance,
                 report: fit.report,
             }
         }
@@ -303,7 +302,7 @@ pub fn fit_family(
             PurchaseFamilyFit {
                 params: fit.params.into(),
                 standard_errors: fit.standard_errors.map(|e| [e.r, e.alpha, e.a, e.b]),
-                log_parameter_covariance: None,
+                log_parameter_covariance: fit.log_parameter_covariance,
                 report: fit.report,
             }
         }
@@ -312,7 +311,7 @@ pub fn fit_family(
             PurchaseFamilyFit {
                 params: fit.params.into(),
                 standard_errors: fit.standard_errors.map(|e| [e.r, e.alpha, e.s, e.beta]),
-                log_parameter_covariance: None,
+                log_parameter_covariance: fit.log_parameter_covariance,
                 report: fit.report,
             }
         }

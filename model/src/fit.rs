@@ -3,7 +3,9 @@
 //! log-parameters θ = ln(params), and standard errors from the Hessian.
 //!
 //! Standard errors: the Hessian H of the total negative log-likelihood in θ
-//! is taken by central differences of the analytic gradient at the optimum;
+//! at the optimum is the model's analytic one (BG/NBD, MBG/NBD,
+//! Gamma-Gamma: `hessian.rs`) or, for Pareto/NBD, forward differences of
+//! its analytic gradient;
 //! Cov(θ) = H⁻¹ and, by the delta method, se(param) = param · se(θ)
 //! (since d param / d θ = param).
 //!
@@ -101,6 +103,12 @@ pub(crate) trait MeanNegLogLikelihood: Sync {
     fn evaluate(&self, theta: &[f64]) -> (f64, Vec<f64>);
     /// Number of customers (to turn the mean into a total).
     fn weight(&self) -> f64;
+    /// The analytic Hessian of the mean negative log-likelihood (no
+    /// penalty) in θ, where the model has one (docs/model.md H1-H3);
+    /// `None` falls back to differencing the analytic gradient.
+    fn analytic_hessian(&self, _theta: &[f64]) -> Option<Vec<Vec<f64>>> {
+        None
+    }
 }
 
 /// Where the optimiser stopped.
@@ -300,7 +308,8 @@ pub(crate) fn minimize<O: MeanNegLogLikelihood>(
     }
 }
 
-/// One Newton step θ − H⁻¹∇ with the finite-difference Hessian, taken when
+/// One Newton step θ − H⁻¹∇ with the analytic Hessian (or, for a model
+/// without one, the finite-difference Hessian), taken when
 /// L-BFGS has stopped close to the optimum. Line searches compare costs,
 /// and a sum over a million customers is only exact to ~1e-16 relative, so
 /// they stall near ‖∇‖ ~ 1e-8; the Newton step uses gradients alone and
@@ -320,7 +329,10 @@ fn newton_polish<O: MeanNegLogLikelihood>(
         .zip(&theta)
         .map(|(g, t)| g - 2.0 * problem.penalty * t)
         .collect();
-    let hessian = mean_hessian(problem.objective, &theta, &unpenalised);
+    let hessian = problem
+        .objective
+        .analytic_hessian(&theta)
+        .unwrap_or_else(|| mean_hessian(problem.objective, &theta, &unpenalised));
     let mut penalised = hessian.clone();
     for (i, row) in penalised.iter_mut().enumerate() {
         row[i] += 2.0 * problem.penalty;
@@ -345,7 +357,8 @@ fn newton_polish<O: MeanNegLogLikelihood>(
 const MAX_RESTARTS: usize = 3;
 
 /// Hessian of the mean negative log-likelihood (no penalty) in θ, by
-/// forward differences of the analytic gradient with step [`HESSIAN_STEP`]
+/// forward differences (for models without an analytic Hessian, and as the
+/// test oracle of the analytic ones) of the analytic gradient with step [`HESSIAN_STEP`]
 /// from `gradient` (the gradient at θ), symmetrised.
 #[allow(clippy::needless_range_loop)] // index loops read like the matrix algebra
 pub(crate) fn mean_hessian<O: MeanNegLogLikelihood>(
@@ -377,6 +390,19 @@ pub(crate) fn mean_hessian<O: MeanNegLogLikelihood>(
 /// Standard errors of θ = ln(params): Cov(θ) is the inverse of the Hessian
 /// of the total negative log-likelihood, `customers` × the mean Hessian.
 /// `None` if it is not positive definite.
+/// Cov(θ) = the inverse of `customers` × the mean Hessian (the Hessian of
+/// the total negative log-likelihood); `None` if not positive definite.
+pub(crate) fn log_parameter_covariance(
+    mean_hessian: &[Vec<f64>],
+    customers: f64,
+) -> Option<Vec<Vec<f64>>> {
+    let total: Vec<Vec<f64>> = mean_hessian
+        .iter()
+        .map(|row| row.iter().map(|v| v * customers).collect())
+        .collect();
+    invert_spd(&total)
+}
+
 pub(crate) fn log_parameter_standard_errors(
     mean_hessian: &[Vec<f64>],
     customers: f64,
@@ -432,6 +458,125 @@ pub(crate) mod tests {
 
     /// Each component of the objective's analytic gradient at `theta`
     /// equals its central difference (step 1e-6) to 1e-7.
+    /// The test oracle for analytic Hessians: central differences of the
+    /// analytic gradient.
+    pub(crate) fn central_hessian<O: MeanNegLogLikelihood>(
+        objective: &O,
+        theta: &[f64],
+    ) -> Vec<Vec<f64>> {
+        let n = theta.len();
+        let h = 1e-5;
+        let mut out = vec![vec![0.0; n]; n];
+        for j in 0..n {
+            let (mut p, mut m) = (theta.to_vec(), theta.to_vec());
+            p[j] += h;
+            m[j] -= h;
+            let (gp, gm) = (objective.evaluate(&p).1, objective.evaluate(&m).1);
+            for i in 0..n {
+                out[i][j] = (gp[i] - gm[i]) / (2.0 * h);
+            }
+        }
+        out
+    }
+
+    /// Every entry of `ours` within `tolerance` × the largest entry of `reference`.
+    pub(crate) fn assert_matrices_close(ours: &[Vec<f64>], reference: &[Vec<f64>], tolerance: f64) {
+        let scale = reference
+            .iter()
+            .flatten()
+            .fold(0.0_f64, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in ours.iter().zip(reference).enumerate() {
+            for (j, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= tolerance * scale,
+                    "H[{i}][{j}]: {x} vs reference {y} (scale {scale})"
+                );
+            }
+        }
+    }
+
+    /// The analytic Hessian against central differences of the gradient.
+    pub(crate) fn assert_analytic_hessian_matches_differences<O: MeanNegLogLikelihood>(
+        objective: &O,
+        theta: &[f64],
+    ) {
+        let analytic = objective.analytic_hessian(theta).expect("analytic Hessian");
+        assert_matrices_close(&analytic, &central_hessian(objective, theta), 1e-7);
+    }
+
+    /// Reads `model/fixtures/families_hessians.json`.
+    pub(crate) fn hessian_fixture() -> serde_json::Value {
+        let path = format!(
+            "{}/fixtures/families_hessians.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON")
+    }
+
+    /// A JSON array of arrays of numbers.
+    pub(crate) fn numbers(v: &serde_json::Value) -> Vec<Vec<f64>> {
+        v.as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| {
+                row.as_array()
+                    .expect("row")
+                    .iter()
+                    .map(|x| x.as_f64().expect("number"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The fixture's CDNOW groups (x, t_x, T, count) in weeks.
+    pub(crate) fn fixture_groups(f: &serde_json::Value) -> Vec<(f64, f64, f64, u64)> {
+        numbers(&f["groups"])
+            .into_iter()
+            .map(|g| (g[0], g[1], g[2], g[3] as u64))
+            .collect()
+    }
+
+    /// θ = ln(params of `model` in the fixture), the parameter at `scaled`
+    /// divided by `scale` first.
+    pub(crate) fn fixture_theta(
+        f: &serde_json::Value,
+        model: &str,
+        scaled: usize,
+        scale: f64,
+    ) -> Vec<f64> {
+        f[model]["params"]
+            .as_array()
+            .expect("params")
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let v = v.as_f64().expect("number");
+                if i == scaled { v / scale } else { v }.ln()
+            })
+            .collect()
+    }
+
+    /// The objective's analytic Hessian × −`customers` (the total
+    /// log-likelihood's) against the fixture's mpmath Hessian of `model`,
+    /// and against central differences at θ and at `elsewhere`.
+    pub(crate) fn assert_hessian_matches_mpmath<O: MeanNegLogLikelihood>(
+        objective: &O,
+        (f, model): (&serde_json::Value, &str),
+        theta: &[f64],
+        elsewhere: &[f64],
+    ) {
+        let n = objective.weight();
+        let ours: Vec<Vec<f64>> = objective
+            .analytic_hessian(theta)
+            .expect("analytic Hessian")
+            .iter()
+            .map(|row| row.iter().map(|v| -v * n).collect())
+            .collect();
+        assert_matrices_close(&ours, &numbers(&f[model]["hessian"]), 1e-9);
+        assert_analytic_hessian_matches_differences(objective, theta);
+        assert_analytic_hessian_matches_differences(objective, elsewhere);
+    }
+
     pub(crate) fn assert_gradient_matches_central_differences<O: MeanNegLogLikelihood>(
         objective: &O,
         theta: &[f64],

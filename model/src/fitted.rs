@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{
-    log_parameter_standard_errors, minimize, FitOptions, FitReport, MeanNegLogLikelihood, Optimum,
+    log_parameter_covariance, log_parameter_standard_errors, minimize, FitOptions, FitReport,
+    MeanNegLogLikelihood, Optimum,
 };
 use crate::prec::{
     DRIFTING_ABS_LOG_PARAMETER, MAX_ABS_LOG_PARAMETER, WARM_START_COST_TOLERANCE,
@@ -127,6 +128,24 @@ impl<const N: usize> LogParameters<N> {
         }
         let se = log_parameter_standard_errors(optimum.hessian.as_ref()?, customers)?;
         Some(std::array::from_fn(|i| values[i] * se[i]))
+    }
+
+    /// Cov(ln params) at the optimum (the inverse Hessian of the
+    /// `customers`' total negative log-likelihood in θ; rescaling time or
+    /// money shifts θ by a constant, so this is also the covariance of the
+    /// log-parameters in the input's units), when standard errors are
+    /// asked for and the Hessian is positive definite.
+    pub fn covariance(
+        &self,
+        optimum: &Optimum,
+        customers: f64,
+        options: &FitOptions,
+    ) -> Option<[[f64; N]; N]> {
+        if !options.standard_errors {
+            return None;
+        }
+        let c = log_parameter_covariance(optimum.hessian.as_ref()?, customers)?;
+        Some(std::array::from_fn(|i| std::array::from_fn(|j| c[i][j])))
     }
 
     /// The report of a fit that started at `started`, with its

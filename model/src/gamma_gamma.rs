@@ -14,6 +14,7 @@ use std::time::Instant;
 use crate::error::{check_positive, ModelError, ModelKind};
 use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::fitted::LogParameters;
+use crate::hessian;
 use crate::special::{digamma, ln_gamma, CompensatedSum};
 use crate::summary::{
     fast_map, group_spend, sort_and_merge, CustomerSummary, FastHashMap, SpendGroup,
@@ -185,6 +186,11 @@ pub struct GammaGammaFit {
     pub standard_errors: Option<GammaGammaStandardErrors>,
     /// Pearson correlation of x and m over the fitted customers.
     pub frequency_spend_correlation: f64,
+    /// Covariance of the log-parameters ln(params) in the order of the
+    /// parameters (time and money scales in the input's units): the
+    /// inverse Hessian of the total negative log-likelihood, when standard
+    /// errors are.
+    pub log_parameter_covariance: Option<[[f64; 3]; 3]>,
     /// Log-likelihood, iterations, convergence, sizes, duration.
     pub report: FitReport,
 }
@@ -302,6 +308,24 @@ impl MeanNegLogLikelihood for Objective {
     fn weight(&self) -> f64 {
         self.total_weight
     }
+
+    /// docs/model.md H3 summed over the groups.
+    fn analytic_hessian(&self, theta: &[f64]) -> Option<Vec<Vec<f64>>> {
+        let p: [f64; 3] = std::array::from_fn(|i| theta[i].exp());
+        let acc = sum_rows(&self.rows, PARALLEL_CHUNK, |rows| {
+            let mut acc = [0.0; 12];
+            for row in rows {
+                let d = hessian::gamma_gamma_customer(&p, row.x, row.m);
+                hessian::accumulate(&mut acc, row.weight, &d);
+            }
+            acc
+        });
+        Some(hessian::mean_negative_theta_hessian(
+            &p,
+            &acc,
+            self.total_weight,
+        ))
+    }
 }
 
 /// Customers per rayon task; below twice this the evaluation stays serial.
@@ -361,11 +385,13 @@ pub fn fit_gamma_gamma(
     let standard_errors = theta
         .standard_errors(&optimum, objective.weight(), &values, options)
         .map(|[p, q, gamma]| GammaGammaStandardErrors { p, q, gamma });
+    let log_parameter_covariance = theta.covariance(&optimum, objective.weight(), options);
     let sizes = (input.customers, input.groups.len());
     let report = theta.report(&optimum, log_likelihood, sizes, started)?;
     Ok(GammaGammaFit {
         params,
         standard_errors,
+        log_parameter_covariance,
         frequency_spend_correlation: input.frequency_spend_correlation(),
         report,
     })
@@ -374,6 +400,22 @@ pub fn fit_gamma_gamma(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn analytic_hessian_matches_differences_and_mpmath() {
+        use crate::fit::tests::{
+            assert_hessian_matches_mpmath, fixture_theta, hessian_fixture, numbers,
+        };
+        let f = hessian_fixture();
+        let rows = numbers(&f["gamma_gamma"]["spend"])
+            .into_iter()
+            .map(|r| (r[0], r[1], 1));
+        let input = GammaGammaFitInput::from_groups(rows).unwrap();
+        let scale = 35.0;
+        let theta = fixture_theta(&f, "gamma_gamma", 2, scale);
+        let objective = Objective::new(&input, scale);
+        assert_hessian_matches_mpmath(&objective, (&f, "gamma_gamma"), &theta, &[0.5, 1.5, -0.2]);
+    }
 
     #[test]
     fn analytic_gradient_matches_finite_differences() {

@@ -17,8 +17,14 @@
 //! - [`pareto_nbd`]: [`ParetoNbdParams`] (Schmittlein et al. 1987) and its
 //!   predictions, [`fit_pareto_nbd`]; both new families fit the same
 //!   [`BgNbdFitInput`] through `purchase_fit` (the grouped likelihood they share).
+//! - [`count_distribution`]: [`PurchaseCountDistribution`], P(X(t) = n) for a new
+//!   customer and P(Y(t) = n | history) for all three families.
 //! - [`family`]: [`PurchaseFamily`], [`PurchaseParams`] (one family's
 //!   parameters, every prediction dispatched to it) and [`fit_family`].
+//! - [`interval`]: [`ScoreIntervals`] on one customer's scores from the fit's
+//!   [`ModelUncertainty`] (delta method; [`ParameterDraws`] for comparison).
+//! - [`next_purchase`]: [`NextPurchase`], median and mean time to the next
+//!   purchase if alive, P(a purchase within a window).
 //! - [`gamma_gamma`]: [`GammaGammaParams`], [`GammaGammaFitInput`], [`fit_gamma_gamma`].
 //! - [`value`]: [`ClvModel`] scoring one or all customers, [`customer_value`].
 //! - [`fit`]: [`FitOptions`], [`FitReport`], the L-BFGS driver and standard errors;
@@ -63,13 +69,18 @@
 //! ```
 
 pub mod bgnbd;
+pub mod count_distribution;
 pub mod error;
 pub mod evaluate;
 pub mod family;
 pub mod fit;
 mod fitted;
 pub mod gamma_gamma;
+mod hessian;
+pub mod interval;
 pub mod mbgnbd;
+pub mod next_purchase;
+mod params;
 pub mod pareto_nbd;
 pub mod prec;
 mod purchase_fit;
@@ -81,6 +92,7 @@ pub mod value;
 pub use bgnbd::{
     fit_bgnbd, BgNbdFit, BgNbdFitInput, BgNbdParams, BgNbdStandardErrors, DAYS_PER_WEEK,
 };
+pub use count_distribution::PurchaseCountDistribution;
 pub use error::{ModelError, ModelKind};
 pub use evaluate::{evaluate_holdout, HoldoutBucket, HoldoutEvaluation};
 pub use family::{fit_family, PurchaseFamily, PurchaseFamilyFit, PurchaseParams, UnknownFamily};
@@ -88,7 +100,11 @@ pub use fit::{FitOptions, FitReport};
 pub use gamma_gamma::{
     fit_gamma_gamma, GammaGammaFit, GammaGammaFitInput, GammaGammaParams, GammaGammaStandardErrors,
 };
+pub use interval::{
+    Interval, ModelUncertainty, ParameterDraws, ScoreIntervals, DEFAULT_INTERVAL_LEVEL,
+};
 pub use mbgnbd::{fit_mbgnbd, MbgNbdFit, MbgNbdParams, MbgNbdStandardErrors};
+pub use next_purchase::NextPurchase;
 pub use pareto_nbd::{fit_pareto_nbd, ParetoNbdFit, ParetoNbdParams, ParetoNbdStandardErrors};
 pub use simulate::{
     simulate, simulate_customer, simulate_process, simulate_process_customer, Acquisition,

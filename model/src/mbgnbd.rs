@@ -12,65 +12,35 @@
 //! buyer who has been absent for long is no longer certain to be alive.
 //! Time is in days; r, a, b are unitless and α is in days.
 
-use crate::bgnbd::{BgNbdFitInput, BgNbdParams, BgNbdStandardErrors, DAYS_PER_WEEK};
-use crate::error::{check_positive, ModelError, ModelKind};
+use crate::bgnbd::{BgNbdFitInput, BgNbdParams, BgNbdStandardErrors};
+use crate::error::{ModelError, ModelKind};
 use crate::fit::{FitOptions, FitReport};
-use crate::purchase_fit::{fit_family, FamilyLikelihood};
+use crate::hessian;
+use crate::params::four_parameters;
+use crate::purchase_fit::{fit_family, FamilyLikelihood, SecondDerivatives};
 use crate::special::{digamma, ln_gamma, log_sum_exp};
 use crate::summary::CustomerSummary;
 
-/// Fitted or given MBG/NBD parameters: λ ~ Gamma(r, α) purchases per day
-/// while alive; dropout probability p ~ Beta(a, b) at time 0 and after each
-/// repeat purchase.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MbgNbdParams {
-    r: f64,
-    alpha: f64,
-    a: f64,
-    b: f64,
+four_parameters! {
+    /// Fitted or given MBG/NBD parameters: λ ~ Gamma(r, α) purchases per day
+    /// while alive; dropout probability p ~ Beta(a, b) at time 0 and after each
+    /// repeat purchase.
+    pub struct MbgNbdParams(ModelKind::MbgNbd) {
+        /// Shape r of the purchase-rate distribution.
+        r,
+        /// Scale α of the purchase-rate distribution, in days.
+        alpha in weeks alpha_weeks,
+        /// Beta shape a of the dropout probability.
+        a,
+        /// Beta shape b of the dropout probability.
+        b,
+    }
 }
 
 /// Standard errors of the MBG/NBD parameters (same fields as BG/NBD's).
 pub type MbgNbdStandardErrors = BgNbdStandardErrors;
 
 impl MbgNbdParams {
-    /// Validates parameters (all positive and finite; α in days).
-    pub fn new(r: f64, alpha: f64, a: f64, b: f64) -> Result<Self, ModelError> {
-        let m = ModelKind::MbgNbd;
-        Ok(Self {
-            r: check_positive(m, "r", r)?,
-            alpha: check_positive(m, "alpha", alpha)?,
-            a: check_positive(m, "a", a)?,
-            b: check_positive(m, "b", b)?,
-        })
-    }
-
-    /// Parameters with α given in weeks.
-    pub fn from_weeks(r: f64, alpha_weeks: f64, a: f64, b: f64) -> Result<Self, ModelError> {
-        Self::new(r, alpha_weeks * DAYS_PER_WEEK, a, b)
-    }
-
-    /// Shape r of the purchase-rate distribution.
-    pub fn r(&self) -> f64 {
-        self.r
-    }
-    /// Scale α of the purchase-rate distribution, in days.
-    pub fn alpha(&self) -> f64 {
-        self.alpha
-    }
-    /// α in weeks.
-    pub fn alpha_weeks(&self) -> f64 {
-        self.alpha / DAYS_PER_WEEK
-    }
-    /// Beta shape a of the dropout probability.
-    pub fn a(&self) -> f64 {
-        self.a
-    }
-    /// Beta shape b of the dropout probability.
-    pub fn b(&self) -> f64 {
-        self.b
-    }
-
     /// Log-likelihood of one customer (BDF Appendix A; docs/model.md M1).
     pub fn customer_log_likelihood(&self, x: f64, t_x: f64, t: f64) -> f64 {
         let p = [self.r, self.alpha, self.a, self.b];
@@ -107,14 +77,7 @@ impl MbgNbdParams {
     /// L(x, t_x, T) (docs/model.md M4): the likelihood of the history
     /// extended by a window without purchases, over that of the history.
     pub fn probability_no_purchase(&self, customer: &CustomerSummary, window_days: f64) -> f64 {
-        let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
-        if window_days <= 0.0 {
-            return 1.0;
-        }
-        let p = [self.r, self.alpha, self.a, self.b];
-        let later = MbgNbdLikelihood.per_row(&p, x, t_x, t + window_days).0;
-        let now = MbgNbdLikelihood.per_row(&p, x, t_x, t).0;
-        (later - now).exp().min(1.0)
+        MbgNbdLikelihood.probability_no_purchase(&self.array(), customer, window_days)
     }
 
     /// E[Y(t) | x, t_x, T], expected repeat purchases in (T, T+t] (BDF
@@ -159,6 +122,14 @@ impl MbgNbdParams {
 pub(crate) struct MbgNbdLikelihood;
 
 impl FamilyLikelihood for MbgNbdLikelihood {
+    /// docs/model.md H2 with b+1 (the coin at time 0).
+    fn second_derivatives(&self) -> Option<SecondDerivatives> {
+        Some(SecondDerivatives {
+            per_x: |p, x| hessian::bg_x_part(p, x, 1.0),
+            per_row: |p, history| hessian::bg_row_part(p, history, 1.0),
+        })
+    }
+
     /// A1 + A2 = ln Γ(r+x) − ln Γ(r) + r ln α + ln Γ(a+b) + ln Γ(b+x+1)
     /// − ln Γ(b) − ln Γ(a+b+x+1).
     fn per_x(&self, p: &[f64; 4], x: f64) -> (f64, [f64; 4]) {
@@ -210,6 +181,11 @@ pub struct MbgNbdFit {
     pub params: MbgNbdParams,
     /// Standard errors, when requested and the Hessian is positive definite.
     pub standard_errors: Option<MbgNbdStandardErrors>,
+    /// Covariance of the log-parameters ln(params) in the order of the
+    /// parameters (time and money scales in the input's units): the
+    /// inverse Hessian of the total negative log-likelihood, when standard
+    /// errors are.
+    pub log_parameter_covariance: Option<[[f64; 4]; 4]>,
     /// Log-likelihood, iterations, convergence, sizes, duration.
     pub report: FitReport,
 }
@@ -231,6 +207,7 @@ pub fn fit_mbgnbd(input: &BgNbdFitInput, options: &FitOptions) -> Result<MbgNbdF
         standard_errors: fit
             .standard_errors
             .map(|[r, alpha, a, b]| MbgNbdStandardErrors { r, alpha, a, b }),
+        log_parameter_covariance: fit.log_parameter_covariance,
         report: fit.report,
     })
 }
@@ -243,6 +220,18 @@ mod tests {
 
     fn params() -> MbgNbdParams {
         MbgNbdParams::from_weeks(0.525, 6.183, 0.891, 1.614).unwrap()
+    }
+
+    #[test]
+    fn analytic_hessian_matches_differences_and_mpmath() {
+        use crate::fit::tests::{
+            assert_hessian_matches_mpmath, fixture_groups, fixture_theta, hessian_fixture,
+        };
+        let f = hessian_fixture();
+        let scale = 39.0;
+        let theta = fixture_theta(&f, "mbgnbd", 1, scale);
+        let objective = objective(&MbgNbdLikelihood, &fixture_groups(&f), scale);
+        assert_hessian_matches_mpmath(&objective, (&f, "mbgnbd"), &theta, &[0.4, -1.0, -0.6, 1.2]);
     }
 
     #[test]

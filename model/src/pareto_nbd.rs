@@ -30,9 +30,10 @@
 //! ln I in p, q, A, B come from the same loop (P5), so the gradient is
 //! analytic too. Checked against mpmath at 50 digits (tests/families.rs).
 
-use crate::bgnbd::{BgNbdFitInput, DAYS_PER_WEEK};
-use crate::error::{check_positive, ModelError, ModelKind};
+use crate::bgnbd::BgNbdFitInput;
+use crate::error::{ModelError, ModelKind};
 use crate::fit::{FitOptions, FitReport};
+use crate::params::four_parameters;
 use crate::prec::{
     MAX_SERIES_TERMS, PARETO_FIT_MAX_TERMS, SERIES_RESCALE_ABOVE as RESCALE_ABOVE,
     SERIES_TAIL_TOLERANCE as TAIL_TOLERANCE,
@@ -41,14 +42,19 @@ use crate::purchase_fit::{fit_family, FamilyLikelihood};
 use crate::special::{digamma, ln_gamma, log_sum_exp};
 use crate::summary::CustomerSummary;
 
-/// Fitted or given Pareto/NBD parameters: λ ~ Gamma(r, α) purchases per day
-/// while alive, lifetime ~ Exponential(μ) with μ ~ Gamma(s, β).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ParetoNbdParams {
-    r: f64,
-    alpha: f64,
-    s: f64,
-    beta: f64,
+four_parameters! {
+    /// Fitted or given Pareto/NBD parameters: λ ~ Gamma(r, α) purchases per day
+    /// while alive, lifetime ~ Exponential(μ) with μ ~ Gamma(s, β).
+    pub struct ParetoNbdParams(ModelKind::ParetoNbd) {
+        /// Shape r of the purchase-rate distribution.
+        r,
+        /// Scale α of the purchase-rate distribution, in days.
+        alpha in weeks alpha_weeks,
+        /// Shape s of the dropout-rate distribution.
+        s,
+        /// Scale β of the dropout-rate distribution, in days.
+        beta in weeks beta_weeks,
+    }
 }
 
 /// Standard errors of the Pareto/NBD parameters (delta method from the
@@ -66,53 +72,6 @@ pub struct ParetoNbdStandardErrors {
 }
 
 impl ParetoNbdParams {
-    /// Validates parameters (all positive and finite; α and β in days).
-    pub fn new(r: f64, alpha: f64, s: f64, beta: f64) -> Result<Self, ModelError> {
-        let m = ModelKind::ParetoNbd;
-        Ok(Self {
-            r: check_positive(m, "r", r)?,
-            alpha: check_positive(m, "alpha", alpha)?,
-            s: check_positive(m, "s", s)?,
-            beta: check_positive(m, "beta", beta)?,
-        })
-    }
-
-    /// Parameters with α and β given in weeks.
-    pub fn from_weeks(
-        r: f64,
-        alpha_weeks: f64,
-        s: f64,
-        beta_weeks: f64,
-    ) -> Result<Self, ModelError> {
-        Self::new(
-            r,
-            alpha_weeks * DAYS_PER_WEEK,
-            s,
-            beta_weeks * DAYS_PER_WEEK,
-        )
-    }
-
-    /// Shape r of the purchase-rate distribution.
-    pub fn r(&self) -> f64 {
-        self.r
-    }
-    /// Scale α of the purchase-rate distribution, in days.
-    pub fn alpha(&self) -> f64 {
-        self.alpha
-    }
-    /// Shape s of the dropout-rate distribution.
-    pub fn s(&self) -> f64 {
-        self.s
-    }
-    /// Scale β of the dropout-rate distribution, in days.
-    pub fn beta(&self) -> f64 {
-        self.beta
-    }
-
-    fn array(&self) -> [f64; 4] {
-        [self.r, self.alpha, self.s, self.beta]
-    }
-
     /// Log-likelihood of one customer (FH05 eq. 18 with the tail term as
     /// the integral of the module docs; docs/model.md P1-P3).
     pub fn customer_log_likelihood(&self, x: f64, t_x: f64, t: f64) -> f64 {
@@ -171,14 +130,7 @@ impl ParetoNbdParams {
     /// P(no purchase in (T, T+window] | x, t_x, T) = L(x, t_x, T+window) /
     /// L(x, t_x, T) (docs/model.md P7).
     pub fn probability_no_purchase(&self, customer: &CustomerSummary, window_days: f64) -> f64 {
-        let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
-        if window_days <= 0.0 {
-            return 1.0;
-        }
-        let p = self.array();
-        let later = EXACT.per_row(&p, x, t_x, t + window_days).0;
-        let now = EXACT.per_row(&p, x, t_x, t).0;
-        (later - now).exp().min(1.0)
+        EXACT.probability_no_purchase(&self.array(), customer, window_days)
     }
 
     /// E[Y(t) | x, t_x, T], expected purchases in (T, T+t] (FH05 eq. 41;
@@ -414,6 +366,11 @@ pub struct ParetoNbdFit {
     pub params: ParetoNbdParams,
     /// Standard errors, when requested and the Hessian is positive definite.
     pub standard_errors: Option<ParetoNbdStandardErrors>,
+    /// Covariance of the log-parameters ln(params) in the order of the
+    /// parameters (time and money scales in the input's units): the
+    /// inverse Hessian of the total negative log-likelihood, when standard
+    /// errors are.
+    pub log_parameter_covariance: Option<[[f64; 4]; 4]>,
     /// Log-likelihood, iterations, convergence, sizes, duration.
     pub report: FitReport,
 }
@@ -455,6 +412,7 @@ pub fn fit_pareto_nbd(
         standard_errors: fit
             .standard_errors
             .map(|[r, alpha, s, beta]| ParetoNbdStandardErrors { r, alpha, s, beta }),
+        log_parameter_covariance: fit.log_parameter_covariance,
         report: fit.report,
     })
 }

@@ -16,8 +16,9 @@ use crate::bgnbd::{BgNbdFitInput, Distinct};
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::fitted::LogParameters;
+use crate::hessian::{self, Derivatives4};
 use crate::special::CompensatedSum;
-use crate::summary::PurchaseGroup;
+use crate::summary::{CustomerSummary, PurchaseGroup};
 
 /// Rows per rayon task; below this many rows the evaluation stays serial.
 const PARALLEL_CHUNK: usize = 8_192;
@@ -30,6 +31,38 @@ pub(crate) trait FamilyLikelihood: Sync {
     fn per_x(&self, p: &[f64; 4], x: f64) -> (f64, [f64; 4]);
     /// The terms that depend on (x, t_x, T).
     fn per_row(&self, p: &[f64; 4], x: f64, t_x: f64, t: f64) -> (f64, [f64; 4]);
+
+    /// P(no purchase in (T, T+window] | x, t_x, T) = L(x, t_x, T+window) /
+    /// L(x, t_x, T): the likelihood of the history extended by a window
+    /// without purchases over that of the history (the x-only terms cancel).
+    fn probability_no_purchase(
+        &self,
+        p: &[f64; 4],
+        customer: &CustomerSummary,
+        window_days: f64,
+    ) -> f64 {
+        let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
+        if window_days <= 0.0 {
+            return 1.0;
+        }
+        let later = self.per_row(p, x, t_x, t + window_days).0;
+        let now = self.per_row(p, x, t_x, t).0;
+        (later - now).exp().min(1.0)
+    }
+    /// Gradient and Hessian in `p` of `per_x` and of `per_row`, where the
+    /// family has them analytically (docs/model.md H2); `None` (the
+    /// default) falls back to differencing the gradient.
+    fn second_derivatives(&self) -> Option<SecondDerivatives> {
+        None
+    }
+}
+
+/// A family's analytic (gradient, Hessian) of its x-only and row terms.
+pub(crate) struct SecondDerivatives {
+    /// Of `per_x` at (p, x).
+    pub per_x: fn(&[f64; 4], f64) -> Derivatives4,
+    /// Of `per_row` at (p, (x, t_x, T)).
+    pub per_row: fn(&[f64; 4], (f64, f64, f64)) -> Derivatives4,
 }
 
 /// One group: x, scaled t_x and T, count.
@@ -131,6 +164,22 @@ impl<F: FamilyLikelihood> MeanNegLogLikelihood for GroupedObjective<'_, F> {
     fn weight(&self) -> f64 {
         self.total_weight
     }
+
+    fn analytic_hessian(&self, theta: &[f64]) -> Option<Vec<Vec<f64>>> {
+        let second = self.family.second_derivatives()?;
+        let p: [f64; 4] = std::array::from_fn(|i| theta[i].exp());
+        let mut acc = [0.0; 20];
+        for (&x, &w) in self.x_values.iter().zip(&self.x_weights) {
+            hessian::accumulate(&mut acc, w, &(second.per_x)(&p, x));
+        }
+        Some(hessian::mean_negative_theta_hessian_over(
+            &p,
+            acc,
+            (&self.rows, PARALLEL_CHUNK),
+            |row| (row.weight, (second.per_row)(&p, (row.x, row.t_x, row.t))),
+            self.total_weight,
+        ))
+    }
 }
 
 /// What a family's fit returns before it wraps the parameters in its type.
@@ -139,6 +188,8 @@ pub(crate) struct FamilyFit {
     pub values: [f64; 4],
     /// Their standard errors, when asked for and available.
     pub standard_errors: Option<[f64; 4]>,
+    /// Cov(ln params), when standard errors are.
+    pub log_parameter_covariance: Option<[[f64; 4]; 4]>,
     /// The report.
     pub report: FitReport,
 }
@@ -196,6 +247,7 @@ pub(crate) fn fit_family<F: FamilyLikelihood>(
     let log_likelihood = -objective.evaluate(&optimum.theta).0 * objective.total_weight
         - objective.repeat_occasions() * scale.ln();
     let standard_errors = theta.standard_errors(&optimum, objective.weight(), &values, options);
+    let log_parameter_covariance = theta.covariance(&optimum, objective.weight(), options);
     let report = theta.report(
         &optimum,
         log_likelihood,
@@ -205,6 +257,7 @@ pub(crate) fn fit_family<F: FamilyLikelihood>(
     Ok(FamilyFit {
         values,
         standard_errors,
+        log_parameter_covariance,
         report,
     })
 }

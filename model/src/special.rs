@@ -60,6 +60,34 @@ pub fn digamma(x: f64) -> f64 {
     shift + x.ln() - 0.5 * inv - tail
 }
 
+/// ψ₁(x) = d²ln Γ(x)/dx² for x > 0 (A&S 6.4.6 recurrence, 6.4.12
+/// asymptotics): hand-rolled like [`digamma`], the workspace's crates have
+/// no polygamma; checked against mpmath's `polygamma(1, x)` in a test.
+pub fn trigamma(x: f64) -> f64 {
+    if x <= 0.0 || !x.is_finite() {
+        return f64::NAN;
+    }
+    let mut x = x;
+    let mut shift = 0.0;
+    while x < 16.0 {
+        shift += 1.0 / (x * x);
+        x += 1.0;
+    }
+    let inv = 1.0 / x;
+    let inv2 = inv * inv;
+    // 1/x + 1/(2x²) + Σ B₂ₖ/x^(2k+1): 1/6, −1/30, 1/42, −1/30, 5/66, −691/2730.
+    let tail = inv
+        * inv2
+        * (1.0 / 6.0
+            - inv2
+                * (1.0 / 30.0
+                    - inv2
+                        * (1.0 / 42.0
+                            - inv2
+                                * (1.0 / 30.0 - inv2 * (5.0 / 66.0 - inv2 * (691.0 / 2730.0))))));
+    shift + inv + 0.5 * inv2 + tail
+}
+
 /// ln(e^u + e^v) without overflow.
 pub fn log_sum_exp(u: f64, v: f64) -> f64 {
     let (hi, lo) = if u >= v { (u, v) } else { (v, u) };
@@ -213,6 +241,27 @@ pub fn ln_hyp2f1_direct(a: f64, b: f64, c: f64, z: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn trigamma_matches_mpmath() {
+        // mpmath 1.3.0 polygamma(1, x) at 30 digits, rounded to f64.
+        for (x, reference) in [
+            (0.01, 10001.621213528313),
+            (0.5, 4.934802200544679),
+            (1.0, 1.6449340668482264),
+            (2.5, 0.49035775610023485),
+            (9.99, 0.10527695014824179),
+            (10.0, 0.10516633568168575),
+            (123.4, 0.008136651610865263),
+            (5000.0, 0.00020002000133333332),
+        ] {
+            let ours = super::trigamma(x);
+            assert!(
+                (ours / reference - 1.0).abs() < 1e-14,
+                "{x}: {ours} vs {reference}"
+            );
+        }
+    }
+
     use super::*;
 
     const TIGHT: f64 = 1e-13;

@@ -94,7 +94,7 @@ fn discount(
 }
 
 /// Discounted and plain expected purchases over the horizon for one history.
-fn purchases_over_horizon(
+pub(crate) fn purchases_over_horizon(
     purchases: &PurchaseParams,
     x: f64,
     t_x: f64,

@@ -9,8 +9,8 @@
 //! which isolates formula agreement from optimiser differences.
 
 use clv_model::{
-    fit_mbgnbd, fit_pareto_nbd, BgNbdFitInput, CustomerSummary, FitOptions, MbgNbdParams,
-    ParetoNbdParams,
+    fit_family, fit_mbgnbd, fit_pareto_nbd, BgNbdFitInput, CustomerSummary, FitOptions,
+    MbgNbdParams, ParetoNbdParams, PurchaseFamily, PurchaseParams,
 };
 use serde_json::Value;
 
@@ -23,42 +23,8 @@ const FORMULA_TOLERANCE: f64 = 1e-6;
 /// Against mpmath at 50 digits.
 const MPMATH_TOLERANCE: f64 = 1e-10;
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture exists"))
-        .expect("fixture is JSON")
-}
-
-fn column(v: &Value, key: &str) -> Vec<f64> {
-    v[key]
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
-}
-
-fn num(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} is a number"))
-}
-
-fn relative(ours: f64, theirs: f64) -> f64 {
-    if ours == theirs {
-        0.0
-    } else {
-        (ours - theirs).abs() / theirs.abs().max(1e-300)
-    }
-}
-
-fn assert_close(what: &str, ours: f64, theirs: f64, tolerance: f64) {
-    assert!(
-        relative(ours, theirs) <= tolerance,
-        "{what}: ours {ours} vs reference {theirs} (rel {:.2e} > {tolerance:.0e})",
-        relative(ours, theirs)
-    );
-}
+mod common;
+use common::{assert_close, column, fixture, num};
 
 fn input(f: &Value) -> BgNbdFitInput {
     let s = &f["summary"];
@@ -70,27 +36,27 @@ fn summary(p: &Value) -> CustomerSummary {
     CustomerSummary::new(num(p, "x"), num(p, "t_x"), num(p, "T"), 0.0).expect("valid summary")
 }
 
-fn their_mbgnbd(f: &Value) -> MbgNbdParams {
-    let p = &f["lifetimes_mbgnbd"];
-    MbgNbdParams::new(num(p, "r"), num(p, "alpha"), num(p, "a"), num(p, "b")).unwrap()
-}
-
-fn their_pareto(f: &Value) -> ParetoNbdParams {
-    let p = &f["lifetimes_pareto_nbd"];
-    ParetoNbdParams::new(num(p, "r"), num(p, "alpha"), num(p, "s"), num(p, "beta")).unwrap()
-}
-
-fn assert_mbgnbd_matches(f: &Value) {
+/// One family's agreement with lifetimes and mpmath on a fixture block:
+/// `key` is the fixture's name for the family ("mbgnbd", "pareto_nbd"),
+/// `names` its parameters in order, `their_ll_tolerance` how closely our
+/// log-likelihood at their parameters must equal theirs.
+fn assert_family_matches(
+    f: &Value,
+    family: PurchaseFamily,
+    (key, names): (&str, [&str; 4]),
+    their_ll_tolerance: f64,
+) {
     let input = input(f);
-    let theirs = their_mbgnbd(f);
-    let ll_theirs = num(f, "lifetimes_mbgnbd_log_likelihood");
+    let p = &f[format!("lifetimes_{key}")];
+    let theirs = PurchaseParams::from_values(family, names.map(|n| num(p, n))).unwrap();
+    let ll_theirs = num(f, &format!("lifetimes_{key}_log_likelihood"));
     assert_close(
-        "MBG/NBD LL at their parameters",
+        &format!("{family} LL at their parameters"),
         theirs.log_likelihood(&input),
         ll_theirs,
-        1e-12,
+        their_ll_tolerance,
     );
-    let fit = fit_mbgnbd(&input, &FitOptions::default()).expect("fit");
+    let fit = fit_family(family, &input, &FitOptions::default()).expect("fit");
     assert!(fit.report.converged);
     assert!(
         fit.report.log_likelihood >= ll_theirs - 1e-6,
@@ -98,99 +64,18 @@ fn assert_mbgnbd_matches(f: &Value) {
         fit.report.log_likelihood
     );
     assert_close(
-        "MBG/NBD LL",
+        &format!("{family} LL"),
         fit.report.log_likelihood,
         ll_theirs,
         LOG_LIKELIHOOD_TOLERANCE,
     );
-    let ours = fit.params;
-    for (name, o, t) in [
-        ("r", ours.r(), theirs.r()),
-        ("alpha", ours.alpha(), theirs.alpha()),
-        ("a", ours.a(), theirs.a()),
-        ("b", ours.b(), theirs.b()),
-    ] {
+    for ((name, o), t) in names.iter().zip(fit.params.values()).zip(theirs.values()) {
         assert_close(name, o, t, PARAMETER_TOLERANCE);
     }
-    for p in f["mbgnbd_predictions"].as_array().expect("predictions") {
-        let c = summary(p);
-        let alive = theirs.probability_alive(&c);
-        assert_close(
-            "P(alive) vs lifetimes",
-            alive,
-            num(p, "p_alive"),
-            FORMULA_TOLERANCE,
-        );
-        assert_close(
-            "P(alive) vs mpmath",
-            alive,
-            num(p, "mpmath_p_alive"),
-            MPMATH_TOLERANCE,
-        );
-        assert_close(
-            "customer LL vs mpmath",
-            theirs.customer_log_likelihood(c.x(), c.t_x(), c.t()),
-            num(p, "mpmath_log_likelihood"),
-            MPMATH_TOLERANCE,
-        );
-        for (h, v) in p["expected"].as_object().expect("horizons") {
-            let h: f64 = h.parse().expect("horizon");
-            let theirs_e = v.as_f64().expect("number");
-            assert_close(
-                &format!("E[Y({h})] at {c:?}"),
-                theirs.expected_purchases(&c, h),
-                theirs_e,
-                FORMULA_TOLERANCE,
-            );
-        }
-    }
-    for (h, v) in f["mbgnbd_unconditional_expected"]
-        .as_object()
-        .expect("horizons")
+    for p in f[format!("{key}_predictions")]
+        .as_array()
+        .expect("predictions")
     {
-        let h: f64 = h.parse().expect("horizon");
-        assert_close(
-            &format!("E[X({h})]"),
-            theirs.expected_purchases_new_customer(h),
-            v.as_f64().expect("number"),
-            FORMULA_TOLERANCE,
-        );
-    }
-}
-
-fn assert_pareto_matches(f: &Value) {
-    let input = input(f);
-    let theirs = their_pareto(f);
-    let ll_theirs = num(f, "lifetimes_pareto_nbd_log_likelihood");
-    assert_close(
-        "Pareto/NBD LL at their parameters",
-        theirs.log_likelihood(&input),
-        ll_theirs,
-        1e-10,
-    );
-    let fit = fit_pareto_nbd(&input, &FitOptions::default()).expect("fit");
-    assert!(fit.report.converged);
-    assert!(
-        fit.report.log_likelihood >= ll_theirs - 1e-6,
-        "LL ours {} < theirs {ll_theirs}",
-        fit.report.log_likelihood
-    );
-    assert_close(
-        "Pareto/NBD LL",
-        fit.report.log_likelihood,
-        ll_theirs,
-        LOG_LIKELIHOOD_TOLERANCE,
-    );
-    let ours = fit.params;
-    for (name, o, t) in [
-        ("r", ours.r(), theirs.r()),
-        ("alpha", ours.alpha(), theirs.alpha()),
-        ("s", ours.s(), theirs.s()),
-        ("beta", ours.beta(), theirs.beta()),
-    ] {
-        assert_close(name, o, t, PARAMETER_TOLERANCE);
-    }
-    for p in f["pareto_nbd_predictions"].as_array().expect("predictions") {
         let c = summary(p);
         let alive = theirs.probability_alive(&c);
         assert_close(
@@ -211,14 +96,17 @@ fn assert_pareto_matches(f: &Value) {
             num(p, "mpmath_log_likelihood"),
             MPMATH_TOLERANCE,
         );
-        for (key, tolerance) in [
+        for (horizons, tolerance) in [
             ("expected", FORMULA_TOLERANCE),
             ("mpmath_expected", MPMATH_TOLERANCE),
         ] {
-            for (h, v) in p[key].as_object().expect("horizons") {
+            let Some(horizons_of) = p[horizons].as_object() else {
+                continue; // mpmath's E[Y] is in the Pareto/NBD blocks only
+            };
+            for (h, v) in horizons_of {
                 let h: f64 = h.parse().expect("horizon");
                 assert_close(
-                    &format!("{key} E[Y({h})] at {c:?}"),
+                    &format!("{horizons} E[Y({h})] at {c:?}"),
                     theirs.expected_purchases(&c, h),
                     v.as_f64().expect("number"),
                     tolerance,
@@ -226,7 +114,7 @@ fn assert_pareto_matches(f: &Value) {
             }
         }
     }
-    for (h, v) in f["pareto_nbd_unconditional_expected"]
+    for (h, v) in f[format!("{key}_unconditional_expected")]
         .as_object()
         .expect("horizons")
     {
@@ -238,6 +126,16 @@ fn assert_pareto_matches(f: &Value) {
             FORMULA_TOLERANCE,
         );
     }
+}
+
+fn assert_mbgnbd_matches(f: &Value) {
+    let names = ["r", "alpha", "a", "b"];
+    assert_family_matches(f, PurchaseFamily::MbgNbd, ("mbgnbd", names), 1e-12);
+}
+
+fn assert_pareto_matches(f: &Value) {
+    let names = ["r", "alpha", "s", "beta"];
+    assert_family_matches(f, PurchaseFamily::ParetoNbd, ("pareto_nbd", names), 1e-10);
 }
 
 #[test]

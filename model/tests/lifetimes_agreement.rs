@@ -19,42 +19,8 @@ const FORMULA_TOLERANCE: f64 = 1e-6;
 /// Against mpmath at 50 digits.
 const MPMATH_TOLERANCE: f64 = 1e-9;
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture exists"))
-        .expect("fixture is JSON")
-}
-
-fn column(v: &Value, key: &str) -> Vec<f64> {
-    v[key]
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
-}
-
-fn num(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} is a number"))
-}
-
-fn relative(ours: f64, theirs: f64) -> f64 {
-    if ours == theirs {
-        0.0
-    } else {
-        (ours - theirs).abs() / theirs.abs().max(1e-300)
-    }
-}
-
-fn assert_close(what: &str, ours: f64, theirs: f64, tolerance: f64) {
-    assert!(
-        relative(ours, theirs) <= tolerance,
-        "{what}: ours {ours} vs reference {theirs} (rel {:.2e} > {tolerance:.0e})",
-        relative(ours, theirs)
-    );
-}
+mod common;
+use common::{assert_close, column, fixture, num, relative};
 
 fn summaries(f: &Value) -> Vec<CustomerSummary> {
     let s = &f["summary"];
