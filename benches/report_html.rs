@@ -191,6 +191,8 @@ async fn measure(k: &Knobs, endpoint: &str, dir: &std::path::Path) -> anyhow::Re
         .fit_model(pb::FitModelRequest {
             as_of: None,
             time_unit: pb::TimeUnit::Day as i32,
+            // The server's default selection: every family, the best by BIC.
+            ..Default::default()
         })
         .await
         .context("FitModel")?
