@@ -240,11 +240,11 @@ async fn wire(
     .with_stream_idle(settings.stream_idle());
 
     let epoch = ModelEpoch::default();
-    let models = Arc::new(Models::new(
-        storage.clone(),
-        settings.time_zone,
-        epoch.clone(),
-    ));
+    let models = Arc::new(
+        Models::new(storage.clone(), settings.time_zone, epoch.clone()).with_fit_stages(
+            crate::service::FitStageMetric::new(metrics.fit_stage_seconds()),
+        ),
+    );
 
     // One key for every listing's page tokens.
     let token_keys = Arc::new(PageTokenKeys::new(

@@ -25,6 +25,7 @@ use tokio::{sync::Mutex, task::JoinError};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    fit_stages::{FitStage, FitStageMetric, StageClock},
     no_model::NoActiveModel,
     page_token_key::{PageTokenKeyError, PageTokenKeys},
     scoring::ModelEpoch,
@@ -185,6 +186,8 @@ pub struct Models {
     /// This process's turn to fit: waited for without holding a database
     /// connection, so that waiting fits cannot exhaust the pool.
     turn: Mutex<()>,
+    /// Where each stage of a fit is timed.
+    stages: FitStageMetric,
 }
 
 /// How often a fit waiting for another replica's fit tries the lock again.
@@ -223,7 +226,14 @@ impl Models {
             time_zone,
             epoch,
             turn: Mutex::new(()),
+            stages: FitStageMetric::default(),
         }
+    }
+
+    /// Observes each fit stage's duration in `stages`.
+    pub fn with_fit_stages(mut self, stages: FitStageMetric) -> Self {
+        self.stages = stages;
+        self
     }
 
     /// Fits on the data up to the business day of `as_of`, once no other
@@ -322,14 +332,21 @@ impl Models {
     }
 
     async fn fit_locked(&self, as_of: DateTime<Utc>) -> Result<ModelVersion, ModelsError> {
+        let mut clock = StageClock::start(&self.stages);
         let transactions_counter = Some(self.storage.transactions_counter().await?);
         let previous = self.storage.model(None).await?.map(|m| m.version);
+        clock.done(FitStage::Prepare, 1);
         let as_of_day = as_of.with_timezone(&self.time_zone).date_naive();
         let data = self.storage.fit_data(as_of_day).await?;
+        clock.done(
+            FitStage::ReadGroups,
+            data.purchase_groups.len() + data.spend_groups.len(),
+        );
         let started = Instant::now();
         let (outcome, counts) = tokio::task::spawn_blocking(move || fit_all(&data))
             .await
             .map_err(ModelsError::task("fit"))?;
+        clock.done(FitStage::Fit, counts.customers.max(0) as usize);
         let new = NewModelVersion {
             as_of,
             outcome: outcome.map_err(FitFailure::new),
@@ -340,12 +357,14 @@ impl Models {
             transactions_counter,
         };
         let stored = self.storage.insert_model(&new).await?;
+        clock.version(stored.version);
+        clock.done(FitStage::StoreVersion, 1);
         match &stored.fit.outcome {
             Ok(fitted) => {
                 // Scores of the whole base under the new version; the
                 // previous version's stay for pages already being read.
                 if let Err(e) = self
-                    .score_population(stored.version, fitted.clone(), previous)
+                    .score_population(stored.version, fitted.clone(), previous, &mut clock)
                     .await
                 {
                     tracing::error!(version = stored.version, error = %e, "scoring the customer base failed");
@@ -353,6 +372,7 @@ impl Models {
                 // Active only now, with its scores in place (or known missing).
                 self.storage.activate_model(stored.version).await?;
                 self.epoch.bump();
+                clock.done(FitStage::Activate, 1);
                 tracing::info!(
                     version = stored.version,
                     customers = counts.customers,
@@ -414,9 +434,11 @@ impl Models {
         version: i64,
         fitted: FittedModels,
         previous: Option<i64>,
+        clock: &mut StageClock<'_>,
     ) -> Result<(), ModelsError> {
         let started = Instant::now();
         let summaries = self.storage.all_summaries().await?;
+        clock.done(FitStage::ReadSummaries, summaries.len());
         let today = Utc::now().with_timezone(&self.time_zone).date_naive();
         let (rows, skipped) = tokio::task::spawn_blocking(move || {
             super::population::population_scores(version, &fitted, today, summaries)
@@ -424,9 +446,11 @@ impl Models {
         .await
         .map_err(ModelsError::task("scoring"))?
         .map_err(ModelsError::CannotEvaluate)?;
+        clock.done(FitStage::Score, rows.len());
         self.storage
             .replace_scores(&rows, previous.unwrap_or(version))
             .await?;
+        clock.done(FitStage::WriteScores, rows.len());
         tracing::info!(
             version,
             customers = rows.len(),
