@@ -361,18 +361,26 @@ impl Models {
         clock.done(FitStage::StoreVersion, 1);
         match &stored.fit.outcome {
             Ok(fitted) => {
-                // Scores of the whole base under the new version; the
-                // previous version's stay for pages already being read.
+                // Scores of the whole base under the new version. When they
+                // cannot be stored the version is never activated: the
+                // previous one stays active, with its scores.
                 if let Err(e) = self
-                    .score_population(stored.version, fitted.clone(), previous, &mut clock)
+                    .score_population(stored.version, fitted.clone(), &mut clock)
                     .await
                 {
-                    tracing::error!(version = stored.version, error = %e, "scoring the customer base failed");
+                    tracing::error!(version = stored.version, error = %e, "scoring the customer base failed; the active model stays");
+                    return Err(e);
                 }
-                // Active only now, with its scores in place (or known missing).
+                // Active only now, with its scores in place.
                 self.storage.activate_model(stored.version).await?;
                 self.epoch.bump();
-                clock.done(FitStage::Activate, 1);
+                // The previous version's scores stay for pages already being
+                // read; older ones go.
+                let dropped = self
+                    .storage
+                    .drop_scores_before(previous.unwrap_or(stored.version))
+                    .await?;
+                clock.done(FitStage::Activate, dropped.len());
                 tracing::info!(
                     version = stored.version,
                     customers = counts.customers,
@@ -433,7 +441,6 @@ impl Models {
         &self,
         version: i64,
         fitted: FittedModels,
-        previous: Option<i64>,
         clock: &mut StageClock<'_>,
     ) -> Result<(), ModelsError> {
         let started = Instant::now();
@@ -447,9 +454,7 @@ impl Models {
         .map_err(ModelsError::task("scoring"))?
         .map_err(ModelsError::CannotEvaluate)?;
         clock.done(FitStage::Score, rows.len());
-        self.storage
-            .replace_scores(&rows, previous.unwrap_or(version))
-            .await?;
+        self.storage.write_scores(version, &rows).await?;
         clock.done(FitStage::WriteScores, rows.len());
         tracing::info!(
             version,

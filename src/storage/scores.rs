@@ -1,5 +1,7 @@
 //! Per-customer scores under a model version: written after each fit, read
-//! by ListAtRiskCustomers and for segments and tiers.
+//! by ListAtRiskCustomers and for segments and tiers. Each version's scores
+//! are a partition of `customer_scores` of their own, loaded and indexed
+//! before they are attached, and dropped whole when no longer needed.
 
 use super::{
     customers::{select_summaries, stored_customer_id, summary_columns, SummaryRow},
@@ -12,6 +14,11 @@ use crate::domain::{
 
 /// Bytes of COPY data sent at a time.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// The partition of `customer_scores` that holds a version's scores.
+fn scores_partition(version: i64) -> String {
+    format!("customer_scores_v{version}")
+}
 
 /// The columns of a [`ScoreRow`] from `customer_scores` aliased `s`, the
 /// historical value as exact text (see [`super::money`]).
@@ -130,26 +137,42 @@ impl Storage {
         rows.into_iter().map(SummaryRow::into_summary).collect()
     }
 
-    /// Stores a version's scores and drops those of versions before
-    /// `keep_from` (so the previous version's pages stay readable).
-    ///
-    /// The rows go in with one `COPY` (text format): for a whole customer
-    /// base it is several times faster than multi-row inserts. One
-    /// transaction: the scores and the deletion commit together, or (on any
-    /// failure) not at all.
-    pub async fn replace_scores(
+    /// Stores a version's scores as its own partition of
+    /// `customer_scores`, `customer_scores_v<version>`, in one transaction:
+    /// a fresh table (created here, so `COPY ... FREEZE` writes its rows
+    /// already frozen, with no later vacuum rewrite), the rows in with one
+    /// `COPY`, then the two indexes built once over the loaded rows (far
+    /// cheaper than keeping them up to date row by row), then attached. The
+    /// version's rows become visible whole at the commit, or (on any
+    /// failure) never, and no table is left behind. Attaching takes only a
+    /// SHARE UPDATE EXCLUSIVE lock on `customer_scores`: reads and other
+    /// versions' pages go on meanwhile.
+    pub async fn write_scores(
         &self,
+        version: i64,
         scores: &[PopulationScore],
-        keep_from: i64,
     ) -> Result<(), StorageError> {
+        // `version` is a number this service read from `models`: safe to
+        // put into statement text.
+        let table = scores_partition(version);
         let mut tx = self.pool.begin().await?;
+        // The index builds sort the whole version at once.
+        sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "CREATE TABLE {table} (LIKE customer_scores INCLUDING DEFAULTS,
+                 CONSTRAINT {table}_version CHECK (model_version = {version}))"
+        ))
+        .execute(&mut *tx)
+        .await?;
         let mut copy = tx
-            .copy_in_raw(
-                "COPY customer_scores (customer_id, model_version, probability_alive, churn_risk,
+            .copy_in_raw(&format!(
+                "COPY {table} (customer_id, model_version, probability_alive, churn_risk,
                      probability_no_purchase, expected_purchases, predicted_value, value_at_risk,
                      historical_value_nanos, recency_score, frequency_score, monetary_score,
-                     segment, value_tier) FROM STDIN",
-            )
+                     segment, value_tier) FROM STDIN WITH (FREEZE)"
+            ))
             .await?;
         let mut buf = String::with_capacity(COPY_CHUNK_BYTES + 1024);
         for s in scores {
@@ -162,12 +185,66 @@ impl Storage {
             copy.send(buf.into_bytes()).await?;
         }
         copy.finish().await?;
-        sqlx::query("DELETE FROM customer_scores WHERE model_version < $1")
-            .bind(keep_from)
-            .execute(&mut *tx)
-            .await?;
+        // The same keys as the parent's, so that attaching adopts them.
+        for statement in [
+            format!("ALTER TABLE {table} ADD PRIMARY KEY (customer_id, model_version)"),
+            format!(
+                "CREATE INDEX {table}_by_value_at_risk
+                     ON {table} (model_version, value_at_risk DESC, customer_id DESC)"
+            ),
+            format!(
+                "ALTER TABLE customer_scores ATTACH PARTITION {table} FOR VALUES IN ({version})"
+            ),
+        ] {
+            sqlx::query(&statement).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Drops the scores of versions before `keep_from` (each version's
+    /// partition), so that the previous version's pages stay readable.
+    /// Dropping a partition locks `customer_scores` briefly (ACCESS
+    /// EXCLUSIVE): each drop waits at most 5 s for
+    /// readers to finish, and one that cannot get the lock is left for the
+    /// next fit. Returns the versions dropped.
+    pub async fn drop_scores_before(&self, keep_from: i64) -> Result<Vec<i64>, StorageError> {
+        let partitions: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'customer_scores'::regclass",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut dropped = Vec::new();
+        for name in partitions {
+            let Some(version) = name
+                .strip_prefix("customer_scores_v")
+                .and_then(|v| v.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if version >= keep_from {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SET LOCAL lock_timeout = '5s'")
+                .execute(&mut *tx)
+                .await?;
+            let table = scores_partition(version);
+            match sqlx::query(&format!("DROP TABLE {table}"))
+                .execute(&mut *tx)
+                .await
+            {
+                Ok(_) => {
+                    tx.commit().await?;
+                    dropped.push(version);
+                }
+                Err(e) => {
+                    tracing::warn!(version, error = %e, "old scores not dropped; the next fit tries again");
+                }
+            }
+        }
+        Ok(dropped)
     }
 
     /// A page of a version's customers with churn risk and predicted value

@@ -14,6 +14,7 @@ mod error_shape;
 mod example_data;
 mod faults;
 pub mod feedback;
+mod fit_speed_paths;
 mod grafana_dashboard;
 mod health;
 mod healthcheck_command;
