@@ -13,6 +13,9 @@
 //!
 //! Run: `cargo bench --bench fit`. Knobs: `BENCH_CUSTOMERS` (1,000,000),
 //! `BENCH_ROUNDS` (FitModel rounds, 5; the median is reported),
+//! `BENCH_EXPLAIN` (1: print EXPLAIN (ANALYZE, BUFFERS) of the fit's
+//! reads, the plain grouping from customer_days and the one-pass read,
+//! before the rounds),
 //! `LIFETIMES_PYTHON` (the Python with lifetimes installed, default
 //! `python3`; `skip` leaves lifetimes out).
 
@@ -43,6 +46,7 @@ const AS_OF: &str = "2026-11-01";
 
 struct Knobs {
     customers: i64,
+    explain: bool,
     rounds: usize,
     python: String,
 }
@@ -50,6 +54,7 @@ struct Knobs {
 fn main() -> anyhow::Result<()> {
     let k = Knobs {
         customers: env_or("BENCH_CUSTOMERS", 1_000_000),
+        explain: env_or("BENCH_EXPLAIN", 0) == 1,
         rounds: env_or("BENCH_ROUNDS", 5),
         python: env_or("LIFETIMES_PYTHON", "python3".to_owned()),
     };
@@ -190,6 +195,9 @@ async fn measure(
     endpoint: &str,
     metrics: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
+    if k.explain {
+        explain(pool).await?;
+    }
     let channel = connect(endpoint, 1).await?.remove(0);
     let mut client = ModelServiceClient::new(channel);
     let mut seconds = Vec::new();
@@ -229,6 +237,64 @@ async fn measure(
         return Ok(());
     }
     lifetimes(k, pool, fit).await
+}
+
+/// The fit's reads, as src/storage/fit_data.rs and scores.rs write them
+/// (copied here: a diagnostic, not the measurement), with their plans.
+const EXPLAINED: [(&str, &str); 3] = [
+    (
+        "plain grouping from customer_days (one of two statements)",
+        "SELECT x, t_x, t, count(*) AS customers FROM (
+             SELECT count(*)::int - 1 AS x, max(day) - min(day) AS t_x, $1::date - min(day) AS t,
+                    sum(net_nanos) - (array_agg(net_nanos ORDER BY day))[1] AS repeat_nanos
+               FROM customer_days WHERE day <= $1::date GROUP BY customer_id) s
+          GROUP BY x, t_x, t",
+    ),
+    (
+        "one-pass grouped read",
+        "WITH s AS (
+             SELECT purchase_occasions - 1 AS x, last_purchase_day - first_purchase_day AS t_x,
+                    $1::date - first_purchase_day AS t, repeat_value_nanos AS repeat_nanos
+               FROM customers WHERE purchase_occasions > 0 AND last_purchase_day <= $1::date
+             UNION ALL
+             SELECT count(*)::int - 1, max(d.day) - min(d.day), $1::date - min(d.day),
+                    sum(d.net_nanos) - (array_agg(d.net_nanos ORDER BY d.day))[1]
+               FROM customers c JOIN customer_days d ON d.customer_id = c.customer_id
+              WHERE c.purchase_occasions > 0 AND c.first_purchase_day <= $1::date
+                AND c.last_purchase_day > $1::date AND d.day <= $1::date
+              GROUP BY d.customer_id)
+         SELECT GROUPING(t_x, t) = 0 AS purchases, x, t_x, t, m, count(*) AS customers
+           FROM (SELECT x, t_x, t, CASE WHEN x > 0 AND repeat_nanos > 0
+                                        THEN repeat_nanos::float8 / 1e9 / x END AS m FROM s) g
+          GROUP BY GROUPING SETS ((x, t_x, t), (x, m))
+         HAVING GROUPING(t_x, t) = 0 OR m IS NOT NULL",
+    ),
+    (
+        "every customer's summary, for scoring",
+        "SELECT c.customer_id, c.first_purchase_day, c.last_purchase_day, c.first_purchase_at,
+                c.last_purchase_at, c.purchase_occasions, c.purchase_count, c.refund_count,
+                c.net_revenue_nanos::text AS net_revenue, c.repeat_value_nanos::text AS repeat_value,
+                c.cost_nanos::text AS cost, c.uncosted_purchases
+           FROM customers c WHERE c.purchase_occasions > 0 AND $1::date IS NOT NULL",
+    ),
+];
+
+async fn explain(pool: &PgPool) -> anyhow::Result<()> {
+    let day = chrono::NaiveDate::parse_from_str(AS_OF, "%Y-%m-%d")?;
+    let mut conn = pool.acquire().await?;
+    // As the service reads them (src/storage/fit_data.rs).
+    sqlx::query("SET work_mem = '256MB'")
+        .execute(&mut *conn)
+        .await?;
+    for (what, sql) in EXPLAINED {
+        let plan: Vec<String> =
+            sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) {sql}"))
+                .bind(day)
+                .fetch_all(&mut *conn)
+                .await?;
+        println!("EXPLAIN {what}:\n  {}", plan.join("\n  "));
+    }
+    Ok(())
 }
 
 /// Σ seconds of `clvd_fit_stage_seconds` per stage, scraped from the

@@ -157,6 +157,13 @@ impl Storage {
     /// histories, not with customers. [`Storage::fit_data_from_days`] is
     /// the plain computation it equals.
     pub async fn fit_data(&self, as_of_day: NaiveDate) -> Result<FitData, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // The two hash tables hold a row per distinct history (nearly one
+        // per returning customer for the spend groups, whose mean value is
+        // continuous): room for them in memory rather than spilled batches.
+        sqlx::query("SET LOCAL work_mem = '256MB'")
+            .execute(&mut *tx)
+            .await?;
         let rows: Vec<GroupRow> = sqlx::query_as(
             "WITH s AS (
                  SELECT purchase_occasions - 1 AS x, last_purchase_day - first_purchase_day AS t_x,
@@ -180,8 +187,9 @@ impl Storage {
              HAVING GROUPING(t_x, t) = 0 OR m IS NOT NULL",
         )
         .bind(as_of_day)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let mut data = FitData::default();
         for row in rows {
             row.push_into(&mut data)?;

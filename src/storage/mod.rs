@@ -10,6 +10,7 @@
 
 mod aggregates;
 mod columns;
+mod copy_binary;
 mod customers;
 mod error;
 mod feedback;
