@@ -444,7 +444,7 @@ impl Models {
         clock: &mut StageClock<'_>,
     ) -> Result<(), ModelsError> {
         let started = Instant::now();
-        let summaries = self.storage.all_summaries().await?;
+        let summaries = self.storage.scoring_summaries().await?;
         clock.done(FitStage::ReadSummaries, summaries.len());
         let today = Utc::now().with_timezone(&self.time_zone).date_naive();
         let (rows, skipped) = tokio::task::spawn_blocking(move || {

@@ -4,9 +4,10 @@
 use chrono::NaiveDate;
 use clv_model::{BgNbdParams, ClvModel, GammaGammaParams, ModelError, ScoreOptions};
 
-use super::scoring::model_summary;
-use crate::domain::{
-    quintiles, value_tiers, CustomerSummary, FittedModels, PopulationScore, Segment,
+use super::scoring::history_summary;
+use crate::{
+    domain::{quintiles, value_tiers, FittedModels, PopulationScore, Segment},
+    storage::ScoringSummary,
 };
 
 /// The models of a fit, ready to score.
@@ -25,17 +26,22 @@ pub fn population_scores(
     version: i64,
     fitted: &FittedModels,
     today: NaiveDate,
-    summaries: Vec<CustomerSummary>,
+    summaries: Vec<ScoringSummary>,
 ) -> Result<(Vec<PopulationScore>, usize), ModelError> {
     let model = clv_model(fitted)?;
     let options = ScoreOptions::default();
     let mut scored = Vec::with_capacity(summaries.len());
     let mut skipped = 0;
     for summary in summaries {
-        let score = model_summary(&summary, today)
-            .ok()
-            .and_then(|c| model.score(&c, &options).ok())
-            .filter(|s| s.probability_alive.is_finite() && s.predicted_value.is_finite());
+        let score = history_summary(
+            i64::from(summary.purchase_occasions),
+            (summary.first_purchase_day, summary.last_purchase_day),
+            summary.repeat_value,
+            today,
+        )
+        .ok()
+        .and_then(|c| model.score(&c, &options).ok())
+        .filter(|s| s.probability_alive.is_finite() && s.predicted_value.is_finite());
         match score {
             Some(score) => scored.push((summary, score)),
             None => skipped += 1,

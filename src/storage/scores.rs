@@ -3,14 +3,17 @@
 //! are a partition of `customer_scores` of their own, loaded and indexed
 //! before they are attached, and dropped whole when no longer needed.
 
+use chrono::NaiveDate;
+
 use super::{
     copy_binary::BinaryRows,
     customers::{select_summaries, stored_customer_id, summary_columns, SummaryRow},
+    error::required,
     money::total,
     Storage, StorageError,
 };
 use crate::domain::{
-    CustomerId, CustomerSummary, PopulationScore, Segment, Segmentation, ValueTier,
+    CustomerId, CustomerSummary, PopulationScore, Segment, Segmentation, Total, ValueTier,
 };
 
 /// Bytes of COPY data sent at a time.
@@ -42,6 +45,43 @@ macro_rules! select_scores {
             $tail
         )
     };
+}
+
+/// A customer as whole-base scoring sees them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoringSummary {
+    pub customer_id: CustomerId,
+    pub first_purchase_day: NaiveDate,
+    pub last_purchase_day: NaiveDate,
+    /// At least 1.
+    pub purchase_occasions: i32,
+    pub net_revenue: Total,
+    /// Net value of every occasion but the first.
+    pub repeat_value: Total,
+}
+
+/// A [`ScoringSummary`] as [`Storage::scoring_summaries`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct ScoringRow {
+    customer_id: String,
+    first_purchase_day: Option<NaiveDate>,
+    last_purchase_day: Option<NaiveDate>,
+    purchase_occasions: i32,
+    net_revenue: Option<String>,
+    repeat_value: Option<String>,
+}
+
+impl ScoringRow {
+    fn decode(self) -> Result<ScoringSummary, StorageError> {
+        Ok(ScoringSummary {
+            customer_id: stored_customer_id(&self.customer_id)?,
+            first_purchase_day: required("first_purchase_day", self.first_purchase_day)?,
+            last_purchase_day: required("last_purchase_day", self.last_purchase_day)?,
+            purchase_occasions: self.purchase_occasions,
+            net_revenue: total("net_revenue_nanos", self.net_revenue.as_deref())?,
+            repeat_value: total("repeat_value_nanos", self.repeat_value.as_deref())?,
+        })
+    }
 }
 
 /// A `customer_scores` row as [`score_columns!`] reads it.
@@ -136,6 +176,21 @@ impl Storage {
                 .fetch_all(&self.pool)
                 .await?;
         rows.into_iter().map(SummaryRow::into_summary).collect()
+    }
+
+    /// What scoring the whole base reads of every customer: the columns
+    /// [`ScoringSummary`] holds and no others (half the columns of
+    /// [`Storage::all_summaries`], and neither timestamps nor costs to
+    /// decode a million times).
+    pub async fn scoring_summaries(&self) -> Result<Vec<ScoringSummary>, StorageError> {
+        let rows: Vec<ScoringRow> = sqlx::query_as(
+            "SELECT customer_id, first_purchase_day, last_purchase_day, purchase_occasions,
+                    net_revenue_nanos::text AS net_revenue, repeat_value_nanos::text AS repeat_value
+               FROM customers WHERE purchase_occasions > 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(ScoringRow::decode).collect()
     }
 
     /// Stores a version's scores as its own partition of
