@@ -30,19 +30,36 @@ pub fn population_scores(
 ) -> Result<(Vec<PopulationScore>, usize), ModelError> {
     let model = clv_model(fitted)?;
     let options = ScoreOptions::default();
-    let mut scored = Vec::with_capacity(summaries.len());
     let mut skipped = 0;
+    let mut histories = Vec::with_capacity(summaries.len());
+    let mut kept = Vec::with_capacity(summaries.len());
     for summary in summaries {
-        let score = history_summary(
+        match history_summary(
             i64::from(summary.purchase_occasions),
             (summary.first_purchase_day, summary.last_purchase_day),
             summary.repeat_value,
             today,
-        )
-        .ok()
-        .and_then(|c| model.score(&c, &options).ok())
-        .filter(|s| s.probability_alive.is_finite() && s.predicted_value.is_finite());
-        match score {
+        ) {
+            Ok(c) => {
+                histories.push(c);
+                kept.push(summary);
+            }
+            Err(_) => skipped += 1,
+        }
+    }
+    // The whole base at once: each distinct history scored once, in
+    // parallel. When any customer cannot be scored that way, one by one,
+    // leaving out only those.
+    let scores: Vec<Option<_>> = match model.score_all(&histories, &options) {
+        Ok(all) => all.into_iter().map(Some).collect(),
+        Err(_) => histories
+            .iter()
+            .map(|c| model.score(c, &options).ok())
+            .collect(),
+    };
+    let mut scored = Vec::with_capacity(kept.len());
+    for (summary, score) in kept.into_iter().zip(scores) {
+        match score.filter(|s| s.probability_alive.is_finite() && s.predicted_value.is_finite()) {
             Some(score) => scored.push((summary, score)),
             None => skipped += 1,
         }
