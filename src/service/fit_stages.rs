@@ -20,7 +20,9 @@ pub enum FitStage {
     Fit,
     /// The new version's row in `models`.
     StoreVersion,
-    /// Every customer's summary, for scoring the whole base.
+    /// What is left of reading every customer's summary, for scoring the
+    /// whole base: that read starts with the grouped read, on a connection
+    /// of its own, so this is the wait for it after the fit.
     ReadSummaries,
     /// Model scores, RFM quintiles, segments and tiers of every customer.
     Score,

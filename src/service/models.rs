@@ -21,6 +21,7 @@ use clv_model::{
     CustomerSummary as ModelSummary, FitOptions, GammaGammaFitInput, HoldoutEvaluation, ModelError,
 };
 
+use futures::FutureExt;
 use tokio::{sync::Mutex, task::JoinError};
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +36,7 @@ use crate::{
         FitFailure, FittedModels, ModelVersion, ModelsCursor, NewModelVersion, PurchaseParameters,
         SpendParameters, TokenError,
     },
-    storage::{FitData, Storage, StorageError},
+    storage::{FitData, ScoringSummary, Storage, StorageError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -336,6 +337,14 @@ impl Models {
         let transactions_counter = Some(self.storage.transactions_counter().await?);
         let previous = self.storage.model(None).await?.map(|m| m.version);
         clock.done(FitStage::Prepare, 1);
+        // Every customer's summary, for scoring after the fit, read on a
+        // second connection while the grouped read and the fit run
+        // (dropped, and so cancelled, if the fit ends early).
+        let (reading, summaries) = {
+            let storage = self.storage.clone();
+            async move { storage.scoring_summaries().await }.remote_handle()
+        };
+        tokio::spawn(reading);
         let as_of_day = as_of.with_timezone(&self.time_zone).date_naive();
         let data = self.storage.fit_data(as_of_day).await?;
         clock.done(
@@ -365,7 +374,7 @@ impl Models {
                 // cannot be stored the version is never activated: the
                 // previous one stays active, with its scores.
                 if let Err(e) = self
-                    .score_population(stored.version, fitted.clone(), &mut clock)
+                    .score_population(stored.version, fitted.clone(), summaries, &mut clock)
                     .await
                 {
                     tracing::error!(version = stored.version, error = %e, "scoring the customer base failed; the active model stays");
@@ -441,10 +450,11 @@ impl Models {
         &self,
         version: i64,
         fitted: FittedModels,
+        summaries: impl std::future::Future<Output = Result<Vec<ScoringSummary>, StorageError>>,
         clock: &mut StageClock<'_>,
     ) -> Result<(), ModelsError> {
         let started = Instant::now();
-        let summaries = self.storage.scoring_summaries().await?;
+        let summaries = summaries.await?;
         clock.done(FitStage::ReadSummaries, summaries.len());
         let today = Utc::now().with_timezone(&self.time_zone).date_naive();
         let (rows, skipped) = tokio::task::spawn_blocking(move || {
