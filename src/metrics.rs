@@ -43,6 +43,7 @@ pub struct Metrics {
     ingested: IntCounterVec,
     active_model_age: GaugeVec,
     last_fit_duration: GaugeVec,
+    fit_stage_seconds: HistogramVec,
 }
 
 /// What became of transactions sent to IngestService.
@@ -105,14 +106,28 @@ impl Metrics {
             &["version"],
         )
         .expect("valid metric");
+        let fit_stage_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "clvd_fit_stage_seconds",
+                "Duration of each stage of a fit (prepare, read_groups, fit, store_version, \
+                 read_summaries, score, write_scores, activate).",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["stage"],
+        )
+        .expect("valid metric");
         for c in [&started, &handled, &ingested] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
         }
-        registry
-            .register(Box::new(handling_seconds.clone()))
-            .expect("unique metric");
+        for h in [&handling_seconds, &fit_stage_seconds] {
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+        }
         for g in [&active_model_age, &last_fit_duration] {
             registry
                 .register(Box::new(g.clone()))
@@ -127,7 +142,13 @@ impl Metrics {
             ingested,
             active_model_age,
             last_fit_duration,
+            fit_stage_seconds,
         }
+    }
+
+    /// The histogram of fit stage durations, for the fits to observe.
+    pub fn fit_stage_seconds(&self) -> HistogramVec {
+        self.fit_stage_seconds.clone()
     }
 
     /// The method itself when it is served, else [`UNKNOWN`].

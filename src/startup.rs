@@ -247,7 +247,10 @@ async fn wire(
             epoch.clone(),
             settings.model_selection,
         )
-        .with_high_risk_at(settings.churn_high_threshold),
+        .with_high_risk_at(settings.churn_high_threshold)
+        .with_fit_stages(crate::service::FitStageMetric::new(
+            metrics.fit_stage_seconds(),
+        )),
     );
 
     // One key for every listing's page tokens.

@@ -4,6 +4,7 @@
 //! statuses in one table (`api::status`).
 
 mod batcher;
+mod fit_stages;
 mod group_commit;
 mod ingest;
 mod models;
@@ -15,6 +16,7 @@ mod reports;
 mod scoring;
 
 pub use batcher::{BackendError, ShuttingDown};
+pub use fit_stages::{FitStage, FitStageMetric};
 pub use ingest::{BatchRecorded, Entry, Ingest, IngestError, Recorded};
 pub use models::{
     Comparison, Evaluation, FamilyHoldout, FitChoice, HoldoutFigures, Models, ModelsError,

@@ -27,10 +27,12 @@ use clv_model::{
     PurchaseFamilyFit,
 };
 
+use futures::FutureExt;
 use tokio::{sync::Mutex, task::JoinError};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    fit_stages::{FitStage, FitStageMetric, StageClock},
     no_model::NoActiveModel,
     page_token_key::{PageTokenKeyError, PageTokenKeys},
     scoring::ModelEpoch,
@@ -41,7 +43,7 @@ use crate::{
         ModelSelection, ModelVersion, ModelsCursor, NewModelVersion, PurchaseFamily,
         PurchaseParameters, SelectedBy, SpendParameters, TokenError,
     },
-    storage::{FitData, HoldoutGroup, Storage, StorageError},
+    storage::{FitData, HoldoutGroup, ScoringSummary, Storage, StorageError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -292,6 +294,8 @@ pub struct Models {
     turn: Mutex<()>,
     /// Churn risk of the HIGH band (see [`Models::with_high_risk_at`]).
     high_risk_at: f64,
+    /// Where each stage of a fit is timed.
+    stages: FitStageMetric,
 }
 
 /// The HIGH band's default churn risk, the setting's default.
@@ -340,6 +344,7 @@ impl Models {
             epoch,
             turn: Mutex::new(()),
             high_risk_at: DEFAULT_HIGH_RISK_AT,
+            stages: FitStageMetric::default(),
         }
     }
 
@@ -347,6 +352,12 @@ impl Models {
     /// engaged segments at the next fit (default 0.6, the setting's).
     pub fn with_high_risk_at(mut self, high_risk_at: f64) -> Self {
         self.high_risk_at = high_risk_at;
+        self
+    }
+
+    /// Observes each fit stage's duration in `stages`.
+    pub fn with_fit_stages(mut self, stages: FitStageMetric) -> Self {
+        self.stages = stages;
         self
     }
 
@@ -451,16 +462,31 @@ impl Models {
         as_of: DateTime<Utc>,
         choice: &FitChoice,
     ) -> Result<ModelVersion, ModelsError> {
+        let mut clock = StageClock::start(&self.stages);
         let transactions_counter = Some(self.storage.transactions_counter().await?);
         let previous = self.storage.model(None).await?.map(|m| m.version);
+        clock.done(FitStage::Prepare, 1);
+        // Every customer's summary, for scoring after the fit, read on a
+        // second connection while the grouped read and the fit run
+        // (dropped, and so cancelled, if the fit ends early).
+        let (reading, summaries) = {
+            let storage = self.storage.clone();
+            async move { storage.scoring_summaries().await }.remote_handle()
+        };
+        tokio::spawn(reading);
         let as_of_day = as_of.with_timezone(&self.time_zone).date_naive();
         let data = self.storage.fit_data(as_of_day).await?;
+        clock.done(
+            FitStage::ReadGroups,
+            data.purchase_groups.len() + data.spend_groups.len(),
+        );
         let started = Instant::now();
         let (families, rule) = plan(self.selection, choice);
         let (outcome, candidates, counts) =
             tokio::task::spawn_blocking(move || fit_all(&data, &families, rule))
                 .await
                 .map_err(ModelsError::task("fit"))?;
+        clock.done(FitStage::Fit, counts.customers.max(0) as usize);
         let new = NewModelVersion {
             as_of,
             outcome,
@@ -472,19 +498,30 @@ impl Models {
             candidates,
         };
         let stored = self.storage.insert_model(&new).await?;
+        clock.version(stored.version);
+        clock.done(FitStage::StoreVersion, 1);
         match &stored.fit.outcome {
             Ok(fitted) => {
-                // Scores of the whole base under the new version; the
-                // previous version's stay for pages already being read.
+                // Scores of the whole base under the new version. When they
+                // cannot be stored the version is never activated: the
+                // previous one stays active, with its scores.
                 if let Err(e) = self
-                    .score_population(stored.version, fitted.clone(), previous)
+                    .score_population(stored.version, fitted.clone(), summaries, &mut clock)
                     .await
                 {
-                    tracing::error!(version = stored.version, error = %e, "scoring the customer base failed");
+                    tracing::error!(version = stored.version, error = %e, "scoring the customer base failed; the active model stays");
+                    return Err(e);
                 }
-                // Active only now, with its scores in place (or known missing).
+                // Active only now, with its scores in place.
                 self.storage.activate_model(stored.version).await?;
                 self.epoch.bump();
+                // The previous version's scores stay for pages already being
+                // read; older ones go.
+                let dropped = self
+                    .storage
+                    .drop_scores_before(previous.unwrap_or(stored.version))
+                    .await?;
+                clock.done(FitStage::Activate, dropped.len());
                 tracing::info!(
                     version = stored.version,
                     customers = counts.customers,
@@ -565,10 +602,12 @@ impl Models {
         &self,
         version: i64,
         fitted: FittedModels,
-        previous: Option<i64>,
+        summaries: impl std::future::Future<Output = Result<Vec<ScoringSummary>, StorageError>>,
+        clock: &mut StageClock<'_>,
     ) -> Result<(), ModelsError> {
         let started = Instant::now();
-        let summaries = self.storage.all_summaries().await?;
+        let summaries = summaries.await?;
+        clock.done(FitStage::ReadSummaries, summaries.len());
         let today = Utc::now().with_timezone(&self.time_zone).date_naive();
         let high_risk_at = self.high_risk_at;
         let (rows, skipped) = tokio::task::spawn_blocking(move || {
@@ -577,9 +616,9 @@ impl Models {
         .await
         .map_err(ModelsError::task("scoring"))?
         .map_err(ModelsError::CannotEvaluate)?;
-        self.storage
-            .replace_scores(&rows, previous.unwrap_or(version))
-            .await?;
+        clock.done(FitStage::Score, rows.len());
+        self.storage.write_scores(version, &rows).await?;
+        clock.done(FitStage::WriteScores, rows.len());
         tracing::info!(
             version,
             customers = rows.len(),

@@ -4,9 +4,10 @@
 use chrono::NaiveDate;
 use clv_model::{ClvModel, GammaGammaParams, ModelError, ScoreOptions};
 
-use super::scoring::model_summary;
-use crate::domain::{
-    quintiles, value_tiers, CustomerSummary, FittedModels, PopulationScore, Segment,
+use super::scoring::history_summary;
+use crate::{
+    domain::{quintiles, value_tiers, FittedModels, PopulationScore, Segment},
+    storage::ScoringSummary,
 };
 
 /// The models of a fit, ready to score (the activated purchase family).
@@ -29,19 +30,41 @@ pub fn population_scores(
     version: i64,
     fitted: &FittedModels,
     today: NaiveDate,
-    summaries: Vec<CustomerSummary>,
+    summaries: Vec<ScoringSummary>,
     high_risk_at: f64,
 ) -> Result<(Vec<PopulationScore>, usize), ModelError> {
     let model = clv_model(fitted)?;
     let options = ScoreOptions::default();
-    let mut scored = Vec::with_capacity(summaries.len());
     let mut skipped = 0;
+    let mut histories = Vec::with_capacity(summaries.len());
+    let mut kept = Vec::with_capacity(summaries.len());
     for summary in summaries {
-        let score = model_summary(&summary, today)
-            .ok()
-            .and_then(|c| model.score(&c, &options).ok())
-            .filter(|s| s.probability_alive.is_finite() && s.predicted_value.is_finite());
-        match score {
+        match history_summary(
+            i64::from(summary.purchase_occasions),
+            (summary.first_purchase_day, summary.last_purchase_day),
+            summary.repeat_value,
+            today,
+        ) {
+            Ok(c) => {
+                histories.push(c);
+                kept.push(summary);
+            }
+            Err(_) => skipped += 1,
+        }
+    }
+    // The whole base at once: each distinct history scored once, in
+    // parallel. When any customer cannot be scored that way, one by one,
+    // leaving out only those.
+    let scores: Vec<Option<_>> = match model.score_all(&histories, &options) {
+        Ok(all) => all.into_iter().map(Some).collect(),
+        Err(_) => histories
+            .iter()
+            .map(|c| model.score(c, &options).ok())
+            .collect(),
+    };
+    let mut scored = Vec::with_capacity(kept.len());
+    for (summary, score) in kept.into_iter().zip(scores) {
+        match score.filter(|s| s.probability_alive.is_finite() && s.predicted_value.is_finite()) {
             Some(score) => scored.push((summary, score)),
             None => skipped += 1,
         }

@@ -16,6 +16,29 @@ pub struct FitData {
     pub spend_groups: Vec<SpendGroup>,
 }
 
+impl FitData {
+    /// The groups in a fixed order (by their keys), whatever order the
+    /// database produced them in, so that the same data always gives the
+    /// same sums to the fit, to the last bit.
+    fn sorted(mut self) -> Self {
+        let key = |g: &PurchaseGroup| [g.x, g.t_x, g.t];
+        self.purchase_groups
+            .sort_by(|a, b| total_order(&key(a), &key(b)));
+        self.spend_groups
+            .sort_by(|a, b| total_order(&[a.x, a.m], &[b.x, b.m]));
+        self
+    }
+}
+
+/// Lexicographic [`f64::total_cmp`].
+fn total_order(a: &[f64], b: &[f64]) -> std::cmp::Ordering {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| a.total_cmp(b))
+        .find(|o| o.is_ne())
+        .unwrap_or(std::cmp::Ordering::Equal)
+}
+
 /// Customers with the same purchase history as of a day, in days.
 #[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
 pub struct PurchaseGroup {
@@ -55,6 +78,44 @@ pub struct HoldoutGroup {
     pub holdout_occasions: u64,
 }
 
+/// A row of [`Storage::fit_data`]'s grouping sets: a purchase group
+/// (`purchases`, `m` NULL) or a spend group (`t_x`, `t` NULL).
+#[derive(Debug, sqlx::FromRow)]
+struct GroupRow {
+    purchases: bool,
+    x: i32,
+    t_x: Option<i32>,
+    t: Option<i32>,
+    m: Option<f64>,
+    customers: i64,
+}
+
+impl GroupRow {
+    fn push_into(self, data: &mut FitData) -> Result<(), StorageError> {
+        let customers =
+            u64::try_from(self.customers).map_err(|_| StorageError::corrupt("customers", "< 0"))?;
+        let x = f64::from(self.x);
+        if self.purchases {
+            let day = |column: &str, v: Option<i32>| {
+                v.map(f64::from)
+                    .ok_or_else(|| StorageError::corrupt(column, "NULL in a purchase group"))
+            };
+            data.purchase_groups.push(PurchaseGroup {
+                x,
+                t_x: day("t_x", self.t_x)?,
+                t: day("t", self.t)?,
+                customers,
+            });
+        } else {
+            let m = self
+                .m
+                .ok_or_else(|| StorageError::corrupt("m", "NULL in a spend group"))?;
+            data.spend_groups.push(SpendGroup { x, m, customers });
+        }
+        Ok(())
+    }
+}
+
 /// `$select` (grouping) `FROM` the per-customer summaries as of a day,
 /// then `$tail`. The summaries come from the day rollups: each customer
 /// with a purchase on or before `$1`, with `x`, `t_x`, `t` (days) and
@@ -86,7 +147,59 @@ impl Storage {
 
     /// Grouped summaries as of the end of `as_of_day`. Refunds recorded
     /// later still lower the value of the occasions they refund.
+    ///
+    /// One statement, one pass: a customer whose last purchase is on or
+    /// before the day is read from their `customers` row (which ingest keeps
+    /// equal to the aggregate of their `customer_days`), and only the
+    /// customers with purchases on both sides of the day are summed from
+    /// `customer_days`; both groupings come out of the same scan with
+    /// `GROUPING SETS`. What crosses the wire grows with distinct
+    /// histories, not with customers. [`Storage::fit_data_from_days`] is
+    /// the plain computation it equals.
     pub async fn fit_data(&self, as_of_day: NaiveDate) -> Result<FitData, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // The two hash tables hold a row per distinct history (nearly one
+        // per returning customer for the spend groups, whose mean value is
+        // continuous): room for them in memory rather than spilled batches.
+        sqlx::query("SET LOCAL work_mem = '256MB'")
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<GroupRow> = sqlx::query_as(
+            "WITH s AS (
+                 SELECT purchase_occasions - 1 AS x, last_purchase_day - first_purchase_day AS t_x,
+                        $1::date - first_purchase_day AS t, repeat_value_nanos AS repeat_nanos
+                   FROM customers
+                  WHERE purchase_occasions > 0 AND last_purchase_day <= $1::date
+                 UNION ALL
+                 SELECT count(*)::int - 1, max(d.day) - min(d.day), $1::date - min(d.day),
+                        sum(d.net_nanos) - (array_agg(d.net_nanos ORDER BY d.day))[1]
+                   FROM customers c JOIN customer_days d ON d.customer_id = c.customer_id
+                  WHERE c.purchase_occasions > 0 AND c.first_purchase_day <= $1::date
+                    AND c.last_purchase_day > $1::date AND d.day <= $1::date
+                  GROUP BY d.customer_id
+             )
+             SELECT GROUPING(t_x, t) = 0 AS purchases, x, t_x, t, m, count(*) AS customers
+               FROM (SELECT x, t_x, t,
+                            CASE WHEN x > 0 AND repeat_nanos > 0
+                                 THEN repeat_nanos::float8 / 1e9 / x END AS m
+                       FROM s) g
+              GROUP BY GROUPING SETS ((x, t_x, t), (x, m))
+             HAVING GROUPING(t_x, t) = 0 OR m IS NOT NULL",
+        )
+        .bind(as_of_day)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut data = FitData::default();
+        for row in rows {
+            row.push_into(&mut data)?;
+        }
+        Ok(data.sorted())
+    }
+
+    /// [`Storage::fit_data`] computed the plain way, from `customer_days`
+    /// alone, one grouping at a time: what the fast read is tested against.
+    pub async fn fit_data_from_days(&self, as_of_day: NaiveDate) -> Result<FitData, StorageError> {
         let purchases = from_summaries_as_of!(
             "SELECT x, t_x, t, count(*) AS customers",
             "GROUP BY x, t_x, t"
@@ -98,7 +211,8 @@ impl Storage {
         Ok(FitData {
             purchase_groups: self.groups_as_of(purchases, as_of_day).await?,
             spend_groups: self.groups_as_of(spend, as_of_day).await?,
-        })
+        }
+        .sorted())
     }
 
     /// The rows of a grouping read whose only parameter is the as-of day.

@@ -10,6 +10,7 @@
 
 mod aggregates;
 mod columns;
+mod copy_binary;
 mod customers;
 mod error;
 mod feedback;
@@ -34,6 +35,7 @@ pub use fit_data::{FitData, HoldoutGroup, PurchaseGroup, SpendGroup};
 pub use ingest::BatchOutcome;
 pub use models::FitLock;
 pub use reports::{CohortHistory, DaysAsOf, LoyaltyCounts, SegmentRow};
+pub use scores::ScoringSummary;
 
 /// Embedded migrations, applied at start-up and by `clvd migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations");

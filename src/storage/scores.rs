@@ -1,17 +1,28 @@
 //! Per-customer scores under a model version: written after each fit, read
-//! by ListAtRiskCustomers and for segments and tiers.
+//! by ListAtRiskCustomers and for segments and tiers. Each version's scores
+//! are a partition of `customer_scores` of their own, loaded and indexed
+//! before they are attached, and dropped whole when no longer needed.
+
+use chrono::NaiveDate;
 
 use super::{
+    copy_binary::BinaryRows,
     customers::{select_summaries, stored_customer_id, summary_columns, SummaryRow},
+    error::required,
     money::total,
     Storage, StorageError,
 };
 use crate::domain::{
-    CustomerId, CustomerSummary, PopulationScore, Segment, Segmentation, ValueTier,
+    CustomerId, CustomerSummary, PopulationScore, Segment, Segmentation, Total, ValueTier,
 };
 
 /// Bytes of COPY data sent at a time.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// The partition of `customer_scores` that holds a version's scores.
+fn scores_partition(version: i64) -> String {
+    format!("customer_scores_v{version}")
+}
 
 /// The columns of a [`ScoreRow`] from `customer_scores` aliased `s`, the
 /// historical value as exact text (see [`super::money`]).
@@ -34,6 +45,43 @@ macro_rules! select_scores {
             $tail
         )
     };
+}
+
+/// A customer as whole-base scoring sees them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoringSummary {
+    pub customer_id: CustomerId,
+    pub first_purchase_day: NaiveDate,
+    pub last_purchase_day: NaiveDate,
+    /// At least 1.
+    pub purchase_occasions: i32,
+    pub net_revenue: Total,
+    /// Net value of every occasion but the first.
+    pub repeat_value: Total,
+}
+
+/// A [`ScoringSummary`] as [`Storage::scoring_summaries`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct ScoringRow {
+    customer_id: String,
+    first_purchase_day: Option<NaiveDate>,
+    last_purchase_day: Option<NaiveDate>,
+    purchase_occasions: i32,
+    net_revenue: Option<String>,
+    repeat_value: Option<String>,
+}
+
+impl ScoringRow {
+    fn decode(self) -> Result<ScoringSummary, StorageError> {
+        Ok(ScoringSummary {
+            customer_id: stored_customer_id(&self.customer_id)?,
+            first_purchase_day: required("first_purchase_day", self.first_purchase_day)?,
+            last_purchase_day: required("last_purchase_day", self.last_purchase_day)?,
+            purchase_occasions: self.purchase_occasions,
+            net_revenue: total("net_revenue_nanos", self.net_revenue.as_deref())?,
+            repeat_value: total("repeat_value_nanos", self.repeat_value.as_deref())?,
+        })
+    }
 }
 
 /// A `customer_scores` row as [`score_columns!`] reads it.
@@ -130,44 +178,128 @@ impl Storage {
         rows.into_iter().map(SummaryRow::into_summary).collect()
     }
 
-    /// Stores a version's scores and drops those of versions before
-    /// `keep_from` (so the previous version's pages stay readable).
-    ///
-    /// The rows go in with one `COPY` (text format): for a whole customer
-    /// base it is several times faster than multi-row inserts. One
-    /// transaction: the scores and the deletion commit together, or (on any
-    /// failure) not at all.
-    pub async fn replace_scores(
+    /// What scoring the whole base reads of every customer: the columns
+    /// [`ScoringSummary`] holds and no others (half the columns of
+    /// [`Storage::all_summaries`], and neither timestamps nor costs to
+    /// decode a million times).
+    pub async fn scoring_summaries(&self) -> Result<Vec<ScoringSummary>, StorageError> {
+        let rows: Vec<ScoringRow> = sqlx::query_as(
+            "SELECT customer_id, first_purchase_day, last_purchase_day, purchase_occasions,
+                    net_revenue_nanos::text AS net_revenue, repeat_value_nanos::text AS repeat_value
+               FROM customers WHERE purchase_occasions > 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(ScoringRow::decode).collect()
+    }
+
+    /// Stores a version's scores as its own partition of
+    /// `customer_scores`, `customer_scores_v<version>`, in one transaction:
+    /// a fresh table (created here, so `COPY ... FREEZE` writes its rows
+    /// already frozen, with no later vacuum rewrite), the rows in with one
+    /// binary `COPY` (the server parses no numbers), then the two indexes built once over the loaded rows (far
+    /// cheaper than keeping them up to date row by row), then attached. The
+    /// version's rows become visible whole at the commit, or (on any
+    /// failure) never, and no table is left behind. Attaching takes only a
+    /// SHARE UPDATE EXCLUSIVE lock on `customer_scores`: reads and other
+    /// versions' pages go on meanwhile.
+    pub async fn write_scores(
         &self,
+        version: i64,
         scores: &[PopulationScore],
-        keep_from: i64,
     ) -> Result<(), StorageError> {
+        // `version` is a number this service read from `models`: safe to
+        // put into statement text.
+        let table = scores_partition(version);
         let mut tx = self.pool.begin().await?;
-        let mut copy = tx
-            .copy_in_raw(
-                "COPY customer_scores (customer_id, model_version, probability_alive, churn_risk,
-                     probability_no_purchase, expected_purchases, predicted_value, value_at_risk,
-                     historical_value_nanos, recency_score, frequency_score, monetary_score,
-                     segment, value_tier) FROM STDIN",
-            )
-            .await?;
-        let mut buf = String::with_capacity(COPY_CHUNK_BYTES + 1024);
-        for s in scores {
-            copy_row(&mut buf, s);
-            if buf.len() >= COPY_CHUNK_BYTES {
-                copy.send(std::mem::take(&mut buf).into_bytes()).await?;
-            }
-        }
-        if !buf.is_empty() {
-            copy.send(buf.into_bytes()).await?;
-        }
-        copy.finish().await?;
-        sqlx::query("DELETE FROM customer_scores WHERE model_version < $1")
-            .bind(keep_from)
+        // The index builds sort the whole version at once.
+        sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
             .execute(&mut *tx)
             .await?;
+        sqlx::query(&format!(
+            "CREATE TABLE {table} (LIKE customer_scores INCLUDING DEFAULTS,
+                 CONSTRAINT {table}_version CHECK (model_version = {version}))"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        let mut copy = tx
+            .copy_in_raw(&format!(
+                "COPY {table} (customer_id, model_version, probability_alive, churn_risk,
+                     probability_no_purchase, expected_purchases, predicted_value, value_at_risk,
+                     historical_value_nanos, recency_score, frequency_score, monetary_score,
+                     segment, value_tier) FROM STDIN WITH (FORMAT binary, FREEZE)"
+            ))
+            .await?;
+        let mut rows = BinaryRows::new(COPY_CHUNK_BYTES + 1024);
+        for s in scores {
+            copy_row(&mut rows, s);
+            if rows.len() >= COPY_CHUNK_BYTES {
+                copy.send(rows.take()).await?;
+            }
+        }
+        rows.finish();
+        copy.send(rows.take()).await?;
+        copy.finish().await?;
+        // The same keys as the parent's, so that attaching adopts them.
+        for statement in [
+            format!("ALTER TABLE {table} ADD PRIMARY KEY (customer_id, model_version)"),
+            format!(
+                "CREATE INDEX {table}_by_value_at_risk
+                     ON {table} (model_version, value_at_risk DESC, customer_id DESC)"
+            ),
+            format!(
+                "ALTER TABLE customer_scores ATTACH PARTITION {table} FOR VALUES IN ({version})"
+            ),
+        ] {
+            sqlx::query(&statement).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Drops the scores of versions before `keep_from` (each version's
+    /// partition), so that the previous version's pages stay readable.
+    /// Dropping a partition locks `customer_scores` briefly (ACCESS
+    /// EXCLUSIVE): each drop waits at most 5 s for
+    /// readers to finish, and one that cannot get the lock is left for the
+    /// next fit. Returns the versions dropped.
+    pub async fn drop_scores_before(&self, keep_from: i64) -> Result<Vec<i64>, StorageError> {
+        let partitions: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'customer_scores'::regclass",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut dropped = Vec::new();
+        for name in partitions {
+            let Some(version) = name
+                .strip_prefix("customer_scores_v")
+                .and_then(|v| v.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if version >= keep_from {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SET LOCAL lock_timeout = '5s'")
+                .execute(&mut *tx)
+                .await?;
+            let table = scores_partition(version);
+            match sqlx::query(&format!("DROP TABLE {table}"))
+                .execute(&mut *tx)
+                .await
+            {
+                Ok(_) => {
+                    tx.commit().await?;
+                    dropped.push(version);
+                }
+                Err(e) => {
+                    tracing::warn!(version, error = %e, "old scores not dropped; the next fit tries again");
+                }
+            }
+        }
+        Ok(dropped)
     }
 
     /// A page of a version's customers with churn risk, predicted value and
@@ -258,32 +390,25 @@ impl Storage {
     }
 }
 
-/// One row of COPY text format. Ids cannot hold control characters (see
-/// `domain::ids`), so a backslash is the only character to escape; floats
-/// print in Rust's shortest form that reads back exactly.
-fn copy_row(buf: &mut String, s: &PopulationScore) {
-    use std::fmt::Write;
-    for ch in s.customer_id.as_str().chars() {
-        if ch == '\\' {
-            buf.push('\\');
-        }
-        buf.push(ch);
-    }
-    let _ = writeln!(
-        buf,
-        "\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-        s.model_version,
+/// One row of binary COPY, in the column order of [`Storage::write_scores`].
+fn copy_row(rows: &mut BinaryRows, s: &PopulationScore) {
+    rows.row(14);
+    rows.text(s.customer_id.as_str());
+    rows.int8(s.model_version);
+    for v in [
         s.probability_alive,
         s.churn_risk,
         s.probability_no_purchase,
         s.expected_purchases,
         s.predicted_value,
         s.value_at_risk,
-        s.historical_value.nanos(),
-        s.recency_score,
-        s.frequency_score,
-        s.monetary_score,
-        s.segment.name(),
-        s.value_tier.name(),
-    );
+    ] {
+        rows.float8(v);
+    }
+    rows.numeric_integer(s.historical_value.nanos());
+    for score in [s.recency_score, s.frequency_score, s.monetary_score] {
+        rows.int2(i16::from(score));
+    }
+    rows.text(s.segment.name());
+    rows.text(s.value_tier.name());
 }

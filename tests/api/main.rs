@@ -16,6 +16,7 @@ mod example_data;
 mod families;
 mod faults;
 pub mod feedback;
+mod fit_speed_paths;
 mod grafana_dashboard;
 mod health;
 mod healthcheck_command;
