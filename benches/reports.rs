@@ -107,7 +107,7 @@ async fn first_report(k: Knobs) -> anyhow::Result<()> {
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
     println!("postgres: {}", pg.bin_dir().display());
     let started = Instant::now();
-    load(&pool, &k).await?;
+    cohort_data::load(&pool, k.customers, k.transactions).await?;
     sqlx::query(
         "INSERT INTO report_dirty (customer_id)
          SELECT customer_id FROM transactions WHERE kind = 1 ORDER BY random()",
