@@ -135,8 +135,10 @@ async fn every_readme_example_runs_against_a_live_server() {
 
     let bin_dir = tempdir();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_clvd"), bin_dir.join("clvd")).unwrap();
-    // As the README's quick start runs it: CLVD_AUTH=off, the defaults.
-    let app = spawn_app().await;
+    // As the README's quick start runs it: CLVD_AUTH=off, the defaults
+    // (including the model selection, which the harness otherwise pins to
+    // BG/NBD).
+    let app = spawn_app_with(|s| s.model_selection = Default::default()).await;
     let addr = app.addr.to_string();
 
     let (mut ran, mut skipped) = (0, 0);
