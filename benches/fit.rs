@@ -201,19 +201,35 @@ async fn measure(
     let channel = connect(endpoint, 1).await?.remove(0);
     let mut client = ModelServiceClient::new(channel);
     let mut seconds = Vec::new();
-    for round in 0..k.rounds {
+    let mut all_families = Vec::new();
+    // Rounds of BG/NBD alone (what lifetimes' BetaGeoFitter fits, so the
+    // ratio compares like with like), then of the server's default: every
+    // family, the best by BIC (the last BENCH_ALL_FAMILIES_ROUNDS rounds).
+    let all_rounds = env_or("BENCH_ALL_FAMILIES_ROUNDS", 1usize);
+    for round in 0..k.rounds + all_rounds {
+        let every_family = round >= k.rounds;
+        let families = if every_family {
+            Vec::new()
+        } else {
+            vec![pb::ModelFamily::BgNbd as i32]
+        };
         let before = stage_sums(metrics)?;
         let started = Instant::now();
         let model = client
             .fit_model(pb::FitModelRequest {
                 as_of: Some(as_of()),
+                families,
                 ..Default::default()
             })
             .await
             .context("FitModel")?
             .into_inner();
         let took = started.elapsed().as_secs_f64();
-        seconds.push(took);
+        if every_family {
+            all_families.push(took);
+        } else {
+            seconds.push(took);
+        }
         let after = stage_sums(metrics)?;
         let stages: Vec<String> = after
             .iter()
@@ -223,16 +239,30 @@ async fn measure(
             })
             .collect();
         println!(
-            "round {round}: FitModel {took:.3} s (version {}); stages (s): {}",
+            "round {round}: FitModel {} {took:.3} s (version {}, family {:?}); stages (s): {}",
+            if every_family {
+                "all families"
+            } else {
+                "BG/NBD"
+            },
             model.version,
+            pb::ModelFamily::try_from(model.family).unwrap_or_default(),
             stages.join(", ")
         );
     }
     let fit = median(seconds);
     println!(
-        "FITMODEL ({} customers): end to end p50 {fit:.3} s over {} rounds",
+        "FITMODEL ({} customers): BG/NBD end to end p50 {fit:.3} s over {} rounds",
         k.customers, k.rounds
     );
+    if !all_families.is_empty() {
+        println!(
+            "FITMODEL ALL FAMILIES ({} customers): end to end p50 {:.3} s over {} rounds",
+            k.customers,
+            median(all_families),
+            all_rounds
+        );
+    }
     if k.python == "skip" {
         return Ok(());
     }
