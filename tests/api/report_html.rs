@@ -1099,12 +1099,13 @@ async fn horizon_and_discount_rate_reach_the_value_figures() {
         let cells = table_row(&doc, "at-risk", &v.customer_id);
         assert_eq!(cells.len(), 9, "{cells:?}");
         assert_eq!(cells[7], money(&v.predicted_value), "{}", v.customer_id);
-        let alive = v.probability_alive.expect("scored");
+        let churn = v.churn_risk.expect("scored");
         let predicted = {
             let m = v.predicted_value.as_ref().unwrap();
             m.units as f64 + f64::from(m.nanos) / 1e9
         };
-        let want = format!("{:.2} USD", (1.0 - alive) * predicted / alive);
+        // Value at risk: churn risk × predicted value, as the service's.
+        let want = format!("{:.2} USD", churn * predicted);
         assert_eq!(cells[8], want, "{}", v.customer_id);
         // The fit's scores (12 months at 10 %) are still shown beside them.
         assert_eq!(cells[3], money(&listed.predicted_value));

@@ -715,17 +715,11 @@ plus {} (--horizon-months and --discount-rate do not change it); churn risk: \
 }
 
 /// The value at risk of a re-scored customer, in currency units: churn
-/// risk × the value expected over the horizon if they stay (predicted value
-/// / P(alive)), as the service defines it for the at-risk list.
+/// risk × predicted value, as the service defines it for the at-risk list.
 pub fn value_at_risk(v: &pb::CustomerValue) -> Option<f64> {
-    let alive = v.probability_alive?;
+    let churn_risk = v.churn_risk?;
     let predicted = v.predicted_value.as_ref()?;
-    let predicted = predicted.units as f64 + f64::from(predicted.nanos) / 1e9;
-    Some(if alive > 0.0 {
-        (1.0 - alive) * predicted / alive
-    } else {
-        0.0
-    })
+    Some(churn_risk * (predicted.units as f64 + f64::from(predicted.nanos) / 1e9))
 }
 
 fn at_risk_section(
@@ -740,8 +734,8 @@ fn at_risk_section(
             let _ = writeln!(
                 page,
                 "<p class=\"facts\">The {} customers with the highest value at risk (churn risk \
-× the value expected over the horizon if they stay) among those in the high churn-risk band, \
-as scored by model version {}: {}.</p>",
+× predicted value) among those in the high churn-risk band who are still likely reachable \
+(P(alive) at least the server's floor), as scored by model version {}: {}.</p>",
                 r.customers.len(),
                 r.model_version,
                 escape(&super::charts::scored_at_fit())

@@ -84,7 +84,7 @@ pub fn calibration_chart(evaluation: &pb::ModelEvaluation) -> Result<String, Cha
             FIGURE,
             "Calibration against holdout: repeat purchases per customer",
             &format!(
-                "Fit on data up to {}, holdout to {} ({:.0} days), {} customers. Unit: repeat purchases per customer in the holdout.",
+                "BG/NBD fitted on data up to {}, holdout to {} ({:.0} days), {} customers. Unit: repeat purchases per customer in the holdout.",
                 instant(&evaluation.calibration_end),
                 instant(&evaluation.holdout_end),
                 evaluation.holdout_days,
@@ -109,8 +109,10 @@ pub fn calibration_chart(evaluation: &pb::ModelEvaluation) -> Result<String, Cha
             &area,
             FIGURE,
             "per customer",
-            (LEFT - 6, TOP - 18),
-            &text_style(12, INK, HPos::Right, VPos::Center),
+            // Left-aligned from the figure's edge: right-aligned at the
+            // axis it ran past the left edge and was cut.
+            (4, TOP - 18),
+            &text_style(12, INK, HPos::Left, VPos::Center),
         )?;
         let centre = text_style(11, INK, HPos::Center, VPos::Bottom);
         let below = text_style(12, INK, HPos::Center, VPos::Top);
