@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use super::family_values::FamilyValues;
 use super::{
     figure::FigureArgs,
     output::{
@@ -167,19 +168,6 @@ pub fn family_name(raw: i32) -> String {
 
 /// The purchase parameters of a family's messages as (name, value) pairs,
 /// in the family's order.
-fn family_parameters(
-    bg: Option<&pb::BgNbdParameters>,
-    mbg: Option<&pb::MbgNbdParameters>,
-    pareto: Option<&pb::ParetoNbdParameters>,
-) -> Vec<(&'static str, f64)> {
-    match (bg, mbg, pareto) {
-        (Some(p), _, _) => vec![("r", p.r), ("alpha", p.alpha), ("a", p.a), ("b", p.b)],
-        (_, Some(p), _) => vec![("r", p.r), ("alpha", p.alpha), ("a", p.a), ("b", p.b)],
-        (_, _, Some(p)) => vec![("r", p.r), ("alpha", p.alpha), ("s", p.s), ("beta", p.beta)],
-        _ => Vec::new(),
-    }
-}
-
 /// Every family fitted for a version, as a JSON array (text in a table).
 pub fn candidates_cell(m: &pb::Model) -> Value {
     m.candidates
@@ -190,8 +178,8 @@ pub fn candidates_cell(m: &pb::Model) -> Value {
             o.insert("selected".into(), c.selected.into());
             if c.failure.is_empty() {
                 let params =
-                    family_parameters(c.bgnbd.as_ref(), c.mbgnbd.as_ref(), c.pareto_nbd.as_ref());
-                for (name, v) in params {
+                    FamilyValues::of(c.bgnbd.as_ref(), c.mbgnbd.as_ref(), c.pareto_nbd.as_ref());
+                for (name, v) in params.iter().flat_map(FamilyValues::pairs) {
                     o.insert(name.into(), v.into());
                 }
                 o.insert("log_likelihood".into(), c.log_likelihood.into());
@@ -209,13 +197,7 @@ pub fn candidates_cell(m: &pb::Model) -> Value {
 
 /// Every field of a model version as one record.
 pub fn model_record(m: &pb::Model) -> Table {
-    let bg = m.bgnbd.as_ref();
-    let mbg = m.mbgnbd.as_ref();
-    let pareto = m.pareto_nbd.as_ref();
     let gg = m.gamma_gamma.as_ref();
-    let bg_se = m.bgnbd_standard_errors.as_ref();
-    let mbg_se = m.mbgnbd_standard_errors.as_ref();
-    let pareto_se = m.pareto_nbd_standard_errors.as_ref();
     let gg_se = m.gamma_gamma_standard_errors.as_ref();
     let state = pb::ModelState::try_from(m.state).unwrap_or(pb::ModelState::Unspecified);
     let unit = pb::TimeUnit::try_from(m.time_unit).unwrap_or(pb::TimeUnit::Unspecified);
@@ -259,23 +241,10 @@ pub fn model_record(m: &pb::Model) -> Table {
     ]);
     // r and alpha are every family's; a, b BG/NBD's and MBG/NBD's; s, beta
     // Pareto/NBD's.
-    let r = bg.map(|p| p.r).or(mbg.map(|p| p.r)).or(pareto.map(|p| p.r));
-    let alpha = bg
-        .map(|p| p.alpha)
-        .or(mbg.map(|p| p.alpha))
-        .or(pareto.map(|p| p.alpha));
-    let a = bg.map(|p| p.a).or(mbg.map(|p| p.a));
-    let b = bg.map(|p| p.b).or(mbg.map(|p| p.b));
-    let r_se = bg_se
-        .map(|p| p.r)
-        .or(mbg_se.map(|p| p.r))
-        .or(pareto_se.map(|p| p.r));
-    let alpha_se = bg_se
-        .map(|p| p.alpha)
-        .or(mbg_se.map(|p| p.alpha))
-        .or(pareto_se.map(|p| p.alpha));
-    let a_se = bg_se.map(|p| p.a).or(mbg_se.map(|p| p.a));
-    let b_se = bg_se.map(|p| p.b).or(mbg_se.map(|p| p.b));
+    let params = FamilyValues::of_model(m);
+    let errors = FamilyValues::standard_errors_of_model(m);
+    let param = |name: &str| params.and_then(|p| p.get(name));
+    let error = |name: &str| errors.and_then(|p| p.get(name));
     t.push(vec![
         m.version.into(),
         enum_cell(state.as_str_name(), "MODEL_STATE_"),
@@ -287,21 +256,21 @@ pub fn model_record(m: &pb::Model) -> Table {
         m.spend_customers.into(),
         family_name(m.family).into(),
         m.selection.clone().into(),
-        number_cell(r),
-        number_cell(alpha),
-        number_cell(a),
-        number_cell(b),
-        number_cell(pareto.map(|p| p.s)),
-        number_cell(pareto.map(|p| p.beta)),
+        number_cell(param("r")),
+        number_cell(param("alpha")),
+        number_cell(param("a")),
+        number_cell(param("b")),
+        number_cell(param("s")),
+        number_cell(param("beta")),
         number_cell(gg.map(|p| p.p)),
         number_cell(gg.map(|p| p.q)),
         number_cell(gg.map(|p| p.gamma)),
-        number_cell(r_se),
-        number_cell(alpha_se),
-        number_cell(a_se),
-        number_cell(b_se),
-        number_cell(pareto_se.map(|p| p.s)),
-        number_cell(pareto_se.map(|p| p.beta)),
+        number_cell(error("r")),
+        number_cell(error("alpha")),
+        number_cell(error("a")),
+        number_cell(error("b")),
+        number_cell(error("s")),
+        number_cell(error("beta")),
         number_cell(gg_se.map(|p| p.p)),
         number_cell(gg_se.map(|p| p.q)),
         number_cell(gg_se.map(|p| p.gamma)),

@@ -9,6 +9,7 @@
 //! applies from the first argument ([`is_client_command`]).
 
 pub mod connect;
+pub mod family_values;
 pub mod figure;
 pub mod fit;
 pub mod import;

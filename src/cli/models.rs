@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::family_values::FamilyValues;
 use super::{
     output::{status_error, time_cell},
     Connection, Format, Table,
@@ -43,19 +44,12 @@ pub fn model_table() -> Table {
 
 /// One model as a row of [`model_table`].
 pub fn model_row(m: &pb::Model) -> Vec<Value> {
-    let bg = m.bgnbd.as_ref();
-    let mbg = m.mbgnbd.as_ref();
-    let pareto = m.pareto_nbd.as_ref();
     let gg = m.gamma_gamma.as_ref();
     let num = |v: Option<f64>| v.map_or(Value::Null, Value::from);
-    // Families in order, each (BG/NBD and MBG/NBD: a, b; Pareto/NBD: s, beta).
-    let r = bg.map(|p| p.r).or(mbg.map(|p| p.r)).or(pareto.map(|p| p.r));
-    let alpha = bg
-        .map(|p| p.alpha)
-        .or(mbg.map(|p| p.alpha))
-        .or(pareto.map(|p| p.alpha));
-    let a = bg.map(|p| p.a).or(mbg.map(|p| p.a));
-    let b = bg.map(|p| p.b).or(mbg.map(|p| p.b));
+    // The activated family's parameters (BG/NBD and MBG/NBD: a, b;
+    // Pareto/NBD: s, beta).
+    let params = FamilyValues::of_model(m);
+    let param = |name: &str| num(params.and_then(|p| p.get(name)));
     vec![
         m.version.into(),
         pb::ModelState::try_from(m.state)
@@ -70,12 +64,12 @@ pub fn model_row(m: &pb::Model) -> Vec<Value> {
         time_cell(&m.as_of),
         m.customers.into(),
         super::fit::family_name(m.family).into(),
-        num(r),
-        num(alpha),
-        num(a),
-        num(b),
-        num(pareto.map(|p| p.s)),
-        num(pareto.map(|p| p.beta)),
+        param("r"),
+        param("alpha"),
+        param("a"),
+        param("b"),
+        param("s"),
+        param("beta"),
         num(gg.map(|p| p.p)),
         num(gg.map(|p| p.q)),
         num(gg.map(|p| p.gamma)),

@@ -5,14 +5,14 @@
 //! client with the `clv_model` crate (the service's own formulas) from the
 //! model's BG/NBD parameters.
 
-use clv_model::{CustomerSummary, PurchaseFamily, PurchaseParams};
+use clv_model::{CustomerSummary, PurchaseParams};
 use plotters::{
     prelude::*,
     style::text_anchor::{HPos, VPos},
 };
 
-use super::{footnote, footnote_lines, header, instant, label, text_style, ChartError, INK};
-use crate::pb;
+use super::{footnote, footnote_lines, header, instant, label, text_style, ChartError, Grid, INK};
+use crate::{cli::family_values::FamilyValues, pb};
 
 const FIGURE: &str = "frequency/recency matrix";
 
@@ -75,13 +75,7 @@ pub fn value(
 /// The activated family's purchase parameters of a model answer (asked
 /// for in days), `None` when it carries none (a failed version).
 pub fn purchase_params(m: &pb::Model) -> Option<Result<PurchaseParams, clv_model::ModelError>> {
-    let (family, values) = match (&m.mbgnbd, &m.pareto_nbd, &m.bgnbd) {
-        (Some(p), _, _) => (PurchaseFamily::MbgNbd, [p.r, p.alpha, p.a, p.b]),
-        (_, Some(p), _) => (PurchaseFamily::ParetoNbd, [p.r, p.alpha, p.s, p.beta]),
-        (_, _, Some(p)) => (PurchaseFamily::BgNbd, [p.r, p.alpha, p.a, p.b]),
-        _ => return None,
-    };
-    Some(PurchaseParams::from_values(family, values))
+    FamilyValues::of_model(m).map(|v| v.params())
 }
 
 /// How to read each matrix.
@@ -98,6 +92,13 @@ const LEFT: i32 = 120;
 const TOP: i32 = super::HEADER_H + 40;
 const CELL_W: i32 = 52;
 const CELL_H: i32 = 22;
+const LAYOUT: Grid = Grid {
+    figure: FIGURE,
+    left: LEFT,
+    top: TOP,
+    cell_w: CELL_W,
+    cell_h: CELL_H,
+};
 
 /// One matrix as an SVG document.
 pub fn matrix(
@@ -173,44 +174,20 @@ pub fn matrix(
             ),
             width as u32,
         )?;
-        let axis = text_style(12, INK, HPos::Center, VPos::Center);
-        label(
+        let columns: Vec<String> = (0..COLUMNS)
+            .map(|j| (recency(j, t_days).round() as i64).to_string())
+            .collect();
+        LAYOUT.axes(
             &area,
-            FIGURE,
             "recency: days from the first to the last purchase",
-            (LEFT + COLUMNS as i32 * CELL_W / 2, super::HEADER_H + 4),
-            &axis,
-        )?;
-        label(
-            &area,
-            FIGURE,
             "repeat purchases",
-            (LEFT - 8, super::HEADER_H + 22),
-            &text_style(12, INK, HPos::Right, VPos::Center),
+            &columns,
         )?;
-        for j in 0..COLUMNS {
-            label(
-                &area,
-                FIGURE,
-                &(recency(j, t_days).round() as i64).to_string(),
-                (LEFT + j as i32 * CELL_W + CELL_W / 2, super::HEADER_H + 22),
-                &axis,
-            )?;
-        }
-        let row_label = text_style(12, INK, HPos::Right, VPos::Center);
         for (i, row) in values.iter().enumerate() {
-            let x_value = MAX_X - i as u32;
-            let y0 = TOP + i as i32 * CELL_H;
-            label(
-                &area,
-                FIGURE,
-                &x_value.to_string(),
-                (LEFT - 8, y0 + CELL_H / 2),
-                &row_label,
-            )?;
+            LAYOUT.row_label(&area, i, &(MAX_X - i as u32).to_string())?;
             for (j, v) in row.iter().enumerate() {
                 let Some(v) = v else { continue };
-                let x0 = LEFT + j as i32 * CELL_W;
+                let (x0, y0) = LAYOUT.origin(i, j);
                 let fill = band(*v, top);
                 area.draw(&Rectangle::new(
                     [(x0, y0), (x0 + CELL_W - 1, y0 + CELL_H - 1)],
@@ -222,13 +199,7 @@ pub fn matrix(
                 } else {
                     INK
                 };
-                label(
-                    &area,
-                    FIGURE,
-                    &format!("{v:.2}"),
-                    (x0 + CELL_W / 2, y0 + CELL_H / 2),
-                    &text_style(11, colour, HPos::Center, VPos::Center),
-                )?;
+                LAYOUT.value(&area, (x0, y0), &format!("{v:.2}"), colour)?;
             }
         }
         // The scale, one swatch per fifth.

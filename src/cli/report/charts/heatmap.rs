@@ -12,7 +12,9 @@ use plotters::{
     style::text_anchor::{HPos, VPos},
 };
 
-use super::{footnote, footnote_lines, header, instant, label, text_style, Area, ChartError, INK};
+use super::{
+    footnote, footnote_lines, header, instant, label, text_style, Area, ChartError, Grid, INK,
+};
 use crate::{
     cli::report::cohorts::{cell, Metric},
     pb,
@@ -79,6 +81,13 @@ const TOP: i32 = super::HEADER_H + 40;
 const CELL_W: i32 = 48;
 const CELL_H: i32 = 22;
 const MIN_WIDTH: i32 = 760;
+const LAYOUT: Grid = Grid {
+    figure: FIGURE,
+    left: LEFT,
+    top: TOP,
+    cell_w: CELL_W,
+    cell_h: CELL_H,
+};
 
 /// The heatmap of `report` as an SVG document.
 pub fn retention_heatmap(report: &pb::CohortReport) -> Result<String, ChartError> {
@@ -116,43 +125,17 @@ pub fn retention_heatmap(report: &pb::CohortReport) -> Result<String, ChartError
             ),
             width as u32,
         )?;
-        let axis = text_style(12, INK, HPos::Center, VPos::Center);
-        label(
+        let columns: Vec<String> = (0..periods).map(|k| k.to_string()).collect();
+        LAYOUT.axes(
             &area,
-            FIGURE,
             "period k after acquisition",
-            (LEFT + periods * CELL_W / 2, super::HEADER_H + 4),
-            &axis,
-        )?;
-        label(
-            &area,
-            FIGURE,
             "cohort (size)",
-            (LEFT - 8, super::HEADER_H + 22),
-            &text_style(12, INK, HPos::Right, VPos::Center),
+            &columns,
         )?;
-        for k in 0..periods {
-            label(
-                &area,
-                FIGURE,
-                &k.to_string(),
-                (LEFT + k * CELL_W + CELL_W / 2, super::HEADER_H + 22),
-                &axis,
-            )?;
-        }
-        let row_label = text_style(12, INK, HPos::Right, VPos::Center);
         for (i, c) in report.cohorts.iter().enumerate() {
-            let y0 = TOP + i as i32 * CELL_H;
-            label(
-                &area,
-                FIGURE,
-                &format!("{} ({})", c.period_label, c.size),
-                (LEFT - 8, y0 + CELL_H / 2),
-                &row_label,
-            )?;
+            LAYOUT.row_label(&area, i, &format!("{} ({})", c.period_label, c.size))?;
             for p in &c.periods {
-                let x0 = LEFT + p.k as i32 * CELL_W;
-                draw_cell(&area, c, p, (x0, y0))?;
+                draw_cell(&area, c, p, LAYOUT.origin(i, p.k as usize))?;
             }
         }
         legend(&area, legend_top)?;
@@ -197,13 +180,7 @@ fn draw_cell(
         } else {
             INK
         };
-        label(
-            area,
-            FIGURE,
-            &text,
-            (x0 + CELL_W / 2, y0 + CELL_H / 2),
-            &text_style(11, colour, HPos::Center, VPos::Center),
-        )?;
+        LAYOUT.value(area, (x0, y0), &text, colour)?;
     }
     Ok(())
 }

@@ -107,6 +107,85 @@ pub(crate) fn header(
     Ok(())
 }
 
+/// A grid of equal cells below the header (the retention heatmap, the
+/// P(alive) and expected-purchases matrices): a title over the columns, a
+/// title over the row labels, a label per column, a label left of each row
+/// and a value centred in each cell.
+pub(crate) struct Grid {
+    pub figure: &'static str,
+    /// x of the first column's left edge.
+    pub left: i32,
+    /// y of the first row's top edge.
+    pub top: i32,
+    pub cell_w: i32,
+    pub cell_h: i32,
+}
+
+impl Grid {
+    /// The top-left corner of the cell in `row`, `column`.
+    pub fn origin(&self, row: usize, column: usize) -> (i32, i32) {
+        (
+            self.left + column as i32 * self.cell_w,
+            self.top + row as i32 * self.cell_h,
+        )
+    }
+
+    /// The column title centred over the columns, the row title right-aligned
+    /// over the row labels, and the column labels, between the header and
+    /// the grid.
+    pub fn axes(
+        &self,
+        area: &Area<'_>,
+        column_title: &str,
+        row_title: &str,
+        columns: &[String],
+    ) -> Result<(), ChartError> {
+        let centre = text_style(12, INK, HPos::Center, VPos::Center);
+        let width = columns.len() as i32 * self.cell_w;
+        let title_at = (self.left + width / 2, HEADER_H + 4);
+        label(area, self.figure, column_title, title_at, &centre)?;
+        let right = text_style(12, INK, HPos::Right, VPos::Center);
+        label(
+            area,
+            self.figure,
+            row_title,
+            (self.left - 8, HEADER_H + 22),
+            &right,
+        )?;
+        for (j, text) in columns.iter().enumerate() {
+            let x = self.left + j as i32 * self.cell_w + self.cell_w / 2;
+            label(area, self.figure, text, (x, HEADER_H + 22), &centre)?;
+        }
+        Ok(())
+    }
+
+    /// The label left of `row`.
+    pub fn row_label(&self, area: &Area<'_>, row: usize, text: &str) -> Result<(), ChartError> {
+        let (_, y0) = self.origin(row, 0);
+        let style = text_style(12, INK, HPos::Right, VPos::Center);
+        label(
+            area,
+            self.figure,
+            text,
+            (self.left - 8, y0 + self.cell_h / 2),
+            &style,
+        )
+    }
+
+    /// `text` centred in the cell at `(x0, y0)`, in `colour`.
+    pub fn value(
+        &self,
+        area: &Area<'_>,
+        (x0, y0): (i32, i32),
+        text: &str,
+        colour: RGBColor,
+    ) -> Result<(), ChartError> {
+        let style = text_style(11, colour, HPos::Center, VPos::Center);
+        let at = (x0 + self.cell_w / 2, y0 + self.cell_h / 2);
+        label(area, self.figure, text, at, &style)
+    }
+}
+
 /// What the predicted value of the fit's scores covers (segments, value
 /// tiers, the Pareto curve, the at-risk ranking): the service scores every
 /// customer at the fit with the API's default horizon and rate, which a
