@@ -82,6 +82,78 @@ async fn cohort_report(app: &TestApp) -> pb::CohortReport {
         .into_inner()
 }
 
+/// The active model, as the commands ask for it (days).
+async fn active_model(app: &TestApp) -> pb::Model {
+    ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
+        .get_model(pb::GetModelRequest {
+            version: 0,
+            time_unit: pb::TimeUnit::Day as i32,
+        })
+        .await
+        .expect("GetModel")
+        .into_inner()
+}
+
+/// EvaluateModel's answer for a calibration period ending `calibration_end`
+/// and a holdout ending `holdout_end`, in days, for the default families.
+async fn evaluation(
+    app: &TestApp,
+    calibration_end: prost_types::Timestamp,
+    holdout_end: prost_types::Timestamp,
+) -> pb::ModelEvaluation {
+    ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
+        .evaluate_model(pb::EvaluateModelRequest {
+            calibration_end: Some(calibration_end),
+            holdout_end: Some(holdout_end),
+            time_unit: pb::TimeUnit::Day as i32,
+            families: Vec::new(),
+        })
+        .await
+        .expect("EvaluateModel")
+        .into_inner()
+}
+
+/// The flags of the cohort commands' figures: the report's cohorts, as-of,
+/// periods and forecasts, as [`cohort_report`] asks for them.
+const COHORT_FLAGS: [&str; 7] = [
+    "--first-cohort",
+    FIRST,
+    "--as-of",
+    AS_OF,
+    "--periods",
+    PERIODS,
+    "--forecast",
+];
+
+/// Runs `clvd args` (which must succeed) and returns the figure it drew:
+/// the file named by `--out`/`--svg` (then nothing else is printed), or
+/// standard output.
+async fn drawn(app: &TestApp, args: &[&str]) -> String {
+    let run = clvd(app, args).await;
+    ok(&run);
+    let file = args
+        .iter()
+        .position(|a| *a == "--out" || *a == "--svg")
+        .map(|i| args[i + 1]);
+    match file {
+        Some(path) => {
+            assert!(
+                run.stdout.is_empty(),
+                "{args:?}: the figure alone, to {path}"
+            );
+            std::fs::read_to_string(path).expect("the figure was written")
+        }
+        None => String::from_utf8(run.stdout).expect("UTF-8"),
+    }
+}
+
+/// Asserts that `run` failed (exit 1) naming `needle` on standard error.
+fn refused(run: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
+}
+
 fn parse(text: &str) -> Document<'_> {
     Document::parse_with_options(
         text,
@@ -556,31 +628,16 @@ async fn the_html_report_draws_the_services_answers_and_stands_alone() {
     // The calibration chart is EvaluateModel's answer with the page's
     // default holdout: 26 weeks up to the as-of.
     let holdout_end = instant(AS_OF);
-    let evaluation = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
-        .evaluate_model(pb::EvaluateModelRequest {
-            calibration_end: Some(prost_types::Timestamp {
-                seconds: holdout_end.seconds - 26 * 7 * 86_400,
-                nanos: holdout_end.nanos,
-            }),
-            holdout_end: Some(holdout_end),
-            time_unit: pb::TimeUnit::Day as i32,
-            families: Vec::new(),
-        })
-        .await
-        .expect("EvaluateModel")
-        .into_inner();
+    let calibration_end = prost_types::Timestamp {
+        seconds: holdout_end.seconds - 26 * 7 * 86_400,
+        nanos: holdout_end.nanos,
+    };
+    let evaluation = evaluation(&app, calibration_end, holdout_end).await;
     check_calibration(figure_svg(&doc, "calibration"), &evaluation);
 
     // The P(alive) matrix is the active model's, for a customer first seen
     // at the first cohort's start.
-    let model = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
-        .get_model(pb::GetModelRequest {
-            version: 0,
-            time_unit: pb::TimeUnit::Day as i32,
-        })
-        .await
-        .expect("GetModel")
-        .into_inner();
+    let model = active_model(&app).await;
     let first = report.cohorts[0].period_start.unwrap();
     let t_days = (model.as_of.unwrap().seconds - first.seconds) as f64 / 86_400.0;
     check_alive(figure_svg(&doc, "p-alive"), &model, t_days);
@@ -662,26 +719,10 @@ async fn report_cohorts_svg_writes_the_heatmap_alone() {
     let app = example_app().await;
     let dir = tempfile_dir("report-svg");
     let out = dir.join("cohorts.svg");
-    let run = clvd(
-        &app,
-        &[
-            "report",
-            "cohorts",
-            "--first-cohort",
-            FIRST,
-            "--as-of",
-            AS_OF,
-            "--periods",
-            PERIODS,
-            "--forecast",
-            "--svg",
-            out.to_str().unwrap(),
-        ],
-    )
-    .await;
-    ok(&run);
-    assert!(run.stdout.is_empty(), "the table is not printed as well");
-    let text = std::fs::read_to_string(&out).expect("the SVG was written");
+    let mut args = vec!["report", "cohorts"];
+    args.extend(COHORT_FLAGS);
+    args.extend(["--svg", out.to_str().unwrap()]);
+    let text = drawn(&app, &args).await;
     let doc = parse(&text);
     let root = doc.root_element();
     assert!(root.has_tag_name("svg"), "{:?}", root.tag_name());
@@ -694,26 +735,10 @@ async fn report_cohorts_svg_writes_the_heatmap_alone() {
 
     // The revenue lines, one per cohort, named in the legend.
     let lines = dir.join("revenue.svg");
-    ok(&clvd(
-        &app,
-        &[
-            "report",
-            "cohorts",
-            "--first-cohort",
-            FIRST,
-            "--as-of",
-            AS_OF,
-            "--periods",
-            PERIODS,
-            "--forecast",
-            "--svg",
-            lines.to_str().unwrap(),
-            "--chart",
-            "revenue",
-        ],
-    )
-    .await);
-    let text = std::fs::read_to_string(&lines).expect("the SVG was written");
+    let mut args = vec!["report", "cohorts"];
+    args.extend(COHORT_FLAGS);
+    args.extend(["--svg", lines.to_str().unwrap(), "--chart", "revenue"]);
+    let text = drawn(&app, &args).await;
     let doc = parse(&text);
     let labels: Vec<String> = doc
         .descendants()
@@ -735,7 +760,7 @@ async fn evaluate_svg_writes_the_calibration_chart_alone() {
     let app = example_app().await;
     let dir = tempfile_dir("evaluate-svg");
     let out = dir.join("calibration.svg");
-    let run = clvd(
+    let text = drawn(
         &app,
         &[
             "evaluate",
@@ -748,19 +773,7 @@ async fn evaluate_svg_writes_the_calibration_chart_alone() {
         ],
     )
     .await;
-    ok(&run);
-    assert!(run.stdout.is_empty(), "the tables are not printed as well");
-    let evaluation = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
-        .evaluate_model(pb::EvaluateModelRequest {
-            calibration_end: Some(instant("2026-04-30")),
-            holdout_end: Some(instant(AS_OF)),
-            time_unit: pb::TimeUnit::Day as i32,
-            families: Vec::new(),
-        })
-        .await
-        .expect("EvaluateModel")
-        .into_inner();
-    let text = std::fs::read_to_string(&out).expect("the SVG was written");
+    let evaluation = evaluation(&app, instant("2026-04-30"), instant(AS_OF)).await;
     let doc = parse(&text);
     assert!(doc.root_element().has_tag_name("svg"));
     check_calibration(doc.root_element(), &evaluation);
@@ -786,8 +799,7 @@ async fn bad_options_name_the_flag_and_write_nothing() {
         ],
     )
     .await;
-    assert_eq!(run.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("--at-risk"));
+    refused(&run, "--at-risk");
     assert!(!out.exists());
     // No data, no model: the cohort report still answers, the sections
     // that need a model say why, and the page is written.
@@ -833,35 +845,21 @@ fn tempfile_dir(name: &str) -> std::path::PathBuf {
 async fn format_svg_draws_each_commands_figure_from_the_api() {
     let app = example_app().await;
     let dir = tempfile_dir("format-svg");
-    let cohort_flags = [
-        "--first-cohort",
-        FIRST,
-        "--as-of",
-        AS_OF,
-        "--periods",
-        PERIODS,
-        "--forecast",
-    ];
 
     // The heatmap to a file with --format svg --out.
     let heat = dir.join("heat.svg");
     let mut args = vec!["report", "cohorts"];
-    args.extend(cohort_flags);
+    args.extend(COHORT_FLAGS);
     args.extend(["--format", "svg", "--out", heat.to_str().unwrap()]);
-    let run = clvd(&app, &args).await;
-    ok(&run);
-    assert!(run.stdout.is_empty(), "the figure went to --out");
+    let text = drawn(&app, &args).await;
     let report = cohort_report(&app).await;
-    let text = std::fs::read_to_string(&heat).expect("the SVG was written");
     check_heatmap(parse(&text).root_element(), &report);
 
     // The revenue lines on standard output with --output svg.
     let mut args = vec!["report", "cohorts"];
-    args.extend(cohort_flags);
+    args.extend(COHORT_FLAGS);
     args.extend(["--output", "svg", "--chart", "revenue"]);
-    let run = clvd(&app, &args).await;
-    ok(&run);
-    let text = String::from_utf8(run.stdout).expect("UTF-8");
+    let text = drawn(&app, &args).await;
     let doc = parse(&text);
     let labels: Vec<String> = texts(doc.root_element()).into_iter().map(|t| t.0).collect();
     for c in &report.cohorts {
@@ -869,30 +867,19 @@ async fn format_svg_draws_each_commands_figure_from_the_api() {
     }
 
     // The Pareto curve of `report segments`.
-    let run = clvd(&app, &["report", "segments", "-o", "svg"]).await;
-    ok(&run);
+    let text = drawn(&app, &["report", "segments", "-o", "svg"]).await;
     let segments = reports(&app)
         .await
         .get_segment_report(pb::GetSegmentReportRequest {})
         .await
         .expect("GetSegmentReport")
         .into_inner();
-    let text = String::from_utf8(run.stdout).expect("UTF-8");
     check_pareto(parse(&text).root_element(), &segments);
 
     // The matrices of `model`, for a customer first seen --age-days before
     // the model's as-of; expected purchases over --horizon-days.
-    let model = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
-        .get_model(pb::GetModelRequest {
-            version: 0,
-            time_unit: pb::TimeUnit::Day as i32,
-        })
-        .await
-        .expect("GetModel")
-        .into_inner();
-    let run = clvd(&app, &["model", "--format", "svg", "--age-days", "400"]).await;
-    ok(&run);
-    let text = String::from_utf8(run.stdout).expect("UTF-8");
+    let model = active_model(&app).await;
+    let text = drawn(&app, &["model", "--format", "svg", "--age-days", "400"]).await;
     check_matrix(
         parse(&text).root_element(),
         &model,
@@ -901,7 +888,7 @@ async fn format_svg_draws_each_commands_figure_from_the_api() {
         0.0,
     );
     let expected = dir.join("expected.svg");
-    let run = clvd(
+    let text = drawn(
         &app,
         &[
             "model",
@@ -916,8 +903,6 @@ async fn format_svg_draws_each_commands_figure_from_the_api() {
         ],
     )
     .await;
-    ok(&run);
-    let text = std::fs::read_to_string(&expected).expect("the SVG was written");
     check_matrix(
         parse(&text).root_element(),
         &model,
@@ -927,7 +912,7 @@ async fn format_svg_draws_each_commands_figure_from_the_api() {
     );
 
     // The calibration chart of `evaluate`.
-    let run = clvd(
+    let text = drawn(
         &app,
         &[
             "evaluate",
@@ -940,18 +925,7 @@ async fn format_svg_draws_each_commands_figure_from_the_api() {
         ],
     )
     .await;
-    ok(&run);
-    let evaluation = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
-        .evaluate_model(pb::EvaluateModelRequest {
-            calibration_end: Some(instant("2026-04-30")),
-            holdout_end: Some(instant(AS_OF)),
-            time_unit: pb::TimeUnit::Day as i32,
-            families: Vec::new(),
-        })
-        .await
-        .expect("EvaluateModel")
-        .into_inner();
-    let text = String::from_utf8(run.stdout).expect("UTF-8");
+    let evaluation = evaluation(&app, instant("2026-04-30"), instant(AS_OF)).await;
     check_calibration(parse(&text).root_element(), &evaluation);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -973,12 +947,8 @@ async fn format_svg_is_refused_where_there_is_no_figure() {
         &["at-risk", "--format", "svg"],
     ] {
         let run = clvd(&app, args).await;
-        assert_eq!(run.status.code(), Some(1), "{args:?}");
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(
-            stderr.contains("--format svg") && stderr.contains("draws no figure"),
-            "{args:?}: {stderr}"
-        );
+        refused(&run, "--format svg");
+        refused(&run, "draws no figure");
         assert!(run.stdout.is_empty(), "{args:?}");
     }
     // The fit was never asked for: no model version exists.
@@ -991,12 +961,7 @@ async fn format_svg_is_refused_where_there_is_no_figure() {
         &["report", "segments", "--out", out.to_str().unwrap()],
     )
     .await;
-    assert_eq!(run.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&run.stderr).contains("--out FILE writes a figure"),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    refused(&run, "--out FILE writes a figure");
     assert!(!out.exists());
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -1038,14 +1003,7 @@ async fn horizon_and_discount_rate_reach_the_value_figures() {
     ok(&run_page(&["--horizon-months", "6", "--discount-rate", "0.2"]).await);
     let text = std::fs::read_to_string(&out).expect("the page was written");
     let doc = parse(&text);
-    let model = ModelServiceClient::new(channel(&app.endpoint()).await.unwrap())
-        .get_model(pb::GetModelRequest {
-            version: 0,
-            time_unit: pb::TimeUnit::Day as i32,
-        })
-        .await
-        .expect("GetModel")
-        .into_inner();
+    let model = active_model(&app).await;
     let report = cohort_report(&app).await;
     let first = report.cohorts[0].period_start.unwrap();
     let t_days = (model.as_of.unwrap().seconds - first.seconds) as f64 / 86_400.0;
@@ -1144,10 +1102,7 @@ async fn horizon_and_discount_rate_reach_the_value_figures() {
         (&["--horizon-months", "121"], "--horizon-months"),
     ] {
         let bad: &'static [&'static str] = bad;
-        let run = run_page(bad).await;
-        assert_eq!(run.status.code(), Some(1), "{bad:?}");
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(stderr.contains(flag), "{bad:?}: {stderr}");
+        refused(&run_page(bad).await, flag);
         assert!(!out.exists(), "{bad:?} wrote a page");
     }
     let run = run_page(&["--horizon-months", "6", "--horizon-days", "30"]).await;
