@@ -569,23 +569,9 @@ async fn the_html_report_draws_the_services_answers_and_stands_alone() {
     let dir = tempfile_dir("report-html");
     let out = dir.join("report.html");
     let out_str = out.to_str().unwrap();
-    let run = clvd(
-        &app,
-        &[
-            "report",
-            "html",
-            "--out",
-            out_str,
-            "--first-cohort",
-            FIRST,
-            "--as-of",
-            AS_OF,
-            "--periods",
-            PERIODS,
-            "--forecast",
-        ],
-    )
-    .await;
+    let mut args = vec!["report", "html", "--out", out_str];
+    args.extend(COHORT_FLAGS);
+    let run = clvd(&app, &args).await;
     ok(&run);
     // The screenshot of docs/report.md is taken of this page: set the
     // variable to keep a copy.
