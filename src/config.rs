@@ -212,7 +212,9 @@ pub struct Settings {
     pub refit_min_new_transactions: u64,
 
     /// How a fit chooses the purchase family to activate: `bic` (fit every
-    /// family, activate the lowest BIC), `aic` (lowest AIC), or a family
+    /// family, activate the lowest BIC), `aic` (lowest AIC), `holdout`
+    /// (lowest holdout mean absolute error when the data spans at least 112
+    /// days, its last quarter held out; else the lowest BIC), or a family
     /// name (`bg_nbd`, `mbg_nbd`, `pareto_nbd`) to fit and activate that one
     /// alone. A FitModel request that names families or a selection
     /// overrides it for that fit.
@@ -539,7 +541,7 @@ fn parse_probability(s: &str) -> Result<f64, String> {
     }
 }
 
-/// CLVD_MODEL_SELECTION: `bic`, `aic` or a family name.
+/// CLVD_MODEL_SELECTION: `bic`, `aic`, `holdout` or a family name.
 fn parse_model_selection(s: &str) -> Result<crate::domain::ModelSelection, String> {
     s.parse()
 }

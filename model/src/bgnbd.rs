@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
-use crate::fitted::LogParameters;
+use crate::fitted::{warm_start_sample, LogParameters};
 use crate::hessian;
 use crate::params::four_parameters;
 use crate::special::{digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series, CompensatedSum};
@@ -552,21 +552,12 @@ impl MeanNegLogLikelihood for Objective {
     }
 }
 
-/// With many groups, a fit on every k-th group with x > 0 (counts × k, so
-/// the subsample stands for the whole) and all x = 0 groups gives a start
-/// close to the optimum, which saves most full-size iterations.
+/// With many groups, a fit on a sample of them ([`warm_start_sample`]:
+/// every k-th group with x > 0, the x = 0 groups, counts scaled so the
+/// sample stands for the whole) gives a start close to the optimum, which
+/// saves most full-size iterations.
 fn subsample(input: &BgNbdFitInput, scale: f64, k: usize) -> Objective {
-    let zeros = input.groups.iter().filter(|g| g.x == 0.0).copied();
-    let repeat = input
-        .groups
-        .iter()
-        .filter(|g| g.x > 0.0)
-        .step_by(k)
-        .map(|g| PurchaseGroup {
-            count: g.count * k as u64,
-            ..*g
-        });
-    let groups: Vec<PurchaseGroup> = zeros.chain(repeat).collect();
+    let groups = warm_start_sample(&input.groups, k);
     let customers = groups.iter().map(|g| g.count).sum();
     Objective::new(&BgNbdFitInput { groups, customers }, scale)
 }

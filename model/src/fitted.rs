@@ -10,16 +10,49 @@ use std::time::Instant;
 
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{
-    log_parameter_covariance, log_parameter_standard_errors, minimize, FitOptions, FitReport,
-    MeanNegLogLikelihood, Optimum,
+    log_parameter_covariance, log_parameter_standard_errors, minimize, refine_from_warm_start,
+    FitOptions, FitReport, MeanNegLogLikelihood, Optimum,
 };
 use crate::prec::{
     DRIFTING_ABS_LOG_PARAMETER, MAX_ABS_LOG_PARAMETER, WARM_START_COST_TOLERANCE,
     WARM_START_GRADIENT_TOLERANCE,
 };
+use crate::summary::PurchaseGroup;
 
 /// Size of the warm-start subsample, in groups.
 const WARM_START_GROUPS: usize = 20_000;
+
+/// The purchase families' warm-start sample: every k-th group with x > 0
+/// and the x = 0 groups, each kept group's count multiplied by its stride
+/// so that the sample stands for the whole. The x = 0 groups (most
+/// customers, and on whole-day data few groups: one per T) are all kept
+/// while there are at most half of [`WARM_START_GROUPS`] of them; with
+/// distinct summaries (a million customers with fractional T) they are
+/// strided too, else the "sample" keeps most of the input and the warm
+/// start costs as much as the fit it is meant to shorten.
+pub(crate) fn warm_start_sample(groups: &[PurchaseGroup], k: usize) -> Vec<PurchaseGroup> {
+    let zeros = groups.iter().filter(|g| g.x == 0.0).count();
+    let zero_stride = zeros.div_ceil(WARM_START_GROUPS / 2).max(1);
+    let strided = |stride: usize| {
+        move |g: &PurchaseGroup| PurchaseGroup {
+            count: g.count * stride as u64,
+            ..*g
+        }
+    };
+    groups
+        .iter()
+        .filter(|g| g.x == 0.0)
+        .step_by(zero_stride)
+        .map(strided(zero_stride))
+        .chain(
+            groups
+                .iter()
+                .filter(|g| g.x > 0.0)
+                .step_by(k)
+                .map(strided(k)),
+        )
+        .collect()
+}
 
 /// How a model's N log-parameters θ = ln(params) of the rescaled problem
 /// read.
@@ -54,7 +87,8 @@ impl<const N: usize> LogParameters<N> {
     /// groups and without a penalty, from the optimum of a fit on
     /// `subsample(k)`: every k-th group, its count × k, so that the
     /// subsample stands for the whole. A warm start that drifts towards a
-    /// boundary is not used.
+    /// boundary is not used. From the warm start, Newton steps with the
+    /// sample's Hessian ([`refine_from_warm_start`]), else L-BFGS.
     pub fn minimize<O: MeanNegLogLikelihood>(
         &self,
         objective: &O,
@@ -72,10 +106,22 @@ impl<const N: usize> LogParameters<N> {
                     require_convergence: false,
                     ..options.clone()
                 };
-                minimize(&subsample(k), vec![0.0; N], &warm_options).theta
+                minimize(&subsample(k), vec![0.0; N], &warm_options)
             })
-            .filter(|theta| theta.iter().all(|t| t.abs() < DRIFTING_ABS_LOG_PARAMETER));
-        minimize(objective, warm.unwrap_or_else(|| vec![0.0; N]), options)
+            .filter(|warm| {
+                warm.theta
+                    .iter()
+                    .all(|t| t.abs() < DRIFTING_ABS_LOG_PARAMETER)
+            });
+        let Some(warm) = warm else {
+            return minimize(objective, vec![0.0; N], options);
+        };
+        // Newton steps with the sample's Hessian first (few evaluations of
+        // the full objective); L-BFGS from the warm start if they falter.
+        warm.hessian
+            .as_deref()
+            .and_then(|h| refine_from_warm_start(objective, warm.theta.clone(), h, options))
+            .unwrap_or_else(|| minimize(objective, warm.theta, options))
     }
 
     /// The parameters in the input's units, once the optimiser has stopped.
@@ -176,5 +222,57 @@ impl<const N: usize> LogParameters<N> {
             groups,
             duration: started.elapsed(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(x: f64, t_x: f64, t: f64, count: u64) -> PurchaseGroup {
+        PurchaseGroup { x, t_x, t, count }
+    }
+
+    #[test]
+    fn the_warm_start_sample_of_distinct_summaries_stays_small() {
+        // 600,000 distinct one-time buyers and 400,000 distinct repeat
+        // buyers: what a million customers with fractional days look like.
+        let mut groups: Vec<PurchaseGroup> = (0..600_000)
+            .map(|i| group(0.0, 0.0, 1.0 + i as f64 * 1e-3, 1))
+            .collect();
+        groups.extend(
+            (0..400_000).map(|i| group(1.0 + (i % 7) as f64, 0.5, 1.0 + i as f64 * 1e-3, 1)),
+        );
+        let k = groups.len() / WARM_START_GROUPS;
+        let sample = warm_start_sample(&groups, k);
+        assert!(
+            sample.len() <= WARM_START_GROUPS + 2,
+            "{} groups",
+            sample.len()
+        );
+        // It stands for as many customers of each kind (to one stride).
+        let customers = |zero: bool| -> u64 {
+            sample
+                .iter()
+                .filter(|g| (g.x == 0.0) == zero)
+                .map(|g| g.count)
+                .sum()
+        };
+        assert!(customers(true).abs_diff(600_000) <= 60);
+        assert!(customers(false).abs_diff(400_000) <= k as u64);
+    }
+
+    #[test]
+    fn few_one_time_buyer_groups_are_all_kept() {
+        // Whole days: one x = 0 group per T, each with many customers.
+        let groups: Vec<PurchaseGroup> = (1..=700)
+            .map(|t| group(0.0, 0.0, t as f64, 1_000))
+            .chain((0..100_000).map(|i| group(1.0, 0.5, 1.0 + i as f64, 1)))
+            .collect();
+        let sample = warm_start_sample(&groups, 5);
+        let zeros: Vec<_> = sample.iter().filter(|g| g.x == 0.0).collect();
+        assert_eq!(zeros.len(), 700);
+        assert!(zeros.iter().all(|g| g.count == 1_000));
+        assert_eq!(sample.len(), 700 + 20_000);
     }
 }

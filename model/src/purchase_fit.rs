@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::bgnbd::{BgNbdFitInput, Distinct};
 use crate::error::{ModelError, ModelKind};
 use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
-use crate::fitted::LogParameters;
+use crate::fitted::{warm_start_sample, LogParameters};
 use crate::hessian::{self, Derivatives4};
 use crate::special::CompensatedSum;
 use crate::summary::{CustomerSummary, PurchaseGroup};
@@ -223,23 +223,7 @@ pub(crate) fn fit_family<F: FamilyLikelihood>(
     let scale = theta.scale;
     let objective = GroupedObjective::new(family, groups, scale);
     let optimum = theta.minimize(&objective, groups.len(), options, |k| {
-        // Every k-th group with x > 0 (count × k) and all x = 0 groups.
-        let sample: Vec<PurchaseGroup> = groups
-            .iter()
-            .filter(|g| g.x == 0.0)
-            .copied()
-            .chain(
-                groups
-                    .iter()
-                    .filter(|g| g.x > 0.0)
-                    .step_by(k)
-                    .map(|g| PurchaseGroup {
-                        count: g.count * k as u64,
-                        ..*g
-                    }),
-            )
-            .collect();
-        GroupedObjective::new(family, &sample, scale)
+        GroupedObjective::new(family, &warm_start_sample(groups, k), scale)
     });
     let values = theta.values(&optimum, options)?;
     // Rescaling time by s shifts each customer's LL by −x·ln s in all three

@@ -298,6 +298,7 @@ pub fn criterion(field: &str, raw: i32) -> Result<Option<Criterion>, FieldViolat
         Ok(pb::ModelSelection::Unspecified) => Ok(None),
         Ok(pb::ModelSelection::Bic) => Ok(Some(Criterion::Bic)),
         Ok(pb::ModelSelection::Aic) => Ok(Some(Criterion::Aic)),
+        Ok(pb::ModelSelection::Holdout) => Ok(Some(Criterion::Holdout)),
         Err(_) => Err(FieldViolation::new(
             field,
             format!("unknown value {raw}: use MODEL_SELECTION_BIC or MODEL_SELECTION_AIC"),

@@ -70,6 +70,8 @@ pub enum Selection {
     Bic,
     /// Lowest AIC (MODEL_SELECTION_AIC).
     Aic,
+    /// Lowest holdout error, else lowest BIC (MODEL_SELECTION_HOLDOUT).
+    Holdout,
 }
 
 /// Flags of `clvd fit`.
@@ -299,6 +301,7 @@ pub async fn fit(conn: &Connection, format: Format, args: FitArgs) -> anyhow::Re
                 None => pb::ModelSelection::Unspecified,
                 Some(Selection::Bic) => pb::ModelSelection::Bic,
                 Some(Selection::Aic) => pb::ModelSelection::Aic,
+                Some(Selection::Holdout) => pb::ModelSelection::Holdout,
             } as i32,
         })
         .await

@@ -29,9 +29,9 @@ pub use feedback::{AcquisitionSpend, Feedback, Scores, UncheckedFeedback, Unchec
 pub use ids::{CustomerId, IdempotencyKey, TransactionId, MAX_ID_BYTES};
 pub use metrics::{ltv_to_cac, per_customer, rate, NpsCounts};
 pub use model_version::{
-    select_candidate, CandidateFit, Criterion, FamilyCandidate, FitFailure, FittedModels,
-    ModelSelection, ModelVersion, NewModelVersion, PurchaseFamily, PurchaseParameters, SelectedBy,
-    SpendParameters,
+    select_candidate, CandidateFit, CandidateHoldout, Criterion, FamilyCandidate, FitFailure,
+    FittedModels, ModelSelection, ModelVersion, NewModelVersion, PurchaseFamily,
+    PurchaseParameters, SelectedBy, SpendParameters,
 };
 pub use money::{Amount, Total, TotalOutOfRange, MAX_AMOUNT_UNITS, MAX_TOTAL_NANOS};
 pub use page_token::{

@@ -50,6 +50,10 @@ pub enum Criterion {
     Bic,
     /// Lowest AIC = 2k − 2 LL.
     Aic,
+    /// Lowest holdout mean absolute error of the repeat purchases
+    /// predicted by a fit on the data before the holdout; BIC when the
+    /// data allows no holdout (docs/definitions.md, "Choosing the family").
+    Holdout,
 }
 
 /// The selection setting (CLVD_MODEL_SELECTION): a criterion, or one
@@ -73,18 +77,19 @@ impl Default for ModelSelection {
 impl std::str::FromStr for ModelSelection {
     type Err = String;
 
-    /// "bic", "aic", or a family name ("bg_nbd", "mbg_nbd", "pareto_nbd").
+    /// "bic", "aic", "holdout", or a family name ("bg_nbd", "mbg_nbd", "pareto_nbd").
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "bic" => Ok(ModelSelection::Criterion(Criterion::Bic)),
             "aic" => Ok(ModelSelection::Criterion(Criterion::Aic)),
+            "holdout" => Ok(ModelSelection::Criterion(Criterion::Holdout)),
             other => other
                 .parse::<PurchaseFamily>()
                 .map(ModelSelection::Pinned)
                 .map_err(|_| {
                     format!(
-                        "unknown model selection {s:?}: use bic, aic, or a family to pin \
-                         (bg_nbd, mbg_nbd, pareto_nbd)"
+                        "unknown model selection {s:?}: use bic, aic, holdout, or a family \
+                         to pin (bg_nbd, mbg_nbd, pareto_nbd)"
                     )
                 }),
         }
@@ -98,6 +103,9 @@ pub enum SelectedBy {
     Bic,
     /// Lowest AIC among the families that fitted.
     Aic,
+    /// Lowest holdout mean absolute error among the families that fitted
+    /// (on the whole data and on the data before the holdout).
+    Holdout,
     /// The request named this family alone.
     Requested,
     /// The setting pinned this family.
@@ -109,6 +117,7 @@ impl SelectedBy {
         match self {
             SelectedBy::Bic => "bic",
             SelectedBy::Aic => "aic",
+            SelectedBy::Holdout => "holdout",
             SelectedBy::Requested => "requested",
             SelectedBy::Pinned => "pinned",
         }
@@ -118,6 +127,7 @@ impl SelectedBy {
         [
             SelectedBy::Bic,
             SelectedBy::Aic,
+            SelectedBy::Holdout,
             SelectedBy::Requested,
             SelectedBy::Pinned,
         ]
@@ -138,14 +148,32 @@ pub struct CandidateFit {
     pub bic_days: f64,
     pub converged: bool,
     pub iterations: u64,
+    /// The family's holdout figures, when the selection policy was
+    /// `holdout` and the data allowed a holdout.
+    pub holdout: Option<CandidateHoldout>,
+}
+
+/// How a family fitted on the data before a holdout predicted the repeat
+/// purchases in it (as EvaluateModel computes them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CandidateHoldout {
+    /// Length of the holdout, days (the last days up to the fit's day).
+    pub holdout_days: i64,
+    /// Mean over customers of |predicted − actual| holdout repeat purchases.
+    pub mean_absolute_error: f64,
+    /// Pearson correlation over customers of predicted and actual; 0 when
+    /// either does not vary.
+    pub correlation: f64,
 }
 
 impl CandidateFit {
-    /// The figure `criterion` compares (lower is better).
+    /// The figure `criterion` compares (lower is better); NaN (never
+    /// chosen) for `holdout` without holdout figures.
     pub fn score(&self, criterion: Criterion) -> f64 {
         match criterion {
             Criterion::Bic => self.bic_days,
             Criterion::Aic => self.aic_days,
+            Criterion::Holdout => self.holdout.map_or(f64::NAN, |h| h.mean_absolute_error),
         }
     }
 }

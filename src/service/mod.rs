@@ -6,6 +6,7 @@
 mod batcher;
 mod fit_stages;
 mod group_commit;
+mod holdout_selection;
 mod ingest;
 mod models;
 mod no_model;

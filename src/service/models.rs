@@ -33,15 +33,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     fit_stages::{FitStage, FitStageMetric, StageClock},
+    holdout_selection,
     no_model::NoActiveModel,
     page_token_key::{PageTokenKeyError, PageTokenKeys},
     scoring::ModelEpoch,
 };
 use crate::{
     domain::{
-        select_candidate, CandidateFit, Criterion, FamilyCandidate, FitFailure, FittedModels,
-        ModelSelection, ModelVersion, ModelsCursor, NewModelVersion, PurchaseFamily,
-        PurchaseParameters, SelectedBy, SpendParameters, TokenError,
+        CandidateFit, Criterion, FamilyCandidate, FitFailure, FittedModels, ModelSelection,
+        ModelVersion, ModelsCursor, NewModelVersion, PurchaseFamily, PurchaseParameters,
+        SelectedBy, SpendParameters, TokenError,
     },
     storage::{FitData, HoldoutGroup, ScoringSummary, Storage, StorageError},
 };
@@ -134,7 +135,7 @@ pub struct HoldoutFigures {
 }
 
 /// The holdout figures of `params` over grouped calibration/holdout rows.
-fn holdout_figures(
+pub(super) fn holdout_figures(
     params: &clv_model::PurchaseParams,
     rows: &[HoldoutGroup],
     holdout_days: f64,
@@ -482,8 +483,15 @@ impl Models {
         );
         let started = Instant::now();
         let (families, rule) = plan(self.selection, choice);
+        let holdout = match rule {
+            Rule::Best(Criterion::Holdout) => {
+                let span = data.purchase_groups.iter().map(|g| g.t).fold(0.0, f64::max);
+                holdout_selection::read_holdout(&self.storage, as_of_day, span).await?
+            }
+            _ => None,
+        };
         let (outcome, candidates, counts) =
-            tokio::task::spawn_blocking(move || fit_all(&data, &families, rule))
+            tokio::task::spawn_blocking(move || fit_all(&data, &families, rule, holdout))
                 .await
                 .map_err(ModelsError::task("fit"))?;
         clock.done(FitStage::Fit, counts.customers.max(0) as usize);
@@ -692,11 +700,13 @@ struct Counts {
 
 /// Every family's fit, the family chosen by `rule`, and Gamma-Gamma, on
 /// grouped data (CPU-bound: runs on a blocking thread; the families fit on
-/// one thread each).
+/// one thread each), with each family's holdout figures when `holdout`
+/// (rows, days) is given.
 fn fit_all(
     data: &FitData,
     families: &[PurchaseFamily],
     rule: Rule,
+    holdout: Option<(Vec<HoldoutGroup>, i64)>,
 ) -> (
     Result<FittedModels, FitFailure>,
     Vec<FamilyCandidate>,
@@ -738,7 +748,7 @@ fn fit_all(
             })
             .collect()
     });
-    let candidates: Vec<FamilyCandidate> = families
+    let mut candidates: Vec<FamilyCandidate> = families
         .iter()
         .zip(&fits)
         .map(|(&family, fit)| FamilyCandidate {
@@ -746,14 +756,11 @@ fn fit_all(
             outcome: fit.as_ref().map(candidate_fit).map_err(FitFailure::new),
         })
         .collect();
+    if let Some((rows, days)) = &holdout {
+        holdout_selection::add_holdout_figures(&mut candidates, rows, *days);
+    }
     let chosen = match rule {
-        Rule::Best(criterion) => select_candidate(&candidates, criterion).map(|i| {
-            let by = match criterion {
-                Criterion::Bic => SelectedBy::Bic,
-                Criterion::Aic => SelectedBy::Aic,
-            };
-            (i, by)
-        }),
+        Rule::Best(criterion) => holdout_selection::choose(&candidates, criterion),
         Rule::Only(family, by) => families
             .iter()
             .position(|&f| f == family)
@@ -815,6 +822,7 @@ fn candidate_fit(fit: &PurchaseFamilyFit) -> CandidateFit {
         bic_days: fit.bic(),
         converged: fit.report.converged,
         iterations: fit.report.iterations,
+        holdout: None,
     }
 }
 

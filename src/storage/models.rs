@@ -12,8 +12,8 @@ use super::{
     Storage, StorageError,
 };
 use crate::domain::{
-    CandidateFit, FamilyCandidate, FitFailure, FittedModels, ModelVersion, NewModelVersion,
-    PurchaseFamily, PurchaseParameters, SelectedBy, SpendParameters,
+    CandidateFit, CandidateHoldout, FamilyCandidate, FitFailure, FittedModels, ModelVersion,
+    NewModelVersion, PurchaseFamily, PurchaseParameters, SelectedBy, SpendParameters,
 };
 
 /// The columns of a [`ModelRow`].
@@ -29,7 +29,7 @@ macro_rules! model_columns {
 
 /// The columns of a [`CandidateRow`].
 const CANDIDATE_COLUMNS: &str = "version, family, p1, p2, p3, p4, log_likelihood_days, aic_days,
-     bic_days, converged, iterations, failure";
+     bic_days, converged, iterations, failure, holdout_days, holdout_mae, holdout_correlation";
 
 /// `SELECT` [`model_columns!`] `FROM models`, then `$tail`.
 macro_rules! select_models {
@@ -267,6 +267,9 @@ columns! {
         converged: Option<bool>,
         iterations: Option<i64>,
         failure: Option<String>,
+        holdout_days: Option<i64>,
+        holdout_mae: Option<f64>,
+        holdout_correlation: Option<f64>,
     }
 }
 
@@ -290,6 +293,9 @@ impl CandidateColumns {
             converged: fit.map(|f| f.converged),
             iterations: fit.map(|f| f.iterations as i64),
             failure: c.outcome.as_ref().err().map(|f| f.as_str().to_owned()),
+            holdout_days: fit.and_then(|f| f.holdout).map(|h| h.holdout_days),
+            holdout_mae: fit.and_then(|f| f.holdout).map(|h| h.mean_absolute_error),
+            holdout_correlation: fit.and_then(|f| f.holdout).map(|h| h.correlation),
         }
     }
 
@@ -315,6 +321,20 @@ impl CandidateColumns {
                 bic_days: required("model_candidates.bic_days", self.bic_days)?,
                 converged: required("model_candidates.converged", self.converged)?,
                 iterations: required("model_candidates.iterations", self.iterations)?.max(0) as u64,
+                holdout: match (
+                    self.holdout_days,
+                    self.holdout_mae,
+                    self.holdout_correlation,
+                ) {
+                    (Some(holdout_days), Some(mean_absolute_error), Some(correlation)) => {
+                        Some(CandidateHoldout {
+                            holdout_days,
+                            mean_absolute_error,
+                            correlation,
+                        })
+                    }
+                    _ => None,
+                },
             }),
         };
         Ok(FamilyCandidate { family, outcome })
@@ -379,6 +399,7 @@ fn legacy_candidate(fit: &NewModelVersion) -> FamilyCandidate {
                 bic_days: k * (fit.customers.max(1) as f64).ln() - 2.0 * ll,
                 converged: f.converged,
                 iterations: f.iterations,
+                holdout: None,
             })
         }
         Err(reason) => Err(reason.clone()),

@@ -37,14 +37,20 @@ async fn app_selecting(selection: ModelSelection) -> TestApp {
 /// frequent buyers: dropout in calendar time, not per purchase) with
 /// Gamma-Gamma spend, starting 2024-01-01, whole days, values in cents.
 fn pareto_purchases() -> Vec<pb::Transaction> {
+    pareto_purchases_over(365.0, 180.0)
+}
+
+/// [`pareto_purchases`] over `days` days, customers acquired in the first
+/// `window_days`.
+fn pareto_purchases_over(days: f64, window_days: f64) -> Vec<pb::Transaction> {
     let config = SimulationConfig {
         // Replaced by the process below.
         purchases: BgNbdParams::new(1.0, 1.0, 1.0, 1.0).unwrap(),
         spend: Some(GammaGammaParams::new(6.25, 3.74, 15.44).unwrap()),
         customers: 2_000,
-        calibration_days: 365.0,
+        calibration_days: days,
         holdout_days: 0.0,
-        acquisition: Acquisition::Uniform { window_days: 180.0 },
+        acquisition: Acquisition::Uniform { window_days },
         resolution: TimeResolution::WholeDays,
         seed: 21,
         record_occasions: true,
@@ -621,6 +627,11 @@ async fn a_version_is_stored_with_its_family_candidates_and_log_parameter_covari
                 bic_days: 2020.0,
                 converged: true,
                 iterations: 31,
+                holdout: Some(clvd::domain::CandidateHoldout {
+                    holdout_days: 91,
+                    mean_absolute_error: 0.75,
+                    correlation: 0.5,
+                }),
             }),
         },
     ];
@@ -775,4 +786,155 @@ async fn evaluate_model_compares_the_families_asked_for_on_the_holdout() {
         "{}",
         status.message()
     );
+}
+
+/// The `holdout` policy on the Pareto/NBD data: the last quarter of the
+/// 365-day span is held out, each family's holdout figures are recorded
+/// with its candidate and equal EvaluateModel's over the same periods, and
+/// the family with the lowest holdout error, Pareto/NBD (which the data
+/// came from), is activated as `holdout`; BIC picks it too.
+#[tokio::test]
+async fn holdout_picks_the_family_the_data_came_from_and_records_each_familys_figures() {
+    let app = app_selecting(ModelSelection::Criterion(Criterion::Holdout)).await;
+    let transactions = pareto_purchases();
+    import(&app, &transactions).await;
+    let day = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
+    let model = fit(&app, request(day, &[])).await.expect("fit");
+    assert_eq!(model.selection, "holdout");
+    assert_eq!(model.family, pb::ModelFamily::ParetoNbd as i32);
+
+    // The holdout: a quarter of the span (the largest T), here 91 days.
+    let (purchase_groups, _, _) = groups(&transactions, day);
+    let span = purchase_groups.iter().map(|g| g.2).fold(0.0, f64::max);
+    let holdout_days = (span as i64) / 4;
+    assert_eq!(holdout_days, 91, "span {span}");
+    let stored = app
+        .storage
+        .model(Some(model.version))
+        .await
+        .unwrap()
+        .expect("the version");
+    let figures: Vec<_> = stored
+        .fit
+        .candidates
+        .iter()
+        .map(|c| {
+            let fit = c.outcome.as_ref().expect("every family fits");
+            (c.family, fit.holdout.expect("holdout figures"))
+        })
+        .collect();
+    assert_eq!(figures.len(), 3);
+    assert!(figures.iter().all(|(_, h)| h.holdout_days == holdout_days));
+
+    // The same figures as EvaluateModel over the same two periods.
+    let calibration = day - Duration::days(holdout_days);
+    let end = |d: NaiveDate| fit_request(d, pb::TimeUnit::Day).as_of;
+    let evaluation = models(&app)
+        .await
+        .evaluate_model(pb::EvaluateModelRequest {
+            calibration_end: end(calibration),
+            holdout_end: end(day),
+            time_unit: pb::TimeUnit::Day as i32,
+            families: PurchaseFamily::ALL
+                .iter()
+                .map(|&f| pb_family(f) as i32)
+                .collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for (family, holdout) in &figures {
+        let theirs = evaluation
+            .families
+            .iter()
+            .find(|f| f.family == pb_family(*family) as i32)
+            .expect("evaluated");
+        assert!(
+            (holdout.mean_absolute_error - theirs.mean_absolute_error_per_customer).abs() < 1e-9,
+            "{family}: {holdout:?} vs {theirs:?}"
+        );
+        assert!((holdout.correlation - theirs.correlation).abs() < 1e-9);
+    }
+    // The activated family has the lowest holdout error, clearly.
+    let best = figures
+        .iter()
+        .min_by(|a, b| a.1.mean_absolute_error.total_cmp(&b.1.mean_absolute_error))
+        .unwrap();
+    assert_eq!(best.0, PurchaseFamily::ParetoNbd, "{figures:?}");
+    for (family, h) in &figures {
+        if *family != PurchaseFamily::ParetoNbd {
+            assert!(
+                h.mean_absolute_error > 1.02 * best.1.mean_absolute_error,
+                "{figures:?}"
+            );
+        }
+    }
+
+    // BIC (the request's override) picks the same family, recording no
+    // holdout figures.
+    let bic = fit(
+        &app,
+        pb::FitModelRequest {
+            selection: pb::ModelSelection::Bic as i32,
+            ..request(day, &[])
+        },
+    )
+    .await
+    .expect("fit");
+    assert_eq!(bic.selection, "bic");
+    assert_eq!(bic.family, pb::ModelFamily::ParetoNbd as i32);
+    let stored = app.storage.model(Some(bic.version)).await.unwrap().unwrap();
+    assert!(stored
+        .fit
+        .candidates
+        .iter()
+        .all(|c| c.outcome.as_ref().unwrap().holdout.is_none()));
+}
+
+/// Data spanning less than 112 days allows no 28-day holdout: `holdout`
+/// (here asked for by the request) falls back to BIC, says so, and records
+/// no holdout figures.
+#[tokio::test]
+async fn holdout_falls_back_to_bic_when_the_data_is_too_short() {
+    let app = spawn_app().await;
+    // The Pareto/NBD customers over 100 days (acquired in the first 50).
+    let transactions = pareto_purchases_over(100.0, 50.0);
+    import(&app, &transactions).await;
+    let day = NaiveDate::from_ymd_opt(2024, 4, 9).unwrap();
+    let (purchase_groups, _, _) = groups(&transactions, day);
+    let span = purchase_groups.iter().map(|g| g.2).fold(0.0, f64::max);
+    assert!((90.0..112.0).contains(&span), "span {span}");
+    let holdout = pb::FitModelRequest {
+        selection: pb::ModelSelection::Holdout as i32,
+        ..request(day, &[])
+    };
+    let model = fit(&app, holdout).await.expect("fit");
+    assert_eq!(model.selection, "bic");
+    let best = model
+        .candidates
+        .iter()
+        .filter(|c| c.failure.is_empty())
+        .min_by(|a, b| a.bic.total_cmp(&b.bic))
+        .unwrap();
+    assert!(best.selected);
+    let stored = app
+        .storage
+        .model(Some(model.version))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored
+        .fit
+        .candidates
+        .iter()
+        .filter_map(|c| c.outcome.as_ref().ok())
+        .all(|c| c.holdout.is_none()));
+}
+
+fn pb_family(family: PurchaseFamily) -> pb::ModelFamily {
+    match family {
+        PurchaseFamily::BgNbd => pb::ModelFamily::BgNbd,
+        PurchaseFamily::MbgNbd => pb::ModelFamily::MbgNbd,
+        PurchaseFamily::ParetoNbd => pb::ModelFamily::ParetoNbd,
+    }
 }
