@@ -165,6 +165,11 @@ fn candidate(
             out.bic = fit.bic_days + shift;
             out.converged = fit.converged;
             out.selected = active_family == Some(c.family);
+            out.holdout = fit.holdout.map(|h| pb::CandidateHoldout {
+                holdout_days: h.holdout_days,
+                mean_absolute_error_per_customer: h.mean_absolute_error,
+                correlation: h.correlation,
+            });
         }
         Err(reason) => out.failure = reason.to_string(),
     }

@@ -188,6 +188,14 @@ pub fn candidates_cell(m: &pb::Model) -> Value {
                 o.insert("aic".into(), c.aic.into());
                 o.insert("bic".into(), c.bic.into());
                 o.insert("converged".into(), c.converged.into());
+                if let Some(h) = &c.holdout {
+                    o.insert("holdout_days".into(), h.holdout_days.into());
+                    o.insert(
+                        "holdout_mean_absolute_error".into(),
+                        h.mean_absolute_error_per_customer.into(),
+                    );
+                    o.insert("holdout_correlation".into(), h.correlation.into());
+                }
             } else {
                 o.insert("failure".into(), c.failure.clone().into());
             }

@@ -825,6 +825,21 @@ async fn holdout_picks_the_family_the_data_came_from_and_records_each_familys_fi
         .collect();
     assert_eq!(figures.len(), 3);
     assert!(figures.iter().all(|(_, h)| h.holdout_days == holdout_days));
+    // FitModel's answer carries the same figures on each candidate.
+    for (family, h) in &figures {
+        let answered = model
+            .candidates
+            .iter()
+            .find(|c| c.family == pb_family(*family) as i32)
+            .and_then(|c| c.holdout)
+            .expect("the candidate's holdout figures");
+        assert_eq!(answered.holdout_days, h.holdout_days, "{family}");
+        assert_eq!(
+            answered.mean_absolute_error_per_customer,
+            h.mean_absolute_error
+        );
+        assert_eq!(answered.correlation, h.correlation);
+    }
 
     // The same figures as EvaluateModel over the same two periods.
     let calibration = day - Duration::days(holdout_days);
@@ -883,6 +898,7 @@ async fn holdout_picks_the_family_the_data_came_from_and_records_each_familys_fi
     .expect("fit");
     assert_eq!(bic.selection, "bic");
     assert_eq!(bic.family, pb::ModelFamily::ParetoNbd as i32);
+    assert!(bic.candidates.iter().all(|c| c.holdout.is_none()));
     let stored = app.storage.model(Some(bic.version)).await.unwrap().unwrap();
     assert!(stored
         .fit
@@ -910,6 +926,7 @@ async fn holdout_falls_back_to_bic_when_the_data_is_too_short() {
     };
     let model = fit(&app, holdout).await.expect("fit");
     assert_eq!(model.selection, "bic");
+    assert!(model.candidates.iter().all(|c| c.holdout.is_none()));
     let best = model
         .candidates
         .iter()
