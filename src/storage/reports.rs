@@ -360,25 +360,32 @@ impl Storage {
         // (each row carries its customer's first day); the NPS per cohort
         // groups members and answers by customer instead of joining them.
         let (sizes_and_cells, members) = match source {
-            // The cells of each customer and period summed from their day
-            // rollups, then per cell: what the aggregation step stores,
-            // for the report's cohorts only.
+            // The sums the aggregation step stores, for the report's
+            // cohorts only, straight from the day rollups: one pass over
+            // the days in customer and day order, each day counting its
+            // customer as active when it is their first day in its period
+            // (the previous day, by `lag`, is in another period), grouped
+            // per cell. No group per customer and period (about one per
+            // rollup row after a bulk import, each with numeric sums).
             DaysAsOf::Latest if rollups => (
                 "SELECT 'size' AS kind, cohort, NULL::date AS period, count(*) AS a,
                         count(*) FILTER (WHERE occasions >= 2) AS b, 0::int8 AS c, 0::int8 AS e,
                         NULL::text AS money_a, NULL::text AS money_b
                    FROM members GROUP BY cohort
                  UNION ALL
-                 SELECT 'cell', cohort, period, count(*), sum(orders)::int8, 0,
-                        sum(uncosted)::int8, sum(net)::text, sum(cost)::text
+                 SELECT 'cell', cohort, period, count(*) FILTER (WHERE first_in_period),
+                        sum(orders)::int8, 0, sum(uncosted)::int8, sum(net)::text, sum(cost)::text
                    FROM (SELECT date_trunc($2, c.first_purchase_day::timestamp)::date AS cohort,
                                 date_trunc($2, d.day::timestamp)::date AS period,
-                                sum(d.purchases) AS orders, sum(d.net_nanos) AS net,
-                                sum(d.cost_nanos) AS cost, sum(d.uncosted_purchases) AS uncosted
+                                d.purchases AS orders, d.net_nanos AS net, d.cost_nanos AS cost,
+                                d.uncosted_purchases AS uncosted,
+                                date_trunc($2, (lag(d.day) OVER (PARTITION BY d.customer_id
+                                                                 ORDER BY d.day))::timestamp)
+                                    IS DISTINCT FROM date_trunc($2, d.day::timestamp)
+                                    AS first_in_period
                            FROM customers c JOIN customer_days d USING (customer_id)
                           WHERE c.purchase_occasions > 0 AND c.first_purchase_day >= $3
-                            AND c.first_purchase_day < $4 AND d.day >= $3 AND d.day < $5
-                          GROUP BY d.customer_id, 1, 2) per_customer
+                            AND c.first_purchase_day < $4 AND d.day >= $3 AND d.day < $5) days
                   GROUP BY cohort, period",
                 "SELECT customer_id, date_trunc($2, first_purchase_day::timestamp)::date AS cohort,
                         purchase_occasions AS occasions
@@ -458,7 +465,19 @@ impl Storage {
         if source == DaysAsOf::Latest && !rollups {
             query = query.bind(range.granularity.code());
         }
-        let rows: Vec<FactRow> = query.fetch_all(&self.pool).await?;
+        let rows: Vec<FactRow> = if rollups {
+            // Memory for the sort of the days (in memory rather than
+            // spilled to disk after a bulk import).
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SET LOCAL work_mem = '256MB'")
+                .execute(&mut *tx)
+                .await?;
+            let rows = query.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows
+        } else {
+            query.fetch_all(&self.pool).await?
+        };
         let mut facts = CohortFacts::default();
         for row in rows {
             row.add_to(&mut facts)?;
