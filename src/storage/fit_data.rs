@@ -8,8 +8,6 @@
 //! those in memory and asks the database only for the customers whose
 //! history the summaries cannot give (purchases on both sides of the day).
 
-use std::collections::HashMap;
-
 use chrono::NaiveDate;
 use sqlx::postgres::PgRow;
 
@@ -312,27 +310,28 @@ impl Storage {
 
 impl FitData {
     /// The groups of the customers whose last purchase is on or before
-    /// `as_of_day`, from their summaries, added to `straddling` (the groups of
-    /// the customers with purchases on both sides of the day,
+    /// `as_of_day`, from their summaries, added to `straddling` (the groups
+    /// of the customers with purchases on both sides of the day,
     /// [`Storage::fit_data_straddling`]), sorted.
     ///
-    /// Keys are the values' bits: the days are whole numbers and `m` is
-    /// computed the same way for every customer, so equal values have equal
-    /// bits (what SQL's `GROUP BY` on the same values does).
+    /// Keys are the values' bits, sorted and counted in runs: every value is
+    /// a non-negative float (days, repeat occasions, a positive mean), whose
+    /// bits order as [`f64::total_cmp`] orders the values, and equal values
+    /// have equal bits (what SQL's `GROUP BY` on the same values does). A
+    /// sort of plain integer keys replaces a hash map over a million
+    /// customers with the standard (SipHash) hasher.
     pub fn from_summaries(
         as_of_day: NaiveDate,
         summaries: &[ScoringSummary],
         straddling: FitData,
     ) -> FitData {
-        let mut purchases: HashMap<[u64; 3], u64> = HashMap::new();
-        let mut spend: HashMap<[u64; 2], u64> = HashMap::new();
+        let mut purchases: Vec<([u64; 3], u64)> = Vec::with_capacity(summaries.len());
+        let mut spend: Vec<([u64; 2], u64)> = Vec::with_capacity(summaries.len());
         for g in &straddling.purchase_groups {
-            *purchases
-                .entry([g.x.to_bits(), g.t_x.to_bits(), g.t.to_bits()])
-                .or_default() += g.customers;
+            purchases.push(([g.x.to_bits(), g.t_x.to_bits(), g.t.to_bits()], g.customers));
         }
         for g in &straddling.spend_groups {
-            *spend.entry([g.x.to_bits(), g.m.to_bits()]).or_default() += g.customers;
+            spend.push(([g.x.to_bits(), g.m.to_bits()], g.customers));
         }
         for s in summaries {
             if s.last_purchase_day > as_of_day {
@@ -342,18 +341,15 @@ impl FitData {
             let days = |from: NaiveDate, to: NaiveDate| (to - from).num_days() as f64;
             let t_x = days(s.first_purchase_day, s.last_purchase_day);
             let t = days(s.first_purchase_day, as_of_day);
-            *purchases
-                .entry([x.to_bits(), t_x.to_bits(), t.to_bits()])
-                .or_default() += 1;
+            purchases.push(([x.to_bits(), t_x.to_bits(), t.to_bits()], 1));
             let repeat = s.repeat_value.nanos();
             if x > 0.0 && repeat > 0 {
                 let m = repeat as f64 / 1e9 / x;
-                *spend.entry([x.to_bits(), m.to_bits()]).or_default() += 1;
+                spend.push(([x.to_bits(), m.to_bits()], 1));
             }
         }
         FitData {
-            purchase_groups: purchases
-                .into_iter()
+            purchase_groups: counted_runs(purchases)
                 .map(|([x, t_x, t], customers)| PurchaseGroup {
                     x: f64::from_bits(x),
                     t_x: f64::from_bits(t_x),
@@ -361,8 +357,7 @@ impl FitData {
                     customers,
                 })
                 .collect(),
-            spend_groups: spend
-                .into_iter()
+            spend_groups: counted_runs(spend)
                 .map(|([x, m], customers)| SpendGroup {
                     x: f64::from_bits(x),
                     m: f64::from_bits(m),
@@ -372,4 +367,17 @@ impl FitData {
         }
         .sorted()
     }
+}
+
+/// `keys` sorted, each distinct key once with its counts summed.
+fn counted_runs<K: Ord + Copy>(mut keys: Vec<(K, u64)>) -> impl Iterator<Item = (K, u64)> {
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut runs: Vec<(K, u64)> = Vec::new();
+    for (key, n) in keys {
+        match runs.last_mut() {
+            Some((last, count)) if *last == key => *count += n,
+            _ => runs.push((key, n)),
+        }
+    }
+    runs.into_iter()
 }
