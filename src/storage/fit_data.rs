@@ -371,7 +371,7 @@ impl FitData {
 
 /// `keys` sorted, each distinct key once with its counts summed.
 fn counted_runs<K: Ord + Copy>(mut keys: Vec<(K, u64)>) -> impl Iterator<Item = (K, u64)> {
-    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    keys.sort_unstable_by_key(|k| k.0);
     let mut runs: Vec<(K, u64)> = Vec::new();
     for (key, n) in keys {
         match runs.last_mut() {
