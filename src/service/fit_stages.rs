@@ -13,17 +13,17 @@ use prometheus::HistogramVec;
 pub enum FitStage {
     /// The transactions counter and the active version.
     Prepare,
-    /// The grouped summaries as of the fit's day (one row per distinct
-    /// history).
+    /// Every customer's summary (for the groups and for scoring the whole
+    /// base), and, on a second connection meanwhile, the grouped histories
+    /// of the customers with purchases after the fit's day.
+    ReadSummaries,
+    /// The summaries grouped as of the fit's day (one group per distinct
+    /// history), in memory.
     ReadGroups,
     /// BG/NBD and Gamma-Gamma on the groups.
     Fit,
     /// The new version's row in `models`.
     StoreVersion,
-    /// What is left of reading every customer's summary, for scoring the
-    /// whole base: that read starts with the grouped read, on a connection
-    /// of its own, so this is the wait for it after the fit.
-    ReadSummaries,
     /// Model scores, RFM quintiles, segments and tiers of every customer.
     Score,
     /// The scores into their own table, its indexes, attached.
@@ -36,10 +36,10 @@ impl FitStage {
     /// Every stage, in order.
     pub const ALL: [FitStage; 8] = [
         FitStage::Prepare,
+        FitStage::ReadSummaries,
         FitStage::ReadGroups,
         FitStage::Fit,
         FitStage::StoreVersion,
-        FitStage::ReadSummaries,
         FitStage::Score,
         FitStage::WriteScores,
         FitStage::Activate,

@@ -25,7 +25,9 @@ pub use models::{
 };
 pub use no_model::NoActiveModel;
 pub use page_token_key::{PageTokenKeyError, PageTokenKeys};
-pub use reports::{CohortOutcome, Loyalty, ReportError, Reports, SegmentShare, Segments};
+pub use reports::{
+    CohortOutcome, Loyalty, ReportError, Reports, SegmentShare, Segments, CATCH_UP_AT_MOST,
+};
 pub use scoring::{
     AtRiskPage, AtRiskQuery, Band, Caveat, ChurnPolicy, LookAhead, ModelEpoch, NoPrediction,
     PointInTime, Prediction, Score, Scoring, ScoringError, MODEL_REFRESH,

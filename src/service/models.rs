@@ -27,7 +27,6 @@ use clv_model::{
     PurchaseFamilyFit,
 };
 
-use futures::FutureExt;
 use tokio::{sync::Mutex, task::JoinError};
 use tokio_util::sync::CancellationToken;
 
@@ -467,16 +466,21 @@ impl Models {
         let transactions_counter = Some(self.storage.transactions_counter().await?);
         let previous = self.storage.model(None).await?.map(|m| m.version);
         clock.done(FitStage::Prepare, 1);
-        // Every customer's summary, for scoring after the fit, read on a
-        // second connection while the grouped read and the fit run
-        // (dropped, and so cancelled, if the fit ends early).
-        let (reading, summaries) = {
-            let storage = self.storage.clone();
-            async move { storage.scoring_summaries().await }.remote_handle()
-        };
-        tokio::spawn(reading);
+        // Every customer's summary, read once: grouped for the fit and
+        // scored after it. Only the customers with purchases on both sides
+        // of the fit's day are grouped by the database, on a second
+        // connection meanwhile (none when the fit is as of today).
         let as_of_day = as_of.with_timezone(&self.time_zone).date_naive();
-        let data = self.storage.fit_data(as_of_day).await?;
+        let (summaries, straddling) = tokio::try_join!(
+            self.storage.scoring_summaries(),
+            self.storage.fit_data_straddling(as_of_day)
+        )?;
+        clock.done(FitStage::ReadSummaries, summaries.len());
+        let data = tokio::task::spawn_blocking(move || {
+            let data = FitData::from_summaries(as_of_day, &summaries, straddling);
+            (data, summaries)
+        });
+        let (data, summaries) = data.await.map_err(ModelsError::task("grouping"))?;
         clock.done(
             FitStage::ReadGroups,
             data.purchase_groups.len() + data.spend_groups.len(),
@@ -610,12 +614,10 @@ impl Models {
         &self,
         version: i64,
         fitted: FittedModels,
-        summaries: impl std::future::Future<Output = Result<Vec<ScoringSummary>, StorageError>>,
+        summaries: Vec<ScoringSummary>,
         clock: &mut StageClock<'_>,
     ) -> Result<(), ModelsError> {
         let started = Instant::now();
-        let summaries = summaries.await?;
-        clock.done(FitStage::ReadSummaries, summaries.len());
         let today = Utc::now().with_timezone(&self.time_zone).date_naive();
         let high_risk_at = self.high_risk_at;
         let (rows, skipped) = tokio::task::spawn_blocking(move || {

@@ -14,7 +14,7 @@ use crate::{
         Cohort, CohortRange, FittedModels, ModelVersion, Projection, Total, TotalOutOfRange,
         ValueCurvePoint,
     },
-    storage::{CohortHistory, DaysAsOf, SegmentRow, Storage, StorageError},
+    storage::{CohortHistory, DaysAsOf, LatestCells, SegmentRow, Storage, StorageError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +108,13 @@ impl SegmentShare {
     }
 }
 
+/// Queue entries a report without as_of catches up before it reads the
+/// aggregates (at 170–250 µs per customer, about a second at most; a bulk
+/// import queues each customer about once per batch). Behind by more, it
+/// reads the rollups instead (docs/benchmarks.md, "Report aggregates after
+/// a bulk import").
+pub const CATCH_UP_AT_MOST: i64 = 5_000;
+
 pub struct Reports {
     storage: Storage,
     time_zone: Tz,
@@ -138,14 +145,25 @@ impl Reports {
         self.storage.aggregate_step(max_entries, None).await
     }
 
-    /// Brings the cohort aggregates up to date with everything committed
-    /// before the call, in one step (each queued customer once, however
-    /// often queued); returns how many customers were brought up to date.
-    /// What ingest queues meanwhile is left to the background job, so a
-    /// steady ingest cannot keep a report catching up forever.
-    pub async fn catch_up(&self) -> Result<usize, StorageError> {
+    /// Where a report without as_of reads its cells: the aggregates,
+    /// brought up to date with everything committed before the call in one
+    /// step (each queued customer once, however often queued) when the
+    /// queue holds at most [`CATCH_UP_AT_MOST`] entries; behind by more
+    /// (after a bulk import, say), the rollups kept at ingest, which hold
+    /// everything committed, and the queue is left to the background job.
+    /// What ingest queues meanwhile is left to the job too, so a steady
+    /// ingest cannot keep a report catching up forever.
+    pub async fn catch_up(&self) -> Result<LatestCells, StorageError> {
+        let backlog = self.storage.aggregate_backlog().await?;
+        if backlog > CATCH_UP_AT_MOST {
+            tracing::debug!(
+                backlog,
+                "cohort report read from the rollups: the aggregates are far behind"
+            );
+            return Ok(LatestCells::Rollups);
+        }
         let Some(end) = self.storage.aggregate_queue_end().await? else {
-            return Ok(0);
+            return Ok(LatestCells::Aggregates);
         };
         let started = std::time::Instant::now();
         let customers = self.storage.aggregate_through(end).await?;
@@ -158,7 +176,7 @@ impl Reports {
                 "cohort report aggregates caught up before a report"
             );
         }
-        Ok(customers)
+        Ok(LatestCells::Aggregates)
     }
 
     /// A cohort report. Without `as_of` it reads the aggregates, brought up
@@ -172,12 +190,13 @@ impl Reports {
     ) -> Result<CohortOutcome, ReportError> {
         let now = Utc::now();
         let source = as_of.map_or(DaysAsOf::Latest, DaysAsOf::Instant);
-        if source == DaysAsOf::Latest {
-            self.catch_up().await?;
-        }
+        let cells = match source {
+            DaysAsOf::Latest => self.catch_up().await?,
+            DaysAsOf::Instant(_) => LatestCells::Aggregates,
+        };
         let mut facts = self
             .storage
-            .cohort_facts(range, source, self.time_zone, now)
+            .cohort_facts_from(range, source, cells, self.time_zone, now)
             .await?;
         let (mut model_version, mut forecast_note) = (None, None);
         // Any cohort's periods may reach past as_of, the last cohort's

@@ -202,6 +202,20 @@ impl Storage {
             .await?)
     }
 
+    /// How many entries the queue holds now, at most (the span of its
+    /// positions, read from the index at both ends: no count of a long
+    /// queue); 0 when it is empty.
+    pub async fn aggregate_backlog(&self) -> Result<i64, StorageError> {
+        let (front, end): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT min(seq), max(seq) FROM report_dirty")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(match (front, end) {
+            (Some(front), Some(end)) => end - front + 1,
+            _ => 0,
+        })
+    }
+
     /// Takes up to `max_entries` entries off the front of the queue (only
     /// entries at or before `up_to` when given) and brings their customers'
     /// contributions up to date; returns how many distinct customers it

@@ -2,11 +2,16 @@
 //! grouped where the data lives (one row per distinct history, never per
 //! customer), the calibration and holdout histories of an evaluation, and
 //! the count of transactions recorded so far.
+//!
+//! A fit that scores the whole base reads every customer's summary anyway
+//! ([`super::ScoringSummary`]); [`Storage::fit_data_from_summaries`] groups
+//! those in memory and asks the database only for the customers whose
+//! history the summaries cannot give (purchases on both sides of the day).
 
 use chrono::NaiveDate;
 use sqlx::postgres::PgRow;
 
-use super::{Storage, StorageError};
+use super::{ScoringSummary, Storage, StorageError};
 
 /// What a fit reads, grouped.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -197,6 +202,58 @@ impl Storage {
         Ok(data.sorted())
     }
 
+    /// [`Storage::fit_data`] from the summaries of every customer (as
+    /// [`Storage::scoring_summaries`] reads them, current): a customer whose
+    /// last purchase is on or before the day is grouped here from their
+    /// summary, which is their history as of the day; only the customers
+    /// with purchases on both sides of the day are read, summed from their
+    /// `customer_days` and grouped by the database (none when the fit is
+    /// as of today). Equal to [`Storage::fit_data`], to the last bit: the
+    /// mean repeat value is the same IEEE division of the same correctly
+    /// rounded nanos (`numeric::float8` and `i128 as f64` both round to
+    /// nearest), and the groups come out sorted by their keys.
+    ///
+    /// This replaces a grouping statement over every customer (2.1–2.6 s
+    /// of a fit at a million customers) by a pass over rows the fit had
+    /// already read.
+    pub async fn fit_data_from_summaries(
+        &self,
+        as_of_day: NaiveDate,
+        summaries: &[ScoringSummary],
+    ) -> Result<FitData, StorageError> {
+        let straddling = self.fit_data_straddling(as_of_day).await?;
+        Ok(FitData::from_summaries(as_of_day, summaries, straddling))
+    }
+
+    /// The groups of the customers with purchases on or before the day and
+    /// after it, summed from their `customer_days` as of the day.
+    pub async fn fit_data_straddling(&self, as_of_day: NaiveDate) -> Result<FitData, StorageError> {
+        let rows: Vec<GroupRow> = sqlx::query_as(
+            "SELECT GROUPING(t_x, t) = 0 AS purchases, x, t_x, t, m, count(*) AS customers
+               FROM (SELECT x, t_x, t,
+                            CASE WHEN x > 0 AND repeat_nanos > 0
+                                 THEN repeat_nanos::float8 / 1e9 / x END AS m
+                       FROM (SELECT count(*)::int - 1 AS x, max(d.day) - min(d.day) AS t_x,
+                                    $1::date - min(d.day) AS t,
+                                    sum(d.net_nanos) - (array_agg(d.net_nanos ORDER BY d.day))[1]
+                                        AS repeat_nanos
+                               FROM customers c JOIN customer_days d ON d.customer_id = c.customer_id
+                              WHERE c.purchase_occasions > 0 AND c.first_purchase_day <= $1::date
+                                AND c.last_purchase_day > $1::date AND d.day <= $1::date
+                              GROUP BY d.customer_id) s) g
+              GROUP BY GROUPING SETS ((x, t_x, t), (x, m))
+             HAVING GROUPING(t_x, t) = 0 OR m IS NOT NULL",
+        )
+        .bind(as_of_day)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut data = FitData::default();
+        for row in rows {
+            row.push_into(&mut data)?;
+        }
+        Ok(data)
+    }
+
     /// [`Storage::fit_data`] computed the plain way, from `customer_days`
     /// alone, one grouping at a time: what the fast read is tested against.
     pub async fn fit_data_from_days(&self, as_of_day: NaiveDate) -> Result<FitData, StorageError> {
@@ -249,4 +306,78 @@ impl Storage {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+impl FitData {
+    /// The groups of the customers whose last purchase is on or before
+    /// `as_of_day`, from their summaries, added to `straddling` (the groups
+    /// of the customers with purchases on both sides of the day,
+    /// [`Storage::fit_data_straddling`]), sorted.
+    ///
+    /// Keys are the values' bits, sorted and counted in runs: every value is
+    /// a non-negative float (days, repeat occasions, a positive mean), whose
+    /// bits order as [`f64::total_cmp`] orders the values, and equal values
+    /// have equal bits (what SQL's `GROUP BY` on the same values does). A
+    /// sort of plain integer keys replaces a hash map over a million
+    /// customers with the standard (SipHash) hasher.
+    pub fn from_summaries(
+        as_of_day: NaiveDate,
+        summaries: &[ScoringSummary],
+        straddling: FitData,
+    ) -> FitData {
+        let mut purchases: Vec<([u64; 3], u64)> = Vec::with_capacity(summaries.len());
+        let mut spend: Vec<([u64; 2], u64)> = Vec::with_capacity(summaries.len());
+        for g in &straddling.purchase_groups {
+            purchases.push(([g.x.to_bits(), g.t_x.to_bits(), g.t.to_bits()], g.customers));
+        }
+        for g in &straddling.spend_groups {
+            spend.push(([g.x.to_bits(), g.m.to_bits()], g.customers));
+        }
+        for s in summaries {
+            if s.last_purchase_day > as_of_day {
+                continue;
+            }
+            let x = f64::from(s.purchase_occasions - 1);
+            let days = |from: NaiveDate, to: NaiveDate| (to - from).num_days() as f64;
+            let t_x = days(s.first_purchase_day, s.last_purchase_day);
+            let t = days(s.first_purchase_day, as_of_day);
+            purchases.push(([x.to_bits(), t_x.to_bits(), t.to_bits()], 1));
+            let repeat = s.repeat_value.nanos();
+            if x > 0.0 && repeat > 0 {
+                let m = repeat as f64 / 1e9 / x;
+                spend.push(([x.to_bits(), m.to_bits()], 1));
+            }
+        }
+        FitData {
+            purchase_groups: counted_runs(purchases)
+                .map(|([x, t_x, t], customers)| PurchaseGroup {
+                    x: f64::from_bits(x),
+                    t_x: f64::from_bits(t_x),
+                    t: f64::from_bits(t),
+                    customers,
+                })
+                .collect(),
+            spend_groups: counted_runs(spend)
+                .map(|([x, m], customers)| SpendGroup {
+                    x: f64::from_bits(x),
+                    m: f64::from_bits(m),
+                    customers,
+                })
+                .collect(),
+        }
+        .sorted()
+    }
+}
+
+/// `keys` sorted, each distinct key once with its counts summed.
+fn counted_runs<K: Ord + Copy>(mut keys: Vec<(K, u64)>) -> impl Iterator<Item = (K, u64)> {
+    keys.sort_unstable_by_key(|k| k.0);
+    let mut runs: Vec<(K, u64)> = Vec::new();
+    for (key, n) in keys {
+        match runs.last_mut() {
+            Some((last, count)) if *last == key => *count += n,
+            _ => runs.push((key, n)),
+        }
+    }
+    runs.into_iter()
 }

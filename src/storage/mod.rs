@@ -34,7 +34,7 @@ pub use feedback::Written;
 pub use fit_data::{FitData, HoldoutGroup, PurchaseGroup, SpendGroup};
 pub use ingest::BatchOutcome;
 pub use models::FitLock;
-pub use reports::{CohortHistory, DaysAsOf, LoyaltyCounts, SegmentRow};
+pub use reports::{CohortHistory, DaysAsOf, LatestCells, LoyaltyCounts, SegmentRow};
 pub use scores::ScoringSummary;
 
 /// Embedded migrations, applied at start-up and by `clvd migrate`.

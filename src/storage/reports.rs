@@ -81,6 +81,20 @@ impl DaysAsOf {
     }
 }
 
+/// Where a report for [`DaysAsOf::Latest`] takes its cohort cells from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatestCells {
+    /// The cohort aggregates (`cohort_cells`), which the caller has brought
+    /// up to date.
+    Aggregates,
+    /// Computed from the rollups kept at ingest (`customers` and
+    /// `customer_days`), in the statement's one snapshot: for a report while
+    /// the aggregates are far behind (after a bulk import), where reading
+    /// the rollups of the report's cohorts costs less than catching the
+    /// aggregates up first.
+    Rollups,
+}
+
 /// Customers of a cohort with the same history (x + 1 occasions, first and
 /// last occasion, repeat value): what a forecast needs, grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +329,20 @@ impl Storage {
         time_zone: Tz,
         now: DateTime<Utc>,
     ) -> Result<CohortFacts, StorageError> {
+        self.cohort_facts_from(range, source, LatestCells::Aggregates, time_zone, now)
+            .await
+    }
+
+    /// [`Storage::cohort_facts`], for `Latest` with its cells from `cells`.
+    pub async fn cohort_facts_from(
+        &self,
+        range: &CohortRange,
+        source: DaysAsOf,
+        cells: LatestCells,
+        time_zone: Tz,
+        now: DateTime<Utc>,
+    ) -> Result<CohortFacts, StorageError> {
+        let rollups = source == DaysAsOf::Latest && cells == LatestCells::Rollups;
         let unit = range.granularity.sql_unit();
         let periods_end = range
             .granularity
@@ -332,6 +360,38 @@ impl Storage {
         // (each row carries its customer's first day); the NPS per cohort
         // groups members and answers by customer instead of joining them.
         let (sizes_and_cells, members) = match source {
+            // The sums the aggregation step stores, for the report's
+            // cohorts only, straight from the day rollups: one pass over
+            // the days in customer and day order, each day counting its
+            // customer as active when it is their first day in its period
+            // (the previous day, by `lag`, is in another period), grouped
+            // per cell. No group per customer and period (about one per
+            // rollup row after a bulk import, each with numeric sums).
+            DaysAsOf::Latest if rollups => (
+                "SELECT 'size' AS kind, cohort, NULL::date AS period, count(*) AS a,
+                        count(*) FILTER (WHERE occasions >= 2) AS b, 0::int8 AS c, 0::int8 AS e,
+                        NULL::text AS money_a, NULL::text AS money_b
+                   FROM members GROUP BY cohort
+                 UNION ALL
+                 SELECT 'cell', cohort, period, count(*) FILTER (WHERE first_in_period),
+                        sum(orders)::int8, 0, sum(uncosted)::int8, sum(net)::text, sum(cost)::text
+                   FROM (SELECT date_trunc($2, c.first_purchase_day::timestamp)::date AS cohort,
+                                date_trunc($2, d.day::timestamp)::date AS period,
+                                d.purchases AS orders, d.net_nanos AS net, d.cost_nanos AS cost,
+                                d.uncosted_purchases AS uncosted,
+                                date_trunc($2, (lag(d.day) OVER (PARTITION BY d.customer_id
+                                                                 ORDER BY d.day))::timestamp)
+                                    IS DISTINCT FROM date_trunc($2, d.day::timestamp)
+                                    AS first_in_period
+                           FROM customers c JOIN customer_days d USING (customer_id)
+                          WHERE c.purchase_occasions > 0 AND c.first_purchase_day >= $3
+                            AND c.first_purchase_day < $4 AND d.day >= $3 AND d.day < $5) days
+                  GROUP BY cohort, period",
+                "SELECT customer_id, date_trunc($2, first_purchase_day::timestamp)::date AS cohort,
+                        purchase_occasions AS occasions
+                   FROM customers
+                  WHERE purchase_occasions > 0 AND first_purchase_day >= $3 AND first_purchase_day < $4",
+            ),
             DaysAsOf::Latest => (
                 "SELECT 'size' AS kind, cohort, NULL::date AS period, customers AS a,
                         repeat_customers AS b, 0::int8 AS c, 0::int8 AS e, NULL::text AS money_a,
@@ -402,10 +462,22 @@ impl Storage {
             .bind(time_zone.name())
             .bind(crate::domain::start_of_day(time_zone, range.first_cohort))
             .bind(crate::domain::start_of_day(time_zone, range.cohorts_end()));
-        if source == DaysAsOf::Latest {
+        if source == DaysAsOf::Latest && !rollups {
             query = query.bind(range.granularity.code());
         }
-        let rows: Vec<FactRow> = query.fetch_all(&self.pool).await?;
+        let rows: Vec<FactRow> = if rollups {
+            // Memory for the sort of the days (in memory rather than
+            // spilled to disk after a bulk import).
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SET LOCAL work_mem = '256MB'")
+                .execute(&mut *tx)
+                .await?;
+            let rows = query.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows
+        } else {
+            query.fetch_all(&self.pool).await?
+        };
         let mut facts = CohortFacts::default();
         for row in rows {
             row.add_to(&mut facts)?;

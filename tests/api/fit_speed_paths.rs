@@ -169,6 +169,12 @@ async fn the_one_pass_fit_read_equals_the_groups_of_the_raw_transactions() {
         NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
     ] {
         let fast = app.storage.fit_data(day).await.expect("one-pass read");
+        let summaries = app.storage.scoring_summaries().await.expect("summaries");
+        let grouped = app
+            .storage
+            .fit_data_from_summaries(day, &summaries)
+            .await
+            .expect("grouped from the summaries");
         let plain = app
             .storage
             .fit_data_from_days(day)
@@ -187,6 +193,10 @@ async fn the_one_pass_fit_read_equals_the_groups_of_the_raw_transactions() {
         );
         assert_eq!(fast.spend_groups, want.spend_groups, "{day}: spend groups");
         assert_eq!(fast, plain, "{day}: the one-pass read and the plain one");
+        assert_eq!(
+            grouped, plain,
+            "{day}: the summaries grouped in memory and the plain read"
+        );
     }
 }
 

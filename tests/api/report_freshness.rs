@@ -292,7 +292,27 @@ fn month_index(t: DateTime<Utc>) -> u32 {
 
 #[tokio::test]
 async fn each_report_under_steady_ingest_includes_everything_acknowledged_before_it() {
-    let app = Arc::new(spawn_app().await);
+    reports_under_steady_ingest(spawn_app().await).await;
+}
+
+/// The same with the aggregates far behind (the job off, a bulk import's
+/// backlog queued): every report reads the rollups.
+#[tokio::test]
+async fn each_report_behind_a_large_backlog_includes_everything_acknowledged_before_it() {
+    let app = spawn_app_with(|s| s.report_aggregate_interval_ms = 0).await;
+    sqlx::query(
+        "INSERT INTO report_dirty (customer_id)
+         SELECT 'queued' || n FROM generate_series(1, $1::int8) n",
+    )
+    .bind(LARGE_BACKLOG)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    reports_under_steady_ingest(app).await;
+}
+
+async fn reports_under_steady_ingest(app: TestApp) {
+    let app = Arc::new(app);
     let acked: Arc<Mutex<Acked>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
 
@@ -485,4 +505,141 @@ async fn a_catch_up_recomputes_each_queued_customer_once_and_rewrites_only_what_
         rows(&app, STORED_CELLS).await,
         rows(&app, PLAIN_CELLS).await
     );
+}
+
+/// Every cohort of 2025 (to 2025-12-20) for 15 periods, per granularity,
+/// without the call's own instant.
+async fn cohorts_of_every_granularity(app: &TestApp) -> Vec<Vec<pb::Cohort>> {
+    let mut client = reports(app).await;
+    let mut all = Vec::new();
+    for granularity in [
+        pb::Granularity::Week,
+        pb::Granularity::Month,
+        pb::Granularity::Quarter,
+    ] {
+        let r = client
+            .get_cohort_report(pb::GetCohortReportRequest {
+                granularity: granularity as i32,
+                first_cohort: Some(timestamp(at(2025, 1, 1, 0, 0))),
+                last_cohort: Some(timestamp(at(2025, 12, 20, 0, 0))),
+                periods: 15,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        all.push(r.cohorts);
+    }
+    all
+}
+
+/// Queue entries added to stand for a bulk import's backlog: more than a
+/// report catches up inside the call.
+const LARGE_BACKLOG: i64 = 20_000;
+
+#[tokio::test]
+async fn a_report_behind_a_large_backlog_reads_the_rollups_without_catching_up_and_equals_the_caught_up_cells(
+) {
+    let app = spawn_app_with(|s| s.report_aggregate_interval_ms = 0).await;
+    let mut client = app.ingest().await;
+    let mut rng = StdRng::seed_from_u64(77);
+    // 120 customers, 1-6 purchases each over 2025, half with a cost, sent
+    // in shuffled imports; then refunds and purchases dated before
+    // everything stored (new cohorts), and one erasure.
+    let mut purchases = Vec::new();
+    for c in 0..120 {
+        for n in 0..rng.random_range(1..=6) {
+            let mut t = purchase(
+                &format!("c{c}"),
+                &format!("p{n}"),
+                at(2025, 2, 1, 0, 0) + Duration::hours(rng.random_range(0..24 * 300)),
+                rng.random_range(1..50_000),
+            );
+            if rng.random_bool(0.5) {
+                t.cost = Some(usd_cents(rng.random_range(0..10_000)));
+            }
+            purchases.push(t);
+        }
+    }
+    purchases.shuffle(&mut rng);
+    for chunk in purchases.chunks(50) {
+        client
+            .import_transactions(futures::stream::iter([pb::ImportTransactionsRequest {
+                transactions: chunk.to_vec(),
+            }]))
+            .await
+            .unwrap();
+    }
+    // A small backlog is caught up by the report itself.
+    let caught_up = cohorts_of_every_granularity(&app).await;
+    assert_eq!(app.count("SELECT count(*) FROM report_dirty").await, 0);
+    assert_eq!(
+        rows(&app, STORED_CELLS).await,
+        rows(&app, PLAIN_CELLS).await
+    );
+
+    let mut later = Vec::new();
+    for (i, p) in purchases.iter().enumerate() {
+        if rng.random_bool(0.2) {
+            let when = DateTime::<Utc>::from_timestamp(p.occurred_at.as_ref().unwrap().seconds, 0)
+                .unwrap();
+            let cents = crate::report_cohorts::cents(&p.amount);
+            later.push(refund(
+                &p.customer_id,
+                &format!("r{i}"),
+                &p.transaction_id,
+                when + Duration::days(3),
+                rng.random_range(1..=cents),
+            ));
+        }
+        if rng.random_bool(0.05) {
+            later.push(purchase(
+                &p.customer_id,
+                &format!("early{i}"),
+                at(2025, 1, 1, 0, 0) + Duration::hours(rng.random_range(0..24 * 30)),
+                rng.random_range(1..5_000),
+            ));
+        }
+    }
+    later.shuffle(&mut rng);
+    send_concurrently(&app, later, 3, 300).await;
+    client
+        .delete_customer(pb::DeleteCustomerRequest {
+            customer_id: "c3".into(),
+        })
+        .await
+        .unwrap();
+    // The backlog a bulk import leaves: every customer queued many times.
+    sqlx::query(
+        "INSERT INTO report_dirty (customer_id)
+         SELECT customer_id FROM customers, generate_series(1, $1::int8 / 100)
+          ORDER BY random() LIMIT $1",
+    )
+    .bind(LARGE_BACKLOG)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let queued = app.count("SELECT count(*) FROM report_dirty").await;
+    assert!(queued >= LARGE_BACKLOG, "{queued} queued");
+    assert!(queued > clvd::service::CATCH_UP_AT_MOST);
+
+    // The report answers without catching the backlog up (the queue is as
+    // it was) and includes everything committed before it.
+    let from_rollups = cohorts_of_every_granularity(&app).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM report_dirty").await,
+        queued,
+        "the report caught the backlog up inside the call"
+    );
+    assert_ne!(from_rollups, caught_up, "the later data changed the report");
+
+    // The same reports from the aggregates once caught up, and the cells
+    // equal the plain computation over the raw rows.
+    let end = app.storage.aggregate_queue_end().await.unwrap().unwrap();
+    app.storage.aggregate_through(end).await.unwrap();
+    assert_eq!(
+        rows(&app, STORED_CELLS).await,
+        rows(&app, PLAIN_CELLS).await
+    );
+    assert_eq!(cohorts_of_every_granularity(&app).await, from_rollups);
 }
