@@ -1,9 +1,9 @@
 //! Recording batches of transactions exactly once.
 //!
-//! One database transaction per batch, in four statements:
-//! 1. lock the batch's customers in sorted order with an upsert that
-//!    inserts a zeroed row for a new customer and only locks an existing
-//!    one, then read the existing ones' summaries;
+//! One database transaction per batch, in three statements:
+//! 1. lock the batch's customers by upserting their summary rows in sorted
+//!    order (a new customer gets a zeroed row), which also returns the
+//!    current summaries;
 //! 2. read, for existing customers only, the stored rows among the batch's
 //!    keys and its refunds' targets, and the stored occasions on its
 //!    purchase days;
@@ -26,7 +26,7 @@ use sqlx::{Postgres, QueryBuilder, Transaction as PgTx};
 
 use super::{
     columns::{columns, push_unnest},
-    customers::{select_summaries, stored_customer_id, summary_columns, SummaryRow},
+    customers::{stored_customer_id, summary_columns, SummaryRow},
     error::required,
     RecordError, Storage, StorageError,
 };
@@ -109,14 +109,6 @@ impl Storage {
 
 /// Locks every customer of the batch (creating zeroed rows for new ones)
 /// and returns their summaries: `None` for a customer with nothing stored.
-///
-/// The lock is an upsert whose update never applies (`WHERE false`):
-/// PostgreSQL still locks every conflicting row, but writes no new row
-/// version for it, and returns only the rows it inserted (the new
-/// customers). The summaries of the others are read by a second statement,
-/// which, being a new statement, sees what was committed before the lock
-/// was granted. Measured against the upsert that rewrote every row: see
-/// the ingest section of docs/benchmarks.md.
 async fn lock_customers(
     tx: &mut PgTx<'_, Postgres>,
     batch: &Batch,
@@ -128,40 +120,17 @@ async fn lock_customers(
         .collect();
     customers.sort_unstable();
     customers.dedup();
-    let inserted: Vec<String> = sqlx::query_scalar(
+    let rows: Vec<SummaryRow> = sqlx::query_as(concat!(
         "INSERT INTO customers AS c (customer_id)
          SELECT u.customer_id FROM unnest($1::text[]) AS u(customer_id)
-         ON CONFLICT (customer_id) DO UPDATE SET customer_id = excluded.customer_id WHERE false
-         RETURNING c.customer_id",
-    )
+         ON CONFLICT (customer_id) DO UPDATE SET customer_id = excluded.customer_id
+         RETURNING ",
+        summary_columns!()
+    ))
     .bind(&customers)
     .fetch_all(&mut **tx)
     .await?;
-    let mut summaries = HashMap::with_capacity(customers.len());
-    for raw in &inserted {
-        summaries.insert(stored_customer_id(raw)?, None);
-    }
-    let new: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let existing: Vec<&str> = customers.into_iter().filter(|c| !new.contains(c)).collect();
-    if existing.is_empty() {
-        return Ok(summaries);
-    }
-    let rows: Vec<SummaryRow> =
-        sqlx::query_as(select_summaries!("WHERE c.customer_id = ANY($1::text[])"))
-            .bind(&existing)
-            .fetch_all(&mut **tx)
-            .await?;
-    if rows.len() != existing.len() {
-        return Err(StorageError::corrupt(
-            "customer_id",
-            "a locked customer row was not found",
-        ));
-    }
-    for row in rows {
-        let (id, summary) = row.decode()?;
-        summaries.insert(id, summary);
-    }
-    Ok(summaries)
+    rows.into_iter().map(SummaryRow::decode).collect()
 }
 
 columns! {

@@ -1,10 +1,11 @@
-//! The faster ingest paths of issue 15 keep every guarantee:
+//! Ingest guarantees that faster paths (issue 15) must keep:
 //! - ImportTransactions reads and checks the next batch while the current
 //!   one is recorded; a batch the database refuses still ends the stream
 //!   with nothing of the batches after it stored.
-//! - A batch locks an existing customer without rewriting its row, and
-//!   reads the summary after the lock is granted: batches that waited for
-//!   each other's lock each build on what the other committed.
+//! - A batch reads a customer's summary only once it holds the customer's
+//!   lock: batches that waited for each other's lock each build on what
+//!   the other committed (a lock and read done with a snapshot from before
+//!   the wait would lose a batch's purchases from the summary).
 
 use std::time::Duration;
 
