@@ -24,6 +24,8 @@
 //! (the release binary). Rounds alternate baseline and clvd; medians are
 //! reported. Run: `cargo bench --bench ingest` (env knobs below).
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/pgbench.rs"]
 mod pgbench;
 mod support;
@@ -98,6 +100,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
 
     let (mut server, endpoint) = spawn_clvd(&pg.url("bench"), k.concurrency)?;
     let channels = connect(&endpoint, k.connections).await?;
+    let clock = cpu::CpuClock::new(pg.data_dir(), server.id())?;
     let mut quiet = None;
     if k.aggregation_cost {
         let (server, endpoint) = spawn_clvd_with(
@@ -122,7 +125,9 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     )?;
     let (mut pg_tps, mut clvd_tps, mut p50s, mut p99s) = (vec![], vec![], vec![], vec![]);
     for round in 0..k.rounds {
+        let t0 = clock.now();
         let tps = pgbench::pgbench(&pg, &script, k.concurrency, k.seconds, |_| {})?;
+        let t1 = clock.now();
         let (tps_clvd, hist) = unary_load(
             &channels,
             k.concurrency,
@@ -130,6 +135,17 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
             round,
         )
         .await?;
+        let t2 = clock.now();
+        let secs = k.seconds as f64;
+        println!(
+            "round {round} CPU per call: pgbench INSERT: PostgreSQL {:.1} µs, pgbench {:.1} µs | \
+             RecordTransaction: PostgreSQL {:.1} µs, clvd {:.1} µs, load generator {:.1} µs",
+            micros((t1 - t0).postgres, tps * secs),
+            micros((t1 - t0).children, tps * secs),
+            micros((t2 - t1).postgres, tps_clvd * secs),
+            micros((t2 - t1).server, tps_clvd * secs),
+            micros((t2 - t1).generator, tps_clvd * secs),
+        );
         let (p50, p99) = (
             hist.value_at_quantile(0.5) as f64 / 1000.0,
             hist.value_at_quantile(0.99) as f64 / 1000.0,
@@ -175,17 +191,31 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     for round in 0..k.rounds {
         sqlx::query("TRUNCATE baseline_tx").execute(&pool).await?;
         sqlx::query("CHECKPOINT").execute(&pool).await?;
+        let t0 = clock.now();
         let secs = copy(&pg, &csv)?;
+        let copy_cpu = clock.now() - t0;
         let copied: i64 = sqlx::query_scalar("SELECT count(*) FROM baseline_tx")
             .fetch_one(&pool)
             .await?;
         anyhow::ensure!(copied as usize == rows.len(), "COPY stored {copied} rows");
         sqlx::query(TRUNCATE_INGESTED).execute(&pool).await?;
         sqlx::query("CHECKPOINT").execute(&pool).await?;
+        let t0 = clock.now();
         let import_secs = import(&channels, &rows, k.batch, k.streams).await?;
+        let import_cpu = clock.now() - t0;
         check_import(&pool, rows.len(), k.import_customers).await?;
         let (c, i) = (rows.len() as f64 / secs, rows.len() as f64 / import_secs);
         println!("round {round}: COPY {c:.0} rows/s ({secs:.2} s) | clvd ImportTransactions {i:.0} tx/s ({import_secs:.2} s)");
+        let n = rows.len() as f64;
+        println!(
+            "round {round} CPU per row: COPY: PostgreSQL {:.1} µs, psql {:.1} µs | \
+             ImportTransactions: PostgreSQL {:.1} µs, clvd {:.1} µs, load generator {:.1} µs",
+            micros(copy_cpu.postgres, n),
+            micros(copy_cpu.children, n),
+            micros(import_cpu.postgres, n),
+            micros(import_cpu.server, n),
+            micros(import_cpu.generator, n),
+        );
         copy_rps.push(c);
         import_rps.push(i);
         if let Some((_, quiet_channels)) = &quiet {
@@ -281,6 +311,11 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
+}
+
+/// CPU seconds spread over `calls`, in microseconds each.
+fn micros(cpu_seconds: f64, calls: f64) -> f64 {
+    cpu_seconds / calls.max(1.0) * 1e6
 }
 
 async fn unary_load(

@@ -107,31 +107,58 @@ impl pb::ingest_service_server::IngestService for IngestApi {
             .unwrap_or_default();
         let mut stream = request.into_inner();
         let mut totals = pb::ImportTransactionsResponse::default();
+        // The next message, when it arrived while the previous batch was
+        // being recorded (see below).
+        let mut prefetched: Option<Result<Option<Parsed>, Failure>> = None;
+        let rules = self.ingest.rules();
         // Every error of the stream (a message that cannot be read, over the
         // size limit, an idle stream, a caller that left) says what the
         // batches before it committed, and names fields by the failed
         // batch's position.
-        while let Some(message) = next_message(&mut stream, self.stream_idle, &caller)
-            .await
-            .map_err(|f| f.in_import(&totals))?
-        {
-            let pb::ImportTransactionsRequest { transactions } = message;
-            let max = self.ingest.rules().max_batch;
-            let sent = transactions.len();
-            let recorded = if sent == 0 || sent > max {
-                Err(Failure::invalid(vec![FieldViolation::new(
-                    "transactions",
-                    format!("a batch must hold 1 to {max} transactions, got {sent}"),
-                )]))
-            } else {
-                match convert::transactions(self.ingest.rules(), transactions, Utc::now()) {
-                    Ok(parsed) => self
-                        .ingest
-                        .record_batch(parsed)
-                        .await
-                        .map_err(Failure::from),
-                    Err(vs) => Err(Failure::invalid(vs)),
+        loop {
+            let next = match prefetched.take() {
+                // A caller that left gets no batch committed after it left,
+                // even one that had already arrived.
+                Some(_) if caller.token().is_cancelled() => {
+                    Err(Failure::new(Code::Cancelled, "the caller left"))
                 }
+                Some(next) => next,
+                None => next_message(&mut stream, self.stream_idle, &caller)
+                    .await
+                    .map(|m| m.map(|m| parse_batch(rules, m))),
+            };
+            let Some((sent, parsed)) = next.map_err(|f| f.in_import(&totals))? else {
+                break;
+            };
+            let recorded = match parsed {
+                Ok(parsed) => {
+                    // While the database records this batch, the next
+                    // message is read and checked: the two overlap instead
+                    // of taking turns. A message read early is only parsed;
+                    // nothing of it is stored before this batch commits.
+                    let record = self.ingest.record_batch(parsed);
+                    tokio::pin!(record);
+                    loop {
+                        if prefetched.is_some() {
+                            break record.await;
+                        }
+                        tokio::select! {
+                            biased;
+                            recorded = &mut record => break recorded,
+                            // Cancel-safe: a message is either returned or
+                            // left in the stream.
+                            message = stream.message() => {
+                                prefetched = Some(
+                                    message
+                                        .map(|m| m.map(|m| parse_batch(rules, m)))
+                                        .map_err(|e| Failure::new(e.code(), e.message())),
+                                );
+                            }
+                        }
+                    }
+                    .map_err(Failure::from)
+                }
+                Err(f) => Err(f),
             };
             self.count(sent, recorded.as_ref().copied().map_err(Failure::code));
             let recorded = recorded.map_err(|f| f.in_import(&totals))?;
@@ -189,6 +216,30 @@ impl pb::ingest_service_server::IngestService for IngestApi {
             existed: deleted.existed,
         }))
     }
+}
+
+/// A batch as read from the stream: how many transactions it sent, and
+/// them parsed, or why the batch is refused.
+type Parsed = (usize, Result<Vec<crate::domain::Transaction>, Failure>);
+
+/// Checks one ImportTransactions message: its size, then every
+/// transaction.
+fn parse_batch(
+    rules: &crate::domain::IngestRules,
+    message: pb::ImportTransactionsRequest,
+) -> Parsed {
+    let pb::ImportTransactionsRequest { transactions } = message;
+    let max = rules.max_batch;
+    let sent = transactions.len();
+    let parsed = if sent == 0 || sent > max {
+        Err(Failure::invalid(vec![FieldViolation::new(
+            "transactions",
+            format!("a batch must hold 1 to {max} transactions, got {sent}"),
+        )]))
+    } else {
+        convert::transactions(rules, transactions, Utc::now()).map_err(Failure::invalid)
+    };
+    (sent, parsed)
 }
 
 /// The stream's next message; DEADLINE_EXCEEDED saying what was committed
