@@ -1,5 +1,6 @@
-//! The reads behind ReportService: cohort facts, the loyalty summary's
-//! counts and the segment breakdown. Every statement aggregates where the
+//! The reads behind ReportService: cohort facts and the loyalty summary's
+//! counts (the segment breakdown, kept per model version, is
+//! [`super::evaluations`]'). Every statement aggregates where the
 //! data lives and returns one row per cohort cell, cohort or segment, never
 //! per customer (except the grouped histories a forecast needs).
 //!
@@ -8,7 +9,8 @@
 //! customer summaries kept at ingest), or, for an as_of in the past, the
 //! transactions themselves, where purchases and refunds after as_of are
 //! left out (a refund still counts on its purchase's day). The loyalty
-//! summary reads the per-customer-day rollups.
+//! summary reads the customer summaries, and the per-customer-day rollups
+//! of its period only.
 //!
 //! Money sums stay `numeric` in SQL and come back as exact text (see
 //! [`super::money`]): a sum past what Money carries is an OUT_OF_RANGE
@@ -136,7 +138,7 @@ pub struct SegmentRow {
 }
 
 /// A count read as `bigint` (never negative).
-fn count(n: i64) -> u64 {
+pub(super) fn count(n: i64) -> u64 {
     n.max(0) as u64
 }
 
@@ -279,9 +281,10 @@ impl LoyaltyRow {
     }
 }
 
-/// A row of [`Storage::segment_rows`]' read (revenue as exact text).
+/// A row of a segment read (revenue as exact text): the segments and
+/// value tiers of a version's scores ([`super::evaluations`]).
 #[derive(Debug, sqlx::FromRow)]
-struct SegmentRecord {
+pub(super) struct SegmentRecord {
     dimension: String,
     name: String,
     customers: i64,
@@ -291,7 +294,7 @@ struct SegmentRecord {
 }
 
 impl SegmentRecord {
-    fn decode(self) -> Result<SegmentRow, StorageError> {
+    pub(super) fn decode(self) -> Result<SegmentRow, StorageError> {
         Ok(SegmentRow {
             dimension: self.dimension,
             name: self.name,
@@ -446,29 +449,48 @@ impl Storage {
         (start, end): (NaiveDate, NaiveDate),
         (start_at, end_at): (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<LoyaltyCounts, StorageError> {
+        // Per customer, the summary row (`customers`, always the aggregate
+        // of the customer's day rows) stands for every occasion before
+        // `end`, except for the few customers with an occasion on or after
+        // `end` (`late`), whose days before `end` are read instead. The
+        // period's revenue is read from the days within [start, end)
+        // alone (`in_period`, the index on `customer_days (day)`), not from
+        // every customer's every day.
         let row: LoyaltyRow = sqlx::query_as(
-            "WITH before_end AS (
-                 SELECT customer_id, count(*) AS occasions, min(day) AS first_day, sum(net_nanos) AS net,
-                        sum(net_nanos) FILTER (WHERE day >= $1) AS period_net,
-                        bool_or(day >= $1) AS active
-                   FROM customer_days WHERE day < $2 GROUP BY customer_id
+            "WITH in_period AS (
+                 SELECT customer_id, sum(net_nanos) AS period_net
+                   FROM customer_days WHERE day >= $1 AND day < $2 GROUP BY customer_id
+             ), late AS (
+                 SELECT d.customer_id, count(*) AS occasions, sum(d.net_nanos) AS net
+                   FROM customer_days d
+                  WHERE d.day < $2
+                    AND d.customer_id IN (SELECT customer_id FROM customer_days WHERE day >= $2)
+                  GROUP BY d.customer_id
+             ), before_end AS (
+                 SELECT count(*) AS customers,
+                        count(*) FILTER (WHERE c.first_purchase_day >= $1) AS new_customers,
+                        count(p.customer_id) AS active_customers,
+                        count(*) FILTER (WHERE c.first_purchase_day < $1) AS existing_customers,
+                        count(p.customer_id) FILTER (WHERE c.first_purchase_day < $1) AS retained_customers,
+                        count(*) FILTER (WHERE coalesce(l.occasions, c.purchase_occasions) >= 2)
+                          AS repeat_customers,
+                        coalesce(sum(coalesce(l.net, c.net_revenue_nanos)), 0)::text AS historical_revenue
+                   FROM customers c
+                   LEFT JOIN late l USING (customer_id)
+                   LEFT JOIN in_period p USING (customer_id)
+                  WHERE c.purchase_occasions > 0 AND c.first_purchase_day < $2
              ), ranked AS (
                  SELECT period_net, row_number() OVER (ORDER BY period_net DESC) AS rank,
                         count(*) OVER () AS active_count
-                   FROM before_end WHERE active
+                   FROM in_period
              ), answers AS (
                  SELECT DISTINCT ON (customer_id) nps
                    FROM feedback WHERE nps IS NOT NULL AND occurred_at >= $3 AND occurred_at < $4
                   ORDER BY customer_id, occurred_at DESC, feedback_id DESC
              )
              SELECT
-               (SELECT count(*) FROM before_end) AS customers,
-               (SELECT count(*) FROM before_end WHERE first_day >= $1) AS new_customers,
-               (SELECT count(*) FROM before_end WHERE active) AS active_customers,
-               (SELECT count(*) FROM before_end WHERE first_day < $1) AS existing_customers,
-               (SELECT count(*) FROM before_end WHERE first_day < $1 AND active) AS retained_customers,
-               (SELECT count(*) FROM before_end WHERE occasions >= 2) AS repeat_customers,
-               (SELECT coalesce(sum(net), 0)::text FROM before_end) AS historical_revenue,
+               b.customers, b.new_customers, b.active_customers, b.existing_customers,
+               b.retained_customers, b.repeat_customers, b.historical_revenue,
                (SELECT coalesce(sum(period_net), 0)::text FROM ranked) AS period_revenue,
                (SELECT coalesce(sum(period_net), 0)::text FROM ranked
                  WHERE rank <= ceil(active_count * 0.2)) AS top_fifth_revenue,
@@ -481,7 +503,10 @@ impl Storage {
                count(*) FILTER (WHERE f.csat >= 4) AS csat_satisfied,
                count(*) FILTER (WHERE f.ces IS NOT NULL) AS ces_answers,
                coalesce(sum(f.ces), 0)::int8 AS ces_sum
-             FROM feedback f WHERE f.occurred_at >= $3 AND f.occurred_at < $4",
+             FROM before_end b
+             LEFT JOIN feedback f ON f.occurred_at >= $3 AND f.occurred_at < $4
+             GROUP BY b.customers, b.new_customers, b.active_customers, b.existing_customers,
+                      b.retained_customers, b.repeat_customers, b.historical_revenue",
         )
         .bind(start)
         .bind(end)
@@ -490,58 +515,5 @@ impl Storage {
         .fetch_one(&self.pool)
         .await?;
         row.decode()
-    }
-
-    /// Mean predicted value of the customers scored under `version`, and
-    /// how many there are.
-    pub async fn average_predicted_value(&self, version: i64) -> Result<(f64, u64), StorageError> {
-        let (mean, customers): (Option<f64>, i64) = sqlx::query_as(
-            "SELECT avg(predicted_value) AS mean, count(*) AS customers
-               FROM customer_scores WHERE model_version = $1",
-        )
-        .bind(version)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((mean.unwrap_or(0.0), count(customers)))
-    }
-
-    /// Customers per segment and per value tier under a model version.
-    /// A version's customers ranked by total value (historical +
-    /// predicted, in currency units), highest first (ties by id), in up to
-    /// 100 equal groups: (customers, their value) per group, in rank order.
-    pub async fn value_percentiles(&self, version: i64) -> Result<Vec<(u64, f64)>, StorageError> {
-        let rows: Vec<(i64, f64)> = sqlx::query_as(
-            "SELECT count(*)::int8 AS customers, sum(value)::float8 AS value
-               FROM (SELECT historical_value_nanos / 1e9 + predicted_value AS value,
-                            ntile(100) OVER (ORDER BY historical_value_nanos / 1e9 + predicted_value DESC,
-                                                      customer_id) AS percentile
-                       FROM customer_scores WHERE model_version = $1) ranked
-              GROUP BY percentile ORDER BY percentile",
-        )
-        .bind(version)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(n, v)| (u64::try_from(n).unwrap_or(0), v))
-            .collect())
-    }
-
-    pub async fn segment_rows(&self, version: i64) -> Result<Vec<SegmentRow>, StorageError> {
-        let rows: Vec<SegmentRecord> = sqlx::query_as(
-            "SELECT 'segment' AS dimension, segment AS name, count(*) AS customers,
-                    sum(historical_value_nanos)::text AS revenue,
-                    avg(historical_value_nanos / 1e9 + predicted_value)::float8 AS average_value,
-                    avg(churn_risk) AS average_churn_risk
-               FROM customer_scores WHERE model_version = $1 GROUP BY segment
-             UNION ALL
-             SELECT 'value_tier', value_tier, count(*), sum(historical_value_nanos)::text,
-                    avg(historical_value_nanos / 1e9 + predicted_value)::float8, avg(churn_risk)
-               FROM customer_scores WHERE model_version = $1 GROUP BY value_tier",
-        )
-        .bind(version)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(SegmentRecord::decode).collect()
     }
 }
