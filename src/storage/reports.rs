@@ -334,7 +334,11 @@ impl Storage {
         // statement timeout on 20,000 customers. Cells read `days` alone
         // (each row carries its customer's first day); the NPS per cohort
         // groups members and answers by customer instead of joining them.
-        let (sizes_and_cells, members) = match source {
+        // Latest has no such CTE to join: its NPS looks up each answer's
+        // customer in `customers` (by key), so that it reads the answers'
+        // customers only, not every member (a second on a million
+        // customers, with no answer at all).
+        let (sizes_and_cells, members, nps) = match source {
             DaysAsOf::Latest => (
                 "SELECT 'size' AS kind, cohort, NULL::date AS period, customers AS a,
                         repeat_customers AS b, 0::int8 AS c, 0::int8 AS e, NULL::text AS money_a,
@@ -350,6 +354,13 @@ impl Storage {
                 "SELECT customer_id, date_trunc($2, first_purchase_day::timestamp)::date AS cohort
                    FROM customers
                   WHERE purchase_occasions > 0 AND first_purchase_day >= $3 AND first_purchase_day < $4",
+                "SELECT 'nps', date_trunc($2, c.first_purchase_day::timestamp)::date, NULL, count(*),
+                        count(*) FILTER (WHERE a.nps >= 9), count(*) FILTER (WHERE a.nps <= 6), 0,
+                        NULL, NULL
+                   FROM answers a JOIN customers c USING (customer_id)
+                  WHERE c.purchase_occasions > 0 AND c.first_purchase_day >= $3
+                    AND c.first_purchase_day < $4
+                  GROUP BY 2",
             ),
             DaysAsOf::Instant(_) => (
                 "SELECT 'size' AS kind, cohort, NULL::date AS period, count(*) AS a,
@@ -370,6 +381,14 @@ impl Storage {
                 // One row per member: its first day's.
                 "SELECT customer_id, date_trunc($2, first_day::timestamp)::date AS cohort, occasions
                    FROM days WHERE day = first_day AND first_day >= $3 AND first_day < $4",
+                "SELECT 'nps', cohort, NULL, count(*), count(*) FILTER (WHERE nps >= 9),
+                        count(*) FILTER (WHERE nps <= 6), 0, NULL, NULL
+                   FROM (SELECT max(cohort) AS cohort, max(nps) AS nps
+                           FROM (SELECT customer_id, cohort, NULL::int AS nps FROM members
+                                 UNION ALL
+                                 SELECT customer_id, NULL::date, nps FROM answers) u
+                          GROUP BY customer_id HAVING count(cohort) > 0 AND count(nps) > 0) answered
+                  GROUP BY cohort",
             ),
         };
         let sql = format!(
@@ -380,14 +399,7 @@ impl Storage {
              )
              {sizes_and_cells}
              UNION ALL
-             SELECT 'nps', cohort, NULL, count(*), count(*) FILTER (WHERE nps >= 9),
-                    count(*) FILTER (WHERE nps <= 6), 0, NULL, NULL
-               FROM (SELECT max(cohort) AS cohort, max(nps) AS nps
-                       FROM (SELECT customer_id, cohort, NULL::int AS nps FROM members
-                             UNION ALL
-                             SELECT customer_id, NULL::date, nps FROM answers) u
-                      GROUP BY customer_id HAVING count(cohort) > 0 AND count(nps) > 0) answered
-              GROUP BY cohort
+             {nps}
              UNION ALL
              SELECT 'spend', date_trunc($2, start_time AT TIME ZONE $6)::date, NULL,
                     0, 0, 0, 0, sum(amount_nanos)::text, NULL

@@ -14,7 +14,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::{
     helpers::*,
-    models::{fit_as_of, import, models, simulated_purchases},
+    models::{fit_request, import, models, simulated_purchases},
     report_cohorts::reports,
 };
 
@@ -212,12 +212,26 @@ async fn the_loyalty_summary_equals_plain_sql_over_the_raw_transactions() {
     assert!(late_customers_seen > 100, "periods with later occasions");
 }
 
+/// A BG/NBD fit (the quickest) over everything up to 2025-06-30.
+async fn fit(app: &TestApp) -> pb::Model {
+    let day = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap();
+    models(app)
+        .await
+        .fit_model(pb::FitModelRequest {
+            families: vec![pb::ModelFamily::BgNbd as i32],
+            ..fit_request(day, pb::TimeUnit::Day)
+        })
+        .await
+        .expect("fit")
+        .into_inner()
+}
+
 fn evaluate_request() -> pb::EvaluateModelRequest {
     pb::EvaluateModelRequest {
         calibration_end: Some(timestamp(at(2024, 9, 30, 23, 0))),
         holdout_end: Some(timestamp(at(2024, 12, 31, 23, 0))),
         time_unit: pb::TimeUnit::Day as i32,
-        families: vec![pb::ModelFamily::ParetoNbd as i32],
+        families: vec![pb::ModelFamily::MbgNbd as i32],
     }
 }
 
@@ -234,8 +248,7 @@ async fn evaluate(app: &TestApp) -> pb::ModelEvaluation {
 async fn an_evaluation_is_kept_per_model_version_and_equals_its_fresh_computation() {
     let app = spawn_app().await;
     import(&app, &simulated_purchases()).await;
-    let day = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap();
-    let first = fit_as_of(&app, day).await;
+    let first = fit(&app).await;
 
     let computed = evaluate(&app).await;
     let kept_rows = "SELECT count(*) FROM model_evaluations";
@@ -251,7 +264,7 @@ async fn an_evaluation_is_kept_per_model_version_and_equals_its_fresh_computatio
     }
     assert_eq!(evaluate(&app).await, computed, "kept for the version");
     // ... a new fit gives a new evaluation, of the data as it is now.
-    let second = fit_as_of(&app, day).await;
+    let second = fit(&app).await;
     assert!(second.version > first.version);
     let recomputed = evaluate(&app).await;
     assert_ne!(recomputed, computed, "the new version's evaluation");
@@ -285,7 +298,7 @@ async fn an_evaluation_is_kept_per_model_version_and_equals_its_fresh_computatio
 async fn concurrent_first_evaluations_agree_and_keep_one_answer() {
     let app = spawn_app().await;
     import(&app, &simulated_purchases()).await;
-    fit_as_of(&app, NaiveDate::from_ymd_opt(2025, 6, 30).unwrap()).await;
+    fit(&app).await;
     let (a, b, c) = tokio::join!(evaluate(&app), evaluate(&app), evaluate(&app));
     assert_eq!(a, b);
     assert_eq!(b, c);
@@ -327,7 +340,7 @@ fn close(a: f64, b: f64) -> bool {
 async fn the_kept_segment_report_equals_a_plain_computation_over_the_scores() {
     let app = spawn_app().await;
     import(&app, &simulated_purchases()).await;
-    let model = fit_as_of(&app, NaiveDate::from_ymd_opt(2025, 6, 30).unwrap()).await;
+    let model = fit(&app).await;
 
     let mut client = reports(&app).await;
     let first = client
