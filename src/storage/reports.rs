@@ -467,7 +467,9 @@ impl Storage {
         // `end` (`late`), whose days before `end` are read instead. The
         // period's revenue is read from the days within [start, end)
         // alone (`in_period`, the index on `customer_days (day)`), not from
-        // every customer's every day.
+        // every customer's every day. Every new customer (first occasion
+        // in the period) is active, and every other active one existed
+        // before it: retained = active - new, with no join of the two.
         let row: LoyaltyRow = sqlx::query_as(
             "WITH in_period AS (
                  SELECT customer_id, sum(net_nanos) AS period_net
@@ -481,31 +483,28 @@ impl Storage {
              ), before_end AS (
                  SELECT count(*) AS customers,
                         count(*) FILTER (WHERE c.first_purchase_day >= $1) AS new_customers,
-                        count(p.customer_id) AS active_customers,
                         count(*) FILTER (WHERE c.first_purchase_day < $1) AS existing_customers,
-                        count(p.customer_id) FILTER (WHERE c.first_purchase_day < $1) AS retained_customers,
                         count(*) FILTER (WHERE coalesce(l.occasions, c.purchase_occasions) >= 2)
                           AS repeat_customers,
                         coalesce(sum(coalesce(l.net, c.net_revenue_nanos)), 0)::text AS historical_revenue
-                   FROM customers c
-                   LEFT JOIN late l USING (customer_id)
-                   LEFT JOIN in_period p USING (customer_id)
+                   FROM customers c LEFT JOIN late l USING (customer_id)
                   WHERE c.purchase_occasions > 0 AND c.first_purchase_day < $2
-             ), ranked AS (
-                 SELECT period_net, row_number() OVER (ORDER BY period_net DESC) AS rank,
-                        count(*) OVER () AS active_count
+             ), active AS (
+                 SELECT count(*) AS customers, coalesce(sum(period_net), 0) AS revenue
                    FROM in_period
+             ), top_fifth AS (
+                 SELECT period_net FROM in_period ORDER BY period_net DESC
+                  LIMIT (SELECT ceil(customers * 0.2)::int8 FROM active)
              ), answers AS (
                  SELECT DISTINCT ON (customer_id) nps
                    FROM feedback WHERE nps IS NOT NULL AND occurred_at >= $3 AND occurred_at < $4
                   ORDER BY customer_id, occurred_at DESC, feedback_id DESC
              )
              SELECT
-               b.customers, b.new_customers, b.active_customers, b.existing_customers,
-               b.retained_customers, b.repeat_customers, b.historical_revenue,
-               (SELECT coalesce(sum(period_net), 0)::text FROM ranked) AS period_revenue,
-               (SELECT coalesce(sum(period_net), 0)::text FROM ranked
-                 WHERE rank <= ceil(active_count * 0.2)) AS top_fifth_revenue,
+               b.customers, b.new_customers, a.customers AS active_customers, b.existing_customers,
+               a.customers - b.new_customers AS retained_customers, b.repeat_customers,
+               b.historical_revenue, a.revenue::text AS period_revenue,
+               (SELECT coalesce(sum(period_net), 0)::text FROM top_fifth) AS top_fifth_revenue,
                (SELECT coalesce(sum(amount_nanos), 0)::text FROM acquisition_spend
                  WHERE start_time >= $3 AND start_time < $4) AS spend,
                (SELECT count(*) FROM answers) AS nps_respondents,
@@ -515,10 +514,10 @@ impl Storage {
                count(*) FILTER (WHERE f.csat >= 4) AS csat_satisfied,
                count(*) FILTER (WHERE f.ces IS NOT NULL) AS ces_answers,
                coalesce(sum(f.ces), 0)::int8 AS ces_sum
-             FROM before_end b
+             FROM before_end b CROSS JOIN active a
              LEFT JOIN feedback f ON f.occurred_at >= $3 AND f.occurred_at < $4
-             GROUP BY b.customers, b.new_customers, b.active_customers, b.existing_customers,
-                      b.retained_customers, b.repeat_customers, b.historical_revenue",
+             GROUP BY b.customers, b.new_customers, b.existing_customers, b.repeat_customers,
+                      b.historical_revenue, a.customers, a.revenue",
         )
         .bind(start)
         .bind(end)
