@@ -19,7 +19,9 @@
 //! Run: `cargo bench --bench report_html`. Knobs: `BENCH_CUSTOMERS`
 //! (1,000,000), `BENCH_TRANSACTIONS` (about 10,000,000 purchases),
 //! `BENCH_ROUNDS` (5), `BENCH_CLVD_BIN` (another clvd build, for both the
-//! server and the client).
+//! server and the client), `BENCH_EXPLAIN` (a file: the plans, with
+//! ANALYZE and BUFFERS, of every server statement over 100 ms, from
+//! PostgreSQL's auto_explain, are copied there at the end).
 
 #[path = "support/cohort_data.rs"]
 mod cohort_data;
@@ -114,6 +116,21 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+    let explain = std::env::var("BENCH_EXPLAIN").ok();
+    if explain.is_some() {
+        // Only the server's connections, opened after this, load it.
+        for setting in [
+            "session_preload_libraries = 'auto_explain'",
+            "auto_explain.log_min_duration = '100ms'",
+            "auto_explain.log_analyze = on",
+            "auto_explain.log_buffers = on",
+            "auto_explain.log_nested_statements = on",
+        ] {
+            sqlx::query(&format!("ALTER DATABASE bench SET {setting}"))
+                .execute(&pool)
+                .await?;
+        }
+    }
 
     let (mut server, endpoint) = spawn_clvd(&pg.url("bench"), 8)?;
     let result = measure(&k, &endpoint, &dir).await;
@@ -121,6 +138,10 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     let _ = server.wait();
     pool.close().await;
     drop(pg);
+    if let Some(file) = explain {
+        std::fs::copy(dir.join("postgres.log"), &file).context("copy the plans")?;
+        println!("plans of the statements over 100 ms: {file}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
     result
 }

@@ -35,3 +35,9 @@ SELECT create_reference_table('acquisition_spend');
 SELECT create_reference_table('cohort_cells');
 -- Values every replica shares (the page token signing key).
 SELECT create_reference_table('service_settings');
+-- What is kept per model version (EvaluateModel's answers, the aggregates
+-- of a version's scores): sums over customers, keyed by version.
+SELECT create_reference_table('model_evaluations');
+SELECT create_reference_table('score_summaries');
+SELECT create_reference_table('score_segments');
+SELECT create_reference_table('score_value_percentiles');

@@ -4,6 +4,7 @@
 //! statuses in one table (`api::status`).
 
 mod batcher;
+mod evaluation_cache;
 mod fit_stages;
 mod group_commit;
 mod holdout_selection;

@@ -553,7 +553,8 @@ impl Models {
     }
 
     /// Fits BG/NBD on the data up to the calibration day and compares its
-    /// predictions for the holdout with what happened (nothing is stored).
+    /// predictions for the holdout with what happened; kept per active
+    /// version and request days ([`super::evaluation_cache`]).
     pub async fn evaluate(
         &self,
         calibration_end: DateTime<Utc>,
@@ -565,6 +566,19 @@ impl Models {
         families.dedup();
         let calibration_day = calibration_end.with_timezone(&self.time_zone).date_naive();
         let holdout_day = holdout_end.with_timezone(&self.time_zone).date_naive();
+        let days = (calibration_day, holdout_day);
+        super::evaluation_cache::kept_or_computed(&self.storage, days, &families, || {
+            self.compute_evaluation(days, families.clone())
+        })
+        .await
+    }
+
+    /// [`Models::evaluate`]'s computation (nothing is stored).
+    async fn compute_evaluation(
+        &self,
+        (calibration_day, holdout_day): (chrono::NaiveDate, chrono::NaiveDate),
+        families: Vec<PurchaseFamily>,
+    ) -> Result<Evaluation, ModelsError> {
         let rows = self
             .storage
             .holdout_data(calibration_day, holdout_day)

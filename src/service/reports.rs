@@ -1,7 +1,9 @@
 //! The reports use-case: cohorts (with model forecasts), the loyalty
 //! summary and the segment breakdown. Storage aggregates; the domain lays
 //! out and computes the rates; this module picks the data source, runs the
-//! forecast and reads the active model.
+//! forecast and reads the active model. The aggregates of a version's
+//! scores (segments, value tiers, the value curve, the mean predicted
+//! value) are computed on first use and kept with the version.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -237,17 +239,20 @@ impl Reports {
 
     /// The loyalty summary over business days [start, end).
     pub async fn loyalty(&self, start: NaiveDate, end: NaiveDate) -> Result<Loyalty, ReportError> {
-        let c = self
+        // Independent reads: at once.
+        let counts = self
             .storage
-            .loyalty_counts((start, end), (self.start_of(start), self.start_of(end)))
-            .await?;
-        let predicted = match self.storage.model(None).await? {
-            Some(m) => {
-                let (mean, scored) = self.storage.average_predicted_value(m.version).await?;
-                (scored > 0).then_some((mean, m.version))
-            }
-            None => None,
+            .loyalty_counts((start, end), (self.start_of(start), self.start_of(end)));
+        let predicted = async {
+            Ok::<_, StorageError>(match self.storage.model(None).await? {
+                Some(m) => {
+                    let scores = self.storage.score_aggregates(m.version).await?;
+                    (scores.customers > 0).then_some((scores.mean_predicted_value, m.version))
+                }
+                None => None,
+            })
         };
+        let (c, predicted) = tokio::try_join!(counts, predicted)?;
         let historical = per_customer(c.historical_revenue, c.customers);
         let cac = (c.spend.nanos() > 0 || c.new_customers > 0)
             .then(|| per_customer(c.spend, c.new_customers))
@@ -288,7 +293,9 @@ impl Reports {
         else {
             return Err(NoActiveModel::read(&self.storage).await?.into());
         };
-        let rows = self.storage.segment_rows(model.version).await?;
+        // Computed once per version and kept: its scores never change.
+        let scores = self.storage.score_aggregates(model.version).await?;
+        let rows = scores.segments;
         let total_revenue = Total::checked_sum(
             rows.iter()
                 .filter(|r| r.dimension == "segment")
@@ -305,7 +312,7 @@ impl Reports {
                 .map(|r| SegmentShare::of(r, total_revenue))
                 .collect()
         };
-        let value_curve = value_curve(&self.storage.value_percentiles(model.version).await?);
+        let value_curve = value_curve(&scores.value_percentiles);
         Ok(Segments {
             model,
             segments: shares(segments),

@@ -1,5 +1,6 @@
-//! The reads behind ReportService: cohort facts, the loyalty summary's
-//! counts and the segment breakdown. Every statement aggregates where the
+//! The reads behind ReportService: cohort facts and the loyalty summary's
+//! counts (the segment breakdown, kept per model version, is
+//! [`super::evaluations`]'). Every statement aggregates where the
 //! data lives and returns one row per cohort cell, cohort or segment, never
 //! per customer (except the grouped histories a forecast needs).
 //!
@@ -8,7 +9,8 @@
 //! customer summaries kept at ingest), or, for an as_of in the past, the
 //! transactions themselves, where purchases and refunds after as_of are
 //! left out (a refund still counts on its purchase's day). The loyalty
-//! summary reads the per-customer-day rollups.
+//! summary reads the customer summaries, and the per-customer-day rollups
+//! of its period only.
 //!
 //! Money sums stay `numeric` in SQL and come back as exact text (see
 //! [`super::money`]): a sum past what Money carries is an OUT_OF_RANGE
@@ -150,7 +152,7 @@ pub struct SegmentRow {
 }
 
 /// A count read as `bigint` (never negative).
-fn count(n: i64) -> u64 {
+pub(super) fn count(n: i64) -> u64 {
     n.max(0) as u64
 }
 
@@ -293,9 +295,10 @@ impl LoyaltyRow {
     }
 }
 
-/// A row of [`Storage::segment_rows`]' read (revenue as exact text).
+/// A row of a segment read (revenue as exact text): the segments and
+/// value tiers of a version's scores ([`super::evaluations`]).
 #[derive(Debug, sqlx::FromRow)]
-struct SegmentRecord {
+pub(super) struct SegmentRecord {
     dimension: String,
     name: String,
     customers: i64,
@@ -305,7 +308,7 @@ struct SegmentRecord {
 }
 
 impl SegmentRecord {
-    fn decode(self) -> Result<SegmentRow, StorageError> {
+    pub(super) fn decode(self) -> Result<SegmentRow, StorageError> {
         Ok(SegmentRow {
             dimension: self.dimension,
             name: self.name,
@@ -316,6 +319,18 @@ impl SegmentRecord {
         })
     }
 }
+
+/// The NPS per cohort of the latest data (the aggregates' or the rollups'
+/// report): each answer's customer looked up in `customers` by key, so
+/// that only the answers' customers are read, not every member.
+const LATEST_NPS: &str =
+    "SELECT 'nps', date_trunc($2, c.first_purchase_day::timestamp)::date, NULL, count(*),
+            count(*) FILTER (WHERE a.nps >= 9), count(*) FILTER (WHERE a.nps <= 6), 0,
+            NULL, NULL
+       FROM answers a JOIN customers c USING (customer_id)
+      WHERE c.purchase_occasions > 0 AND c.first_purchase_day >= $3
+        AND c.first_purchase_day < $4
+      GROUP BY 2";
 
 impl Storage {
     /// Cohort sizes, activity per (cohort, period), NPS of the cohorts'
@@ -359,7 +374,11 @@ impl Storage {
         // statement timeout on 20,000 customers. Cells read `days` alone
         // (each row carries its customer's first day); the NPS per cohort
         // groups members and answers by customer instead of joining them.
-        let (sizes_and_cells, members) = match source {
+        // Latest has no such CTE to join: its NPS looks up each answer's
+        // customer in `customers` (by key), so that it reads the answers'
+        // customers only, not every member (a second on a million
+        // customers, with no answer at all).
+        let (sizes_and_cells, members, nps) = match source {
             // The sums the aggregation step stores, for the report's
             // cohorts only, straight from the day rollups: one pass over
             // the days in customer and day order, each day counting its
@@ -391,6 +410,7 @@ impl Storage {
                         purchase_occasions AS occasions
                    FROM customers
                   WHERE purchase_occasions > 0 AND first_purchase_day >= $3 AND first_purchase_day < $4",
+                LATEST_NPS,
             ),
             DaysAsOf::Latest => (
                 "SELECT 'size' AS kind, cohort, NULL::date AS period, customers AS a,
@@ -407,6 +427,7 @@ impl Storage {
                 "SELECT customer_id, date_trunc($2, first_purchase_day::timestamp)::date AS cohort
                    FROM customers
                   WHERE purchase_occasions > 0 AND first_purchase_day >= $3 AND first_purchase_day < $4",
+                LATEST_NPS,
             ),
             DaysAsOf::Instant(_) => (
                 "SELECT 'size' AS kind, cohort, NULL::date AS period, count(*) AS a,
@@ -427,6 +448,14 @@ impl Storage {
                 // One row per member: its first day's.
                 "SELECT customer_id, date_trunc($2, first_day::timestamp)::date AS cohort, occasions
                    FROM days WHERE day = first_day AND first_day >= $3 AND first_day < $4",
+                "SELECT 'nps', cohort, NULL, count(*), count(*) FILTER (WHERE nps >= 9),
+                        count(*) FILTER (WHERE nps <= 6), 0, NULL, NULL
+                   FROM (SELECT max(cohort) AS cohort, max(nps) AS nps
+                           FROM (SELECT customer_id, cohort, NULL::int AS nps FROM members
+                                 UNION ALL
+                                 SELECT customer_id, NULL::date, nps FROM answers) u
+                          GROUP BY customer_id HAVING count(cohort) > 0 AND count(nps) > 0) answered
+                  GROUP BY cohort",
             ),
         };
         let sql = format!(
@@ -437,14 +466,7 @@ impl Storage {
              )
              {sizes_and_cells}
              UNION ALL
-             SELECT 'nps', cohort, NULL, count(*), count(*) FILTER (WHERE nps >= 9),
-                    count(*) FILTER (WHERE nps <= 6), 0, NULL, NULL
-               FROM (SELECT max(cohort) AS cohort, max(nps) AS nps
-                       FROM (SELECT customer_id, cohort, NULL::int AS nps FROM members
-                             UNION ALL
-                             SELECT customer_id, NULL::date, nps FROM answers) u
-                      GROUP BY customer_id HAVING count(cohort) > 0 AND count(nps) > 0) answered
-              GROUP BY cohort
+             {nps}
              UNION ALL
              SELECT 'spend', date_trunc($2, start_time AT TIME ZONE $6)::date, NULL,
                     0, 0, 0, 0, sum(amount_nanos)::text, NULL
@@ -518,32 +540,50 @@ impl Storage {
         (start, end): (NaiveDate, NaiveDate),
         (start_at, end_at): (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<LoyaltyCounts, StorageError> {
+        // Per customer, the summary row (`customers`, always the aggregate
+        // of the customer's day rows) stands for every occasion before
+        // `end`, except for the few customers with an occasion on or after
+        // `end` (`late`), whose days before `end` are read instead. The
+        // period's revenue is read from the days within [start, end)
+        // alone (`in_period`, the index on `customer_days (day)`), not from
+        // every customer's every day. Every new customer (first occasion
+        // in the period) is active, and every other active one existed
+        // before it: retained = active - new, with no join of the two.
         let row: LoyaltyRow = sqlx::query_as(
-            "WITH before_end AS (
-                 SELECT customer_id, count(*) AS occasions, min(day) AS first_day, sum(net_nanos) AS net,
-                        sum(net_nanos) FILTER (WHERE day >= $1) AS period_net,
-                        bool_or(day >= $1) AS active
-                   FROM customer_days WHERE day < $2 GROUP BY customer_id
-             ), ranked AS (
-                 SELECT period_net, row_number() OVER (ORDER BY period_net DESC) AS rank,
-                        count(*) OVER () AS active_count
-                   FROM before_end WHERE active
+            "WITH in_period AS (
+                 SELECT customer_id, sum(net_nanos) AS period_net
+                   FROM customer_days WHERE day >= $1 AND day < $2 GROUP BY customer_id
+             ), late AS (
+                 SELECT d.customer_id, count(*) AS occasions, sum(d.net_nanos) AS net
+                   FROM customer_days d
+                  WHERE d.day < $2
+                    AND d.customer_id IN (SELECT customer_id FROM customer_days WHERE day >= $2)
+                  GROUP BY d.customer_id
+             ), before_end AS (
+                 SELECT count(*) AS customers,
+                        count(*) FILTER (WHERE c.first_purchase_day >= $1) AS new_customers,
+                        count(*) FILTER (WHERE c.first_purchase_day < $1) AS existing_customers,
+                        count(*) FILTER (WHERE coalesce(l.occasions, c.purchase_occasions) >= 2)
+                          AS repeat_customers,
+                        coalesce(sum(coalesce(l.net, c.net_revenue_nanos)), 0)::text AS historical_revenue
+                   FROM customers c LEFT JOIN late l USING (customer_id)
+                  WHERE c.purchase_occasions > 0 AND c.first_purchase_day < $2
+             ), active AS (
+                 SELECT count(*) AS customers, coalesce(sum(period_net), 0) AS revenue
+                   FROM in_period
+             ), top_fifth AS (
+                 SELECT period_net FROM in_period ORDER BY period_net DESC
+                  LIMIT (SELECT ceil(customers * 0.2)::int8 FROM active)
              ), answers AS (
                  SELECT DISTINCT ON (customer_id) nps
                    FROM feedback WHERE nps IS NOT NULL AND occurred_at >= $3 AND occurred_at < $4
                   ORDER BY customer_id, occurred_at DESC, feedback_id DESC
              )
              SELECT
-               (SELECT count(*) FROM before_end) AS customers,
-               (SELECT count(*) FROM before_end WHERE first_day >= $1) AS new_customers,
-               (SELECT count(*) FROM before_end WHERE active) AS active_customers,
-               (SELECT count(*) FROM before_end WHERE first_day < $1) AS existing_customers,
-               (SELECT count(*) FROM before_end WHERE first_day < $1 AND active) AS retained_customers,
-               (SELECT count(*) FROM before_end WHERE occasions >= 2) AS repeat_customers,
-               (SELECT coalesce(sum(net), 0)::text FROM before_end) AS historical_revenue,
-               (SELECT coalesce(sum(period_net), 0)::text FROM ranked) AS period_revenue,
-               (SELECT coalesce(sum(period_net), 0)::text FROM ranked
-                 WHERE rank <= ceil(active_count * 0.2)) AS top_fifth_revenue,
+               b.customers, b.new_customers, a.customers AS active_customers, b.existing_customers,
+               a.customers - b.new_customers AS retained_customers, b.repeat_customers,
+               b.historical_revenue, a.revenue::text AS period_revenue,
+               (SELECT coalesce(sum(period_net), 0)::text FROM top_fifth) AS top_fifth_revenue,
                (SELECT coalesce(sum(amount_nanos), 0)::text FROM acquisition_spend
                  WHERE start_time >= $3 AND start_time < $4) AS spend,
                (SELECT count(*) FROM answers) AS nps_respondents,
@@ -553,7 +593,10 @@ impl Storage {
                count(*) FILTER (WHERE f.csat >= 4) AS csat_satisfied,
                count(*) FILTER (WHERE f.ces IS NOT NULL) AS ces_answers,
                coalesce(sum(f.ces), 0)::int8 AS ces_sum
-             FROM feedback f WHERE f.occurred_at >= $3 AND f.occurred_at < $4",
+             FROM before_end b CROSS JOIN active a
+             LEFT JOIN feedback f ON f.occurred_at >= $3 AND f.occurred_at < $4
+             GROUP BY b.customers, b.new_customers, b.existing_customers, b.repeat_customers,
+                      b.historical_revenue, a.customers, a.revenue",
         )
         .bind(start)
         .bind(end)
@@ -562,58 +605,5 @@ impl Storage {
         .fetch_one(&self.pool)
         .await?;
         row.decode()
-    }
-
-    /// Mean predicted value of the customers scored under `version`, and
-    /// how many there are.
-    pub async fn average_predicted_value(&self, version: i64) -> Result<(f64, u64), StorageError> {
-        let (mean, customers): (Option<f64>, i64) = sqlx::query_as(
-            "SELECT avg(predicted_value) AS mean, count(*) AS customers
-               FROM customer_scores WHERE model_version = $1",
-        )
-        .bind(version)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((mean.unwrap_or(0.0), count(customers)))
-    }
-
-    /// Customers per segment and per value tier under a model version.
-    /// A version's customers ranked by total value (historical +
-    /// predicted, in currency units), highest first (ties by id), in up to
-    /// 100 equal groups: (customers, their value) per group, in rank order.
-    pub async fn value_percentiles(&self, version: i64) -> Result<Vec<(u64, f64)>, StorageError> {
-        let rows: Vec<(i64, f64)> = sqlx::query_as(
-            "SELECT count(*)::int8 AS customers, sum(value)::float8 AS value
-               FROM (SELECT historical_value_nanos / 1e9 + predicted_value AS value,
-                            ntile(100) OVER (ORDER BY historical_value_nanos / 1e9 + predicted_value DESC,
-                                                      customer_id) AS percentile
-                       FROM customer_scores WHERE model_version = $1) ranked
-              GROUP BY percentile ORDER BY percentile",
-        )
-        .bind(version)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(n, v)| (u64::try_from(n).unwrap_or(0), v))
-            .collect())
-    }
-
-    pub async fn segment_rows(&self, version: i64) -> Result<Vec<SegmentRow>, StorageError> {
-        let rows: Vec<SegmentRecord> = sqlx::query_as(
-            "SELECT 'segment' AS dimension, segment AS name, count(*) AS customers,
-                    sum(historical_value_nanos)::text AS revenue,
-                    avg(historical_value_nanos / 1e9 + predicted_value)::float8 AS average_value,
-                    avg(churn_risk) AS average_churn_risk
-               FROM customer_scores WHERE model_version = $1 GROUP BY segment
-             UNION ALL
-             SELECT 'value_tier', value_tier, count(*), sum(historical_value_nanos)::text,
-                    avg(historical_value_nanos / 1e9 + predicted_value)::float8, avg(churn_risk)
-               FROM customer_scores WHERE model_version = $1 GROUP BY value_tier",
-        )
-        .bind(version)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(SegmentRecord::decode).collect()
     }
 }

@@ -47,6 +47,7 @@ mod report_limits;
 mod report_loyalty;
 mod report_model;
 mod report_oracle;
+mod report_speed_paths;
 mod schema;
 pub mod scoring;
 mod statement_timeout;
