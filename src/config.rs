@@ -182,6 +182,17 @@ pub struct Settings {
     )]
     pub at_risk_min_probability_alive: f64,
 
+    /// Level of the central intervals on scores (P(alive), purchases, spend,
+    /// value), in (0, 1) exclusive; a request's interval_level overrides it.
+    #[arg(
+        long,
+        env = "CLVD_INTERVAL_LEVEL",
+        default_value_t = 0.9,
+        value_parser = parse_interval_level,
+        global = true
+    )]
+    pub interval_level: f64,
+
     /// Window of the probability of no purchase served with churn risk, days.
     #[arg(
         long,
@@ -536,6 +547,17 @@ fn parse_probability(s: &str) -> Result<f64, String> {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
         Ok(_) => Err("must be in [0, 1]".into()),
         Err(e) => Err(format!("must be a number in [0, 1]: {e}")),
+    }
+}
+
+/// CLVD_INTERVAL_LEVEL: a level strictly between 0 and 1.
+fn parse_interval_level(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if p > 0.0 && p < 1.0 => Ok(p),
+        Ok(_) => Err("CLVD_INTERVAL_LEVEL must be in (0, 1), e.g. 0.9".into()),
+        Err(e) => Err(format!(
+            "CLVD_INTERVAL_LEVEL must be a number in (0, 1): {e}"
+        )),
     }
 }
 

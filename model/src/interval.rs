@@ -71,7 +71,7 @@ impl Interval {
 }
 
 /// One customer's intervals at `level`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreIntervals {
     /// The level, e.g. 0.9.
     pub level: f64,

@@ -27,5 +27,5 @@ pub use page_token_key::{PageTokenKeyError, PageTokenKeys};
 pub use reports::{CohortOutcome, Loyalty, ReportError, Reports, SegmentShare, Segments};
 pub use scoring::{
     AtRiskPage, AtRiskQuery, Band, Caveat, ChurnPolicy, LookAhead, ModelEpoch, NoPrediction,
-    PointInTime, Prediction, Score, Scoring, ScoringError, MODEL_REFRESH,
+    PointInTime, Prediction, PredictionIntervals, Score, Scoring, ScoringError, MODEL_REFRESH,
 };
