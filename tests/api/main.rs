@@ -27,6 +27,7 @@ mod ingest_concurrency;
 mod ingest_property;
 mod ingest_semantics;
 mod ingest_validation;
+mod intervals;
 mod limits;
 pub mod models;
 pub mod money_limits;
