@@ -619,7 +619,7 @@ fn predict(
         expected_spend: s.expected_spend,
         predicted_value: s.predicted_value,
         caveat,
-        intervals: uncertainty.and_then(|u| intervals(model, u, &customer, &options, level)),
+        intervals: uncertainty.and_then(|u| intervals(model, u, (&customer, &s), &options, level)),
         next_purchase: model
             .purchases
             .next_purchase_given(&customer, s.probability_no_purchase),
@@ -632,7 +632,7 @@ fn predict(
 fn intervals(
     model: &ClvModel,
     uncertainty: &Uncertainty,
-    customer: &ModelSummary,
+    (customer, score): (&ModelSummary, &clv_model::CustomerScore),
     options: &ScoreOptions,
     level: f64,
 ) -> Option<PredictionIntervals> {
@@ -643,7 +643,7 @@ fn intervals(
         spend: uncertainty.spend.unwrap_or([[0.0; 3]; 3]),
     };
     let i = model
-        .score_intervals(&both, customer, options, level)
+        .score_intervals_given(&both, customer, options, level, score)
         .map_err(|e| tracing::debug!(error = %e, "no intervals for this score"))
         .ok()?;
     let (low, high) = i.purchase_count;
