@@ -696,6 +696,15 @@ mod tests {
     }
 
     #[test]
+    fn the_interval_level_lies_strictly_between_zero_and_one() {
+        assert_eq!(parse_interval_level("0.95"), Ok(0.95));
+        for bad in ["0", "1", "-0.2", "1.5", "NaN", "ninety"] {
+            let e = parse_interval_level(bad).unwrap_err();
+            assert!(e.contains("CLVD_INTERVAL_LEVEL"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn the_earliest_transaction_time_is_rfc3339_in_range() {
         let default = Cli::parse_from(["clvd"]).settings;
         assert_eq!(
