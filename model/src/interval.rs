@@ -302,6 +302,36 @@ impl ClvModel {
     }
 }
 
+impl PurchaseParams {
+    /// The P(alive) interval of [`ClvModel::score_intervals`] alone (the
+    /// same delta method on logit P(alive), four extra P(alive)
+    /// evaluations): what a churn-risk answer needs, without the cost of
+    /// the purchase and value intervals.
+    pub fn probability_alive_interval(
+        &self,
+        covariance: &[[f64; 4]; 4],
+        customer: &CustomerSummary,
+        level: f64,
+    ) -> Result<Interval, ModelError> {
+        let level = check_level(level)?;
+        let z = normal_quantile(0.5 + level / 2.0);
+        let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
+        let logit = |p: &PurchaseParams| {
+            let alive = p.probability_alive_at(x, t_x, t);
+            alive.ln() - (-alive).ln_1p()
+        };
+        let base = logit(self);
+        let values = self.values();
+        let mut gradient = [0.0; 4];
+        for (k, g) in gradient.iter_mut().enumerate() {
+            let mut moved = values;
+            moved[k] *= DELTA_STEP.exp();
+            *g = (logit(&PurchaseParams::from_values(self.family(), moved)?) - base) / DELTA_STEP;
+        }
+        around(base, quadratic_form(&gradient, covariance), z, logistic)
+    }
+}
+
 /// Method (a), for comparison: K seeded draws of the log-parameters from
 /// their asymptotic normal law, precomputed once per model; each score is
 /// evaluated per draw and the interval is its empirical quantiles.
@@ -499,6 +529,10 @@ mod tests {
                 assert!(close(given.expected_spend, scratch.expected_spend));
                 assert!(close(given.predicted_value, scratch.predicted_value));
                 assert_eq!(given.purchase_count, scratch.purchase_count);
+                let alive = purchases
+                    .probability_alive_interval(&uncertainty.purchases, &c, 0.9)
+                    .unwrap();
+                assert!(close(alive, scratch.probability_alive));
             }
         }
     }

@@ -14,7 +14,10 @@ use super::{
 };
 use crate::{
     domain::{FieldViolation, PopulationScore, Segmentation, Total},
-    service::{AtRiskQuery, Band, Caveat, PageTokenKeys, PointInTime, Prediction, Score, Scoring},
+    service::{
+        AtRiskQuery, Band, Caveat, IntervalRequest, PageTokenKeys, PointInTime, Prediction, Score,
+        Scoring,
+    },
 };
 
 const MAX_HORIZON_MONTHS: i32 = 120;
@@ -131,7 +134,7 @@ impl ScoringApi {
     async fn score(
         &self,
         id: &crate::domain::CustomerId,
-        (options, level): (ScoreOptions, f64),
+        (options, level): (ScoreOptions, IntervalRequest),
         at: PointInTime,
     ) -> Result<Score, Status> {
         Ok(if at.is_live() {
@@ -208,9 +211,10 @@ impl ScoringApi {
                     let level = i.level;
                     out.probability_alive_interval =
                         Some(convert::interval(i.probability_alive, level));
-                    out.expected_purchases_interval = Some(convert::interval(i.purchases, level));
+                    out.expected_purchases_interval =
+                        i.purchases.map(|p| convert::interval(p, level));
                     out.expected_purchases_mean_interval =
-                        Some(convert::interval(i.expected_purchases, level));
+                        i.expected_purchases.map(|e| convert::interval(e, level));
                     out.expected_average_order_value_interval = i
                         .expected_spend
                         .map(|s| convert::money_interval(&self.currency, s, level));
@@ -339,7 +343,8 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
         else {
             return Err(invalid_argument(&violations));
         };
-        let score = self.score(&id, (options, level), at).await?;
+        let all = IntervalRequest { level, all: true };
+        let score = self.score(&id, (options, all), at).await?;
         Ok(Response::new(self.customer_value(score, options)))
     }
 
@@ -381,9 +386,11 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             return Err(invalid_argument(&violations));
         };
         let (scores, unknown) = if at.is_live() {
-            self.scoring.score_many(&ids, options, level).await?
+            let all = IntervalRequest { level, all: true };
+            self.scoring.score_many(&ids, options, all).await?
         } else {
-            self.scoring.score_many_at(&ids, options, level, at).await?
+            let all = IntervalRequest { level, all: true };
+            self.scoring.score_many_at(&ids, options, all, at).await?
         };
         Ok(Response::new(pb::BatchGetCustomerValuesResponse {
             values: scores
@@ -463,7 +470,14 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             return Err(invalid_argument(&violations));
         };
         let score = self
-            .score(&id, (ScoreOptions::default(), level), at)
+            .score(
+                &id,
+                (
+                    ScoreOptions::default(),
+                    IntervalRequest { level, all: false },
+                ),
+                at,
+            )
             .await?;
         Ok(Response::new(self.churn_risk(score)))
     }

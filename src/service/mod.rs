@@ -26,6 +26,7 @@ pub use no_model::NoActiveModel;
 pub use page_token_key::{PageTokenKeyError, PageTokenKeys};
 pub use reports::{CohortOutcome, Loyalty, ReportError, Reports, SegmentShare, Segments};
 pub use scoring::{
-    AtRiskPage, AtRiskQuery, Band, Caveat, ChurnPolicy, LookAhead, ModelEpoch, NoPrediction,
-    PointInTime, Prediction, PredictionIntervals, Score, Scoring, ScoringError, MODEL_REFRESH,
+    AtRiskPage, AtRiskQuery, Band, Caveat, ChurnPolicy, IntervalRequest, LookAhead, ModelEpoch,
+    NoPrediction, PointInTime, Prediction, PredictionIntervals, Score, Scoring, ScoringError,
+    MODEL_REFRESH,
 };

@@ -108,15 +108,27 @@ pub struct PredictionIntervals {
     pub probability_alive: Interval,
     /// The repeat purchase count over the horizon: the count's own central
     /// interval at the fitted parameters, widened to hold
-    /// `expected_purchases` (so it contains the point estimate).
-    pub purchases: Interval,
-    /// The mean count over the horizon: purchase-parameter uncertainty.
-    pub expected_purchases: Interval,
+    /// `expected_purchases` (so it contains the point estimate); `None`
+    /// when only P(alive)'s was asked for.
+    pub purchases: Option<Interval>,
+    /// The mean count over the horizon: purchase-parameter uncertainty;
+    /// `None` as `purchases`.
+    pub expected_purchases: Option<Interval>,
     /// Spend per occasion: Gamma-Gamma parameter uncertainty; `None` when
     /// the version stored no Gamma-Gamma covariance.
     pub expected_spend: Option<Interval>,
     /// Discounted value: both fits' uncertainty; `None` as `expected_spend`.
     pub predicted_value: Option<Interval>,
+}
+
+/// Which intervals a score carries, and at what level (in (0, 1), checked
+/// by the caller).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntervalRequest {
+    pub level: f64,
+    /// Every score's (a customer value), or P(alive)'s alone (a churn
+    /// risk, whose fast path skips the costlier ones).
+    pub all: bool,
 }
 
 /// The stored covariances of a version's log-parameters.
@@ -345,7 +357,7 @@ impl Scoring {
         &self,
         id: &CustomerId,
         options: ScoreOptions,
-        level: f64,
+        level: IntervalRequest,
     ) -> Result<Score, ScoringError> {
         let model = self.active_model().await?;
         let (summary, segmentation) = self
@@ -363,7 +375,7 @@ impl Scoring {
         &self,
         ids: &[CustomerId],
         options: ScoreOptions,
-        level: f64,
+        level: IntervalRequest,
     ) -> Result<(Vec<Score>, Vec<CustomerId>), ScoringError> {
         let model = self.active_model().await?;
         let mut found: std::collections::HashMap<
@@ -490,7 +502,7 @@ impl Scoring {
         segmentation: Option<Segmentation>,
         model: Option<CachedModel>,
         no_model: &NoActiveModel,
-        options: (ScoreOptions, f64),
+        options: (ScoreOptions, IntervalRequest),
     ) -> Score {
         self.score_summary_at(summary, segmentation, model, no_model, options, Utc::now())
     }
@@ -503,7 +515,7 @@ impl Scoring {
         segmentation: Option<Segmentation>,
         model: Option<CachedModel>,
         no_model: &NoActiveModel,
-        (options, level): (ScoreOptions, f64),
+        (options, level): (ScoreOptions, IntervalRequest),
         as_of: DateTime<Utc>,
     ) -> Score {
         let today = as_of.with_timezone(&self.time_zone).date_naive();
@@ -593,7 +605,7 @@ fn predict(
     version: i64,
     summary: &CustomerSummary,
     today: chrono::NaiveDate,
-    (options, level): (ScoreOptions, f64),
+    (options, level): (ScoreOptions, IntervalRequest),
     policy: ChurnPolicy,
 ) -> Result<Prediction, NoPrediction> {
     let customer = model_summary(summary, today)?;
@@ -634,8 +646,23 @@ fn intervals(
     uncertainty: &Uncertainty,
     (customer, score): (&ModelSummary, &clv_model::CustomerScore),
     options: &ScoreOptions,
-    level: f64,
+    IntervalRequest { level, all }: IntervalRequest,
 ) -> Option<PredictionIntervals> {
+    if !all {
+        let alive = model
+            .purchases
+            .probability_alive_interval(&uncertainty.purchases, customer, level)
+            .map_err(|e| tracing::debug!(error = %e, "no P(alive) interval for this score"))
+            .ok()?;
+        return Some(PredictionIntervals {
+            level,
+            probability_alive: alive,
+            purchases: None,
+            expected_purchases: None,
+            expected_spend: None,
+            predicted_value: None,
+        });
+    }
     let both = ModelUncertainty {
         purchases: uncertainty.purchases,
         // Without the spend covariance the spend side is computed as
@@ -655,8 +682,8 @@ fn intervals(
     Some(PredictionIntervals {
         level: i.level,
         probability_alive: i.probability_alive,
-        purchases,
-        expected_purchases: i.expected_purchases,
+        purchases: Some(purchases),
+        expected_purchases: Some(i.expected_purchases),
         expected_spend: spend_known.then_some(i.expected_spend),
         predicted_value: spend_known.then_some(i.predicted_value),
     })

@@ -68,7 +68,7 @@ impl Scoring {
         &self,
         id: &CustomerId,
         options: ScoreOptions,
-        level: f64,
+        level: super::IntervalRequest,
         at: PointInTime,
     ) -> Result<Score, ScoringError> {
         let (mut scores, _) = self
@@ -86,7 +86,7 @@ impl Scoring {
         &self,
         ids: &[CustomerId],
         options: ScoreOptions,
-        level: f64,
+        level: super::IntervalRequest,
         at: PointInTime,
     ) -> Result<(Vec<Score>, Vec<CustomerId>), ScoringError> {
         let as_of = at.as_of.unwrap_or_else(Utc::now);
