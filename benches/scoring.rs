@@ -15,6 +15,13 @@
 //! concurrency C (default 32) for random known customers. Medians over the
 //! rounds are reported, with the ratio clvd / pgbench.
 //!
+//! Then (BENCH_INTERVALS, default 1) the intervals variant, in the same
+//! run: GetCustomerValue with the score intervals (the fitted version's
+//! covariances stored, as FitModel leaves them) and without them (the
+//! version's covariances set to NULL, as on a version stored before they
+//! were kept), alternating for BENCH_ROUNDS rounds; the ratio of the
+//! medians with / without is the issue's target (at least 0.8).
+//!
 //! Run: `cargo bench --bench scoring` (env knobs in [`Knobs`]).
 
 #[path = "support/cpu.rs"]
@@ -67,6 +74,8 @@ struct Knobs {
     /// BENCH_CUSTOM_PLAN_CHECK (1): after the rounds, run the baseline once
     /// more with clvd's session setting `plan_cache_mode=force_custom_plan`.
     custom_plan_check: bool,
+    /// BENCH_INTERVALS (1): GetCustomerValue with and without intervals.
+    intervals: bool,
 }
 
 impl Knobs {
@@ -81,6 +90,7 @@ impl Knobs {
             streams: env_or("BENCH_STREAMS", 2),
             top: env_or("BENCH_TOP", 1u8) != 0,
             custom_plan_check: env_or("BENCH_CUSTOM_PLAN_CHECK", 1u8) != 0,
+            intervals: env_or("BENCH_INTERVALS", 1u8) != 0,
         }
     }
 }
@@ -100,6 +110,10 @@ const HISTORY_DAYS: f64 = 365.0;
 enum Rpc {
     ChurnRisk,
     CustomerValue,
+    /// GetCustomerValue, every answer with intervals.
+    ValueWithIntervals,
+    /// GetCustomerValue, every answer without intervals.
+    ValueWithoutIntervals,
 }
 
 impl Rpc {
@@ -107,6 +121,8 @@ impl Rpc {
         match self {
             Rpc::ChurnRisk => "GetChurnRisk",
             Rpc::CustomerValue => "GetCustomerValue",
+            Rpc::ValueWithIntervals => "GetCustomerValue with intervals",
+            Rpc::ValueWithoutIntervals => "GetCustomerValue without intervals",
         }
     }
 }
@@ -287,6 +303,10 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
 
     cpu.print();
 
+    if k.intervals {
+        intervals_variant(&channels, &pool, &k, model.version).await?;
+    }
+
     // Diagnostic, not in the ratios: the baseline again with the session
     // setting every clvd connection uses (plan_cache_mode =
     // force_custom_plan, see Storage::tuned), which plans each execution.
@@ -310,6 +330,91 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     pool.close().await;
     pg.stop();
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// GetCustomerValue with intervals against without, alternating per round
+/// (see the module doc): the active version's covariances are set to NULL
+/// for the "without" phase and restored after it; each switch waits for
+/// the scoring cache to reload (MODEL_REFRESH).
+async fn intervals_variant(
+    channels: &[Channel],
+    pool: &sqlx::PgPool,
+    k: &Knobs,
+    version: i64,
+) -> anyhow::Result<()> {
+    let (purchases, spend): (Option<Vec<f64>>, Option<Vec<f64>>) = sqlx::query_as(
+        "SELECT log_parameter_covariance, spend_log_parameter_covariance FROM models \
+         WHERE version = $1",
+    )
+    .bind(version)
+    .fetch_one(pool)
+    .await?;
+    anyhow::ensure!(
+        purchases.is_some() && spend.is_some(),
+        "the active version stored no covariances: no intervals to measure"
+    );
+    let reload = clvd::service::MODEL_REFRESH + Duration::from_millis(500);
+    let set = |p: Option<Vec<f64>>, s: Option<Vec<f64>>| {
+        sqlx::query(
+            "UPDATE models SET log_parameter_covariance = $1, \
+             spend_log_parameter_covariance = $2 WHERE version = $3",
+        )
+        .bind(p)
+        .bind(s)
+        .bind(version)
+        .execute(pool)
+    };
+    let (mut with, mut without) = (Series::default(), Series::default());
+    println!();
+    for round in 0..k.rounds {
+        let w = load(
+            channels,
+            Rpc::ValueWithIntervals,
+            k,
+            Duration::from_secs(k.seconds),
+            round,
+        )
+        .await?;
+        set(None, None).await?;
+        tokio::time::sleep(reload).await;
+        let o = load(
+            channels,
+            Rpc::ValueWithoutIntervals,
+            k,
+            Duration::from_secs(k.seconds),
+            round,
+        )
+        .await?;
+        set(purchases.clone(), spend.clone()).await?;
+        tokio::time::sleep(reload).await;
+        println!(
+            "intervals round {round}: with {:.0} tps, p50 {:.2} ms, p99 {:.2} ms | without {:.0} tps, \
+             p50 {:.2} ms, p99 {:.2} ms | ratio {:.2}",
+            w.0,
+            w.1,
+            w.2,
+            o.0,
+            o.1,
+            o.2,
+            w.0 / o.0
+        );
+        with.push(w.0, w.1, w.2);
+        without.push(o.0, o.1, o.2);
+    }
+    let (w, o) = (median(with.tps), median(without.tps));
+    println!(
+        "GETCUSTOMERVALUE WITH INTERVALS (median of {} rounds, concurrency {}): {w:.0} tps, p50 {:.2} ms, \
+         p99 {:.2} ms; without {o:.0} tps, p50 {:.2} ms, p99 {:.2} ms; ratio {:.2} (target >= 0.8: {})",
+        k.rounds,
+        k.concurrency,
+        median(with.p50),
+        median(with.p99),
+        median(without.p50),
+        median(without.p99),
+        w / o,
+        if w / o >= 0.8 { "met" } else { "missed" }
+    );
     Ok(())
 }
 
@@ -549,6 +654,23 @@ async fn load(
                             .await?
                             .into_inner()
                             .prediction_available
+                    }
+                    Rpc::ValueWithIntervals | Rpc::ValueWithoutIntervals => {
+                        let v = client
+                            .get_customer_value(pb::GetCustomerValueRequest {
+                                customer_id,
+                                ..Default::default()
+                            })
+                            .await?
+                            .into_inner();
+                        let expected = rpc == Rpc::ValueWithIntervals;
+                        anyhow::ensure!(
+                            v.probability_alive_interval.is_some() == expected,
+                            "{} answered {} intervals",
+                            rpc.name(),
+                            if expected { "without" } else { "with" }
+                        );
+                        v.prediction_available
                     }
                 };
                 hist.record(sent.elapsed().as_micros() as u64)

@@ -182,6 +182,17 @@ pub struct Settings {
     )]
     pub at_risk_min_probability_alive: f64,
 
+    /// Level of the central intervals on scores (P(alive), purchases, spend,
+    /// value), in (0, 1) exclusive; a request's interval_level overrides it.
+    #[arg(
+        long,
+        env = "CLVD_INTERVAL_LEVEL",
+        default_value_t = 0.9,
+        value_parser = parse_interval_level,
+        global = true
+    )]
+    pub interval_level: f64,
+
     /// Window of the probability of no purchase served with churn risk, days.
     #[arg(
         long,
@@ -541,6 +552,17 @@ fn parse_probability(s: &str) -> Result<f64, String> {
     }
 }
 
+/// CLVD_INTERVAL_LEVEL: a level strictly between 0 and 1.
+fn parse_interval_level(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if p > 0.0 && p < 1.0 => Ok(p),
+        Ok(_) => Err("CLVD_INTERVAL_LEVEL must be in (0, 1), e.g. 0.9".into()),
+        Err(e) => Err(format!(
+            "CLVD_INTERVAL_LEVEL must be a number in (0, 1): {e}"
+        )),
+    }
+}
+
 /// CLVD_MODEL_SELECTION: `bic`, `aic`, `holdout` or a family name.
 fn parse_model_selection(s: &str) -> Result<crate::domain::ModelSelection, String> {
     s.parse()
@@ -673,6 +695,15 @@ mod tests {
         assert!(Cli::try_parse_from(["clvd", "--page-token-key", "abcd"]).is_err());
         let default = Cli::parse_from(["clvd"]).settings.to_string();
         assert!(default.contains("page_token_key=database"), "{default}");
+    }
+
+    #[test]
+    fn the_interval_level_lies_strictly_between_zero_and_one() {
+        assert_eq!(parse_interval_level("0.95"), Ok(0.95));
+        for bad in ["0", "1", "-0.2", "1.5", "NaN", "ninety"] {
+            let e = parse_interval_level(bad).unwrap_err();
+            assert!(e.contains("CLVD_INTERVAL_LEVEL"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -275,6 +275,7 @@ async fn wire(
         settings.currency.clone(),
         token_keys.clone(),
         max_future_skew,
+        settings.interval_level,
     );
     let reports = Arc::new(Reports::new(storage.clone(), settings.time_zone));
 

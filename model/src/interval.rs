@@ -32,7 +32,9 @@ use crate::error::ModelError;
 use crate::family::PurchaseParams;
 use crate::gamma_gamma::GammaGammaParams;
 use crate::summary::CustomerSummary;
-use crate::value::{purchases_over_horizon, ClvModel, ScoreOptions, DAYS_PER_MODEL_MONTH};
+use crate::value::{
+    purchases_over_horizon, ClvModel, CustomerScore, ScoreOptions, DAYS_PER_MODEL_MONTH,
+};
 
 /// The default level of the intervals.
 pub const DEFAULT_INTERVAL_LEVEL: f64 = 0.90;
@@ -71,7 +73,7 @@ impl Interval {
 }
 
 /// One customer's intervals at `level`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreIntervals {
     /// The level, e.g. 0.9.
     pub level: f64,
@@ -212,9 +214,51 @@ impl ClvModel {
         options: &ScoreOptions,
         level: f64,
     ) -> Result<ScoreIntervals, ModelError> {
+        let base = purchase_side(&self.purchases, customer, options);
+        let spend = self.spend.expected_spend(customer)?;
+        self.intervals_around(uncertainty, customer, options, level, (base, spend))
+    }
+
+    /// [`ClvModel::score_intervals`] around a score already computed for
+    /// the same customer and options (`score` = [`ClvModel::score`]): the
+    /// serving path, which has the score at hand, saves the centre's
+    /// evaluation (one of the five purchase-side evaluations).
+    pub fn score_intervals_given(
+        &self,
+        uncertainty: &ModelUncertainty,
+        customer: &CustomerSummary,
+        options: &ScoreOptions,
+        level: f64,
+        score: &CustomerScore,
+    ) -> Result<ScoreIntervals, ModelError> {
+        let alive = score.probability_alive;
+        let discounted = score.predicted_value / score.expected_spend;
+        let base = [
+            alive.ln() - (-alive).ln_1p(),
+            score.expected_purchases.ln(),
+            discounted.ln(),
+        ];
+        self.intervals_around(
+            uncertainty,
+            customer,
+            options,
+            level,
+            (base, score.expected_spend),
+        )
+    }
+
+    /// The delta method around the transformed centre `base` (see
+    /// [`purchase_side`]) and the expected spend.
+    fn intervals_around(
+        &self,
+        uncertainty: &ModelUncertainty,
+        customer: &CustomerSummary,
+        options: &ScoreOptions,
+        level: f64,
+        (base, spend): ([f64; 3], f64),
+    ) -> Result<ScoreIntervals, ModelError> {
         let level = check_level(level)?;
         let z = normal_quantile(0.5 + level / 2.0);
-        let base = purchase_side(&self.purchases, customer, options);
         let family = self.purchases.family();
         let values = self.purchases.values();
         // Forward differences in each log-parameter.
@@ -232,7 +276,6 @@ impl ClvModel {
             }
         }
         let variance = gradients.map(|g| quadratic_form(&g, &uncertainty.purchases));
-        let spend = self.spend.expected_spend(customer)?;
         let spend_variance = quadratic_form(
             &spend_log_gradient(&self.spend, customer),
             &uncertainty.spend,
@@ -256,6 +299,36 @@ impl ClvModel {
                 f64::exp,
             )?,
         })
+    }
+}
+
+impl PurchaseParams {
+    /// The P(alive) interval of [`ClvModel::score_intervals`] alone (the
+    /// same delta method on logit P(alive), four extra P(alive)
+    /// evaluations): what a churn-risk answer needs, without the cost of
+    /// the purchase and value intervals.
+    pub fn probability_alive_interval(
+        &self,
+        covariance: &[[f64; 4]; 4],
+        customer: &CustomerSummary,
+        level: f64,
+    ) -> Result<Interval, ModelError> {
+        let level = check_level(level)?;
+        let z = normal_quantile(0.5 + level / 2.0);
+        let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
+        let logit = |p: &PurchaseParams| {
+            let alive = p.probability_alive_at(x, t_x, t);
+            alive.ln() - (-alive).ln_1p()
+        };
+        let base = logit(self);
+        let values = self.values();
+        let mut gradient = [0.0; 4];
+        for (k, g) in gradient.iter_mut().enumerate() {
+            let mut moved = values;
+            moved[k] *= DELTA_STEP.exp();
+            *g = (logit(&PurchaseParams::from_values(self.family(), moved)?) - base) / DELTA_STEP;
+        }
+        around(base, quadratic_form(&gradient, covariance), z, logistic)
     }
 }
 
@@ -420,6 +493,48 @@ mod tests {
         let plain = around(0.0, 1.0, 2.0, f64::exp).unwrap();
         assert!((plain.lower - (-2.0_f64).exp()).abs() < 1e-15);
         assert!((plain.upper - 2.0_f64.exp()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn intervals_given_a_score_equal_the_intervals_from_scratch() {
+        use crate::{BgNbdParams, ParetoNbdParams};
+        let uncertainty = ModelUncertainty {
+            purchases: std::array::from_fn(|i| {
+                std::array::from_fn(|j| if i == j { 0.01 } else { 0.002 })
+            }),
+            spend: std::array::from_fn(|i| std::array::from_fn(|j| f64::from(i == j) * 0.02)),
+        };
+        let spend = GammaGammaParams::new(6.0, 4.0, 15.0).unwrap();
+        let options = ScoreOptions::default();
+        for purchases in [
+            PurchaseParams::from(BgNbdParams::new(0.6, 25.0, 0.7, 2.2).unwrap()),
+            PurchaseParams::from(ParetoNbdParams::new(0.8, 40.0, 0.5, 60.0).unwrap()),
+        ] {
+            let model = ClvModel { purchases, spend };
+            for (x, t_x, t, m) in [(0.0, 0.0, 200.0, 0.0), (3.0, 150.0, 300.0, 20.0)] {
+                let c = CustomerSummary::new(x, t_x, t, m).unwrap();
+                let score = model.score(&c, &options).unwrap();
+                let given = model
+                    .score_intervals_given(&uncertainty, &c, &options, 0.9, &score)
+                    .unwrap();
+                let scratch = model
+                    .score_intervals(&uncertainty, &c, &options, 0.9)
+                    .unwrap();
+                let close = |a: Interval, b: Interval| {
+                    (a.lower - b.lower).abs() <= 1e-12 * b.lower.abs().max(1.0)
+                        && (a.upper - b.upper).abs() <= 1e-12 * b.upper.abs().max(1.0)
+                };
+                assert!(close(given.probability_alive, scratch.probability_alive));
+                assert!(close(given.expected_purchases, scratch.expected_purchases));
+                assert!(close(given.expected_spend, scratch.expected_spend));
+                assert!(close(given.predicted_value, scratch.predicted_value));
+                assert_eq!(given.purchase_count, scratch.purchase_count);
+                let alive = purchases
+                    .probability_alive_interval(&uncertainty.purchases, &c, 0.9)
+                    .unwrap();
+                assert!(close(alive, scratch.probability_alive));
+            }
+        }
     }
 
     #[test]

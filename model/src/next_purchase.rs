@@ -83,6 +83,20 @@ impl ParetoNbdParams {
 }
 
 impl PurchaseParams {
+    /// Time to the next purchase, given P(no purchase in the window)
+    /// already computed for this customer (`no_purchase`): what
+    /// [`PurchaseParams::next_purchase`] returns, without evaluating that
+    /// probability again (scoring has it at hand).
+    pub fn next_purchase_given(
+        &self,
+        customer: &CustomerSummary,
+        no_purchase: f64,
+    ) -> NextPurchase {
+        // r and α lead every family's parameters.
+        let [r, alpha, ..] = self.values();
+        next_purchase((r, alpha), customer, no_purchase)
+    }
+
     /// Time to the next purchase and P(a purchase within `window_days`)
     /// for the family (module docs).
     pub fn next_purchase(&self, customer: &CustomerSummary, window_days: f64) -> NextPurchase {

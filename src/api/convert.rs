@@ -246,6 +246,25 @@ pub fn predicted_money(currency: &str, v: f64) -> pb::Money {
     money(currency, Total::saturating_from_units_f64(v))
 }
 
+/// A score's interval at `level`.
+pub fn interval(i: clv_model::Interval, level: f64) -> pb::Interval {
+    pb::Interval {
+        lower: i.lower,
+        upper: i.upper,
+        level,
+    }
+}
+
+/// A predicted amount's interval at `level` (currency units, each end as
+/// [`predicted_money`]).
+pub fn money_interval(currency: &str, i: clv_model::Interval, level: f64) -> pb::MoneyInterval {
+    pb::MoneyInterval {
+        lower: Some(predicted_money(currency, i.lower)),
+        upper: Some(predicted_money(currency, i.upper)),
+        level,
+    }
+}
+
 /// A purchase family as the API names it.
 pub fn family(f: PurchaseFamily) -> pb::ModelFamily {
     match f {

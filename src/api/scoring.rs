@@ -14,7 +14,10 @@ use super::{
 };
 use crate::{
     domain::{FieldViolation, PopulationScore, Segmentation, Total},
-    service::{AtRiskQuery, Band, Caveat, PageTokenKeys, PointInTime, Prediction, Score, Scoring},
+    service::{
+        AtRiskQuery, Band, Caveat, IntervalRequest, PageTokenKeys, PointInTime, Prediction, Score,
+        Scoring,
+    },
 };
 
 const MAX_HORIZON_MONTHS: i32 = 120;
@@ -53,6 +56,26 @@ fn score_options(
     })
 }
 
+/// The level of the score intervals: the request's, checked to lie in
+/// (0, 1), or the service's.
+fn interval_level(
+    requested: Option<f64>,
+    default: f64,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<f64> {
+    match requested {
+        None => Some(default),
+        Some(level) if level > 0.0 && level < 1.0 => Some(level),
+        Some(_) => {
+            violations.push(FieldViolation::new(
+                "interval_level",
+                "must be in (0, 1), e.g. 0.9 for 90 % intervals",
+            ));
+            None
+        }
+    }
+}
+
 /// `as_of` (a past instant, up to `max_future_skew` ahead of now allowed
 /// for clock skew, as at ingest) and `model_version` (0: the one active
 /// then), checked.
@@ -85,6 +108,9 @@ pub struct ScoringApi {
     /// How far ahead of now a point-in-time `as_of` may be (the ingest
     /// rules' clock-skew allowance).
     max_future_skew: chrono::Duration,
+    /// The level of score intervals when a request names none
+    /// (CLVD_INTERVAL_LEVEL).
+    interval_level: f64,
 }
 
 impl ScoringApi {
@@ -93,12 +119,14 @@ impl ScoringApi {
         currency: String,
         token_keys: Arc<PageTokenKeys>,
         max_future_skew: chrono::Duration,
+        interval_level: f64,
     ) -> Self {
         Self {
             scoring,
             currency,
             token_keys,
             max_future_skew,
+            interval_level,
         }
     }
 
@@ -106,13 +134,13 @@ impl ScoringApi {
     async fn score(
         &self,
         id: &crate::domain::CustomerId,
-        options: ScoreOptions,
+        (options, level): (ScoreOptions, IntervalRequest),
         at: PointInTime,
     ) -> Result<Score, Status> {
         Ok(if at.is_live() {
-            self.scoring.score(id, options).await?
+            self.scoring.score(id, options, level).await?
         } else {
-            self.scoring.score_at(id, options, at).await?
+            self.scoring.score_at(id, options, level, at).await?
         })
     }
 
@@ -175,6 +203,25 @@ impl ScoringApi {
                 out.expected_average_order_value = Some(self.predicted(p.expected_spend));
                 out.predicted_value = Some(self.predicted(p.predicted_value));
                 out.prediction_note = note(look_ahead, p.caveat);
+                out.next_purchase = Some(next_purchase(
+                    p.next_purchase,
+                    self.scoring.policy().no_purchase_window_days,
+                ));
+                if let Some(i) = p.intervals {
+                    let level = i.level;
+                    out.probability_alive_interval =
+                        Some(convert::interval(i.probability_alive, level));
+                    out.expected_purchases_interval =
+                        i.purchases.map(|p| convert::interval(p, level));
+                    out.expected_purchases_mean_interval =
+                        i.expected_purchases.map(|e| convert::interval(e, level));
+                    out.expected_average_order_value_interval = i
+                        .expected_spend
+                        .map(|s| convert::money_interval(&self.currency, s, level));
+                    out.predicted_value_interval = i
+                        .predicted_value
+                        .map(|v| convert::money_interval(&self.currency, v, level));
+                }
             }
             Err(note) => out.prediction_note = note.to_string(),
         }
@@ -200,6 +247,15 @@ impl ScoringApi {
                 out.at_risk = self.scoring.policy().at_risk(&p);
                 out.predicted_value = Some(self.predicted(p.predicted_value));
                 out.prediction_note = note(score.look_ahead, p.caveat);
+                if let Some(i) = p.intervals {
+                    let alive = i.probability_alive;
+                    out.probability_alive_interval = Some(convert::interval(alive, i.level));
+                    out.churn_risk_interval = Some(pb::Interval {
+                        lower: 1.0 - alive.upper,
+                        upper: 1.0 - alive.lower,
+                        level: i.level,
+                    });
+                }
             }
             Err(note) => out.prediction_note = note.to_string(),
         }
@@ -240,6 +296,19 @@ fn value_tier(segmentation: Option<Segmentation>) -> String {
         .unwrap_or_default()
 }
 
+/// The next-purchase figures; an infinite mean is left unset.
+fn next_purchase(n: clv_model::NextPurchase, window_days: u32) -> pb::NextPurchase {
+    pb::NextPurchase {
+        median_days_if_alive: n.median_days_if_alive,
+        mean_days_if_alive: n
+            .mean_days_if_alive
+            .is_finite()
+            .then_some(n.mean_days_if_alive),
+        probability_within_window: n.probability_within_window,
+        window_days: i32::try_from(window_days).unwrap_or(i32::MAX),
+    }
+}
+
 fn band(b: Band) -> pb::ChurnRiskBand {
     match b {
         Band::Low => pb::ChurnRiskBand::Low,
@@ -260,6 +329,7 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             annual_discount_rate,
             as_of,
             model_version,
+            interval_level: requested_level,
         } = request.into_inner();
         let mut violations = Vec::new();
         let id = convert::customer_id("customer_id", &customer_id)
@@ -267,11 +337,14 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             .ok();
         let options = score_options(horizon_months, annual_discount_rate, &mut violations);
         let at = point_in_time(as_of, model_version, self.max_future_skew, &mut violations);
-        let (Some(id), Some(options), Some(at), true) = (id, options, at, violations.is_empty())
+        let level = interval_level(requested_level, self.interval_level, &mut violations);
+        let (Some(id), Some(options), Some(at), Some(level), true) =
+            (id, options, at, level, violations.is_empty())
         else {
             return Err(invalid_argument(&violations));
         };
-        let score = self.score(&id, options, at).await?;
+        let all = IntervalRequest { level, all: true };
+        let score = self.score(&id, (options, all), at).await?;
         Ok(Response::new(self.customer_value(score, options)))
     }
 
@@ -285,6 +358,7 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             annual_discount_rate,
             as_of,
             model_version,
+            interval_level: requested_level,
         } = request.into_inner();
         let mut violations = Vec::new();
         if customer_ids.is_empty() || customer_ids.len() > MAX_BATCH_IDS {
@@ -305,13 +379,18 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
         }
         let options = score_options(horizon_months, annual_discount_rate, &mut violations);
         let at = point_in_time(as_of, model_version, self.max_future_skew, &mut violations);
-        let (Some(options), Some(at), true) = (options, at, violations.is_empty()) else {
+        let level = interval_level(requested_level, self.interval_level, &mut violations);
+        let (Some(options), Some(at), Some(level), true) =
+            (options, at, level, violations.is_empty())
+        else {
             return Err(invalid_argument(&violations));
         };
         let (scores, unknown) = if at.is_live() {
-            self.scoring.score_many(&ids, options).await?
+            let all = IntervalRequest { level, all: true };
+            self.scoring.score_many(&ids, options, all).await?
         } else {
-            self.scoring.score_many_at(&ids, options, at).await?
+            let all = IntervalRequest { level, all: true };
+            self.scoring.score_many_at(&ids, options, all, at).await?
         };
         Ok(Response::new(pb::BatchGetCustomerValuesResponse {
             values: scores
@@ -379,16 +458,27 @@ impl pb::scoring_service_server::ScoringService for ScoringApi {
             customer_id,
             as_of,
             model_version,
+            interval_level: requested_level,
         } = request.into_inner();
         let mut violations = Vec::new();
         let id = convert::customer_id("customer_id", &customer_id)
             .map_err(|v| violations.push(v))
             .ok();
         let at = point_in_time(as_of, model_version, self.max_future_skew, &mut violations);
-        let (Some(id), Some(at), true) = (id, at, violations.is_empty()) else {
+        let level = interval_level(requested_level, self.interval_level, &mut violations);
+        let (Some(id), Some(at), Some(level), true) = (id, at, level, violations.is_empty()) else {
             return Err(invalid_argument(&violations));
         };
-        let score = self.score(&id, ScoreOptions::default(), at).await?;
+        let score = self
+            .score(
+                &id,
+                (
+                    ScoreOptions::default(),
+                    IntervalRequest { level, all: false },
+                ),
+                at,
+            )
+            .await?;
         Ok(Response::new(self.churn_risk(score)))
     }
 }

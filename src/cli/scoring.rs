@@ -189,6 +189,7 @@ pub async fn value(conn: &Connection, format: Format, args: ValueArgs) -> anyhow
                 annual_discount_rate: args.discount_rate,
                 as_of: args.as_of,
                 model_version: args.model_version,
+                interval_level: None,
             })
             .await
             .map_err(status_error)?
@@ -205,6 +206,7 @@ pub async fn value(conn: &Connection, format: Format, args: ValueArgs) -> anyhow
                 annual_discount_rate: args.discount_rate,
                 as_of: args.as_of,
                 model_version: args.model_version,
+                interval_level: None,
             })
             .await
             .map_err(status_error)?
@@ -237,6 +239,7 @@ pub async fn churn(conn: &Connection, format: Format, args: ChurnArgs) -> anyhow
             customer_id: args.customer,
             as_of: args.as_of,
             model_version: args.model_version,
+            interval_level: None,
         })
         .await
         .map_err(status_error)?

@@ -227,6 +227,9 @@ pub struct FittedModels {
     pub converged: bool,
     pub spend: SpendParameters,
     pub spend_standard_errors: Option<SpendParameters>,
+    /// Covariance of the Gamma-Gamma log-parameters ln(p, q, γ), when the
+    /// fit provided it (`None` on versions stored before clvd kept it).
+    pub spend_log_parameter_covariance: Option<[[f64; 3]; 3]>,
     pub spend_log_likelihood: f64,
     pub frequency_spend_correlation: f64,
 }

@@ -30,6 +30,7 @@ pub use reports::{
     CohortOutcome, Loyalty, ReportError, Reports, SegmentShare, Segments, CATCH_UP_AT_MOST,
 };
 pub use scoring::{
-    AtRiskPage, AtRiskQuery, Band, Caveat, ChurnPolicy, LookAhead, ModelEpoch, NoPrediction,
-    PointInTime, Prediction, Score, Scoring, ScoringError, MODEL_REFRESH,
+    AtRiskPage, AtRiskQuery, Band, Caveat, ChurnPolicy, IntervalRequest, LookAhead, ModelEpoch,
+    NoPrediction, PointInTime, Prediction, PredictionIntervals, Score, Scoring, ScoringError,
+    MODEL_REFRESH,
 };

@@ -823,6 +823,7 @@ fn fit_all(
             q: se.q,
             gamma: se.gamma,
         }),
+        spend_log_parameter_covariance: spend.log_parameter_covariance,
         spend_log_likelihood: spend.report.log_likelihood,
         frequency_spend_correlation: spend.frequency_spend_correlation,
     };

@@ -8,6 +8,10 @@
 //! score always includes the newest transaction; concurrent single reads
 //! share a query ([`PointReads`]). Scores as of a past instant, or with a
 //! named version, take a separate path ([`point_in_time`]).
+//!
+//! Every prediction carries central intervals at the requested level when
+//! the version stored its parameter covariances ([`PredictionIntervals`],
+//! docs/definitions.md), and the expected time to the next purchase.
 
 mod point_in_time;
 
@@ -19,7 +23,8 @@ use std::{
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clv_model::{
-    ClvModel, CustomerSummary as ModelSummary, ModelError, PurchaseFamily, ScoreOptions,
+    ClvModel, CustomerSummary as ModelSummary, Interval, ModelError, ModelUncertainty,
+    NextPurchase, PurchaseFamily, ScoreOptions,
 };
 use tokio::sync::RwLock;
 
@@ -86,6 +91,52 @@ pub struct Prediction {
     pub predicted_value: f64,
     /// What the family cannot see in this history, said in the answer.
     pub caveat: Option<Caveat>,
+    /// Central intervals on the scores; `None` when the version stored no
+    /// purchase covariance, or the intervals are not finite.
+    pub intervals: Option<PredictionIntervals>,
+    /// When the next purchase comes (within the churn window).
+    pub next_purchase: NextPurchase,
+}
+
+/// Central intervals on one prediction's scores at `level`
+/// (docs/definitions.md, "Intervals on scores").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictionIntervals {
+    /// In (0, 1).
+    pub level: f64,
+    /// P(alive): purchase-parameter uncertainty.
+    pub probability_alive: Interval,
+    /// The repeat purchase count over the horizon: the count's own central
+    /// interval at the fitted parameters, widened to hold
+    /// `expected_purchases` (so it contains the point estimate); `None`
+    /// when only P(alive)'s was asked for.
+    pub purchases: Option<Interval>,
+    /// The mean count over the horizon: purchase-parameter uncertainty;
+    /// `None` as `purchases`.
+    pub expected_purchases: Option<Interval>,
+    /// Spend per occasion: Gamma-Gamma parameter uncertainty; `None` when
+    /// the version stored no Gamma-Gamma covariance.
+    pub expected_spend: Option<Interval>,
+    /// Discounted value: both fits' uncertainty; `None` as `expected_spend`.
+    pub predicted_value: Option<Interval>,
+}
+
+/// Which intervals a score carries, and at what level (in (0, 1), checked
+/// by the caller).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntervalRequest {
+    pub level: f64,
+    /// Every score's (a customer value), or P(alive)'s alone (a churn
+    /// risk, whose fast path skips the costlier ones).
+    pub all: bool,
+}
+
+/// The stored covariances of a version's log-parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Uncertainty {
+    purchases: [[f64; 4]; 4],
+    /// `None` on versions stored before the Gamma-Gamma one was kept.
+    spend: Option<[[f64; 3]; 3]>,
 }
 
 /// A limit of the model family that a score must say out loud.
@@ -225,6 +276,8 @@ pub struct AtRiskPage {
 struct CachedModel {
     version: i64,
     model: Result<ClvModel, ()>,
+    /// `None` when the version stored no purchase covariance.
+    uncertainty: Option<Uncertainty>,
 }
 
 /// Bumped by this process's fits, so that its own scoring cache reloads at
@@ -298,11 +351,13 @@ impl Scoring {
         Ok(fresh)
     }
 
-    /// Scores a customer now, over `options`' horizon and discount rate.
+    /// Scores a customer now, over `options`' horizon and discount rate,
+    /// with intervals at `level` (in (0, 1), checked by the caller).
     pub async fn score(
         &self,
         id: &CustomerId,
         options: ScoreOptions,
+        level: IntervalRequest,
     ) -> Result<Score, ScoringError> {
         let model = self.active_model().await?;
         let (summary, segmentation) = self
@@ -311,7 +366,7 @@ impl Scoring {
             .await?
             .ok_or_else(|| ScoringError::NotFound(id.clone()))?;
         let no_model = self.why_no_model(model).await?;
-        Ok(self.score_summary(summary, segmentation, model, &no_model, options))
+        Ok(self.score_summary(summary, segmentation, model, &no_model, (options, level)))
     }
 
     /// Scores several customers with one read: the scores in the order of
@@ -320,6 +375,7 @@ impl Scoring {
         &self,
         ids: &[CustomerId],
         options: ScoreOptions,
+        level: IntervalRequest,
     ) -> Result<(Vec<Score>, Vec<CustomerId>), ScoringError> {
         let model = self.active_model().await?;
         let mut found: std::collections::HashMap<
@@ -342,7 +398,7 @@ impl Scoring {
                     segmentation,
                     model,
                     &no_model,
-                    options,
+                    (options, level),
                 )),
                 None => unknown.push(id.clone()),
             }
@@ -446,19 +502,20 @@ impl Scoring {
         segmentation: Option<Segmentation>,
         model: Option<CachedModel>,
         no_model: &NoActiveModel,
-        options: ScoreOptions,
+        options: (ScoreOptions, IntervalRequest),
     ) -> Score {
         self.score_summary_at(summary, segmentation, model, no_model, options, Utc::now())
     }
 
-    /// The score of a summary observed at `as_of`.
+    /// The score of a summary observed at `as_of`, over `options` with
+    /// intervals at `level`.
     fn score_summary_at(
         &self,
         summary: CustomerSummary,
         segmentation: Option<Segmentation>,
         model: Option<CachedModel>,
         no_model: &NoActiveModel,
-        options: ScoreOptions,
+        (options, level): (ScoreOptions, IntervalRequest),
         as_of: DateTime<Utc>,
     ) -> Score {
         let today = as_of.with_timezone(&self.time_zone).date_naive();
@@ -467,11 +524,20 @@ impl Scoring {
             Some(CachedModel {
                 model: Err(()),
                 version,
+                ..
             }) => Err(NoPrediction::UnusableModel(version)),
             Some(CachedModel {
                 model: Ok(model),
                 version,
-            }) => predict(&model, version, &summary, today, options, self.policy),
+                uncertainty,
+            }) => predict(
+                (&model, uncertainty.as_ref()),
+                version,
+                &summary,
+                today,
+                (options, level),
+                self.policy,
+            ),
         };
         Score {
             as_of,
@@ -490,9 +556,14 @@ fn usable(m: &ModelVersion) -> Option<CachedModel> {
     let f = m.fitted()?;
     let model = super::population::clv_model(f)
         .map_err(|e| tracing::error!(version = m.version, error = %e, "stored model is unusable"));
+    let uncertainty = f.log_parameter_covariance.map(|purchases| Uncertainty {
+        purchases,
+        spend: f.spend_log_parameter_covariance,
+    });
     Some(CachedModel {
         version: m.version,
         model,
+        uncertainty,
     })
 }
 
@@ -530,11 +601,11 @@ pub(crate) fn history_summary(
 }
 
 fn predict(
-    model: &ClvModel,
+    (model, uncertainty): (&ClvModel, Option<&Uncertainty>),
     version: i64,
     summary: &CustomerSummary,
     today: chrono::NaiveDate,
-    options: ScoreOptions,
+    (options, level): (ScoreOptions, IntervalRequest),
     policy: ChurnPolicy,
 ) -> Result<Prediction, NoPrediction> {
     let customer = model_summary(summary, today)?;
@@ -560,5 +631,60 @@ fn predict(
         expected_spend: s.expected_spend,
         predicted_value: s.predicted_value,
         caveat,
+        intervals: uncertainty.and_then(|u| intervals(model, u, (&customer, &s), &options, level)),
+        next_purchase: model
+            .purchases
+            .next_purchase_given(&customer, s.probability_no_purchase),
+    })
+}
+
+/// The intervals of one customer's scores (see [`PredictionIntervals`]);
+/// `None` when the model core cannot give finite ones (logged: the score
+/// itself is served).
+fn intervals(
+    model: &ClvModel,
+    uncertainty: &Uncertainty,
+    (customer, score): (&ModelSummary, &clv_model::CustomerScore),
+    options: &ScoreOptions,
+    IntervalRequest { level, all }: IntervalRequest,
+) -> Option<PredictionIntervals> {
+    if !all {
+        let alive = model
+            .purchases
+            .probability_alive_interval(&uncertainty.purchases, customer, level)
+            .map_err(|e| tracing::debug!(error = %e, "no P(alive) interval for this score"))
+            .ok()?;
+        return Some(PredictionIntervals {
+            level,
+            probability_alive: alive,
+            purchases: None,
+            expected_purchases: None,
+            expected_spend: None,
+            predicted_value: None,
+        });
+    }
+    let both = ModelUncertainty {
+        purchases: uncertainty.purchases,
+        // Without the spend covariance the spend side is computed as
+        // certain, and its intervals are left out below.
+        spend: uncertainty.spend.unwrap_or([[0.0; 3]; 3]),
+    };
+    let i = model
+        .score_intervals_given(&both, customer, options, level, score)
+        .map_err(|e| tracing::debug!(error = %e, "no intervals for this score"))
+        .ok()?;
+    let (low, high) = i.purchase_count;
+    let purchases = Interval {
+        lower: (low as f64).min(i.expected_purchases.lower),
+        upper: (high as f64).max(i.expected_purchases.upper),
+    };
+    let spend_known = uncertainty.spend.is_some();
+    Some(PredictionIntervals {
+        level: i.level,
+        probability_alive: i.probability_alive,
+        purchases: Some(purchases),
+        expected_purchases: Some(i.expected_purchases),
+        expected_spend: spend_known.then_some(i.expected_spend),
+        predicted_value: spend_known.then_some(i.predicted_value),
     })
 }

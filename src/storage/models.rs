@@ -23,7 +23,8 @@ macro_rules! model_columns {
          r, alpha_days, a, b, se_r, se_alpha_days, se_a, se_b, log_likelihood_days, iterations,
          converged, p, q, gamma, se_p, se_q, se_gamma, gamma_gamma_log_likelihood,
          frequency_spend_correlation, fit_seconds, transactions_counter, family, selected_by,
-         s, beta_days, se_s, se_beta_days, log_parameter_covariance"
+         s, beta_days, se_s, se_beta_days, log_parameter_covariance,
+         spend_log_parameter_covariance"
     };
 }
 
@@ -248,6 +249,7 @@ columns! {
         se_s: Option<f64>,
         se_beta_days: Option<f64>,
         log_parameter_covariance: Option<Vec<f64>>,
+        spend_log_parameter_covariance: Option<Vec<f64>>,
     }
 }
 
@@ -341,16 +343,16 @@ impl CandidateColumns {
     }
 }
 
-/// A 4×4 covariance from its 16 stored values, row by row.
-fn covariance(values: &[f64]) -> Result<[[f64; 4]; 4], StorageError> {
-    if values.len() != 16 {
+/// An N×N covariance from its N² stored values in `column`, row by row.
+fn covariance<const N: usize>(column: &str, values: &[f64]) -> Result<[[f64; N]; N], StorageError> {
+    if values.len() != N * N {
         return Err(StorageError::corrupt(
-            "log_parameter_covariance",
-            format!("{} values, not 16", values.len()),
+            column,
+            format!("{} values, not {}", values.len(), N * N),
         ));
     }
     Ok(std::array::from_fn(|i| {
-        std::array::from_fn(|j| values[4 * i + j])
+        std::array::from_fn(|j| values[N * i + j])
     }))
 }
 
@@ -455,6 +457,9 @@ impl FitColumns {
             log_parameter_covariance: f
                 .and_then(|f| f.log_parameter_covariance)
                 .map(|c| c.iter().flatten().copied().collect()),
+            spend_log_parameter_covariance: f
+                .and_then(|f| f.spend_log_parameter_covariance)
+                .map(|c| c.iter().flatten().copied().collect()),
         }
     }
 
@@ -508,7 +513,11 @@ impl FitColumns {
             ),
             log_parameter_covariance: match &self.log_parameter_covariance {
                 None => None,
-                Some(values) => Some(covariance(values)?),
+                Some(values) => Some(covariance("log_parameter_covariance", values)?),
+            },
+            spend_log_parameter_covariance: match &self.spend_log_parameter_covariance {
+                None => None,
+                Some(values) => Some(covariance("spend_log_parameter_covariance", values)?),
             },
             selected_by: match &self.selected_by {
                 None => None,

@@ -610,6 +610,11 @@ async fn a_version_is_stored_with_its_family_candidates_and_log_parameter_covari
             gamma: 15.44,
         },
         spend_standard_errors: None,
+        spend_log_parameter_covariance: Some([
+            [0.02, 0.01, -0.003],
+            [0.01, 0.03, 0.002],
+            [-0.003, 0.002, 0.04],
+        ]),
         spend_log_likelihood: -500.25,
         frequency_spend_correlation: 0.1,
     };

@@ -28,6 +28,7 @@ mod ingest_paths;
 mod ingest_property;
 mod ingest_semantics;
 mod ingest_validation;
+mod intervals;
 mod limits;
 pub mod models;
 pub mod money_limits;

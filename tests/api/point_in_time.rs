@@ -147,6 +147,7 @@ fn value_request(
         annual_discount_rate: Some(OPTIONS.annual_discount_rate),
         as_of: Some(timestamp(as_of)),
         model_version: version,
+        interval_level: None,
     }
 }
 
@@ -155,6 +156,7 @@ fn risk_request(customer: &str, as_of: DateTime<Utc>, version: i64) -> pb::GetCh
         customer_id: customer.to_owned(),
         as_of: Some(timestamp(as_of)),
         model_version: version,
+        interval_level: None,
     }
 }
 
@@ -438,6 +440,7 @@ async fn batch_answers_equal_single_answers_and_list_customers_unknown_then() {
             annual_discount_rate: Some(OPTIONS.annual_discount_rate),
             as_of: Some(timestamp(as_of)),
             model_version: 0,
+            interval_level: None,
         })
         .await
         .unwrap()

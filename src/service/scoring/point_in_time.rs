@@ -68,10 +68,11 @@ impl Scoring {
         &self,
         id: &CustomerId,
         options: ScoreOptions,
+        level: super::IntervalRequest,
         at: PointInTime,
     ) -> Result<Score, ScoringError> {
         let (mut scores, _) = self
-            .score_many_at(std::slice::from_ref(id), options, at)
+            .score_many_at(std::slice::from_ref(id), options, level, at)
             .await?;
         scores
             .pop()
@@ -80,11 +81,12 @@ impl Scoring {
 
     /// Several customers' scores as of `at` with one read: the scores in
     /// the order of `ids` (first occurrence), and the ids with no purchase
-    /// by then.
+    /// by then. Intervals at `level`, as on the live path.
     pub async fn score_many_at(
         &self,
         ids: &[CustomerId],
         options: ScoreOptions,
+        level: super::IntervalRequest,
         at: PointInTime,
     ) -> Result<(Vec<Score>, Vec<CustomerId>), ScoringError> {
         let as_of = at.as_of.unwrap_or_else(Utc::now);
@@ -119,7 +121,7 @@ impl Scoring {
                     segmentation,
                     Some(*model),
                     &NoActiveModel::default(),
-                    options,
+                    (options, level),
                     as_of,
                 ),
                 Err(why) => {
@@ -128,7 +130,7 @@ impl Scoring {
                         segmentation,
                         None,
                         &NoActiveModel::default(),
-                        options,
+                        (options, level),
                         as_of,
                     );
                     score.prediction = Err(why.clone());
