@@ -207,6 +207,9 @@ impl Stored {
                             bic_days: fit.bic_days,
                             converged: fit.converged,
                             iterations: fit.iterations,
+                            // An evaluation's calibration fits are not
+                            // candidates of a version: no holdout policy.
+                            holdout: None,
                         },
                         HoldoutFigures {
                             actual: fit.actual,
