@@ -527,6 +527,17 @@ impl Models {
                 // Active only now, with its scores in place.
                 self.storage.activate_model(stored.version).await?;
                 self.epoch.bump();
+                // The version's segment and value-curve aggregates, kept for
+                // GetSegmentReport, computed now off the fit's critical path
+                // so that the first report after a fit does not wait for
+                // them (a report that comes first computes them itself).
+                let storage = self.storage.clone();
+                let version = stored.version;
+                tokio::spawn(async move {
+                    if let Err(error) = storage.score_aggregates(version).await {
+                        tracing::warn!(version, %error, "keeping the score aggregates failed");
+                    }
+                });
                 // The previous version's scores stay for pages already being
                 // read; older ones go.
                 let dropped = self

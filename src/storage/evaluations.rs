@@ -142,44 +142,6 @@ impl Storage {
             .ok_or_else(|| StorageError::corrupt("score_summaries", "missing after it was written"))
     }
 
-    /// The aggregates of `version`'s scores computed from its partition
-    /// now, nothing kept (what [`Storage::score_aggregates`] stores).
-    pub async fn computed_score_aggregates(
-        &self,
-        version: i64,
-    ) -> Result<ScoreAggregates, StorageError> {
-        let (customers, mean): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*), avg(predicted_value) FROM customer_scores WHERE model_version = $1",
-        )
-        .bind(version)
-        .fetch_one(&self.pool)
-        .await?;
-        let segments: Vec<SegmentRecord> = sqlx::query_as(&format!(
-            "SELECT dimension, name, customers, revenue::text AS revenue, average_value,
-                    average_churn_risk
-               FROM ({SEGMENTS_OF_SCORES}) s"
-        ))
-        .bind(version)
-        .fetch_all(&self.pool)
-        .await?;
-        let percentiles: Vec<(i32, i64, f64)> = sqlx::query_as(&format!(
-            "SELECT percentile, customers, value FROM ({PERCENTILES_OF_SCORES}) p
-              ORDER BY percentile"
-        ))
-        .bind(version)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(ScoreAggregates {
-            customers: count(customers),
-            mean_predicted_value: mean.unwrap_or(0.0),
-            segments: decode_segments(segments)?,
-            value_percentiles: percentiles
-                .into_iter()
-                .map(|(_, n, v)| (count(n), v))
-                .collect(),
-        })
-    }
-
     async fn stored_score_aggregates(
         &self,
         version: i64,
