@@ -15,7 +15,8 @@
 //! `LIFETIMES_MIN_ROWS`, default 10000, and ours is timed on the size
 //! lifetimes finished), `BENCH_TIMES` (`days`, the default: whole days as
 //! the service records them; `continuous`: exact times, so that nearly
-//! every summary is distinct).
+//! every summary is distinct), `BENCH_FAMILIES` (`mbgnbd`, `pareto_nbd` or
+//! both, comma-separated: the default).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -142,7 +143,13 @@ fn main() {
         Ok("continuous") => TimeResolution::Continuous,
         _ => TimeResolution::WholeDays,
     };
+    // BENCH_FAMILIES: which of them, comma-separated (default both).
+    let wanted = env_or("BENCH_FAMILIES", "mbgnbd,pareto_nbd".to_string());
+    let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
     for (family, process) in processes {
+        if !wanted.contains(&family) {
+            continue;
+        }
         let config = SimulationConfig {
             purchases: BgNbdParams::new(1.0, 1.0, 1.0, 1.0).expect("parameters"),
             spend: None,
