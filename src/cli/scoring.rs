@@ -40,6 +40,10 @@ pub struct ValueArgs {
     /// one active at --as-of. Default: 0, the active one.
     #[arg(long, default_value_t = 0)]
     pub model_version: i64,
+    /// Level of the score intervals, strictly between 0 and 1, e.g. 0.95
+    /// (interval_level). Default: the server's, CLVD_INTERVAL_LEVEL (0.9).
+    #[arg(long)]
+    pub interval_level: Option<f64>,
 }
 
 /// Flags of `clvd churn`.
@@ -55,6 +59,10 @@ pub struct ChurnArgs {
     /// the active one.
     #[arg(long, default_value_t = 0)]
     pub model_version: i64,
+    /// Level of the P(alive) and churn-risk intervals, strictly between 0
+    /// and 1 (interval_level). Default: the server's, CLVD_INTERVAL_LEVEL.
+    #[arg(long)]
+    pub interval_level: Option<f64>,
 }
 
 /// Flags of `clvd at-risk`.
@@ -83,7 +91,7 @@ fn band(raw: i32) -> Value {
     }
 }
 
-const VALUE_COLUMNS: [&str; 29] = [
+const VALUE_COLUMNS: [&str; 39] = [
     "customer_id",
     "as_of",
     "first_purchase_time",
@@ -113,7 +121,31 @@ const VALUE_COLUMNS: [&str; 29] = [
     "segment",
     "value_tier",
     "cohort",
+    "interval_level",
+    "probability_alive_lower",
+    "probability_alive_upper",
+    "expected_purchases_lower",
+    "expected_purchases_upper",
+    "predicted_value_lower",
+    "predicted_value_upper",
+    "next_purchase_median_days",
+    "next_purchase_mean_days",
+    "purchase_within_window_probability",
 ];
+
+/// The lower and upper ends of an interval (nulls when the answer has
+/// none: no prediction, or a version stored without its covariances).
+fn interval_cells(i: Option<&pb::Interval>) -> [Value; 2] {
+    [
+        number_cell(i.map(|i| i.lower)),
+        number_cell(i.map(|i| i.upper)),
+    ]
+}
+
+/// The level of the first interval an answer carries (they share it).
+fn level_cell(intervals: &[Option<&pb::Interval>]) -> Value {
+    number_cell(intervals.iter().flatten().next().map(|i| i.level))
+}
 
 /// The columns a terminal shows for several customers (CSV and JSON keep
 /// every one of [`VALUE_COLUMNS`]).
@@ -132,7 +164,7 @@ const VALUE_SUMMARY: [&str; 10] = [
 
 fn value_row(v: &pb::CustomerValue) -> Vec<Value> {
     let rfm = v.rfm.as_ref();
-    vec![
+    let mut row = vec![
         v.customer_id.clone().into(),
         time_cell(&v.as_of),
         time_cell(&v.first_purchase_time),
@@ -162,7 +194,20 @@ fn value_row(v: &pb::CustomerValue) -> Vec<Value> {
         v.segment.clone().into(),
         v.value_tier.clone().into(),
         v.cohort.clone().into(),
-    ]
+    ];
+    let alive = v.probability_alive_interval.as_ref();
+    let purchases = v.expected_purchases_interval.as_ref();
+    let value = v.predicted_value_interval.as_ref();
+    let next = v.next_purchase.as_ref();
+    row.push(level_cell(&[alive, purchases]));
+    row.extend(interval_cells(alive));
+    row.extend(interval_cells(purchases));
+    row.push(money_cell(&value.and_then(|i| i.lower.clone())));
+    row.push(money_cell(&value.and_then(|i| i.upper.clone())));
+    row.push(number_cell(next.map(|n| n.median_days_if_alive)));
+    row.push(number_cell(next.and_then(|n| n.mean_days_if_alive)));
+    row.push(number_cell(next.map(|n| n.probability_within_window)));
+    row
 }
 
 /// Only the named columns of `t`.
@@ -189,7 +234,7 @@ pub async fn value(conn: &Connection, format: Format, args: ValueArgs) -> anyhow
                 annual_discount_rate: args.discount_rate,
                 as_of: args.as_of,
                 model_version: args.model_version,
-                interval_level: None,
+                interval_level: args.interval_level,
             })
             .await
             .map_err(status_error)?
@@ -206,7 +251,7 @@ pub async fn value(conn: &Connection, format: Format, args: ValueArgs) -> anyhow
                 annual_discount_rate: args.discount_rate,
                 as_of: args.as_of,
                 model_version: args.model_version,
-                interval_level: None,
+                interval_level: args.interval_level,
             })
             .await
             .map_err(status_error)?
@@ -239,7 +284,7 @@ pub async fn churn(conn: &Connection, format: Format, args: ChurnArgs) -> anyhow
             customer_id: args.customer,
             as_of: args.as_of,
             model_version: args.model_version,
-            interval_level: None,
+            interval_level: args.interval_level,
         })
         .await
         .map_err(status_error)?
@@ -258,6 +303,11 @@ pub async fn churn(conn: &Connection, format: Format, args: ChurnArgs) -> anyhow
         "family",
         "prediction_available",
         "prediction_note",
+        "interval_level",
+        "probability_alive_lower",
+        "probability_alive_upper",
+        "churn_risk_lower",
+        "churn_risk_upper",
     ]);
     let available = c.prediction_available;
     let num = |v: f64| {
@@ -267,7 +317,7 @@ pub async fn churn(conn: &Connection, format: Format, args: ChurnArgs) -> anyhow
             Value::Null
         }
     };
-    t.push(vec![
+    let mut row = vec![
         c.customer_id.clone().into(),
         num(c.probability_alive),
         num(c.churn_risk),
@@ -281,7 +331,13 @@ pub async fn churn(conn: &Connection, format: Format, args: ChurnArgs) -> anyhow
         super::fit::family_name(c.family).into(),
         c.prediction_available.into(),
         c.prediction_note.clone().into(),
-    ]);
+    ];
+    let alive = c.probability_alive_interval.as_ref();
+    let churn = c.churn_risk_interval.as_ref();
+    row.push(level_cell(&[alive, churn]));
+    row.extend(interval_cells(alive));
+    row.extend(interval_cells(churn));
+    t.push(row);
     Section::Record(t).print(format)
 }
 

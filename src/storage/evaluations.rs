@@ -36,25 +36,26 @@ pub struct ScoreAggregates {
     pub value_percentiles: Vec<(u64, f64)>,
 }
 
-/// The segment rows of a version's scores, from `customer_scores`.
+/// The segment rows of a version's scores, from its partition `{scores}`.
 const SEGMENTS_OF_SCORES: &str =
     "SELECT 'segment' AS dimension, segment AS name, count(*) AS customers,
             sum(historical_value_nanos) AS revenue,
             avg(historical_value_nanos / 1e9 + predicted_value)::float8 AS average_value,
             avg(churn_risk) AS average_churn_risk
-       FROM customer_scores WHERE model_version = $1 GROUP BY segment
+       FROM {scores} WHERE model_version = $1 GROUP BY segment
      UNION ALL
      SELECT 'value_tier', value_tier, count(*), sum(historical_value_nanos),
             avg(historical_value_nanos / 1e9 + predicted_value)::float8, avg(churn_risk)
-       FROM customer_scores WHERE model_version = $1 GROUP BY value_tier";
+       FROM {scores} WHERE model_version = $1 GROUP BY value_tier";
 
-/// The value percentiles of a version's scores, from `customer_scores`.
+/// The value percentiles of a version's scores, from its partition
+/// `{scores}`.
 const PERCENTILES_OF_SCORES: &str =
     "SELECT percentile, count(*)::int8 AS customers, sum(value)::float8 AS value
        FROM (SELECT historical_value_nanos / 1e9 + predicted_value AS value,
                     ntile(100) OVER (ORDER BY historical_value_nanos / 1e9 + predicted_value DESC,
                                               customer_id) AS percentile
-               FROM customer_scores WHERE model_version = $1) ranked
+               FROM {scores} WHERE model_version = $1) ranked
       GROUP BY percentile";
 
 impl Storage {
@@ -107,13 +108,28 @@ impl Storage {
         if let Some(kept) = self.stored_score_aggregates(version).await? {
             return Ok(kept);
         }
+        // The version's partition read directly, not through
+        // `customer_scores`: the statements lock that partition only, so
+        // that a fit dropping an older version's partition (which locks
+        // `customer_scores` exclusively) does not wait for them.
+        // (A version scored before scores were partitioned with no row has
+        // no partition: then the parent, which has none of its rows.)
+        let partition = super::scores::scores_partition(version);
+        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(&partition)
+            .fetch_one(&self.pool)
+            .await?;
+        let scores = match exists {
+            Some(_) => partition,
+            None => "customer_scores".to_owned(),
+        };
         let mut tx = self.pool.begin().await?;
-        let claimed = sqlx::query(
+        let claimed = sqlx::query(&format!(
             "INSERT INTO score_summaries (model_version, customers, mean_predicted_value)
              SELECT $1, count(*), avg(predicted_value)
-               FROM customer_scores WHERE model_version = $1
-             ON CONFLICT (model_version) DO NOTHING",
-        )
+               FROM {scores} WHERE model_version = $1
+             ON CONFLICT (model_version) DO NOTHING"
+        ))
         .bind(version)
         .execute(&mut *tx)
         .await?
@@ -123,14 +139,16 @@ impl Storage {
                 "INSERT INTO score_segments (model_version, dimension, name, customers, revenue_nanos,
                                              average_value, average_churn_risk)
                  SELECT $1, dimension, name, customers, revenue, average_value, average_churn_risk
-                   FROM ({SEGMENTS_OF_SCORES}) s"
+                   FROM ({segments}) s",
+                segments = SEGMENTS_OF_SCORES.replace("{scores}", &scores)
             ))
             .bind(version)
             .execute(&mut *tx)
             .await?;
             sqlx::query(&format!(
                 "INSERT INTO score_value_percentiles (model_version, percentile, customers, value)
-                 SELECT $1, percentile, customers, value FROM ({PERCENTILES_OF_SCORES}) p"
+                 SELECT $1, percentile, customers, value FROM ({percentiles}) p",
+                percentiles = PERCENTILES_OF_SCORES.replace("{scores}", &scores)
             ))
             .bind(version)
             .execute(&mut *tx)

@@ -20,7 +20,7 @@ use crate::domain::{
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
 /// The partition of `customer_scores` that holds a version's scores.
-fn scores_partition(version: i64) -> String {
+pub(super) fn scores_partition(version: i64) -> String {
     format!("customer_scores_v{version}")
 }
 

@@ -299,6 +299,57 @@ async fn value_churn_at_risk_and_segments_print_the_apis_answers() {
     );
     assert_eq!(one["segment"], want.segment);
     assert_eq!(one["cohort"], want.cohort);
+    // The score intervals and the next purchase, as the API gives them.
+    let alive = want
+        .probability_alive_interval
+        .expect("a P(alive) interval");
+    assert_number(&one["interval_level"], alive.level);
+    assert_number(&one["probability_alive_lower"], alive.lower);
+    assert_number(&one["probability_alive_upper"], alive.upper);
+    let purchases = want
+        .expected_purchases_interval
+        .expect("a purchases interval");
+    assert_number(&one["expected_purchases_lower"], purchases.lower);
+    assert_number(&one["expected_purchases_upper"], purchases.upper);
+    let value = want
+        .predicted_value_interval
+        .clone()
+        .expect("a value interval");
+    assert_money(&one["predicted_value_lower"], &value.lower);
+    assert_money(&one["predicted_value_upper"], &value.upper);
+    let next = want.next_purchase.expect("the next purchase");
+    assert_number(&one["next_purchase_median_days"], next.median_days_if_alive);
+    assert_number(
+        &one["purchase_within_window_probability"],
+        next.probability_within_window,
+    );
+    // --interval-level reaches the call; a bad one is the server's
+    // refusal, naming the field.
+    let half = json(
+        &clvd(
+            &app,
+            &["value", "sim-3", "--interval-level", "0.5", "-o", "json"],
+        )
+        .await,
+    );
+    assert_number(&half["interval_level"], 0.5);
+    let narrower = half["probability_alive_upper"].as_f64().unwrap()
+        - half["probability_alive_lower"].as_f64().unwrap();
+    assert!(narrower <= alive.upper - alive.lower, "{half}");
+    let churn = json(
+        &clvd(
+            &app,
+            &["churn", "sim-3", "--interval-level", "0.5", "-o", "json"],
+        )
+        .await,
+    );
+    assert_number(&churn["interval_level"], 0.5);
+    assert_number(
+        &churn["probability_alive_lower"],
+        half["probability_alive_lower"].as_f64().unwrap(),
+    );
+    let err = failed(&clvd(&app, &["value", "sim-3", "--interval-level", "1"]).await);
+    assert!(err.contains("interval_level"), "{err}");
     // In a terminal: a field/value table with the money and its currency.
     let table = stdout(
         &clvd(

@@ -258,14 +258,7 @@ async fn bic_picks_pareto_nbd_on_pareto_data_and_every_score_names_it() {
             want.expected_purchases
         ));
         assert!(close(money(&value.predicted_value), want.predicted_value));
-        let churn = scoring
-            .get_churn_risk(pb::GetChurnRiskRequest {
-                customer_id: customer.to_string(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let churn = churn_risk(&mut scoring, customer).await;
         assert_eq!(churn.family, pb::ModelFamily::ParetoNbd as i32);
         assert!(close(churn.probability_alive, want.probability_alive));
     }

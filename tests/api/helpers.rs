@@ -244,6 +244,22 @@ where
     panic!("the server never reported SERVING");
 }
 
+/// GetChurnRisk for `customer`, every other field at its default (the
+/// live score under the active model); panics on an error status.
+pub async fn churn_risk(
+    client: &mut pb::scoring_service_client::ScoringServiceClient<Channel>,
+    customer: &str,
+) -> pb::ChurnRisk {
+    client
+        .get_churn_risk(pb::GetChurnRiskRequest {
+            customer_id: customer.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|status| panic!("GetChurnRisk {customer}: {status}"))
+        .into_inner()
+}
+
 pub fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
         .single()

@@ -238,14 +238,7 @@ async fn scores_carry_intervals_and_next_purchase_equal_to_the_model_core() {
             1.0 - at_90.probability_no_purchase.unwrap()
         ));
         // The churn-risk answer carries the same P(alive) interval.
-        let churn = client
-            .get_churn_risk(pb::GetChurnRiskRequest {
-                customer_id: customer.to_string(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let churn = churn_risk(&mut client, customer).await;
         assert_eq!(churn.family, family);
         assert_eq!(
             churn.probability_alive_interval,

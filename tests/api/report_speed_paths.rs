@@ -431,3 +431,55 @@ async fn the_kept_segment_report_equals_a_plain_computation_over_the_scores() {
     assert!((clv - mean * 1e9).abs() <= 1.0, "{clv} {mean}");
     assert!(historical > 0.0);
 }
+
+/// The score aggregates read the version's own partition, not
+/// `customer_scores`: with the parent locked exclusively (as a fit
+/// dropping an older version's partition locks it), they are still
+/// computed; and, the other way round, a fit's drop does not wait for a
+/// version's aggregates being computed after the previous fit.
+#[tokio::test]
+async fn score_aggregates_do_not_lock_the_scores_parent() {
+    let app = spawn_app().await;
+    import(&app, &simulated_purchases()).await;
+    let model = fit(&app).await;
+    // The fit keeps the aggregates in the background: wait for them, then
+    // forget them, so that the call below computes them again.
+    for _ in 0..100 {
+        if app.count("SELECT count(*) FROM score_summaries").await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for table in [
+        "score_value_percentiles",
+        "score_segments",
+        "score_summaries",
+    ] {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE ONLY customer_scores IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let computed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.storage.score_aggregates(model.version),
+    )
+    .await
+    .expect("computed while customer_scores is locked")
+    .expect("the aggregates");
+    holder.rollback().await.unwrap();
+    let scored = app
+        .count(&format!(
+            "SELECT count(*) FROM customer_scores WHERE model_version = {}",
+            model.version
+        ))
+        .await;
+    assert!(scored > 0);
+    assert_eq!(computed.customers, scored as u64);
+    assert_eq!(computed.value_percentiles.len(), 100.min(scored as usize));
+}

@@ -139,14 +139,7 @@ async fn scores_equal_the_model_core_for_the_customers_summaries() {
         let total = money(&got.historical_value) + want.predicted_value;
         assert!(close(money(&got.total_value), total, 1e-9), "{customer}");
 
-        let risk = client
-            .get_churn_risk(pb::GetChurnRiskRequest {
-                customer_id: customer.to_string(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let risk = churn_risk(&mut client, customer).await;
         assert!(close(risk.probability_alive, want.probability_alive, 1e-12));
         let expected_band = match 1.0 - want.probability_alive {
             c if c >= 0.6 => pb::ChurnRiskBand::High,
@@ -477,14 +470,7 @@ async fn at_risk_customers_page_by_value_at_risk_and_stay_stable_under_new_trans
             .format("%Y-%m")
             .to_string();
         assert_eq!(value.cohort, month);
-        let risk = client
-            .get_churn_risk(pb::GetChurnRiskRequest {
-                customer_id: listed.customer_id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let risk = churn_risk(&mut client, &listed.customer_id).await;
         assert_eq!(risk.value_tier, listed.value_tier);
     }
     // A customer first seen after the fit has no segmentation yet.
