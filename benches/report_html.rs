@@ -28,15 +28,14 @@ mod cohort_data;
 mod support;
 
 use std::{future::Future, process::Command, time::Instant};
-use support::{connect, cpu_model, env_or, median, money, num_cpus, spawn_clvd};
+use support::{connect, cpu_model, env_or, median, num_cpus, spawn_clvd};
 
 use anyhow::{bail, ensure, Context};
-use chrono::NaiveDate;
 use clap::Parser;
 use clvd::{
     api::pb::{
-        self, ingest_service_client::IngestServiceClient, model_service_client::ModelServiceClient,
-        report_service_client::ReportServiceClient, scoring_service_client::ScoringServiceClient,
+        self, model_service_client::ModelServiceClient, report_service_client::ReportServiceClient,
+        scoring_service_client::ScoringServiceClient,
     },
     cli::{
         report::{html, ReportCommand},
@@ -44,7 +43,6 @@ use clvd::{
     },
     storage::Storage,
 };
-use tonic::transport::Channel;
 
 struct Knobs {
     customers: i64,
@@ -146,34 +144,6 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     result
 }
 
-/// $1,000,000 of acquisition spend for each cohort month, so that the
-/// cohorts' CAC, LTV:CAC and payback are computed too.
-async fn record_spend(channel: Channel) -> anyhow::Result<()> {
-    let mut ingest = IngestServiceClient::new(channel);
-    let first = NaiveDate::from_ymd_opt(2024, 11, 1).context("a date")?;
-    let at = |d: NaiveDate| prost_types::Timestamp {
-        seconds: d
-            .and_hms_opt(0, 0, 0)
-            .map_or(0, |t| t.and_utc().timestamp()),
-        nanos: 0,
-    };
-    for m in 0..24u32 {
-        let start = first + chrono::Months::new(m);
-        ingest
-            .record_acquisition_spend(pb::RecordAcquisitionSpendRequest {
-                spend: Some(pb::AcquisitionSpend {
-                    spend_id: format!("month-{m}"),
-                    start_time: Some(at(start)),
-                    end_time: Some(at(start + chrono::Months::new(1))),
-                    amount: Some(money(100_000_000)),
-                    channel: String::new(),
-                }),
-            })
-            .await?;
-    }
-    Ok(())
-}
-
 /// The release binary the server runs, also run as the client.
 fn clvd_binary() -> String {
     std::env::var("BENCH_CLVD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_clvd").to_owned())
@@ -205,7 +175,7 @@ fn requests(endpoint: &str, out: &std::path::Path) -> anyhow::Result<html::Reque
 
 async fn measure(k: &Knobs, endpoint: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     let channel = connect(endpoint, 1).await?.remove(0);
-    record_spend(channel.clone()).await?;
+    cohort_data::record_monthly_spend(channel.clone()).await?;
     let mut models = ModelServiceClient::new(channel.clone());
     let started = Instant::now();
     let fitted = models

@@ -38,15 +38,12 @@ use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
-use support::{connect, cpu_model, env_or, median, money, num_cpus, spawn_clvd, spawn_clvd_with};
+use support::{connect, cpu_model, env_or, median, num_cpus, spawn_clvd, spawn_clvd_with};
 
 use anyhow::{ensure, Context};
 use chrono::NaiveDate;
 use clvd::{
-    api::pb::{
-        self, ingest_service_client::IngestServiceClient,
-        report_service_client::ReportServiceClient,
-    },
+    api::pb::{self, report_service_client::ReportServiceClient},
     storage::Storage,
 };
 use sqlx::{PgPool, Row};
@@ -311,26 +308,7 @@ async fn measure(k: &Knobs, pool: &PgPool, endpoint: &str) -> anyhow::Result<()>
     let channel = connect(endpoint, 1).await?.remove(0);
     // Spend for every cohort month, so that CAC, LTV:CAC and payback are
     // computed too.
-    let mut ingest = IngestServiceClient::new(channel.clone());
-    for m in 0..24u32 {
-        let start = NaiveDate::from_ymd_opt(2024, 11, 1).unwrap() + chrono::Months::new(m);
-        let at = |d: NaiveDate| prost_types::Timestamp {
-            seconds: d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp(),
-            nanos: 0,
-        };
-        ingest
-            .record_acquisition_spend(pb::RecordAcquisitionSpendRequest {
-                spend: Some(pb::AcquisitionSpend {
-                    spend_id: format!("month-{m}"),
-                    start_time: Some(at(start)),
-                    end_time: Some(at(start + chrono::Months::new(1))),
-                    // $1,000,000 a month.
-                    amount: Some(money(100_000_000)),
-                    channel: String::new(),
-                }),
-            })
-            .await?;
-    }
+    cohort_data::record_monthly_spend(channel.clone()).await?;
     let mut client = ReportServiceClient::new(channel);
     let mut report_ms = Vec::new();
     let mut plain_ms = Vec::new();

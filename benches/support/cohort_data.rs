@@ -28,6 +28,13 @@
 
 use std::time::Instant;
 
+use anyhow::Context;
+use chrono::NaiveDate;
+use clvd::api::pb::{self, ingest_service_client::IngestServiceClient};
+use tonic::transport::Channel;
+
+use crate::support::money;
+
 use sqlx::PgPool;
 
 /// The 24 months of data and of cohorts: 2024-11 .. 2026-10.
@@ -127,6 +134,34 @@ pub async fn load(pool: &PgPool, customers: i64, transactions: i64) -> anyhow::R
             "  setup: {done} rows in {:.0} s",
             started.elapsed().as_secs_f64()
         );
+    }
+    Ok(())
+}
+
+/// $1,000,000 of acquisition spend for each cohort month, so that the
+/// cohorts' CAC, LTV:CAC and payback are computed too.
+pub async fn record_monthly_spend(channel: Channel) -> anyhow::Result<()> {
+    let mut ingest = IngestServiceClient::new(channel);
+    let first = NaiveDate::from_ymd_opt(2024, 11, 1).context("a date")?;
+    let at = |d: NaiveDate| prost_types::Timestamp {
+        seconds: d
+            .and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp()),
+        nanos: 0,
+    };
+    for m in 0..24u32 {
+        let start = first + chrono::Months::new(m);
+        ingest
+            .record_acquisition_spend(pb::RecordAcquisitionSpendRequest {
+                spend: Some(pb::AcquisitionSpend {
+                    spend_id: format!("month-{m}"),
+                    start_time: Some(at(start)),
+                    end_time: Some(at(start + chrono::Months::new(1))),
+                    amount: Some(money(100_000_000)),
+                    channel: String::new(),
+                }),
+            })
+            .await?;
     }
     Ok(())
 }

@@ -434,12 +434,7 @@ async fn a_pinned_or_requested_family_is_the_one_fitted_and_activated() {
         )
         .await
         .unwrap_err();
-        assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(
-            status.message().contains("families"),
-            "{}",
-            status.message()
-        );
+        assert_invalid_naming(&status, "families");
     }
     let status = fit(
         &app,
@@ -450,12 +445,7 @@ async fn a_pinned_or_requested_family_is_the_one_fitted_and_activated() {
     )
     .await
     .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("selection"),
-        "{}",
-        status.message()
-    );
+    assert_invalid_naming(&status, "selection");
     assert_eq!(app.count("SELECT count(*) FROM models").await, versions);
 }
 
@@ -778,12 +768,7 @@ async fn evaluate_model_compares_the_families_asked_for_on_the_holdout() {
         })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("families"),
-        "{}",
-        status.message()
-    );
+    assert_invalid_naming(&status, "families");
 }
 
 /// The `holdout` policy on the Pareto/NBD data: the last quarter of the
@@ -944,6 +929,12 @@ async fn holdout_falls_back_to_bic_when_the_data_is_too_short() {
         .iter()
         .filter_map(|c| c.outcome.as_ref().ok())
         .all(|c| c.holdout.is_none()));
+}
+
+/// INVALID_ARGUMENT whose message names `field`.
+fn assert_invalid_naming(status: &tonic::Status, field: &str) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains(field), "{}", status.message());
 }
 
 fn pb_family(family: PurchaseFamily) -> pb::ModelFamily {
