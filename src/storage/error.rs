@@ -65,6 +65,15 @@ impl StorageError {
             if matches!(e.code().as_deref(), Some("40P01") | Some("40001")))
     }
 
+    /// A unique violation (23505). Ingest's first attempt at a batch plans
+    /// its keys as new; the `transactions` primary key is the only unique
+    /// key its write can violate (every other insert there is an upsert or
+    /// has no unique key), so this means a key of the batch is stored.
+    pub(super) fn is_unique_violation(&self) -> bool {
+        matches!(self, StorageError::Database(sqlx::Error::Database(e))
+            if e.code().as_deref() == Some("23505"))
+    }
+
     /// True when retrying later may succeed because the database is down
     /// or restarting, rather than something being wrong with it.
     pub fn is_unavailable(&self) -> bool {

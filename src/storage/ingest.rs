@@ -4,9 +4,10 @@
 //! 1. lock the batch's customers by upserting their summary rows in sorted
 //!    order (a new customer gets a zeroed row), which also returns the
 //!    current summaries;
-//! 2. read, for existing customers only, the stored rows among the batch's
-//!    keys and its refunds' targets, and the stored occasions on its
-//!    purchase days;
+//! 2. read, for existing customers only, the stored rows among its refunds'
+//!    targets, and the stored occasions on those purchase days that the
+//!    summary cannot answer for (see [`occasion_known`]); skipped when there
+//!    is nothing to read;
 //! 3. plan the batch in the domain ([`plan_batch`]): duplicates, conflicts,
 //!    refund limits, per-day deltas and each customer's new summary;
 //! 4. one statement ([`write`]) writes it all: new transactions, refunds booked on their
@@ -16,10 +17,20 @@
 //!
 //! The row locks serialise batches of the same customer and nothing else,
 //! so arrival order and concurrency cannot change a summary.
+//!
+//! **Duplicates are found by the primary key.** The first attempt does not
+//! look up the batch's own keys: it plans them as new and inserts them with
+//! a plain `INSERT`. If one was stored already (a retried call or batch),
+//! the `transactions` primary key refuses the statement (SQLSTATE 23505),
+//! the database transaction rolls back with nothing written, and the batch
+//! is recorded again with every key looked up ([`Lookup::AllKeys`]), which
+//! plans duplicates and conflicts exactly as before. So a first delivery
+//! costs no key lookups and a retried one costs one extra rolled-back
+//! attempt; [`plan_batch`] stays the one place that decides outcomes.
 
 mod write;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Postgres, QueryBuilder, Transaction as PgTx};
@@ -43,6 +54,18 @@ const KIND_REFUND: i16 = 2;
 /// rolled-back attempt is always safe to retry, so a few retries are cheap
 /// insurance.
 const MAX_ATTEMPTS: usize = 5;
+
+/// Starts a batch's database transaction (one round trip, as a plain
+/// `BEGIN`) with hash and merge joins off for its statements. Every
+/// statement of a batch joins the batch's column arrays to a table on its
+/// key; planned with the arrays' real lengths (`force_custom_plan`), a
+/// batch of thousands of rows was joined by scanning the whole table
+/// (`transactions` for the key read, `customers` for the summary update),
+/// a cost that grows with the table. Nested loops probe the primary keys
+/// instead: a cost that grows with the batch. Measured in
+/// docs/benchmarks.md (ingest, 2026-11-30 afternoon).
+const BEGIN_PROBING: &str =
+    "BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 
 /// What a committed batch did, per entry (request index, outcome).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,9 +100,16 @@ impl Storage {
         atomicity: Atomicity,
     ) -> Result<BatchOutcome, RecordError> {
         let mut attempt = 0;
+        let mut lookup = Lookup::RefundTargets;
         loop {
             attempt += 1;
-            match self.try_record_batch(batch, atomicity).await {
+            match self.try_record_batch(batch, atomicity, lookup).await {
+                Err(RecordError::Storage(e))
+                    if lookup == Lookup::RefundTargets && e.is_unique_violation() =>
+                {
+                    tracing::debug!("a key of the batch is stored: recording it with every key looked up");
+                    lookup = Lookup::AllKeys;
+                }
                 Err(RecordError::Storage(e))
                     if e.is_retryable_conflict() && attempt < MAX_ATTEMPTS =>
                 {
@@ -94,16 +124,47 @@ impl Storage {
         &self,
         batch: &Batch,
         atomicity: Atomicity,
+        lookup: Lookup,
     ) -> Result<BatchOutcome, RecordError> {
-        let mut tx = self.pool.begin().await.map_err(StorageError::from)?;
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_PROBING)
+            .await
+            .map_err(StorageError::from)?;
         let summaries = lock_customers(&mut tx, batch).await?;
-        let state = fetch_stored(&mut tx, batch, summaries).await?;
+        let state = fetch_stored(&mut tx, batch, summaries, lookup).await?;
         let plan = plan_batch(batch, state, atomicity)?;
         write::apply(&mut tx, &plan).await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(BatchOutcome {
             outcomes: plan.outcomes,
         })
+    }
+}
+
+/// Which stored transactions an attempt reads before planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// Only the targets of the batch's refunds: the batch's own keys are
+    /// planned as new, and the `transactions` primary key refuses the write
+    /// if one is stored.
+    RefundTargets,
+    /// The batch's own keys too, so that the plan sees duplicates and
+    /// conflicts.
+    AllKeys,
+}
+
+/// Whether `customer` has a purchase occasion on `day`, when its summary
+/// answers that without a read: the summary's first and last purchase
+/// days are occasions, and no day outside them is. `None`: a day strictly
+/// between them, which only `customer_days` can answer.
+fn occasion_known(summary: &CustomerSummary, day: NaiveDate) -> Option<bool> {
+    if day == summary.first_purchase_day || day == summary.last_purchase_day {
+        Some(true)
+    } else if day < summary.first_purchase_day || day > summary.last_purchase_day {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -150,15 +211,16 @@ columns! {
     }
 }
 
-/// Reads what the plan depends on: stored transactions among the batch's
-/// keys and refund targets, and stored occasions on its purchase days. New
+/// Reads what the plan depends on: stored transactions among the refund
+/// targets (and, with [`Lookup::AllKeys`], the batch's keys), and stored
+/// occasions on its purchase days, where the summary does not answer. New
 /// customers have nothing stored, so only existing ones are looked up.
 async fn fetch_stored(
     tx: &mut PgTx<'_, Postgres>,
     batch: &Batch,
     summaries: HashMap<CustomerId, Option<CustomerSummary>>,
+    lookup: Lookup,
 ) -> Result<StoredState, StorageError> {
-    let existing = |c: &CustomerId| matches!(summaries.get(c), Some(Some(_)));
     let mut keys = KeyColumns {
         customer_id: Vec::new(),
         transaction_id: Vec::new(),
@@ -167,30 +229,38 @@ async fn fetch_stored(
         customer_id: Vec::new(),
         day: Vec::new(),
     };
-    for t in batch
-        .entries
-        .iter()
-        .map(|e| &e.transaction)
-        .filter(|t| existing(&t.customer_id))
-    {
-        keys.customer_id.push(t.customer_id.as_str());
-        keys.transaction_id.push(t.transaction_id.as_str());
+    let mut known_occasions = HashSet::new();
+    for t in batch.entries.iter().map(|e| &e.transaction) {
+        let Some(Some(summary)) = summaries.get(&t.customer_id) else {
+            continue;
+        };
+        if lookup == Lookup::AllKeys {
+            keys.customer_id.push(t.customer_id.as_str());
+            keys.transaction_id.push(t.transaction_id.as_str());
+        }
         match &t.kind {
             TransactionKind::Refund { of } => {
                 keys.customer_id.push(t.customer_id.as_str());
                 keys.transaction_id.push(of.as_str());
             }
-            TransactionKind::Purchase => {
-                occasions.customer_id.push(t.customer_id.as_str());
-                occasions.day.push(t.occasion_day);
-            }
+            TransactionKind::Purchase => match occasion_known(summary, t.occasion_day) {
+                Some(true) => {
+                    known_occasions.insert((t.customer_id.clone(), t.occasion_day));
+                }
+                Some(false) => {}
+                None => {
+                    occasions.customer_id.push(t.customer_id.as_str());
+                    occasions.day.push(t.occasion_day);
+                }
+            },
         }
     }
     let mut state = StoredState {
         summaries,
+        occasions: known_occasions,
         ..StoredState::default()
     };
-    if keys.customer_id.is_empty() {
+    if keys.customer_id.is_empty() && occasions.customer_id.is_empty() {
         return Ok(state);
     }
     // Occasion rows come back with a NULL transaction_id.
