@@ -24,9 +24,12 @@
 //! the `transactions` primary key refuses the statement (SQLSTATE 23505),
 //! the database transaction rolls back with nothing written, and the batch
 //! is recorded again with every key looked up ([`Lookup::AllKeys`]), which
-//! plans duplicates and conflicts exactly as before. So a first delivery
-//! costs no key lookups and a retried one costs one extra rolled-back
-//! attempt; [`plan_batch`] stays the one place that decides outcomes.
+//! plans duplicates and conflicts exactly as before. A first attempt whose
+//! plan rejects an entry is redone the same way, since a stored duplicate
+//! planned as new can make a refund exceed its purchase or a total pass
+//! its limit. So a first delivery costs no key lookups and a retried one
+//! costs one extra rolled-back attempt; [`plan_batch`] stays the one place
+//! that decides outcomes.
 
 mod write;
 
@@ -104,10 +107,9 @@ impl Storage {
         loop {
             attempt += 1;
             match self.try_record_batch(batch, atomicity, lookup).await {
-                Err(RecordError::Storage(e))
-                    if lookup == Lookup::RefundTargets && e.is_unique_violation() =>
-                {
-                    tracing::debug!("a key of the batch is stored: recording it with every key looked up");
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) => {
+                    tracing::debug!("recording the batch again with every key looked up");
                     lookup = Lookup::AllKeys;
                 }
                 Err(RecordError::Storage(e))
@@ -115,17 +117,23 @@ impl Storage {
                 {
                     tracing::debug!(attempt, error = %e, "retrying batch after a transient conflict");
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }
 
+    /// One attempt in one database transaction. `Ok(None)`: the attempt
+    /// planned the batch's keys as new ([`Lookup::RefundTargets`]) and that
+    /// may have been wrong (the primary key refused a key, or the plan
+    /// rejected an entry, which a stored duplicate can cause); it was
+    /// rolled back and the batch must be recorded with [`Lookup::AllKeys`].
     async fn try_record_batch(
         &self,
         batch: &Batch,
         atomicity: Atomicity,
         lookup: Lookup,
-    ) -> Result<BatchOutcome, RecordError> {
+    ) -> Result<Option<BatchOutcome>, RecordError> {
+        let planned_as_new = lookup == Lookup::RefundTargets;
         let mut tx = self
             .pool
             .begin_with(BEGIN_PROBING)
@@ -133,12 +141,27 @@ impl Storage {
             .map_err(StorageError::from)?;
         let summaries = lock_customers(&mut tx, batch).await?;
         let state = fetch_stored(&mut tx, batch, summaries, lookup).await?;
-        let plan = plan_batch(batch, state, atomicity)?;
-        write::apply(&mut tx, &plan).await?;
+        let plan = match plan_batch(batch, state, atomicity) {
+            Err(_) if planned_as_new => return Ok(None),
+            Ok(plan)
+                if planned_as_new
+                    && plan
+                        .outcomes
+                        .iter()
+                        .any(|(_, o)| matches!(o, EntryOutcome::Rejected(_))) =>
+            {
+                return Ok(None)
+            }
+            other => other?,
+        };
+        match write::apply(&mut tx, &plan).await {
+            Err(e) if planned_as_new && e.is_unique_violation() => return Ok(None),
+            other => other?,
+        }
         tx.commit().await.map_err(StorageError::from)?;
-        Ok(BatchOutcome {
+        Ok(Some(BatchOutcome {
             outcomes: plan.outcomes,
-        })
+        }))
     }
 }
 
