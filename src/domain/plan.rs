@@ -82,6 +82,10 @@ pub struct DayDelta {
     pub uncosted_purchases: i32,
     pub first_purchase_at: DateTime<Utc>,
     pub last_purchase_at: DateTime<Utc>,
+    /// The (customer, day) row is stored: the delta is added to it.
+    /// Otherwise the delta is the new row (its day's first purchase is a
+    /// new occasion).
+    pub stored: bool,
 }
 
 /// What storage holds that a batch depends on, read under the customers'
@@ -344,7 +348,8 @@ pub fn plan_batch(
                     let new_occasion = !occasions.contains(&occasion);
                     let runner = customer(&mut running, &t.customer_id);
                     let day_key = (t.customer_id.clone(), t.occasion_day);
-                    let fresh = fresh_day(&t.customer_id, t.occasion_day, t.occurred_at);
+                    let fresh =
+                        fresh_day(&t.customer_id, t.occasion_day, t.occurred_at, !new_occasion);
                     // Every figure is checked before any is changed, so a
                     // rejected entry leaves the plan as it was.
                     let checked = runner
@@ -398,8 +403,14 @@ pub fn plan_batch(
                             // range, so these times leave it unchanged; they
                             // only fill the proposed row.
                             let day_key = (t.customer_id.clone(), target.occasion_day);
-                            let fresh =
-                                fresh_day(&t.customer_id, target.occasion_day, target.occurred_at);
+                            // A day not yet in the plan is a stored
+                            // purchase's: its row is stored.
+                            let fresh = fresh_day(
+                                &t.customer_id,
+                                target.occasion_day,
+                                target.occurred_at,
+                                true,
+                            );
                             let checked = runner
                                 .tally
                                 .with_refund(t.amount, target.occasion_day)
@@ -479,8 +490,14 @@ fn customer<'a>(running: &'a mut HashMap<CustomerId, Running>, id: &CustomerId) 
 }
 
 /// A zero delta for a (customer, day) row, with the first time seen.
-fn fresh_day(customer_id: &CustomerId, day: NaiveDate, at: DateTime<Utc>) -> DayDelta {
+fn fresh_day(
+    customer_id: &CustomerId,
+    day: NaiveDate,
+    at: DateTime<Utc>,
+    stored: bool,
+) -> DayDelta {
     DayDelta {
+        stored,
         customer_id: customer_id.clone(),
         day,
         purchases: 0,

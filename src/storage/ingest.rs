@@ -18,7 +18,7 @@
 //! The row locks serialise batches of the same customer and nothing else,
 //! so arrival order and concurrency cannot change a summary.
 //!
-//! **Duplicates are found by the primary key.** The first attempt does not
+//! Duplicates are found by the primary key. The first attempt does not
 //! look up the batch's own keys: it plans them as new and inserts them with
 //! a plain `INSERT`. If one was stored already (a retried call or batch),
 //! the `transactions` primary key refuses the statement (SQLSTATE 23505),
