@@ -283,26 +283,42 @@ async fn fetch_stored(
         occasions: known_occasions,
         ..StoredState::default()
     };
-    if keys.customer_id.is_empty() && occasions.customer_id.is_empty() {
+    let (read_keys, read_occasions) = (
+        !keys.customer_id.is_empty(),
+        !occasions.customer_id.is_empty(),
+    );
+    if !read_keys && !read_occasions {
         return Ok(state);
     }
+    // Each part only when it has something to read: a join to an empty
+    // array may still be planned as a scan of the whole table.
     // Occasion rows come back with a NULL transaction_id.
-    let mut q = QueryBuilder::new(
-        "SELECT t.customer_id, t.transaction_id, t.kind, t.occurred_at, t.occasion_day,
-                t.amount_nanos, t.cost_nanos, t.refunded_transaction_id, t.refunded_nanos
-           FROM transactions t
-           JOIN (SELECT DISTINCT customer_id, transaction_id FROM ",
-    );
-    push_unnest(&mut q, keys, "k");
-    q.push(
-        ") k ON t.customer_id = k.customer_id AND t.transaction_id = k.transaction_id
-         UNION ALL
-         SELECT d.customer_id, NULL, NULL, NULL, d.day, NULL, NULL, NULL, NULL
-           FROM customer_days d
-           JOIN (SELECT DISTINCT customer_id, day FROM ",
-    );
-    push_unnest(&mut q, occasions, "k");
-    q.push(") k ON d.customer_id = k.customer_id AND d.day = k.day");
+    let mut q = QueryBuilder::new("");
+    if read_keys {
+        q.push(
+            "SELECT t.customer_id, t.transaction_id, t.kind, t.occurred_at, t.occasion_day,
+                    t.amount_nanos, t.cost_nanos, t.refunded_transaction_id, t.refunded_nanos
+               FROM transactions t
+               JOIN (SELECT DISTINCT customer_id, transaction_id FROM ",
+        );
+        push_unnest(&mut q, keys, "k");
+        q.push(") k ON t.customer_id = k.customer_id AND t.transaction_id = k.transaction_id");
+    }
+    if read_keys && read_occasions {
+        q.push(" UNION ALL ");
+    }
+    if read_occasions {
+        q.push(
+            "SELECT d.customer_id, NULL AS transaction_id, NULL::int2 AS kind,
+                    NULL::timestamptz AS occurred_at, d.day AS occasion_day,
+                    NULL::int8 AS amount_nanos, NULL::int8 AS cost_nanos,
+                    NULL AS refunded_transaction_id, NULL::int8 AS refunded_nanos
+               FROM customer_days d
+               JOIN (SELECT DISTINCT customer_id, day FROM ",
+        );
+        push_unnest(&mut q, occasions, "k");
+        q.push(") k ON d.customer_id = k.customer_id AND d.day = k.day");
+    }
     let rows: Vec<StoredRow> = q.build_query_as().fetch_all(&mut **tx).await?;
     for row in rows {
         match row.decode()? {

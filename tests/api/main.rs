@@ -24,6 +24,7 @@ mod history;
 mod identifiers;
 mod import_stream;
 mod ingest_concurrency;
+mod ingest_fast_paths;
 mod ingest_paths;
 mod ingest_property;
 mod ingest_semantics;
