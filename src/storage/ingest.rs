@@ -59,20 +59,20 @@ const KIND_REFUND: i16 = 2;
 const MAX_ATTEMPTS: usize = 5;
 
 /// Starts a batch's database transaction (one round trip, as a plain
-/// `BEGIN`) with hash and merge joins off for its statements, and their
-/// plans kept per session. Every statement of a batch joins the batch's
-/// column arrays to a table on its key; planned with the arrays' real
-/// lengths (the sessions' `force_custom_plan`), a batch of thousands of
-/// rows was joined by scanning the whole table (`transactions` for the key
-/// read, `customers` for the summary update), a cost that grows with the
-/// table. With nested loops as the only join, every plan probes the
-/// primary keys (a cost that grows with the batch), whatever the arrays'
-/// lengths, so one generic plan per statement serves every batch and no
-/// statement is planned again. Measured in docs/benchmarks.md (ingest,
-/// 2026-11-30 afternoon); `tests/api/ingest_fast_paths.rs` checks that no
-/// batch scans `transactions` or `customers`.
-const BEGIN_PROBING: &str = "BEGIN; SET LOCAL enable_hashjoin = off; \
-    SET LOCAL enable_mergejoin = off; SET LOCAL plan_cache_mode = force_generic_plan";
+/// `BEGIN`) with hash and merge joins off for its statements. Every
+/// statement of a batch joins the batch's column arrays to a table on its
+/// key; planned with the arrays' real lengths (the sessions'
+/// `force_custom_plan`), a batch of thousands of rows was joined by
+/// scanning the whole table (`transactions` for the key read, `customers`
+/// for the summary update), a cost that grows with the table. With nested
+/// loops as the only join, the plans probe the primary keys: a cost that
+/// grows with the batch. Generic plans (no planning per batch) were tried
+/// and not kept: RecordTransaction's cost per call grew with the tables.
+/// Measured in docs/benchmarks.md (ingest, 2026-11-30 afternoon);
+/// `tests/api/ingest_fast_paths.rs` checks that no batch scans
+/// `transactions` or `customers`.
+const BEGIN_PROBING: &str =
+    "BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 
 /// What a committed batch did, per entry (request index, outcome).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
