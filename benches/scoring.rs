@@ -86,6 +86,12 @@ struct Knobs {
     custom_plan_check: bool,
     /// BENCH_INTERVALS (1): GetCustomerValue with and without intervals.
     intervals: bool,
+    /// BENCH_CLIENT_THREADS (0): worker threads of this process's runtime,
+    /// the load generator's: 0 is one per core (the default runtime); 1
+    /// runs it on one thread (less CPU per call, but less throughput on two
+    /// shared cores: docs/benchmarks.md, issue 15); more gives that many
+    /// workers.
+    client_threads: usize,
 }
 
 impl Knobs {
@@ -101,16 +107,27 @@ impl Knobs {
             top: env_or("BENCH_TOP", 1u8) != 0,
             custom_plan_check: env_or("BENCH_CUSTOM_PLAN_CHECK", 1u8) != 0,
             intervals: env_or("BENCH_INTERVALS", 1u8) != 0,
+            client_threads: env_or("BENCH_CLIENT_THREADS", 0),
         }
     }
 }
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes --bench; nothing else is expected.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run(Knobs::from_env()))
+    let knobs = Knobs::from_env();
+    let rt = match knobs.client_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    rt.block_on(run(knobs))
 }
 
 /// Calibration period of the simulated history, days (ending yesterday).
@@ -173,6 +190,16 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     let channels = connect(&endpoint, k.connections).await?;
 
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
+    println!(
+        "load generator: {} (BENCH_CLIENT_THREADS={}), {} HTTP/2 connections",
+        match k.client_threads {
+            1 => "one thread".to_owned(),
+            0 => "one worker per core".to_owned(),
+            n => format!("{n} worker threads"),
+        },
+        k.client_threads,
+        k.connections
+    );
     println!(
         "postgres: {pg_version} ({}), clvd pid {}",
         pg.bin_dir().display(),
