@@ -12,11 +12,6 @@ use clvd::{
     telemetry::{get_subscriber, init_subscriber},
 };
 
-/// mimalloc: cheaper allocation and freeing than the system allocator on
-/// the per-call path, measured in docs/benchmarks.md (issue 15).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let client = std::env::args()
