@@ -167,3 +167,106 @@ fn panic_message(panic: &Box<dyn Any + Send>) -> &str {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(not text)")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{convert::Infallible, sync::Arc, time::Duration};
+
+    use tokio::sync::{mpsc, Notify};
+
+    use super::*;
+
+    /// A handler whose caller stops waiting (the response future is
+    /// dropped while the handler waits) still runs to its end, and learns
+    /// that its caller left.
+    #[tokio::test]
+    async fn a_call_whose_caller_left_runs_to_its_end_and_sees_caller_gone() {
+        let release = Arc::new(Notify::new());
+        let (started, mut started_rx) = mpsc::unbounded_channel();
+        let (done, mut done_rx) = mpsc::unbounded_channel();
+        let handler = tower::service_fn({
+            let release = release.clone();
+            move |request: Request<Body>| {
+                let gone = request.extensions().get::<CallerGone>().cloned();
+                let (release, started, done) = (release.clone(), started.clone(), done.clone());
+                async move {
+                    let _ = started.send(());
+                    release.notified().await;
+                    let _ = done.send(gone.map(|g| g.token().is_cancelled()));
+                    Ok::<_, Infallible>(Response::new(Body::empty()))
+                }
+            }
+        });
+        let mut detach = DetachLayer.layer(handler);
+        let call = detach.call(Request::new(Body::empty()));
+        let waited = tokio::time::timeout(Duration::from_millis(50), call).await;
+        assert!(waited.is_err(), "the handler answered before its release");
+        assert_eq!(
+            started_rx.recv().await,
+            Some(()),
+            "the handler never started"
+        );
+        release.notify_one();
+        let finished = tokio::time::timeout(Duration::from_secs(5), done_rx.recv()).await;
+        assert_eq!(
+            finished.expect("the handler did not run to its end after its caller left"),
+            Some(Some(true)),
+            "the handler ran to its end but did not see CallerGone fired"
+        );
+    }
+
+    /// A call answered while its caller waits is answered as the handler
+    /// answered, and CallerGone never fires for it.
+    #[tokio::test]
+    async fn a_call_answered_in_time_keeps_its_answer_and_caller_gone_stays_unfired() {
+        let (seen, mut seen_rx) = mpsc::unbounded_channel();
+        let handler = tower::service_fn(move |request: Request<Body>| {
+            let gone = request.extensions().get::<CallerGone>().cloned();
+            let seen = seen.clone();
+            async move {
+                tokio::task::yield_now().await;
+                let _ = seen.send(gone);
+                let mut response = Response::new(Body::empty());
+                response
+                    .headers_mut()
+                    .insert("x-answer", http::HeaderValue::from_static("handler"));
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let response = DetachLayer
+            .layer(handler)
+            .call(Request::new(Body::empty()))
+            .await
+            .expect("infallible");
+        assert_eq!(
+            response.headers().get("x-answer").map(|v| v.as_bytes()),
+            Some(&b"handler"[..])
+        );
+        let gone = seen_rx.recv().await.flatten().expect("CallerGone is added");
+        assert!(
+            !gone.token().is_cancelled(),
+            "CallerGone fired for an answered call"
+        );
+    }
+
+    /// A handler that panics while its caller waits is answered INTERNAL.
+    #[tokio::test]
+    async fn a_handler_that_panics_is_answered_internal() {
+        let handler = tower::service_fn(|_: Request<Body>| async {
+            let fail = true;
+            if fail {
+                panic!("a handler's bug");
+            }
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        });
+        let response = DetachLayer
+            .layer(handler)
+            .call(Request::new(Body::empty()))
+            .await
+            .expect("infallible");
+        assert_eq!(
+            response.headers().get("grpc-status").map(|v| v.as_bytes()),
+            Some(&b"13"[..])
+        );
+    }
+}
