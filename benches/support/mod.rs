@@ -89,6 +89,7 @@ pub fn money(cents: i64) -> pb::Money {
 /// alone) and authentication off (the bench client sends no key). Returns
 /// the process and its endpoint. `BENCH_CLVD_BIN` runs another build
 /// instead (to compare two versions under the same conditions).
+#[allow(dead_code)] // Not every bench that includes this module calls it.
 pub fn spawn_clvd(database_url: &str, max_connections: usize) -> anyhow::Result<(Child, String)> {
     spawn_clvd_with(database_url, max_connections, &[])
 }

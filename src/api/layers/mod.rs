@@ -4,7 +4,8 @@
 //! keys and scopes), [`admission`] (the global concurrency limit and each
 //! caller's share of it, shedding the excess at once), [`deadline`] (the
 //! caller's grpc-timeout, capped by the configured maximum) and [`detach`]
-//! (the handler runs in its own task, to its end, whoever stops waiting).
+//! (the handler runs to its end, whoever stops waiting: in a task of its
+//! own once its caller has left).
 //! Each sees only the HTTP/2 request: the method's path and headers, never
 //! the message.
 
