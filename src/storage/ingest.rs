@@ -59,20 +59,29 @@ const KIND_REFUND: i16 = 2;
 const MAX_ATTEMPTS: usize = 5;
 
 /// Starts a batch's database transaction (one round trip, as a plain
-/// `BEGIN`) with hash and merge joins off for its statements. Every
-/// statement of a batch joins the batch's column arrays to a table on its
-/// key; planned with the arrays' real lengths (the sessions'
-/// `force_custom_plan`), a batch of thousands of rows was joined by
-/// scanning the whole table (`transactions` for the key read, `customers`
-/// for the summary update), a cost that grows with the table. With nested
-/// loops as the only join, the plans probe the primary keys: a cost that
-/// grows with the batch. Generic plans (no planning per batch) were tried
-/// and not kept: RecordTransaction's cost per call grew with the tables.
+/// `BEGIN`) with only index probes and nested loops for its statements,
+/// planned once per session. Every statement of a batch reaches its rows
+/// by key: it joins the batch's column arrays to a table on its primary
+/// key, or inserts.
+/// - Hash and merge joins off: planned with a batch's real arrays, a batch
+///   of thousands of rows was joined by scanning the whole table
+///   (`transactions` for the key read, `customers` for the summary
+///   update), a cost that grows with the table.
+/// - Sequential scans off and `force_generic_plan`: the plans no longer
+///   depend on the batch's length or on how large the tables were when a
+///   plan was made, so one generic plan per statement and session serves
+///   every batch. Planning each group's statements afresh was about a
+///   third of PostgreSQL's work for RecordTransaction. Generic plans
+///   without `enable_seqscan = off` were tried first and grew slower with
+///   the tables, as a plan that scans a table would (a generic plan made
+///   while a table is small may choose to scan it; not confirmed).
+///
 /// Measured in docs/benchmarks.md (ingest, 2026-11-30 afternoon);
 /// `tests/api/ingest_fast_paths.rs` checks that no batch scans
 /// `transactions` or `customers`.
 const BEGIN_PROBING: &str =
-    "BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
+    "BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; \
+     SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan";
 
 /// What a committed batch did, per entry (request index, outcome).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
