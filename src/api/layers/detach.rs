@@ -176,6 +176,19 @@ mod tests {
 
     use super::*;
 
+    /// The detach layer's answer to one request, `handler` behind it.
+    async fn answer<S>(handler: S) -> Response<Body>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        DetachLayer
+            .layer(handler)
+            .call(Request::new(Body::empty()))
+            .await
+            .expect("infallible")
+    }
+
     /// A handler whose caller stops waiting (the response future is
     /// dropped while the handler waits) still runs to its end, and learns
     /// that its caller left.
@@ -233,11 +246,7 @@ mod tests {
                 Ok::<_, Infallible>(response)
             }
         });
-        let response = DetachLayer
-            .layer(handler)
-            .call(Request::new(Body::empty()))
-            .await
-            .expect("infallible");
+        let response = answer(handler).await;
         assert_eq!(
             response.headers().get("x-answer").map(|v| v.as_bytes()),
             Some(&b"handler"[..])
@@ -259,11 +268,7 @@ mod tests {
             }
             Ok::<_, Infallible>(Response::new(Body::empty()))
         });
-        let response = DetachLayer
-            .layer(handler)
-            .call(Request::new(Body::empty()))
-            .await
-            .expect("infallible");
+        let response = answer(handler).await;
         assert_eq!(
             response.headers().get("grpc-status").map(|v| v.as_bytes()),
             Some(&b"13"[..])

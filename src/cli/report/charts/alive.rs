@@ -88,16 +88,13 @@ pub const HOW_TO_READ_EXPECTED: &str = "How to read: as the P(alive) matrix, but
 the number of purchases the model expects from such a customer over the horizon: frequent, \
 recent buyers (top right) are the most valuable to keep.";
 
-const LEFT: i32 = 120;
-const TOP: i32 = super::HEADER_H + 40;
-const CELL_W: i32 = 52;
-const CELL_H: i32 = 22;
+/// The grid's layout, in pixels.
 const LAYOUT: Grid = Grid {
     figure: FIGURE,
-    left: LEFT,
-    top: TOP,
-    cell_w: CELL_W,
-    cell_h: CELL_H,
+    left: 120,
+    top: super::HEADER_H + 40,
+    cell_w: 52,
+    cell_h: 22,
 };
 
 /// One matrix as an SVG document.
@@ -154,8 +151,8 @@ pub fn matrix(
             HOW_TO_READ_EXPECTED,
         ),
     };
-    let width = LEFT + COLUMNS as i32 * CELL_W + 24;
-    let bottom = TOP + MAX_X as i32 * CELL_H;
+    let width = LAYOUT.left + COLUMNS as i32 * LAYOUT.cell_w + 24;
+    let bottom = LAYOUT.top + MAX_X as i32 * LAYOUT.cell_h;
     let note_top = bottom + 40;
     let height = note_top + footnote_lines(how, width as u32) * super::LINE + 12;
     let mut svg = String::new();
@@ -190,7 +187,7 @@ pub fn matrix(
                 let (x0, y0) = LAYOUT.origin(i, j);
                 let fill = band(*v, top);
                 area.draw(&Rectangle::new(
-                    [(x0, y0), (x0 + CELL_W - 1, y0 + CELL_H - 1)],
+                    [(x0, y0), (x0 + LAYOUT.cell_w - 1, y0 + LAYOUT.cell_h - 1)],
                     fill.filled(),
                 ))
                 .map_err(&err)?;

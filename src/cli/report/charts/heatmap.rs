@@ -75,18 +75,15 @@ fn dark(fill: RGBColor) -> bool {
     fill == BANDS[4].1 || fill == BANDS[5].1
 }
 
-// Layout, in pixels.
-const LEFT: i32 = 170;
-const TOP: i32 = super::HEADER_H + 40;
-const CELL_W: i32 = 48;
-const CELL_H: i32 = 22;
+/// The narrowest heatmap, in pixels.
 const MIN_WIDTH: i32 = 760;
+/// The grid's layout, in pixels.
 const LAYOUT: Grid = Grid {
     figure: FIGURE,
-    left: LEFT,
-    top: TOP,
-    cell_w: CELL_W,
-    cell_h: CELL_H,
+    left: 170,
+    top: super::HEADER_H + 40,
+    cell_w: 48,
+    cell_h: 22,
 };
 
 /// The heatmap of `report` as an SVG document.
@@ -98,8 +95,8 @@ pub fn retention_heatmap(report: &pb::CohortReport) -> Result<String, ChartError
         .max()
         .unwrap_or(0) as i32;
     let rows = report.cohorts.len() as i32;
-    let width = (LEFT + periods * CELL_W + 24).max(MIN_WIDTH);
-    let grid_bottom = TOP + rows * CELL_H;
+    let width = (LAYOUT.left + periods * LAYOUT.cell_w + 24).max(MIN_WIDTH);
+    let grid_bottom = LAYOUT.top + rows * LAYOUT.cell_h;
     let legend_top = grid_bottom + 18;
     let note_top = legend_top + 2 * 24 + 8;
     let height = note_top + footnote_lines(HOW_TO_READ, width as u32) * super::LINE + 12;
@@ -153,7 +150,7 @@ fn draw_cell(
     (x0, y0): (i32, i32),
 ) -> Result<(), ChartError> {
     let err = super::draw_error(FIGURE);
-    let (x1, y1) = (x0 + CELL_W - 1, y0 + CELL_H - 1);
+    let (x1, y1) = (x0 + LAYOUT.cell_w - 1, y0 + LAYOUT.cell_h - 1);
     let fill = if p.forecast {
         FORECAST_FILL
     } else {
