@@ -123,7 +123,8 @@ pub struct Settings {
     pub db_max_connections: u32,
 
     /// Database transactions that concurrent RecordTransaction calls, grouped
-    /// into shared commits, may hold at once.
+    /// into shared commits, may hold at once. A group takes a slot beyond the
+    /// first only after its first call has waited 10 ms for one.
     #[arg(
         long,
         env = "CLVD_GROUP_COMMIT_SLOTS",

@@ -3,10 +3,17 @@
 //! is free, and hands them to one database round as a group. One call alone
 //! goes straight through (no timer, no added delay); under load, groups
 //! grow by themselves. Group commit (writes) and the scoring reads use it.
+//!
+//! Slots beyond the first may be held back by a patience
+//! ([`Batcher::start_patient`]): a group then starts on a second slot only
+//! when the call at its head has waited that long for the first. Under
+//! steady load that keeps one group in flight at a time (larger groups,
+//! less database work per call), and a group stuck behind a lock still
+//! holds back the next one for no longer than the patience.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::storage::StorageError;
 
@@ -71,13 +78,30 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         F: Fn(Vec<Call<I, O>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        Self::start_patient(max_in_flight, Duration::ZERO, max_group, run)
+    }
+
+    /// As [`Batcher::start`], but a group takes a slot other than the
+    /// first only once the call at its head has waited `patience` for the
+    /// first slot (at once with `Duration::ZERO`).
+    pub fn start_patient<F, Fut>(
+        max_in_flight: usize,
+        patience: Duration,
+        max_group: usize,
+        run: F,
+    ) -> Self
+    where
+        F: Fn(Vec<Call<I, O>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let max_in_flight = max_in_flight.max(1);
         let (calls, rx) = mpsc::channel(max_group * max_in_flight * 4);
-        tokio::spawn(dispatch(
-            rx,
-            Arc::new(Semaphore::new(max_in_flight.max(1))),
-            max_group,
-            run,
-        ));
+        let slots = Slots {
+            first: Arc::new(Semaphore::new(1)),
+            others: Arc::new(Semaphore::new(max_in_flight - 1)),
+            patience,
+        };
+        tokio::spawn(dispatch(rx, slots, max_group, run));
         Self { calls }
     }
 
@@ -93,9 +117,34 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     }
 }
 
+/// The slots groups run in: the first, and the others that a group takes
+/// only after `patience`.
+struct Slots {
+    first: Arc<Semaphore>,
+    others: Arc<Semaphore>,
+    patience: Duration,
+}
+
+impl Slots {
+    /// Waits for a slot; `None` if the semaphores were closed (never).
+    async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        let other = async {
+            if !self.patience.is_zero() {
+                tokio::time::sleep(self.patience).await;
+            }
+            self.others.clone().acquire_owned().await
+        };
+        tokio::select! {
+            biased;
+            first = self.first.clone().acquire_owned() => first.ok(),
+            other = other => other.ok(),
+        }
+    }
+}
+
 async fn dispatch<I, O, F, Fut>(
     mut rx: mpsc::Receiver<Call<I, O>>,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     max_group: usize,
     run: F,
 ) where
@@ -103,7 +152,7 @@ async fn dispatch<I, O, F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     while let Some(first) = rx.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
+        let Some(slot) = slots.acquire().await else {
             return;
         };
         let mut group = vec![first];
@@ -118,5 +167,61 @@ async fn dispatch<I, O, F, Fut>(
             round.await;
             drop(slot);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// A batcher whose group holding call 0 waits for `release`; every
+    /// call is answered with the instant its group started.
+    fn batcher(slots: usize, patience: Duration, release: Arc<Notify>) -> Batcher<u32, Instant> {
+        Batcher::start_patient(slots, patience, 8, move |group: Vec<Call<u32, Instant>>| {
+            let release = release.clone();
+            async move {
+                let started = Instant::now();
+                if group.iter().any(|c| c.input == 0) {
+                    release.notified().await;
+                }
+                for call in group {
+                    let _ = call.reply.send(started);
+                }
+            }
+        })
+    }
+
+    /// How long call 1 waits for its group to start while call 0's group
+    /// is stuck.
+    async fn held_back(slots: usize, patience: Duration) -> Duration {
+        let release = Arc::new(Notify::new());
+        let b = batcher(slots, patience, release.clone());
+        let stuck = tokio::spawn({
+            let b = b.clone();
+            async move { b.call(0).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let asked = Instant::now();
+        let started = b.call(1).await.expect("answered");
+        release.notify_one();
+        stuck.await.expect("joined").expect("answered");
+        started.duration_since(asked)
+    }
+
+    #[tokio::test]
+    async fn a_second_slot_waits_for_the_patience() {
+        let waited = held_back(2, Duration::from_millis(300)).await;
+        assert!(waited >= Duration::from_millis(290), "{waited:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn without_patience_a_second_slot_is_taken_at_once() {
+        let waited = held_back(2, Duration::ZERO).await;
+        assert!(waited < Duration::from_millis(250), "{waited:?}");
     }
 }

@@ -18,6 +18,7 @@ mod faults;
 pub mod feedback;
 mod fit_speed_paths;
 mod grafana_dashboard;
+mod group_commit_slots;
 mod health;
 mod healthcheck_command;
 mod history;
