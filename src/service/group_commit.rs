@@ -17,10 +17,10 @@ use crate::{
 /// How long the call at the head of the next group waits for the first
 /// slot before the group takes another. Under steady load a group's round
 /// takes about 4 ms, so groups run one at a time and grow (PostgreSQL's CPU
-/// per call fell from about 125 to 91 µs, clvd's from 83 to 74 µs, in the
-/// ingest bench; docs/benchmarks.md, issue 15, third session); a group
-/// stuck behind a customer's lock (an import batch's) holds the next one
-/// back for no longer than this.
+/// per call fell from about 125 to 90 µs, clvd's from 82 to 71 µs, medians
+/// of alternating small ingest bench runs; docs/benchmarks.md, issue 15,
+/// third session); a group stuck behind a customer's lock (an import
+/// batch's) holds the next one back for no longer than this.
 const PATIENCE: Duration = Duration::from_millis(10);
 
 /// One call's result. A rejection's index is the entry's place in its
