@@ -225,16 +225,6 @@ fn occasion_known(summary: &CustomerSummary, day: NaiveDate) -> Option<bool> {
     }
 }
 
-/// The names [`summary_columns!`] gives its columns, to read them back
-/// from a part of a statement that selected them.
-macro_rules! summary_names {
-    () => {
-        "customer_id, first_purchase_day, last_purchase_day, first_purchase_at,
-         last_purchase_at, purchase_occasions, purchase_count, refund_count,
-         net_revenue, repeat_value, cost, uncosted_purchases"
-    };
-}
-
 /// How an attempt locks the batch's customers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lock {
@@ -285,13 +275,9 @@ async fn lock_customers(
             summary_columns!(),
             "
              )
-             SELECT ",
-            summary_names!(),
-            " FROM inserted
+             SELECT * FROM inserted
              UNION ALL
-             SELECT ",
-            summary_names!(),
-            " FROM (SELECT ",
+             SELECT * FROM (SELECT ",
             summary_columns!(),
             " FROM customers c WHERE c.customer_id = ANY($1::text[]) FOR UPDATE) stored"
         ),
