@@ -1,9 +1,9 @@
 //! Recording batches of transactions exactly once.
 //!
 //! One database transaction per batch, in three statements:
-//! 1. lock the batch's customers in sorted order (a new customer gets a
-//!    zeroed row; an existing one is locked without a new row version, see
-//!    [`lock_customers`]), which also returns the current summaries;
+//! 1. lock the batch's customers by upserting their summary rows in sorted
+//!    order (a new customer gets a zeroed row), which also returns the
+//!    current summaries;
 //! 2. read, for existing customers only, the stored rows among its refunds'
 //!    targets, and the stored occasions on those purchase days that the
 //!    summary cannot answer for (see [`occasion_known`]); skipped when there
@@ -117,18 +117,13 @@ impl Storage {
     ) -> Result<BatchOutcome, RecordError> {
         let mut attempt = 0;
         let mut lookup = Lookup::RefundTargets;
-        let mut lock = Lock::WithoutWrite;
         loop {
             attempt += 1;
-            match self.try_record_batch(batch, atomicity, lookup, lock).await {
-                Ok(Attempt::Committed(outcome)) => return Ok(outcome),
-                Ok(Attempt::LookUpEveryKey) => {
+            match self.try_record_batch(batch, atomicity, lookup).await {
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) => {
                     tracing::debug!("recording the batch again with every key looked up");
                     lookup = Lookup::AllKeys;
-                }
-                Ok(Attempt::CustomerCreatedMeanwhile) => {
-                    tracing::debug!("recording the batch again with its customers upserted");
-                    lock = Lock::Upsert;
                 }
                 Err(RecordError::Storage(e))
                     if e.is_retryable_conflict() && attempt < MAX_ATTEMPTS =>
@@ -140,27 +135,27 @@ impl Storage {
         }
     }
 
-    /// One attempt in one database transaction; anything but
-    /// [`Attempt::Committed`] was rolled back.
+    /// One attempt in one database transaction. `Ok(None)`: the attempt
+    /// planned the batch's keys as new ([`Lookup::RefundTargets`]) and that
+    /// may have been wrong (the primary key refused a key, or the plan
+    /// rejected an entry, which a stored duplicate can cause); it was
+    /// rolled back and the batch must be recorded with [`Lookup::AllKeys`].
     async fn try_record_batch(
         &self,
         batch: &Batch,
         atomicity: Atomicity,
         lookup: Lookup,
-        lock: Lock,
-    ) -> Result<Attempt, RecordError> {
+    ) -> Result<Option<BatchOutcome>, RecordError> {
         let planned_as_new = lookup == Lookup::RefundTargets;
         let mut conn = self.held_writes.take().await.map_err(StorageError::from)?;
         let mut tx = conn
             .begin_with(BEGIN_PROBING)
             .await
             .map_err(StorageError::from)?;
-        let Some(summaries) = lock_customers(&mut tx, batch, lock).await? else {
-            return Ok(Attempt::CustomerCreatedMeanwhile);
-        };
+        let summaries = lock_customers(&mut tx, batch).await?;
         let state = fetch_stored(&mut tx, batch, summaries, lookup).await?;
         let plan = match plan_batch(batch, state, atomicity) {
-            Err(_) if planned_as_new => return Ok(Attempt::LookUpEveryKey),
+            Err(_) if planned_as_new => return Ok(None),
             Ok(plan)
                 if planned_as_new
                     && plan
@@ -168,35 +163,20 @@ impl Storage {
                         .iter()
                         .any(|(_, o)| matches!(o, EntryOutcome::Rejected(_))) =>
             {
-                return Ok(Attempt::LookUpEveryKey)
+                return Ok(None)
             }
             other => other?,
         };
         match write::apply(&mut tx, &plan).await {
-            Err(e) if planned_as_new && e.is_unique_violation() => {
-                return Ok(Attempt::LookUpEveryKey)
-            }
+            Err(e) if planned_as_new && e.is_unique_violation() => return Ok(None),
             other => other?,
         }
         tx.commit().await.map_err(StorageError::from)?;
         self.held_writes.put_back(conn);
-        Ok(Attempt::Committed(BatchOutcome {
+        Ok(Some(BatchOutcome {
             outcomes: plan.outcomes,
         }))
     }
-}
-
-/// How an attempt ended.
-enum Attempt {
-    Committed(BatchOutcome),
-    /// The attempt planned the batch's keys as new ([`Lookup::RefundTargets`])
-    /// and that may have been wrong (the primary key refused a key, or the
-    /// plan rejected an entry, which a stored duplicate can cause): record
-    /// the batch with [`Lookup::AllKeys`].
-    LookUpEveryKey,
-    /// [`Lock::WithoutWrite`] missed a customer created meanwhile: record
-    /// the batch with [`Lock::Upsert`].
-    CustomerCreatedMeanwhile,
 }
 
 /// Which stored transactions an attempt reads before planning.
@@ -225,38 +205,12 @@ fn occasion_known(summary: &CustomerSummary, day: NaiveDate) -> Option<bool> {
     }
 }
 
-/// How an attempt locks the batch's customers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lock {
-    /// Existing customers locked without a new row version (the summary
-    /// update writes the row once); a customer created by another
-    /// transaction after the statement's snapshot is locked but not
-    /// returned, and the attempt is redone with [`Lock::Upsert`].
-    WithoutWrite,
-    /// Every customer upserted (a new row version of each existing one),
-    /// which returns every summary whatever was committed meanwhile.
-    Upsert,
-}
-
-/// Locks every customer of the batch in sorted order (creating zeroed rows
-/// for new ones) and returns their summaries: `None` for a customer with
-/// nothing stored. `Ok(None)`: a customer was created by another
-/// transaction while this one waited ([`Lock::WithoutWrite`] only).
-///
-/// [`Lock::WithoutWrite`]: one statement; its upsert inserts the new
-/// customers and locks the existing ones (`DO UPDATE ... WHERE false`
-/// locks without writing, in the same sorted order as before), returning
-/// only the inserted rows; its second part reads the existing customers
-/// `FOR UPDATE`, which, for a row another batch changed while this one
-/// waited for its lock, returns the latest committed version (READ
-/// COMMITTED re-reads it), not the one of the statement's snapshot. A row
-/// the snapshot does not see at all (a customer created meanwhile) comes
-/// back from neither part.
+/// Locks every customer of the batch (creating zeroed rows for new ones)
+/// and returns their summaries: `None` for a customer with nothing stored.
 async fn lock_customers(
     tx: &mut PgTx<'_, Postgres>,
     batch: &Batch,
-    lock: Lock,
-) -> Result<Option<HashMap<CustomerId, Option<CustomerSummary>>>, StorageError> {
+) -> Result<HashMap<CustomerId, Option<CustomerSummary>>, StorageError> {
     let mut customers: Vec<&str> = batch
         .entries
         .iter()
@@ -264,44 +218,17 @@ async fn lock_customers(
         .collect();
     customers.sort_unstable();
     customers.dedup();
-    let statement = match lock {
-        Lock::WithoutWrite => concat!(
-            "WITH inserted AS (
-                 INSERT INTO customers AS c (customer_id)
-                 SELECT u.customer_id FROM unnest($1::text[]) AS u(customer_id)
-                 ON CONFLICT (customer_id) DO UPDATE SET customer_id = excluded.customer_id
-                 WHERE false
-                 RETURNING ",
-            summary_columns!(),
-            "
-             )
-             SELECT * FROM inserted
-             UNION ALL
-             SELECT * FROM (SELECT ",
-            summary_columns!(),
-            " FROM customers c WHERE c.customer_id = ANY($1::text[]) FOR UPDATE) stored"
-        ),
-        Lock::Upsert => concat!(
-            "INSERT INTO customers AS c (customer_id)
-             SELECT u.customer_id FROM unnest($1::text[]) AS u(customer_id)
-             ON CONFLICT (customer_id) DO UPDATE SET customer_id = excluded.customer_id
-             RETURNING ",
-            summary_columns!()
-        ),
-    };
-    let rows: Vec<SummaryRow> = sqlx::query_as(statement)
-        .bind(&customers)
-        .fetch_all(&mut **tx)
-        .await?;
-    if rows.len() != customers.len() {
-        return Ok(None);
-    }
-    let summaries = rows
-        .into_iter()
-        .map(SummaryRow::decode)
-        .collect::<Result<HashMap<_, _>, _>>()?;
-    // Each customer once: a row counted twice would hide a missing one.
-    Ok((summaries.len() == customers.len()).then_some(summaries))
+    let rows: Vec<SummaryRow> = sqlx::query_as(concat!(
+        "INSERT INTO customers AS c (customer_id)
+         SELECT u.customer_id FROM unnest($1::text[]) AS u(customer_id)
+         ON CONFLICT (customer_id) DO UPDATE SET customer_id = excluded.customer_id
+         RETURNING ",
+        summary_columns!()
+    ))
+    .bind(&customers)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter().map(SummaryRow::decode).collect()
 }
 
 columns! {
