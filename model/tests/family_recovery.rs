@@ -9,32 +9,17 @@
 //! same way).
 
 use clv_model::{
-    fit_bgnbd, fit_mbgnbd, fit_pareto_nbd, simulate_process, Acquisition, BgNbdFitInput,
-    BgNbdParams, CustomerSummary, FitOptions, MbgNbdParams, ParetoNbdParams, PurchaseProcess,
-    SimulationConfig, TimeResolution,
+    fit_bgnbd, fit_mbgnbd, fit_pareto_nbd, BgNbdFitInput, FitOptions, MbgNbdParams,
+    ParetoNbdParams, PurchaseProcess,
 };
+
+mod common;
 
 /// Estimates must be within this many standard errors of the truth.
 const STANDARD_ERRORS: f64 = 4.0;
 
 fn simulated(process: PurchaseProcess, customers: usize, seed: u64) -> BgNbdFitInput {
-    let config = SimulationConfig {
-        // Replaced by `process`.
-        purchases: BgNbdParams::new(1.0, 1.0, 1.0, 1.0).unwrap(),
-        spend: None,
-        customers,
-        calibration_days: 548.0,
-        holdout_days: 0.0,
-        acquisition: Acquisition::Uniform { window_days: 365.0 },
-        resolution: TimeResolution::Continuous,
-        seed,
-        record_occasions: false,
-    };
-    let summaries: Vec<CustomerSummary> = simulate_process(&config, process)
-        .into_iter()
-        .map(|c| c.summary)
-        .collect();
-    BgNbdFitInput::from_summaries(&summaries)
+    common::simulated_input(process, customers, 548.0, seed)
 }
 
 fn assert_within(estimates: [(&str, f64, f64, f64); 4]) {

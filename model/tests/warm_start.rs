@@ -7,31 +7,16 @@
 //! the one a cold fit (L-BFGS from all parameters 1) finds, to rounding.
 
 use clv_model::{
-    fit_family, simulate_process, Acquisition, BgNbdFitInput, BgNbdParams, CustomerSummary,
-    FitOptions, MbgNbdParams, ParetoNbdParams, PurchaseFamily, PurchaseFamilyFit, PurchaseProcess,
-    SimulationConfig, TimeResolution,
+    fit_family, BgNbdFitInput, BgNbdParams, FitOptions, MbgNbdParams, ParetoNbdParams,
+    PurchaseFamily, PurchaseFamilyFit, PurchaseProcess,
 };
+
+mod common;
 
 /// `customers` simulated from `process`, continuous times: every summary
 /// distinct.
 fn distinct_summaries(process: PurchaseProcess, customers: usize) -> BgNbdFitInput {
-    let config = SimulationConfig {
-        // Replaced by `process`.
-        purchases: BgNbdParams::new(1.0, 1.0, 1.0, 1.0).unwrap(),
-        spend: None,
-        customers,
-        calibration_days: 730.0,
-        holdout_days: 0.0,
-        acquisition: Acquisition::Uniform { window_days: 365.0 },
-        resolution: TimeResolution::Continuous,
-        seed: 14,
-        record_occasions: false,
-    };
-    let summaries: Vec<CustomerSummary> = simulate_process(&config, process)
-        .into_iter()
-        .map(|c| c.summary)
-        .collect();
-    BgNbdFitInput::from_summaries(&summaries)
+    common::simulated_input(process, customers, 730.0, 14)
 }
 
 fn fit(family: PurchaseFamily, input: &BgNbdFitInput, warm_above: usize) -> PurchaseFamilyFit {

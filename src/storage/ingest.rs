@@ -36,7 +36,7 @@ mod write;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{Postgres, QueryBuilder, Transaction as PgTx};
+use sqlx::{Connection, Postgres, QueryBuilder, Transaction as PgTx};
 
 use super::{
     columns::{columns, push_unnest},
@@ -147,8 +147,8 @@ impl Storage {
         lookup: Lookup,
     ) -> Result<Option<BatchOutcome>, RecordError> {
         let planned_as_new = lookup == Lookup::RefundTargets;
-        let mut tx = self
-            .pool
+        let mut conn = self.held_writes.take().await.map_err(StorageError::from)?;
+        let mut tx = conn
             .begin_with(BEGIN_PROBING)
             .await
             .map_err(StorageError::from)?;
@@ -172,6 +172,7 @@ impl Storage {
             other => other?,
         }
         tx.commit().await.map_err(StorageError::from)?;
+        self.held_writes.put_back(conn);
         Ok(Some(BatchOutcome {
             outcomes: plan.outcomes,
         }))

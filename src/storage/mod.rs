@@ -16,6 +16,7 @@ mod error;
 mod evaluations;
 mod feedback;
 mod fit_data;
+mod held;
 mod ingest;
 mod models;
 mod money;
@@ -27,6 +28,8 @@ mod summaries_as_of;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use held::Held;
 
 pub use crate::domain::CustomerSummary;
 pub use customers::DeletedCustomer;
@@ -68,7 +71,16 @@ pub struct Storage {
     /// Point reads on the scoring path: their plans are cached per
     /// connection (re-planning a primary-key read costs more than the read).
     reads: PgPool,
+    /// `pool`'s connections kept between ingest batches and commit groups.
+    held_writes: Held,
+    /// `reads`' connections kept between groups of point reads.
+    held_reads: Held,
 }
+
+/// Idle connections each hot path keeps out of its pool (of
+/// `CLVD_DB_MAX_CONNECTIONS` each): enough for the default commit and read
+/// slots and two import streams.
+const HELD_PER_PATH: usize = 4;
 
 impl Storage {
     /// A lazily connecting pool: the service starts (and reports
@@ -89,7 +101,16 @@ impl Storage {
         let options = Self::bounded(options, settings);
         let reads = pool_options().connect_lazy_with(options.clone());
         let pool = pool_options().connect_lazy_with(Self::tuned(options));
-        Self { pool, reads }
+        Self::with_pools(pool, reads)
+    }
+
+    fn with_pools(pool: PgPool, reads: PgPool) -> Self {
+        Self {
+            held_writes: Held::new(pool.clone(), HELD_PER_PATH),
+            held_reads: Held::new(reads.clone(), HELD_PER_PATH),
+            pool,
+            reads,
+        }
     }
 
     /// Session settings of the connections that write.
@@ -120,10 +141,7 @@ impl Storage {
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
-        Self {
-            reads: pool.clone(),
-            pool,
-        }
+        Self::with_pools(pool.clone(), pool)
     }
 
     /// Applies the migrations, free of the sessions' statement timeout (a
@@ -150,8 +168,13 @@ impl Storage {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
-        self.reads.close().await;
+        // Both pools are marked closed before the held connections are
+        // given back, so none is kept again and all of them close now.
+        let (pool, reads) = (self.pool.close(), self.reads.close());
+        self.held_writes.release();
+        self.held_reads.release();
+        pool.await;
+        reads.await;
     }
 }
 

@@ -356,6 +356,7 @@ impl Storage {
         version: Option<i64>,
     ) -> Result<Vec<(CustomerSummary, Option<Segmentation>)>, StorageError> {
         let ids: Vec<&str> = ids.iter().map(CustomerId::as_str).collect();
+        let mut conn = self.held_reads.take().await?;
         let rows: Vec<SegmentedSummaryRow> = sqlx::query_as(concat!(
             "SELECT ",
             summary_columns!(),
@@ -366,8 +367,9 @@ impl Storage {
         ))
         .bind(&ids)
         .bind(version.unwrap_or(0))
-        .fetch_all(&self.reads)
+        .fetch_all(&mut *conn)
         .await?;
+        self.held_reads.put_back(conn);
         rows.into_iter()
             .map(|row| Ok((row.summary.into_summary()?, row.segmentation.decode()?)))
             .collect()

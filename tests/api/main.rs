@@ -1,5 +1,6 @@
 //! Integration tests: the real server over a socket, a real PostgreSQL.
 
+mod held_connections;
 mod helpers;
 mod oracle;
 

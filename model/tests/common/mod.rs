@@ -1,8 +1,42 @@
-//! Fixture reading and comparison helpers shared by the agreement tests
-//! (`lifetimes_agreement.rs`, `families.rs`).
+//! Helpers shared by the model's test binaries: fixture reading and
+//! comparison for the agreement tests (`lifetimes_agreement.rs`,
+//! `families.rs`), and simulated fit inputs (`warm_start.rs`,
+//! `family_recovery.rs`).
 #![allow(dead_code)] // each test binary uses its own subset
 
+use clv_model::{
+    simulate_process, Acquisition, BgNbdFitInput, BgNbdParams, CustomerSummary, PurchaseProcess,
+    SimulationConfig, TimeResolution,
+};
 use serde_json::Value;
+
+/// The fit input of `customers` simulated from `process` over
+/// `calibration_days`, acquired uniformly over the first year, with
+/// continuous times (so nearly every summary is distinct).
+pub fn simulated_input(
+    process: PurchaseProcess,
+    customers: usize,
+    calibration_days: f64,
+    seed: u64,
+) -> BgNbdFitInput {
+    let config = SimulationConfig {
+        // Replaced by `process`.
+        purchases: BgNbdParams::new(1.0, 1.0, 1.0, 1.0).expect("valid parameters"),
+        spend: None,
+        customers,
+        calibration_days,
+        holdout_days: 0.0,
+        acquisition: Acquisition::Uniform { window_days: 365.0 },
+        resolution: TimeResolution::Continuous,
+        seed,
+        record_occasions: false,
+    };
+    let summaries: Vec<CustomerSummary> = simulate_process(&config, process)
+        .into_iter()
+        .map(|c| c.summary)
+        .collect();
+    BgNbdFitInput::from_summaries(&summaries)
+}
 
 pub fn fixture(name: &str) -> Value {
     let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
