@@ -70,6 +70,8 @@ struct Knobs {
     /// BENCH_CLIENT (lean): the unary phase's load generator, `lean`
     /// (benches/support/lean_grpc.rs, one thread) or `tonic`.
     lean_client: bool,
+    /// BENCH_LEAN_THREADS (1): threads of the lean generator.
+    lean_threads: usize,
 }
 
 impl Knobs {
@@ -85,6 +87,7 @@ impl Knobs {
             streams: env_or("BENCH_STREAMS", 2),
             cli_import: env_or("BENCH_CLI_IMPORT", 1) != 0,
             aggregation_cost: env_or("BENCH_AGGREGATION_COST", 1) != 0,
+            lean_threads: env_or("BENCH_LEAN_THREADS", 1),
             lean_client: match std::env::var("BENCH_CLIENT").as_deref() {
                 Ok("tonic") => false,
                 Ok("lean") | Err(_) => true,
@@ -113,7 +116,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     let channels = connect(&endpoint, k.connections).await?;
     let clock = cpu::CpuClock::new(pg.data_dir(), server.id())?;
     let unary_client = if k.lean_client {
-        UnaryClient::Lean(LeanGenerator::start(&endpoint, k.connections).await?)
+        UnaryClient::Lean(LeanGenerator::start(&endpoint, k.connections, k.lean_threads).await?)
     } else {
         UnaryClient::Tonic(channels.clone())
     };
@@ -369,44 +372,56 @@ async fn unary_load(
     duration: Duration,
     round: usize,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
-    match client {
+    let started = Instant::now();
+    let shards = match client {
         UnaryClient::Tonic(channels) => {
             let callers = (0..concurrency)
                 .map(|w| {
-                    UnaryCaller::Tonic(IngestServiceClient::new(
-                        channels[w % channels.len()].clone(),
-                    ))
+                    let client = IngestServiceClient::new(channels[w % channels.len()].clone());
+                    (w, UnaryCaller::Tonic(client))
                 })
                 .collect();
-            drive_unary(callers, duration, round).await
+            vec![drive_unary(callers, duration, round).await?]
         }
         UnaryClient::Lean(generator) => {
+            // Worker w runs on thread w % threads, on that thread's
+            // connections in turn.
+            let threads = generator.threads();
             generator
-                .run(move |channels| {
-                    let callers = (0..concurrency)
-                        .map(|w| {
-                            let channel = channels[w % channels.len()].clone();
+                .run(move |shard, channels| {
+                    let callers = (shard..concurrency)
+                        .step_by(threads)
+                        .enumerate()
+                        .map(|(i, w)| {
+                            let channel = channels[i % channels.len()].clone();
                             let path = channel.path("/clv.v1.IngestService/RecordTransaction");
-                            UnaryCaller::Lean(channel, path)
+                            (w, UnaryCaller::Lean(channel, path))
                         })
                         .collect();
                     drive_unary(callers, duration, round)
                 })
-                .await
+                .await?
         }
+    };
+    let mut total = 0;
+    let mut hist = Histogram::<u64>::new(3)?;
+    for (n, h) in shards {
+        total += n;
+        hist.add(h)?;
     }
+    Ok((total as f64 / started.elapsed().as_secs_f64(), hist))
 }
 
-/// [`unary_load`] on the current runtime: one task per caller.
+/// [`unary_load`] on the current runtime: one task per (worker number,
+/// caller); the calls made and their latencies.
 async fn drive_unary(
-    callers: Vec<UnaryCaller>,
+    callers: Vec<(usize, UnaryCaller)>,
     duration: Duration,
     round: usize,
-) -> anyhow::Result<(f64, Histogram<u64>)> {
+) -> anyhow::Result<(u64, Histogram<u64>)> {
     let deadline = Instant::now() + duration;
-    let started = Instant::now();
     let mut tasks = Vec::new();
-    for (worker, mut client) in callers.into_iter().enumerate() {
+    for (worker, mut client) in callers {
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
             let mut rng = StdRng::seed_from_u64((round * 1000 + worker) as u64);
@@ -445,7 +460,7 @@ async fn drive_unary(
         total += n;
         hist.add(h)?;
     }
-    Ok((total as f64 / started.elapsed().as_secs_f64(), hist))
+    Ok((total, hist))
 }
 
 struct Row {

@@ -102,6 +102,9 @@ struct Knobs {
     /// the lean client and, in each round, GetChurnRisk and the floor once
     /// more with tonic's, printed beside it (same run, same server).
     client: ClientKind,
+    /// BENCH_LEAN_THREADS (1): threads of the lean generator, each with its
+    /// own connections (at most BENCH_CONNECTIONS) and share of the workers.
+    lean_threads: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -125,6 +128,7 @@ impl Knobs {
             custom_plan_check: env_or("BENCH_CUSTOM_PLAN_CHECK", 1u8) != 0,
             intervals: env_or("BENCH_INTERVALS", 1u8) != 0,
             client_threads: env_or("BENCH_CLIENT_THREADS", 0),
+            lean_threads: env_or("BENCH_LEAN_THREADS", 1),
             client: match std::env::var("BENCH_CLIENT").as_deref() {
                 Ok("tonic") => ClientKind::Tonic,
                 Ok("both") => ClientKind::Both,
@@ -216,26 +220,31 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     let generator = match k.client {
         ClientKind::Tonic => Clients::Tonic(channels.clone()),
         ClientKind::Lean | ClientKind::Both => Clients::Lean(Arc::new(
-            LeanGenerator::start(&endpoint, k.connections).await?,
+            LeanGenerator::start(&endpoint, k.connections, k.lean_threads).await?,
         )),
     };
     let tonic_beside = (k.client == ClientKind::Both).then(|| Clients::Tonic(channels.clone()));
 
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
+    let tonic_runtime = match k.client_threads {
+        1 => "one thread".to_owned(),
+        0 => "one worker per core".to_owned(),
+        n => format!("{n} worker threads"),
+    };
     println!(
-        "load generator: {} client{} (BENCH_CLIENT), {} (BENCH_CLIENT_THREADS={}), {} HTTP/2 connections",
-        generator.name(),
+        "load generator (BENCH_CLIENT): {}{}, {} HTTP/2 connections",
+        match &generator {
+            Clients::Lean(g) => format!(
+                "lean client on {} thread(s) of its own (BENCH_LEAN_THREADS)",
+                g.threads()
+            ),
+            Clients::Tonic(_) => format!("tonic client, {tonic_runtime} (BENCH_CLIENT_THREADS)"),
+        },
         if tonic_beside.is_some() {
-            ", and tonic's beside it in each round"
+            format!("; and tonic's client beside it in each round, {tonic_runtime} (BENCH_CLIENT_THREADS)")
         } else {
-            ""
+            String::new()
         },
-        match k.client_threads {
-            1 => "one thread".to_owned(),
-            0 => "one worker per core".to_owned(),
-            n => format!("{n} worker threads"),
-        },
-        k.client_threads,
         k.connections
     );
     println!(
@@ -919,38 +928,55 @@ async fn load(
     round: usize,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let (concurrency, customers) = (k.concurrency, k.customers);
-    match clients {
+    let started = Instant::now();
+    let shards = match clients {
         Clients::Tonic(channels) => {
             let callers = (0..concurrency)
-                .map(|w| Caller::tonic(&channels[w % channels.len()]))
+                .map(|w| (w, Caller::tonic(&channels[w % channels.len()])))
                 .collect();
-            drive(callers, rpc, customers, duration, round).await
+            vec![drive(callers, rpc, customers, duration, round).await?]
         }
         Clients::Lean(generator) => {
+            // Worker w runs on thread w % threads, on that thread's
+            // connections in turn.
+            let threads = generator.threads();
             generator
-                .run(move |channels| {
-                    let callers = (0..concurrency)
-                        .map(|w| Caller::lean(channels[w % channels.len()].clone()))
+                .run(move |shard, channels| {
+                    let callers = (shard..concurrency)
+                        .step_by(threads)
+                        .enumerate()
+                        .map(|(i, w)| (w, Caller::lean(channels[i % channels.len()].clone())))
                         .collect();
                     drive(callers, rpc, customers, duration, round)
                 })
-                .await
+                .await?
         }
+    };
+    let mut total = 0;
+    let mut hist = Histogram::<u64>::new(3)?;
+    for (n, h) in shards {
+        total += n;
+        hist.add(h)?;
     }
+    Ok((
+        total as f64 / started.elapsed().as_secs_f64(),
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+    ))
 }
 
-/// [`load`] on the current runtime: one task per caller.
+/// [`load`] on the current runtime: one task per (worker number, caller);
+/// the calls made and their latencies.
 async fn drive(
-    callers: Vec<Caller>,
+    callers: Vec<(usize, Caller)>,
     rpc: Rpc,
     customers: usize,
     duration: Duration,
     round: usize,
-) -> anyhow::Result<(f64, f64, f64)> {
+) -> anyhow::Result<(u64, Histogram<u64>)> {
     let deadline = Instant::now() + duration;
-    let started = Instant::now();
     let mut tasks = Vec::new();
-    for (worker, mut client) in callers.into_iter().enumerate() {
+    for (worker, mut client) in callers {
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
             let mut rng = StdRng::seed_from_u64((round * 1000 + worker) as u64 + rpc as u64);
@@ -1022,11 +1048,7 @@ async fn drive(
         total += n;
         hist.add(h)?;
     }
-    Ok((
-        total as f64 / started.elapsed().as_secs_f64(),
-        hist.value_at_quantile(0.5) as f64 / 1000.0,
-        hist.value_at_quantile(0.99) as f64 / 1000.0,
-    ))
+    Ok((total, hist))
 }
 
 /// pgbench with `script`: (tps, p50 ms, p99 ms). The latencies come from

@@ -12,10 +12,11 @@
 //! a trailers-only answer), one uncompressed frame of the announced length,
 //! decoded with prost. Any other answer is an error, which fails the bench.
 //!
-//! It runs on a runtime of its own with one thread ([`LeanGenerator`]):
-//! the workers and the connections' tasks then wake each other on that
-//! thread, without cross-thread wakeups (measured in docs/benchmarks.md,
-//! issue 15, third session).
+//! It runs on threads of its own ([`LeanGenerator`]), each with a
+//! one-thread runtime, its own connections and its own share of the
+//! workers: the workers and their connections' tasks wake each other on
+//! one thread, without cross-thread wakeups (measured in
+//! docs/benchmarks.md, issue 15, third session).
 //!
 //! Hand-rolled on `h2` because no kept crate offers a gRPC client leaner
 //! than tonic; the framing is the gRPC wire format's five-byte prefix.
@@ -30,40 +31,67 @@ use http::{
 use std::{future::Future, sync::Arc};
 use tokio::{net::TcpStream, runtime::Runtime};
 
-/// The lean client's connections and the one-thread runtime that drives
-/// them; [`LeanGenerator::run`] runs a load on that thread.
+/// The lean client's threads: each a one-thread runtime with its own
+/// connections. [`LeanGenerator::run`] runs a load on every thread.
 pub struct LeanGenerator {
+    shards: Vec<Shard>,
+}
+
+struct Shard {
     runtime: Arc<Runtime>,
     channels: Vec<LeanChannel>,
 }
 
 impl LeanGenerator {
-    /// `connections` HTTP/2 connections to `endpoint` on a new one-thread
-    /// runtime. Call from within a multi-thread tokio runtime.
-    pub async fn start(endpoint: &str, connections: usize) -> anyhow::Result<Self> {
-        let runtime = Arc::new(
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?,
-        );
-        let endpoint = endpoint.to_owned();
-        let on = runtime.clone();
-        let channels =
-            tokio::task::spawn_blocking(move || on.block_on(connect(&endpoint, connections)))
-                .await??;
-        Ok(Self { runtime, channels })
+    /// `connections` HTTP/2 connections to `endpoint`, spread round-robin
+    /// over `threads` one-thread runtimes (at least one connection each).
+    /// Call from within a multi-thread tokio runtime.
+    pub async fn start(endpoint: &str, connections: usize, threads: usize) -> anyhow::Result<Self> {
+        let threads = threads.clamp(1, connections.max(1));
+        let mut shards = Vec::with_capacity(threads);
+        for shard in 0..threads {
+            let runtime = Arc::new(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?,
+            );
+            let mine = (shard..connections.max(1)).step_by(threads).count();
+            let (endpoint, on) = (endpoint.to_owned(), runtime.clone());
+            let channels =
+                tokio::task::spawn_blocking(move || on.block_on(connect(&endpoint, mine)))
+                    .await??;
+            shards.push(Shard { runtime, channels });
+        }
+        Ok(Self { shards })
     }
 
-    /// Runs `load` (given clones of the connections) on the generator's
-    /// thread to its end; tasks it spawns run on that thread too.
-    pub async fn run<F, Fut, T>(&self, load: F) -> anyhow::Result<T>
+    /// Threads the load runs on.
+    pub fn threads(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Runs `load(shard, channels)` on every thread at once, each with that
+    /// thread's connections, to its end; tasks it spawns run on that
+    /// thread. The answers come in shard order.
+    pub async fn run<F, Fut, T>(&self, load: F) -> anyhow::Result<Vec<T>>
     where
-        F: FnOnce(Vec<LeanChannel>) -> Fut + Send + 'static,
+        F: Fn(usize, Vec<LeanChannel>) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = anyhow::Result<T>>,
         T: Send + 'static,
     {
-        let (runtime, channels) = (self.runtime.clone(), self.channels.clone());
-        tokio::task::spawn_blocking(move || runtime.block_on(load(channels))).await?
+        let mut threads = Vec::with_capacity(self.shards.len());
+        for (i, shard) in self.shards.iter().enumerate() {
+            let (runtime, channels, load) =
+                (shard.runtime.clone(), shard.channels.clone(), load.clone());
+            threads.push(tokio::task::spawn_blocking(move || {
+                runtime.block_on(load(i, channels))
+            }));
+        }
+        let mut out = Vec::with_capacity(threads.len());
+        for t in threads {
+            out.push(t.await??);
+        }
+        Ok(out)
     }
 }
 
