@@ -42,6 +42,19 @@ struct Shard {
     channels: Vec<LeanChannel>,
 }
 
+impl Drop for LeanGenerator {
+    /// A runtime may not be dropped (which waits for its blocking pool)
+    /// inside the bench's async code: each is shut down in the background.
+    fn drop(&mut self) {
+        for Shard { runtime, channels } in self.shards.drain(..) {
+            drop(channels);
+            if let Ok(runtime) = Arc::try_unwrap(runtime) {
+                runtime.shutdown_background();
+            }
+        }
+    }
+}
+
 impl LeanGenerator {
     /// `connections` HTTP/2 connections to `endpoint`, spread round-robin
     /// over `threads` one-thread runtimes (at least one connection each).
