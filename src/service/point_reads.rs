@@ -191,3 +191,44 @@ async fn read_group(storage: &Storage, group: Vec<Call<Read, Answer>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Detachable;
+    use tokio::sync::oneshot;
+
+    /// A group's run whose leading read is dropped after it started still
+    /// runs to its end (the group's other reads get their answers).
+    #[tokio::test]
+    async fn a_group_dropped_unfinished_runs_to_its_end() {
+        let (go, wait) = oneshot::channel::<()>();
+        let (done, finished) = oneshot::channel::<&str>();
+        let mut run = Box::pin(Detachable::new(async move {
+            let _ = wait.await;
+            let _ = done.send("answered");
+        }));
+        // Started, then left unfinished: it is waiting for `go`.
+        let polled = tokio::time::timeout(Duration::from_millis(20), run.as_mut()).await;
+        assert!(polled.is_err(), "the run finished before it was let go");
+        drop(run);
+        go.send(()).expect("the detached run still waits");
+        let answer = tokio::time::timeout(Duration::from_secs(5), finished)
+            .await
+            .expect("the detached run ended")
+            .expect("the detached run answered");
+        assert_eq!(answer, "answered");
+    }
+
+    /// A run that ends in place is not run again when dropped.
+    #[tokio::test]
+    async fn a_finished_run_is_not_moved_on_drop() {
+        let (done, finished) = oneshot::channel::<u8>();
+        let run = Detachable::new(async move {
+            let _ = done.send(1);
+        });
+        run.await;
+        assert_eq!(finished.await.ok(), Some(1));
+    }
+}
