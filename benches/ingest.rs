@@ -26,6 +26,8 @@
 
 #[path = "support/cpu.rs"]
 mod cpu;
+#[path = "support/lean_grpc.rs"]
+mod lean_grpc;
 #[path = "support/pgbench.rs"]
 mod pgbench;
 mod support;
@@ -44,6 +46,7 @@ use clvd::{
     storage::Storage,
 };
 use hdrhistogram::Histogram;
+use lean_grpc::{GrpcPath, LeanChannel, LeanGenerator};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use sqlx::PgPool;
 use tonic::transport::Channel;
@@ -64,6 +67,11 @@ struct Knobs {
     streams: usize,
     cli_import: bool,
     aggregation_cost: bool,
+    /// BENCH_CLIENT (lean): the unary phase's load generator, `lean`
+    /// (benches/support/lean_grpc.rs, one thread) or `tonic`.
+    lean_client: bool,
+    /// BENCH_LEAN_THREADS (1): threads of the lean generator.
+    lean_threads: usize,
 }
 
 impl Knobs {
@@ -79,6 +87,12 @@ impl Knobs {
             streams: env_or("BENCH_STREAMS", 2),
             cli_import: env_or("BENCH_CLI_IMPORT", 1) != 0,
             aggregation_cost: env_or("BENCH_AGGREGATION_COST", 1) != 0,
+            lean_threads: env_or("BENCH_LEAN_THREADS", 1),
+            lean_client: match std::env::var("BENCH_CLIENT").as_deref() {
+                Ok("tonic") => false,
+                Ok("lean") | Err(_) => true,
+                Ok(other) => panic!("BENCH_CLIENT={other}: expected lean or tonic"),
+            },
         }
     }
 }
@@ -101,6 +115,11 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     let (mut server, endpoint) = spawn_clvd(&pg.url("bench"), k.concurrency)?;
     let channels = connect(&endpoint, k.connections).await?;
     let clock = cpu::CpuClock::new(pg.data_dir(), server.id())?;
+    let unary_client = if k.lean_client {
+        UnaryClient::Lean(LeanGenerator::start(&endpoint, k.connections, k.lean_threads).await?)
+    } else {
+        UnaryClient::Tonic(channels.clone())
+    };
     let mut quiet = None;
     if k.aggregation_cost {
         let (server, endpoint) = spawn_clvd_with(
@@ -129,7 +148,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         let tps = pgbench::pgbench(&pg, &script, k.concurrency, k.seconds, |_| {})?;
         let t1 = clock.now();
         let (tps_clvd, hist) = unary_load(
-            &channels,
+            &unary_client,
             k.concurrency,
             Duration::from_secs(k.seconds),
             round,
@@ -318,17 +337,91 @@ fn micros(cpu_seconds: f64, calls: f64) -> f64 {
     cpu_seconds / calls.max(1.0) * 1e6
 }
 
+/// The unary phase's load generator: tonic's generated client on the
+/// bench's runtime, or the lean h2 client on its own one-thread runtime.
+enum UnaryClient {
+    Tonic(Vec<Channel>),
+    Lean(LeanGenerator),
+}
+
+/// One worker's client.
+enum UnaryCaller {
+    Tonic(IngestServiceClient<Channel>),
+    Lean(LeanChannel, GrpcPath),
+}
+
+impl UnaryCaller {
+    async fn record(&mut self, request: pb::RecordTransactionRequest) -> anyhow::Result<()> {
+        match self {
+            UnaryCaller::Tonic(client) => {
+                client.record_transaction(request).await?;
+            }
+            UnaryCaller::Lean(channel, path) => {
+                channel
+                    .unary::<_, pb::RecordTransactionResponse>(path, &request)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn unary_load(
-    channels: &[Channel],
+    client: &UnaryClient,
     concurrency: usize,
     duration: Duration,
     round: usize,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
-    let deadline = Instant::now() + duration;
     let started = Instant::now();
+    let shards = match client {
+        UnaryClient::Tonic(channels) => {
+            let callers = (0..concurrency)
+                .map(|w| {
+                    let client = IngestServiceClient::new(channels[w % channels.len()].clone());
+                    (w, UnaryCaller::Tonic(client))
+                })
+                .collect();
+            vec![drive_unary(callers, duration, round).await?]
+        }
+        UnaryClient::Lean(generator) => {
+            // Worker w runs on thread w % threads, on that thread's
+            // connections in turn.
+            let threads = generator.threads();
+            generator
+                .run(move |shard, channels| {
+                    let callers = (shard..concurrency)
+                        .step_by(threads)
+                        .enumerate()
+                        .map(|(i, w)| {
+                            let channel = channels[i % channels.len()].clone();
+                            let path = channel.path("/clv.v1.IngestService/RecordTransaction");
+                            (w, UnaryCaller::Lean(channel, path))
+                        })
+                        .collect();
+                    drive_unary(callers, duration, round)
+                })
+                .await?
+        }
+    };
+    let mut total = 0;
+    let mut hist = Histogram::<u64>::new(3)?;
+    for (n, h) in shards {
+        total += n;
+        hist.add(h)?;
+    }
+    Ok((total as f64 / started.elapsed().as_secs_f64(), hist))
+}
+
+/// [`unary_load`] on the current runtime: one task per (worker number,
+/// caller); the calls made and their latencies.
+async fn drive_unary(
+    callers: Vec<(usize, UnaryCaller)>,
+    duration: Duration,
+    round: usize,
+) -> anyhow::Result<(u64, Histogram<u64>)> {
+    let deadline = Instant::now() + duration;
     let mut tasks = Vec::new();
-    for worker in 0..concurrency {
-        let mut client = IngestServiceClient::new(channels[worker % channels.len()].clone());
+    for (worker, mut client) in callers {
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
             let mut rng = StdRng::seed_from_u64((round * 1000 + worker) as u64);
@@ -349,7 +442,7 @@ async fn unary_load(
                 };
                 let sent = Instant::now();
                 client
-                    .record_transaction(pb::RecordTransactionRequest {
+                    .record(pb::RecordTransactionRequest {
                         transaction: Some(t),
                     })
                     .await?;
@@ -367,7 +460,7 @@ async fn unary_load(
         total += n;
         hist.add(h)?;
     }
-    Ok((total as f64 / started.elapsed().as_secs_f64(), hist))
+    Ok((total, hist))
 }
 
 struct Row {

@@ -35,12 +35,15 @@
 
 #[path = "support/cpu.rs"]
 mod cpu;
+#[path = "support/lean_grpc.rs"]
+mod lean_grpc;
 #[path = "support/pgbench.rs"]
 mod pgbench;
 mod support;
 
 use std::{
     process::Command,
+    sync::Arc,
     time::{Duration, Instant},
 };
 use support::{connect, cpu_model, env_or, median, money, num_cpus, spawn_clvd_with};
@@ -59,9 +62,10 @@ use clvd::{
 };
 use cpu::{CpuClock, CpuTimes};
 use hdrhistogram::Histogram;
+use lean_grpc::{GrpcPath, LeanChannel, LeanGenerator};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tonic::transport::Channel;
-use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest, HealthCheckResponse};
 
 /// Knobs (environment), with their defaults.
 struct Knobs {
@@ -92,6 +96,22 @@ struct Knobs {
     /// shared cores: docs/benchmarks.md, issue 15); more gives that many
     /// workers.
     client_threads: usize,
+    /// BENCH_CLIENT (lean): the load generator of the measured phases.
+    /// `lean` is [`lean_grpc`] (h2 directly); `tonic` is tonic's generated
+    /// clients, as before issue 15's third session; `both` measures with
+    /// the lean client and, in each round, GetChurnRisk and the floor once
+    /// more with tonic's, printed beside it (same run, same server).
+    client: ClientKind,
+    /// BENCH_LEAN_THREADS (1): threads of the lean generator, each with its
+    /// own connections (at most BENCH_CONNECTIONS) and share of the workers.
+    lean_threads: usize,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum ClientKind {
+    Lean,
+    Tonic,
+    Both,
 }
 
 impl Knobs {
@@ -108,6 +128,13 @@ impl Knobs {
             custom_plan_check: env_or("BENCH_CUSTOM_PLAN_CHECK", 1u8) != 0,
             intervals: env_or("BENCH_INTERVALS", 1u8) != 0,
             client_threads: env_or("BENCH_CLIENT_THREADS", 0),
+            lean_threads: env_or("BENCH_LEAN_THREADS", 1),
+            client: match std::env::var("BENCH_CLIENT").as_deref() {
+                Ok("tonic") => ClientKind::Tonic,
+                Ok("both") => ClientKind::Both,
+                Ok("lean") | Err(_) => ClientKind::Lean,
+                Ok(other) => panic!("BENCH_CLIENT={other}: expected lean, tonic or both"),
+            },
         }
     }
 }
@@ -188,16 +215,36 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         &[("CLVD_REPORT_AGGREGATE_INTERVAL_MS", "0")],
     )?;
     let channels = connect(&endpoint, k.connections).await?;
+    // The measured phases' load generator (BENCH_CLIENT); setup, fit and
+    // checks use tonic's clients on `channels`.
+    let generator = match k.client {
+        ClientKind::Tonic => Clients::Tonic(channels.clone()),
+        ClientKind::Lean | ClientKind::Both => Clients::Lean(Arc::new(
+            LeanGenerator::start(&endpoint, k.connections, k.lean_threads).await?,
+        )),
+    };
+    let tonic_beside = (k.client == ClientKind::Both).then(|| Clients::Tonic(channels.clone()));
 
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
+    let tonic_runtime = match k.client_threads {
+        1 => "one thread".to_owned(),
+        0 => "one worker per core".to_owned(),
+        n => format!("{n} worker threads"),
+    };
     println!(
-        "load generator: {} (BENCH_CLIENT_THREADS={}), {} HTTP/2 connections",
-        match k.client_threads {
-            1 => "one thread".to_owned(),
-            0 => "one worker per core".to_owned(),
-            n => format!("{n} worker threads"),
+        "load generator (BENCH_CLIENT): {}{}, {} HTTP/2 connections",
+        match &generator {
+            Clients::Lean(g) => format!(
+                "lean client on {} thread(s) of its own (BENCH_LEAN_THREADS)",
+                g.threads()
+            ),
+            Clients::Tonic(_) => format!("tonic client, {tonic_runtime} (BENCH_CLIENT_THREADS)"),
         },
-        k.client_threads,
+        if tonic_beside.is_some() {
+            format!("; and tonic's client beside it in each round, {tonic_runtime} (BENCH_CLIENT_THREADS)")
+        } else {
+            String::new()
+        },
         k.connections
     );
     println!(
@@ -273,7 +320,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     )?;
     // Warm-up, unmeasured: both sides then start from the same cache state.
     pgbench(&pg, &script, k.concurrency, k.seconds.min(5))?;
-    load(&channels, Rpc::ChurnRisk, &k, Duration::from_secs(2), 99).await?;
+    load(&generator, Rpc::ChurnRisk, &k, Duration::from_secs(2), 99).await?;
 
     let (mut base, mut churn, mut value, mut floor) = (
         Series::default(),
@@ -281,8 +328,10 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         Series::default(),
         Series::default(),
     );
+    let (mut churn_tonic, mut floor_tonic) = (Series::default(), Series::default());
     let clock = CpuClock::new(pg.data_dir(), server.id())?;
-    let mut cpu = CpuSeries::default();
+    let mut cpu = CpuSeries::new(generator.name());
+    let mut cpu_tonic = CpuSeries::new("tonic");
     for round in 0..k.rounds {
         let sample = k.top && round == 0;
         let top = sample.then(|| top_sampler("pgbench"));
@@ -295,7 +344,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         let top = sample.then(|| top_sampler("GetChurnRisk"));
         let t2 = clock.now();
         let c = load(
-            &channels,
+            &generator,
             Rpc::ChurnRisk,
             &k,
             Duration::from_secs(k.seconds),
@@ -305,7 +354,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         let t3 = clock.now();
         print_top(top);
         let v = load(
-            &channels,
+            &generator,
             Rpc::CustomerValue,
             &k,
             Duration::from_secs(k.seconds),
@@ -314,7 +363,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         .await?;
         let t4 = clock.now();
         let h = load(
-            &channels,
+            &generator,
             Rpc::HealthCheck,
             &k,
             Duration::from_secs(k.seconds),
@@ -334,6 +383,27 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
              | GetCustomerValue {:.0} tps, p50 {:.2} ms, p99 {:.2} ms | health Check {:.0} tps, p50 {:.2} ms, p99 {:.2} ms",
             b.0, b.1, b.2, c.0, c.1, c.2, v.0, v.1, v.2, h.0, h.1, h.2
         );
+        if let Some(tonic) = &tonic_beside {
+            let seconds = Duration::from_secs(k.seconds);
+            let t6 = clock.now();
+            let c = load(tonic, Rpc::ChurnRisk, &k, seconds, round).await?;
+            let t7 = clock.now();
+            let h = load(tonic, Rpc::HealthCheck, &k, seconds, round).await?;
+            let t8 = clock.now();
+            cpu_tonic.push(
+                round,
+                (t1 - t0, calls(b.0)),
+                (t7 - t6, calls(c.0)),
+                (t8 - t7, calls(h.0)),
+            );
+            println!(
+                "round {round}, tonic generator: GetChurnRisk {:.0} tps, p50 {:.2} ms, p99 {:.2} ms \
+                 | health Check {:.0} tps, p50 {:.2} ms, p99 {:.2} ms",
+                c.0, c.1, c.2, h.0, h.1, h.2
+            );
+            churn_tonic.push(c.0, c.1, c.2);
+            floor_tonic.push(h.0, h.1, h.2);
+        }
         base.push(b.0, b.1, b.2);
         churn.push(c.0, c.1, c.2);
         value.push(v.0, v.1, v.2);
@@ -379,9 +449,22 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         median(floor.tps) / base_tps
     );
     cpu.print();
+    if tonic_beside.is_some() {
+        let (tps, p99) = (median(churn_tonic.tps), median(churn_tonic.p99));
+        println!(
+            "GETCHURNRISK, TONIC GENERATOR BESIDE IT (median of {} rounds, same run): {tps:.0} tps, p50 {:.2} ms, \
+             p99 {p99:.2} ms; ratio {:.2} | health Check {:.0} tps ({:.2} of the baseline)",
+            k.rounds,
+            median(churn_tonic.p50),
+            tps / base_tps,
+            median(floor_tonic.tps.clone()),
+            median(floor_tonic.tps) / base_tps
+        );
+        cpu_tonic.print();
+    }
 
     if k.intervals {
-        intervals_variant(&channels, &pool, &k, model.version).await?;
+        intervals_variant(&generator, &pool, &k, model.version).await?;
     }
 
     // Diagnostic, not in the ratios: the baseline again with the session
@@ -415,7 +498,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
 /// for the "without" phase and restored after it; each switch waits for
 /// the scoring cache to reload (MODEL_REFRESH).
 async fn intervals_variant(
-    channels: &[Channel],
+    channels: &Clients,
     pool: &sqlx::PgPool,
     k: &Knobs,
     version: i64,
@@ -497,9 +580,10 @@ async fn intervals_variant(
 
 /// CPU per call, in µs, by side: the pgbench phase (PostgreSQL, pgbench),
 /// the GetChurnRisk phase (PostgreSQL, clvd, load generator) and the
-/// health Check phase (the floor: the same, with no database work).
-#[derive(Default)]
+/// health Check phase (the floor: the same, with no database work), with
+/// the name of the load generator's client.
 struct CpuSeries {
+    client: &'static str,
     pgbench: Vec<[f64; 2]>,
     churn: Vec<[f64; 3]>,
     floor: Vec<[f64; 3]>,
@@ -509,6 +593,15 @@ struct CpuSeries {
 type Phase = (CpuTimes, f64);
 
 impl CpuSeries {
+    fn new(client: &'static str) -> Self {
+        Self {
+            client,
+            pgbench: Vec::new(),
+            churn: Vec::new(),
+            floor: Vec::new(),
+        }
+    }
+
     fn push(&mut self, round: usize, (base, base_calls): Phase, churn: Phase, floor: Phase) {
         let us = |seconds: f64, n: f64| seconds * 1e6 / n;
         let b = [us(base.postgres, base_calls), us(base.children, base_calls)];
@@ -521,10 +614,10 @@ impl CpuSeries {
         };
         let (c, f) = (three(churn), three(floor));
         println!(
-            "round {round} CPU per call: pgbench phase: PostgreSQL {:.1} µs, pgbench {:.1} µs | \
+            "round {round} CPU per call ({} generator): pgbench phase: PostgreSQL {:.1} µs, pgbench {:.1} µs | \
              GetChurnRisk phase: PostgreSQL {:.1} µs, clvd {:.1} µs, load generator {:.1} µs | \
              health Check phase: PostgreSQL {:.1} µs, clvd {:.1} µs, load generator {:.1} µs",
-            b[0], b[1], c[0], c[1], c[2], f[0], f[1], f[2]
+            self.client, b[0], b[1], c[0], c[1], c[2], f[0], f[1], f[2]
         );
         self.pgbench.push(b);
         self.churn.push(c);
@@ -541,15 +634,17 @@ impl CpuSeries {
         );
         let (floor_clvd, floor_generator) = (m(&|i| self.floor[i][1]), m(&|i| self.floor[i][2]));
         println!(
-            "CPU PER CALL (median of rounds): pgbench read: PostgreSQL {pg_base:.1} µs + pgbench {pgbench:.1} µs; \
+            "CPU PER CALL ({} generator, median of rounds): pgbench read: PostgreSQL {pg_base:.1} µs + pgbench {pgbench:.1} µs; \
              GetChurnRisk: PostgreSQL {pg:.1} µs + clvd {clvd:.1} µs (target <= 25 µs: {}) + load generator \
              {generator:.1} µs. Server side (PostgreSQL + clvd) {:.2}x the baseline's PostgreSQL",
+            self.client,
             if clvd <= 25.0 { "met" } else { "missed" },
             (pg + clvd) / pg_base
         );
         println!(
-            "CPU PER CALL, FLOOR (health Check through the same layers): clvd {floor_clvd:.1} µs + load generator \
+            "CPU PER CALL, FLOOR ({} generator; health Check through the same layers): clvd {floor_clvd:.1} µs + load generator \
              {floor_generator:.1} µs; GetChurnRisk's clvd above the floor: {:.1} µs",
+            self.client,
             clvd - floor_clvd
         );
     }
@@ -740,24 +835,148 @@ async fn wait_for_model(channel: &Channel, version: i64) -> anyhow::Result<()> {
     }
 }
 
+/// The measured phases' load generator: tonic's generated clients on the
+/// bench's runtime, or the lean h2 client (benches/support/lean_grpc.rs) on
+/// its own one-thread runtime.
+#[derive(Clone)]
+enum Clients {
+    Tonic(Vec<Channel>),
+    Lean(Arc<LeanGenerator>),
+}
+
+impl Clients {
+    fn name(&self) -> &'static str {
+        match self {
+            Clients::Tonic(_) => "tonic",
+            Clients::Lean(_) => "lean",
+        }
+    }
+}
+
+/// One worker's client: the same three calls over either generator.
+enum Caller {
+    Tonic {
+        scoring: ScoringServiceClient<Channel>,
+        health: HealthClient<Channel>,
+    },
+    Lean {
+        channel: LeanChannel,
+        churn: GrpcPath,
+        value: GrpcPath,
+        health: GrpcPath,
+    },
+}
+
+impl Caller {
+    fn tonic(channel: &Channel) -> Self {
+        Caller::Tonic {
+            scoring: ScoringServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel.clone()),
+        }
+    }
+
+    fn lean(channel: LeanChannel) -> Self {
+        Caller::Lean {
+            churn: channel.path("/clv.v1.ScoringService/GetChurnRisk"),
+            value: channel.path("/clv.v1.ScoringService/GetCustomerValue"),
+            health: channel.path("/grpc.health.v1.Health/Check"),
+            channel,
+        }
+    }
+
+    async fn churn_risk(
+        &mut self,
+        request: pb::GetChurnRiskRequest,
+    ) -> anyhow::Result<pb::ChurnRisk> {
+        Ok(match self {
+            Caller::Tonic { scoring, .. } => scoring.get_churn_risk(request).await?.into_inner(),
+            Caller::Lean { channel, churn, .. } => channel.unary(churn, &request).await?,
+        })
+    }
+
+    async fn customer_value(
+        &mut self,
+        request: pb::GetCustomerValueRequest,
+    ) -> anyhow::Result<pb::CustomerValue> {
+        Ok(match self {
+            Caller::Tonic { scoring, .. } => {
+                scoring.get_customer_value(request).await?.into_inner()
+            }
+            Caller::Lean { channel, value, .. } => channel.unary(value, &request).await?,
+        })
+    }
+
+    async fn health(&mut self) -> anyhow::Result<HealthCheckResponse> {
+        let request = HealthCheckRequest::default();
+        Ok(match self {
+            Caller::Tonic { health, .. } => health.check(request).await?.into_inner(),
+            Caller::Lean {
+                channel, health, ..
+            } => channel.unary(health, &request).await?,
+        })
+    }
+}
+
 /// Calls `rpc` from `k.concurrency` workers for random known customers for
 /// `duration`: (calls per second, p50 ms, p99 ms). Every answer must carry
 /// a prediction.
 async fn load(
-    channels: &[Channel],
+    clients: &Clients,
     rpc: Rpc,
     k: &Knobs,
     duration: Duration,
     round: usize,
 ) -> anyhow::Result<(f64, f64, f64)> {
-    let deadline = Instant::now() + duration;
+    let (concurrency, customers) = (k.concurrency, k.customers);
     let started = Instant::now();
+    let shards = match clients {
+        Clients::Tonic(channels) => {
+            let callers = (0..concurrency)
+                .map(|w| (w, Caller::tonic(&channels[w % channels.len()])))
+                .collect();
+            vec![drive(callers, rpc, customers, duration, round).await?]
+        }
+        Clients::Lean(generator) => {
+            // Worker w runs on thread w % threads, on that thread's
+            // connections in turn.
+            let threads = generator.threads();
+            generator
+                .run(move |shard, channels| {
+                    let callers = (shard..concurrency)
+                        .step_by(threads)
+                        .enumerate()
+                        .map(|(i, w)| (w, Caller::lean(channels[i % channels.len()].clone())))
+                        .collect();
+                    drive(callers, rpc, customers, duration, round)
+                })
+                .await?
+        }
+    };
+    let mut total = 0;
+    let mut hist = Histogram::<u64>::new(3)?;
+    for (n, h) in shards {
+        total += n;
+        hist.add(h)?;
+    }
+    Ok((
+        total as f64 / started.elapsed().as_secs_f64(),
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+    ))
+}
+
+/// [`load`] on the current runtime: one task per (worker number, caller);
+/// the calls made and their latencies.
+async fn drive(
+    callers: Vec<(usize, Caller)>,
+    rpc: Rpc,
+    customers: usize,
+    duration: Duration,
+    round: usize,
+) -> anyhow::Result<(u64, Histogram<u64>)> {
+    let deadline = Instant::now() + duration;
     let mut tasks = Vec::new();
-    for worker in 0..k.concurrency {
-        let channel = channels[worker % channels.len()].clone();
-        let mut client = ScoringServiceClient::new(channel.clone());
-        let mut health = HealthClient::new(channel);
-        let customers = k.customers;
+    for (worker, mut client) in callers {
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
             let mut rng = StdRng::seed_from_u64((round * 1000 + worker) as u64 + rpc as u64);
@@ -771,34 +990,31 @@ async fn load(
                 let predicted = match rpc {
                     Rpc::ChurnRisk => {
                         client
-                            .get_churn_risk(pb::GetChurnRiskRequest {
+                            .churn_risk(pb::GetChurnRiskRequest {
                                 customer_id,
                                 ..Default::default()
                             })
                             .await?
-                            .into_inner()
                             .prediction_available
                     }
                     Rpc::CustomerValue => {
                         client
-                            .get_customer_value(pb::GetCustomerValueRequest {
+                            .customer_value(pb::GetCustomerValueRequest {
                                 customer_id,
                                 horizon_months: None,
                                 annual_discount_rate: None,
                                 ..Default::default()
                             })
                             .await?
-                            .into_inner()
                             .prediction_available
                     }
                     Rpc::ValueWithIntervals | Rpc::ValueWithoutIntervals => {
                         let v = client
-                            .get_customer_value(pb::GetCustomerValueRequest {
+                            .customer_value(pb::GetCustomerValueRequest {
                                 customer_id,
                                 ..Default::default()
                             })
-                            .await?
-                            .into_inner();
+                            .await?;
                         let expected = rpc == Rpc::ValueWithIntervals;
                         anyhow::ensure!(
                             v.probability_alive_interval.is_some() == expected,
@@ -809,13 +1025,8 @@ async fn load(
                         v.prediction_available
                     }
                     Rpc::HealthCheck => {
-                        let status = health
-                            .check(HealthCheckRequest::default())
-                            .await?
-                            .into_inner()
-                            .status;
                         // SERVING (1): the server answered from its state.
-                        status == 1
+                        client.health().await?.status == 1
                     }
                 };
                 hist.record(sent.elapsed().as_micros() as u64)
@@ -837,11 +1048,7 @@ async fn load(
         total += n;
         hist.add(h)?;
     }
-    Ok((
-        total as f64 / started.elapsed().as_secs_f64(),
-        hist.value_at_quantile(0.5) as f64 / 1000.0,
-        hist.value_at_quantile(0.99) as f64 / 1000.0,
-    ))
+    Ok((total, hist))
 }
 
 /// pgbench with `script`: (tps, p50 ms, p99 ms). The latencies come from

@@ -2,10 +2,28 @@
 //! (GetChurnRisk, GetCustomerValue) share one indexed `= ANY($1)` query per
 //! group instead of one round trip each. Alone, a read goes straight
 //! through; under load, a group forms while the previous ones run.
+//!
+//! Smart batching as in [`super::batcher`], without its dispatcher task
+//! (issue 15, third session): a read queues itself, and whichever waiting
+//! read gets one of the `slots` takes the queued reads (its own among them,
+//! unless another group already took it) and runs their query in its own
+//! task. So a group costs no hand-off to a dispatcher task and no task of
+//! its own; only the other reads of the group are woken with their answer.
+//! A group whose leading read is dropped unfinished (its caller's task
+//! stopped) is moved into a task of its own and runs to its end, so the
+//! other reads of the group still get their answers.
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, VecDeque},
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+};
 
-use super::batcher::{BackendError, Batcher, Call};
+use tokio::sync::{oneshot, Semaphore};
+
+use super::batcher::{BackendError, Call, ShuttingDown};
 use crate::{
     domain::{CustomerId, CustomerSummary, Segmentation},
     storage::Storage,
@@ -21,7 +39,23 @@ type Answer = Result<Option<Found>, BackendError>;
 
 #[derive(Clone, Debug)]
 pub struct PointReads {
-    batcher: Batcher<Read, Answer>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Storage,
+    /// Reads not yet taken into a group, oldest first.
+    queued: Mutex<VecDeque<Call<Read, Answer>>>,
+    /// Groups in flight at once.
+    slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PointReads")
+            .field("slots", &self.slots.available_permits())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PointReads {
@@ -29,17 +63,104 @@ impl PointReads {
     /// slot is busy, so fewer slots make larger groups (less database work
     /// per read) and more slots shorter waits.
     pub fn start(storage: Storage, slots: usize) -> Self {
-        let batcher = Batcher::start(slots, MAX_GROUP, move |group| {
-            let storage = storage.clone();
-            async move { read_group(&storage, group).await }
-        });
-        Self { batcher }
+        Self {
+            inner: Arc::new(Inner {
+                storage,
+                queued: Mutex::new(VecDeque::new()),
+                slots: Arc::new(Semaphore::new(slots.max(1))),
+            }),
+        }
     }
 
     /// The customer's summary (`None`: nothing recorded) with its
     /// segmentation under `version`.
     pub async fn read(&self, id: CustomerId, version: Option<i64>) -> Answer {
-        self.batcher.call((id, version)).await?
+        let (reply, mut answer) = oneshot::channel();
+        self.inner.queue(Call {
+            input: (id, version),
+            reply,
+        });
+        loop {
+            let slot = tokio::select! {
+                biased;
+                answer = &mut answer => return answer.map_err(|_| ShuttingDown)?,
+                slot = self.inner.slots.clone().acquire_owned() => {
+                    slot.map_err(|_| ShuttingDown)?
+                }
+            };
+            let group = self.inner.take_group();
+            if group.is_empty() {
+                // Another group took this read: its answer comes from there.
+                drop(slot);
+                return answer.await.map_err(|_| ShuttingDown)?;
+            }
+            let storage = self.inner.storage.clone();
+            Detachable::new(async move {
+                read_group(&storage, group).await;
+                drop(slot);
+            })
+            .await;
+        }
+    }
+}
+
+impl Inner {
+    fn queue(&self, call: Call<Read, Answer>) {
+        self.queued
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push_back(call);
+    }
+
+    /// Up to [`MAX_GROUP`] queued reads, oldest first.
+    fn take_group(&self) -> Vec<Call<Read, Answer>> {
+        let mut queued = self
+            .queued
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let n = queued.len().min(MAX_GROUP);
+        queued.drain(..n).collect()
+    }
+}
+
+/// A group's run, polled in the leading read's task; dropped unfinished, it
+/// moves into a task of its own and runs to its end.
+struct Detachable {
+    run: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl Detachable {
+    fn new(run: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self {
+            run: Some(Box::pin(run)),
+        }
+    }
+}
+
+impl Future for Detachable {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(run) = self.run.as_mut() else {
+            return Poll::Ready(());
+        };
+        let done = run.as_mut().poll(cx);
+        if done.is_ready() {
+            self.run = None;
+        }
+        done
+    }
+}
+
+impl Drop for Detachable {
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            // Outside a runtime (the process is ending) there is nothing to
+            // finish it on: the group's reads then answer ShuttingDown.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(run);
+            }
+        }
     }
 }
 
@@ -68,5 +189,46 @@ async fn read_group(storage: &Storage, group: Vec<Call<Read, Answer>>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Detachable;
+    use tokio::sync::oneshot;
+
+    /// A group's run whose leading read is dropped after it started still
+    /// runs to its end (the group's other reads get their answers).
+    #[tokio::test]
+    async fn a_group_dropped_unfinished_runs_to_its_end() {
+        let (go, wait) = oneshot::channel::<()>();
+        let (done, finished) = oneshot::channel::<&str>();
+        let mut run = Box::pin(Detachable::new(async move {
+            let _ = wait.await;
+            let _ = done.send("answered");
+        }));
+        // Started, then left unfinished: it is waiting for `go`.
+        let polled = tokio::time::timeout(Duration::from_millis(20), run.as_mut()).await;
+        assert!(polled.is_err(), "the run finished before it was let go");
+        drop(run);
+        go.send(()).expect("the detached run still waits");
+        let answer = tokio::time::timeout(Duration::from_secs(5), finished)
+            .await
+            .expect("the detached run ended")
+            .expect("the detached run answered");
+        assert_eq!(answer, "answered");
+    }
+
+    /// A run that ends in place is not run again when dropped.
+    #[tokio::test]
+    async fn a_finished_run_is_not_moved_on_drop() {
+        let (done, finished) = oneshot::channel::<u8>();
+        let run = Detachable::new(async move {
+            let _ = done.send(1);
+        });
+        run.await;
+        assert_eq!(finished.await.ok(), Some(1));
     }
 }
