@@ -2,10 +2,12 @@
 //! are waiting, up to `max_group`, as soon as one of `max_in_flight` slots
 //! is free, and hands them to one database round as a group. One call alone
 //! goes straight through (no timer, no added delay); under load, groups
-//! grow by themselves. Group commit (writes) and the scoring reads use it.
+//! grow by themselves. Group commit (writes) uses it; the scoring reads
+//! share its [`Call`] and errors but form their groups without a
+//! dispatcher task (`point_reads`).
 //!
 //! Slots beyond the first may be held back by a patience
-//! ([`Batcher::start_patient`]): a group then starts on a second slot only
+//! ([`Batcher::start`]): a group then starts on a second slot only
 //! when the call at its head has waited that long for the first. Under
 //! steady load that keeps one group in flight at a time (larger groups,
 //! less database work per call), and a group stuck behind a lock still
@@ -72,24 +74,10 @@ impl<I, O> std::fmt::Debug for Batcher<I, O> {
 
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// Starts the dispatcher. `run` handles one group and answers each of
-    /// its calls; at most `max_in_flight` groups run at once.
-    pub fn start<F, Fut>(max_in_flight: usize, max_group: usize, run: F) -> Self
-    where
-        F: Fn(Vec<Call<I, O>>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        Self::start_patient(max_in_flight, Duration::ZERO, max_group, run)
-    }
-
-    /// As [`Batcher::start`], but a group takes a slot other than the
-    /// first only once the call at its head has waited `patience` for the
-    /// first slot (at once with `Duration::ZERO`).
-    pub fn start_patient<F, Fut>(
-        max_in_flight: usize,
-        patience: Duration,
-        max_group: usize,
-        run: F,
-    ) -> Self
+    /// its calls; at most `max_in_flight` groups run at once, and a group
+    /// takes a slot other than the first only once the call at its head has
+    /// waited `patience` for the first slot (at once with `Duration::ZERO`).
+    pub fn start<F, Fut>(max_in_flight: usize, patience: Duration, max_group: usize, run: F) -> Self
     where
         F: Fn(Vec<Call<I, O>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -181,7 +169,7 @@ mod tests {
     /// A batcher whose group holding call 0 waits for `release`; every
     /// call is answered with the instant its group started.
     fn batcher(slots: usize, patience: Duration, release: Arc<Notify>) -> Batcher<u32, Instant> {
-        Batcher::start_patient(slots, patience, 8, move |group: Vec<Call<u32, Instant>>| {
+        Batcher::start(slots, patience, 8, move |group: Vec<Call<u32, Instant>>| {
             let release = release.clone();
             async move {
                 let started = Instant::now();

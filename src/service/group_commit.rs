@@ -36,7 +36,7 @@ impl GroupCommit {
     /// Starts the dispatcher; it stops when the last handle is dropped.
     /// Slots beyond the first are taken only after [`PATIENCE`].
     pub fn start(storage: Storage, max_in_flight: usize, max_group: usize) -> Self {
-        let batcher = Batcher::start_patient(max_in_flight, PATIENCE, max_group, move |group| {
+        let batcher = Batcher::start(max_in_flight, PATIENCE, max_group, move |group| {
             let storage = storage.clone();
             async move { record_group(&storage, group).await }
         });
