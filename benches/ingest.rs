@@ -56,6 +56,26 @@ use tonic::transport::Channel;
 const TRUNCATE_INGESTED: &str =
     "TRUNCATE transactions, customer_days, customers, report_dirty, customer_periods, cohort_cells";
 
+/// Empties what an import writes ([`TRUNCATE_INGESTED`]). The server's
+/// report-aggregation job may be working the queue meanwhile, and the
+/// TRUNCATE's locks, taken table by table, can then deadlock with it;
+/// PostgreSQL aborts one of the two (seen once at full size, where the
+/// bench's statement was the one aborted), so the bench tries again.
+async fn empty_ingested(pool: &PgPool) -> anyhow::Result<()> {
+    for attempt in 1.. {
+        match sqlx::query(TRUNCATE_INGESTED).execute(pool).await {
+            Ok(_) => break,
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("40P01") && attempt < 5 =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 struct Knobs {
     seconds: u64,
     rounds: usize,
@@ -217,7 +237,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
             .fetch_one(&pool)
             .await?;
         anyhow::ensure!(copied as usize == rows.len(), "COPY stored {copied} rows");
-        sqlx::query(TRUNCATE_INGESTED).execute(&pool).await?;
+        empty_ingested(&pool).await?;
         sqlx::query("CHECKPOINT").execute(&pool).await?;
         let t0 = clock.now();
         let import_secs = import(&channels, &rows, k.batch, k.streams).await?;
@@ -249,7 +269,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
                 None => 0,
             };
             let catch_up = started.elapsed().as_secs_f64();
-            sqlx::query(TRUNCATE_INGESTED).execute(&pool).await?;
+            empty_ingested(&pool).await?;
             sqlx::query("CHECKPOINT").execute(&pool).await?;
             let off_secs = import(quiet_channels, &rows, k.batch, k.streams).await?;
             check_import(&pool, rows.len(), k.import_customers).await?;
@@ -263,7 +283,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
             aggregation.push((off, i, left, catch_up));
         }
         if k.cli_import {
-            sqlx::query(TRUNCATE_INGESTED).execute(&pool).await?;
+            empty_ingested(&pool).await?;
             sqlx::query("CHECKPOINT").execute(&pool).await?;
             let cli_secs = cli_import(&endpoint, &cli_csv, rows.len(), k.batch, k.streams).await?;
             check_import(&pool, rows.len(), k.import_customers).await?;

@@ -98,7 +98,7 @@ struct Knobs {
     client_threads: usize,
     /// BENCH_CLIENT (lean): the load generator of the measured phases.
     /// `lean` is [`lean_grpc`] (h2 directly); `tonic` is tonic's generated
-    /// clients, as before issue 15's third session; `both` measures with
+    /// clients, as before issue 15's fourth session; `both` measures with
     /// the lean client and, in each round, GetChurnRisk and the floor once
     /// more with tonic's, printed beside it (same run, same server).
     client: ClientKind,

@@ -1,4 +1,4 @@
-//! A lean gRPC load generator for the benches (issue 15, third session):
+//! A lean gRPC load generator for the benches (issue 15, fourth session):
 //! unary calls over HTTP/2 on TCP with the `h2` crate directly, without
 //! tonic's channel (its tower buffer task, per-call service stack and
 //! body adapters), so that the bench's own client takes less of the two
@@ -16,7 +16,7 @@
 //! one-thread runtime, its own connections and its own share of the
 //! workers: the workers and their connections' tasks wake each other on
 //! one thread, without cross-thread wakeups (measured in
-//! docs/benchmarks.md, issue 15, third session).
+//! docs/benchmarks.md, issue 15, fourth session).
 //!
 //! Hand-rolled on `h2` because no kept crate offers a gRPC client leaner
 //! than tonic; the framing is the gRPC wire format's five-byte prefix.

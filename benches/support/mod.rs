@@ -90,7 +90,7 @@ pub fn money(cents: i64) -> pb::Money {
 /// the process and its endpoint. `BENCH_CLVD_BIN` runs another build
 /// instead (to compare two versions under the same conditions).
 #[allow(dead_code)] // Not every bench that includes this module calls it.
-pub fn spawn_clvd(database_url: &str, max_connections: usize) -> anyhow::Result<(Child, String)> {
+pub fn spawn_clvd(database_url: &str, max_connections: usize) -> anyhow::Result<(Server, String)> {
     spawn_clvd_with(database_url, max_connections, &[])
 }
 
@@ -99,7 +99,7 @@ pub fn spawn_clvd_with(
     database_url: &str,
     max_connections: usize,
     settings: &[(&str, &str)],
-) -> anyhow::Result<(Child, String)> {
+) -> anyhow::Result<(Server, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -117,7 +117,32 @@ pub fn spawn_clvd_with(
         .stdout(Stdio::null())
         .spawn()
         .context("start clvd")?;
-    Ok((server, format!("http://127.0.0.1:{port}")))
+    Ok((Server(server), format!("http://127.0.0.1:{port}")))
+}
+
+/// A `clvd` process that is killed when dropped, so that a bench that
+/// fails half-way leaves no server running (and taking CPU from the next
+/// bench). Derefs to the [`Child`].
+pub struct Server(Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A private PostgreSQL in a fresh temporary directory named after the

@@ -19,7 +19,7 @@ use crate::{
 /// takes about 4 ms, so groups run one at a time and grow (PostgreSQL's CPU
 /// per call fell from about 125 to 90 µs, clvd's from 82 to 71 µs, medians
 /// of alternating small ingest bench runs; docs/benchmarks.md, issue 15,
-/// third session); a group stuck behind a customer's lock (an import
+/// fourth session); a group stuck behind a customer's lock (an import
 /// batch's) holds the next one back for no longer than this.
 const PATIENCE: Duration = Duration::from_millis(10);
 

@@ -4,7 +4,7 @@
 //! through; under load, a group forms while the previous ones run.
 //!
 //! Smart batching as in [`super::batcher`], without its dispatcher task
-//! (issue 15, third session): a read queues itself, and whichever waiting
+//! (issue 15, fourth session): a read queues itself, and whichever waiting
 //! read gets one of the `slots` takes the queued reads (its own among them,
 //! unless another group already took it) and runs their query in its own
 //! task. So a group costs no hand-off to a dispatcher task and no task of

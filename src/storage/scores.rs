@@ -198,7 +198,8 @@ impl Storage {
     /// a fresh table (created here, so `COPY ... FREEZE` writes its rows
     /// already frozen, with no later vacuum rewrite), the rows in with one
     /// binary `COPY` (the server parses no numbers), then the two indexes built once over the loaded rows (far
-    /// cheaper than keeping them up to date row by row), then attached. The
+    /// cheaper than keeping them up to date row by row), then its planner
+    /// statistics gathered, then attached. The
     /// version's rows become visible whole at the commit, or (on any
     /// failure) never, and no table is left behind. Attaching takes only a
     /// SHARE UPDATE EXCLUSIVE lock on `customer_scores`: reads and other
@@ -247,6 +248,12 @@ impl Storage {
                 "CREATE INDEX {table}_by_value_at_risk
                      ON {table} (model_version, value_at_risk DESC, customer_id DESC)"
             ),
+            // Statistics before the first read: without them the planner
+            // cannot tell how few rows pass the at-risk filter and reads the
+            // whole version for ListAtRiskCustomers' first page (256 ms
+            // against 0.5 ms at 1,000,000 customers; docs/benchmarks.md,
+            // issue 15, fourth session) until autovacuum analyzes it.
+            format!("ANALYZE {table}"),
             format!(
                 "ALTER TABLE customer_scores ATTACH PARTITION {table} FOR VALUES IN ({version})"
             ),

@@ -308,6 +308,33 @@ async fn stored_scores_equal_the_model_core_and_the_at_risk_list_follows_them() 
     }
 }
 
+/// A new version's scores are planned from their own statistics from the
+/// first read on: without them, ListAtRiskCustomers' first page read the
+/// whole version (a bitmap scan and a sort) until autovacuum analyzed it.
+#[tokio::test]
+async fn a_versions_scores_have_planner_statistics_when_it_is_activated() {
+    let app = spawn_app().await;
+    let (transactions, erased) = history();
+    send(&app, &transactions, &erased).await;
+    let model = fit_as_of(&app, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).await;
+    let table = format!("customer_scores_v{}", model.version);
+    let columns: Vec<String> =
+        sqlx::query_scalar("SELECT attname::text FROM pg_stats WHERE tablename = $1 ORDER BY 1")
+            .bind(&table)
+            .fetch_all(&app.pool)
+            .await
+            .expect("pg_stats");
+    for column in ["churn_risk", "probability_alive", "value_at_risk"] {
+        assert!(
+            columns.iter().any(|c| c == column),
+            "no statistics on {table}.{column} after the fit (have {columns:?})"
+        );
+    }
+    let first = first_page(&app).await;
+    assert_eq!(first.model_version, model.version);
+    assert!(!first.customers.is_empty());
+}
+
 /// The partitions of customer_scores, by name.
 async fn partitions(app: &TestApp) -> Vec<String> {
     sqlx::query_scalar(
