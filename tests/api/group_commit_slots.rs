@@ -32,20 +32,11 @@ async fn a_call_behind_a_locked_customer_is_held_back_only_briefly() {
         })
     };
     // The stuck group is waiting for the lock before the next call comes.
-    let mut waiting = 0;
-    for _ in 0..200 {
-        waiting = app
-            .count(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .await;
-        if waiting >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(waiting, 1, "the first call's group waits for the lock");
+    assert_eq!(
+        app.lock_waiters(1).await,
+        1,
+        "the first call's group waits for the lock"
+    );
 
     // Another customer's call completes while the lock is still held.
     let started = Instant::now();

@@ -133,6 +133,25 @@ impl TestApp {
         self.count("SELECT count(*) FROM transactions").await
     }
 
+    /// Sessions of this database waiting for a lock, once `want` of them are
+    /// (or after 5 s, whatever the count then).
+    pub async fn lock_waiters(&self, want: i64) -> i64 {
+        let mut waiting = 0;
+        for _ in 0..200 {
+            waiting = self
+                .count(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .await;
+            if waiting >= want {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        waiting
+    }
+
     /// Every table's row count: used to show that nothing was stored.
     pub async fn row_counts(&self) -> (i64, i64, i64) {
         (

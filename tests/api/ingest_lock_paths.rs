@@ -2,8 +2,6 @@
 //! transaction while the batch waited for it is locked, read and counted
 //! once.
 
-use std::time::Duration;
-
 use clvd::api::pb;
 
 use crate::helpers::*;
@@ -30,20 +28,11 @@ async fn a_customer_created_while_a_batch_waits_is_locked_and_counted() {
                 .await
         })
     };
-    let mut waiting = 0;
-    for _ in 0..200 {
-        waiting = app
-            .count(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .await;
-        if waiting >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(waiting, 1, "the call waits for the other transaction");
+    assert_eq!(
+        app.lock_waiters(1).await,
+        1,
+        "the call waits for the other transaction"
+    );
     holder.commit().await.unwrap();
     let recorded = call.await.unwrap().expect("recorded").into_inner();
     assert!(!recorded.duplicate);

@@ -7,8 +7,6 @@
 //!   the other committed (a lock and read done with a snapshot from before
 //!   the wait would lose a batch's purchases from the summary).
 
-use std::time::Duration;
-
 use tonic::Code;
 
 use crate::helpers::*;
@@ -90,20 +88,11 @@ async fn batches_that_wait_for_a_customers_lock_each_see_what_the_other_committe
         })
         .collect();
     // Both batches wait for the lock before it is released.
-    let mut waiting = 0;
-    for _ in 0..200 {
-        waiting = app
-            .count(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .await;
-        if waiting >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(waiting, 2, "both batches wait for the customer's lock");
+    assert_eq!(
+        app.lock_waiters(2).await,
+        2,
+        "both batches wait for the customer's lock"
+    );
     holder.commit().await.unwrap();
     for call in calls {
         call.await.unwrap().unwrap();
