@@ -46,7 +46,7 @@ use clvd::{
     storage::Storage,
 };
 use hdrhistogram::Histogram;
-use lean_grpc::{GrpcPath, LeanChannel, LeanGenerator};
+use lean_grpc::{workers_of, GrpcPath, LeanChannel, LeanGenerator};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use sqlx::PgPool;
 use tonic::transport::Channel;
@@ -404,16 +404,11 @@ async fn unary_load(
             vec![drive_unary(callers, duration, round).await?]
         }
         UnaryClient::Lean(generator) => {
-            // Worker w runs on thread w % threads, on that thread's
-            // connections in turn.
             let threads = generator.threads();
             generator
                 .run(move |shard, channels| {
-                    let callers = (shard..concurrency)
-                        .step_by(threads)
-                        .enumerate()
-                        .map(|(i, w)| {
-                            let channel = channels[i % channels.len()].clone();
+                    let callers = workers_of(shard, threads, concurrency, &channels)
+                        .map(|(w, channel)| {
                             let path = channel.path("/clv.v1.IngestService/RecordTransaction");
                             (w, UnaryCaller::Lean(channel, path))
                         })

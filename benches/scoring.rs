@@ -62,7 +62,7 @@ use clvd::{
 };
 use cpu::{CpuClock, CpuTimes};
 use hdrhistogram::Histogram;
-use lean_grpc::{GrpcPath, LeanChannel, LeanGenerator};
+use lean_grpc::{workers_of, GrpcPath, LeanChannel, LeanGenerator};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tonic::transport::Channel;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest, HealthCheckResponse};
@@ -937,15 +937,11 @@ async fn load(
             vec![drive(callers, rpc, customers, duration, round).await?]
         }
         Clients::Lean(generator) => {
-            // Worker w runs on thread w % threads, on that thread's
-            // connections in turn.
             let threads = generator.threads();
             generator
                 .run(move |shard, channels| {
-                    let callers = (shard..concurrency)
-                        .step_by(threads)
-                        .enumerate()
-                        .map(|(i, w)| (w, Caller::lean(channels[i % channels.len()].clone())))
+                    let callers = workers_of(shard, threads, concurrency, &channels)
+                        .map(|(w, channel)| (w, Caller::lean(channel)))
                         .collect();
                     drive(callers, rpc, customers, duration, round)
                 })

@@ -108,6 +108,21 @@ impl LeanGenerator {
     }
 }
 
+/// The workers (numbered `0..concurrency`) that run on thread `shard` of
+/// `threads`, each with its connection: worker w runs on thread
+/// w % threads, on that thread's connections in turn.
+pub fn workers_of(
+    shard: usize,
+    threads: usize,
+    concurrency: usize,
+    channels: &[LeanChannel],
+) -> impl Iterator<Item = (usize, LeanChannel)> + '_ {
+    (shard..concurrency)
+        .step_by(threads)
+        .enumerate()
+        .map(|(i, w)| (w, channels[i % channels.len()].clone()))
+}
+
 /// One HTTP/2 connection to the server; clone it per worker (clones share
 /// the connection, as tonic's channels do).
 #[derive(Clone)]

@@ -18,11 +18,7 @@ async fn a_call_behind_a_locked_customer_is_held_back_only_briefly() {
         .unwrap();
 
     // Hold the customer's row lock, as an import batch in progress would.
-    let mut holder = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM customers WHERE customer_id = 'x' FOR UPDATE")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = app.hold_customer_lock("x").await;
     let stuck = {
         let mut client = client.clone();
         tokio::spawn(async move {

@@ -133,6 +133,21 @@ impl TestApp {
         self.count("SELECT count(*) FROM transactions").await
     }
 
+    /// A transaction holding `customer`'s row lock, as a batch in progress
+    /// would; the lock goes when it commits or is dropped.
+    pub async fn hold_customer_lock(
+        &self,
+        customer: &str,
+    ) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut holder = self.pool.begin().await.expect("begin");
+        sqlx::query("SELECT 1 FROM customers WHERE customer_id = $1 FOR UPDATE")
+            .bind(customer)
+            .execute(&mut *holder)
+            .await
+            .expect("lock the customer's row");
+        holder
+    }
+
     /// Sessions of this database waiting for a lock, once `want` of them are
     /// (or after 5 s, whatever the count then).
     pub async fn lock_waiters(&self, want: i64) -> i64 {

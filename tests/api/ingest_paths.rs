@@ -71,11 +71,7 @@ async fn batches_that_wait_for_a_customers_lock_each_see_what_the_other_committe
         .unwrap();
 
     // Hold the customer's row lock, as a batch in progress would.
-    let mut holder = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM customers WHERE customer_id = 'x' FOR UPDATE")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = app.hold_customer_lock("x").await;
     let calls: Vec<_> = [(1..4), (4..9)]
         .into_iter()
         .map(|ids| {
