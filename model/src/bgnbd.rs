@@ -16,7 +16,10 @@ use crate::fit::{sum_rows, FitOptions, FitReport, MeanNegLogLikelihood};
 use crate::fitted::{warm_start_sample, LogParameters};
 use crate::hessian;
 use crate::params::four_parameters;
-use crate::special::{digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series, CompensatedSum};
+use crate::special::{
+    digamma, ln_beta, ln_gamma, log_sum_exp, sum_ratio_series, sum_ratio_series_sharing,
+    CompensatedSum,
+};
 use crate::summary::{
     fast_map, group_purchases, sort_and_merge, CustomerSummary, FastHashMap, Group, PurchaseGroup,
 };
@@ -189,6 +192,41 @@ impl BgNbdParams {
             Some(s) => leading - (s.log_scale + u).exp() * s.value,
             None => f64::NAN,
         }
+    }
+
+    /// [`Self::purchase_bracket`] at each of `horizons`, bit-identical to
+    /// it, with the series summed together ([`sum_ratio_series_sharing`]):
+    /// their term ratios differ only by the factor z, so each term's
+    /// coefficient is computed once for every horizon.
+    pub(crate) fn purchase_brackets(&self, x: f64, t: f64, horizons: &[f64]) -> Vec<f64> {
+        let Self { r, alpha, a, b } = *self;
+        let c = a + b + x - 1.0;
+        let alpha_prime = a + b - 1.0 - r;
+        let mut zs = Vec::with_capacity(horizons.len());
+        let mut firsts = Vec::with_capacity(horizons.len());
+        let mut outside = Vec::with_capacity(horizons.len());
+        for &horizon in horizons {
+            let z = horizon / (alpha + t + horizon);
+            let ln_one_minus_z = -(horizon / (alpha + t)).ln_1p();
+            let u = (a - 1.0) * ln_one_minus_z;
+            let phi = if u == 0.0 { 1.0 } else { u.exp_m1() / u };
+            let leading = c * (-ln_one_minus_z) * phi;
+            zs.push(z);
+            firsts.push(alpha_prime * z);
+            outside.push((leading, u));
+        }
+        let series = sum_ratio_series_sharing(&firsts, &zs, |n| {
+            let n = (n + 1) as f64; // ratio τₙ₊₁/τₙ for n ≥ 1, without its z
+            (alpha_prime + n) * (a + n - 1.0) / ((c + n) * (n + 1.0))
+        });
+        series
+            .into_iter()
+            .zip(outside)
+            .map(|(series, (leading, u))| match series {
+                Some(s) => leading - (s.log_scale + u).exp() * s.value,
+                None => f64::NAN,
+            })
+            .collect()
     }
 
     /// P(X(t) = n) for a new customer: n repeat purchases in (0, t] (FHL eq. 8).
@@ -621,6 +659,48 @@ mod tests {
 
     fn params() -> BgNbdParams {
         BgNbdParams::from_weeks(0.243, 4.414, 0.793, 2.426).unwrap()
+    }
+
+    /// The horizons' series summed together give exactly (bit for bit)
+    /// what each horizon's own series gives, over parameters and histories
+    /// that make the series short, long (z near 1), terminating (a+b−1−r a
+    /// non-positive integer) and rescaled (x in the thousands).
+    #[test]
+    fn brackets_summed_together_equal_each_brackets_own_series() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let horizons: Vec<f64> = (1..=24).map(|k| 30.0 * k as f64).collect();
+        let mut cases = vec![
+            (params(), 0.0, 0.0),
+            (params(), 3.0, 40.0),
+            (BgNbdParams::new(2.0, 0.5, 1.5, 1.5).unwrap(), 1.0, 5.0),
+            (BgNbdParams::new(0.5, 3.0, 2.0, 1.5).unwrap(), 7.0, 900.0),
+            (BgNbdParams::new(0.3, 1.0, 0.9, 5.0).unwrap(), 4000.0, 2.0),
+        ];
+        for _ in 0..300 {
+            let p = BgNbdParams::new(
+                rng.random_range(0.05..8.0),
+                rng.random_range(0.1..200.0),
+                rng.random_range(0.05..8.0),
+                rng.random_range(0.05..20.0),
+            )
+            .unwrap();
+            cases.push((
+                p,
+                f64::from(rng.random_range(0..60_u32)),
+                rng.random_range(0.0..1500.0),
+            ));
+        }
+        for (p, x, t) in cases {
+            let together = p.purchase_brackets(x, t, &horizons);
+            for (h, got) in horizons.iter().zip(&together) {
+                let alone = p.purchase_bracket(x, t, *h);
+                assert!(
+                    got.to_bits() == alone.to_bits() || (got.is_nan() && alone.is_nan()),
+                    "{p:?} x={x} T={t} horizon {h}: together {got}, alone {alone}"
+                );
+            }
+        }
     }
 
     #[test]

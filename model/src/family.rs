@@ -219,6 +219,20 @@ impl PurchaseParams {
         }
     }
 
+    /// [`Self::purchase_bracket`] at each of `horizons` (all > 0), the
+    /// BG/NBD and MBG/NBD series summed together
+    /// ([`BgNbdParams::purchase_brackets`]); the same values.
+    pub(crate) fn purchase_brackets(&self, x: f64, t: f64, horizons: &[f64]) -> Vec<f64> {
+        match self {
+            PurchaseParams::BgNbd(p) => p.purchase_brackets(x, t, horizons),
+            PurchaseParams::MbgNbd(p) => p.purchase_brackets_if_alive(x, t, horizons),
+            PurchaseParams::ParetoNbd(_) => horizons
+                .iter()
+                .map(|&h| self.purchase_bracket(x, t, h))
+                .collect(),
+        }
+    }
+
     /// E[X(t)] for a new customer: repeat purchases in (0, t] after the first.
     pub fn expected_purchases_new_customer(&self, horizon_days: f64) -> f64 {
         match self {

@@ -111,6 +111,12 @@ impl MbgNbdParams {
         self.b / (self.a + self.b) * self.expected_purchases_if_alive(0.0, 0.0, horizon_days)
     }
 
+    /// [`Self::expected_purchases_if_alive`] at each of `horizons` (all
+    /// > 0), summed together ([`BgNbdParams::purchase_brackets`]).
+    pub(crate) fn purchase_brackets_if_alive(&self, x: f64, t: f64, horizons: &[f64]) -> Vec<f64> {
+        self.shifted_bgnbd().purchase_brackets(x, t, horizons)
+    }
+
     /// BG/NBD with b+1: its bracket is this model's bracket.
     fn shifted_bgnbd(&self) -> BgNbdParams {
         BgNbdParams::new(self.r, self.alpha, self.a, self.b + 1.0)

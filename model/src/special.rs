@@ -190,6 +190,82 @@ pub fn sum_ratio_series(
     None
 }
 
+/// Several [`sum_ratio_series`] at once whose ratios share a factor:
+/// series k has t₀ = `firsts[k]` and ratio `coefficient(n) · zs[k]`. The
+/// coefficient (a division, in the series here) is computed once per term
+/// for all of them, which is the point: the scores sum one such series per
+/// month of the horizon. Each series stops, rescales and fails exactly as
+/// [`sum_ratio_series`] would on its own with the ratio
+/// `coefficient(n) · zs[k]`, so every sum is bit-identical to it.
+pub fn sum_ratio_series_sharing(
+    firsts: &[f64],
+    zs: &[f64],
+    mut coefficient: impl FnMut(u64) -> f64,
+) -> Vec<Option<ScaledSum>> {
+    /// One series' running state.
+    struct Running {
+        term: f64,
+        sum: f64,
+        log_scale: f64,
+        done: Option<Option<ScaledSum>>,
+    }
+    let mut series: Vec<Running> = firsts
+        .iter()
+        .map(|&first| Running {
+            term: first,
+            sum: first,
+            log_scale: 0.0,
+            done: None,
+        })
+        .collect();
+    let mut running = series.len();
+    for n in 0..MAX_SERIES_TERMS {
+        if running == 0 {
+            break;
+        }
+        let shared = coefficient(n);
+        for (s, &z) in series.iter_mut().zip(zs) {
+            if s.done.is_some() {
+                continue;
+            }
+            let rho_n = shared * z;
+            let finished = if rho_n == 0.0 {
+                Some(Some(ScaledSum {
+                    value: s.sum,
+                    log_scale: s.log_scale,
+                }))
+            } else {
+                s.term *= rho_n;
+                s.sum += s.term;
+                if s.term.abs() > RESCALE_ABOVE || s.sum.abs() > RESCALE_ABOVE {
+                    s.term /= RESCALE_ABOVE;
+                    s.sum /= RESCALE_ABOVE;
+                    s.log_scale += RESCALE_ABOVE.ln();
+                }
+                let rho = rho_n.abs().max(z);
+                if !s.sum.is_finite() {
+                    Some(None)
+                } else if rho < 1.0
+                    && s.term.abs() * rho <= TAIL_TOLERANCE * (1.0 - rho) * s.sum.abs()
+                {
+                    Some(Some(ScaledSum {
+                        value: s.sum,
+                        log_scale: s.log_scale,
+                    }))
+                } else {
+                    None
+                }
+            };
+            if finished.is_some() {
+                s.done = finished;
+                running -= 1;
+            }
+        }
+    }
+    // A series still running after MAX_SERIES_TERMS terms did not converge.
+    series.into_iter().map(|s| s.done.flatten()).collect()
+}
+
 /// ln of the Gauss series Σ (a)ₙ(b)ₙ/((c)ₙ n!) zⁿ, which must be positive.
 /// The terms after the first are summed on their own so that values close
 /// to 1 keep their relative accuracy in the logarithm (ln_1p).

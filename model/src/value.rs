@@ -71,9 +71,10 @@ pub struct ClvModel {
 /// E[Y(30k) | alive] for k = 1..H (for BG/NBD the bracket of FHL eq. 10),
 /// which depends on (x, T) only; E[Y(30k)] is it times P(alive).
 fn purchases_if_alive(purchases: &PurchaseParams, x: f64, t: f64, horizon_months: u32) -> Vec<f64> {
-    (1..=horizon_months)
-        .map(|k| purchases.purchase_bracket(x, t, DAYS_PER_MODEL_MONTH * k as f64))
-        .collect()
+    let horizons: Vec<f64> = (1..=horizon_months)
+        .map(|k| DAYS_PER_MODEL_MONTH * k as f64)
+        .collect();
+    purchases.purchase_brackets(x, t, &horizons)
 }
 
 /// From cumulative E[Y(30k) | alive], k = 1..H, and P(alive):
