@@ -97,6 +97,21 @@ pub struct ScoreIntervals {
 /// monotonically there (Φ is concave for z ≥ 0). Hand-rolled: the crate's
 /// dependencies have erfc (libm) but no inverse.
 fn normal_quantile(u: f64) -> f64 {
+    // Every score of a request asks for the same level (most requests the
+    // default), so the last answer per thread is kept.
+    thread_local! {
+        static LAST: std::cell::Cell<(f64, f64)> = const { std::cell::Cell::new((f64::NAN, 0.0)) };
+    }
+    let (last_u, last_z) = LAST.get();
+    if last_u == u {
+        return last_z;
+    }
+    let z = normal_quantile_newton(u);
+    LAST.set((u, z));
+    z
+}
+
+fn normal_quantile_newton(u: f64) -> f64 {
     let mut z = 0.0_f64;
     for _ in 0..100 {
         let cdf = 0.5 * libm::erfc(-z / std::f64::consts::SQRT_2);
