@@ -144,6 +144,11 @@ pub struct Settings {
     )]
     pub score_read_slots: usize,
 
+    /// Threads of the server's async runtime (unset: one per core). CPU-heavy
+    /// work (fits, evaluations) runs on blocking threads outside this count.
+    #[arg(long, env = "CLVD_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
+    pub worker_threads: Option<u16>,
+
     /// Seconds a call waits for a database connection before UNAVAILABLE.
     #[arg(
         long,
@@ -621,7 +626,7 @@ impl fmt::Display for Settings {
             f,
             "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
              earliest_transaction_time={} \
-             db_max_connections={} group_commit_slots={} score_read_slots={} db_acquire_timeout={}s \
+             db_max_connections={} group_commit_slots={} score_read_slots={} worker_threads={} db_acquire_timeout={}s \
              churn_thresholds={}/{} no_purchase_window={}d refit_interval={}s \
              refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s shutdown_drain={}s log_format={:?} \
              auth={:?} api_keys={:?} auth_open_health={} auth_open_reflection={} tls={} mtls={} \
@@ -639,6 +644,8 @@ impl fmt::Display for Settings {
             self.db_max_connections,
             self.group_commit_slots,
             self.score_read_slots,
+            self.worker_threads
+                .map_or_else(|| "per-core".to_owned(), |n| n.to_string()),
             self.db_acquire_timeout_seconds,
             self.churn_medium_threshold,
             self.churn_high_threshold,
