@@ -144,8 +144,11 @@ pub struct Settings {
     )]
     pub score_read_slots: usize,
 
-    /// Threads of the server's async runtime (unset: one per core). CPU-heavy
-    /// work (fits, evaluations) runs on blocking threads outside this count.
+    /// Threads of the server's async runtime (unset: half the cores, at least
+    /// one). CPU-heavy work (fits, evaluations, cohort forecasts) runs on
+    /// blocking threads outside this count. On two cores shared with
+    /// PostgreSQL, one worker cost 15% less CPU per scoring call than two
+    /// (docs/benchmarks.md, issue 15 fifth session).
     #[arg(long, env = "CLVD_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
     pub worker_threads: Option<u16>,
 
@@ -508,6 +511,15 @@ impl Settings {
         (self.max_call_seconds > 0).then(|| Duration::from_secs(self.max_call_seconds))
     }
 
+    /// Threads of the async runtime: `worker_threads`, else half the cores
+    /// (at least one).
+    pub fn worker_threads(&self) -> usize {
+        self.worker_threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            usize::from,
+        )
+    }
+
     pub fn pool_settings(&self) -> crate::storage::PoolSettings {
         crate::storage::PoolSettings {
             max_connections: self.db_max_connections,
@@ -644,8 +656,7 @@ impl fmt::Display for Settings {
             self.db_max_connections,
             self.group_commit_slots,
             self.score_read_slots,
-            self.worker_threads
-                .map_or_else(|| "per-core".to_owned(), |n| n.to_string()),
+            self.worker_threads(),
             self.db_acquire_timeout_seconds,
             self.churn_medium_threshold,
             self.churn_high_threshold,
@@ -703,6 +714,22 @@ mod tests {
         assert!(Cli::try_parse_from(["clvd", "--page-token-key", "abcd"]).is_err());
         let default = Cli::parse_from(["clvd"]).settings.to_string();
         assert!(default.contains("page_token_key=database"), "{default}");
+    }
+
+    #[test]
+    fn worker_threads_are_as_set_else_half_the_cores_and_never_zero() {
+        let set = Cli::parse_from(["clvd", "--worker-threads", "3"]).settings;
+        assert_eq!(set.worker_threads(), 3);
+        assert!(set.to_string().contains("worker_threads=3"), "{set}");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default = Cli::parse_from(["clvd"]).settings.worker_threads();
+        assert_eq!(default, (cores / 2).max(1));
+        for bad in ["0", "-1", "two", "1025"] {
+            assert!(
+                Cli::try_parse_from(["clvd", "--worker-threads", bad]).is_err(),
+                "{bad} was accepted"
+            );
+        }
     }
 
     #[test]

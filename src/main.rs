@@ -21,7 +21,7 @@ fn main() -> std::process::ExitCode {
         runtime(None).and_then(|rt| rt.block_on(clvd::cli::run(cli)))
     } else {
         let cli = Cli::parse();
-        runtime(cli.settings.worker_threads).and_then(|rt| rt.block_on(run(cli)))
+        runtime(Some(cli.settings.worker_threads())).and_then(|rt| rt.block_on(run(cli)))
     };
     clvd::telemetry::flush();
     match result {
@@ -38,14 +38,14 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// The async runtime: `worker_threads` (`CLVD_WORKER_THREADS`), else one
-/// worker per core (tokio's default, which also reads
-/// `TOKIO_WORKER_THREADS`).
-fn runtime(worker_threads: Option<u16>) -> anyhow::Result<tokio::runtime::Runtime> {
+/// The async runtime: the server's `CLVD_WORKER_THREADS` workers
+/// ([`clvd::config::Settings::worker_threads`]); the command-line client
+/// keeps tokio's default (one per core, or `TOKIO_WORKER_THREADS`).
+fn runtime(worker_threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if let Some(n) = worker_threads {
-        builder.worker_threads(usize::from(n));
+        builder.worker_threads(n);
     }
     builder.build().context("cannot start the async runtime")
 }

@@ -330,9 +330,7 @@ async fn project_off_workers(
     histories: Vec<CohortHistory>,
 ) -> Result<std::collections::HashMap<(NaiveDate, u32), Projection>, String> {
     match tokio::task::spawn_blocking(move || project(&range, &fitted, &histories)).await {
-        Ok(projected) => {
-            projected.map_err(|e| format!("the active model cannot forecast: {e}"))
-        }
+        Ok(projected) => projected.map_err(|e| format!("the active model cannot forecast: {e}")),
         // A panic is the caller's, as if it had run in place (the detach
         // layer answers INTERNAL).
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
