@@ -144,12 +144,17 @@ pub struct Settings {
     )]
     pub score_read_slots: usize,
 
-    /// Threads of the server's async runtime (unset: half the cores, at least
-    /// one). CPU-heavy work (fits, evaluations, cohort forecasts) runs on
-    /// blocking threads outside this count. On two cores shared with
-    /// PostgreSQL, one worker cost 15% less CPU per scoring call than two
-    /// (docs/benchmarks.md, issue 15 fifth session).
-    #[arg(long, env = "CLVD_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
+    /// Threads of the server's async runtime (unset: one per core). CPU-heavy
+    /// work (fits, evaluations, cohort forecasts) runs on blocking threads
+    /// outside this count. On two cores shared with PostgreSQL, one worker
+    /// cost 0-20% less CPU per scoring call than two, with no clear gain in
+    /// calls per second (docs/benchmarks.md, issue 15 fifth session).
+    #[arg(
+        long,
+        env = "CLVD_WORKER_THREADS",
+        value_parser = clap::value_parser!(u16).range(1..=1024),
+        global = true
+    )]
     pub worker_threads: Option<u16>,
 
     /// Seconds a call waits for a database connection before UNAVAILABLE.
@@ -511,11 +516,10 @@ impl Settings {
         (self.max_call_seconds > 0).then(|| Duration::from_secs(self.max_call_seconds))
     }
 
-    /// Threads of the async runtime: `worker_threads`, else half the cores
-    /// (at least one).
+    /// Threads of the async runtime: `worker_threads`, else one per core.
     pub fn worker_threads(&self) -> usize {
         self.worker_threads.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
             usize::from,
         )
     }
@@ -717,13 +721,13 @@ mod tests {
     }
 
     #[test]
-    fn worker_threads_are_as_set_else_half_the_cores_and_never_zero() {
+    fn worker_threads_are_as_set_else_one_per_core_and_never_zero() {
         let set = Cli::parse_from(["clvd", "--worker-threads", "3"]).settings;
         assert_eq!(set.worker_threads(), 3);
         assert!(set.to_string().contains("worker_threads=3"), "{set}");
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let default = Cli::parse_from(["clvd"]).settings.worker_threads();
-        assert_eq!(default, (cores / 2).max(1));
+        assert_eq!(default, cores);
         for bad in ["0", "-1", "two", "1025"] {
             assert!(
                 Cli::try_parse_from(["clvd", "--worker-threads", bad]).is_err(),
