@@ -144,6 +144,19 @@ pub struct Settings {
     )]
     pub score_read_slots: usize,
 
+    /// Threads of the server's async runtime (unset: one per core). CPU-heavy
+    /// work (fits, evaluations, cohort forecasts) runs on blocking threads
+    /// outside this count. On two cores shared with PostgreSQL, one worker
+    /// cost 0-20% less CPU per scoring call than two, with no clear gain in
+    /// calls per second (docs/benchmarks.md, issue 15 fifth session).
+    #[arg(
+        long,
+        env = "CLVD_WORKER_THREADS",
+        value_parser = clap::value_parser!(u16).range(1..=1024),
+        global = true
+    )]
+    pub worker_threads: Option<u16>,
+
     /// Seconds a call waits for a database connection before UNAVAILABLE.
     #[arg(
         long,
@@ -503,6 +516,14 @@ impl Settings {
         (self.max_call_seconds > 0).then(|| Duration::from_secs(self.max_call_seconds))
     }
 
+    /// Threads of the async runtime: `worker_threads`, else one per core.
+    pub fn worker_threads(&self) -> usize {
+        self.worker_threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        )
+    }
+
     pub fn pool_settings(&self) -> crate::storage::PoolSettings {
         crate::storage::PoolSettings {
             max_connections: self.db_max_connections,
@@ -621,7 +642,7 @@ impl fmt::Display for Settings {
             f,
             "listen_addr={} database={} data_dir={} currency={} time_zone={} max_batch={} \
              earliest_transaction_time={} \
-             db_max_connections={} group_commit_slots={} score_read_slots={} db_acquire_timeout={}s \
+             db_max_connections={} group_commit_slots={} score_read_slots={} worker_threads={} db_acquire_timeout={}s \
              churn_thresholds={}/{} no_purchase_window={}d refit_interval={}s \
              refit_min_new_transactions={} refit_check={}s health_interval={}s shutdown_grace={}s shutdown_drain={}s log_format={:?} \
              auth={:?} api_keys={:?} auth_open_health={} auth_open_reflection={} tls={} mtls={} \
@@ -639,6 +660,7 @@ impl fmt::Display for Settings {
             self.db_max_connections,
             self.group_commit_slots,
             self.score_read_slots,
+            self.worker_threads(),
             self.db_acquire_timeout_seconds,
             self.churn_medium_threshold,
             self.churn_high_threshold,
@@ -696,6 +718,22 @@ mod tests {
         assert!(Cli::try_parse_from(["clvd", "--page-token-key", "abcd"]).is_err());
         let default = Cli::parse_from(["clvd"]).settings.to_string();
         assert!(default.contains("page_token_key=database"), "{default}");
+    }
+
+    #[test]
+    fn worker_threads_are_as_set_else_one_per_core_and_never_zero() {
+        let set = Cli::parse_from(["clvd", "--worker-threads", "3"]).settings;
+        assert_eq!(set.worker_threads(), 3);
+        assert!(set.to_string().contains("worker_threads=3"), "{set}");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default = Cli::parse_from(["clvd"]).settings.worker_threads();
+        assert_eq!(default, cores);
+        for bad in ["0", "-1", "two", "1025"] {
+            assert!(
+                Cli::try_parse_from(["clvd", "--worker-threads", bad]).is_err(),
+                "{bad} was accepted"
+            );
+        }
     }
 
     #[test]

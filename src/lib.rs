@@ -43,6 +43,7 @@ pub mod healthcheck;
 pub mod jobs;
 pub mod metrics;
 pub mod pb;
+pub mod run_to_end;
 pub mod server;
 pub mod service;
 pub mod shutdown;

@@ -12,15 +12,16 @@ use clvd::{
     telemetry::{get_subscriber, init_subscriber},
 };
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let client = std::env::args()
         .nth(1)
         .is_some_and(|first| clvd::cli::is_client_command(&first));
     let result = if client {
-        clvd::cli::run(clvd::cli::ClientCli::parse()).await
+        let cli = clvd::cli::ClientCli::parse();
+        runtime(None).and_then(|rt| rt.block_on(clvd::cli::run(cli)))
     } else {
-        run().await
+        let cli = Cli::parse();
+        runtime(Some(cli.settings.worker_threads())).and_then(|rt| rt.block_on(run(cli)))
     };
     clvd::telemetry::flush();
     match result {
@@ -37,8 +38,19 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let Cli { command, settings } = Cli::parse();
+/// The async runtime: the server's `CLVD_WORKER_THREADS` workers
+/// ([`clvd::config::Settings::worker_threads`]); the command-line client
+/// keeps tokio's default (one per core, or `TOKIO_WORKER_THREADS`).
+fn runtime(worker_threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = worker_threads {
+        builder.worker_threads(n);
+    }
+    builder.build().context("cannot start the async runtime")
+}
+
+async fn run(Cli { command, settings }: Cli) -> anyhow::Result<()> {
     // A probe's output is its exit code and one line: no start-up logging.
     if let Some(Command::Healthcheck(args)) = &command {
         let timeout = std::time::Duration::from_secs(args.timeout_seconds);

@@ -10,15 +10,12 @@
 //! task. So a group costs no hand-off to a dispatcher task and no task of
 //! its own; only the other reads of the group are woken with their answer.
 //! A group whose leading read is dropped unfinished (its caller's task
-//! stopped) is moved into a task of its own and runs to its end, so the
-//! other reads of the group still get their answers.
+//! stopped) is moved into a task of its own and runs to its end
+//! ([`RunToEnd`]), so the other reads of the group still get their answers.
 
 use std::{
     collections::{HashMap, VecDeque},
-    future::Future,
-    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
 };
 
 use tokio::sync::{oneshot, Semaphore};
@@ -26,6 +23,7 @@ use tokio::sync::{oneshot, Semaphore};
 use super::batcher::{BackendError, Call, ShuttingDown};
 use crate::{
     domain::{CustomerId, CustomerSummary, Segmentation},
+    run_to_end::RunToEnd,
     storage::Storage,
 };
 
@@ -95,10 +93,12 @@ impl PointReads {
                 return answer.await.map_err(|_| ShuttingDown)?;
             }
             let storage = self.inner.storage.clone();
-            Detachable::new(async move {
+            // Polled in this read's task; dropped unfinished, it moves into
+            // a task of its own and runs to its end.
+            RunToEnd::new(Box::pin(async move {
                 read_group(&storage, group).await;
                 drop(slot);
-            })
+            }))
             .await;
         }
     }
@@ -120,47 +120,6 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let n = queued.len().min(MAX_GROUP);
         queued.drain(..n).collect()
-    }
-}
-
-/// A group's run, polled in the leading read's task; dropped unfinished, it
-/// moves into a task of its own and runs to its end.
-struct Detachable {
-    run: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-}
-
-impl Detachable {
-    fn new(run: impl Future<Output = ()> + Send + 'static) -> Self {
-        Self {
-            run: Some(Box::pin(run)),
-        }
-    }
-}
-
-impl Future for Detachable {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(run) = self.run.as_mut() else {
-            return Poll::Ready(());
-        };
-        let done = run.as_mut().poll(cx);
-        if done.is_ready() {
-            self.run = None;
-        }
-        done
-    }
-}
-
-impl Drop for Detachable {
-    fn drop(&mut self) {
-        if let Some(run) = self.run.take() {
-            // Outside a runtime (the process is ending) there is nothing to
-            // finish it on: the group's reads then answer ShuttingDown.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(run);
-            }
-        }
     }
 }
 
@@ -196,7 +155,7 @@ async fn read_group(storage: &Storage, group: Vec<Call<Read, Answer>>) {
 mod tests {
     use std::time::Duration;
 
-    use super::Detachable;
+    use crate::run_to_end::RunToEnd;
     use tokio::sync::oneshot;
 
     /// A group's run whose leading read is dropped after it started still
@@ -205,12 +164,12 @@ mod tests {
     async fn a_group_dropped_unfinished_runs_to_its_end() {
         let (go, wait) = oneshot::channel::<()>();
         let (done, finished) = oneshot::channel::<&str>();
-        let mut run = Box::pin(Detachable::new(async move {
+        let mut run = RunToEnd::new(Box::pin(async move {
             let _ = wait.await;
             let _ = done.send("answered");
         }));
         // Started, then left unfinished: it is waiting for `go`.
-        let polled = tokio::time::timeout(Duration::from_millis(20), run.as_mut()).await;
+        let polled = tokio::time::timeout(Duration::from_millis(20), &mut run).await;
         assert!(polled.is_err(), "the run finished before it was let go");
         drop(run);
         go.send(()).expect("the detached run still waits");
@@ -225,9 +184,9 @@ mod tests {
     #[tokio::test]
     async fn a_finished_run_is_not_moved_on_drop() {
         let (done, finished) = oneshot::channel::<u8>();
-        let run = Detachable::new(async move {
+        let run = RunToEnd::new(Box::pin(async move {
             let _ = done.send(1);
-        });
+        }));
         run.await;
         assert_eq!(finished.await.ok(), Some(1));
     }

@@ -217,14 +217,12 @@ impl Reports {
                 None => forecast_note = Some(NoActiveModel::read(&self.storage).await?.to_string()),
                 Some((version, fitted)) => {
                     let histories = self.storage.cohort_histories(range, source, now).await?;
-                    match project(range, fitted, &histories) {
+                    match project_off_workers(*range, fitted.clone(), histories).await {
                         Ok(p) => {
                             facts.projections = p;
                             model_version = Some(version);
                         }
-                        Err(e) => {
-                            forecast_note = Some(format!("the active model cannot forecast: {e}"))
-                        }
+                        Err(note) => forecast_note = Some(note),
                     }
                 }
             }
@@ -319,6 +317,24 @@ impl Reports {
             value_tiers: shares(value_tiers),
             value_curve,
         })
+    }
+}
+
+/// [`project`] on a blocking thread: a forecast over many cohort histories
+/// is CPU work that must not hold up an async worker (there may be only
+/// one, `CLVD_WORKER_THREADS`), where it would stall every other call.
+/// `Err` is the report's forecast note.
+async fn project_off_workers(
+    range: CohortRange,
+    fitted: FittedModels,
+    histories: Vec<CohortHistory>,
+) -> Result<std::collections::HashMap<(NaiveDate, u32), Projection>, String> {
+    match tokio::task::spawn_blocking(move || project(&range, &fitted, &histories)).await {
+        Ok(projected) => projected.map_err(|e| format!("the active model cannot forecast: {e}")),
+        // A panic is the caller's, as if it had run in place (the detach
+        // layer answers INTERNAL).
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err("the forecast was not computed: the server is shutting down".to_owned()),
     }
 }
 

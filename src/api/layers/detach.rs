@@ -3,7 +3,8 @@
 //! hand-off to another task on the way), and when the caller goes away (it
 //! cancels, its connection closes, or its deadline passes) and the response
 //! future is dropped unfinished, the rest of the handler moves into a task
-//! of its own, which runs it to its end and discards the answer. So no
+//! of its own, which runs it to its end and discards the answer
+//! ([`RunToEnd`]). So no
 //! database call is ever abandoned in the middle of a query, a COPY, an
 //! open transaction or a lock wait, which would leave its pooled connection
 //! in a state the next call trips over. (Until issue 15 every call's handler
@@ -32,9 +33,10 @@ use http::{Request, Response};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{body::Body, Status};
 use tower::{Layer, Service};
-use tracing::{Instrument, Span};
+use tracing::Span;
 
 use super::{admission::CallSlot, refuse};
+use crate::run_to_end::RunToEnd;
 
 /// Fired when the caller no longer waits for the answer. Handlers find it
 /// in the request's extensions; absent (a handler called directly), it
@@ -89,12 +91,17 @@ where
             drop(slot);
             answer
         };
+        let work: Work<S::Error> = Box::pin(AssertUnwindSafe(work).catch_unwind());
         Detached {
-            work: Some(Box::pin(AssertUnwindSafe(work).catch_unwind())),
             on_drop: Some(gone.drop_guard()),
-            // The call's span (entered by the telemetry layer), for the
-            // rest of the work if it has to move to a task of its own.
-            span: Span::current(),
+            work: Some(
+                RunToEnd::new(work)
+                    .on_leftover(after_caller_left::<S::Error>)
+                    // The call's span (entered by the telemetry layer), for
+                    // the rest of the work if it has to move to a task of
+                    // its own.
+                    .in_span_when_moved(Span::current()),
+            ),
         }
     }
 }
@@ -103,13 +110,15 @@ where
 type Work<E> =
     Pin<Box<dyn Future<Output = Result<Result<Response<Body>, E>, Box<dyn Any + Send>>> + Send>>;
 
-/// The caller's side of a detached call.
+/// The caller's side of a detached call: the handler polled in place,
+/// moved into a task of its own by [`RunToEnd`] if dropped unfinished.
 pub struct Detached<E: Send + 'static> {
-    /// `None` once finished.
-    work: Option<Work<E>>,
     /// Fires [`CallerGone`] if this future is dropped before the answer.
+    /// Declared before `work`, so that it fires before the rest of the work
+    /// moves into its task.
     on_drop: Option<DropGuard>,
-    span: Span,
+    /// `None` once finished.
+    work: Option<RunToEnd<Work<E>>>,
 }
 
 impl<E: Send + 'static> Future for Detached<E> {
@@ -119,7 +128,7 @@ impl<E: Send + 'static> Future for Detached<E> {
         let Some(work) = self.work.as_mut() else {
             return Poll::Ready(Ok(refuse(Status::internal("internal error"))));
         };
-        let answer = std::task::ready!(work.as_mut().poll(cx));
+        let answer = std::task::ready!(Pin::new(work).poll(cx));
         self.work = None;
         if let Some(guard) = self.on_drop.take() {
             guard.disarm();
@@ -131,31 +140,13 @@ impl<E: Send + 'static> Future for Detached<E> {
     }
 }
 
-impl<E: Send + 'static> Drop for Detached<E> {
-    fn drop(&mut self) {
-        let Some(work) = self.work.take() else {
-            return;
-        };
-        // The caller left before the answer: say so, then run the rest of
-        // the work to its end in a task of its own.
-        drop(self.on_drop.take());
-        let rest = async move {
-            if let Err(panic) = work.await {
-                tracing::error!(
-                    panic = panic_message(&panic),
-                    "a call's handler panicked after its caller left"
-                );
-            }
-        }
-        .instrument(self.span.clone());
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(rest);
-            }
-            // Only outside any runtime (it is shutting down): nothing can
-            // run the work any more.
-            Err(_) => tracing::warn!("a call's work was dropped: no runtime to finish it"),
-        }
+/// The output of a handler that ended after its caller left.
+fn after_caller_left<E>(answer: Result<Result<Response<Body>, E>, Box<dyn Any + Send>>) {
+    if let Err(panic) = answer {
+        tracing::error!(
+            panic = panic_message(&panic),
+            "a call's handler panicked after its caller left"
+        );
     }
 }
 
