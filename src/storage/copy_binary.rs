@@ -6,6 +6,8 @@
 //! field as length + big-endian bytes; see the PostgreSQL docs, "COPY",
 //! "Binary Format"). Only the types the callers write are here.
 
+use super::money::numeric_integer;
+
 /// A binary `COPY ... FROM STDIN WITH (FORMAT binary)` stream being built.
 pub(super) struct BinaryRows {
     buf: Vec<u8>,
@@ -59,30 +61,10 @@ impl BinaryRows {
         self.field(&v.to_bits().to_be_bytes());
     }
 
-    /// An integer as `numeric`: digit count, weight, sign, display scale,
-    /// then the base-10000 digits, most significant first (trailing zero
-    /// digits left out, as PostgreSQL itself writes them).
+    /// An integer as `numeric` (see [`numeric_integer`]).
     pub(super) fn numeric_integer(&mut self, v: i128) {
-        let mut digits = Vec::new();
-        let mut rest = v.unsigned_abs();
-        while rest > 0 {
-            digits.push((rest % 10_000) as i16);
-            rest /= 10_000;
-        }
-        let weight = digits.len().saturating_sub(1) as i16;
-        digits.reverse();
-        while digits.last() == Some(&0) {
-            digits.pop();
-        }
-        let sign: u16 = if v < 0 { 0x4000 } else { 0 };
-        let mut bytes = Vec::with_capacity(8 + 2 * digits.len());
-        bytes.extend_from_slice(&(digits.len() as i16).to_be_bytes());
-        bytes.extend_from_slice(&weight.to_be_bytes());
-        bytes.extend_from_slice(&sign.to_be_bytes());
-        bytes.extend_from_slice(&0i16.to_be_bytes());
-        for d in digits {
-            bytes.extend_from_slice(&d.to_be_bytes());
-        }
+        let mut bytes = Vec::with_capacity(8 + 2 * 10);
+        numeric_integer(v, &mut bytes);
         self.field(&bytes);
     }
 

@@ -18,7 +18,7 @@ use crate::{
     domain::{Amount, CustomerId, CustomerSummary, DayDelta, NewRow, Plan, TransactionKind},
     storage::{
         columns::{columns, push_insert_rows, push_unnest},
-        money::text,
+        money::Numeric,
         StorageError,
     },
 };
@@ -54,8 +54,8 @@ columns! {
         day: NaiveDate as "::date[]",
         purchases: i32 as "::int4[]",
         refunds: i32 as "::int4[]",
-        net_nanos: String as "::text[]::numeric[]",
-        cost_nanos: String as "::text[]::numeric[]",
+        net_nanos: Numeric as "::numeric[]",
+        cost_nanos: Numeric as "::numeric[]",
         uncosted_purchases: i32 as "::int4[]",
         first_purchase_at: DateTime<Utc> as "::timestamptz[]",
         last_purchase_at: DateTime<Utc> as "::timestamptz[]",
@@ -73,9 +73,9 @@ columns! {
         purchase_occasions: i32 as "::int4[]",
         purchase_count: i32 as "::int4[]",
         refund_count: i32 as "::int4[]",
-        net_revenue_nanos: String as "::text[]::numeric[]",
-        repeat_value_nanos: String as "::text[]::numeric[]",
-        cost_nanos: String as "::text[]::numeric[]",
+        net_revenue_nanos: Numeric as "::numeric[]",
+        repeat_value_nanos: Numeric as "::numeric[]",
+        cost_nanos: Numeric as "::numeric[]",
         uncosted_purchases: i32 as "::int4[]",
     }
 }
@@ -121,8 +121,8 @@ fn day_row(d: &DayDelta) -> DayRow<'_> {
         day: d.day,
         purchases: d.purchases,
         refunds: d.refunds,
-        net_nanos: text(d.net),
-        cost_nanos: text(d.cost),
+        net_nanos: Numeric(d.net),
+        cost_nanos: Numeric(d.cost),
         uncosted_purchases: d.uncosted_purchases,
         first_purchase_at: d.first_purchase_at,
         last_purchase_at: d.last_purchase_at,
@@ -139,9 +139,9 @@ fn summary_row(s: &CustomerSummary) -> SummaryRow<'_> {
         purchase_occasions: s.purchase_occasions,
         purchase_count: s.purchase_count,
         refund_count: s.refund_count,
-        net_revenue_nanos: text(s.net_revenue),
-        repeat_value_nanos: text(s.repeat_value),
-        cost_nanos: text(s.cost),
+        net_revenue_nanos: Numeric(s.net_revenue),
+        repeat_value_nanos: Numeric(s.repeat_value),
+        cost_nanos: Numeric(s.cost),
         uncosted_purchases: s.uncosted_purchases,
     }
 }
