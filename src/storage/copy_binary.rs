@@ -4,7 +4,8 @@
 //! data as bytes but has no encoder for the binary format, and the format
 //! is small and fixed (the header, then per row a field count and each
 //! field as length + big-endian bytes; see the PostgreSQL docs, "COPY",
-//! "Binary Format"). Only the types the callers write are here.
+//! "Binary Format"). Only the types the callers write are here: scores
+//! and ingest's new `transactions` rows of large batches.
 
 use super::money::numeric_integer;
 
@@ -12,6 +13,13 @@ use super::money::numeric_integer;
 pub(super) struct BinaryRows {
     buf: Vec<u8>,
 }
+
+/// PostgreSQL's epoch for dates and times: 2000-01-01, in Unix microseconds.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+const POSTGRES_EPOCH_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(day) => day,
+    None => panic!("2000-01-01 is a date"),
+};
 
 /// The signature, flags (no OIDs) and header extension length (none).
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -51,6 +59,24 @@ impl BinaryRows {
 
     pub(super) fn int2(&mut self, v: i16) {
         self.field(&v.to_be_bytes());
+    }
+
+    /// A NULL field.
+    pub(super) fn null(&mut self) {
+        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
+    }
+
+    /// A `timestamptz`: microseconds since 2000-01-01 00:00 UTC.
+    pub(super) fn timestamptz(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.int8(at.timestamp_micros() - POSTGRES_EPOCH_MICROS);
+    }
+
+    /// A `date`: days since 2000-01-01.
+    pub(super) fn date(&mut self, day: chrono::NaiveDate) {
+        // Days between any two chrono dates fit in i32 (chrono's range is
+        // about 262,000 years either side).
+        let days = (day - POSTGRES_EPOCH_DAY).num_days() as i32;
+        self.field(&days.to_be_bytes());
     }
 
     pub(super) fn int8(&mut self, v: i64) {

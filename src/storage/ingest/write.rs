@@ -4,7 +4,9 @@
 //! placeholders, the ingest counter and the report queue.
 //!
 //! One statement (not one per table) is a measured speed choice: see the
-//! ingest section of docs/benchmarks.md. Its parameters are column arrays
+//! ingest section of docs/benchmarks.md. A batch of many new transactions
+//! (an import batch) writes them with binary `COPY` just before it
+//! ([`copy_transactions`]). Its parameters are column arrays
 //! for `unnest`, one struct per table part (declared with [`columns!`]):
 //! each field is named for the column it fills, and the statement is
 //! built around those declarations, so no parameter number is written by
@@ -18,6 +20,7 @@ use crate::{
     domain::{Amount, CustomerId, CustomerSummary, DayDelta, NewRow, Plan, TransactionKind},
     storage::{
         columns::{columns, push_insert_rows, push_unnest},
+        copy_binary::BinaryRows,
         money::Numeric,
         StorageError,
     },
@@ -146,13 +149,66 @@ fn summary_row(s: &CustomerSummary) -> SummaryRow<'_> {
     }
 }
 
-/// Writes the whole plan in one statement: the parts touch different rows
-/// and none reads another's result.
+/// From how many new transactions a batch writes them with binary `COPY`
+/// ([`copy_transactions`]) rather than in the statement's `INSERT ...
+/// unnest` part. `COPY` inserts rows a page at a time (one WAL record per
+/// page of rows rather than per row) but is one more round trip: worth it
+/// for import batches, not for the groups of single calls.
+const COPY_TRANSACTIONS_FROM: usize = 256;
+
+/// Writes `rows` into `transactions` with binary `COPY`, in the batch's
+/// database transaction. The primary key refuses a stored key with SQLSTATE
+/// 23505 as the `INSERT` would, so the caller's fallback applies alike.
+async fn copy_transactions(
+    tx: &mut PgTx<'_, Postgres>,
+    rows: &[NewRow],
+) -> Result<(), StorageError> {
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY transactions (customer_id, transaction_id, kind, occurred_at, occasion_day,
+                 amount_nanos, cost_nanos, refunded_transaction_id, refunded_nanos)
+             FROM STDIN WITH (FORMAT binary)",
+        )
+        .await?;
+    let mut out = BinaryRows::new(rows.len() * 120);
+    for row in rows {
+        let r = transaction_row(row);
+        out.row(9);
+        out.text(r.customer_id);
+        out.text(r.transaction_id);
+        out.int2(r.kind);
+        out.timestamptz(r.occurred_at);
+        out.date(r.occasion_day);
+        out.int8(r.amount_nanos);
+        match r.cost_nanos {
+            Some(c) => out.int8(c),
+            None => out.null(),
+        }
+        match r.refunded_transaction_id {
+            Some(of) => out.text(of),
+            None => out.null(),
+        }
+        out.int8(r.refunded_nanos);
+    }
+    out.finish();
+    copy.send(out.take()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Writes the whole plan in one statement (a large batch's new
+/// transactions first, by [`copy_transactions`]): the parts touch
+/// different rows and none reads another's result.
 pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageError> {
     if plan.inserts.is_empty() && plan.placeholders_to_drop.is_empty() {
         return Ok(());
     }
-    let transactions: TransactionColumns = plan.inserts.iter().map(transaction_row).collect();
+    let transactions: TransactionColumns = if plan.inserts.len() >= COPY_TRANSACTIONS_FROM {
+        copy_transactions(tx, &plan.inserts).await?;
+        std::iter::empty().collect()
+    } else {
+        plan.inserts.iter().map(transaction_row).collect()
+    };
     let refunds: RefundColumns = plan
         .refund_updates
         .iter()
