@@ -5,7 +5,8 @@
 //! is small and fixed (the header, then per row a field count and each
 //! field as length + big-endian bytes; see the PostgreSQL docs, "COPY",
 //! "Binary Format"). Only the types the callers write are here: scores
-//! and ingest's new `transactions` rows of large batches.
+//! and ingest's new `transactions` and `customer_days` rows of large
+//! batches.
 
 use super::money::numeric_integer;
 
@@ -77,6 +78,10 @@ impl BinaryRows {
         // about 262,000 years either side).
         let days = (day - POSTGRES_EPOCH_DAY).num_days() as i32;
         self.field(&days.to_be_bytes());
+    }
+
+    pub(super) fn int4(&mut self, v: i32) {
+        self.field(&v.to_be_bytes());
     }
 
     pub(super) fn int8(&mut self, v: i64) {

@@ -6,7 +6,7 @@
 //! One statement (not one per table) is a measured speed choice: see the
 //! ingest section of docs/benchmarks.md. A batch of many new transactions
 //! (an import batch) writes them with binary `COPY` just before it
-//! ([`copy_transactions`]). Its parameters are column arrays
+//! ([`copy_transactions`]), and its new day rows likewise. Its parameters are column arrays
 //! for `unnest`, one struct per table part (declared with [`columns!`]):
 //! each field is named for the column it fills, and the statement is
 //! built around those declarations, so no parameter number is written by
@@ -196,8 +196,41 @@ async fn copy_transactions(
     Ok(())
 }
 
+/// Writes `days` (new rows) into `customer_days` with binary `COPY`; see
+/// [`copy_transactions`].
+async fn copy_new_days(
+    tx: &mut PgTx<'_, Postgres>,
+    days: &[&DayDelta],
+) -> Result<(), StorageError> {
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY customer_days (customer_id, day, purchases, refunds, net_nanos, cost_nanos,
+                 uncosted_purchases, first_purchase_at, last_purchase_at)
+             FROM STDIN WITH (FORMAT binary)",
+        )
+        .await?;
+    let mut out = BinaryRows::new(days.len() * 100);
+    for d in days {
+        out.row(9);
+        out.text(d.customer_id.as_str());
+        out.date(d.day);
+        out.int4(d.purchases);
+        out.int4(d.refunds);
+        out.numeric_integer(d.net.nanos());
+        out.numeric_integer(d.cost.nanos());
+        out.int4(d.uncosted_purchases);
+        out.timestamptz(d.first_purchase_at);
+        out.timestamptz(d.last_purchase_at);
+    }
+    out.finish();
+    copy.send(out.take()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
 /// Writes the whole plan in one statement (a large batch's new
-/// transactions first, by [`copy_transactions`]): the parts touch
+/// transactions and day rows first, by [`copy_transactions`] and
+/// [`copy_new_days`]): the parts touch
 /// different rows and none reads another's result.
 pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageError> {
     if plan.inserts.is_empty() && plan.placeholders_to_drop.is_empty() {
@@ -224,7 +257,12 @@ pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<()
     let (stored_days, new_days): (Vec<&DayDelta>, Vec<&DayDelta>) =
         plan.day_deltas.iter().partition(|d| d.stored);
     let days_to_add = stored_days.len() as i64;
-    let new_days: DayColumns = new_days.into_iter().map(day_row).collect();
+    let new_days: DayColumns = if new_days.len() >= COPY_TRANSACTIONS_FROM {
+        copy_new_days(tx, &new_days).await?;
+        std::iter::empty().collect()
+    } else {
+        new_days.into_iter().map(day_row).collect()
+    };
     let stored_days: DayColumns = stored_days.into_iter().map(day_row).collect();
     let placeholders: Vec<&str> = plan
         .placeholders_to_drop
