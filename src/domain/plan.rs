@@ -328,9 +328,10 @@ pub fn plan_batch(
     let stored = &stored;
     let mut plan = Plan::default();
     // The maps below are keyed by references into the batch (no id is
-    // cloned to look one up) and hashed with foldhash: cloned keys and
-    // SipHash were a fifth of clvd's CPU per imported row (profile in the
-    // ingest section of docs/benchmarks.md, fifth session).
+    // cloned to look one up) and hashed with foldhash: allocation and
+    // SipHash were about 45 % of clvd's CPU per imported row, much of it
+    // here (profile in the ingest section of docs/benchmarks.md, fifth
+    // session).
     let mut running: FastMap<CustomerId, Running> = summaries
         .into_iter()
         .map(|(id, s)| (id, Running::new(s)))
