@@ -128,6 +128,14 @@ pub struct Plan {
 /// A transaction's identity.
 pub type Key = (CustomerId, TransactionId);
 
+/// A [`Key`] borrowed from the batch being planned.
+type KeyRef<'a> = (&'a CustomerId, &'a TransactionId);
+
+/// Maps and sets private to planning, hashed with foldhash: much faster
+/// than SipHash on short ids, and randomly seeded per map like std's.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+
 /// The running numbers of one customer while planning. Money is tracked
 /// as net revenue and repeat value (net of every occasion but the first):
 /// a purchase before the first occasion turns the whole previous net into
@@ -315,17 +323,24 @@ pub fn plan_batch(
     let StoredState {
         summaries,
         transactions: stored,
-        mut occasions,
+        occasions,
     } = state;
     let stored = &stored;
     let mut plan = Plan::default();
-    let mut running: HashMap<CustomerId, Running> = summaries
+    // The maps below are keyed by references into the batch (no id is
+    // cloned to look one up) and hashed with foldhash: allocation and
+    // SipHash were about 45 % of clvd's CPU per imported row, much of it
+    // here (profile in the ingest section of docs/benchmarks.md, fifth
+    // session).
+    let mut running: FastMap<CustomerId, Running> = summaries
         .into_iter()
         .map(|(id, s)| (id, Running::new(s)))
         .collect();
-    let mut new_purchase_rows: HashMap<Key, usize> = HashMap::new();
+    let mut new_purchase_rows: FastMap<KeyRef<'_>, usize> = FastMap::default();
     let mut stored_refund_adds: HashMap<Key, i64> = HashMap::new();
-    let mut days: HashMap<(CustomerId, NaiveDate), DayDelta> = HashMap::new();
+    let mut days: FastMap<(&CustomerId, NaiveDate), DayDelta> = FastMap::default();
+    // Occasions this batch adds; `occasions` holds the stored ones.
+    let mut planned_occasions: FastSet<(&CustomerId, NaiveDate)> = FastSet::default();
 
     let purchases = batch.entries.iter().filter(|e| e.transaction.is_purchase());
     let refunds = batch
@@ -334,8 +349,14 @@ pub fn plan_batch(
         .filter(|e| !e.transaction.is_purchase());
     for entry in purchases.chain(refunds) {
         let t = &entry.transaction;
-        let key = (t.customer_id.clone(), t.transaction_id.clone());
-        let outcome = if let Some(existing) = stored.get(&key) {
+        // The first attempt of a batch reads no stored keys (most often
+        // none at all): no owned key is built then.
+        let existing = if stored.is_empty() {
+            None
+        } else {
+            stored.get(&(t.customer_id.clone(), t.transaction_id.clone()))
+        };
+        let outcome = if let Some(existing) = existing {
             if existing.transaction == *t {
                 EntryOutcome::Duplicate
             } else {
@@ -344,12 +365,15 @@ pub fn plan_batch(
         } else {
             match &t.kind {
                 TransactionKind::Purchase => {
-                    let occasion = (t.customer_id.clone(), t.occasion_day);
-                    let new_occasion = !occasions.contains(&occasion);
+                    let occasion = (&t.customer_id, t.occasion_day);
+                    let new_occasion = !planned_occasions.contains(&occasion)
+                        && (occasions.is_empty()
+                            || !occasions.contains(&(t.customer_id.clone(), t.occasion_day)));
                     let runner = customer(&mut running, &t.customer_id);
-                    let day_key = (t.customer_id.clone(), t.occasion_day);
-                    let fresh =
-                        fresh_day(&t.customer_id, t.occasion_day, t.occurred_at, !new_occasion);
+                    let day_key = occasion;
+                    let fresh = (!days.contains_key(&day_key)).then(|| {
+                        fresh_day(&t.customer_id, t.occasion_day, t.occurred_at, !new_occasion)
+                    });
                     // Every figure is checked before any is changed, so a
                     // rejected entry leaves the plan as it was.
                     let checked = runner
@@ -358,7 +382,10 @@ pub fn plan_batch(
                         .and_then(|tally| {
                             Ok((
                                 tally,
-                                days.get(&day_key).unwrap_or(&fresh).with_purchase(t)?,
+                                days.get(&day_key)
+                                    .or(fresh.as_ref())
+                                    .ok_or("the day's total")?
+                                    .with_purchase(t)?,
                             ))
                         });
                     match checked {
@@ -368,15 +395,26 @@ pub fn plan_batch(
                         }),
                         Ok((tally, (purchases, net, cost, uncosted))) => {
                             runner.set(tally);
-                            let day = days.entry(day_key).or_insert(fresh);
+                            let day = match fresh {
+                                Some(fresh) => days.entry(day_key).or_insert(fresh),
+                                None => days.entry(day_key).or_insert_with(|| {
+                                    fresh_day(
+                                        &t.customer_id,
+                                        t.occasion_day,
+                                        t.occurred_at,
+                                        !new_occasion,
+                                    )
+                                }),
+                            };
                             day.purchases = purchases;
                             day.net = net;
                             day.cost = cost;
                             day.uncosted_purchases = uncosted;
                             day.first_purchase_at = day.first_purchase_at.min(t.occurred_at);
                             day.last_purchase_at = day.last_purchase_at.max(t.occurred_at);
-                            occasions.insert(occasion);
-                            new_purchase_rows.insert(key, plan.inserts.len());
+                            planned_occasions.insert(occasion);
+                            new_purchase_rows
+                                .insert((&t.customer_id, &t.transaction_id), plan.inserts.len());
                             plan.inserts.push(NewRow {
                                 transaction: t.clone(),
                                 refunded: Amount::ZERO,
@@ -397,12 +435,11 @@ pub fn plan_batch(
                     ) {
                         Err(e) => EntryOutcome::Rejected(e),
                         Ok(target) => {
-                            let target_key = (t.customer_id.clone(), of.clone());
                             let runner = customer(&mut running, &t.customer_id);
                             // The target lies inside the stored row's time
                             // range, so these times leave it unchanged; they
                             // only fill the proposed row.
-                            let day_key = (t.customer_id.clone(), target.occasion_day);
+                            let day_key = (&t.customer_id, target.occasion_day);
                             // A day not yet in the plan is a stored
                             // purchase's: its row is stored.
                             let fresh = fresh_day(
@@ -432,13 +469,15 @@ pub fn plan_batch(
                                     // their purchase (checked above), so
                                     // these sums stay within its amount.
                                     let amount = t.amount.nanos();
-                                    if let Some(&row) = new_purchase_rows.get(&target_key) {
+                                    if let Some(&row) = new_purchase_rows.get(&(&t.customer_id, of))
+                                    {
                                         let r = &mut plan.inserts[row];
                                         r.refunded =
                                             Amount::from_nanos(r.refunded.nanos() + amount);
                                     } else {
-                                        *stored_refund_adds.entry(target_key).or_insert(0) +=
-                                            amount;
+                                        *stored_refund_adds
+                                            .entry((t.customer_id.clone(), of.clone()))
+                                            .or_insert(0) += amount;
                                     }
                                     plan.inserts.push(NewRow {
                                         transaction: t.clone(),
@@ -483,10 +522,15 @@ pub fn plan_batch(
     Ok(plan)
 }
 
-fn customer<'a>(running: &'a mut HashMap<CustomerId, Running>, id: &CustomerId) -> &'a mut Running {
+fn customer<'a>(running: &'a mut FastMap<CustomerId, Running>, id: &CustomerId) -> &'a mut Running {
+    // Looked up before an entry is made: `entry` would clone the id for
+    // every transaction, found or not.
+    if !running.contains_key(id) {
+        running.insert(id.clone(), Running::new(None));
+    }
     running
-        .entry(id.clone())
-        .or_insert_with(|| Running::new(None))
+        .get_mut(id)
+        .expect("a customer's running state was inserted above")
 }
 
 /// A zero delta for a (customer, day) row, with the first time seen.
@@ -515,14 +559,14 @@ fn fresh_day(
 fn refund_target(
     plan: &Plan,
     stored: &HashMap<Key, StoredTransaction>,
-    new_purchase_rows: &HashMap<Key, usize>,
+    new_purchase_rows: &FastMap<KeyRef<'_>, usize>,
     stored_refund_adds: &HashMap<Key, i64>,
     t: &Transaction,
     of: &TransactionId,
     index: usize,
 ) -> Result<Transaction, PlanError> {
     let target_key = (t.customer_id.clone(), of.clone());
-    let (target, remaining) = if let Some(&row) = new_purchase_rows.get(&target_key) {
+    let (target, remaining) = if let Some(&row) = new_purchase_rows.get(&(&t.customer_id, of)) {
         let r = &plan.inserts[row];
         (
             r.transaction.clone(),

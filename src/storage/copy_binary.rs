@@ -4,12 +4,23 @@
 //! data as bytes but has no encoder for the binary format, and the format
 //! is small and fixed (the header, then per row a field count and each
 //! field as length + big-endian bytes; see the PostgreSQL docs, "COPY",
-//! "Binary Format"). Only the types the callers write are here.
+//! "Binary Format"). Only the types the callers write are here: scores
+//! and ingest's new `transactions` and `customer_days` rows of large
+//! batches.
+
+use super::money::numeric_integer;
 
 /// A binary `COPY ... FROM STDIN WITH (FORMAT binary)` stream being built.
 pub(super) struct BinaryRows {
     buf: Vec<u8>,
 }
+
+/// PostgreSQL's epoch for dates and times: 2000-01-01, in Unix microseconds.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+const POSTGRES_EPOCH_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(day) => day,
+    None => panic!("2000-01-01 is a date"),
+};
 
 /// The signature, flags (no OIDs) and header extension length (none).
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -51,6 +62,28 @@ impl BinaryRows {
         self.field(&v.to_be_bytes());
     }
 
+    /// A NULL field.
+    pub(super) fn null(&mut self) {
+        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
+    }
+
+    /// A `timestamptz`: microseconds since 2000-01-01 00:00 UTC.
+    pub(super) fn timestamptz(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.int8(at.timestamp_micros() - POSTGRES_EPOCH_MICROS);
+    }
+
+    /// A `date`: days since 2000-01-01.
+    pub(super) fn date(&mut self, day: chrono::NaiveDate) {
+        // Days between any two chrono dates fit in i32 (chrono's range is
+        // about 262,000 years either side).
+        let days = (day - POSTGRES_EPOCH_DAY).num_days() as i32;
+        self.field(&days.to_be_bytes());
+    }
+
+    pub(super) fn int4(&mut self, v: i32) {
+        self.field(&v.to_be_bytes());
+    }
+
     pub(super) fn int8(&mut self, v: i64) {
         self.field(&v.to_be_bytes());
     }
@@ -59,30 +92,10 @@ impl BinaryRows {
         self.field(&v.to_bits().to_be_bytes());
     }
 
-    /// An integer as `numeric`: digit count, weight, sign, display scale,
-    /// then the base-10000 digits, most significant first (trailing zero
-    /// digits left out, as PostgreSQL itself writes them).
+    /// An integer as `numeric` (see [`numeric_integer`]).
     pub(super) fn numeric_integer(&mut self, v: i128) {
-        let mut digits = Vec::new();
-        let mut rest = v.unsigned_abs();
-        while rest > 0 {
-            digits.push((rest % 10_000) as i16);
-            rest /= 10_000;
-        }
-        let weight = digits.len().saturating_sub(1) as i16;
-        digits.reverse();
-        while digits.last() == Some(&0) {
-            digits.pop();
-        }
-        let sign: u16 = if v < 0 { 0x4000 } else { 0 };
-        let mut bytes = Vec::with_capacity(8 + 2 * digits.len());
-        bytes.extend_from_slice(&(digits.len() as i16).to_be_bytes());
-        bytes.extend_from_slice(&weight.to_be_bytes());
-        bytes.extend_from_slice(&sign.to_be_bytes());
-        bytes.extend_from_slice(&0i16.to_be_bytes());
-        for d in digits {
-            bytes.extend_from_slice(&d.to_be_bytes());
-        }
+        let mut bytes = Vec::with_capacity(8 + 2 * 10);
+        numeric_integer(v, &mut bytes);
         self.field(&bytes);
     }
 

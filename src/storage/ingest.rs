@@ -3,7 +3,9 @@
 //! One database transaction per batch, in three statements:
 //! 1. lock the batch's customers by upserting their summary rows in sorted
 //!    order (a new customer gets a zeroed row), which also returns the
-//!    current summaries;
+//!    current summaries (a batch of many customers locks the existing ones
+//!    without writing them and reads their summaries in a second
+//!    statement: see [`lock_customers`]);
 //! 2. read, for existing customers only, the stored rows among its refunds'
 //!    targets, and the stored occasions on those purchase days that the
 //!    summary cannot answer for (see [`occasion_known`]); skipped when there
@@ -205,8 +207,33 @@ fn occasion_known(summary: &CustomerSummary, day: NaiveDate) -> Option<bool> {
     }
 }
 
+/// From how many distinct customers a batch locks the existing ones
+/// without writing them ([`lock_customers`]). Below it (the groups of
+/// single calls) one statement does it all: the second statement would be
+/// one more round trip per group, for little (most of a group's customers
+/// are new).
+const LOCK_WITHOUT_WRITE_FROM: usize = 256;
+
 /// Locks every customer of the batch (creating zeroed rows for new ones)
 /// and returns their summaries: `None` for a customer with nothing stored.
+///
+/// A batch of fewer than [`LOCK_WITHOUT_WRITE_FROM`] customers upserts
+/// them all with `DO UPDATE SET customer_id = excluded.customer_id`, which
+/// locks an existing row by writing a new version of it and returns its
+/// latest committed summary in the same statement.
+///
+/// A larger batch (an import batch) locks them without that write, in two
+/// statements: an upsert `... DO UPDATE ... WHERE false` inserts the new
+/// customers (returning them) and locks every existing row without writing
+/// it (PostgreSQL locks the conflicting rows of `ON CONFLICT DO UPDATE`
+/// whether or not its `WHERE` passes); then a plain `SELECT` reads the
+/// locked customers' summaries. It must be a second statement: under READ
+/// COMMITTED a statement's snapshot is taken before it waits for a lock,
+/// so a read inside the upsert would miss a batch of the same customer
+/// committed during the wait (`tests/api/ingest_lock_paths.rs`). Only
+/// statements Citus runs across shards are used (no `SELECT ... FOR
+/// UPDATE` over many customers). The summary update then writes each
+/// existing customer's row once instead of twice.
 async fn lock_customers(
     tx: &mut PgTx<'_, Postgres>,
     batch: &Batch,
@@ -218,6 +245,66 @@ async fn lock_customers(
         .collect();
     customers.sort_unstable();
     customers.dedup();
+    if customers.len() < LOCK_WITHOUT_WRITE_FROM {
+        return upsert_customers(tx, &customers).await;
+    }
+    let created: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO customers AS c (customer_id)
+         SELECT u.customer_id FROM unnest($1::text[]) AS u(customer_id)
+         ON CONFLICT (customer_id) DO UPDATE SET customer_id = excluded.customer_id WHERE false
+         RETURNING c.customer_id",
+    )
+    .bind(&customers)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut summaries = HashMap::with_capacity(customers.len());
+    for raw in &created {
+        summaries.insert(stored_customer_id(raw)?, None);
+    }
+    let existing: Vec<&str> = if created.is_empty() {
+        customers
+    } else {
+        let created: HashSet<&str> = created.iter().map(String::as_str).collect();
+        customers
+            .into_iter()
+            .filter(|c| !created.contains(c))
+            .collect()
+    };
+    if existing.is_empty() {
+        return Ok(summaries);
+    }
+    let rows: Vec<SummaryRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        summary_columns!(),
+        " FROM unnest($1::text[]) AS u(customer_id)
+          JOIN customers c ON c.customer_id = u.customer_id"
+    ))
+    .bind(&existing)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in rows {
+        let (customer, summary) = row.decode()?;
+        summaries.insert(customer, summary);
+    }
+    if summaries.len() < existing.len() + created.len() {
+        // Every row the upsert did not insert, it locked; a locked row
+        // cannot go away. Should one be missing anyway, the one-statement
+        // upsert creates or locks it and reads it.
+        let missing: Vec<&str> = existing
+            .into_iter()
+            .filter(|c| CustomerId::from_stored(c).map_or(true, |id| !summaries.contains_key(&id)))
+            .collect();
+        summaries.extend(upsert_customers(tx, &missing).await?);
+    }
+    Ok(summaries)
+}
+
+/// Upserts `customers` (sorted, distinct) with a write that locks each
+/// existing row, returning every summary; see [`lock_customers`].
+async fn upsert_customers(
+    tx: &mut PgTx<'_, Postgres>,
+    customers: &[&str],
+) -> Result<HashMap<CustomerId, Option<CustomerSummary>>, StorageError> {
     let rows: Vec<SummaryRow> = sqlx::query_as(concat!(
         "INSERT INTO customers AS c (customer_id)
          SELECT u.customer_id FROM unnest($1::text[]) AS u(customer_id)
@@ -225,7 +312,7 @@ async fn lock_customers(
          RETURNING ",
         summary_columns!()
     ))
-    .bind(&customers)
+    .bind(customers)
     .fetch_all(&mut **tx)
     .await?;
     rows.into_iter().map(SummaryRow::decode).collect()

@@ -19,7 +19,7 @@ use crate::helpers::*;
 
 /// Day rows that differ from the plain aggregate of the stored
 /// transactions (refunds counted on their purchase's day), either way.
-const DAYS_DIFFERING: &str = "
+pub(crate) const DAYS_DIFFERING: &str = "
     WITH refunds AS (
         SELECT customer_id, refunded_transaction_id, count(*) AS n, sum(amount_nanos) AS amount
           FROM transactions WHERE kind = 2 GROUP BY 1, 2
@@ -42,7 +42,7 @@ const DAYS_DIFFERING: &str = "
     SELECT count(*) FROM ((TABLE want EXCEPT TABLE got) UNION ALL (TABLE got EXCEPT TABLE want)) d";
 
 /// Purchases whose refunded amount is not the sum of their stored refunds.
-const REFUNDED_DIFFERING: &str = "
+pub(crate) const REFUNDED_DIFFERING: &str = "
     SELECT count(*) FROM transactions p
      WHERE p.kind = 1 AND p.refunded_nanos <> coalesce(
          (SELECT sum(r.amount_nanos) FROM transactions r
@@ -51,7 +51,7 @@ const REFUNDED_DIFFERING: &str = "
 
 /// Summaries that differ from the plain aggregate of the day rows
 /// (repeat value: the net of every day but the first), either way.
-const SUMMARIES_DIFFERING: &str = "
+pub(crate) const SUMMARIES_DIFFERING: &str = "
     WITH want AS (
         SELECT customer_id, min(day) AS first_day, max(day) AS last_day,
                min(first_purchase_at) AS first_at, max(last_purchase_at) AS last_at,
@@ -70,7 +70,7 @@ const SUMMARIES_DIFFERING: &str = "
 
 /// One customer's transactions in a sending order: purchases shuffled,
 /// each refund somewhere after its purchase.
-fn customer_transactions(rng: &mut StdRng, customer: &str) -> Vec<pb::Transaction> {
+pub(crate) fn customer_transactions(rng: &mut StdRng, customer: &str) -> Vec<pb::Transaction> {
     let mut sequence: Vec<pb::Transaction> = Vec::new();
     for i in 0..rng.random_range(1..10) {
         // Few days, so purchases share days and land before, on, between

@@ -27,6 +27,7 @@ mod identifiers;
 mod import_stream;
 mod ingest_concurrency;
 mod ingest_fast_paths;
+mod ingest_large_batches;
 mod ingest_lock_paths;
 mod ingest_paths;
 mod ingest_property;

@@ -4,7 +4,9 @@
 //! placeholders, the ingest counter and the report queue.
 //!
 //! One statement (not one per table) is a measured speed choice: see the
-//! ingest section of docs/benchmarks.md. Its parameters are column arrays
+//! ingest section of docs/benchmarks.md. A batch of many new transactions
+//! (an import batch) writes them with binary `COPY` just before it
+//! ([`copy_transactions`]), and its new day rows likewise. Its parameters are column arrays
 //! for `unnest`, one struct per table part (declared with [`columns!`]):
 //! each field is named for the column it fills, and the statement is
 //! built around those declarations, so no parameter number is written by
@@ -18,7 +20,8 @@ use crate::{
     domain::{Amount, CustomerId, CustomerSummary, DayDelta, NewRow, Plan, TransactionKind},
     storage::{
         columns::{columns, push_insert_rows, push_unnest},
-        money::text,
+        copy_binary::BinaryRows,
+        money::Numeric,
         StorageError,
     },
 };
@@ -54,8 +57,8 @@ columns! {
         day: NaiveDate as "::date[]",
         purchases: i32 as "::int4[]",
         refunds: i32 as "::int4[]",
-        net_nanos: String as "::text[]::numeric[]",
-        cost_nanos: String as "::text[]::numeric[]",
+        net_nanos: Numeric as "::numeric[]",
+        cost_nanos: Numeric as "::numeric[]",
         uncosted_purchases: i32 as "::int4[]",
         first_purchase_at: DateTime<Utc> as "::timestamptz[]",
         last_purchase_at: DateTime<Utc> as "::timestamptz[]",
@@ -73,9 +76,9 @@ columns! {
         purchase_occasions: i32 as "::int4[]",
         purchase_count: i32 as "::int4[]",
         refund_count: i32 as "::int4[]",
-        net_revenue_nanos: String as "::text[]::numeric[]",
-        repeat_value_nanos: String as "::text[]::numeric[]",
-        cost_nanos: String as "::text[]::numeric[]",
+        net_revenue_nanos: Numeric as "::numeric[]",
+        repeat_value_nanos: Numeric as "::numeric[]",
+        cost_nanos: Numeric as "::numeric[]",
         uncosted_purchases: i32 as "::int4[]",
     }
 }
@@ -121,8 +124,8 @@ fn day_row(d: &DayDelta) -> DayRow<'_> {
         day: d.day,
         purchases: d.purchases,
         refunds: d.refunds,
-        net_nanos: text(d.net),
-        cost_nanos: text(d.cost),
+        net_nanos: Numeric(d.net),
+        cost_nanos: Numeric(d.cost),
         uncosted_purchases: d.uncosted_purchases,
         first_purchase_at: d.first_purchase_at,
         last_purchase_at: d.last_purchase_at,
@@ -139,20 +142,106 @@ fn summary_row(s: &CustomerSummary) -> SummaryRow<'_> {
         purchase_occasions: s.purchase_occasions,
         purchase_count: s.purchase_count,
         refund_count: s.refund_count,
-        net_revenue_nanos: text(s.net_revenue),
-        repeat_value_nanos: text(s.repeat_value),
-        cost_nanos: text(s.cost),
+        net_revenue_nanos: Numeric(s.net_revenue),
+        repeat_value_nanos: Numeric(s.repeat_value),
+        cost_nanos: Numeric(s.cost),
         uncosted_purchases: s.uncosted_purchases,
     }
 }
 
-/// Writes the whole plan in one statement: the parts touch different rows
-/// and none reads another's result.
+/// From how many new transactions a batch writes them with binary `COPY`
+/// ([`copy_transactions`]) rather than in the statement's `INSERT ...
+/// unnest` part. `COPY` inserts rows a page at a time (one WAL record per
+/// page of rows rather than per row) but is one more round trip: worth it
+/// for import batches, not for the groups of single calls.
+const COPY_TRANSACTIONS_FROM: usize = 256;
+
+/// Writes `rows` into `transactions` with binary `COPY`, in the batch's
+/// database transaction. The primary key refuses a stored key with SQLSTATE
+/// 23505 as the `INSERT` would, so the caller's fallback applies alike.
+async fn copy_transactions(
+    tx: &mut PgTx<'_, Postgres>,
+    rows: &[NewRow],
+) -> Result<(), StorageError> {
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY transactions (customer_id, transaction_id, kind, occurred_at, occasion_day,
+                 amount_nanos, cost_nanos, refunded_transaction_id, refunded_nanos)
+             FROM STDIN WITH (FORMAT binary)",
+        )
+        .await?;
+    let mut out = BinaryRows::new(rows.len() * 120);
+    for row in rows {
+        let r = transaction_row(row);
+        out.row(9);
+        out.text(r.customer_id);
+        out.text(r.transaction_id);
+        out.int2(r.kind);
+        out.timestamptz(r.occurred_at);
+        out.date(r.occasion_day);
+        out.int8(r.amount_nanos);
+        match r.cost_nanos {
+            Some(c) => out.int8(c),
+            None => out.null(),
+        }
+        match r.refunded_transaction_id {
+            Some(of) => out.text(of),
+            None => out.null(),
+        }
+        out.int8(r.refunded_nanos);
+    }
+    out.finish();
+    copy.send(out.take()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Writes `days` (new rows) into `customer_days` with binary `COPY`; see
+/// [`copy_transactions`].
+async fn copy_new_days(
+    tx: &mut PgTx<'_, Postgres>,
+    days: &[&DayDelta],
+) -> Result<(), StorageError> {
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY customer_days (customer_id, day, purchases, refunds, net_nanos, cost_nanos,
+                 uncosted_purchases, first_purchase_at, last_purchase_at)
+             FROM STDIN WITH (FORMAT binary)",
+        )
+        .await?;
+    let mut out = BinaryRows::new(days.len() * 100);
+    for d in days {
+        out.row(9);
+        out.text(d.customer_id.as_str());
+        out.date(d.day);
+        out.int4(d.purchases);
+        out.int4(d.refunds);
+        out.numeric_integer(d.net.nanos());
+        out.numeric_integer(d.cost.nanos());
+        out.int4(d.uncosted_purchases);
+        out.timestamptz(d.first_purchase_at);
+        out.timestamptz(d.last_purchase_at);
+    }
+    out.finish();
+    copy.send(out.take()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Writes the whole plan in one statement (a large batch's new
+/// transactions and day rows first, by [`copy_transactions`] and
+/// [`copy_new_days`]): the parts touch
+/// different rows and none reads another's result.
 pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<(), StorageError> {
     if plan.inserts.is_empty() && plan.placeholders_to_drop.is_empty() {
         return Ok(());
     }
-    let transactions: TransactionColumns = plan.inserts.iter().map(transaction_row).collect();
+    let transactions: TransactionColumns = if plan.inserts.len() >= COPY_TRANSACTIONS_FROM {
+        copy_transactions(tx, &plan.inserts).await?;
+        std::iter::empty().collect()
+    } else {
+        plan.inserts.iter().map(transaction_row).collect()
+    };
     let refunds: RefundColumns = plan
         .refund_updates
         .iter()
@@ -168,7 +257,12 @@ pub(super) async fn apply(tx: &mut PgTx<'_, Postgres>, plan: &Plan) -> Result<()
     let (stored_days, new_days): (Vec<&DayDelta>, Vec<&DayDelta>) =
         plan.day_deltas.iter().partition(|d| d.stored);
     let days_to_add = stored_days.len() as i64;
-    let new_days: DayColumns = new_days.into_iter().map(day_row).collect();
+    let new_days: DayColumns = if new_days.len() >= COPY_TRANSACTIONS_FROM {
+        copy_new_days(tx, &new_days).await?;
+        std::iter::empty().collect()
+    } else {
+        new_days.into_iter().map(day_row).collect()
+    };
     let stored_days: DayColumns = stored_days.into_iter().map(day_row).collect();
     let placeholders: Vec<&str> = plan
         .placeholders_to_drop
