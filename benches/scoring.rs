@@ -297,8 +297,9 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         model.failure
     );
     println!(
-        "FitModel: version {} over {} customers in {:.2} s (converged {})",
+        "FitModel: version {} ({}) over {} customers in {:.2} s (converged {})",
         model.version,
+        pb::ModelFamily::try_from(model.family).map_or("unknown family", |f| f.as_str_name()),
         model.customers,
         fit_started.elapsed().as_secs_f64(),
         model.converged
@@ -464,7 +465,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     }
 
     if k.intervals {
-        intervals_variant(&generator, &pool, &k, model.version).await?;
+        intervals_variant(&generator, &pool, &k, model.version, &clock).await?;
     }
 
     // Diagnostic, not in the ratios: the baseline again with the session
@@ -502,6 +503,7 @@ async fn intervals_variant(
     pool: &sqlx::PgPool,
     k: &Knobs,
     version: i64,
+    clock: &CpuClock,
 ) -> anyhow::Result<()> {
     let (purchases, spend): (Option<Vec<f64>>, Option<Vec<f64>>) = sqlx::query_as(
         "SELECT log_parameter_covariance, spend_log_parameter_covariance FROM models \
@@ -527,7 +529,14 @@ async fn intervals_variant(
     };
     let (mut with, mut without) = (Series::default(), Series::default());
     println!();
+    // CPU per call of each phase, µs: (PostgreSQL, clvd, load generator).
+    let per_call = |cpu: CpuTimes, tps: f64| {
+        let calls = tps * k.seconds as f64;
+        [cpu.postgres, cpu.server, cpu.generator].map(|s| s * 1e6 / calls)
+    };
+    let (mut cpu_with, mut cpu_without) = (Vec::new(), Vec::new());
     for round in 0..k.rounds {
+        let t0 = clock.now();
         let w = load(
             channels,
             Rpc::ValueWithIntervals,
@@ -536,8 +545,10 @@ async fn intervals_variant(
             round,
         )
         .await?;
+        let with_cpu = per_call(clock.now() - t0, w.0);
         set(None, None).await?;
         tokio::time::sleep(reload).await;
+        let t1 = clock.now();
         let o = load(
             channels,
             Rpc::ValueWithoutIntervals,
@@ -546,8 +557,16 @@ async fn intervals_variant(
             round,
         )
         .await?;
+        let without_cpu = per_call(clock.now() - t1, o.0);
         set(purchases.clone(), spend.clone()).await?;
         tokio::time::sleep(reload).await;
+        println!(
+            "intervals round {round} CPU per call: with: PostgreSQL {:.1} µs, clvd {:.1} µs, load generator {:.1} µs \
+             | without: PostgreSQL {:.1} µs, clvd {:.1} µs, load generator {:.1} µs",
+            with_cpu[0], with_cpu[1], with_cpu[2], without_cpu[0], without_cpu[1], without_cpu[2]
+        );
+        cpu_with.push(with_cpu[1]);
+        cpu_without.push(without_cpu[1]);
         println!(
             "intervals round {round}: with {:.0} tps, p50 {:.2} ms, p99 {:.2} ms | without {:.0} tps, \
              p50 {:.2} ms, p99 {:.2} ms | ratio {:.2}",
@@ -574,6 +593,11 @@ async fn intervals_variant(
         median(without.p99),
         w / o,
         if w / o >= 0.8 { "met" } else { "missed" }
+    );
+    println!(
+        "CPU PER CALL, INTERVALS (median of rounds): clvd {:.1} µs with, {:.1} µs without",
+        median(cpu_with),
+        median(cpu_without)
     );
     Ok(())
 }
