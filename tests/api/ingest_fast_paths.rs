@@ -195,24 +195,36 @@ async fn retried_and_mixed_batches_store_what_plain_sql_recomputes() {
             import(&app, second),
             record_each(&app, &mut unary_rng, unary)
         );
-        let stored = app
-            .count(&format!(
-                "SELECT count(*) FROM transactions WHERE customer_id LIKE 's{seed}-%'"
-            ))
-            .await;
-        assert_eq!(stored, distinct as i64, "seed {seed}: transactions stored");
-        assert_eq!(app.count(DAYS_DIFFERING).await, 0, "seed {seed}: day rows");
-        assert_eq!(
-            app.count(REFUNDED_DIFFERING).await,
-            0,
-            "seed {seed}: refunded"
-        );
-        assert_eq!(
-            app.count(SUMMARIES_DIFFERING).await,
-            0,
-            "seed {seed}: summaries"
-        );
+        assert_stored_as_plain_sql_recomputes(&app, &format!("s{seed}-"), distinct, seed).await;
     }
+}
+
+/// Exactly `distinct` transactions are stored for the customers whose ids
+/// start with `prefix`, and every day row, refunded amount and summary
+/// equals the plain SQL recomputation over the stored transactions.
+pub(crate) async fn assert_stored_as_plain_sql_recomputes(
+    app: &TestApp,
+    prefix: &str,
+    distinct: usize,
+    seed: u64,
+) {
+    let stored = app
+        .count(&format!(
+            "SELECT count(*) FROM transactions WHERE customer_id LIKE '{prefix}%'"
+        ))
+        .await;
+    assert_eq!(stored, distinct as i64, "seed {seed}: transactions stored");
+    assert_eq!(app.count(DAYS_DIFFERING).await, 0, "seed {seed}: day rows");
+    assert_eq!(
+        app.count(REFUNDED_DIFFERING).await,
+        0,
+        "seed {seed}: refunded"
+    );
+    assert_eq!(
+        app.count(SUMMARIES_DIFFERING).await,
+        0,
+        "seed {seed}: summaries"
+    );
 }
 
 /// Sequential scans of `transactions` and `customers` in this database

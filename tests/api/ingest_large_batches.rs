@@ -11,7 +11,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::helpers::*;
 use crate::ingest_fast_paths::{
-    customer_transactions, DAYS_DIFFERING, REFUNDED_DIFFERING, SUMMARIES_DIFFERING,
+    assert_stored_as_plain_sql_recomputes, customer_transactions, DAYS_DIFFERING,
+    SUMMARIES_DIFFERING,
 };
 
 /// More distinct customers than the threshold of the two-statement lock.
@@ -172,22 +173,6 @@ async fn concurrent_large_batches_store_what_plain_sql_recomputes() {
             import(&app, second),
             purchases_meanwhile(&app, seed, singles)
         );
-        let stored = app
-            .count(&format!(
-                "SELECT count(*) FROM transactions WHERE customer_id LIKE 'L{seed}-%'"
-            ))
-            .await;
-        assert_eq!(stored, distinct as i64, "seed {seed}: transactions stored");
-        assert_eq!(app.count(DAYS_DIFFERING).await, 0, "seed {seed}: day rows");
-        assert_eq!(
-            app.count(REFUNDED_DIFFERING).await,
-            0,
-            "seed {seed}: refunded"
-        );
-        assert_eq!(
-            app.count(SUMMARIES_DIFFERING).await,
-            0,
-            "seed {seed}: summaries"
-        );
+        assert_stored_as_plain_sql_recomputes(&app, &format!("L{seed}-"), distinct, seed).await;
     }
 }
