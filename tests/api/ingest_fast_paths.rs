@@ -139,7 +139,8 @@ fn lane_batches(rng: &mut StdRng, sequence: &[pb::Transaction]) -> Vec<Vec<pb::T
     batches
 }
 
-async fn import(app: &TestApp, batches: Vec<Vec<pb::Transaction>>) {
+/// Sends `batches` as one ImportTransactions stream and expects it to succeed.
+pub(crate) async fn import(app: &TestApp, batches: Vec<Vec<pb::Transaction>>) {
     let requests: Vec<_> = batches
         .into_iter()
         .map(|transactions| pb::ImportTransactionsRequest { transactions })

@@ -11,24 +11,12 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::helpers::*;
 use crate::ingest_fast_paths::{
-    assert_stored_as_plain_sql_recomputes, customer_transactions, DAYS_DIFFERING,
+    assert_stored_as_plain_sql_recomputes, customer_transactions, import, DAYS_DIFFERING,
     SUMMARIES_DIFFERING,
 };
 
 /// More distinct customers than the threshold of the two-statement lock.
 const CUSTOMERS: usize = 300;
-
-async fn import(app: &TestApp, batches: Vec<Vec<pb::Transaction>>) {
-    let requests: Vec<_> = batches
-        .into_iter()
-        .map(|transactions| pb::ImportTransactionsRequest { transactions })
-        .collect();
-    app.ingest()
-        .await
-        .import_transactions(futures::stream::iter(requests))
-        .await
-        .expect("import");
-}
 
 /// A large batch waits for the lock of its first customer ("a"); meanwhile
 /// a single call for a later customer ("y", not yet locked by the batch)
