@@ -146,9 +146,11 @@ pub struct Settings {
 
     /// Threads of the server's async runtime (unset: one per core). CPU-heavy
     /// work (fits, evaluations, cohort forecasts) runs on blocking threads
-    /// outside this count. On two cores shared with PostgreSQL, one worker
-    /// cost 0-20% less CPU per scoring call than two, with no clear gain in
-    /// calls per second (docs/benchmarks.md, issue 15 fifth session).
+    /// outside this count; an import batch's planning runs on these
+    /// workers. On two cores shared with PostgreSQL, one worker cost 0-20%
+    /// less CPU per scoring call than two in small runs, with no clear gain
+    /// in calls per second, and at full size no gain and a worse p99
+    /// (docs/benchmarks.md, issue 15 fifth session).
     #[arg(
         long,
         env = "CLVD_WORKER_THREADS",
