@@ -19,14 +19,7 @@ async fn a_call_behind_a_locked_customer_is_held_back_only_briefly() {
 
     // Hold the customer's row lock, as an import batch in progress would.
     let holder = app.hold_customer_lock("x").await;
-    let stuck = {
-        let mut client = client.clone();
-        tokio::spawn(async move {
-            client
-                .record_transaction(record(purchase("x", "t1", at(2026, 1, 2, 12, 0), 200)))
-                .await
-        })
-    };
+    let stuck = record_in_background(&client, purchase("x", "t1", at(2026, 1, 2, 12, 0), 200));
     // The stuck group is waiting for the lock before the next call comes.
     assert_eq!(
         app.lock_waiters(1).await,

@@ -348,6 +348,17 @@ pub fn record(t: pb::Transaction) -> pb::RecordTransactionRequest {
     }
 }
 
+/// RecordTransaction of `t` in a task of its own (for a call that is to
+/// wait, e.g. on a customer's lock, while the test goes on).
+pub fn record_in_background(
+    client: &IngestServiceClient<Channel>,
+    t: pb::Transaction,
+) -> tokio::task::JoinHandle<Result<tonic::Response<pb::RecordTransactionResponse>, tonic::Status>>
+{
+    let mut client = client.clone();
+    tokio::spawn(async move { client.record_transaction(record(t)).await })
+}
+
 /// Nanos of an amount given in cents.
 pub fn nanos(cents: i64) -> i64 {
     cents * 10_000_000

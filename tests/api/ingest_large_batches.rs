@@ -26,16 +26,15 @@ const CUSTOMERS: usize = 300;
 #[tokio::test]
 async fn a_large_batch_adds_to_a_summary_committed_while_it_waited() {
     let app = spawn_app_with(|s| s.report_aggregate_interval_ms = 3_600_000).await;
+    import(
+        &app,
+        vec![vec![
+            purchase("a", "a1", at(2026, 1, 2, 12, 0), 100),
+            purchase("y", "y1", at(2026, 1, 2, 12, 0), 200),
+        ]],
+    )
+    .await;
     let mut client = app.ingest().await;
-    client
-        .import_transactions(futures::stream::iter(vec![pb::ImportTransactionsRequest {
-            transactions: vec![
-                purchase("a", "a1", at(2026, 1, 2, 12, 0), 100),
-                purchase("y", "y1", at(2026, 1, 2, 12, 0), 200),
-            ],
-        }]))
-        .await
-        .expect("stored customers");
 
     let holder = app.hold_customer_lock("a").await;
     let mut transactions = vec![

@@ -20,14 +20,7 @@ async fn a_customer_created_while_a_batch_waits_is_locked_and_counted() {
         .execute(&mut *holder)
         .await
         .unwrap();
-    let call = {
-        let mut client = client.clone();
-        tokio::spawn(async move {
-            client
-                .record_transaction(record(purchase("z", "t1", at(2026, 1, 2, 12, 0), 250)))
-                .await
-        })
-    };
+    let call = record_in_background(&client, purchase("z", "t1", at(2026, 1, 2, 12, 0), 250));
     assert_eq!(
         app.lock_waiters(1).await,
         1,
