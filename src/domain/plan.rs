@@ -380,13 +380,12 @@ pub fn plan_batch(
                         .tally
                         .with_purchase(t, new_occasion)
                         .and_then(|tally| {
-                            Ok((
-                                tally,
-                                days.get(&day_key)
-                                    .or(fresh.as_ref())
-                                    .ok_or("the day's total")?
-                                    .with_purchase(t)?,
-                            ))
+                            // `fresh` is the day exactly when the plan has none yet.
+                            let day = match &fresh {
+                                Some(fresh) => fresh,
+                                None => &days[&day_key],
+                            };
+                            Ok((tally, day.with_purchase(t)?))
                         });
                     match checked {
                         Err(what) => EntryOutcome::Rejected(PlanError::TotalOutOfRange {
@@ -397,14 +396,9 @@ pub fn plan_batch(
                             runner.set(tally);
                             let day = match fresh {
                                 Some(fresh) => days.entry(day_key).or_insert(fresh),
-                                None => days.entry(day_key).or_insert_with(|| {
-                                    fresh_day(
-                                        &t.customer_id,
-                                        t.occasion_day,
-                                        t.occurred_at,
-                                        !new_occasion,
-                                    )
-                                }),
+                                None => days
+                                    .get_mut(&day_key)
+                                    .expect("a day without a fresh row is in the plan"),
                             };
                             day.purchases = purchases;
                             day.net = net;
