@@ -147,6 +147,64 @@ impl ScaledSum {
     }
 }
 
+/// A series being summed term by term (see [`sum_ratio_series`]).
+struct RunningSum {
+    term: f64,
+    sum: f64,
+    log_scale: f64,
+}
+
+/// What one more term did to a [`RunningSum`].
+enum Step {
+    /// Not converged yet.
+    Going,
+    /// Converged or terminated: the sum.
+    Done(ScaledSum),
+    /// Became non-finite.
+    Failed,
+}
+
+impl RunningSum {
+    fn new(first: f64) -> Self {
+        Self {
+            term: first,
+            sum: first,
+            log_scale: 0.0,
+        }
+    }
+
+    fn scaled(&self) -> ScaledSum {
+        ScaledSum {
+            value: self.sum,
+            log_scale: self.log_scale,
+        }
+    }
+
+    /// Adds the next term, tₙ₊₁ = tₙ · `rho_n`, and tells whether the sum
+    /// is done: the stopping rule of [`sum_ratio_series`].
+    fn step(&mut self, rho_n: f64, z: f64) -> Step {
+        if rho_n == 0.0 {
+            return Step::Done(self.scaled());
+        }
+        self.term *= rho_n;
+        self.sum += self.term;
+        if self.term.abs() > RESCALE_ABOVE || self.sum.abs() > RESCALE_ABOVE {
+            self.term /= RESCALE_ABOVE;
+            self.sum /= RESCALE_ABOVE;
+            self.log_scale += RESCALE_ABOVE.ln();
+        }
+        if !self.sum.is_finite() {
+            return Step::Failed;
+        }
+        let rho = rho_n.abs().max(z);
+        if rho < 1.0 && self.term.abs() * rho <= TAIL_TOLERANCE * (1.0 - rho) * self.sum.abs() {
+            Step::Done(self.scaled())
+        } else {
+            Step::Going
+        }
+    }
+}
+
 /// Σ_{n≥0} tₙ with t₀ = `first` and tₙ₊₁ = tₙ · `ratio(n)`, where |ratio(n)|
 /// tends to `z` < 1 and is eventually monotone (true of every
 /// hypergeometric-type series here). Stops when the geometric bound on the
@@ -158,33 +216,12 @@ pub fn sum_ratio_series(
     z: f64,
     mut ratio: impl FnMut(u64) -> f64,
 ) -> Option<ScaledSum> {
-    let mut term = first;
-    let mut sum = first;
-    let mut log_scale = 0.0;
+    let mut running = RunningSum::new(first);
     for n in 0..MAX_SERIES_TERMS {
-        let rho_n = ratio(n);
-        if rho_n == 0.0 {
-            return Some(ScaledSum {
-                value: sum,
-                log_scale,
-            });
-        }
-        term *= rho_n;
-        sum += term;
-        if term.abs() > RESCALE_ABOVE || sum.abs() > RESCALE_ABOVE {
-            term /= RESCALE_ABOVE;
-            sum /= RESCALE_ABOVE;
-            log_scale += RESCALE_ABOVE.ln();
-        }
-        if !sum.is_finite() {
-            return None;
-        }
-        let rho = rho_n.abs().max(z);
-        if rho < 1.0 && term.abs() * rho <= TAIL_TOLERANCE * (1.0 - rho) * sum.abs() {
-            return Some(ScaledSum {
-                value: sum,
-                log_scale,
-            });
+        match running.step(ratio(n), z) {
+            Step::Going => {}
+            Step::Done(sum) => return Some(sum),
+            Step::Failed => return None,
         }
     }
     None
@@ -194,29 +231,18 @@ pub fn sum_ratio_series(
 /// series k has t₀ = `firsts[k]` and ratio `coefficient(n) · zs[k]`. The
 /// coefficient (a division, in the series here) is computed once per term
 /// for all of them, which is the point: the scores sum one such series per
-/// month of the horizon. Each series stops, rescales and fails exactly as
-/// [`sum_ratio_series`] would on its own with the ratio
-/// `coefficient(n) · zs[k]`, so every sum is bit-identical to it.
+/// month of the horizon. Each series takes the same steps
+/// ([`RunningSum::step`]) as [`sum_ratio_series`] would on its own with
+/// the ratio `coefficient(n) · zs[k]`, so every sum is bit-identical to it.
 pub fn sum_ratio_series_sharing(
     firsts: &[f64],
     zs: &[f64],
     mut coefficient: impl FnMut(u64) -> f64,
 ) -> Vec<Option<ScaledSum>> {
-    /// One series' running state.
-    struct Running {
-        term: f64,
-        sum: f64,
-        log_scale: f64,
-        done: Option<Option<ScaledSum>>,
-    }
-    let mut series: Vec<Running> = firsts
+    // Each series with its result once it has one (`Some(None)`: failed).
+    let mut series: Vec<(RunningSum, Option<Option<ScaledSum>>)> = firsts
         .iter()
-        .map(|&first| Running {
-            term: first,
-            sum: first,
-            log_scale: 0.0,
-            done: None,
-        })
+        .map(|&first| (RunningSum::new(first), None))
         .collect();
     let mut running = series.len();
     for n in 0..MAX_SERIES_TERMS {
@@ -224,46 +250,23 @@ pub fn sum_ratio_series_sharing(
             break;
         }
         let shared = coefficient(n);
-        for (s, &z) in series.iter_mut().zip(zs) {
-            if s.done.is_some() {
+        for ((sum, result), &z) in series.iter_mut().zip(zs) {
+            if result.is_some() {
                 continue;
             }
-            let rho_n = shared * z;
-            let finished = if rho_n == 0.0 {
-                Some(Some(ScaledSum {
-                    value: s.sum,
-                    log_scale: s.log_scale,
-                }))
-            } else {
-                s.term *= rho_n;
-                s.sum += s.term;
-                if s.term.abs() > RESCALE_ABOVE || s.sum.abs() > RESCALE_ABOVE {
-                    s.term /= RESCALE_ABOVE;
-                    s.sum /= RESCALE_ABOVE;
-                    s.log_scale += RESCALE_ABOVE.ln();
-                }
-                let rho = rho_n.abs().max(z);
-                if !s.sum.is_finite() {
-                    Some(None)
-                } else if rho < 1.0
-                    && s.term.abs() * rho <= TAIL_TOLERANCE * (1.0 - rho) * s.sum.abs()
-                {
-                    Some(Some(ScaledSum {
-                        value: s.sum,
-                        log_scale: s.log_scale,
-                    }))
-                } else {
-                    None
-                }
+            *result = match sum.step(shared * z, z) {
+                Step::Going => continue,
+                Step::Done(s) => Some(Some(s)),
+                Step::Failed => Some(None),
             };
-            if finished.is_some() {
-                s.done = finished;
-                running -= 1;
-            }
+            running -= 1;
         }
     }
     // A series still running after MAX_SERIES_TERMS terms did not converge.
-    series.into_iter().map(|s| s.done.flatten()).collect()
+    series
+        .into_iter()
+        .map(|(_, result)| result.flatten())
+        .collect()
 }
 
 /// ln of the Gauss series Σ (a)ₙ(b)ₙ/((c)ₙ n!) zⁿ, which must be positive.
