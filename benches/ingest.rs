@@ -18,6 +18,11 @@
 //!    the job on, the queue the job-on import left behind and how long a
 //!    catch-up (what the next report without as_of does) takes for it
 //!    (`BENCH_AGGREGATION_COST=0` skips this).
+//! 4. The import's floor, once after the rounds with the servers stopped:
+//!    the same rows written by four set-based SQL statements per batch
+//!    (benches/support/import_floor.rs), PostgreSQL's CPU per row, and the
+//!    ceiling it puts on ImportTransactions / COPY on this machine
+//!    (`BENCH_SQL_FLOOR=0` skips it).
 //!
 //! Both sides use one private PostgreSQL with durable settings (fsync on),
 //! started here from the machine's binaries; clvd runs as its own process
@@ -26,6 +31,8 @@
 
 #[path = "support/cpu.rs"]
 mod cpu;
+#[path = "support/import_floor.rs"]
+mod import_floor;
 #[path = "support/lean_grpc.rs"]
 mod lean_grpc;
 #[path = "support/pgbench.rs"]
@@ -87,6 +94,9 @@ struct Knobs {
     streams: usize,
     cli_import: bool,
     aggregation_cost: bool,
+    /// BENCH_SQL_FLOOR (1): after the rounds, the import's floor
+    /// (benches/support/import_floor.rs).
+    sql_floor: bool,
     /// BENCH_CLIENT (lean): the unary phase's load generator, `lean`
     /// (benches/support/lean_grpc.rs, one thread) or `tonic`.
     lean_client: bool,
@@ -107,6 +117,7 @@ impl Knobs {
             streams: env_or("BENCH_STREAMS", 2),
             cli_import: env_or("BENCH_CLI_IMPORT", 1) != 0,
             aggregation_cost: env_or("BENCH_AGGREGATION_COST", 1) != 0,
+            sql_floor: env_or("BENCH_SQL_FLOOR", 1) != 0,
             lean_threads: env_or("BENCH_LEAN_THREADS", 1),
             lean_client: match std::env::var("BENCH_CLIENT").as_deref() {
                 Ok("tonic") => false,
@@ -226,6 +237,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         write_cli_csv(&cli_csv, &rows)?;
     }
     let (mut copy_rps, mut import_rps, mut cli_rps) = (vec![], vec![], vec![]);
+    let mut copy_cpu_per_row = vec![];
     let mut aggregation = Vec::new();
     for round in 0..k.rounds {
         sqlx::query("TRUNCATE baseline_tx").execute(&pool).await?;
@@ -257,6 +269,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         );
         copy_rps.push(c);
         import_rps.push(i);
+        copy_cpu_per_row.push(micros(copy_cpu.postgres, n));
         if let Some((_, quiet_channels)) = &quiet {
             let storage = Storage::from_pool(pool.clone());
             let left: i64 = sqlx::query_scalar("SELECT count(*) FROM report_dirty")
@@ -344,6 +357,27 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
     }
     let _ = server.kill();
     let _ = server.wait();
+    if k.sql_floor {
+        // With no server left, nothing else works the database meanwhile.
+        empty_ingested(&pool).await?;
+        let n = rows.len() as f64;
+        let secs =
+            import_floor::postgres_seconds(&pg, &pool, &clock, &csv, rows.len(), k.batch).await?;
+        let floor = micros(secs, n);
+        let cores = num_cpus() as f64;
+        let most = cores / floor * 1e6;
+        println!(
+            "SQL FLOOR (the same rows, one stream, batches of {}, by four set-based statements: \
+             transactions, day rows, summaries, report queue): PostgreSQL {floor:.1} µs per row \
+             (COPY {:.1} µs, median). On {cores} cores PostgreSQL alone then allows at most \
+             {most:.0} rows/s: ImportTransactions / COPY at most {:.2}, before any CPU of clvd \
+             or the load generator",
+            k.batch,
+            median(copy_cpu_per_row),
+            most / copy_rps
+        );
+        empty_ingested(&pool).await?;
+    }
     pool.close().await;
     pg.stop();
     if std::env::var("BENCH_LOG_STATEMENTS").is_err() {
