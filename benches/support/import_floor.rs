@@ -20,17 +20,45 @@ use sqlx::PgPool;
 
 use crate::cpu::CpuClock;
 
-/// PostgreSQL's CPU seconds for writing the `rows` rows of `csv` (the
-/// bench's COPY file) in batches of `batch`, one stream. Leaves the ingest
-/// tables holding them: the caller empties them.
-pub async fn postgres_seconds(
+/// PostgreSQL's CPU seconds per row for the floor, as the schema stands
+/// and without `customer_days_by_day` (the loyalty report's index on the
+/// day rows).
+pub struct Floor {
+    pub per_row: f64,
+    pub per_row_without_by_day: f64,
+}
+
+/// Measures [`Floor`] over the `rows` rows of `csv` (the bench's COPY
+/// file) in batches of `batch`, one stream, each from empty ingest tables.
+/// Leaves the ingest tables empty and the schema as it found it.
+pub async fn measure(
     pg: &EmbeddedPostgres,
     pool: &PgPool,
     clock: &CpuClock,
     csv: &std::path::Path,
     rows: usize,
     batch: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Floor> {
+    stage(pg, pool, csv).await?;
+    let per_row = write(pool, clock, rows, batch).await? / rows as f64;
+    sqlx::query("DROP INDEX customer_days_by_day")
+        .execute(pool)
+        .await?;
+    let per_row_without_by_day = write(pool, clock, rows, batch).await? / rows as f64;
+    sqlx::query(
+        "CREATE INDEX customer_days_by_day ON customer_days (day) INCLUDE (customer_id, net_nanos)",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query("DROP TABLE floor_rows").execute(pool).await?;
+    Ok(Floor {
+        per_row,
+        per_row_without_by_day,
+    })
+}
+
+/// Loads the rows into `floor_rows`, numbered in file order.
+async fn stage(pg: &EmbeddedPostgres, pool: &PgPool, csv: &std::path::Path) -> anyhow::Result<()> {
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS floor_rows;
          CREATE UNLOGGED TABLE floor_rows (
@@ -55,9 +83,18 @@ pub async fn postgres_seconds(
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    for statement in ["VACUUM ANALYZE floor_rows", "CHECKPOINT"] {
-        sqlx::query(statement).execute(pool).await?;
-    }
+    sqlx::query("VACUUM ANALYZE floor_rows")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// PostgreSQL's CPU seconds for writing the staged rows from empty ingest
+/// tables, which it empties again afterwards.
+async fn write(pool: &PgPool, clock: &CpuClock, rows: usize, batch: usize) -> anyhow::Result<f64> {
+    const EMPTY: &str = "TRUNCATE transactions, customer_days, customers, report_dirty";
+    sqlx::query(EMPTY).execute(pool).await?;
+    sqlx::query("CHECKPOINT").execute(pool).await?;
     // One connection, as COPY has one backend.
     let mut conn = pool.acquire().await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -99,14 +136,14 @@ pub async fn postgres_seconds(
     }
     // The backend is still connected: the clock counts it as live.
     let used = (clock.now() - t0).postgres;
+    drop(conn);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions")
         .fetch_one(pool)
         .await?;
-    drop(conn);
     anyhow::ensure!(
         stored as usize == rows,
         "the floor stored {stored} of {rows} rows"
     );
-    sqlx::query("DROP TABLE floor_rows").execute(pool).await?;
+    sqlx::query(EMPTY).execute(pool).await?;
     Ok(used)
 }
