@@ -411,6 +411,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         floor.push(h.0, h.1, h.2);
     }
     let base_tps = median(base.tps.clone());
+    let churn_tps = median(churn.tps.clone());
     println!();
     println!(
         "BASELINE (median of {} rounds, concurrency {}): pgbench primary-key read {base_tps:.0} tps, \
@@ -449,7 +450,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         median(floor.p99),
         median(floor.tps) / base_tps
     );
-    cpu.print();
+    cpu.print(base_tps, churn_tps);
     if tonic_beside.is_some() {
         let (tps, p99) = (median(churn_tonic.tps), median(churn_tonic.p99));
         println!(
@@ -461,7 +462,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
             median(floor_tonic.tps.clone()),
             median(floor_tonic.tps) / base_tps
         );
-        cpu_tonic.print();
+        cpu_tonic.print(base_tps, tps);
     }
 
     if k.intervals {
@@ -648,7 +649,9 @@ impl CpuSeries {
         self.floor.push(f);
     }
 
-    fn print(&self) {
+    /// `base_tps` and `churn_tps`: the medians of the pgbench and the
+    /// GetChurnRisk phases, for the bounds their CPU costs set.
+    fn print(&self, base_tps: f64, churn_tps: f64) {
         let m = |f: &dyn Fn(usize) -> f64| median((0..self.pgbench.len()).map(f).collect());
         let (pg_base, pgbench) = (m(&|i| self.pgbench[i][0]), m(&|i| self.pgbench[i][1]));
         let (pg, clvd, generator) = (
@@ -670,6 +673,21 @@ impl CpuSeries {
              {floor_generator:.1} µs; GetChurnRisk's clvd above the floor: {:.1} µs",
             self.client,
             clvd - floor_clvd
+        );
+        // Every side shares the machine's cores: at these costs, fully busy
+        // cores serve at most this many calls per second.
+        let cores = num_cpus() as f64;
+        let most = cores * 1e6 / (pg + clvd + generator);
+        println!(
+            "BOUNDS ({} generator): at {:.1} µs of CPU per GetChurnRisk call (all three sides), {cores} fully \
+             busy cores serve at most {most:.0} calls/s, a ratio of {:.2}; the run reached {churn_tps:.0} \
+             ({:.0}% of that). The floor leaves {:.1} µs of clvd's 25 µs target for the database read, \
+             the model and the answer",
+            self.client,
+            pg + clvd + generator,
+            most / base_tps,
+            churn_tps / most * 100.0,
+            25.0 - floor_clvd
         );
     }
 }
