@@ -105,6 +105,11 @@ struct Knobs {
     /// BENCH_LEAN_THREADS (1): threads of the lean generator, each with its
     /// own connections (at most BENCH_CONNECTIONS) and share of the workers.
     lean_threads: usize,
+    /// BENCH_FAMILY (unset: FitModel's default, every family, the selected
+    /// one activated): `bg_nbd`, `mbg_nbd` or `pareto_nbd` fits and
+    /// activates that family alone, so the scoring phases (the intervals'
+    /// above all: their cost differs by family) run under it.
+    family: Option<pb::ModelFamily>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -129,6 +134,12 @@ impl Knobs {
             intervals: env_or("BENCH_INTERVALS", 1u8) != 0,
             client_threads: env_or("BENCH_CLIENT_THREADS", 0),
             lean_threads: env_or("BENCH_LEAN_THREADS", 1),
+            family: std::env::var("BENCH_FAMILY").ok().map(|name| {
+                pb::ModelFamily::from_str_name(&format!("MODEL_FAMILY_{}", name.to_uppercase()))
+                    .unwrap_or_else(|| {
+                        panic!("BENCH_FAMILY={name}: expected bg_nbd, mbg_nbd or pareto_nbd")
+                    })
+            }),
             client: match std::env::var("BENCH_CLIENT").as_deref() {
                 Ok("tonic") => ClientKind::Tonic,
                 Ok("both") => ClientKind::Both,
@@ -288,7 +299,10 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
 
     let fit_started = Instant::now();
     let model = ModelServiceClient::new(channels[0].clone())
-        .fit_model(pb::FitModelRequest::default())
+        .fit_model(pb::FitModelRequest {
+            families: k.family.map(|f| f as i32).into_iter().collect(),
+            ..Default::default()
+        })
         .await?
         .into_inner();
     anyhow::ensure!(
