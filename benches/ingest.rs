@@ -606,18 +606,27 @@ async fn cli_import(
 }
 
 fn copy(pg: &EmbeddedPostgres, csv: &std::path::Path) -> anyhow::Result<f64> {
+    copy_into(pg, csv, "baseline_tx")
+}
+
+/// COPY of the bench's CSV file into `table` (the columns of a
+/// transaction) by psql's `\copy`; its wall time in seconds.
+fn copy_into(pg: &EmbeddedPostgres, csv: &std::path::Path, table: &str) -> anyhow::Result<f64> {
     let started = Instant::now();
     let out = Command::new(pg.bin_dir().join("psql"))
         .arg(pg.url("bench"))
         .args(["-v", "ON_ERROR_STOP=1", "-c"])
         .arg(format!(
-            "\\copy baseline_tx (customer_id, transaction_id, kind, occurred_at, occasion_day, amount_nanos) \
+            "\\copy {table} (customer_id, transaction_id, kind, occurred_at, occasion_day, amount_nanos) \
              FROM '{}' WITH (FORMAT csv)",
             csv.display()
         ))
         .output()?;
     if !out.status.success() {
-        bail!("COPY failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "COPY into {table} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(started.elapsed().as_secs_f64())
 }

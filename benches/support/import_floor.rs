@@ -14,7 +14,6 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
 use clvd::embedded_postgres::EmbeddedPostgres;
 use sqlx::PgPool;
 
@@ -68,21 +67,7 @@ async fn stage(pg: &EmbeddedPostgres, pool: &PgPool, csv: &std::path::Path) -> a
     )
     .execute(pool)
     .await?;
-    let out = std::process::Command::new(pg.bin_dir().join("psql"))
-        .arg(pg.url("bench"))
-        .args(["-v", "ON_ERROR_STOP=1", "-c"])
-        .arg(format!(
-            "\\copy floor_rows (customer_id, transaction_id, kind, occurred_at, occasion_day, amount_nanos) \
-             FROM '{}' WITH (FORMAT csv)",
-            csv.display()
-        ))
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "staging COPY failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    crate::copy_into(pg, csv, "floor_rows")?;
     sqlx::query("VACUUM ANALYZE floor_rows")
         .execute(pool)
         .await?;
