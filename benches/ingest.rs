@@ -237,7 +237,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         write_cli_csv(&cli_csv, &rows)?;
     }
     let (mut copy_rps, mut import_rps, mut cli_rps) = (vec![], vec![], vec![]);
-    let mut copy_cpu_per_row = vec![];
+    let (mut copy_cpu_per_row, mut import_client_cpu_per_row) = (vec![], vec![]);
     let mut aggregation = Vec::new();
     for round in 0..k.rounds {
         sqlx::query("TRUNCATE baseline_tx").execute(&pool).await?;
@@ -270,6 +270,7 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         copy_rps.push(c);
         import_rps.push(i);
         copy_cpu_per_row.push(micros(copy_cpu.postgres, n));
+        import_client_cpu_per_row.push(micros(import_cpu.server + import_cpu.generator, n));
         if let Some((_, quiet_channels)) = &quiet {
             let storage = Storage::from_pool(pool.clone());
             let left: i64 = sqlx::query_scalar("SELECT count(*) FROM report_dirty")
@@ -284,13 +285,16 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
             let catch_up = started.elapsed().as_secs_f64();
             empty_ingested(&pool).await?;
             sqlx::query("CHECKPOINT").execute(&pool).await?;
+            let t0 = clock.now();
             let off_secs = import(quiet_channels, &rows, k.batch, k.streams).await?;
+            let off_cpu = clock.now() - t0;
             check_import(&pool, rows.len(), k.import_customers).await?;
             let off = rows.len() as f64 / off_secs;
             println!(
-                "round {round}: ImportTransactions with aggregation off {off:.0} tx/s ({off_secs:.2} s); \
-                 with it on {:.1}% slower, leaving {left} queue entries ({caught_up} customers, \
-                 caught up in {catch_up:.2} s)",
+                "round {round}: ImportTransactions with aggregation off {off:.0} tx/s ({off_secs:.2} s, \
+                 PostgreSQL {:.1} µs per row); with it on {:.1}% slower, leaving {left} queue entries \
+                 ({caught_up} customers, caught up in {catch_up:.2} s)",
+                micros(off_cpu.postgres, n),
                 (1.0 - i / off) * 100.0
             );
             aggregation.push((off, i, left, catch_up));
@@ -363,18 +367,26 @@ async fn run(k: Knobs) -> anyhow::Result<()> {
         let floor = import_floor::measure(&pg, &pool, &clock, &csv, rows.len(), k.batch).await?;
         let cores = num_cpus() as f64;
         let ceiling = |per_row: f64| cores / per_row / copy_rps;
+        // 0.35 of COPY's rows/s on these cores: the CPU per row every side
+        // together may use, and what PostgreSQL's floor leaves of it.
+        let budget = cores / (0.35 * copy_rps) * 1e6;
         println!(
             "SQL FLOOR (the same rows, one stream, batches of {}, four set-based statements each: \
              transactions, day rows, summaries, report queue): PostgreSQL {:.1} µs per row, \
              {:.1} µs without customer_days_by_day (COPY {:.1} µs, median). On {cores} cores \
              PostgreSQL alone then allows ImportTransactions / COPY at most {:.2} ({:.2} without \
-             the index), before any CPU of clvd or the load generator",
+             the index). The target 0.35 allows {budget:.1} µs of CPU per row for every side \
+             together: the floor leaves {:.1} µs ({:.1} without the index) for clvd and the load \
+             generator, which used {:.1} µs (medians of the rounds)",
             k.batch,
             floor.per_row * 1e6,
             floor.per_row_without_by_day * 1e6,
             median(copy_cpu_per_row),
             ceiling(floor.per_row),
             ceiling(floor.per_row_without_by_day),
+            budget - floor.per_row * 1e6,
+            budget - floor.per_row_without_by_day * 1e6,
+            median(import_client_cpu_per_row),
         );
     }
     pool.close().await;
