@@ -644,10 +644,10 @@ mod tests {
     /// n > 0, which leaves relative errors as they are.
     #[test]
     fn pareto_panels_match_a_fine_quadrature_over_a_grid() {
-        // Debug builds (30× slower here) check every 40th point with at most
+        // Debug builds (30× slower here) check every 10th point with at most
         // 1,000 counts; release builds the whole grid.
         let (stride, max_counts) = if cfg!(debug_assertions) {
-            (40, 1000)
+            (10, 1000)
         } else {
             (1, MAX_GRID_COUNTS)
         };
@@ -682,6 +682,9 @@ mod tests {
                 continue;
             }
             let ours = pareto_new(params, h);
+            if ours.probabilities().len() > max_counts {
+                continue;
+            }
             // Near u = 0 the few-purchase terms fall like e^(−r·u): the
             // reference's panels are also at most 1/(2r) wide there.
             let u_end = (h / params[1].min(params[3])).ln_1p();
@@ -694,7 +697,10 @@ mod tests {
                 at = Some((params, h, pareto_breakpoints(params, h).len() - 1));
             }
         }
-        eprintln!("{checked} points, worst relative difference to {FINE_PANELS} panels {worst:.2e} at {at:?}");
+        eprintln!(
+            "{checked} points, worst relative difference to {FINE_PANELS}+ panels {worst:.2e} \
+             at (params, horizon, panels) {at:?}"
+        );
         assert!(worst <= 1e-12, "{worst:e} at {at:?}");
     }
 
