@@ -59,7 +59,7 @@ const PANEL_WIDTH: f64 = 1.0;
 /// never bites.
 const HEAD_WIDTH: f64 = 2.0;
 /// A bound on the panels of one integral; beyond it (r of the order of
-/// 1e5) the last panel takes the rest of the range.
+/// 1e6 over ten years) the last panel takes the rest of the range.
 const MAX_PANELS: usize = 1000;
 /// Nodes integrated side by side in the loop over the counts.
 const LANES: usize = 4;
