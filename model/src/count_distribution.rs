@@ -18,6 +18,13 @@
 //! Conditional PMF of the BG/NBD Model", 2010; Pareto/NBD: note 028, eq. 16)
 //! written as a mixture, which needs no subtraction of nearly equal terms.
 //! The fixtures check it against those closed forms at 50 digits.
+//!
+//! Pareto/NBD's new-customer law (C4) is an integral over the death time,
+//! by Gauss-Legendre panels whose number follows the integrand's width
+//! (about 1/√r in its variable; [`GL_NODES`], [`PANEL_WIDTH`],
+//! [`HEAD_WIDTH`]): 1e-12 relative or better against a much finer
+//! quadrature over a grid of hard cases, with 20–60 nodes for a typical
+//! customer over a year.
 
 use crate::bgnbd::BgNbdParams;
 use crate::family::PurchaseParams;
@@ -33,11 +40,29 @@ const COUNT_TAIL: f64 = 1e-17;
 /// be needed leaves the rest in [`PurchaseCountDistribution::tail_mass`]).
 pub const MAX_COUNTS: usize = 1_000_000;
 
-/// Gauss-Legendre nodes per panel and panels of the Pareto/NBD death-time
-/// integral (C4): enough for 1e-12 relative on the fixtures' hard points
-/// (many purchases, horizons of ten years, β far from α).
+/// Gauss-Legendre nodes per panel of the Pareto/NBD death-time integral
+/// (C4), in u = ln(1 + τ/min(α, β)).
 const GL_NODES: usize = 20;
-const GL_PANELS: usize = 12;
+/// Panels are at most `PANEL_WIDTH`/(1 + √r) wide in u. For count n the
+/// integrand peaks where eᵘ − 1 ≈ n/r with a width in u of
+/// √(n/(r(r+n))) ≤ 1/√r, so the panels narrow like 1/√r. The constant is
+/// measured: over the grid of `pareto_panels_match_a_fine_quadrature_over_a_grid`
+/// (r+x up to 60, horizons to ten years) equal panels of width
+/// 1/(0.5 + 0.35·√r) already reach 1e-13 relative; 1/(1 + √r) is below
+/// that everywhere.
+const PANEL_WIDTH: f64 = 1.0;
+/// Near u = 0 the few-purchase terms fall like e^(−r·u) (n = 0) and peak at
+/// u ≈ n/r with width √n/r: panels there are at most
+/// `HEAD_WIDTH`·√((u + 1/r)/r) wide. Matters only for large r (many
+/// purchases): at r = 1000 over ten years 12 equal panels (the fixed count
+/// before 2026-11-30) were off by 1.9e-6; for r below about 7 the bound
+/// never bites.
+const HEAD_WIDTH: f64 = 2.0;
+/// A bound on the panels of one integral; beyond it (r of the order of
+/// 1e6 over ten years) the last panel takes the rest of the range.
+const MAX_PANELS: usize = 1000;
+/// Nodes integrated side by side in the loop over the counts.
+const LANES: usize = 4;
 
 /// The probabilities of 0, 1, 2, … repeat purchases in a window.
 #[derive(Debug, Clone, PartialEq)]
@@ -313,48 +338,111 @@ fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
 /// closed form). The integral is composite Gauss-Legendre in
 /// u = ln(1 + τ/min(α, β)), all n at once (NB(n; τ) for
 /// every n at each node), with no cancellation: every term is positive.
-fn pareto_new([r, alpha, s, beta]: [f64; 4], t: f64) -> PurchaseCountDistribution {
+///
+/// Accuracy: within 1e-12 relative (probabilities above 1e-6; 1e-18
+/// absolute below) of a quadrature with 60 or more equal panels over the
+/// grid test's points (worst 4.1e-14 on the 4,536 with at most 5,000
+/// counts; 3.5e-13 on all 5,193, where 50 purchases in a day and ten years
+/// need 1e5 counts and the recurrence's rounding dominates). Against the
+/// mpmath fixtures at 50 digits the worst is 1.62e-12, as before.
+///
+/// The panel count follows the integrand ([`PANEL_WIDTH`], [`HEAD_WIDTH`]): one to three
+/// panels (20–60 nodes) for a typical customer over a year, where the
+/// fixed 12 panels before 2026-11-30 spent 240; up to about 60 for many
+/// purchases over ten years, where 12 panels were off by up to 3e-12.
+/// Each node costs one exp_m1, one exp and at most one ln_1p
+/// (ln(1 + τ/min(α, β)) is u itself; the death density's and NB(0; τ)'s
+/// powers share one exp), and [`LANES`] nodes run side by side over the
+/// counts.
+fn pareto_new(params: [f64; 4], t: f64) -> PurchaseCountDistribution {
     if t <= 0.0 {
         return PurchaseCountDistribution::none();
     }
+    pareto_new_on(params, t, &pareto_breakpoints(params, t))
+}
+
+/// The panel ends 0 = u₀ < u₁ < … = ln(1 + t/min(α, β)) of the C4
+/// integral in u (see [`PANEL_WIDTH`]): each panel at most
+/// [`PANEL_WIDTH`]/(1 + √r) wide, and near 0 at most
+/// [`HEAD_WIDTH`]·√((u + 1/r)/r).
+fn pareto_breakpoints([r, alpha, _s, beta]: [f64; 4], t: f64) -> Vec<f64> {
+    let u_end = (t / alpha.min(beta)).ln_1p();
+    let widest = PANEL_WIDTH / (1.0 + r.sqrt());
+    let mut ends = vec![0.0];
+    let mut u = 0.0;
+    while u < u_end {
+        let width = widest.min(HEAD_WIDTH * ((u + 1.0 / r) / r).sqrt());
+        u = if ends.len() > MAX_PANELS {
+            u_end
+        } else {
+            (u + width).min(u_end)
+        };
+        ends.push(u);
+    }
+    ends
+}
+
+/// [`pareto_new`] with the Gauss-Legendre panels between consecutive
+/// `ends` (t > 0).
+fn pareto_new_on([r, alpha, s, beta]: [f64; 4], t: f64, ends: &[f64]) -> PurchaseCountDistribution {
     let at_t = negative_binomial(r, alpha, t, 1);
     let len = at_t.len();
     let survive = (-s * (t / beta).ln_1p()).exp();
     let mut probabilities: Vec<f64> = at_t.iter().map(|p| p * survive).collect();
     // u = ln(1 + τ/c), c = min(α, β): resolves both the purchase scale α
     // (NB(n; τ) changes over τ ~ α) and the death scale β, and is
-    // logarithmic beyond; dτ = c·eᵘ du.
+    // logarithmic beyond; dτ = c·eᵘ du. One of ln(1 + τ/α), ln(1 + τ/β)
+    // is u itself.
     // (r+j)/(j+1), the term ratio of the negative binomial less its p.
     let coefficients: Vec<f64> = (0..len)
         .map(|j| (r + j as f64) / (j as f64 + 1.0))
         .collect();
     let c = alpha.min(beta);
-    let u_end = (t / c).ln_1p();
-    let width = u_end / GL_PANELS as f64;
-    for panel in 0..GL_PANELS {
-        let lo = panel as f64 * width;
-        for &(node, weight) in gauss_legendre_cached() {
-            let u = lo + (node + 1.0) * width / 2.0;
-            let tau = c * u.exp_m1();
-            // s·β^s·(β+τ)^−(s+1)·dτ/du
-            let density = s * (-s * (tau / beta).ln_1p()).exp() * (c + tau) / (beta + tau);
-            let w = density * weight * width / 2.0;
-            // NB at τ < t has a lighter tail than at t: `len` counts suffice.
-            let ln_first = -r * (tau / alpha).ln_1p(); // ln NB(0; τ)
-            if ln_first > -600.0 {
-                // Forward from NB(0): no underflow, no allocation; the
-                // recurrence's rounding grows like j·ε (1e-13 at j = 1000).
-                let p_tau = tau / (alpha + tau);
-                let mut nb = ln_first.exp();
-                for (p, c) in probabilities.iter_mut().zip(&coefficients) {
-                    *p += w * nb;
-                    nb *= c * p_tau;
+    let nodes = gauss_legendre_cached();
+    // LANES nodes at a time: their recurrences over the counts are
+    // independent, so the loop is not bound by one multiplication's latency.
+    let mut start = [0.0; LANES];
+    let mut step = [0.0; LANES];
+    for panel in ends.windows(2) {
+        let (lo, width) = (panel[0], panel[1] - panel[0]);
+        for chunk in nodes.chunks(LANES) {
+            start.fill(0.0);
+            step.fill(0.0);
+            for (k, &(node, weight)) in chunk.iter().enumerate() {
+                let u = lo + (node + 1.0) * width / 2.0;
+                let tau = c * u.exp_m1();
+                let (ln_alpha, ln_beta) = if alpha <= beta {
+                    (u, (tau / beta).ln_1p())
+                } else {
+                    ((tau / alpha).ln_1p(), u)
+                };
+                // s·β^s·(β+τ)^−(s+1)·dτ/du·(quadrature weight)
+                let w = s * (c + tau) / (beta + tau) * weight * width / 2.0;
+                // ln of (β/(β+τ))^s·NB(0; τ): one exp for both.
+                let ln_first = -s * ln_beta - r * ln_alpha;
+                if ln_first > -600.0 {
+                    // Forward from NB(0): no underflow, no allocation; the
+                    // recurrence's rounding grows like j·ε (1e-13 at j = 1000).
+                    start[k] = w * ln_first.exp();
+                    step[k] = tau / (alpha + tau);
+                } else {
+                    // NB(0; τ) underflows: from the mode outwards. NB at
+                    // τ < t has a lighter tail than at t: `len` counts suffice.
+                    let w = w * (-s * ln_beta).exp();
+                    let nb = negative_binomial(r, alpha, tau, len);
+                    for (p, q) in probabilities.iter_mut().zip(nb) {
+                        *p += w * q;
+                    }
                 }
-            } else {
-                let nb = negative_binomial(r, alpha, tau, len);
-                for (p, q) in probabilities.iter_mut().zip(nb) {
-                    *p += w * q;
+            }
+            let mut nb = start;
+            for (p, c) in probabilities.iter_mut().zip(&coefficients) {
+                let mut sum = 0.0;
+                for k in 0..LANES {
+                    sum += nb[k];
+                    nb[k] *= c * step[k];
                 }
+                *p += sum;
             }
         }
     }
@@ -427,6 +515,58 @@ impl PurchaseParams {
 mod tests {
     use super::*;
 
+    const OLD_PANELS: usize = 12;
+
+    /// The C4 integral as it was before 2026-11-30: 12 panels of 20 nodes,
+    /// two exps and two ln_1p a node (the reference of the grid test).
+    fn pareto_new_reference([r, alpha, s, beta]: [f64; 4], t: f64) -> PurchaseCountDistribution {
+        if t <= 0.0 {
+            return PurchaseCountDistribution::none();
+        }
+        let at_t = negative_binomial(r, alpha, t, 1);
+        let len = at_t.len();
+        let survive = (-s * (t / beta).ln_1p()).exp();
+        let mut probabilities: Vec<f64> = at_t.iter().map(|p| p * survive).collect();
+        // u = ln(1 + τ/c), c = min(α, β): resolves both the purchase scale α
+        // (NB(n; τ) changes over τ ~ α) and the death scale β, and is
+        // logarithmic beyond; dτ = c·eᵘ du.
+        // (r+j)/(j+1), the term ratio of the negative binomial less its p.
+        let coefficients: Vec<f64> = (0..len)
+            .map(|j| (r + j as f64) / (j as f64 + 1.0))
+            .collect();
+        let c = alpha.min(beta);
+        let u_end = (t / c).ln_1p();
+        let width = u_end / OLD_PANELS as f64;
+        for panel in 0..OLD_PANELS {
+            let lo = panel as f64 * width;
+            for &(node, weight) in gauss_legendre_cached() {
+                let u = lo + (node + 1.0) * width / 2.0;
+                let tau = c * u.exp_m1();
+                // s·β^s·(β+τ)^−(s+1)·dτ/du
+                let density = s * (-s * (tau / beta).ln_1p()).exp() * (c + tau) / (beta + tau);
+                let w = density * weight * width / 2.0;
+                // NB at τ < t has a lighter tail than at t: `len` counts suffice.
+                let ln_first = -r * (tau / alpha).ln_1p(); // ln NB(0; τ)
+                if ln_first > -600.0 {
+                    // Forward from NB(0): no underflow, no allocation; the
+                    // recurrence's rounding grows like j·ε (1e-13 at j = 1000).
+                    let p_tau = tau / (alpha + tau);
+                    let mut nb = ln_first.exp();
+                    for (p, c) in probabilities.iter_mut().zip(&coefficients) {
+                        *p += w * nb;
+                        nb *= c * p_tau;
+                    }
+                } else {
+                    let nb = negative_binomial(r, alpha, tau, len);
+                    for (p, q) in probabilities.iter_mut().zip(nb) {
+                        *p += w * q;
+                    }
+                }
+            }
+        }
+        PurchaseCountDistribution { probabilities }
+    }
+
     #[test]
     fn gauss_legendre_is_exact_on_polynomials() {
         let nodes = gauss_legendre(GL_NODES);
@@ -459,6 +599,132 @@ mod tests {
         for n in 0..20 {
             let one = p.probability_of_purchases(n as u32, 365.0);
             assert!((d.probability(n) - one).abs() < 1e-14, "{n}");
+        }
+    }
+
+    /// Panels of the fine reference quadrature: four times what the
+    /// hardest grid point needs (14 for 1e-13).
+    const FINE_PANELS: usize = 60;
+    /// Grid points with more counts are skipped (50 purchases in a day or
+    /// two, then ten years: ~1e5 counts, minutes against the reference).
+    const MAX_GRID_COUNTS: usize = 5000;
+
+    /// `panels` equal panels over the whole range.
+    fn pareto_new_panels(params: [f64; 4], t: f64, panels: usize) -> PurchaseCountDistribution {
+        let u_end = (t / params[1].min(params[3])).ln_1p();
+        let ends: Vec<f64> = (0..=panels)
+            .map(|k| u_end * k as f64 / panels as f64)
+            .collect();
+        pareto_new_on(params, t, &ends)
+    }
+
+    /// max over n of |ours − reference| / max(reference, 1e-6): relative
+    /// above 1e-6, 1e-6 × that absolute below.
+    fn worst_relative(
+        ours: &PurchaseCountDistribution,
+        reference: &PurchaseCountDistribution,
+    ) -> f64 {
+        let len = ours
+            .probabilities()
+            .len()
+            .max(reference.probabilities().len());
+        (0..len)
+            .map(|n| {
+                let (a, b) = (ours.probability(n), reference.probability(n));
+                (a - b).abs() / b.max(1e-6)
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// The C4 integral with the adaptive panel count against 60 panels,
+    /// to 1e-12 relative above 1e-6 (1e-18 absolute below), over a grid
+    /// of the conditional law's updated parameters (r+x, α+T, s, β+T) and
+    /// horizons: r ∈ {0.2, 0.55, 2, 10}, α ∈ {1, 10.6, 300}, s ∈ {0.1,
+    /// 0.6, 3}, β ∈ {1, 12, 4000}, x ∈ {0, 1, 5, 50}, T ∈ {1, 30, 365,
+    /// 3650} days, horizons {30, 365, 3650} days, plus many purchases
+    /// (x = 300, 1000). t_x enters only P(alive), a factor of every
+    /// n > 0, which leaves relative errors as they are. With two fixed
+    /// panels instead (tried 2026-11-30) it fails: worst 1.9e-1 on the
+    /// release grid, 3.6e-6 on the debug sample.
+    #[test]
+    fn pareto_panels_match_a_fine_quadrature_over_a_grid() {
+        // Debug builds (30× slower here) check every 10th point with at most
+        // 1,000 counts; release builds the whole grid.
+        let (stride, max_counts) = if cfg!(debug_assertions) {
+            (10, 1000)
+        } else {
+            (1, MAX_GRID_COUNTS)
+        };
+        let mut points = Vec::new();
+        for r in [0.2, 0.55, 2.0, 10.0] {
+            for alpha in [1.0, 10.6, 300.0] {
+                for s in [0.1, 0.6, 3.0] {
+                    for beta in [1.0, 12.0, 4000.0] {
+                        for x in [0.0, 1.0, 5.0, 50.0] {
+                            for big_t in [1.0, 30.0, 365.0, 3650.0] {
+                                for h in [30.0, 365.0, 3650.0] {
+                                    points.push(([r + x, alpha + big_t, s, beta + big_t], h));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (x, big_t, h) in [
+            (300.0, 730.0, 365.0),
+            (300.0, 730.0, 3650.0),
+            (1000.0, 3650.0, 3650.0),
+        ] {
+            for beta in [1.0, 12.0, 4000.0] {
+                points.push(([0.55 + x, 10.6 + big_t, 0.6, beta + big_t], h));
+            }
+        }
+        let (mut worst, mut at, mut checked) = (0.0_f64, None, 0);
+        for (i, &(params, h)) in points.iter().enumerate() {
+            if i % stride != 0 && i + 9 < points.len() {
+                continue;
+            }
+            if negative_binomial(params[0], params[1], h, 1).len() > max_counts {
+                continue;
+            }
+            let ours = pareto_new(params, h);
+            // Near u = 0 the few-purchase terms fall like e^(−r·u): the
+            // reference's panels are also at most 1/(2r) wide there.
+            let u_end = (h / params[1].min(params[3])).ln_1p();
+            let panels = FINE_PANELS.max((2.0 * params[0] * u_end).ceil() as usize);
+            let fine = pareto_new_panels(params, h, panels);
+            let error = worst_relative(&ours, &fine);
+            checked += 1;
+            if error > worst {
+                worst = error;
+                at = Some((params, h, pareto_breakpoints(params, h).len() - 1));
+            }
+        }
+        eprintln!(
+            "{checked} points, worst relative difference to {FINE_PANELS}+ panels {worst:.2e} \
+             at (params, horizon, panels) {at:?}"
+        );
+        assert!(worst <= 1e-12, "{worst:e} at {at:?}");
+    }
+
+    /// One exp and at most one ln_1p a node, LANES nodes at a time, is the
+    /// old integrand rearranged: at the old 12 panels it agrees with the
+    /// old code to rounding.
+    #[test]
+    fn cheaper_nodes_are_the_old_integrand() {
+        for (params, h) in [
+            ([0.553, 10.58, 0.606, 11.67], 365.0),
+            ([60.0, 31.0, 3.0, 42.0], 3650.0),
+            ([300.4, 1630.0, 2.5, 733.0], 365.0),
+            ([1.2, 2.0, 0.5, 900.0], 3650.0),
+            ([2.0, 4000.0, 0.1, 1.0], 30.0),
+        ] {
+            let error = worst_relative(
+                &pareto_new_panels(params, h, OLD_PANELS),
+                &pareto_new_reference(params, h),
+            );
+            assert!(error < 1e-13, "{params:?} {h}: {error:e}");
         }
     }
 }
