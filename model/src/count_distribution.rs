@@ -384,19 +384,26 @@ fn pareto_breakpoints([r, alpha, _s, beta]: [f64; 4], t: f64) -> Vec<f64> {
 
 /// [`pareto_new`] with the Gauss-Legendre panels between consecutive
 /// `ends` (t > 0).
-fn pareto_new_on([r, alpha, s, beta]: [f64; 4], t: f64, ends: &[f64]) -> PurchaseCountDistribution {
+/// The C4 integral's start: P(n purchases, alive through t) for every n
+/// kept, and the negative binomial's term ratios less their p,
+/// (r+j)/(j+1), that the nodes' recurrences over the counts use.
+fn pareto_alive_through([r, alpha, s, beta]: [f64; 4], t: f64) -> (Vec<f64>, Vec<f64>) {
     let at_t = negative_binomial(r, alpha, t, 1);
-    let len = at_t.len();
     let survive = (-s * (t / beta).ln_1p()).exp();
-    let mut probabilities: Vec<f64> = at_t.iter().map(|p| p * survive).collect();
+    let probabilities: Vec<f64> = at_t.iter().map(|p| p * survive).collect();
+    let coefficients: Vec<f64> = (0..at_t.len())
+        .map(|j| (r + j as f64) / (j as f64 + 1.0))
+        .collect();
+    (probabilities, coefficients)
+}
+
+fn pareto_new_on([r, alpha, s, beta]: [f64; 4], t: f64, ends: &[f64]) -> PurchaseCountDistribution {
+    let (mut probabilities, coefficients) = pareto_alive_through([r, alpha, s, beta], t);
+    let len = probabilities.len();
     // u = ln(1 + τ/c), c = min(α, β): resolves both the purchase scale α
     // (NB(n; τ) changes over τ ~ α) and the death scale β, and is
     // logarithmic beyond; dτ = c·eᵘ du. One of ln(1 + τ/α), ln(1 + τ/β)
     // is u itself.
-    // (r+j)/(j+1), the term ratio of the negative binomial less its p.
-    let coefficients: Vec<f64> = (0..len)
-        .map(|j| (r + j as f64) / (j as f64 + 1.0))
-        .collect();
     let c = alpha.min(beta);
     let nodes = gauss_legendre_cached();
     // LANES nodes at a time: their recurrences over the counts are
@@ -523,17 +530,9 @@ mod tests {
         if t <= 0.0 {
             return PurchaseCountDistribution::none();
         }
-        let at_t = negative_binomial(r, alpha, t, 1);
-        let len = at_t.len();
-        let survive = (-s * (t / beta).ln_1p()).exp();
-        let mut probabilities: Vec<f64> = at_t.iter().map(|p| p * survive).collect();
-        // u = ln(1 + τ/c), c = min(α, β): resolves both the purchase scale α
-        // (NB(n; τ) changes over τ ~ α) and the death scale β, and is
-        // logarithmic beyond; dτ = c·eᵘ du.
-        // (r+j)/(j+1), the term ratio of the negative binomial less its p.
-        let coefficients: Vec<f64> = (0..len)
-            .map(|j| (r + j as f64) / (j as f64 + 1.0))
-            .collect();
+        let (mut probabilities, coefficients) = pareto_alive_through([r, alpha, s, beta], t);
+        let len = probabilities.len();
+        // u = ln(1 + τ/c), c = min(α, β); dτ = c·eᵘ du.
         let c = alpha.min(beta);
         let u_end = (t / c).ln_1p();
         let width = u_end / OLD_PANELS as f64;
