@@ -250,14 +250,7 @@ impl BgNbdParams {
         customer: &CustomerSummary,
         horizon_days: f64,
     ) -> PurchaseCountDistribution {
-        let (x, t) = (customer.x(), customer.t());
-        let updated = [self.r() + x, self.alpha() + t, self.a(), self.b() + x];
-        conditional(
-            self.probability_alive(customer),
-            bgnbd_new,
-            updated,
-            horizon_days,
-        )
+        PurchaseParams::from(*self).conditional_purchase_distribution(customer, horizon_days)
     }
 }
 
@@ -281,14 +274,7 @@ impl MbgNbdParams {
         customer: &CustomerSummary,
         horizon_days: f64,
     ) -> PurchaseCountDistribution {
-        let (x, t) = (customer.x(), customer.t());
-        let updated = [self.r() + x, self.alpha() + t, self.a(), self.b() + x + 1.0];
-        conditional(
-            self.probability_alive(customer),
-            bgnbd_new,
-            updated,
-            horizon_days,
-        )
+        PurchaseParams::from(*self).conditional_purchase_distribution(customer, horizon_days)
     }
 
     /// P(X(t) = n) for a new customer (see [`Self::purchase_distribution`]).
@@ -483,14 +469,7 @@ impl ParetoNbdParams {
         customer: &CustomerSummary,
         horizon_days: f64,
     ) -> PurchaseCountDistribution {
-        let (x, t) = (customer.x(), customer.t());
-        let updated = [self.r() + x, self.alpha() + t, self.s(), self.beta() + t];
-        conditional(
-            self.probability_alive(customer),
-            pareto_new,
-            updated,
-            horizon_days,
-        )
+        PurchaseParams::from(*self).conditional_purchase_distribution(customer, horizon_days)
     }
 }
 
@@ -510,11 +489,33 @@ impl PurchaseParams {
         customer: &CustomerSummary,
         horizon_days: f64,
     ) -> PurchaseCountDistribution {
-        match self {
-            Self::BgNbd(p) => p.conditional_purchase_distribution(customer, horizon_days),
-            Self::MbgNbd(p) => p.conditional_purchase_distribution(customer, horizon_days),
-            Self::ParetoNbd(p) => p.conditional_purchase_distribution(customer, horizon_days),
-        }
+        let alive = self.probability_alive(customer);
+        self.conditional_purchase_distribution_given_alive(customer, horizon_days, alive)
+    }
+
+    /// [`Self::conditional_purchase_distribution`] with the customer's
+    /// P(alive) already at hand (`alive`, as [`Self::probability_alive`]
+    /// gives it): what the score intervals use, which have it from the
+    /// score (for Pareto/NBD it is a series of its own).
+    pub fn conditional_purchase_distribution_given_alive(
+        &self,
+        customer: &CustomerSummary,
+        horizon_days: f64,
+        alive: f64,
+    ) -> PurchaseCountDistribution {
+        let (x, t) = (customer.x(), customer.t());
+        // Alive at T, the future is a new customer of the family with these
+        // parameters (C2: BG/NBD; C3: MBG/NBD, its time-0 coin survived;
+        // C5: Pareto/NBD).
+        let (new, updated): (fn([f64; 4], f64) -> PurchaseCountDistribution, _) = match self {
+            Self::BgNbd(p) => (bgnbd_new, [p.r() + x, p.alpha() + t, p.a(), p.b() + x]),
+            Self::MbgNbd(p) => (
+                bgnbd_new,
+                [p.r() + x, p.alpha() + t, p.a(), p.b() + x + 1.0],
+            ),
+            Self::ParetoNbd(p) => (pareto_new, [p.r() + x, p.alpha() + t, p.s(), p.beta() + t]),
+        };
+        conditional(alive, new, updated, horizon_days)
     }
 }
 

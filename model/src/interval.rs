@@ -33,7 +33,8 @@ use crate::family::PurchaseParams;
 use crate::gamma_gamma::GammaGammaParams;
 use crate::summary::CustomerSummary;
 use crate::value::{
-    purchases_over_horizon, ClvModel, CustomerScore, ScoreOptions, DAYS_PER_MODEL_MONTH,
+    discount, purchases_if_alive, purchases_over_horizon, ClvModel, CustomerScore, ScoreOptions,
+    DAYS_PER_MODEL_MONTH,
 };
 
 /// The default level of the intervals.
@@ -134,27 +135,25 @@ fn check_level(level: f64) -> Result<f64, ModelError> {
 }
 
 /// The purchase side of a score on the transformed scales: (logit
-/// P(alive), ln E[Y(horizon)], ln discounted purchases).
+/// P(alive), ln E[Y(horizon)], ln discounted purchases), and P(alive),
+/// computed once for all three (for Pareto/NBD a series of its own).
 fn purchase_side(
     purchases: &PurchaseParams,
     customer: &CustomerSummary,
     options: &ScoreOptions,
-) -> [f64; 3] {
+) -> ([f64; 3], f64) {
     let (x, t_x, t) = (customer.x(), customer.t_x(), customer.t());
     let alive = purchases.probability_alive_at(x, t_x, t);
-    let (discounted, expected) = purchases_over_horizon(
-        purchases,
-        x,
-        t_x,
-        t,
-        options.horizon_months,
-        options.annual_discount_rate,
-    );
-    [
-        alive.ln() - (-alive).ln_1p(),
-        expected.ln(),
-        discounted.ln(),
-    ]
+    let brackets = purchases_if_alive(purchases, x, t, options.horizon_months);
+    let (discounted, expected) = discount(&brackets, alive, options.annual_discount_rate);
+    (
+        [
+            alive.ln() - (-alive).ln_1p(),
+            expected.ln(),
+            discounted.ln(),
+        ],
+        alive,
+    )
 }
 
 /// d ln E[spend]/d ln(p, q, γ) of p(γ+mx)/(px+q−1).
@@ -229,9 +228,9 @@ impl ClvModel {
         options: &ScoreOptions,
         level: f64,
     ) -> Result<ScoreIntervals, ModelError> {
-        let base = purchase_side(&self.purchases, customer, options);
+        let (base, alive) = purchase_side(&self.purchases, customer, options);
         let spend = self.spend.expected_spend(customer)?;
-        self.intervals_around(uncertainty, customer, options, level, (base, spend))
+        self.intervals_around(uncertainty, customer, options, level, (base, alive, spend))
     }
 
     /// [`ClvModel::score_intervals`] around a score already computed for
@@ -258,19 +257,19 @@ impl ClvModel {
             customer,
             options,
             level,
-            (base, score.expected_spend),
+            (base, alive, score.expected_spend),
         )
     }
 
     /// The delta method around the transformed centre `base` (see
-    /// [`purchase_side`]) and the expected spend.
+    /// [`purchase_side`]), with its P(alive) and the expected spend.
     fn intervals_around(
         &self,
         uncertainty: &ModelUncertainty,
         customer: &CustomerSummary,
         options: &ScoreOptions,
         level: f64,
-        (base, spend): ([f64; 3], f64),
+        (base, alive, spend): ([f64; 3], f64, f64),
     ) -> Result<ScoreIntervals, ModelError> {
         let level = check_level(level)?;
         let z = normal_quantile(0.5 + level / 2.0);
@@ -281,7 +280,7 @@ impl ClvModel {
         for k in 0..4 {
             let mut moved = values;
             moved[k] *= DELTA_STEP.exp();
-            let shifted = purchase_side(
+            let (shifted, _) = purchase_side(
                 &PurchaseParams::from_values(family, moved)?,
                 customer,
                 options,
@@ -295,10 +294,13 @@ impl ClvModel {
             &spend_log_gradient(&self.spend, customer),
             &uncertainty.spend,
         );
-        let count = self.purchases.conditional_purchase_distribution(
-            customer,
-            options.horizon_months as f64 * DAYS_PER_MODEL_MONTH,
-        );
+        let count = self
+            .purchases
+            .conditional_purchase_distribution_given_alive(
+                customer,
+                options.horizon_months as f64 * DAYS_PER_MODEL_MONTH,
+                alive,
+            );
         let purchase_count = count.central_interval(level);
         Ok(ScoreIntervals {
             level,
@@ -484,6 +486,53 @@ fn quantiles(mut v: Vec<f64>, level: f64) -> Interval {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// P(alive) computed once for the purchase side and the count law
+    /// gives what computing it for each gave, to the bit: the
+    /// transformed centre against P(alive) and `purchases_over_horizon`
+    /// (which computes its own), and the count law against
+    /// `conditional_purchase_distribution` (likewise), for every family.
+    #[test]
+    fn one_p_alive_gives_the_same_bits_as_one_per_use() {
+        let families = [
+            PurchaseParams::BgNbd(crate::BgNbdParams::new(0.243, 4.414, 0.793, 2.426).unwrap()),
+            PurchaseParams::MbgNbd(crate::MbgNbdParams::new(0.525, 6.183, 0.891, 1.614).unwrap()),
+            PurchaseParams::ParetoNbd(
+                crate::ParetoNbdParams::new(0.553, 74.0, 0.606, 81.7).unwrap(),
+            ),
+            PurchaseParams::ParetoNbd(
+                crate::ParetoNbdParams::new(0.553, 10.0, 0.2, 4000.0).unwrap(),
+            ),
+        ];
+        let options = ScoreOptions::default();
+        for purchases in families {
+            for (x, t_x, t) in [(0.0, 0.0, 30.0), (2.0, 100.0, 365.0), (12.0, 700.0, 720.0)] {
+                let customer = CustomerSummary::new(x, t_x, t, 20.0).unwrap();
+                let (base, alive) = purchase_side(&purchases, &customer, &options);
+                let each = purchases.probability_alive_at(x, t_x, t);
+                let (discounted, expected) = purchases_over_horizon(
+                    &purchases,
+                    x,
+                    t_x,
+                    t,
+                    options.horizon_months,
+                    options.annual_discount_rate,
+                );
+                let old = [each.ln() - (-each).ln_1p(), expected.ln(), discounted.ln()];
+                assert_eq!(
+                    base.map(f64::to_bits),
+                    old.map(f64::to_bits),
+                    "{purchases:?} {x} {t_x} {t}"
+                );
+                let h = options.horizon_months as f64 * DAYS_PER_MODEL_MONTH;
+                assert_eq!(
+                    purchases.conditional_purchase_distribution_given_alive(&customer, h, alive),
+                    purchases.conditional_purchase_distribution(&customer, h),
+                    "{purchases:?} {x} {t_x} {t}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn normal_quantiles_are_right() {

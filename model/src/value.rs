@@ -70,7 +70,12 @@ pub struct ClvModel {
 
 /// E[Y(30k) | alive] for k = 1..H (for BG/NBD the bracket of FHL eq. 10),
 /// which depends on (x, T) only; E[Y(30k)] is it times P(alive).
-fn purchases_if_alive(purchases: &PurchaseParams, x: f64, t: f64, horizon_months: u32) -> Vec<f64> {
+pub(crate) fn purchases_if_alive(
+    purchases: &PurchaseParams,
+    x: f64,
+    t: f64,
+    horizon_months: u32,
+) -> Vec<f64> {
     let horizons: Vec<f64> = (1..=horizon_months)
         .map(|k| DAYS_PER_MODEL_MONTH * k as f64)
         .collect();
@@ -79,7 +84,7 @@ fn purchases_if_alive(purchases: &PurchaseParams, x: f64, t: f64, horizon_months
 
 /// From cumulative E[Y(30k) | alive], k = 1..H, and P(alive):
 /// (Σ_k (E[Y(30k)] − E[Y(30(k−1))]) / (1+d)^(k/12), E[Y(30H)]).
-fn discount(
+pub(crate) fn discount(
     cumulative_if_alive: &[f64],
     probability_alive: f64,
     annual_discount_rate: f64,
