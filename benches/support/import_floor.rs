@@ -84,7 +84,8 @@ async fn write(pool: &PgPool, clock: &CpuClock, rows: usize, batch: usize) -> an
     let mut conn = pool.acquire().await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t0 = clock.now();
-    for lo in (1..=rows).step_by(batch.max(1)) {
+    let batch = batch.max(1);
+    for lo in (1..=rows).step_by(batch) {
         let hi = (lo + batch - 1).min(rows);
         let range = format!("FROM floor_rows WHERE n BETWEEN {lo} AND {hi}");
         sqlx::raw_sql(&format!(

@@ -225,16 +225,6 @@ fn bgnbd_new([r, alpha, a, b]: [f64; 4], t: f64) -> PurchaseCountDistribution {
     PurchaseCountDistribution { probabilities }
 }
 
-/// C0: (1 − P(alive))·[n = 0] + P(alive)·`new` at the `updated` parameters.
-fn conditional(
-    alive: f64,
-    new: fn([f64; 4], f64) -> PurchaseCountDistribution,
-    updated: [f64; 4],
-    horizon_days: f64,
-) -> PurchaseCountDistribution {
-    PurchaseCountDistribution::given_alive(alive, new(updated, horizon_days))
-}
-
 impl BgNbdParams {
     /// P(X(t) = n) for n = 0, 1, … for a new customer over (0, t] (FHL
     /// 2005 eq. 8; docs/model.md C1).
@@ -368,8 +358,6 @@ fn pareto_breakpoints([r, alpha, _s, beta]: [f64; 4], t: f64) -> Vec<f64> {
     ends
 }
 
-/// [`pareto_new`] with the Gauss-Legendre panels between consecutive
-/// `ends` (t > 0).
 /// The C4 integral's start: P(n purchases, alive through t) for every n
 /// kept, and the negative binomial's term ratios less their p,
 /// (r+j)/(j+1), that the nodes' recurrences over the counts use.
@@ -383,6 +371,8 @@ fn pareto_alive_through([r, alpha, s, beta]: [f64; 4], t: f64) -> (Vec<f64>, Vec
     (probabilities, coefficients)
 }
 
+/// [`pareto_new`] with the Gauss-Legendre panels between consecutive
+/// `ends` (t > 0).
 fn pareto_new_on([r, alpha, s, beta]: [f64; 4], t: f64, ends: &[f64]) -> PurchaseCountDistribution {
     let (mut probabilities, coefficients) = pareto_alive_through([r, alpha, s, beta], t);
     let len = probabilities.len();
@@ -515,7 +505,8 @@ impl PurchaseParams {
             ),
             Self::ParetoNbd(p) => (pareto_new, [p.r() + x, p.alpha() + t, p.s(), p.beta() + t]),
         };
-        conditional(alive, new, updated, horizon_days)
+        // C0: dead buys nothing; alive, the new customer's law.
+        PurchaseCountDistribution::given_alive(alive, new(updated, horizon_days))
     }
 }
 
